@@ -1,0 +1,69 @@
+/**
+ * Errors shared by every Conduit program. Each has a stable `code`; across IPC,
+ * AMQP and HTTP an error travels as a {@link WireError} and is rebuilt on the
+ * other side with {@link fromWireError}, keeping the remote name and stack.
+ */
+
+/** An error as it crosses a process boundary (AMQP, IPC, HTTP body). */
+export interface WireError {
+  /** Stable machine-readable code, e.g. `TASK_EXCEPTION`, `UEP_START_FAILED`. */
+  code: string;
+  /** The error's class name on the side that raised it, e.g. `TypeError`. */
+  name: string;
+  /** One sentence naming the problem and the fix. */
+  message: string;
+  /** The remote stack, when there is one. */
+  stack?: string;
+  cause?: WireError;
+}
+
+export class ConduitError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = "ConduitError";
+  }
+}
+
+/** A task's function threw, or the task could not run; carries the remote error. */
+export class TaskExecutionFailed extends ConduitError {
+  readonly remote: WireError;
+
+  constructor(remote: WireError) {
+    super(remote.code, remote.message);
+    this.name = remote.name;
+    this.remote = remote;
+    this.stack = remote.stack ?? `${remote.name}: ${remote.message}`;
+  }
+}
+
+/** A payload (task or request) is larger than the limit in force. */
+export class PayloadTooLargeError extends ConduitError {
+  constructor(what: string, size: number, limit: number) {
+    super(
+      "TASK_PAYLOAD_TOO_LARGE",
+      `${what} is ${size} bytes, over the limit of ${limit} bytes; send less data per task (e.g. pass a path or URL instead of the data) or raise the limit.`,
+    );
+    this.name = "PayloadTooLargeError";
+  }
+}
+
+export function toWireError(err: unknown, code = "TASK_EXCEPTION"): WireError {
+  if (err instanceof Error) {
+    const wire: WireError = {
+      code: err instanceof ConduitError ? err.code : code,
+      name: err.name,
+      message: err.message,
+    };
+    if (err.stack) wire.stack = err.stack;
+    if (err.cause !== undefined) wire.cause = toWireError(err.cause, code);
+    return wire;
+  }
+  return { code, name: "Error", message: typeof err === "string" ? err : (JSON.stringify(err) ?? String(err)) };
+}
+
+export function fromWireError(wire: WireError): TaskExecutionFailed {
+  return new TaskExecutionFailed(wire);
+}

@@ -1,0 +1,71 @@
+/**
+ * @conduit/protocol: what the service, the endpoint and the SDK agree on — REST
+ * shapes, broker messages and topology, serialization strategies, task states,
+ * the UEP id, and the shared errors.
+ *
+ * ```ts
+ * import { encodeMessage, decodeMessage, uepTaskQueue } from "@conduit/protocol";
+ * const body = encodeMessage({ v: 1, kind: "heartbeat", role: "mep", endpointId, period: 30, sentAt: Date.now() });
+ * const msg = decodeMessage(body, "heartbeat");
+ * ```
+ */
+
+export type {
+  AmqpInfo,
+  ApiErrorBody,
+  BatchStatusRequest,
+  BatchStatusResponse,
+  EndpointInfo,
+  EndpointStatusResponse,
+  FunctionInfo,
+  HealthResponse,
+  RegisterEndpointRequest,
+  RegisterEndpointResponse,
+  RegisterFunctionRequest,
+  RegisterFunctionResponse,
+  SubmitRequest,
+  SubmitResponse,
+  SubmitTask,
+  TaskStatusResponse,
+} from "./api.js";
+export {
+  API_PREFIX,
+  DEFAULT_AMQP_URL,
+  DEFAULT_MAX_REQUEST_BYTES,
+  DEFAULT_MAX_TASK_BYTES,
+  DEFAULT_SERVICE_URL,
+} from "./api.js";
+export type { WireError } from "./errors.js";
+export { ConduitError, fromWireError, PayloadTooLargeError, TaskExecutionFailed, toWireError } from "./errors.js";
+export type {
+  BrokerMessage,
+  CommandMessage,
+  HeartbeatMessage,
+  IdentityInfo,
+  ResultMessage,
+  StartUepCommand,
+  TaskMessage,
+  UserRuntime,
+} from "./messages.js";
+export { decodeMessage, encodeMessage, PROTOCOL_VERSION } from "./messages.js";
+export type { ConduitPaths, Credentials } from "./paths.js";
+export { paths } from "./paths.js";
+export type { CallArguments, Payload } from "./serialization.js";
+export { deserializeData, JSON_DATA, payloadBytes, SOURCE_CODE, serializeJson } from "./serialization.js";
+export type { EndpointStatus, TaskState } from "./states.js";
+export { TASK_STATES, TERMINAL_TASK_STATES } from "./states.js";
+export {
+  commandQueue,
+  HEARTBEATS_EXCHANGE,
+  HEARTBEATS_QUEUE,
+  heartbeatsRoutingKey,
+  QUEUE_OPTIONS,
+  RESULTS_EXCHANGE,
+  RESULTS_QUEUE,
+  resultsRoutingKey,
+  TASKS_EXCHANGE,
+  taskGroupResultQueue,
+  uepName,
+  uepTaskQueue,
+} from "./topology.js";
+export { canonicalJson, computeUepId, uuidV5 } from "./uep-id.js";

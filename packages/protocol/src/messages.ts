@@ -1,0 +1,126 @@
+/**
+ * Messages on the broker. Every message is UTF-8 JSON carrying `v` (the
+ * protocol version) and `kind`; {@link decodeMessage} checks both at the edge
+ * so nothing malformed gets further.
+ */
+import { ConduitError, type WireError } from "./errors.js";
+import type { Payload } from "./serialization.js";
+
+export const PROTOCOL_VERSION = 1;
+
+/** Identity of a submitter, as the endpoint sees it. */
+export interface IdentityInfo {
+  /** Stable UUID of the identity. */
+  id: string;
+  /** `username@domain`. */
+  username: string;
+  name?: string;
+  email?: string;
+  organization?: string;
+  identity_provider?: string;
+}
+
+/** Runtime of the submitting SDK (part of the UEP id, and a template variable). */
+export interface UserRuntime {
+  node_version: string;
+  sdk_version: string;
+  platform: string;
+  arch: string;
+  hostname: string;
+}
+
+/** service → UEP: one task. */
+export interface TaskMessage {
+  v: 1;
+  kind: "task";
+  taskId: string;
+  functionId: string;
+  endpointId: string;
+  uepId: string;
+  taskGroupId: string;
+  /** The function, as the SDK serialized it (e.g. `conduit.SourceCode`). */
+  function: Payload;
+  /** The arguments, as the SDK serialized them (e.g. `conduit.JSONData` of `{args, kwargs}`). */
+  args: Payload;
+  resourceSpecification?: Record<string, unknown>;
+}
+
+/** UEP → service → SDK: the outcome of one task. */
+export interface ResultMessage {
+  v: 1;
+  kind: "result";
+  taskId: string;
+  endpointId: string;
+  uepId: string;
+  /** Filled in by the service before it forwards the result to the SDK. */
+  taskGroupId?: string;
+  state: "success" | "failed";
+  result?: Payload;
+  error?: WireError;
+  /** Milliseconds since the epoch. */
+  completedAt: number;
+}
+
+/** service → MEP: start (or make sure there is) the UEP for this (identity, config, runtime). */
+export interface StartUepCommand {
+  v: 1;
+  kind: "start_uep";
+  endpointId: string;
+  uepId: string;
+  /** `uep.<endpoint id>.<uep id>`. */
+  uepName: string;
+  identity: IdentityInfo;
+  userEndpointConfig: Record<string, unknown>;
+  userRuntime: UserRuntime | null;
+  /** Milliseconds since the epoch; commands much older than now are ignored. */
+  sentAt: number;
+}
+
+export type CommandMessage = StartUepCommand;
+
+/** MEP/UEP → service: liveness and state. */
+export interface HeartbeatMessage {
+  v: 1;
+  kind: "heartbeat";
+  role: "mep" | "uep";
+  endpointId: string;
+  uepId?: string;
+  /** Seconds until the next heartbeat; 0 means "shutting down". */
+  period: number;
+  /** Set when the process failed (e.g. a UEP whose template did not render). */
+  error?: WireError;
+  sentAt: number;
+}
+
+export type BrokerMessage = TaskMessage | ResultMessage | StartUepCommand | HeartbeatMessage;
+
+export function encodeMessage(message: BrokerMessage): Buffer {
+  return Buffer.from(JSON.stringify(message));
+}
+
+/** Decodes and checks a broker message; throws a ConduitError naming what is wrong. */
+export function decodeMessage<K extends BrokerMessage["kind"]>(
+  content: Buffer | string,
+  ...kinds: K[]
+): Extract<BrokerMessage, { kind: K }> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof content === "string" ? content : content.toString("utf8"));
+  } catch (err) {
+    throw new ConduitError("BAD_MESSAGE", "Broker message is not JSON; it was dropped.", { cause: err });
+  }
+  if (typeof parsed !== "object" || parsed === null) {
+    throw new ConduitError("BAD_MESSAGE", "Broker message is not a JSON object; it was dropped.");
+  }
+  const { v, kind } = parsed as { v?: unknown; kind?: unknown };
+  if (v !== PROTOCOL_VERSION) {
+    throw new ConduitError(
+      "PROTOCOL_VERSION",
+      `Broker message has protocol version ${String(v)}, this program speaks ${PROTOCOL_VERSION}; upgrade the older side.`,
+    );
+  }
+  if (!kinds.includes(kind as K)) {
+    throw new ConduitError("BAD_MESSAGE", `Broker message of kind ${String(kind)} is not one of ${kinds.join(", ")}.`);
+  }
+  return parsed as Extract<BrokerMessage, { kind: K }>;
+}

@@ -1,0 +1,55 @@
+/**
+ * AMQP 0-9-1 topology. Every name used on the broker is built here, so the
+ * service, the endpoint and the SDK can never disagree about one.
+ *
+ * ```
+ * SDK --REST--> service --(conduit.tasks, key <uep>.tasks)--> queue <uep>.tasks --> UEP
+ * service --(conduit.tasks, key ep.<id>.commands)--> queue ep.<id>.commands --> MEP
+ * UEP --(conduit.results, key <endpoint id>.results)--> queue conduit.results --> service
+ * service --(conduit.tasks, key tg.<group>.results)--> queue tg.<group>.results --> SDK
+ * MEP/UEP --(conduit.heartbeats, key <endpoint id>.heartbeats)--> queue conduit.heartbeats --> service
+ * ```
+ * All exchanges and queues are durable and all messages persistent.
+ */
+
+/** Direct exchange: routing key = destination queue name (tasks, commands, SDK results). */
+export const TASKS_EXCHANGE = "conduit.tasks";
+/** Topic exchange the UEPs publish results to. */
+export const RESULTS_EXCHANGE = "conduit.results";
+/** Topic exchange the MEPs and UEPs publish heartbeats and start failures to. */
+export const HEARTBEATS_EXCHANGE = "conduit.heartbeats";
+/** Queue the service consumes results from (bound to {@link RESULTS_EXCHANGE} with `#`). */
+export const RESULTS_QUEUE = "conduit.results";
+/** Queue the service consumes heartbeats from (bound to {@link HEARTBEATS_EXCHANGE} with `#`). */
+export const HEARTBEATS_QUEUE = "conduit.heartbeats";
+
+/** The MEP's command queue. */
+export function commandQueue(endpointId: string): string {
+  return `ep.${endpointId}.commands`;
+}
+
+/** A UEP's name, as in the seed's logs: `uep.<endpoint id>.<uep uuid>`. */
+export function uepName(endpointId: string, uepId: string): string {
+  return `uep.${endpointId}.${uepId}`;
+}
+
+/** A UEP's task queue. */
+export function uepTaskQueue(endpointId: string, uepId: string): string {
+  return `${uepName(endpointId, uepId)}.tasks`;
+}
+
+/** The queue an Executor reads its task group's results from. */
+export function taskGroupResultQueue(taskGroupId: string): string {
+  return `tg.${taskGroupId}.results`;
+}
+
+export function resultsRoutingKey(endpointId: string): string {
+  return `${endpointId}.results`;
+}
+
+export function heartbeatsRoutingKey(endpointId: string): string {
+  return `${endpointId}.heartbeats`;
+}
+
+/** Arguments every Conduit queue is declared with (all sides must agree). */
+export const QUEUE_OPTIONS = { durable: true } as const;
