@@ -35,6 +35,8 @@ export {
   DEFAULT_MAX_TASK_BYTES,
   DEFAULT_SERVICE_URL,
 } from "./api.js";
+export type { AmqpOptions, BrokerLink, BrokerOptions, ConfirmChannel, ConsumeMessage } from "./broker.js";
+export { connectBroker, redactUrl } from "./broker.js";
 export type { WireError } from "./errors.js";
 export { ConduitError, fromWireError, PayloadTooLargeError, TaskExecutionFailed, toWireError } from "./errors.js";
 export type {

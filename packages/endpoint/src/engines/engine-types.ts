@@ -1,0 +1,58 @@
+/**
+ * The engine interface: what a UEP needs from whatever runs its tasks
+ * (worker threads, child processes, blocks of workers from a provider).
+ * Implementations register in `engines/registry.ts` by `type`.
+ */
+import type { Payload, WireError } from "@conduit/protocol";
+
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** One task as the engine receives it (already checked against allowed_functions). */
+export interface EngineTask {
+  taskId: string;
+  functionId: string;
+  function: Payload;
+  args: Payload;
+  resourceSpecification?: Record<string, unknown>;
+}
+
+/** The outcome of one task; exactly one per submitted task, whatever happens. */
+export type EngineResult =
+  | { taskId: string; ok: true; value: Payload }
+  | { taskId: string; ok: false; error: WireError };
+
+export interface EngineContext {
+  /** The UEP's directory; engines keep run files under it (e.g. `<runDir>/submit_scripts`). */
+  runDir: string;
+  log: Logger;
+  /** Called once per task with its outcome. */
+  onResult(result: EngineResult): void;
+  /** Environment for workers (the UEP's environment, user_environment.yaml applied). */
+  env: NodeJS.ProcessEnv;
+}
+
+export interface EngineStatus {
+  type: string;
+  totalWorkers: number;
+  idleWorkers: number;
+  /** Submitted, not yet on a worker. */
+  pendingTasks: number;
+  /** Submitted and not yet finished (pending + running). */
+  outstandingTasks: number;
+  blocks?: number;
+}
+
+export interface Engine {
+  readonly type: string;
+  start(context: EngineContext): Promise<void>;
+  /** Queues a task; its result arrives through `context.onResult`. */
+  submit(task: EngineTask): void;
+  status(): EngineStatus;
+  /** Stops workers and blocks; tasks still outstanding get a failed result. */
+  shutdown(): Promise<void>;
+}

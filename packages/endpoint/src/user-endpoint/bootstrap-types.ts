@@ -1,0 +1,47 @@
+/**
+ * What the MEP hands a UEP on stdin: one line of JSON, after which stdin stays
+ * open. The MEP reads every file (as root, in multi-user mode); the UEP, already
+ * unprivileged, validates and renders them. When stdin closes, the MEP is gone
+ * and the UEP shuts down (it dies with its parent however the MEP died).
+ */
+import type { IdentityInfo, UserRuntime } from "@conduit/protocol";
+
+/** `mapped_identity` as the template sees it. */
+export interface MappedIdentity {
+  local: { uname: string; uid: number; gid: number; groups: number[]; gecos: string; shell: string; dir: string };
+  conduit: { id: string };
+}
+
+export interface TemplateFiles {
+  /** File name of the template, e.g. `user_config_template.yaml.j2`. */
+  name: string;
+  text: string;
+  /** Other files of the template's folder, by name, for `{% include %}` / `{% extends %}`. */
+  siblings: Record<string, string>;
+}
+
+export interface UepBootstrap {
+  v: 1;
+  endpointId: string;
+  uepId: string;
+  /** `uep.<endpoint id>.<uep id>`. */
+  uepName: string;
+  mepPid: number;
+  /** Broker URL (with credentials) the UEP consumes its task queue on. */
+  amqpUrl: string;
+  /** The template and its siblings, or why the MEP could not read them. */
+  template: TemplateFiles | { error: string };
+  /** Raw text of user_config_schema.json, or null when there is none. */
+  schema: string | null;
+  /** user_environment.yaml, already applied to the UEP's environment by the MEP. */
+  userEnvironment: Record<string, string>;
+  /** The submitter's userEndpointConfig, as sent. */
+  userConfig: Record<string, unknown>;
+  userRuntime: UserRuntime | null;
+  /** The MEP's config.yaml, parsed. */
+  parentConfig: Record<string, unknown>;
+  mappedIdentity: MappedIdentity | null;
+  identity: IdentityInfo;
+  /** From the MEP's config.yaml; overrides the template's list when set. */
+  allowedFunctions: string[] | null;
+}
