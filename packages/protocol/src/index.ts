@@ -47,6 +47,7 @@ export type {
   ResultMessage,
   StartUepCommand,
   TaskMessage,
+  TaskStatusMessage,
   UserRuntime,
 } from "./messages.js";
 export { decodeMessage, encodeMessage, PROTOCOL_VERSION } from "./messages.js";

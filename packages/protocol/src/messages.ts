@@ -61,6 +61,20 @@ export interface ResultMessage {
   completedAt: number;
 }
 
+/**
+ * UEP → service: tasks that moved to `running` (handed to the engine). Batched:
+ * one message per few milliseconds, not one per task.
+ */
+export interface TaskStatusMessage {
+  v: 1;
+  kind: "task_status";
+  endpointId: string;
+  uepId: string;
+  state: "running";
+  taskIds: string[];
+  sentAt: number;
+}
+
 /** service → MEP: start (or make sure there is) the UEP for this (identity, config, runtime). */
 export interface StartUepCommand {
   v: 1;
@@ -92,7 +106,7 @@ export interface HeartbeatMessage {
   sentAt: number;
 }
 
-export type BrokerMessage = TaskMessage | ResultMessage | StartUepCommand | HeartbeatMessage;
+export type BrokerMessage = TaskMessage | ResultMessage | TaskStatusMessage | StartUepCommand | HeartbeatMessage;
 
 export function encodeMessage(message: BrokerMessage): Buffer {
   return Buffer.from(JSON.stringify(message));

@@ -5,7 +5,7 @@
  * ```
  * SDK --REST--> service --(conduit.tasks, key <uep>.tasks)--> queue <uep>.tasks --> UEP
  * service --(conduit.tasks, key ep.<id>.commands)--> queue ep.<id>.commands --> MEP
- * UEP --(conduit.results, key <endpoint id>.results)--> queue conduit.results --> service
+ * UEP --(conduit.results, key <endpoint id>.results)--> queue conduit.results --> service  (results and task_status)
  * service --(conduit.tasks, key tg.<group>.results)--> queue tg.<group>.results --> SDK
  * MEP/UEP --(conduit.heartbeats, key <endpoint id>.heartbeats)--> queue conduit.heartbeats --> service
  * ```
