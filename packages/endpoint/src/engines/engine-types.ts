@@ -56,3 +56,9 @@ export interface Engine {
   /** Stops workers and blocks; tasks still outstanding get a failed result. */
   shutdown(): Promise<void>;
 }
+
+/** The `engine:` block of a rendered user endpoint config; each engine validates its own keys. */
+export interface EngineConfig {
+  type: string;
+  [key: string]: unknown;
+}

@@ -45,3 +45,11 @@ export interface UepBootstrap {
   /** From the MEP's config.yaml; overrides the template's list when set. */
   allowedFunctions: string[] | null;
 }
+
+/** UEP exit codes the MEP acts on. */
+export const UEP_EXIT = {
+  /** Stopped normally (idle, signal, parent gone). */
+  ok: 0,
+  /** Could not start (template, schema, config, engine, endpoint_setup); its queued tasks were failed with the reason. */
+  startFailed: 3,
+} as const;
