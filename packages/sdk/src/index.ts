@@ -1,1 +1,45 @@
-export {};
+/**
+ * @conduit/sdk: run JavaScript functions on Conduit compute endpoints.
+ *
+ * - {@link Executor}: `submit(fn, ...args)` returns a {@link TaskFuture} at once; tasks
+ *   are batched, and results are pushed back over AMQP (no polling).
+ * - {@link Client}: the REST API (endpoints, functions, tasks, results).
+ *
+ * The service URL and token come from `CONDUIT_SERVICE_URL` / `CONDUIT_TOKEN`, else
+ * from `$CONDUIT_USER_DIR/credentials.json` (written by `npx conduit-service start`).
+ *
+ * ```ts
+ * import { Executor } from "@conduit/sdk";
+ *
+ * const add = (a: number, b: number) => a + b;
+ * const ex = new Executor({ endpointId, userEndpointConfig: { worker_init: "" } });
+ * console.log(await ex.submit(add, 30, 12).result()); // 42
+ * ex.userEndpointConfig.worker_init = "true"; // later submits run in a second user endpoint process
+ * console.log(await ex.submit(add, 21, 21).result()); // 42
+ * await ex.shutdown();
+ * ```
+ *
+ * Functions travel as source text: a submitted function must not rely on
+ * variables or imports from outside its body (pass values as arguments, import
+ * inside the body). Call `shutdown()` (or use `await using ex = new Executor(…)`)
+ * when done: the broker connection keeps the process alive until then.
+ */
+
+export {
+  ConduitError,
+  PayloadTooLargeError,
+  TaskExecutionFailed,
+  type WireError,
+} from "@conduit/protocol";
+export { Client, type ClientOptions } from "./client.js";
+export { ConduitApiError, FutureCancelledError, ServiceUnreachableError } from "./errors.js";
+export { Executor, type ShutdownOptions } from "./executor.js";
+export type { ExecutorOptions } from "./executor-options.js";
+export {
+  type AnyFunction,
+  functionSource,
+  serializeArguments,
+  serializeFunction,
+} from "./serialize.js";
+export { TaskFuture } from "./task-future.js";
+export { SDK_VERSION } from "./user-runtime.js";

@@ -1,0 +1,230 @@
+/**
+ * Renders user_config_template.yaml.j2 for one UEP, matching Globus's
+ * `render_config_user_template` step for step:
+ *   1. a user variable named like a reserved template name is refused;
+ *   2. the raw variables are validated against user_config_schema.json;
+ *   3. they are sanitised (strings become their JSON text, see template-values.ts);
+ *   4. the template sees them plus `_GC = {parent_config, mapped_identity,
+ *      user_runtime}` and the same three as deprecated top-level names;
+ *   5. Jinja semantics: strict undefined, no autoescape, no trim/lstrip of
+ *      blocks, CRLF read as LF, one final newline of each file dropped, sibling
+ *      files for include/extends/import, and the one extra filter `shell_escape`.
+ * The engine is minijinja (WebAssembly): a template reaches only the plain data
+ * passed in, never a JavaScript object, and `fuel` bounds runaway loops.
+ * This runs in the UEP, after privileges were dropped, never in the MEP.
+ */
+import type { UserRuntime } from "@conduit/protocol";
+import { Environment } from "minijinja-js";
+import { ConfigError } from "../errors.js";
+import type { MappedIdentity, TemplateFiles } from "../user-endpoint/bootstrap-types.js";
+import { sanitiseUserValue, shellEscape, type TemplateValue, toTemplateData } from "./template-values.js";
+import { validateUserConfig } from "./user-config-schema.js";
+
+export interface RenderInput {
+  template: TemplateFiles;
+  /** Text of user_config_schema.json; null or empty means no validation. */
+  schema: string | null;
+  /** The submitter's userEndpointConfig, as sent. */
+  userConfig: Record<string, unknown>;
+  userRuntime: UserRuntime | null;
+  /** The MEP's config.yaml, parsed. */
+  parentConfig: Record<string, unknown>;
+  mappedIdentity: MappedIdentity | null;
+}
+
+const RESERVED_NAMES = ["parent_config", "user_runtime", "mapped_identity", "_GC"];
+
+/**
+ * Evaluation steps a render may take: ~1.5 s of looping on this kind of
+ * machine, thousands of times what a site template with a few loops needs.
+ */
+const FUEL = 20_000_000;
+
+/** The rendered YAML text; a ConfigError (one sentence first) for anything the user or admin must fix. */
+export function renderUserConfigTemplate(input: RenderInput): string {
+  const { template, userConfig } = input;
+  if (typeof userConfig !== "object" || userConfig === null || Array.isArray(userConfig)) {
+    throw new ConfigError(
+      'userEndpointConfig must be an object of variable names to values; send e.g. { worker_init: "..." }.',
+    );
+  }
+  for (const name of RESERVED_NAMES) {
+    if (Object.hasOwn(userConfig, name)) {
+      throw new ConfigError(
+        `userEndpointConfig may not set '${name}', a name reserved for the template's own data; rename that variable.`,
+      );
+    }
+  }
+  validateUserConfig(input.schema, userConfig);
+
+  const variables = Object.entries(userConfig).map(
+    ([key, value]) => [key, sanitiseUserValue(value, `userEndpointConfig.${key}`)] as const,
+  );
+  const reserved = {
+    parent_config: toTemplateData(input.parentConfig, "The parent endpoint's config.yaml"),
+    mapped_identity: toTemplateData(input.mappedIdentity, "The mapped identity"),
+    user_runtime: sanitiseUserValue(input.userRuntime ?? {}, "userRuntime"),
+  };
+  // fromEntries defines own properties, so a variable named __proto__ stays a variable.
+  const context: Record<string, TemplateValue> = Object.fromEntries([
+    ...variables,
+    ["_GC", reserved],
+    ...Object.entries(reserved),
+  ]);
+  return renderTemplate(template, context);
+}
+
+function renderTemplate(template: TemplateFiles, context: Record<string, TemplateValue>): string {
+  const env = new Environment();
+  let filterFailure: string | undefined;
+  const unparsable = new Map<string, unknown>();
+  let freeable = true;
+  try {
+    env.debug = true; // error messages then carry the failing expression's span
+    env.undefinedBehavior = "strict";
+    env.enablePyCompat();
+    env.keepTrailingNewline = true; // register() drops one final newline per file, as Jinja's lexer does
+    env.fuel = FUEL;
+    env.addFilter("shell_escape", (value: unknown) => {
+      // A JavaScript exception inside a filter leaves the WebAssembly engine unusable: report it afterwards.
+      const outcome = shellEscape(value);
+      if (outcome.ok) return outcome.value;
+      filterFailure ??= outcome.reason;
+      return "";
+    });
+    for (const [name, text] of Object.entries(template.siblings)) {
+      if (name === template.name) continue;
+      try {
+        register(env, name, text);
+      } catch (err) {
+        // Jinja parses a sibling only when it is included; an unrelated file that is not a template must not matter.
+        unparsable.set(name, err);
+      }
+    }
+    register(env, template.name, template.text);
+    const output = env.renderTemplate(template.name, context);
+    if (filterFailure !== undefined) throw new ConfigError(`${template.name}: ${filterFailure}.`);
+    return output;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    if (filterFailure !== undefined) throw new ConfigError(`${template.name}: ${filterFailure}.`, { cause: err });
+    if (err instanceof Error && err.name === "RuntimeError") {
+      // A panic inside the engine (e.g. a string too large to allocate); the instance is poisoned, so it is not freed.
+      freeable = false;
+      throw new ConfigError(
+        `${template.name}: the template engine failed (${err.message}), typically on a value too large to build; simplify the template.`,
+        { cause: err },
+      );
+    }
+    // minijinja reports a failure inside an included file only as "error in <file>"; rendering that file
+    // alone with the same variables recovers its own error (and line) in nearly every case.
+    const renderAlone = (name: string): unknown => {
+      try {
+        env.renderTemplate(name, context);
+        return undefined;
+      } catch (inner) {
+        return inner;
+      }
+    };
+    throw translateError(err, { templateName: template.name, unparsable, renderAlone });
+  } finally {
+    if (freeable) env.free();
+  }
+}
+
+/**
+ * Registers one file: CRLF and CR read as LF and one final newline dropped, as
+ * Jinja's lexer does, and autoescape off whatever the name (minijinja picks
+ * escaping from it: `.yaml` and `.json` would get JSON escaping, and Jinja as
+ * Globus runs it has none).
+ */
+function register(env: Environment, name: string, text: string): void {
+  const lf = text.replace(/\r\n?/g, "\n");
+  const body = lf.endsWith("\n") ? lf.slice(0, -1) : lf;
+  // Compiled bare first, so that a syntax error is reported on the file's own text, not on the wrapper.
+  env.addTemplate(name, body);
+  // The wrapper adds no line, so line numbers in errors stay the file's own.
+  env.addTemplate(name, `{% autoescape false %}${body}{% endautoescape %}`);
+}
+
+interface EngineError {
+  detail: string;
+  file?: string;
+  line?: number;
+  /** The source text the engine pointed at, e.g. `worker_inti` or `cfg.nope`. */
+  span?: string;
+}
+
+/**
+ * minijinja's debug message: `<detail> (in <file>:<line>)`, then a source
+ * excerpt whose `N > ` row is the failing line and whose `^^^` row marks the
+ * failing expression.
+ */
+function parseEngineError(message: string): EngineError {
+  const [head = "", ...rest] = message.split("\n");
+  const located = /^(.*) \(in (.+):(\d+)\)$/.exec(head);
+  const error: EngineError = located
+    ? { detail: located[1], file: located[2], line: Number(located[3]) }
+    : { detail: head };
+  const rowIndex = rest.findIndex((row) => /^\s*\d+ > /.test(row));
+  if (rowIndex >= 0) {
+    // The caret row is aligned with the source row, margin included.
+    const row = rest[rowIndex];
+    const margin = /^\s*\d+ > /.exec(row)![0].length;
+    const carets = /\^+/.exec(rest[rowIndex + 1] ?? "");
+    if (carets && carets.index >= margin) {
+      // The span of `a.b.c` may start at its first dot; take in the names before it.
+      let start = carets.index;
+      while (start > margin && /[\w.]/.test(row[start - 1])) start--;
+      error.span = row.slice(start, carets.index + carets[0].length).trim() || undefined;
+    }
+  }
+  return error;
+}
+
+interface ErrorContext {
+  templateName: string;
+  /** Siblings that do not parse, with their syntax error. */
+  unparsable: Map<string, unknown>;
+  renderAlone: (name: string) => unknown;
+}
+
+function translateError(err: unknown, context: ErrorContext): ConfigError {
+  const { templateName, unparsable } = context;
+  const message = err instanceof Error ? err.message : String(err);
+  const parsed = parseEngineError(message);
+  const missingMatch = /non-existing template "([^"]+)"|template "([^"]+)" does not exist/.exec(parsed.detail);
+  const missing = missingMatch?.[1] ?? missingMatch?.[2];
+  if (missing !== undefined && unparsable.has(missing)) {
+    // Not missing: that sibling does not parse. Report its own syntax error.
+    return translateError(unparsable.get(missing), context);
+  }
+  const failedInclude = /^could not render include: error in "([^"]+)"$/.exec(parsed.detail)?.[1];
+  if (failedInclude !== undefined) {
+    const inner = context.renderAlone(failedInclude);
+    if (inner !== undefined) return translateError(inner, context);
+  }
+  const where = `${parsed.file ?? templateName}${parsed.line !== undefined ? ` line ${parsed.line}` : ""}`;
+  const cause = { cause: err };
+  if (parsed.detail === "undefined value") {
+    const name = parsed.span ? ` '${parsed.span}'` : "";
+    const own = parsed.span !== undefined && /^(_GC|parent_config|user_runtime|mapped_identity)\b/.test(parsed.span);
+    const fix = own
+      ? `test it with "is defined" or use |default()`
+      : "define it in userEndpointConfig or use |default()";
+    return new ConfigError(`${where}: undefined value${name}; ${fix}.`, cause);
+  }
+  if (parsed.detail.startsWith("syntax error")) {
+    return new ConfigError(`${where}: ${parsed.detail}; fix the template syntax.`, cause);
+  }
+  if (parsed.detail.includes("ran out of fuel")) {
+    return new ConfigError(
+      `${where}: the template ran over its budget of ${FUEL} steps; look for a loop that never ends or grows too large.`,
+      cause,
+    );
+  }
+  if (missing !== undefined) {
+    return new ConfigError(`${where}: ${parsed.detail}; put ${missing} in the same folder as ${templateName}.`, cause);
+  }
+  return new ConfigError(`${where}: ${parsed.detail}; fix the template.`, cause);
+}

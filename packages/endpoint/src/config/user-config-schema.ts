@@ -1,0 +1,134 @@
+/**
+ * Validation of the user's raw variables against the admin's
+ * user_config_schema.json, before they are sanitised or rendered (Globus's
+ * `_validate_user_opts`). The schema's `$schema` picks the draft; without one
+ * the newest (2020-12) applies, as Python's `jsonschema.validate` does. Unknown
+ * keywords are ignored as there; `format` is checked (Python's is not).
+ */
+import type { AnySchema, ErrorObject, ValidateFunction } from "ajv";
+import { Ajv2019 } from "ajv/dist/2019.js";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { Ajv } from "ajv/dist/ajv.js";
+import addFormats from "ajv-formats";
+import { ConfigError } from "../errors.js";
+import { ENDPOINT_FILES } from "./defaults.js";
+
+type AjvClass = typeof Ajv | typeof Ajv2019 | typeof Ajv2020;
+
+/** `$schema` patterns → the validator for that draft and the id it knows the draft by. */
+const DRAFTS: { pattern: RegExp; Validator: AjvClass; id: string }[] = [
+  { pattern: /\/draft\/2020-12\/schema#?$/, Validator: Ajv2020, id: "https://json-schema.org/draft/2020-12/schema" },
+  { pattern: /\/draft\/2019-09\/schema#?$/, Validator: Ajv2019, id: "https://json-schema.org/draft/2019-09/schema" },
+  { pattern: /\/draft-07\/schema#?$/, Validator: Ajv, id: "http://json-schema.org/draft-07/schema#" },
+];
+
+const FILE = ENDPOINT_FILES.schema;
+const MAX_LISTED_ERRORS = 10;
+
+/**
+ * Throws a ConfigError when `userConfig` breaks the schema, or when the schema
+ * itself is not a usable JSON schema. Empty text, `{}` and `null` mean "no
+ * schema", as in Globus.
+ */
+export function validateUserConfig(schemaText: string | null, userConfig: Record<string, unknown>): void {
+  if (schemaText === null || schemaText.trim() === "") return;
+  let schema: unknown;
+  try {
+    schema = JSON.parse(schemaText);
+  } catch (err) {
+    throw new ConfigError(
+      `${FILE} is not valid JSON (${(err as Error).message}); ask the endpoint administrator to fix or remove it.`,
+      { cause: err },
+    );
+  }
+  // Python's `if not schema` skips validation for these.
+  if (!schema || (typeof schema === "object" && Object.keys(schema).length === 0)) return;
+  const validate = compile(schema);
+  if (validate(userConfig)) return;
+
+  const problems = dedupe((validate.errors ?? []).map(describe));
+  const [first = { text: "/ fails the schema", fix: "change userEndpointConfig" }, ...rest] = problems;
+  const lines = [
+    `User endpoint configuration is invalid: ${first.text} (${FILE}); ${first.fix} or ask the endpoint administrator to update the schema.`,
+    ...rest.slice(0, MAX_LISTED_ERRORS - 1).map((p) => `Also: ${p.text}.`),
+  ];
+  throw new ConfigError(lines.join("\n"));
+}
+
+function compile(schema: unknown): ValidateFunction {
+  if (typeof schema !== "object" && schema !== true) {
+    throw new ConfigError(`${FILE} must hold a JSON object (a JSON schema); ask the endpoint administrator to fix it.`);
+  }
+  let chosen = schema as AnySchema;
+  let Validator: AjvClass = Ajv2020;
+  const declared =
+    typeof schema === "object" && schema !== null ? (schema as { $schema?: unknown }).$schema : undefined;
+  if (declared !== undefined) {
+    const draft = typeof declared === "string" ? DRAFTS.find((d) => d.pattern.test(declared)) : undefined;
+    if (!draft) {
+      throw new ConfigError(
+        `${FILE} declares $schema ${JSON.stringify(declared)}, a JSON schema draft Conduit does not support; ask the endpoint administrator to use ${DRAFTS.map((d) => d.id).join(", ")}.`,
+      );
+    }
+    Validator = draft.Validator;
+    // http/https and a trailing "#" are spelling variants of one draft; Ajv knows each by one id.
+    chosen = { ...(schema as object), $schema: draft.id };
+  }
+  const ajv = new Validator({ allErrors: true, strict: false, logger: false });
+  addFormats.default(ajv);
+  try {
+    return ajv.compile(chosen);
+  } catch (err) {
+    throw new ConfigError(
+      `${FILE} is not a valid JSON schema (${(err as Error).message}); ask the endpoint administrator to fix it.`,
+      { cause: err },
+    );
+  }
+}
+
+interface Problem {
+  text: string;
+  fix: string;
+}
+
+function describe(error: ErrorObject): Problem {
+  const params = error.params as Record<string, unknown>;
+  const below = (key: unknown) => `${error.instancePath}/${escapePointer(String(key))}`;
+  switch (error.keyword) {
+    case "required":
+    case "dependentRequired":
+    case "dependencies": {
+      const pointer = below(params.missingProperty);
+      const when = params.property === undefined ? "" : ` when ${below(params.property)} is set`;
+      return { text: `${pointer} is required${when}`, fix: `set userEndpointConfig.${dotted(pointer)}` };
+    }
+    case "additionalProperties":
+    case "unevaluatedProperties": {
+      const pointer = below(params.additionalProperty ?? params.unevaluatedProperty);
+      return { text: `${pointer} is not allowed`, fix: `remove userEndpointConfig.${dotted(pointer)}` };
+    }
+  }
+  let text = `${error.instancePath || "/"} ${error.message ?? `fails ${error.keyword}`}`;
+  if (error.keyword === "enum") {
+    text += ` (${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(", ")})`;
+  }
+  const target = error.instancePath ? `userEndpointConfig.${dotted(error.instancePath)}` : "userEndpointConfig";
+  return { text, fix: `change ${target}` };
+}
+
+function dedupe(problems: Problem[]): Problem[] {
+  return [...new Map(problems.map((p) => [p.text, p])).values()];
+}
+
+function escapePointer(key: string): string {
+  return key.replaceAll("~", "~0").replaceAll("/", "~1");
+}
+
+/** `/a/0/b` → `a[0].b`. */
+function dotted(pointer: string): string {
+  return pointer
+    .split("/")
+    .slice(1)
+    .map((token) => token.replaceAll("~1", "/").replaceAll("~0", "~"))
+    .reduce((path, token) => (/^\d+$/.test(token) ? `${path}[${token}]` : path ? `${path}.${token}` : token), "");
+}

@@ -1,0 +1,393 @@
+/**
+ * HighThroughputEngine (`GlobusComputeEngine` in Globus configs): an
+ * interchange inside the UEP, listening on loopback, and blocks of workers
+ * that a provider starts (a local shell, later Slurm or PBS jobs). Each block
+ * runs a block manager that connects back to the interchange and forks
+ * `max_workers_per_node` workers. Blocks follow the load: more while tasks
+ * wait for a worker (up to max_blocks), fewer when idle (down to min_blocks).
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { ConduitError } from "@conduit/protocol";
+import { describeJobEnd, readTail } from "../providers/job-output.js";
+import { type JobStatus, type Provider, TERMINAL_JOB_STATES } from "../providers/provider-types.js";
+import { blockManagerCommand } from "../worker/block-manager-command.js";
+import type { Engine, EngineContext, EngineStatus, EngineTask } from "./engine-types.js";
+import { HIGH_THROUGHPUT_FIELDS, type HighThroughputOptions } from "./high-throughput-options.js";
+import { type ConnectedBlock, Interchange } from "./interchange.js";
+import { parseOptions } from "./option-fields.js";
+import { engineError, shutdownError, TaskLedger } from "./task-ledger.js";
+
+/** Blocks that end before connecting this many times in a row fail the waiting tasks. */
+export const BLOCK_START_ATTEMPTS = 3;
+/** A block still not connected after this long gets a warning in the log (it may be queued, or stuck in worker_init). */
+const SLOW_START_WARNING_MS = 60_000;
+/** How long to wait for a lost block's job to report how it ended, for the error message. */
+const LOST_BLOCK_STATUS_WAIT_MS = 2000;
+
+type BlockState =
+  /** Submitted to the provider; its block manager has not connected yet. */
+  | "pending"
+  /** Its block manager is connected and takes tasks. */
+  | "connected"
+  /** Told to shut down (idle too long); takes no tasks. */
+  | "draining";
+
+interface BlockRecord {
+  id: string;
+  state: BlockState;
+  jobId?: string;
+  submittedAt: number;
+  warnedSlow: boolean;
+}
+
+interface Running {
+  context: EngineContext;
+  ledger: TaskLedger;
+  interchange: Interchange;
+  port: number;
+  secretPath: string;
+  timers: NodeJS.Timeout[];
+}
+
+export class HighThroughputEngine implements Engine {
+  readonly type = "HighThroughputEngine";
+  private readonly provider: Provider;
+  private running: Running | undefined;
+  private readonly blocks = new Map<string, BlockRecord>();
+  /** Jobs started and not yet cancelled: the ones shutdown must stop. */
+  private readonly liveJobs = new Set<string>();
+  private readonly submissions = new Set<Promise<void>>();
+  private nextBlockId = 0;
+  private startFailures = 0;
+  private broken = false;
+  private scaleQueued = false;
+  private polling = false;
+  private stopping: Promise<void> | undefined;
+
+  constructor(readonly options: HighThroughputOptions) {
+    this.provider = options.provider;
+  }
+
+  /** Checks the `engine:` options (without `type`) and builds the engine; nothing starts yet. */
+  static parse(raw: Record<string, unknown>, path = "engine"): HighThroughputEngine {
+    return new HighThroughputEngine(parseOptions(raw, path, "HighThroughputEngine", HIGH_THROUGHPUT_FIELDS));
+  }
+
+  async start(context: EngineContext): Promise<void> {
+    const ledger = new TaskLedger(this.options.max_retries_on_system_failure, context.onResult);
+    const secret = randomBytes(32).toString("hex");
+    const interchange = new Interchange(
+      secret,
+      {
+        admit: (blockId) =>
+          this.blocks.get(blockId)?.state === "pending"
+            ? undefined
+            : `block ${blockId} is not one this engine is starting`,
+        connected: (block) => this.onConnected(block),
+        result: (result) => ledger.complete(result),
+        lost: (task, reason) => this.onLost(task, reason),
+        closed: (block, inFlight) => void this.onClosed(block, inFlight),
+      },
+      context.log,
+    );
+    const port = await interchange.listen();
+    // The secret goes to blocks in a file only its owner can read, not on a command line anyone can see in `ps`.
+    const secretPath = join(context.runDir, `interchange.${process.pid}.${randomBytes(4).toString("hex")}.secret`);
+    try {
+      await mkdir(dirname(secretPath), { recursive: true, mode: 0o700 });
+      await writeFile(secretPath, secret, { mode: 0o600 });
+      // Fail now, not at the first block, when the package is not built.
+      blockManagerCommand({ host: "127.0.0.1", port, blockId: "0", workers: 1, secretFile: secretPath });
+      await this.provider.start({ runDir: context.runDir, env: context.env, log: context.log });
+    } catch (err) {
+      await interchange.close();
+      await rm(secretPath, { force: true });
+      throw new ConduitError("ENGINE_START_FAILED", `The ${this.type} could not start: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+
+    const { strategy_period } = this.options.job_status_kwargs;
+    const timers = [
+      setInterval(() => this.strategyTick(), strategy_period * 1000),
+      setInterval(() => void this.pollPendingBlocks(), this.provider.pollingIntervalMs),
+    ];
+    for (const timer of timers) timer.unref();
+    this.running = {
+      context,
+      ledger,
+      interchange,
+      port,
+      secretPath,
+      timers,
+    };
+    context.log.info(
+      `HighThroughputEngine: interchange on 127.0.0.1:${port}; ${this.provider.type} blocks ` +
+        `(init ${this.provider.initBlocks}, min ${this.provider.minBlocks}, max ${this.provider.maxBlocks}) ` +
+        `of ${this.options.max_workers_per_node} worker(s).`,
+    );
+    for (let i = 0; i < this.provider.initBlocks; i++) this.launch();
+  }
+
+  submit(task: EngineTask): void {
+    const { ledger, interchange, context } = this.started();
+    if (this.stopping) {
+      context.onResult({ taskId: task.taskId, ok: false, error: shutdownError(this.type)(task.taskId) });
+      return;
+    }
+    if (!ledger.add(task)) {
+      context.log.warn(`Task ${task.taskId} is already on the ${this.type}; ignoring the duplicate.`);
+      return;
+    }
+    // After blocks failed to start, a new task gets new attempts: the cause may be gone.
+    this.broken = false;
+    interchange.submit(task);
+    this.scheduleScale();
+  }
+
+  status(): EngineStatus {
+    let totalWorkers = 0;
+    let idleWorkers = 0;
+    for (const block of this.running?.interchange.blocks() ?? []) {
+      totalWorkers += block.workers;
+      if (!block.draining) idleWorkers += Math.max(0, block.workers - block.inFlight.size);
+    }
+    return {
+      type: this.type,
+      totalWorkers,
+      idleWorkers,
+      pendingTasks: this.running?.interchange.queued ?? 0,
+      outstandingTasks: this.running?.ledger.size ?? 0,
+      blocks: [...this.blocks.values()].filter((b) => b.state !== "draining").length,
+    };
+  }
+
+  shutdown(): Promise<void> {
+    this.stopping ??= this.stop();
+    return this.stopping;
+  }
+
+  private async stop(): Promise<void> {
+    const running = this.running;
+    if (!running) return;
+    for (const timer of running.timers) clearInterval(timer);
+    running.ledger.failAll(shutdownError(this.type));
+    running.interchange.takeQueued();
+    for (const block of running.interchange.blocks()) running.interchange.drain(block.blockId);
+    // A block being submitted right now gets its job id first, so that it is cancelled too.
+    await Promise.allSettled(this.submissions);
+    await this.provider.cancel([...this.liveJobs]);
+    this.liveJobs.clear();
+    this.blocks.clear();
+    await running.interchange.close();
+    await rm(running.secretPath, { force: true });
+    running.context.log.info("HighThroughputEngine shut down.");
+  }
+
+  private launch(): void {
+    const running = this.running;
+    if (!running) return;
+    const id = String(this.nextBlockId++);
+    const record: BlockRecord = { id, state: "pending", submittedAt: Date.now(), warnedSlow: false };
+    this.blocks.set(id, record);
+    const command = blockManagerCommand({
+      host: "127.0.0.1",
+      port: running.port,
+      blockId: id,
+      workers: this.options.max_workers_per_node,
+      secretFile: running.secretPath,
+    });
+    running.context.log.info(`Starting block ${id} with ${this.provider.type}.`);
+    const submission = this.provider.submit(command, `block-${id}`).then(
+      (jobId) => {
+        record.jobId = jobId;
+        this.liveJobs.add(jobId);
+      },
+      (err: Error) => {
+        if (this.blocks.get(id) !== record) return;
+        this.blocks.delete(id);
+        this.startFailed(record, `${this.provider.type} could not submit it (${err.message})`);
+      },
+    );
+    this.submissions.add(submission);
+    void submission.finally(() => this.submissions.delete(submission));
+  }
+
+  private onConnected(block: ConnectedBlock): void {
+    const record = this.blocks.get(block.blockId);
+    if (record) record.state = "connected";
+    this.startFailures = 0;
+    this.broken = false;
+    this.running?.context.log.info(
+      `Block ${block.blockId} connected: block manager pid ${block.pid} on ${block.hostname}, ${block.workers} worker(s).`,
+    );
+  }
+
+  private onLost(task: EngineTask, reason: string): void {
+    const running = this.running;
+    if (!running || this.stopping) return;
+    if (running.ledger.lost(task, reason)) {
+      running.context.log.warn(`${reason}; running it again.`);
+      running.interchange.requeue(task);
+    } else {
+      running.context.log.warn(`${reason}.`);
+    }
+  }
+
+  private async onClosed(block: ConnectedBlock, inFlight: EngineTask[]): Promise<void> {
+    const record = this.blocks.get(block.blockId);
+    this.blocks.delete(block.blockId);
+    if (!this.running || this.stopping) return;
+    if (record?.state === "draining" && inFlight.length === 0) return;
+    const how = await this.describeLostBlock(record);
+    const reason = `block ${block.blockId} (block manager pid ${block.pid} on ${block.hostname}${record?.jobId ? `, job ${record.jobId}` : ""}) was lost: ${how}`;
+    this.running.context.log.warn(`The ${reason}.`);
+    // Whatever is left of the block (a worker busy in a long computation) is stopped too.
+    if (record?.jobId) void this.cancelJob(record.jobId);
+    for (const task of inFlight) this.onLost(task, `${reason}, while running task ${task.taskId}`);
+    this.scheduleScale();
+  }
+
+  /** How a lost block's job ended, if the provider can tell within a short wait. */
+  private async describeLostBlock(record: BlockRecord | undefined): Promise<string> {
+    const jobId = record?.jobId;
+    const deadline = Date.now() + LOST_BLOCK_STATUS_WAIT_MS;
+    while (jobId && Date.now() < deadline) {
+      const status = (await this.provider.status([jobId]).catch(() => undefined))?.get(jobId);
+      if (status && TERMINAL_JOB_STATES.has(status.state)) return `its block manager ${describeJobEnd(status)}`;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return "its connection to the interchange closed";
+  }
+
+  private async pollPendingBlocks(): Promise<void> {
+    const running = this.running;
+    const pending = [...this.blocks.values()].filter((b) => b.state === "pending" && b.jobId !== undefined);
+    if (!running || this.stopping || this.polling || pending.length === 0) return;
+    this.polling = true;
+    let statuses: Map<string, JobStatus>;
+    try {
+      statuses = await this.provider.status(pending.map((b) => b.jobId as string));
+    } catch (err) {
+      running.context.log.warn(`${this.provider.type} could not report job states: ${(err as Error).message}.`);
+      return;
+    } finally {
+      this.polling = false;
+    }
+    for (const record of pending) {
+      if (this.blocks.get(record.id) !== record || record.state !== "pending") continue;
+      const status = statuses.get(record.jobId as string);
+      if (status && TERMINAL_JOB_STATES.has(status.state)) {
+        this.blocks.delete(record.id);
+        this.liveJobs.delete(record.jobId as string);
+        this.startFailed(record, `job ${record.jobId} ${describeJobEnd(status)} before connecting`, status.stderrPath);
+      } else if (!record.warnedSlow && Date.now() - record.submittedAt > SLOW_START_WARNING_MS) {
+        record.warnedSlow = true;
+        running.context.log.warn(
+          `Block ${record.id} (job ${record.jobId}, ${status?.state ?? "unknown"}) has not connected after ${SLOW_START_WARNING_MS / 1000} s; if it is not queued, see its output (${status?.stderrPath ?? "the provider's job output"}).`,
+        );
+      }
+    }
+  }
+
+  private startFailed(record: BlockRecord, detail: string, stderrPath?: string): void {
+    const running = this.running;
+    if (!running || this.stopping) return;
+    this.startFailures++;
+    const tail = stderrPath ? readTail(stderrPath) : "";
+    const output = tail ? ` Last lines of its stderr (${stderrPath}):\n${tail}` : "";
+    running.context.log.warn(
+      `Block ${record.id} failed to start: ${detail} (${this.startFailures} in a row).${output}`,
+    );
+    if (this.startFailures < BLOCK_START_ATTEMPTS) {
+      this.scheduleScale();
+      return;
+    }
+    this.startFailures = 0;
+    this.broken = true;
+    const error = engineError(
+      "BLOCK_START_FAILED",
+      "BlockStartError",
+      `Blocks failed to start ${BLOCK_START_ATTEMPTS} times in a row (the last, block ${record.id}: ${detail}); fix worker_init or the provider settings in the endpoint config.${output}`,
+    );
+    for (const task of running.interchange.takeQueued()) running.ledger.fail(task.taskId, error);
+  }
+
+  private strategyTick(): void {
+    this.scale();
+    this.scaleIn();
+  }
+
+  private scheduleScale(): void {
+    if (this.scaleQueued) return;
+    this.scaleQueued = true;
+    setImmediate(() => {
+      this.scaleQueued = false;
+      this.scale();
+    });
+  }
+
+  /** Adds blocks while tasks wait for a worker that no block, running or starting, will have free. */
+  private scale(): void {
+    const running = this.running;
+    if (!running || this.stopping || this.broken) return;
+    const perBlock = this.options.max_workers_per_node * this.provider.nodesPerBlock;
+    let active = 0;
+    let startingSlots = 0;
+    for (const block of this.blocks.values()) {
+      if (block.state === "draining") continue;
+      active++;
+      if (block.state === "pending") startingSlots += perBlock;
+    }
+    const waiting = running.interchange.queued;
+    const free = running.interchange.freeSlots() + startingSlots;
+    const strategy = this.options.job_status_kwargs.strategy;
+    let add = strategy !== "none" && waiting > free ? Math.ceil((waiting - free) / perBlock) : 0;
+    const floor =
+      strategy === "none" ? Math.max(this.provider.initBlocks, waiting > 0 ? 1 : 0) : this.provider.minBlocks;
+    add = Math.min(Math.max(add, floor - active), this.provider.maxBlocks - active);
+    for (let i = 0; i < add; i++) this.launch();
+  }
+
+  /** Removes blocks idle longer than max_idletime, longest idle first, down to min_blocks. */
+  private scaleIn(): void {
+    const running = this.running;
+    const { strategy, max_idletime } = this.options.job_status_kwargs;
+    if (!running || this.stopping || strategy === "none" || running.interchange.queued > 0) return;
+    const now = Date.now();
+    const idle = [...running.interchange.blocks()]
+      .filter((b) => !b.draining && b.inFlight.size === 0 && now - b.idleSince >= max_idletime * 1000)
+      .sort((a, b) => a.idleSince - b.idleSince);
+    let active = [...this.blocks.values()].filter((b) => b.state !== "draining").length;
+    for (const block of idle) {
+      if (active <= this.provider.minBlocks) return;
+      const record = this.blocks.get(block.blockId);
+      if (!record) continue;
+      record.state = "draining";
+      active--;
+      running.context.log.info(
+        `Block ${block.blockId} was idle for ${Math.round((now - block.idleSince) / 1000)} s; shutting it down (min_blocks: ${this.provider.minBlocks}).`,
+      );
+      running.interchange.drain(block.blockId);
+      if (record.jobId) void this.cancelJob(record.jobId);
+    }
+  }
+
+  private async cancelJob(jobId: string): Promise<void> {
+    try {
+      await this.provider.cancel([jobId]);
+      this.liveJobs.delete(jobId);
+    } catch (err) {
+      this.running?.context.log.warn(`${this.provider.type} could not cancel job ${jobId}: ${(err as Error).message}.`);
+    }
+  }
+
+  private started(): Running {
+    if (!this.running) {
+      throw new ConduitError("ENGINE_NOT_STARTED", `The ${this.type} was given a task before start(); start it first.`);
+    }
+    return this.running;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Options of the HighThroughputEngine (`GlobusComputeEngine` in Globus
+ * configs), as a table: checked once, defaults applied, frozen.
+ */
+
+import type { Provider } from "../providers/provider-types.js";
+import { createProvider } from "../providers/registry.js";
+import {
+  booleanField,
+  choiceField,
+  type Field,
+  integerField,
+  mappingField,
+  type Options,
+  secondsField,
+  stringField,
+  stringListField,
+} from "./option-fields.js";
+
+/** How blocks follow the load. */
+export type ScalingStrategy =
+  /** Add blocks while tasks wait for a worker; remove blocks idle longer than max_idletime, down to min_blocks. */
+  | "simple"
+  /** The same as `simple` here (Globus adds partial scale-in; Conduit's `simple` already scales in per block). */
+  | "htex_auto_scale"
+  /** Keep init_blocks blocks (at least one while tasks wait); never scale in. */
+  | "none";
+
+export const JOB_STATUS_FIELDS = {
+  /** Seconds a block may stay idle before it is removed (down to min_blocks). @default 120 */
+  max_idletime: secondsField({ positive: false, fallback: 120 }),
+  /** Seconds between scaling decisions. @default 5 */
+  strategy_period: secondsField({ positive: true, fallback: 5 }),
+  /** @default "simple" */
+  strategy: choiceField<ScalingStrategy>(["simple", "htex_auto_scale", "none"], "simple"),
+};
+
+function providerField(): Field<Provider> {
+  return {
+    expected: "a provider mapping",
+    parse: (value, path) => createProvider(value, path),
+    fallback: () => createProvider({ type: "LocalProvider" }),
+  };
+}
+
+export const HIGH_THROUGHPUT_FIELDS = {
+  /** Worker processes each block (node) runs. @default 1 */
+  max_workers_per_node: integerField({ min: 1, fallback: 1 }),
+  /** Times a task runs again after its worker or block died under it. @default 0 */
+  max_retries_on_system_failure: integerField({ min: 0, fallback: 0 }),
+  /** Scaling: `{max_idletime, strategy_period, strategy}`. */
+  job_status_kwargs: mappingField("job_status_kwargs", JOB_STATUS_FIELDS),
+  /** Where blocks come from. @default {type: LocalProvider} */
+  provider: providerField(),
+  // Accepted so that Globus configs load; not used yet (the interchange listens on loopback, without containers).
+  allowed_serializers: stringListField(),
+  encrypted: booleanField(undefined),
+  label: stringField(undefined),
+  container_type: stringField(undefined),
+  container_uri: stringField(undefined),
+  container_cmd_options: stringField(undefined),
+  working_dir: stringField(undefined),
+  address: stringField(undefined),
+};
+
+export type HighThroughputOptions = Options<typeof HIGH_THROUGHPUT_FIELDS>;

@@ -1,0 +1,122 @@
+/**
+ * What the ThreadPoolEngine and the ProcessPoolEngine share: a fixed pool of
+ * workers inside the UEP, a FIFO queue, and bounded re-runs of tasks whose
+ * worker died. The two differ only in how a worker is spawned.
+ */
+import { ConduitError } from "@conduit/protocol";
+import { type SpawnWorker, WorkerPool } from "../worker/worker-pool.js";
+import type { Engine, EngineContext, EngineStatus, EngineTask } from "./engine-types.js";
+import { integerField, stringField, stringListField } from "./option-fields.js";
+import { engineError, shutdownError, TaskLedger } from "./task-ledger.js";
+
+/** Workers get this long to exit on SIGTERM at shutdown before SIGKILL. */
+const SHUTDOWN_GRACE_MS = 2000;
+
+/** Options both pool engines take, besides `max_workers`. */
+export const POOL_ENGINE_FIELDS = {
+  /** Times a task runs again after its worker died under it. @default 0 */
+  max_retries_on_system_failure: integerField({ min: 0, fallback: 0 }),
+  // Accepted so that Globus configs load; the UEP applies allowed_serializers before a task reaches the engine.
+  allowed_serializers: stringListField(),
+  label: stringField(undefined),
+  working_dir: stringField(undefined),
+};
+
+export interface PoolEngineSettings {
+  readonly maxWorkers: number;
+  readonly maxRetries: number;
+}
+
+export abstract class PoolEngine implements Engine {
+  abstract readonly type: string;
+  private pool: WorkerPool | undefined;
+  private ledger: TaskLedger | undefined;
+  private context: EngineContext | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(readonly settings: PoolEngineSettings) {}
+
+  /** How this engine starts one worker. */
+  protected abstract spawner(context: EngineContext): SpawnWorker;
+
+  async start(context: EngineContext): Promise<void> {
+    this.context = context;
+    const ledger = new TaskLedger(this.settings.maxRetries, context.onResult);
+    this.ledger = ledger;
+    const pool = new WorkerPool({
+      size: this.settings.maxWorkers,
+      spawn: this.spawner(context),
+      log: context.log,
+      onResult: (result) => ledger.complete(result),
+      onLost: (task, reason) => {
+        if (ledger.lost(task, reason)) pool.requeue(task);
+      },
+      onStartFailure: (tasks, reason) => {
+        const error = engineError(
+          "WORKER_START_FAILED",
+          "WorkerStartError",
+          `${reason}; check the user endpoint's log and that the endpoint package is built and installed.`,
+        );
+        for (const task of tasks) ledger.fail(task.taskId, error);
+      },
+    });
+    this.pool = pool;
+    try {
+      await pool.start();
+    } catch (err) {
+      await pool.shutdown(0);
+      throw new ConduitError("ENGINE_START_FAILED", `The ${this.type} could not start: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    context.log.info(`${this.type} started with ${this.settings.maxWorkers} worker(s).`);
+  }
+
+  submit(task: EngineTask): void {
+    const { pool, ledger, context } = this.started();
+    if (this.stopping) {
+      context.onResult({ taskId: task.taskId, ok: false, error: shutdownError(this.type)(task.taskId) });
+      return;
+    }
+    if (!ledger.add(task)) {
+      context.log.warn(`Task ${task.taskId} is already running on the ${this.type}; ignoring the duplicate.`);
+      return;
+    }
+    pool.submit(task);
+  }
+
+  status(): EngineStatus {
+    const pool = this.pool?.status();
+    return {
+      type: this.type,
+      totalWorkers: pool?.totalWorkers ?? 0,
+      idleWorkers: pool?.idleWorkers ?? 0,
+      pendingTasks: pool?.queuedTasks ?? 0,
+      outstandingTasks: this.ledger?.size ?? 0,
+    };
+  }
+
+  /** Pids of the live workers (a thread pool's are all the UEP's own pid). */
+  workerPids(): number[] {
+    return this.pool?.pids() ?? [];
+  }
+
+  shutdown(): Promise<void> {
+    this.stopping ??= this.stop();
+    return this.stopping;
+  }
+
+  private async stop(): Promise<void> {
+    if (!this.pool || !this.ledger) return;
+    await this.pool.shutdown(SHUTDOWN_GRACE_MS);
+    this.ledger.failAll(shutdownError(this.type));
+    this.context?.log.info(`${this.type} shut down.`);
+  }
+
+  private started(): { pool: WorkerPool; ledger: TaskLedger; context: EngineContext } {
+    if (!this.pool || !this.ledger || !this.context) {
+      throw new ConduitError("ENGINE_NOT_STARTED", `The ${this.type} was given a task before start(); start it first.`);
+    }
+    return { pool: this.pool, ledger: this.ledger, context: this.context };
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The tasks an engine holds: each gets exactly one result, whatever happens
+ * to its worker, and a task whose worker dies runs again at most
+ * `max_retries_on_system_failure` times.
+ */
+import type { WireError } from "@conduit/protocol";
+import { WorkerLostError } from "../errors.js";
+import type { EngineResult, EngineTask } from "./engine-types.js";
+
+export class TaskLedger {
+  /** Outstanding task ids, with how many times each has lost its worker. */
+  private readonly outstanding = new Map<string, number>();
+
+  constructor(
+    private readonly maxRetries: number,
+    private readonly onResult: (result: EngineResult) => void,
+  ) {}
+
+  get size(): number {
+    return this.outstanding.size;
+  }
+
+  /** Records a new task; false if a task with that id is already outstanding (it will get its one result). */
+  add(task: EngineTask): boolean {
+    if (this.outstanding.has(task.taskId)) return false;
+    this.outstanding.set(task.taskId, 0);
+    return true;
+  }
+
+  /** Delivers a result, once; results of tasks no longer outstanding are dropped. */
+  complete(result: EngineResult): void {
+    if (this.outstanding.delete(result.taskId)) this.onResult(result);
+  }
+
+  fail(taskId: string, error: WireError): void {
+    this.complete({ taskId, ok: false, error });
+  }
+
+  /**
+   * The task's worker (or block) died while running it. Returns true when the
+   * task should run again; otherwise it has been failed with WORKER_LOST.
+   */
+  lost(task: EngineTask, reason: string): boolean {
+    const previous = this.outstanding.get(task.taskId);
+    if (previous === undefined) return false;
+    const failures = previous + 1;
+    if (failures <= this.maxRetries) {
+      this.outstanding.set(task.taskId, failures);
+      return true;
+    }
+    const advice =
+      this.maxRetries === 0
+        ? "it was not re-run (set max_retries_on_system_failure to re-run tasks whose worker dies)"
+        : `it ran ${failures} times and max_retries_on_system_failure is ${this.maxRetries} (raise it to re-run such tasks more often)`;
+    this.fail(task.taskId, withoutStack(new WorkerLostError(`${capitalize(reason)}; ${advice}.`)));
+    return false;
+  }
+
+  /** Fails every outstanding task with the error `errorFor` builds for it. */
+  failAll(errorFor: (taskId: string) => WireError): void {
+    for (const taskId of [...this.outstanding.keys()]) this.fail(taskId, errorFor(taskId));
+  }
+}
+
+/** An error raised by the engine itself: its stack shows engine internals, not the user's code. */
+export function engineError(code: string, name: string, message: string): WireError {
+  return { code, name, message };
+}
+
+/** The error of a task that was outstanding when its engine shut down. */
+export function shutdownError(engineType: string): (taskId: string) => WireError {
+  return (taskId) =>
+    engineError(
+      "ENGINE_SHUTDOWN",
+      "EngineShutdown",
+      `Task ${taskId} did not finish because the ${engineType} shut down (its user endpoint stopped); submit it again.`,
+    );
+}
+
+function withoutStack(error: WorkerLostError): WireError {
+  return { code: error.code, name: error.name, message: error.message };
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}

@@ -1,0 +1,385 @@
+/**
+ * The user endpoint process (UEP): started by the MEP as
+ * `conduit-endpoint _start-user-endpoint <uep name>` with the bootstrap on
+ * stdin. It renders and validates its config, runs `endpoint_setup`, starts
+ * its engine, consumes its task queue until idle, signalled or orphaned, and
+ * shuts down cleanly. A UEP that cannot start still connects to the broker and
+ * fails every queued task with the reason, so no submitter waits forever.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import {
+  type BrokerLink,
+  HEARTBEATS_EXCHANGE,
+  type HeartbeatMessage,
+  heartbeatsRoutingKey,
+  redactUrl,
+  uepName as uepNameOf,
+  uepTaskQueue,
+  type WireError,
+} from "@conduit/protocol";
+import { parse as parseYaml } from "yaml";
+import { renderUserConfigTemplate } from "../config/render.js";
+import { parseUserEndpointConfig, type UserEndpointConfig } from "../config/user-endpoint-config.js";
+import type { Engine, Logger } from "../engines/engine-types.js";
+import { createEngine } from "../engines/registry.js";
+import { UepStartError } from "../errors.js";
+import { createLogger } from "../logging.js";
+import { UEP_EXIT, type UepBootstrap } from "./bootstrap-types.js";
+import { IdleTracker } from "./idle-tracker.js";
+import { watchParent } from "./parent-watch.js";
+import { parseBootstrap, readBootstrapLine } from "./read-bootstrap.js";
+import { SerializerAllowlist } from "./serializer-allowlist.js";
+import { runShellHook } from "./shell-hook.js";
+import { TaskConsumer } from "./task-consumer.js";
+
+export interface RunUserEndpointOptions {
+  /** Carries the bootstrap line, then stays open for as long as the MEP lives. */
+  stdin: NodeJS.ReadableStream;
+  /** `uep.<endpoint id>.<uep id>`, from the command line. */
+  uepName: string;
+  /** `CONDUIT_USER_DIR`; the UEP's directory is `<userDir>/<uepName>`. */
+  userDir: string;
+}
+
+/** Exit code for a UEP that refused its bootstrap (nothing else happened). */
+const EXIT_REFUSED = 1;
+/** Exit code for a UEP that started but lost the broker. */
+const EXIT_BROKER_LOST = 1;
+/** How long running tasks may finish at shutdown; the rest go back to the queue. */
+const GRACE_MS: Record<StopReason, number> = { signal: 3000, parent: 500, idle: 3000, broker: 0, queue: 3000 };
+/** A failed UEP drains its queue until no task arrived for this long. */
+const DRAIN_QUIET_MS = 1000;
+/** Longest wait for the broker at shutdown (cancel the consumer, confirm the last heartbeat). */
+const BROKER_WAIT_MS = 2000;
+const UEP_NAME = /^uep\.[A-Za-z0-9-]+\.[A-Za-z0-9-]+$/;
+
+type StopReason = "signal" | "parent" | "idle" | "broker" | "queue";
+
+/** Runs a UEP to the end; resolves with its exit code (see UEP_EXIT). */
+export async function runUserEndpoint(options: RunUserEndpointOptions): Promise<number> {
+  let bootstrap: UepBootstrap;
+  let stdinEnded: boolean;
+  try {
+    const first = await readBootstrapLine(options.stdin);
+    bootstrap = parseBootstrap(first.line);
+    stdinEnded = first.ended;
+  } catch (err) {
+    // No log file yet: the UEP's stderr is its log when the MEP started it.
+    process.stderr.write(`${(err as Error).message}\n`);
+    return EXIT_REFUSED;
+  }
+  const refusal = checkBootstrap(bootstrap, options.uepName);
+  if (refusal) {
+    process.stderr.write(`${refusal}\n`);
+    return EXIT_REFUSED;
+  }
+  const uep = new UserEndpoint(bootstrap, join(options.userDir, bootstrap.uepName));
+  return uep.run(options.stdin, stdinEnded);
+}
+
+function checkBootstrap(bootstrap: UepBootstrap, uepName: string): string | undefined {
+  if (bootstrap.uepName !== uepName || uepNameOf(bootstrap.endpointId, bootstrap.uepId) !== uepName) {
+    return `The endpoint information on stdin is for ${bootstrap.uepName}, not ${uepName}; refusing to start (the endpoint manager must pass the same name on the command line).`;
+  }
+  if (!UEP_NAME.test(uepName)) {
+    return `${uepName} is not a user endpoint name (uep.<endpoint id>.<uep id>); refusing to start.`;
+  }
+  if (process.ppid !== bootstrap.mepPid) {
+    return `Pid ${bootstrap.mepPid} not parent; refusing to start (this process's parent is pid ${process.ppid}; only the endpoint manager may start a user endpoint).`;
+  }
+  return undefined;
+}
+
+/** What a started UEP runs with. */
+interface Started {
+  config: UserEndpointConfig;
+  engine: Engine;
+  consumer: TaskConsumer;
+  idle: IdleTracker;
+}
+
+class UserEndpoint {
+  private readonly log: Logger;
+  private debug = false;
+  private readonly stop = new AbortController();
+  private stopReason: StopReason | undefined;
+  /** Set once endpoint_setup succeeded (or there was none): teardown runs at exit. */
+  private teardown: string | undefined;
+  private readonly queue: string;
+
+  constructor(
+    private readonly bootstrap: UepBootstrap,
+    private readonly dir: string,
+  ) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // DEBUG lines are filtered here rather than by the logger: `debug` is known only once the config is rendered.
+    const file = createLogger({ file: join(dir, "endpoint.log"), name: `UEP ${bootstrap.uepName}`, debug: true });
+    this.log = { ...file, debug: (m) => this.debug && file.debug(m) };
+    this.queue = uepTaskQueue(bootstrap.endpointId, bootstrap.uepId);
+  }
+
+  async run(stdin: NodeJS.ReadableStream, stdinEnded: boolean): Promise<number> {
+    const { log, bootstrap } = this;
+    process.title = `conduit UEP ${bootstrap.uepName}`;
+    log.info(
+      `========== User endpoint begins: ${bootstrap.uepName} (pid ${process.pid}, endpoint manager pid ${bootstrap.mepPid}, identity ${bootstrap.identity.username})`,
+    );
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info(`Received ${signal}; shutting down`);
+      this.requestStop("signal");
+    };
+    const signals: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGQUIT"];
+    for (const s of signals) process.on(s, onSignal);
+    const stopWatching = watchParent({
+      stdin,
+      stdinEnded,
+      parentPid: bootstrap.mepPid,
+      onGone: () => {
+        log.warn(`Parent (${bootstrap.mepPid}) has gone away; initiating shut down`);
+        this.requestStop("parent");
+      },
+    });
+    try {
+      let started: Started;
+      try {
+        started = await this.start();
+      } catch (err) {
+        return await this.failStart(err);
+      }
+      return await this.serve(started);
+    } finally {
+      stopWatching();
+      for (const s of signals) process.removeListener(s, onSignal);
+      log.info(`---------- User endpoint ends: ${bootstrap.uepName}`);
+    }
+  }
+
+  private requestStop(reason: StopReason): void {
+    if (this.stop.signal.aborted) return;
+    this.stopReason = reason;
+    this.stop.abort();
+  }
+
+  /** Render, validate, endpoint_setup, engine: anything thrown here is a start failure. */
+  private async start(): Promise<Started> {
+    const { bootstrap, log } = this;
+    const { template } = bootstrap;
+    if ("error" in template) {
+      throw new UepStartError(
+        template.error ||
+          "The endpoint manager could not read the user config template; ask the endpoint's administrator to check it.",
+      );
+    }
+    // Security: this is the first use of the template and the user's variables, and it happens here,
+    // in the UEP (unprivileged in multi-user mode), never in the MEP.
+    const rendered = renderUserConfigTemplate({
+      template,
+      schema: bootstrap.schema,
+      userConfig: bootstrap.userConfig,
+      userRuntime: bootstrap.userRuntime,
+      parentConfig: bootstrap.parentConfig,
+      mappedIdentity: bootstrap.mappedIdentity,
+    });
+    this.logConfig(rendered);
+    const config = parseUserEndpointConfig(rendered);
+    this.debug = config.debug === true;
+    // Every config error is found before endpoint_setup runs, so a bad config has no side effects.
+    const engine = createEngine(config.engine);
+    const serializers = SerializerAllowlist.fromEngineConfig(config.engine);
+    if (config.endpoint_setup) {
+      await runShellHook("endpoint_setup", config.endpoint_setup, { log, env: process.env, signal: this.stop.signal });
+    }
+    this.teardown = config.endpoint_teardown ?? undefined;
+    const allowedFunctions = bootstrap.allowedFunctions ?? config.allowed_functions ?? null;
+    const idle = new IdleTracker({
+      softLimit: config.idle_heartbeats_soft,
+      hardLimit: config.idle_heartbeats_hard,
+      periodS: config.heartbeat_period,
+      log,
+    });
+    const consumer = new TaskConsumer({
+      endpointId: bootstrap.endpointId,
+      uepId: bootstrap.uepId,
+      queue: this.queue,
+      policy: { engine, allowedFunctions, serializers },
+      log,
+      onTask: () => idle.taskReceived(),
+      onResult: () => idle.resultForwarded(),
+      onCancelled: () => this.requestStop("queue"),
+    });
+    try {
+      await engine.start({
+        runDir: this.dir,
+        log,
+        env: process.env,
+        onResult: (r) => consumer.onEngineResult(r),
+      });
+    } catch (err) {
+      await engine.shutdown().catch(() => undefined);
+      throw err;
+    }
+    return { config, engine, consumer, idle };
+  }
+
+  /** With `debug: true`, the rendered config goes to the log between the seed's sentinel lines. */
+  private logConfig(rendered: string): void {
+    let debug = false;
+    try {
+      // Read leniently before validation, so a config that fails validation is logged too.
+      debug = (parseYaml(rendered) as { debug?: unknown } | null)?.debug === true;
+    } catch {
+      // Not YAML: parseUserEndpointConfig says so.
+    }
+    if (!debug) return;
+    const text = rendered.replace(/\n$/, "");
+    this.debug = true;
+    this.log.debug(
+      `Begin Conduit endpoint configuration (${text.split("\n").length} lines):\n${text}\nEnd Conduit endpoint configuration`,
+    );
+  }
+
+  private async serve(started: Started): Promise<number> {
+    const { bootstrap, log, stop } = this;
+    const { config, engine, consumer, idle } = started;
+    let link: BrokerLink | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      if (!stop.signal.aborted) {
+        const workers = engine.status().totalWorkers;
+        // Bounds the tasks held here: each unacked delivery is a task this UEP owns until its result is sent.
+        const prefetch = Math.min(Math.max(2 * workers, 32), 1000);
+        try {
+          link = await consumer.connect(bootstrap.amqpUrl, { name: bootstrap.uepName, prefetch });
+        } catch (err) {
+          log.error((err as Error).message);
+          this.stopReason = "broker";
+          return EXIT_BROKER_LOST;
+        }
+        link.on("disconnect", (err: Error) => log.warn(`Lost the broker connection (${err.message}); reconnecting`));
+        link.on("failed", (err: Error) => {
+          log.error(`Lost the broker at ${redactUrl(bootstrap.amqpUrl)} for good (${err.message}); shutting down`);
+          this.requestStop("broker");
+        });
+        log.info(`Consuming ${this.queue} (engine ${engine.type}, ${workers} workers, prefetch ${prefetch})`);
+        const period = config.heartbeat_period;
+        this.heartbeat(link, period);
+        timer = setInterval(
+          () => {
+            this.heartbeat(link!, period);
+            if (idle.beat()) this.requestStop("idle");
+          },
+          Math.max(period * 1000, 100),
+        );
+        await aborted(stop.signal);
+      }
+    } finally {
+      if (timer) clearInterval(timer);
+      await this.shutdown(engine, consumer, link);
+    }
+    return this.stopReason === "broker" ? EXIT_BROKER_LOST : UEP_EXIT.ok;
+  }
+
+  private async shutdown(engine: Engine, consumer: TaskConsumer, link: BrokerLink | undefined): Promise<void> {
+    const { log } = this;
+    const reason = this.stopReason ?? "signal";
+    log.info(`Shutting down (${reason})`);
+    // Bounded: with the broker unreachable, cancelling the consumer would wait for a reconnect.
+    await withTimeout(consumer.stopConsuming(), BROKER_WAIT_MS);
+    if (consumer.outstanding > 0 && GRACE_MS[reason] > 0) {
+      log.info(`Waiting up to ${GRACE_MS[reason]} ms for ${consumer.outstanding} running task(s)`);
+      await consumer.waitForRunning(GRACE_MS[reason]);
+    }
+    if (consumer.outstanding > 0) {
+      log.info(`${consumer.outstanding} task(s) still running go back to the queue for the next user endpoint`);
+    }
+    consumer.dropResults();
+    await engine.shutdown().catch((err: Error) => log.error(`Engine shutdown failed: ${err.message}`));
+    if (link) {
+      await withTimeout(this.heartbeat(link, 0), BROKER_WAIT_MS);
+      await link.close();
+    }
+    await this.runTeardown();
+  }
+
+  /**
+   * The UEP could not start: tell the service (a heartbeat carrying the error)
+   * and fail every task in the queue with the reason until it stays empty.
+   */
+  private async failStart(err: unknown): Promise<number> {
+    const { bootstrap, log } = this;
+    const reason = err instanceof Error ? err.message : String(err);
+    log.error(`User endpoint could not start: ${reason}`);
+    const startError: WireError = { code: "UEP_START_FAILED", name: "UepStartError", message: reason };
+    if (!this.stop.signal.aborted) {
+      let failed = 0;
+      const consumer = new TaskConsumer({
+        endpointId: bootstrap.endpointId,
+        uepId: bootstrap.uepId,
+        queue: this.queue,
+        policy: { startError },
+        log,
+        onResult: () => failed++,
+      });
+      let link: BrokerLink | undefined;
+      try {
+        link = await consumer.connect(bootstrap.amqpUrl, { name: bootstrap.uepName, prefetch: 100 });
+      } catch (connectErr) {
+        log.error((connectErr as Error).message);
+      }
+      if (link) {
+        const reported = this.heartbeat(link, 0, startError);
+        await consumer.waitForQuiet(DRAIN_QUIET_MS, this.stop.signal);
+        await withTimeout(consumer.stopConsuming(), BROKER_WAIT_MS);
+        log.info(`Failed ${failed} queued task(s) with that reason`);
+        await withTimeout(reported, BROKER_WAIT_MS);
+        await link.close();
+      }
+    }
+    await this.runTeardown();
+    // Stopped before the queue was drained: the tasks are still there, so this is not a reported start failure.
+    return this.stop.signal.aborted ? UEP_EXIT.ok : UEP_EXIT.startFailed;
+  }
+
+  /** Publishes a heartbeat; never throws (a lost heartbeat is only logged). */
+  private heartbeat(link: BrokerLink, period: number, error?: WireError): Promise<void> {
+    const { endpointId, uepId } = this.bootstrap;
+    const message: HeartbeatMessage = {
+      v: 1,
+      kind: "heartbeat",
+      role: "uep",
+      endpointId,
+      uepId,
+      period,
+      sentAt: Date.now(),
+    };
+    if (error) message.error = error;
+    return link
+      .publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), message)
+      .catch((err: Error) => this.log.warn(`Could not send a heartbeat: ${err.message}`));
+  }
+
+  private async runTeardown(): Promise<void> {
+    if (!this.teardown) return;
+    try {
+      await runShellHook("endpoint_teardown", this.teardown, { log: this.log, env: process.env });
+    } catch (err) {
+      this.log.error((err as Error).message);
+    }
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+}
+
+function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,305 @@
+/**
+ * The UEP's side of the broker: consumes its task queue, hands tasks to the
+ * engine (or, when the UEP could not start, fails each with the reason),
+ * reports them `running` in batches, and publishes each result.
+ *
+ * Nothing is lost: a task's delivery is acked only after the broker confirmed
+ * its result, so a UEP that dies mid-task leaves the task unacked and RabbitMQ
+ * hands it to the next UEP. Deliveries can therefore repeat (after a reconnect,
+ * or a crash after the result but before the ack): a task already running here
+ * is not run twice, and one finished here is acked without running again.
+ */
+import {
+  type BrokerLink,
+  type ConfirmChannel,
+  type ConsumeMessage,
+  connectBroker,
+  decodeMessage,
+  type Payload,
+  QUEUE_OPTIONS,
+  RESULTS_EXCHANGE,
+  type ResultMessage,
+  resultsRoutingKey,
+  type TaskMessage,
+  toWireError,
+  type WireError,
+} from "@conduit/protocol";
+import type { Engine, EngineResult, Logger } from "../engines/engine-types.js";
+import type { SerializerAllowlist } from "./serializer-allowlist.js";
+import { StatusBatcher } from "./status-batcher.js";
+
+/** What to do with each task: run it on the engine, or fail it because the UEP could not start. */
+export type TaskPolicy =
+  | { engine: Engine; allowedFunctions: readonly string[] | null; serializers?: SerializerAllowlist }
+  | { startError: WireError };
+
+export interface TaskConsumerOptions {
+  endpointId: string;
+  uepId: string;
+  /** The UEP's task queue. */
+  queue: string;
+  policy: TaskPolicy;
+  log: Logger;
+  /** A new task arrived (for idle counting). */
+  onTask?(): void;
+  /** A result was confirmed by the broker (for idle counting). */
+  onResult?(): void;
+  /** The broker cancelled the consumer (the queue was deleted). */
+  onCancelled?(): void;
+}
+
+interface Delivery {
+  channel: ConfirmChannel;
+  message: ConsumeMessage;
+}
+
+/** Finished task ids remembered to recognise redeliveries. */
+const RECENT_DONE = 10_000;
+
+export class TaskConsumer {
+  private linkPromise: Promise<BrokerLink> | undefined;
+  private consumer: { channel: ConfirmChannel; tag: string } | undefined;
+  private readonly closedChannels = new WeakSet<ConfirmChannel>();
+  /** Tasks received and not yet finished, with every delivery of each (a redelivery joins the first). */
+  private readonly running = new Map<string, Delivery[]>();
+  private readonly done = new Set<string>();
+  private readonly statuses: StatusBatcher;
+  private stopping = false;
+  private droppingResults = false;
+  private lastActivity = Date.now();
+
+  constructor(private readonly options: TaskConsumerOptions) {
+    this.statuses = new StatusBatcher({
+      send: async (taskIds) => {
+        const link = await this.link();
+        await link
+          .publish(RESULTS_EXCHANGE, resultsRoutingKey(options.endpointId), {
+            v: 1,
+            kind: "task_status",
+            endpointId: options.endpointId,
+            uepId: options.uepId,
+            state: "running",
+            taskIds,
+            sentAt: Date.now(),
+          })
+          .catch((err: Error) =>
+            options.log.warn(`Could not report ${taskIds.length} task(s) running: ${err.message}`),
+          );
+      },
+    });
+  }
+
+  /** Connects and starts consuming; `setup` runs again on every reconnect. */
+  connect(url: string, broker: { name: string; prefetch: number }): Promise<BrokerLink> {
+    this.linkPromise ??= connectBroker(url, {
+      name: broker.name,
+      prefetch: broker.prefetch,
+      // A UEP that cannot reach the broker at start has nobody to tell; give up soon and exit.
+      initialMaxRetries: 5,
+      setup: (channel) => this.setup(channel),
+    });
+    return this.linkPromise;
+  }
+
+  private link(): Promise<BrokerLink> {
+    if (!this.linkPromise) throw new Error("TaskConsumer.connect() was not called");
+    return this.linkPromise;
+  }
+
+  /** Tasks received and not finished. */
+  get outstanding(): number {
+    return this.running.size;
+  }
+
+  /** Stops taking tasks; deliveries that still arrive stay unacked and go back to the queue. */
+  async stopConsuming(): Promise<void> {
+    this.stopping = true;
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    if (consumer && !this.closedChannels.has(consumer.channel)) {
+      await consumer.channel.cancel(consumer.tag).catch(() => undefined);
+    }
+    await this.statuses.flush();
+  }
+
+  /**
+   * From now on results are not published: the tasks stay unacked and the
+   * broker redelivers them to the next UEP (used at shutdown, where the engine
+   * fails whatever is still outstanding).
+   */
+  dropResults(): void {
+    this.droppingResults = true;
+  }
+
+  /** Resolves once nothing is running, or after `timeoutMs`. */
+  async waitForRunning(timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (this.running.size > 0 && Date.now() < until) await sleep(50);
+  }
+
+  /** Resolves once nothing is running and no delivery arrived for `quietMs` (the queue is drained). */
+  async waitForQuiet(quietMs: number, signal?: AbortSignal): Promise<void> {
+    while (!signal?.aborted) {
+      const quietFor = Date.now() - this.lastActivity;
+      if (this.running.size === 0 && quietFor >= quietMs) return;
+      await sleep(Math.min(100, Math.max(10, quietMs - quietFor)));
+    }
+  }
+
+  private async setup(channel: ConfirmChannel): Promise<void> {
+    channel.once("close", () => this.closedChannels.add(channel));
+    await channel.assertQueue(this.options.queue, QUEUE_OPTIONS);
+    if (this.stopping) return;
+    const { consumerTag } = await channel.consume(this.options.queue, (message) => this.onDelivery(channel, message));
+    this.consumer = { channel, tag: consumerTag };
+  }
+
+  private onDelivery(channel: ConfirmChannel, message: ConsumeMessage | null): void {
+    const { log } = this.options;
+    if (message === null) {
+      log.warn(`The broker cancelled the consumer of ${this.options.queue} (was the queue deleted?)`);
+      this.options.onCancelled?.();
+      return;
+    }
+    this.lastActivity = Date.now();
+    if (this.stopping) return;
+    const delivery: Delivery = { channel, message };
+    let task: TaskMessage;
+    try {
+      task = decodeMessage(message.content, "task");
+    } catch (err) {
+      log.warn(`Dropped a malformed task message: ${(err as Error).message}`);
+      this.ack(delivery);
+      return;
+    }
+    if (typeof task.taskId !== "string" || task.taskId === "") {
+      log.warn("Dropped a task message without a taskId.");
+      this.ack(delivery);
+      return;
+    }
+    const { taskId } = task;
+    const deliveries = this.running.get(taskId);
+    if (deliveries) {
+      log.debug(`Task ${taskId} redelivered while it runs here; not running it twice`);
+      deliveries.push(delivery);
+      return;
+    }
+    if (this.done.has(taskId)) {
+      log.debug(`Task ${taskId} redelivered after its result was sent; dropping the copy`);
+      this.ack(delivery);
+      return;
+    }
+    this.running.set(taskId, [delivery]);
+    this.options.onTask?.();
+    const refusal = this.refusal(task);
+    if (refusal) {
+      void this.finish({ taskId, ok: false, error: refusal });
+      return;
+    }
+    const { engine } = this.options.policy as { engine: Engine };
+    // Reported before submit: an engine may call back synchronously, and the result must win.
+    this.statuses.add(taskId);
+    try {
+      engine.submit({
+        taskId,
+        functionId: task.functionId,
+        function: task.function,
+        args: task.args,
+        resourceSpecification: task.resourceSpecification,
+      });
+    } catch (err) {
+      log.error(`Failed to submit task ${taskId} to the engine: ${(err as Error).message}`);
+      void this.finish({ taskId, ok: false, error: toWireError(err, "TASK_SUBMIT_FAILED") });
+    }
+  }
+
+  /** Why this task must not run, or undefined. */
+  private refusal(task: TaskMessage): WireError | undefined {
+    const { policy, uepId, log } = this.options;
+    if ("startError" in policy) return policy.startError;
+    if (typeof task.functionId !== "string" || !isPayload(task.function) || !isPayload(task.args)) {
+      return {
+        code: "BAD_TASK",
+        name: "BadTask",
+        message: `Task ${task.taskId} lacks a functionId, function or args payload; it was not run (resubmit it with a current SDK).`,
+      };
+    }
+    if (policy.allowedFunctions !== null && !policy.allowedFunctions.includes(task.functionId)) {
+      const message = `Function ${task.functionId} not permitted on endpoint ${uepId}`;
+      log.warn(message);
+      return { code: "FUNCTION_NOT_ALLOWED", name: "FunctionNotAllowed", message };
+    }
+    return policy.serializers?.check(task);
+  }
+
+  /** The engine's callback: one outcome per submitted task. */
+  onEngineResult(result: EngineResult): void {
+    void this.finish(result);
+  }
+
+  private async finish(result: EngineResult): Promise<void> {
+    const { log, endpointId, uepId } = this.options;
+    const { taskId } = result;
+    const deliveries = this.running.get(taskId);
+    if (!deliveries) {
+      log.warn(`Ignoring a second result for task ${taskId}`);
+      return;
+    }
+    // Shutting down: the task goes back to the queue instead of failing here.
+    if (this.droppingResults) return;
+    this.statuses.remove(taskId);
+    const message: ResultMessage = {
+      v: 1,
+      kind: "result",
+      taskId,
+      endpointId,
+      uepId,
+      state: result.ok ? "success" : "failed",
+      completedAt: Date.now(),
+    };
+    if (result.ok) message.result = result.value;
+    else message.error = result.error;
+    try {
+      const link = await this.link();
+      await link.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), message);
+    } catch (err) {
+      log.error(
+        `Could not send the result of task ${taskId} (${(err as Error).message}); the broker will redeliver it`,
+      );
+      this.running.delete(taskId);
+      return;
+    }
+    // Ack only after the broker confirmed the result: until then the task is safe in its queue.
+    this.running.delete(taskId);
+    this.remember(taskId);
+    for (const delivery of deliveries) this.ack(delivery);
+    this.lastActivity = Date.now();
+    this.options.onResult?.();
+    log.debug(`Task ${taskId} ${message.state}`);
+  }
+
+  private ack(delivery: Delivery): void {
+    // A closed channel's deliveries were already requeued by the broker; acking them would be an error.
+    if (this.closedChannels.has(delivery.channel)) return;
+    try {
+      delivery.channel.ack(delivery.message);
+    } catch (err) {
+      this.options.log.debug(`Ack failed (${(err as Error).message}); the broker will redeliver`);
+    }
+  }
+
+  private remember(taskId: string): void {
+    this.done.add(taskId);
+    if (this.done.size > RECENT_DONE) this.done.delete(this.done.values().next().value as string);
+  }
+}
+
+function isPayload(value: unknown): value is Payload {
+  if (typeof value !== "object" || value === null) return false;
+  const p = value as Record<string, unknown>;
+  return typeof p.strategy === "string" && typeof p.data === "string";
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

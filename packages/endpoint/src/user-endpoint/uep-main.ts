@@ -1,0 +1,15 @@
+/**
+ * Stand-alone entry of the user endpoint process:
+ * `node dist/user-endpoint/uep-main.js <uep name>`, the bootstrap on stdin.
+ * The CLI's hidden `_start-user-endpoint <uep name>` does the same.
+ */
+import { paths } from "@conduit/protocol";
+import { runUserEndpoint } from "./run.js";
+
+const uepName = process.argv[2];
+if (!uepName) {
+  process.stderr.write("Usage: uep-main <uep name> (the endpoint manager starts this; do not run it by hand).\n");
+  process.exit(2);
+}
+const code = await runUserEndpoint({ stdin: process.stdin, uepName, userDir: paths.userDir() });
+process.exit(code);

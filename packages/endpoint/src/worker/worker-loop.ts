@@ -1,0 +1,31 @@
+/**
+ * The loop every worker runs, whatever carries its messages (a worker
+ * thread's port or a child process's IPC channel): announce readiness, then
+ * run each task it is given and send back the result.
+ */
+import { executeTask } from "./execute-task.js";
+import { decodeToWorker, type FromWorker } from "./worker-protocol.js";
+
+export interface WorkerChannel {
+  send(message: FromWorker): void;
+  onMessage(handler: (raw: unknown) => void): void;
+}
+
+export function runWorkerLoop(channel: WorkerChannel): void {
+  // A stray callback of a user's function (a timer, an event handler) may throw
+  // or reject after its task ended; that must not take the worker, and the
+  // next task, down with it.
+  process.on("uncaughtException", (err) => {
+    process.stderr.write(`conduit worker ${process.pid}: uncaught exception outside a task: ${err.stack ?? err}\n`);
+  });
+  process.on("unhandledRejection", (reason) => {
+    const text = reason instanceof Error ? (reason.stack ?? reason.message) : String(reason);
+    process.stderr.write(`conduit worker ${process.pid}: unhandled rejection outside a task: ${text}\n`);
+  });
+
+  channel.onMessage((raw) => {
+    const { task } = decodeToWorker(raw);
+    void executeTask(task).then((result) => channel.send({ v: 1, cmd: "result", result }));
+  });
+  channel.send({ v: 1, cmd: "ready" });
+}

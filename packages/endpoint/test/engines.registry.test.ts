@@ -1,0 +1,147 @@
+import { availableParallelism } from "node:os";
+import { describe, expect, it } from "vitest";
+import type { EngineConfig } from "../src/engines/engine-types.js";
+import { HighThroughputEngine } from "../src/engines/high-throughput-engine.js";
+import type { ProcessPoolEngine } from "../src/engines/process-pool-engine.js";
+import { createEngine, ENGINE_TYPES } from "../src/engines/registry.js";
+import { ThreadPoolEngine } from "../src/engines/thread-pool-engine.js";
+import { ConfigError } from "../src/errors.js";
+import { LocalProvider } from "../src/providers/local-provider.js";
+import { createProvider, PROVIDER_TYPES } from "../src/providers/registry.js";
+
+function configError(config: unknown): string {
+  try {
+    createEngine(config as EngineConfig);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("engine registry", () => {
+  it("lists the valid engine types", () => {
+    expect(ENGINE_TYPES).toEqual([
+      "GlobusComputeEngine",
+      "HighThroughputEngine",
+      "ProcessPoolEngine",
+      "ThreadPoolEngine",
+    ]);
+  });
+
+  it("names an unknown engine type and every valid one", () => {
+    expect(configError({ type: "DaskEngine" })).toBe(
+      "'DaskEngine' is not a valid engine type. Valid options are: GlobusComputeEngine, HighThroughputEngine, ProcessPoolEngine, ThreadPoolEngine",
+    );
+    expect(configError({})).toMatch(/^engine\.type is missing; set it to one of: GlobusComputeEngine, /);
+  });
+
+  it("names an unknown provider type and every valid one", () => {
+    expect(PROVIDER_TYPES).toEqual(["LocalProvider"]);
+    expect(configError({ type: "HighThroughputEngine", provider: { type: "KubernetesProvider" } })).toBe(
+      "'KubernetesProvider' is not a valid provider. Valid options are: LocalProvider",
+    );
+    expect(() => createProvider({ type: "SlurmProviderX" })).toThrow(/Valid options are: LocalProvider$/);
+  });
+
+  it("loads the seed's default template engine block (GlobusComputeEngine is an alias)", () => {
+    const engine = createEngine({
+      type: "GlobusComputeEngine",
+      max_workers_per_node: 1,
+      provider: { type: "LocalProvider", min_blocks: 0, max_blocks: 1, init_blocks: 1, worker_init: null },
+    });
+    expect(engine).toBeInstanceOf(HighThroughputEngine);
+    expect(engine.type).toBe("HighThroughputEngine");
+    const { options } = engine as HighThroughputEngine;
+    expect(Object.isFrozen(options)).toBe(true);
+    expect(options.max_retries_on_system_failure).toBe(0);
+    expect(options.job_status_kwargs).toEqual({ max_idletime: 120, strategy_period: 5, strategy: "simple" });
+    expect(options.provider).toBeInstanceOf(LocalProvider);
+    expect(options.provider.workerInit).toBe("");
+    expect([options.provider.initBlocks, options.provider.minBlocks, options.provider.maxBlocks]).toEqual([1, 0, 1]);
+  });
+
+  it("applies defaults: one worker per node and a LocalProvider; a pool's workers = CPUs", () => {
+    const hte = createEngine({ type: "HighThroughputEngine" }) as HighThroughputEngine;
+    expect(hte.options.max_workers_per_node).toBe(1);
+    expect(hte.options.provider.type).toBe("LocalProvider");
+    const threads = createEngine({ type: "ThreadPoolEngine" }) as ThreadPoolEngine;
+    expect(threads).toBeInstanceOf(ThreadPoolEngine);
+    expect(threads.options.max_workers).toBe(availableParallelism());
+    const processes = createEngine({ type: "ProcessPoolEngine", max_workers: 3 }) as ProcessPoolEngine;
+    expect(processes.options.max_workers).toBe(3);
+    expect(Object.isFrozen(processes.options)).toBe(true);
+  });
+
+  it("accepts Globus options it does not use yet", () => {
+    expect(() =>
+      createEngine({
+        type: "GlobusComputeEngine",
+        allowed_serializers: ["conduit.*Code", "conduit.*Data"],
+        encrypted: true,
+        label: "htex",
+        container_type: "docker",
+        container_uri: "worker:1",
+        container_cmd_options: "-v /tmp:/tmp",
+        working_dir: "tasks",
+        address: "127.0.0.1",
+        job_status_kwargs: { max_idletime: 30, strategy_period: 1, strategy: "htex_auto_scale" },
+      }),
+    ).not.toThrow();
+  });
+
+  it("names the field and the expected type of a bad value", () => {
+    expect(configError({ type: "ThreadPoolEngine", max_workers: "4" })).toBe(
+      'engine.max_workers must be a positive integer (got "4").',
+    );
+    expect(configError({ type: "ProcessPoolEngine", max_workers: 0 })).toBe(
+      "engine.max_workers must be a positive integer (got 0).",
+    );
+    expect(configError({ type: "HighThroughputEngine", max_retries_on_system_failure: -1 })).toBe(
+      "engine.max_retries_on_system_failure must be a non-negative integer (got -1).",
+    );
+    expect(configError({ type: "HighThroughputEngine", job_status_kwargs: { max_idletime: "soon" } })).toBe(
+      'engine.job_status_kwargs.max_idletime must be a number of seconds ≥ 0 (got "soon").',
+    );
+    expect(configError({ type: "HighThroughputEngine", job_status_kwargs: { strategy_period: 0 } })).toBe(
+      "engine.job_status_kwargs.strategy_period must be a number of seconds > 0 (got 0).",
+    );
+    expect(configError({ type: "HighThroughputEngine", provider: { type: "LocalProvider", worker_init: 5 } })).toBe(
+      "engine.provider.worker_init must be a string (got 5).",
+    );
+    expect(configError({ type: "HighThroughputEngine", provider: { type: "LocalProvider", max_blocks: 0 } })).toBe(
+      "engine.provider.max_blocks must be a positive integer (got 0).",
+    );
+    expect(configError({ type: "HighThroughputEngine", encrypted: "yes" })).toBe(
+      'engine.encrypted must be true or false (got "yes").',
+    );
+    expect(configError({ type: "HighThroughputEngine", provider: "LocalProvider" })).toMatch(
+      /^engine\.provider must be a mapping with a type/,
+    );
+  });
+
+  it("names an unknown option and lists the valid ones", () => {
+    expect(configError({ type: "ThreadPoolEngine", max_worker: 2 })).toBe(
+      "engine.max_worker is not a valid ThreadPoolEngine option; valid options are: allowed_serializers, label, max_retries_on_system_failure, max_workers, working_dir.",
+    );
+    expect(configError({ type: "HighThroughputEngine", max_workers: 2 })).toMatch(
+      /^engine\.max_workers is not a valid HighThroughputEngine option; valid options are: address, allowed_serializers, .*max_workers_per_node/,
+    );
+    expect(
+      configError({ type: "HighThroughputEngine", provider: { type: "LocalProvider", walltime: "1:00" } }),
+    ).toMatch(
+      /^engine\.provider\.walltime is not a valid LocalProvider option; valid options are: init_blocks, max_blocks, min_blocks, nodes_per_block, worker_init\.$/,
+    );
+  });
+
+  it("names both fields of a bad combination", () => {
+    expect(
+      configError({ type: "HighThroughputEngine", provider: { type: "LocalProvider", min_blocks: 3, max_blocks: 2 } }),
+    ).toBe(
+      "engine.provider.min_blocks (3) is more than engine.provider.max_blocks (2); lower min_blocks or raise max_blocks.",
+    );
+    expect(configError({ type: "HighThroughputEngine", provider: { type: "LocalProvider", init_blocks: 2 } })).toBe(
+      "engine.provider.init_blocks (2) is more than engine.provider.max_blocks (1); lower init_blocks or raise max_blocks.",
+    );
+  });
+});

@@ -1,0 +1,198 @@
+/**
+ * Test harness for the user endpoint process: a real UEP child process
+ * (`dist/user-endpoint/uep-main.js`, so build first), fed its bootstrap on
+ * stdin like the MEP does, on the real RabbitMQ under a unique endpoint id,
+ * with a tap on the results and heartbeats that UEP publishes.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  type BrokerLink,
+  connectBroker,
+  DEFAULT_AMQP_URL,
+  decodeMessage,
+  HEARTBEATS_EXCHANGE,
+  type HeartbeatMessage,
+  heartbeatsRoutingKey,
+  JSON_DATA,
+  QUEUE_OPTIONS,
+  RESULTS_EXCHANGE,
+  type ResultMessage,
+  resultsRoutingKey,
+  SOURCE_CODE,
+  type TaskMessage,
+  type TaskStatusMessage,
+  uepName,
+  uepTaskQueue,
+} from "@conduit/protocol";
+import type { UepBootstrap } from "../src/user-endpoint/bootstrap-types.js";
+
+export const UEP_MAIN = fileURLToPath(new URL("../dist/user-endpoint/uep-main.js", import.meta.url));
+
+/** A quick ThreadPoolEngine UEP config; heartbeats every second so idle and shutdown tests are short. */
+export const THREAD_POOL_TEMPLATE = `engine:
+  type: ThreadPoolEngine
+heartbeat_period: 1
+`;
+
+export interface StartOptions {
+  template?: UepBootstrap["template"] | string;
+  schema?: string | null;
+  userConfig?: Record<string, unknown>;
+  allowedFunctions?: string[] | null;
+  mepPid?: number;
+  /** Replaces the bootstrap line entirely. */
+  stdinText?: string;
+}
+
+export interface UepChild {
+  child: ChildProcess;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** stdout + stderr so far. */
+  output(): string;
+}
+
+export class UepHarness {
+  readonly endpointId = randomUUID();
+  readonly uepId = randomUUID();
+  readonly uepName = uepName(this.endpointId, this.uepId);
+  readonly queue = uepTaskQueue(this.endpointId, this.uepId);
+  readonly userDir = mkdtempSync(join(tmpdir(), "conduit-uep-test-"));
+  readonly results: ResultMessage[] = [];
+  readonly statuses: TaskStatusMessage[] = [];
+  readonly heartbeats: HeartbeatMessage[] = [];
+  /** `running <task id>` / `result <task id>`, in the order they arrived. */
+  readonly arrivals: string[] = [];
+  private link: BrokerLink | undefined;
+  private readonly children: ChildProcess[] = [];
+
+  /** Declares what the service would (exchanges, the UEP's queue) and taps this endpoint's results and heartbeats. */
+  async open(): Promise<this> {
+    this.link = await connectBroker(DEFAULT_AMQP_URL, {
+      name: "uep-test-harness",
+      setup: async (ch) => {
+        await ch.assertExchange(RESULTS_EXCHANGE, "topic", { durable: true });
+        await ch.assertExchange(HEARTBEATS_EXCHANGE, "topic", { durable: true });
+        await ch.assertQueue(this.queue, QUEUE_OPTIONS);
+        const { queue: tap } = await ch.assertQueue("", { exclusive: true, autoDelete: true });
+        await ch.bindQueue(tap, RESULTS_EXCHANGE, resultsRoutingKey(this.endpointId));
+        await ch.bindQueue(tap, HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(this.endpointId));
+        await ch.consume(
+          tap,
+          (msg) => {
+            if (!msg) return;
+            const m = decodeMessage(msg.content, "result", "task_status", "heartbeat");
+            if (m.kind === "result") {
+              this.results.push(m);
+              this.arrivals.push(`result ${m.taskId}`);
+            } else if (m.kind === "task_status") {
+              this.statuses.push(m);
+              for (const id of m.taskIds) this.arrivals.push(`running ${id}`);
+            } else this.heartbeats.push(m);
+          },
+          { noAck: true },
+        );
+      },
+    });
+    return this;
+  }
+
+  /** `(a, b) => a + b` on [30, 12], or the given function source and arguments. */
+  task(overrides: { source?: string; args?: unknown[]; functionId?: string } = {}): TaskMessage {
+    return {
+      v: 1,
+      kind: "task",
+      taskId: randomUUID(),
+      functionId: overrides.functionId ?? randomUUID(),
+      endpointId: this.endpointId,
+      uepId: this.uepId,
+      taskGroupId: randomUUID(),
+      function: { strategy: SOURCE_CODE, data: overrides.source ?? "(a, b) => a + b" },
+      args: { strategy: JSON_DATA, data: JSON.stringify({ args: overrides.args ?? [30, 12] }) },
+    };
+  }
+
+  /** Publishes straight to the UEP's queue, as the service does through its direct exchange. */
+  async publish(...tasks: TaskMessage[]): Promise<void> {
+    for (const task of tasks) await this.link!.publish("", this.queue, task);
+  }
+
+  resultOf(taskId: string): ResultMessage | undefined {
+    return this.results.find((r) => r.taskId === taskId);
+  }
+
+  bootstrap(options: StartOptions = {}): UepBootstrap {
+    const template = options.template ?? THREAD_POOL_TEMPLATE;
+    return {
+      v: 1,
+      endpointId: this.endpointId,
+      uepId: this.uepId,
+      uepName: this.uepName,
+      mepPid: options.mepPid ?? process.pid,
+      amqpUrl: DEFAULT_AMQP_URL,
+      template:
+        typeof template === "string"
+          ? { name: "user_config_template.yaml.j2", text: template, siblings: {} }
+          : template,
+      schema: options.schema ?? null,
+      userEnvironment: {},
+      userConfig: options.userConfig ?? {},
+      userRuntime: null,
+      parentConfig: {},
+      mappedIdentity: null,
+      identity: { id: randomUUID(), username: "tester@localhost" },
+      allowedFunctions: options.allowedFunctions ?? null,
+    };
+  }
+
+  /** Starts a UEP child as the MEP would; its stdin stays open until the test closes it. */
+  start(options: StartOptions = {}): UepChild {
+    const child = spawn(process.execPath, [UEP_MAIN, this.uepName], {
+      env: { ...process.env, CONDUIT_USER_DIR: this.userDir },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    this.children.push(child);
+    let output = "";
+    child.stdout?.on("data", (d) => {
+      output += d;
+    });
+    child.stderr?.on("data", (d) => {
+      output += d;
+    });
+    child.stdin?.on("error", () => {});
+    child.stdin?.write(options.stdinText ?? `${JSON.stringify(this.bootstrap(options))}\n`);
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+    return { child, exit, output: () => output };
+  }
+
+  /** Messages ready in the UEP's queue (unacked deliveries of a live consumer are not counted). */
+  async queueDepth(): Promise<number> {
+    const ch = await this.link!.ready();
+    return (await ch.checkQueue(this.queue)).messageCount;
+  }
+
+  /** The UEP's endpoint.log. */
+  log(): string {
+    try {
+      return readFileSync(join(this.userDir, this.uepName, "endpoint.log"), "utf8");
+    } catch {
+      return "";
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    if (this.link) {
+      const ch = await this.link.ready();
+      await ch.deleteQueue(this.queue).catch(() => undefined);
+      await this.link.close();
+    }
+    rmSync(this.userDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,83 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { UEP_EXIT } from "../src/user-endpoint/bootstrap-types.js";
+import { type StartOptions, THREAD_POOL_TEMPLATE, UepHarness } from "./user-endpoint.harness.js";
+
+const WAIT = { timeout: 20_000, interval: 50 };
+
+const SCHEMA = JSON.stringify({
+  $schema: "https://json-schema.org/draft/2020-12/schema",
+  type: "object",
+  properties: { worker_init: { type: "string" } },
+  additionalProperties: false,
+});
+
+const cases: Array<{ name: string; start: StartOptions; reason: RegExp }> = [
+  {
+    name: "a template that does not render",
+    start: { template: "engine:\n  type: {{ engine_type\n" },
+    reason: /template|syntax|unexpected/i,
+  },
+  {
+    name: "a variable the schema rejects",
+    start: { template: THREAD_POOL_TEMPLATE, schema: SCHEMA, userConfig: { worker_init: 42 } },
+    reason: /worker_init/,
+  },
+  {
+    name: "an unknown engine type",
+    start: { template: "engine:\n  type: WarpDriveEngine\n" },
+    reason: /WarpDriveEngine.*ThreadPoolEngine|ThreadPoolEngine.*WarpDriveEngine/,
+  },
+  {
+    name: "rendered YAML that is not a config",
+    start: { template: "engine: [\n" },
+    reason: /YAML|engine/i,
+  },
+  {
+    name: "a failing endpoint_setup",
+    start: { template: `endpoint_setup: "echo cannot load module >&2; exit 5"\n${THREAD_POOL_TEMPLATE}` },
+    reason: /endpoint_setup exited with code 5 \(stderr: "cannot load module"\)/,
+  },
+  {
+    name: "a template the endpoint manager could not read",
+    start: {
+      template: { error: "The endpoint cannot read its user config template /x (EACCES); ask the administrator." },
+    },
+    reason: /cannot read its user config template \/x \(EACCES\)/,
+  },
+];
+
+describe("user endpoint process: start failures", () => {
+  let h: UepHarness;
+  beforeEach(async () => {
+    h = await new UepHarness().open();
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  for (const { name, start, reason } of cases) {
+    it(`fails every queued task with the reason and exits ${UEP_EXIT.startFailed}: ${name}`, async () => {
+      const tasks = [h.task(), h.task()];
+      await h.publish(...tasks);
+      const uep = h.start(start);
+      expect((await uep.exit).code).toBe(UEP_EXIT.startFailed);
+
+      for (const task of tasks) {
+        await expect.poll(() => h.resultOf(task.taskId), WAIT).toBeDefined();
+        const result = h.resultOf(task.taskId);
+        expect(result).toMatchObject({ state: "failed", error: { code: "UEP_START_FAILED", name: "UepStartError" } });
+        expect(result!.error!.message).toMatch(reason);
+      }
+      await expect
+        .poll(() => h.heartbeats.find((b) => b.error), WAIT)
+        .toMatchObject({
+          role: "uep",
+          uepId: h.uepId,
+          error: { code: "UEP_START_FAILED" },
+        });
+      expect(h.heartbeats.find((b) => b.error)!.error!.message).toMatch(reason);
+      expect(await h.queueDepth()).toBe(0);
+      expect(h.log()).toContain("User endpoint could not start:");
+    });
+  }
+});

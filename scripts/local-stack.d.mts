@@ -1,0 +1,46 @@
+import type { ChildProcess } from "node:child_process";
+
+export const SERVICE_BIN: string;
+export const ENDPOINT_BIN: string;
+export interface Output {
+  stdout: string;
+  stderr: string;
+}
+export interface Running {
+  child: ChildProcess;
+  output: Output;
+  stop(): Promise<void>;
+}
+export function portOpen(port: number, host?: string): Promise<boolean>;
+export function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void>;
+export function freePort(): Promise<number>;
+export function ensureRabbitMQ(log?: (line: string) => void): Promise<void>;
+export function stopProcess(child: ChildProcess, graceMs?: number): Promise<void>;
+export function runEndpointCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string }>;
+export function startService(options: {
+  env: NodeJS.ProcessEnv;
+  port: number;
+  args?: string[];
+}): Promise<Running & { url: string }>;
+export function startEndpoint(options: {
+  env: NodeJS.ProcessEnv;
+  name: string;
+  args?: string[];
+}): Promise<Running & { endpointId: string }>;
+export interface LocalStack {
+  env: NodeJS.ProcessEnv;
+  serviceUrl: string;
+  endpointId: string;
+  service: Running & { url: string };
+  endpoint: Running & { endpointId: string };
+  stop(): Promise<void>;
+}
+export function startLocalStack(options: {
+  userDir: string;
+  endpointName?: string;
+  serviceArgs?: string[];
+  log?: (line: string) => void;
+}): Promise<LocalStack>;

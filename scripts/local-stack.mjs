@@ -1,0 +1,209 @@
+/**
+ * Runs a whole Conduit on this machine from the built packages, through the
+ * real CLIs: RabbitMQ (started, or installed with apt-get when run as root),
+ * `conduit-service start` on PGlite (or --database-url), and
+ * `conduit-endpoint configure|start`. Used by `npm run demo`, the end-to-end
+ * tests and the benchmarks, so all three exercise the path a user runs.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { connect, createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const SERVICE_BIN = join(root, "packages/service/bin/conduit-service.js");
+export const ENDPOINT_BIN = join(root, "packages/endpoint/bin/conduit-endpoint.js");
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves true when something accepts TCP connections on host:port. */
+export function portOpen(port, host = "127.0.0.1") {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+export async function waitFor(what, check, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs / 1000} s.`);
+    await sleep(100);
+  }
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Makes sure RabbitMQ answers on 127.0.0.1:5672. As root it starts the local
+ * node (installing rabbitmq-server with apt-get if absent); as anyone else it
+ * explains how to get one, since starting a system service needs root.
+ */
+export async function ensureRabbitMQ(log = () => {}) {
+  if (await portOpen(5672)) return;
+  const isRoot = process.getuid?.() === 0;
+  if (!isRoot) {
+    throw new Error(
+      "RabbitMQ is not running on 127.0.0.1:5672; start it (sudo rabbitmq-server -detached, or sudo apt-get install rabbitmq-server) and run this again.",
+    );
+  }
+  if (spawnSync("sh", ["-c", "command -v rabbitmq-server"]).status !== 0) {
+    log("Installing RabbitMQ with apt-get ...");
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+    for (const args of [
+      ["update"],
+      ["install", "-y", "-o", "DPkg::Lock::Timeout=600", "--no-install-recommends", "rabbitmq-server"],
+    ]) {
+      const r = spawnSync("apt-get", args, { stdio: "inherit", env });
+      if (r.status !== 0)
+        throw new Error(`apt-get ${args[0]} failed; install rabbitmq-server by hand and run this again.`);
+    }
+  }
+  log("Starting RabbitMQ (rabbitmq-server -detached) ...");
+  spawnSync("rabbitmq-server", ["-detached"], { stdio: "ignore" });
+  await waitFor("RabbitMQ accepting connections on 127.0.0.1:5672", () => portOpen(5672), 120_000);
+}
+
+function collect(child) {
+  const out = { stdout: "", stderr: "" };
+  child.stdout?.setEncoding("utf8").on("data", (d) => {
+    out.stdout += d;
+  });
+  child.stderr?.setEncoding("utf8").on("data", (d) => {
+    out.stderr += d;
+  });
+  return out;
+}
+
+function exited(child) {
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => child.once("exit", () => resolve()));
+}
+
+/** Sends SIGTERM and waits for the exit (SIGKILL after `graceMs`). */
+export async function stopProcess(child, graceMs = 15_000) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited(child);
+  clearTimeout(timer);
+}
+
+/** Runs `conduit-endpoint ARGS` to completion. */
+export function runEndpointCli(args, env) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [ENDPOINT_BIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const out = collect(child);
+    child.once("exit", (code) => resolve({ code, ...out }));
+  });
+}
+
+/** Starts `conduit-service start` and waits for /healthz. */
+export async function startService({ env, port, args = [] }) {
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, [SERVICE_BIN, "start", "--port", String(port), ...args], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const out = collect(child);
+  try {
+    await waitFor(
+      "the service answering /healthz",
+      async () => {
+        if (child.exitCode !== null) {
+          throw new Error(`conduit-service exited with ${child.exitCode}: ${out.stderr.trim() || out.stdout.trim()}`);
+        }
+        try {
+          return (await fetch(`${url}/healthz`)).ok;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+    );
+  } catch (err) {
+    await stopProcess(child);
+    throw err;
+  }
+  return { url, child, output: out, stop: () => stopProcess(child) };
+}
+
+/** Starts `conduit-endpoint start NAME` (attached) and waits for its endpoint id. */
+export async function startEndpoint({ env, name, args = [] }) {
+  const child = spawn(process.execPath, [ENDPOINT_BIN, "start", name, ...args], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const out = collect(child);
+  let endpointId;
+  try {
+    await waitFor(
+      `endpoint ${name} printing its id`,
+      () => {
+        if (child.exitCode !== null) {
+          throw new Error(`conduit-endpoint start exited with ${child.exitCode}: ${out.stderr.trim()}`);
+        }
+        endpointId = />>> Endpoint ID: ([0-9a-f-]{36}) <<</.exec(out.stdout)?.[1];
+        return endpointId !== undefined;
+      },
+      60_000,
+    );
+  } catch (err) {
+    await stopProcess(child);
+    throw err;
+  }
+  return { endpointId, child, output: out, stop: () => stopProcess(child) };
+}
+
+/**
+ * The whole stack in `userDir`: service (PGlite under userDir/service unless
+ * serviceArgs says otherwise), one configured and started endpoint.
+ */
+export async function startLocalStack({ userDir, endpointName = "my_endpoint", serviceArgs = [], log = () => {} }) {
+  await ensureRabbitMQ(log);
+  const env = { ...process.env, CONDUIT_USER_DIR: userDir };
+  delete env.CONDUIT_SERVICE_URL;
+  delete env.CONDUIT_TOKEN;
+  const port = await freePort();
+  log(`Starting the service on port ${port} ...`);
+  const service = await startService({ env, port, args: serviceArgs });
+  try {
+    if (!existsSync(join(userDir, endpointName, "config.yaml"))) {
+      const configured = await runEndpointCli(["configure", endpointName], env);
+      if (configured.code !== 0) throw new Error(`conduit-endpoint configure failed: ${configured.stderr.trim()}`);
+    }
+    log(`Starting endpoint ${endpointName} ...`);
+    const endpoint = await startEndpoint({ env, name: endpointName });
+    return {
+      env,
+      serviceUrl: service.url,
+      endpointId: endpoint.endpointId,
+      service,
+      endpoint,
+      async stop() {
+        await endpoint.stop();
+        await service.stop();
+      },
+    };
+  } catch (err) {
+    await service.stop();
+    throw err;
+  }
+}
