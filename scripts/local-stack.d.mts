@@ -14,6 +14,7 @@ export interface Running {
 export function portOpen(port: number, host?: string): Promise<boolean>;
 export function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void>;
 export function freePort(): Promise<number>;
+export function createVhost(): Promise<{ url: string; dispose(): Promise<void> }>;
 export function ensureRabbitMQ(log?: (line: string) => void): Promise<void>;
 export function stopProcess(child: ChildProcess, graceMs?: number): Promise<void>;
 export function runEndpointCli(
@@ -42,5 +43,6 @@ export function startLocalStack(options: {
   userDir: string;
   endpointName?: string;
   serviceArgs?: string[];
+  isolated?: boolean;
   log?: (line: string) => void;
 }): Promise<LocalStack>;

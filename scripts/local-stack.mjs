@@ -5,11 +5,13 @@
  * `conduit-endpoint configure|start`. Used by `npm run demo`, the end-to-end
  * tests and the benchmarks, so all three exercise the path a user runs.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const SERVICE_BIN = join(root, "packages/service/bin/conduit-service.js");
@@ -78,6 +80,28 @@ export async function ensureRabbitMQ(log = () => {}) {
   log("Starting RabbitMQ (rabbitmq-server -detached) ...");
   spawnSync("rabbitmq-server", ["-detached"], { stdio: "ignore" });
   await waitFor("RabbitMQ accepting connections on 127.0.0.1:5672", () => portOpen(5672), 120_000);
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * A RabbitMQ virtual host of its own, for a test's service. A Conduit
+ * deployment owns its vhost: two services with different stores on one vhost
+ * would consume (and drop) each other's results. Set CONDUIT_TEST_AMQP_URL to
+ * use a given URL instead.
+ */
+export async function createVhost() {
+  const preset = process.env.CONDUIT_TEST_AMQP_URL;
+  if (preset) return { url: preset, dispose: async () => {} };
+  const name = `conduit_test_${randomBytes(6).toString("hex")}`;
+  await execFileAsync("rabbitmqctl", ["-q", "add_vhost", name]);
+  await execFileAsync("rabbitmqctl", ["-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"]);
+  return {
+    url: `amqp://guest:guest@127.0.0.1:5672/${encodeURIComponent(name)}`,
+    dispose: async () => {
+      await execFileAsync("rabbitmqctl", ["-q", "delete_vhost", name]).catch(() => {});
+    },
+  };
 }
 
 function collect(child) {
@@ -174,16 +198,32 @@ export async function startEndpoint({ env, name, args = [] }) {
 
 /**
  * The whole stack in `userDir`: service (PGlite under userDir/service unless
- * serviceArgs says otherwise), one configured and started endpoint.
+ * serviceArgs says otherwise), one configured and started endpoint. With
+ * `isolated`, the service gets a RabbitMQ vhost of its own (tests running side
+ * by side); `stop()` deletes it.
  */
-export async function startLocalStack({ userDir, endpointName = "my_endpoint", serviceArgs = [], log = () => {} }) {
+export async function startLocalStack({
+  userDir,
+  endpointName = "my_endpoint",
+  serviceArgs = [],
+  isolated = false,
+  log = () => {},
+}) {
   await ensureRabbitMQ(log);
+  const vhost = isolated ? await createVhost() : undefined;
+  if (vhost) serviceArgs = ["--amqp-url", vhost.url, ...serviceArgs];
   const env = { ...process.env, CONDUIT_USER_DIR: userDir };
   delete env.CONDUIT_SERVICE_URL;
   delete env.CONDUIT_TOKEN;
   const port = await freePort();
   log(`Starting the service on port ${port} ...`);
-  const service = await startService({ env, port, args: serviceArgs });
+  let service;
+  try {
+    service = await startService({ env, port, args: serviceArgs });
+  } catch (err) {
+    await vhost?.dispose();
+    throw err;
+  }
   try {
     if (!existsSync(join(userDir, endpointName, "config.yaml"))) {
       const configured = await runEndpointCli(["configure", endpointName], env);
@@ -200,10 +240,12 @@ export async function startLocalStack({ userDir, endpointName = "my_endpoint", s
       async stop() {
         await endpoint.stop();
         await service.stop();
+        await vhost?.dispose();
       },
     };
   } catch (err) {
     await service.stop();
+    await vhost?.dispose();
     throw err;
   }
 }

@@ -1,0 +1,137 @@
+/**
+ * The `conduit-endpoint` command line. Every failure prints one sentence
+ * naming the problem and the fix and exits non-zero; a stack trace only with
+ * `--debug`.
+ */
+import { readFileSync } from "node:fs";
+import { ConduitError, paths } from "@conduit/protocol";
+import { Command, CommanderError } from "commander";
+import { listEndpoints } from "../manager/endpoint-state.js";
+import { configureEndpoint, configureMessage } from "./configure.js";
+import { deleteEndpoint } from "./delete.js";
+import { renderEndpointTable } from "./list.js";
+import { startEndpoint } from "./start.js";
+import { stopEndpoint } from "./stop.js";
+
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+function buildProgram(setExitCode: (code: number) => void): Command {
+  const program = new Command("conduit-endpoint")
+    .description(
+      "Run a Conduit compute endpoint: configure it, start it (it stays attached), stop it, list the endpoints of this machine.",
+    )
+    .version(VERSION, "-V, --version", "print the version")
+    .option("--debug", "log DEBUG lines, and print stack traces on errors")
+    .helpOption("-h, --help", "show help")
+    .configureHelp({ showGlobalOptions: true })
+    .exitOverride()
+    .addHelpText(
+      "after",
+      `
+Endpoints live in $CONDUIT_USER_DIR (default ~/.conduit), one folder each.
+The service is found at $CONDUIT_SERVICE_URL, else the URL in credentials.json,
+else http://127.0.0.1:8400; the token in $CONDUIT_TOKEN, else credentials.json.
+
+Quickstart:
+  conduit-endpoint configure my_endpoint
+  conduit-endpoint start my_endpoint
+  conduit-endpoint stop my_endpoint`,
+    );
+
+  program
+    .command("configure")
+    .description("create an endpoint folder with config.yaml, the user config template, schema and environment")
+    .argument("<name>", "endpoint name: letters, digits, _ . -")
+    .option("--display-name <name>", "name shown in the web UI (config.yaml display_name)")
+    .option("--multi-user", "map submitting identities to local accounts (not supported yet)")
+    .action((name: string, opts: { displayName?: string; multiUser?: boolean }) => {
+      const ep = configureEndpoint({
+        userDir: paths.userDir(),
+        name,
+        displayName: opts.displayName,
+        multiUser: opts.multiUser === true,
+      });
+      process.stdout.write(configureMessage(ep));
+    });
+
+  program
+    .command("start")
+    .description("register the endpoint and run it, attached, until Ctrl+C or `conduit-endpoint stop`")
+    .argument("<name>", "a configured endpoint")
+    .option("--log-to-console", "also write the log to the console (stderr)")
+    .action(async (name: string, opts: { logToConsole?: boolean }, cmd: Command) => {
+      const debug = cmd.optsWithGlobals().debug === true;
+      setExitCode(
+        await startEndpoint({ userDir: paths.userDir(), name, logToConsole: opts.logToConsole === true, debug }),
+      );
+    });
+
+  program
+    .command("stop")
+    .description("stop a running endpoint and its user endpoint processes")
+    .argument("<name>", "a configured endpoint")
+    .action(async (name: string) => {
+      await stopEndpoint({ userDir: paths.userDir(), name, print });
+    });
+
+  program
+    .command("list")
+    .description("show the endpoints of this machine: id, status, name")
+    .action(() => {
+      process.stdout.write(renderEndpointTable(listEndpoints(paths.userDir())));
+    });
+
+  program
+    .command("delete")
+    .description("delete a stopped endpoint's folder (and its user endpoint logs)")
+    .argument("<name>", "a configured endpoint")
+    .option("-y, --yes", "do not ask for confirmation")
+    .action(async (name: string, opts: { yes?: boolean }) => {
+      const deleted = await deleteEndpoint({ userDir: paths.userDir(), name, yes: opts.yes === true, print });
+      if (!deleted) setExitCode(1);
+    });
+
+  program
+    .command("_start-user-endpoint", { hidden: true })
+    .description("run a user endpoint process (started by the manager endpoint process, bootstrap on stdin)")
+    .argument("<uepName>")
+    .action(async (uepName: string) => {
+      // Loaded lazily: the UEP pulls in engines and the template renderer, which no other command needs.
+      const { startUserEndpoint } = await import("./start-user-endpoint.js");
+      setExitCode(await startUserEndpoint(uepName));
+    });
+
+  return program;
+}
+
+/**
+ * Runs `conduit-endpoint` with `argv` (as `process.argv`: node, script, args…)
+ * and resolves with the exit code; `start` resolves when the endpoint stops.
+ */
+export async function runCli(argv: readonly string[] = process.argv): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram((code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync([...argv]);
+    return exitCode;
+  } catch (err) {
+    // Commander has already printed its own usage errors (and help/version, exit code 0).
+    if (err instanceof CommanderError) return err.exitCode;
+    const debug = argv.includes("--debug");
+    process.stderr.write(`${errorSentence(err, debug)}\n`);
+    if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}
+
+function errorSentence(err: unknown, debug: boolean): string {
+  if (err instanceof ConduitError) return `Error: ${err.message}`;
+  const message = err instanceof Error ? err.message : String(err);
+  return `Error: ${message}${debug ? "" : " (run again with --debug for details)"}`;
+}

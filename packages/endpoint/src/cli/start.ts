@@ -1,0 +1,218 @@
+/**
+ * `conduit-endpoint start <name>`: runs the MEP attached to the console until
+ * a signal (Ctrl+C, Ctrl+\, `kill`, `conduit-endpoint stop`). Order matters:
+ * the config is validated before anything changes; `daemon.pid` is claimed
+ * before registering, so two `start`s never both run; it is released last.
+ */
+import { readFileSync } from "node:fs";
+import { ConduitError, paths, redactUrl } from "@conduit/protocol";
+import { type ManagerConfig, parseManagerConfig } from "../config/manager-config.js";
+import { createLogger, type FileLogger } from "../logging.js";
+import {
+  claimPidFile,
+  configuredEndpoint,
+  type EndpointPaths,
+  readEndpointId,
+  readPidFile,
+  releasePidFile,
+  removePidFile,
+  writeEndpointId,
+} from "../manager/endpoint-dir.js";
+import { ManagerEndpoint } from "../manager/manager-endpoint.js";
+import { localUser, type Registration, registerEndpoint } from "../manager/registration.js";
+import { killLeftoverUeps } from "../manager/uep-records.js";
+import { startTicker } from "./ticker.js";
+
+export interface StartOptions {
+  userDir: string;
+  name: string;
+  /** Echo the log to stderr. */
+  logToConsole: boolean;
+  /** DEBUG lines in the log. */
+  debug: boolean;
+}
+
+/** Resolves with the exit code once the MEP has shut down. */
+export async function startEndpoint(options: StartOptions): Promise<number> {
+  const { userDir, name } = options;
+  const ep = configuredEndpoint(userDir, name);
+  const configText = readFileSync(ep.config, "utf8");
+  const config = parseManagerConfig(configText, ep.config);
+  if (config.multi_user) {
+    throw new ConduitError(
+      "MULTI_USER_UNSUPPORTED",
+      `Endpoint ${name} is configured as multi-user (multi_user: true in ${ep.config}), which this version of Conduit does not support yet; remove that line to run it single-user.`,
+    );
+  }
+  const log = createLogger({
+    file: ep.log,
+    console: options.logToConsole,
+    debug: options.debug || config.debug === true,
+    name: "MEP",
+  });
+
+  const previous = readPidFile(ep);
+  if (previous.state === "running") {
+    throw new ConduitError(
+      "ENDPOINT_RUNNING",
+      `Another instance of this endpoint is running (pid ${previous.pid}); stop it with: conduit-endpoint stop ${name}`,
+    );
+  }
+  if (previous.state === "stale") {
+    const note = "Previous endpoint instance failed to shutdown cleanly.  Removing PID file.";
+    log.info(note);
+    if (!options.logToConsole) process.stderr.write(`${note}\n`);
+  }
+  // Whatever the dead MEP left behind goes first (its UEPs would otherwise
+  // keep consuming beside the new ones), then the pid file, then we claim it.
+  await killLeftoverUeps(ep.uepRecords, log);
+  if (previous.state === "stale") removePidFile(ep);
+  if (!claimPidFile(ep)) {
+    throw new ConduitError(
+      "ENDPOINT_RUNNING",
+      `Another instance of this endpoint is starting right now; stop it with: conduit-endpoint stop ${name}`,
+    );
+  }
+
+  const stop = new StopRequests(log, () => releasePidFile(ep));
+  try {
+    return await run(options, ep, configText, config, log, stop);
+  } finally {
+    stop.dispose();
+    releasePidFile(ep);
+  }
+}
+
+async function run(
+  options: StartOptions,
+  ep: EndpointPaths,
+  configText: string,
+  config: ManagerConfig,
+  log: FileLogger,
+  stop: StopRequests,
+): Promise<number> {
+  const { name, userDir } = options;
+  const serviceUrl = paths.serviceUrl();
+  let registration: Registration | undefined;
+  try {
+    const registering = registerEndpoint({
+      serviceUrl,
+      token: paths.token(),
+      name,
+      endpointId: readEndpointId(ep),
+      displayName: config.display_name,
+      allowedFunctions: config.allowed_functions,
+      configText,
+      amqpPort: config.amqp_port,
+    });
+    registration = await Promise.race([registering, stop.requested.then(() => undefined)]);
+  } catch (err) {
+    log.error((err as Error).message);
+    throw err;
+  }
+  if (registration === undefined) {
+    log.info("Stopped before registration completed.");
+    return stop.exitCode;
+  }
+  const { endpointId, amqpUrl } = registration;
+  writeEndpointId(ep, endpointId);
+
+  log.info(`========== Endpoint Manager begins: ${endpointId}`);
+  log.info(`Registered with ${serviceUrl}; broker ${redactUrl(amqpUrl)}`);
+  if (process.getuid?.() === 0) {
+    log.warn(
+      "Running as root without multi-user mode: this endpoint is single-user and every user endpoint process runs as root; configure a multi-user endpoint to map identities to local accounts.",
+    );
+  }
+  const manager = new ManagerEndpoint({
+    name,
+    ep,
+    config,
+    endpointId,
+    amqpUrl,
+    userDir,
+    localUser: localUser(),
+    log,
+  });
+  stop.onForce = () => manager.killAll();
+  try {
+    await manager.start();
+  } catch (err) {
+    await manager.shutdown();
+    const failure =
+      err instanceof ConduitError && err.code === "BROKER_UNREACHABLE"
+        ? new ConduitError(
+            err.code,
+            `Cannot connect to RabbitMQ at ${redactUrl(amqpUrl)}, the broker URL the service at ${serviceUrl} handed out${config.amqp_port === null ? "" : ` with amqp_port ${config.amqp_port} from ${ep.config}`} (${(err.cause as Error)?.message ?? err.message}); check that RabbitMQ listens there, or fix amqp_port in config.yaml or the service's --amqp-public-url.`,
+            { cause: err },
+          )
+        : err;
+    log.error((failure as Error).message);
+    throw failure;
+  }
+  // Printed once the MEP takes commands: whoever waits for this line can submit.
+  process.stdout.write(`        >>> Endpoint ID: ${endpointId} <<<\n`);
+  const stopTicker = process.stderr.isTTY && !options.logToConsole ? startTicker(process.stderr) : undefined;
+
+  const reason = await stop.requested;
+  stopTicker?.();
+  log.info(`Shutting down (${reason})`);
+  await manager.shutdown();
+  releasePidFile(ep);
+  log.info("Shutdown complete.");
+  log.info(`---------- Endpoint Manager ends: ${endpointId}`);
+  return stop.exitCode;
+}
+
+const STOP_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP"];
+
+/**
+ * Turns SIGINT (Ctrl+C), SIGQUIT (Ctrl+\), SIGTERM and SIGHUP (terminal
+ * closed), and any unexpected error, into one graceful stop. A second signal
+ * during the shutdown forces the exit: UEP process groups killed, pid file
+ * removed, exit code 1.
+ */
+class StopRequests {
+  readonly requested: Promise<string>;
+  /** 0 after a signal, 1 after an unexpected error. */
+  exitCode = 0;
+  onForce: (() => void) | undefined;
+  private resolve!: (reason: string) => void;
+  private stopping = false;
+  private readonly onSignal = (signal: NodeJS.Signals) => this.request(signal);
+  private readonly onError = (err: unknown) => {
+    this.log.error(`Unexpected error: ${(err as Error)?.stack ?? String(err)}`);
+    this.exitCode = 1;
+    this.request("unexpected error");
+  };
+
+  constructor(
+    private readonly log: FileLogger,
+    private readonly pidFileRelease: () => void,
+  ) {
+    this.requested = new Promise((resolve) => {
+      this.resolve = resolve;
+    });
+    for (const s of STOP_SIGNALS) process.on(s, this.onSignal);
+    process.on("uncaughtException", this.onError);
+    process.on("unhandledRejection", this.onError);
+  }
+
+  private request(reason: string): void {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.resolve(reason);
+      return;
+    }
+    this.log.warn(`Received ${reason} during shutdown; killing the user endpoint processes and exiting now`);
+    this.onForce?.();
+    this.pidFileRelease();
+    process.exit(1);
+  }
+
+  dispose(): void {
+    for (const s of STOP_SIGNALS) process.off(s, this.onSignal);
+    process.off("uncaughtException", this.onError);
+    process.off("unhandledRejection", this.onError);
+  }
+}

@@ -1,0 +1,411 @@
+/**
+ * The manager endpoint process (MEP): consumes its command queue, starts one
+ * UEP per `start_uep` command (unless that UEP is already running), restarts a
+ * UEP that died with tasks still queued (bounded), heartbeats to the service,
+ * and on shutdown stops every UEP before it says goodbye.
+ */
+import {
+  type BrokerLink,
+  type ConfirmChannel,
+  type ConsumeMessage,
+  commandQueue,
+  connectBroker,
+  decodeMessage,
+  HEARTBEATS_EXCHANGE,
+  type HeartbeatMessage,
+  heartbeatsRoutingKey,
+  QUEUE_OPTIONS,
+  RESULTS_EXCHANGE,
+  type ResultMessage,
+  resultsRoutingKey,
+  type StartUepCommand,
+  TASKS_EXCHANGE,
+  uepName,
+  uepTaskQueue,
+  type WireError,
+} from "@conduit/protocol";
+import type { ManagerConfig } from "../config/manager-config.js";
+import type { Logger } from "../logging.js";
+import { UEP_EXIT } from "../user-endpoint/bootstrap-types.js";
+import type { EndpointPaths } from "./endpoint-dir.js";
+import { sleep } from "./processes.js";
+import { buildBootstrap } from "./uep-bootstrap.js";
+import { type UepExit, UepProcess } from "./uep-process.js";
+import { removeUepRecords, writeUepRecords } from "./uep-records.js";
+
+export interface ManagerEndpointOptions {
+  name: string;
+  ep: EndpointPaths;
+  config: ManagerConfig;
+  endpointId: string;
+  /** Broker URL (credentials included, `amqp_port` applied); UEPs get the same. */
+  amqpUrl: string;
+  userDir: string;
+  /** Local account the MEP (and, single-user, every UEP) runs as. */
+  localUser: string;
+  log: Logger;
+}
+
+/** Commands older than this (or from a clock this far ahead) are ignored, as in Globus. */
+const MAX_COMMAND_AGE_MS = 180_000;
+/** A UEP's unacked tasks go back to its queue when its connection drops; look only after that. */
+const RESTART_CHECK_DELAY_MS = 1_000;
+/** At most this many automatic restarts of one UEP per {@link RESTART_WINDOW_MS}. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+/** How long UEPs get to stop after SIGTERM before their process groups are killed. */
+const UEP_STOP_GRACE_MS = 10_000;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+interface UepEntry {
+  /** The latest command for this UEP: what a restart starts it with. */
+  command: StartUepCommand;
+  process: UepProcess | undefined;
+  /** Times of automatic restarts, for the restart budget. */
+  restarts: number[];
+}
+
+export class ManagerEndpoint {
+  private broker: BrokerLink | undefined;
+  private consumer: { channel: ConfirmChannel; tag: string } | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatPending = false;
+  private readonly ueps = new Map<string, UepEntry>();
+  private stopping = false;
+  private readonly log: Logger;
+
+  constructor(private readonly options: ManagerEndpointOptions) {
+    this.log = options.log;
+  }
+
+  /** Connects, consumes the command queue and starts heartbeating. */
+  async start(): Promise<void> {
+    const { name, amqpUrl, config } = this.options;
+    this.broker = await connectBroker(amqpUrl, {
+      name: `MEP ${name}`,
+      // Fail `start` fast when RabbitMQ is not there; once running, reconnect forever.
+      initialMaxRetries: 3,
+      setup: (channel) => this.setup(channel),
+    });
+    this.broker.on("disconnect", (err: Error) =>
+      this.log.warn(`Lost the connection to RabbitMQ (${err?.message ?? "closed"}); reconnecting`),
+    );
+    // Listeners are attached after the first connection: every "connect" from now on is a reconnection.
+    this.broker.on("connect", () => this.log.info("Reconnected to RabbitMQ"));
+    this.broker.on("channel-error", (err: Error) => this.log.warn(`RabbitMQ channel error: ${err.message}`));
+    const period = config.heartbeat_period;
+    this.sendHeartbeat(period);
+    this.heartbeatTimer = setInterval(() => this.sendHeartbeat(period), period * 1000);
+  }
+
+  /** Runs on every (re)connection: topology, then the command consumer. */
+  private async setup(channel: ConfirmChannel): Promise<void> {
+    const queue = commandQueue(this.options.endpointId);
+    // Declared here too (same arguments as the service), so that publishing a
+    // heartbeat or a failed result never closes the channel with a 404.
+    await channel.assertExchange(TASKS_EXCHANGE, "direct", { durable: true });
+    await channel.assertExchange(RESULTS_EXCHANGE, "topic", { durable: true });
+    await channel.assertExchange(HEARTBEATS_EXCHANGE, "topic", { durable: true });
+    await channel.assertQueue(queue, QUEUE_OPTIONS);
+    await channel.bindQueue(queue, TASKS_EXCHANGE, queue);
+    if (this.stopping) return;
+    const { consumerTag } = await channel.consume(queue, (msg) => this.onCommand(channel, msg));
+    this.consumer = { channel, tag: consumerTag };
+    this.log.debug(`Consuming commands from ${queue}`);
+  }
+
+  private onCommand(channel: ConfirmChannel, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      this.log.warn(
+        `RabbitMQ cancelled the command consumer (queue ${commandQueue(this.options.endpointId)} deleted?)`,
+      );
+      return;
+    }
+    // Acked on receipt, as in Globus: a command that crashes the MEP must not come back forever.
+    try {
+      channel.ack(msg);
+    } catch {
+      // channel already closed: the broker redelivers, and starting a running UEP is a no-op
+    }
+    let command: StartUepCommand;
+    try {
+      command = decodeMessage(msg.content, "start_uep");
+      this.checkCommand(command);
+    } catch (err) {
+      this.log.error(`Dropped a command: ${(err as Error).message}`);
+      return;
+    }
+    this.log.debug(`Received command: ${msg.content.toString("utf8")}`);
+    const now = Date.now();
+    if (Math.abs(now - command.sentAt) > MAX_COMMAND_AGE_MS) {
+      this.log.warn(
+        "Ignoring command from server\nCommand too old or skew between system clocks is too large.\n" +
+          `  Command timestamp: ${new Date(command.sentAt).toISOString()}\n` +
+          `  Endpoint timestamp: ${new Date(now).toISOString()}`,
+      );
+      return;
+    }
+    this.startUep(command);
+  }
+
+  /** Throws when the command does not hold together (decodeMessage checked only `v` and `kind`). */
+  private checkCommand(c: StartUepCommand): void {
+    const { endpointId } = this.options;
+    const bad = (problem: string) => new Error(`malformed start_uep command: ${problem}.`);
+    if (c.endpointId !== endpointId) throw bad(`it is for endpoint ${String(c.endpointId)}, not ${endpointId}`);
+    if (typeof c.uepId !== "string" || !UUID_RE.test(c.uepId)) throw bad(`its uepId ${String(c.uepId)} is not a UUID`);
+    // The name becomes a directory name: it must be exactly the one derived from the ids.
+    if (c.uepName !== uepName(endpointId, c.uepId)) throw bad(`its uepName is not ${uepName(endpointId, c.uepId)}`);
+    if (typeof c.identity?.id !== "string") throw bad("it has no identity.id");
+    if (typeof c.sentAt !== "number") throw bad("it has no sentAt timestamp");
+    const config = c.userEndpointConfig as unknown;
+    if (config != null && (typeof config !== "object" || Array.isArray(config))) {
+      throw bad("its userEndpointConfig is not an object");
+    }
+  }
+
+  private startUep(command: StartUepCommand): void {
+    if (this.stopping) return;
+    const entry = this.ueps.get(command.uepName);
+    if (entry?.process?.running) {
+      this.log.info(`User endpoint ${command.uepName} is already running (pid: ${entry.process.pid})`);
+      entry.command = command;
+      return;
+    }
+    this.launch(command, entry?.restarts ?? []);
+  }
+
+  private launch(command: StartUepCommand, restarts: number[]): void {
+    const { localUser, userDir } = this.options;
+    const entry: UepEntry = { command, process: undefined, restarts };
+    this.ueps.set(command.uepName, entry);
+    const describe = UepProcess.describe(localUser, command.uepName);
+    let proc: UepProcess;
+    try {
+      const bootstrap = buildBootstrap(this.options, command);
+      proc = UepProcess.spawn({ bootstrap, userDir, env: bootstrap.userEnvironment });
+    } catch (err) {
+      this.log.error(`Unable to start user endpoint process for ${localUser} ${describe}: ${(err as Error).message}`);
+      void this.failQueuedTasks(command, {
+        code: "UEP_START_FAILED",
+        name: "UepStartError",
+        message: `The endpoint could not start a user endpoint process (${(err as Error).message}); ask the endpoint's administrator to check ${this.options.ep.log}.`,
+      });
+      this.forget(entry);
+      return;
+    }
+    entry.process = proc;
+    this.saveRecords();
+    this.log.info(`Creating new user endpoint (pid: ${proc.pid}) ${describe}`);
+    this.log.info(
+      `Command process successfully forked for '${localUser}' (Conduit effective identity: ${command.identity.id}).`,
+    );
+    void proc.exited.then((exit) => this.onUepExit(entry, proc, exit));
+  }
+
+  private async onUepExit(entry: UepEntry, proc: UepProcess, exit: UepExit): Promise<void> {
+    const describe = UepProcess.describe(this.options.localUser, proc.name);
+    if (exit.signal) this.log.warn(`Command terminated by signal: ${exit.signal} (${proc.pid}) ${describe}`);
+    else if (exit.code === 0) this.log.info(`Command stopped normally (${proc.pid}) ${describe}`);
+    else this.log.warn(`Command return code: ${exit.code} (${proc.pid}) ${describe}`);
+    if (entry.process === proc) entry.process = undefined;
+    if (this.stopping) return;
+    this.saveRecords();
+    if (exit.code === UEP_EXIT.startFailed) {
+      this.log.info(
+        `User endpoint ${proc.name} could not start; not restarting it (it failed its tasks with the reason)`,
+      );
+      this.forget(entry);
+      return;
+    }
+
+    await sleep(RESTART_CHECK_DELAY_MS);
+    if (this.stopping || entry.process?.running || this.ueps.get(proc.name) !== entry) return;
+    const waiting = await this.queuedTasks(entry.command);
+    if (!waiting) {
+      this.forget(entry);
+      return;
+    }
+    const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+    const now = Date.now();
+    entry.restarts = entry.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
+    if (entry.restarts.length >= MAX_RESTARTS) {
+      this.log.error(
+        `User endpoint ${proc.name} stopped (${how}) ${MAX_RESTARTS + 1} times within a minute; failing the ${waiting} task(s) in its queue instead of restarting it (see ${proc.logFile})`,
+      );
+      await this.failQueuedTasks(entry.command, {
+        code: "UEP_CRASHED",
+        name: "UepCrashed",
+        message: `The user endpoint process running this task stopped (${how}) ${MAX_RESTARTS + 1} times within a minute, so the task was failed instead of run again; its log is ${proc.logFile} on the endpoint host.`,
+      });
+      this.forget(entry);
+      return;
+    }
+    entry.restarts.push(now);
+    this.log.info(
+      `User endpoint ${proc.name} stopped (${how}) with ${waiting} task(s) in its queue; starting it again`,
+    );
+    this.launch(entry.command, entry.restarts);
+  }
+
+  /** Drops a stopped UEP's entry (unless a newer command replaced or restarted it meanwhile). */
+  private forget(entry: UepEntry): void {
+    const name = entry.command.uepName;
+    if (this.ueps.get(name) === entry && !entry.process?.running) this.ueps.delete(name);
+  }
+
+  /** Ready messages in the UEP's task queue, or 0 when the broker cannot tell right now. */
+  private async queuedTasks(command: StartUepCommand): Promise<number> {
+    try {
+      const channel = await this.readyChannel();
+      // assertQueue, not checkQueue: a missing queue must not close the shared channel with a 404.
+      const { messageCount } = await channel.assertQueue(
+        uepTaskQueue(command.endpointId, command.uepId),
+        QUEUE_OPTIONS,
+      );
+      return messageCount;
+    } catch (err) {
+      this.log.warn(`Could not check the task queue of ${command.uepName}: ${(err as Error).message}`);
+      return 0;
+    }
+  }
+
+  /**
+   * Takes every task out of the UEP's queue and publishes a failed result for
+   * it; each task is acked only after its result is confirmed by the broker.
+   */
+  private async failQueuedTasks(command: StartUepCommand, error: WireError): Promise<void> {
+    const { endpointId } = this.options;
+    const queue = uepTaskQueue(endpointId, command.uepId);
+    let failed = 0;
+    try {
+      const channel = await this.readyChannel();
+      await channel.assertQueue(queue, QUEUE_OPTIONS);
+      for (;;) {
+        const msg = await channel.get(queue, { noAck: false });
+        if (msg === false) break;
+        let taskId: string;
+        try {
+          taskId = decodeMessage(msg.content, "task").taskId;
+        } catch (err) {
+          this.log.error(`Dropped a message from ${queue}: ${(err as Error).message}`);
+          channel.ack(msg);
+          continue;
+        }
+        const result: ResultMessage = {
+          v: 1,
+          kind: "result",
+          taskId,
+          endpointId,
+          uepId: command.uepId,
+          state: "failed",
+          error,
+          completedAt: Date.now(),
+        };
+        await this.broker?.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), result);
+        channel.ack(msg);
+        failed++;
+      }
+    } catch (err) {
+      this.log.error(`Could not fail the tasks of ${command.uepName}: ${(err as Error).message}`);
+    }
+    if (failed > 0) this.log.warn(`Failed ${failed} task(s) of ${command.uepName} (${error.code})`);
+  }
+
+  private async readyChannel(): Promise<ConfirmChannel> {
+    if (!this.broker) throw new Error("The MEP is not connected to RabbitMQ.");
+    return await this.broker.ready();
+  }
+
+  private sendHeartbeat(period: number): void {
+    // One at a time: while the broker is away, beats do not pile up behind each other.
+    if (this.heartbeatPending) return;
+    this.heartbeatPending = true;
+    this.publishHeartbeat(period)
+      .catch((err: Error) => this.log.warn(`Could not send a heartbeat: ${err.message}`))
+      .finally(() => {
+        this.heartbeatPending = false;
+      });
+  }
+
+  private async publishHeartbeat(period: number): Promise<void> {
+    const { endpointId } = this.options;
+    if (!this.broker) return;
+    const beat: HeartbeatMessage = { v: 1, kind: "heartbeat", role: "mep", endpointId, period, sentAt: Date.now() };
+    await this.broker.publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), beat);
+    this.log.debug(`Heartbeat sent (period ${period} s)`);
+  }
+
+  private saveRecords(): void {
+    const records = [...this.ueps.values()]
+      .map((e) => e.process)
+      .filter((p): p is UepProcess => p?.running === true)
+      .map((p) => ({ name: p.name, pid: p.pid, pgid: p.pgid }));
+    try {
+      writeUepRecords(this.options.ep.uepRecords, records);
+    } catch (err) {
+      this.log.warn(`Could not record the running user endpoints: ${(err as Error).message}`);
+    }
+  }
+
+  private runningUeps(): UepProcess[] {
+    return [...this.ueps.values()].map((e) => e.process).filter((p): p is UepProcess => p?.running === true);
+  }
+
+  /**
+   * Stops consuming, stops every UEP (SIGTERM to its process group, SIGKILL
+   * after the grace period), sends the last heartbeat (period 0) and closes
+   * the broker connection.
+   */
+  async shutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.heartbeatTimer);
+    // Stop taking commands first, so no UEP starts while the others stop.
+    if (this.consumer) {
+      await withTimeout(this.consumer.channel.cancel(this.consumer.tag), 3_000).catch(() => undefined);
+    }
+    const live = this.runningUeps();
+    const uid = process.getuid?.() ?? -1;
+    const gid = process.getgid?.() ?? -1;
+    const { localUser } = this.options;
+    for (const p of live) {
+      this.log.info(
+        `Signaling shutdown of user endpoint (PID: ${p.pid}, PGID: ${p.pgid}, UID: ${uid}, GID: ${gid}, User: ${localUser}) ${UepProcess.describe(localUser, p.name)}`,
+      );
+      p.terminate();
+      p.closeStdin();
+    }
+    const allExited = Promise.all(live.map((p) => p.exited));
+    await withTimeout(allExited, UEP_STOP_GRACE_MS).catch(() => undefined);
+    for (const p of live) {
+      if (p.running) {
+        this.log.warn(
+          `Forcibly killing of user endpoint (PID: ${p.pid}, PGID: ${p.pgid}, UID: ${uid}, GID: ${gid}, User: ${localUser}) ${UepProcess.describe(localUser, p.name)}`,
+        );
+      }
+      // Also reaps stragglers of a UEP that exited without stopping its workers.
+      p.kill();
+    }
+    await withTimeout(allExited, 2_000).catch(() => undefined);
+    await withTimeout(this.publishHeartbeat(0), 5_000).catch((err: Error) =>
+      this.log.warn(`Could not send the final heartbeat: ${err.message}`),
+    );
+    await this.broker?.close();
+    removeUepRecords(this.options.ep.uepRecords);
+  }
+
+  /** Last resort (a second signal during shutdown): kills every UEP process group now. */
+  killAll(): void {
+    for (const p of this.runningUeps()) p.kill();
+    removeUepRecords(this.options.ep.uepRecords);
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

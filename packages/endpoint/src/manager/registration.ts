@@ -1,0 +1,127 @@
+/**
+ * Registration with the web service (`POST /v1/endpoints`): the MEP's first
+ * act at `start`. It sends the id kept in `endpoint.json` (none the first
+ * time), so an endpoint keeps its id across restarts, and gets back the
+ * broker URL it consumes its command queue on.
+ */
+import { hostname, userInfo } from "node:os";
+import {
+  API_PREFIX,
+  type ApiErrorBody,
+  ConduitError,
+  type RegisterEndpointRequest,
+  type RegisterEndpointResponse,
+} from "@conduit/protocol";
+
+export interface RegistrationOptions {
+  serviceUrl: string;
+  token: string;
+  name: string;
+  /** The id from `endpoint.json`; undefined at the first start. */
+  endpointId: string | undefined;
+  displayName: string | null;
+  allowedFunctions: string[] | null;
+  /** Raw `config.yaml`, for the service's records. */
+  configText: string;
+  /** `amqp_port` from config.yaml: replaces the port of the broker URL the service returns. */
+  amqpPort: number | null;
+}
+
+export interface Registration {
+  endpointId: string;
+  /** Broker URL with credentials, `amqp_port` applied. */
+  amqpUrl: string;
+}
+
+const REGISTER_TIMEOUT_MS = 30_000;
+
+export async function registerEndpoint(options: RegistrationOptions): Promise<Registration> {
+  const url = `${options.serviceUrl}${API_PREFIX}/endpoints`;
+  const body: RegisterEndpointRequest = {
+    name: options.name,
+    display_name: options.displayName,
+    multi_user: false,
+    allowed_functions: options.allowedFunctions,
+    metadata: {
+      hostname: hostname(),
+      node_version: process.version,
+      local_user: localUser(),
+      pid: process.pid,
+      config: options.configText,
+    },
+  };
+  if (options.endpointId) body.endpoint_id = options.endpointId;
+
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${options.token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(REGISTER_TIMEOUT_MS),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    throw new ConduitError(
+      "SERVICE_UNREACHABLE",
+      `Cannot reach the Conduit service at ${options.serviceUrl} (${why}); start it with \`npx conduit-service start\`, or point CONDUIT_SERVICE_URL at a running service.`,
+      { cause: err },
+    );
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    let message = text.trim().slice(0, 500) || response.statusText;
+    try {
+      const parsed = JSON.parse(text) as Partial<ApiErrorBody>;
+      if (typeof parsed.message === "string") message = parsed.message;
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new ConduitError(
+      response.status === 401 ? "UNAUTHORIZED" : "REGISTRATION_FAILED",
+      `The Conduit service at ${options.serviceUrl} refused to register endpoint ${options.name} (HTTP ${response.status}): ${message}`,
+    );
+  }
+  let reply: RegisterEndpointResponse;
+  try {
+    reply = JSON.parse(text) as RegisterEndpointResponse;
+  } catch (err) {
+    throw badReply(options.serviceUrl, "is not JSON", err);
+  }
+  if (typeof reply?.endpoint_id !== "string" || typeof reply.amqp?.url !== "string") {
+    throw badReply(options.serviceUrl, "lacks endpoint_id or amqp.url");
+  }
+  if (options.endpointId && reply.endpoint_id !== options.endpointId) {
+    throw new ConduitError(
+      "ENDPOINT_ID_MISMATCH",
+      `The Conduit service registered this endpoint as ${reply.endpoint_id}, not as ${options.endpointId} (kept in endpoint.json); delete endpoint.json to accept the new id, or point CONDUIT_SERVICE_URL at the service that knows the old one.`,
+    );
+  }
+  return { endpointId: reply.endpoint_id, amqpUrl: withPort(reply.amqp.url, options.amqpPort) };
+}
+
+function badReply(serviceUrl: string, what: string, cause?: unknown): ConduitError {
+  return new ConduitError(
+    "REGISTRATION_FAILED",
+    `The registration reply of the Conduit service at ${serviceUrl} ${what}; check that CONDUIT_SERVICE_URL points at a Conduit service of the same version.`,
+    { cause },
+  );
+}
+
+/** The broker URL with `amqp_port` applied (null keeps the service's port). */
+export function withPort(amqpUrl: string, port: number | null): string {
+  if (port === null) return amqpUrl;
+  const u = new URL(amqpUrl);
+  u.port = String(port);
+  return u.toString();
+}
+
+/** The local account this process runs as. */
+export function localUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? "unknown");
+  }
+}

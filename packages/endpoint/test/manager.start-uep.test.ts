@@ -1,0 +1,245 @@
+/**
+ * The MEP's command handling, with a real service, RabbitMQ and real UEP
+ * processes: a start_uep command (published here, as the service would)
+ * spawns one UEP with the seed's log lines, a second one for the same UEP
+ * does not; stale and malformed commands are ignored; a UEP that keeps
+ * crashing with tasks queued is restarted at most 5 times, then its tasks fail
+ * with UEP_CRASHED; a UEP that could not start (exit 3) is not restarted.
+ */
+import { randomUUID } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  type BrokerLink,
+  commandQueue,
+  connectBroker,
+  decodeMessage,
+  JSON_DATA,
+  QUEUE_OPTIONS,
+  RESULTS_EXCHANGE,
+  type ResultMessage,
+  resultsRoutingKey,
+  SOURCE_CODE,
+  type StartUepCommand,
+  type TaskMessage,
+  uepName,
+  uepTaskQueue,
+} from "@conduit/protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  cleanupProcesses,
+  cliEnv,
+  type Mep,
+  pidAlive,
+  readLog,
+  runCli,
+  startMep,
+  startTestService,
+  type TestService,
+  tempUserDir,
+} from "./cli.helpers.js";
+
+let service: TestService;
+let broker: BrokerLink;
+const queuesToDelete: string[] = [];
+
+beforeAll(async () => {
+  service = await startTestService();
+  broker = await connectBroker(service.amqpUrl, { name: "manager-test" });
+});
+afterAll(async () => {
+  await cleanupProcesses();
+  const channel = await broker?.ready();
+  for (const q of queuesToDelete) await channel?.deleteQueue(q).catch(() => undefined);
+  await broker?.close();
+  await service?.close();
+});
+
+/** A configured and started endpoint, with a ThreadPoolEngine template so UEPs start light. */
+async function runningEndpoint(name: string, configYaml?: string) {
+  const userDir = tempUserDir();
+  const env = cliEnv(userDir, service);
+  expect((await runCli(["configure", name], env)).code).toBe(0);
+  const dir = join(userDir, name);
+  writeFileSync(
+    join(dir, "user_config_template.yaml.j2"),
+    "engine:\n  type: ThreadPoolEngine\n  max_workers: 1\nidle_heartbeats_soft: 0\n",
+  );
+  if (configYaml) writeFileSync(join(dir, "config.yaml"), configYaml);
+  const mep = await startMep(name, env);
+  return { userDir, env, dir, log: join(dir, "endpoint.log"), mep };
+}
+
+function command(mep: Mep, overrides: Partial<StartUepCommand> = {}): StartUepCommand {
+  const uepId = overrides.uepId ?? randomUUID();
+  return {
+    v: 1,
+    kind: "start_uep",
+    endpointId: mep.endpointId,
+    uepId,
+    uepName: uepName(mep.endpointId, uepId),
+    identity: { id: randomUUID(), username: "ada@localhost" },
+    userEndpointConfig: {},
+    userRuntime: null,
+    sentAt: Date.now(),
+    ...overrides,
+  };
+}
+
+async function send(cmd: StartUepCommand | Buffer, endpointId: string): Promise<void> {
+  await broker.publish("", commandQueue(endpointId), cmd);
+}
+
+/** Puts `n` tasks in the UEP's queue, as the service would before commanding the MEP. */
+async function queueTasks(cmd: StartUepCommand, n: number): Promise<string[]> {
+  const channel = await broker.ready();
+  const queue = uepTaskQueue(cmd.endpointId, cmd.uepId);
+  await channel.assertQueue(queue, QUEUE_OPTIONS);
+  queuesToDelete.push(queue);
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const task: TaskMessage = {
+      v: 1,
+      kind: "task",
+      taskId: randomUUID(),
+      functionId: randomUUID(),
+      endpointId: cmd.endpointId,
+      uepId: cmd.uepId,
+      taskGroupId: randomUUID(),
+      function: { strategy: SOURCE_CODE, data: "(a, b) => a + b" },
+      args: { strategy: JSON_DATA, data: JSON.stringify({ args: [1, 2] }) },
+    };
+    await broker.publish("", queue, task);
+    ids.push(task.taskId);
+  }
+  return ids;
+}
+
+/** Copies of every result published for this endpoint (beside the service's own consumer). */
+async function tapResults(endpointId: string): Promise<ResultMessage[]> {
+  const channel = await broker.ready();
+  const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
+  await channel.bindQueue(queue, RESULTS_EXCHANGE, resultsRoutingKey(endpointId));
+  const results: ResultMessage[] = [];
+  await channel.consume(
+    queue,
+    (msg) => {
+      if (!msg) return;
+      const m = decodeMessage(msg.content, "result", "task_status");
+      if (m.kind === "result") results.push(m);
+    },
+    { noAck: true },
+  );
+  return results;
+}
+
+function count(text: string, needle: string): number {
+  return text.split(needle).length - 1;
+}
+
+describe("MEP start_uep commands", () => {
+  it("spawns one UEP per command with the seed's log lines, and not a second one while it runs", async () => {
+    const { userDir, dir, log, mep, env } = await runningEndpoint("ueps");
+    const cmd = command(mep);
+    await send(cmd, mep.endpointId);
+    const created = new RegExp(
+      `Creating new user endpoint \\(pid: (\\d+)\\) \\[\\((\\S+), ${cmd.uepName}\\) conduit-endpoint _start-user-endpoint ${cmd.uepName}\\]`,
+    );
+    await expect.poll(() => created.exec(readLog(log)), { timeout: 15_000 }).not.toBeNull();
+    const [, pidText, user] = created.exec(readLog(log))!;
+    const pid = Number(pidText);
+    expect(readLog(log)).toContain(
+      `Command process successfully forked for '${user}' (Conduit effective identity: ${cmd.identity.id}).`,
+    );
+    expect(pidAlive(pid)).toBe(true);
+    // `_start-user-endpoint <name>`, or the title the UEP gives itself: the name either way.
+    expect(readFileSync(`/proc/${pid}/cmdline`, "utf8")).toContain(cmd.uepName);
+    expect(JSON.parse(readFileSync(join(dir, "ueps.json"), "utf8"))).toEqual({
+      ueps: [{ name: cmd.uepName, pid, pgid: pid }],
+    });
+    // Its stdout/stderr and its own log live in its own folder.
+    expect(existsSync(join(userDir, cmd.uepName, "endpoint.log"))).toBe(true);
+
+    await send({ ...cmd, sentAt: Date.now() }, mep.endpointId);
+    await expect
+      .poll(() => readLog(log), { timeout: 10_000 })
+      .toContain(`User endpoint ${cmd.uepName} is already running (pid: ${pid})`);
+    expect(count(readLog(log), "Creating new user endpoint")).toBe(1);
+
+    const stopped = await runCli(["stop", "ueps"], env);
+    expect(stopped.stdout).toBe("> Endpoint <ueps> is now stopped\n");
+    expect(pidAlive(pid)).toBe(false);
+    const text = readLog(log);
+    expect(text).toContain(`Signaling shutdown of user endpoint (PID: ${pid}, PGID: ${pid},`);
+    expect(text).toMatch(
+      new RegExp(
+        `Command (stopped normally|return code: \\d+|terminated by signal: \\w+) \\(${pid}\\) \\[\\(${user}, ${cmd.uepName}\\)`,
+      ),
+    );
+    expect(existsSync(join(dir, "ueps.json"))).toBe(false);
+  });
+
+  it("ignores commands that are too old or malformed", async () => {
+    const { log, mep, env } = await runningEndpoint("picky");
+    await send(command(mep, { sentAt: Date.now() - 10 * 60_000 }), mep.endpointId);
+    await send(Buffer.from("not json"), mep.endpointId);
+    await send(command(mep, { uepName: "uep.elsewhere" }), mep.endpointId);
+    await expect.poll(() => count(readLog(log), "Dropped a command"), { timeout: 10_000 }).toBe(2);
+    await expect
+      .poll(() => readLog(log), { timeout: 10_000 })
+      .toContain("Ignoring command from server\nCommand too old or skew between system clocks is too large.");
+    expect(readLog(log)).not.toContain("Creating new user endpoint");
+    expect((await runCli(["stop", "picky"], env)).code).toBe(0);
+  });
+
+  it("restarts a crashing UEP with queued tasks at most 5 times, then fails its tasks with UEP_CRASHED", async () => {
+    const { dir, log, mep, env, userDir } = await runningEndpoint("crashes");
+    // Written after start: the MEP reads user_environment.yaml afresh for each UEP.
+    // This one makes node itself fail before any UEP code runs (exit code 1).
+    writeFileSync(join(dir, "user_environment.yaml"), `NODE_OPTIONS: --require=/nonexistent/${randomUUID()}.cjs\n`);
+    const results = await tapResults(mep.endpointId);
+    const cmd = command(mep);
+    const taskIds = await queueTasks(cmd, 2);
+    await send(cmd, mep.endpointId);
+
+    await expect.poll(() => results.length, { timeout: 40_000, interval: 200 }).toBe(2);
+    const text = readLog(log);
+    expect(count(text, `Creating new user endpoint`)).toBe(6);
+    expect(count(text, `Command return code: 1`)).toBe(6);
+    expect(
+      count(text, `User endpoint ${cmd.uepName} stopped (exit code 1) with 2 task(s) in its queue; starting it again`),
+    ).toBe(5);
+    expect(text).toContain(`User endpoint ${cmd.uepName} stopped (exit code 1) 6 times within a minute; failing`);
+    const uepLog = join(userDir, cmd.uepName, "endpoint.log");
+    expect(results.map((r) => r.taskId).sort()).toEqual([...taskIds].sort());
+    for (const r of results) {
+      expect(r).toMatchObject({ state: "failed", endpointId: mep.endpointId, uepId: cmd.uepId });
+      expect(r.error?.code).toBe("UEP_CRASHED");
+      expect(r.error?.message).toContain("exit code 1");
+      expect(r.error?.message).toContain(uepLog);
+    }
+    // node's own error went to the UEP's log.
+    expect(readLog(uepLog)).toContain("Cannot find module");
+    expect((await runCli(["stop", "crashes"], env)).code).toBe(0);
+  });
+
+  it("does not restart a UEP that could not start, and that UEP tells the submitter why", async () => {
+    const missing = `/nonexistent/${randomUUID()}/template.yaml.j2`;
+    const { log, mep, env } = await runningEndpoint("broken", `user_config_template_path: ${missing}\n`);
+    const results = await tapResults(mep.endpointId);
+    const cmd = command(mep);
+    const [taskId] = await queueTasks(cmd, 1);
+    await send(cmd, mep.endpointId);
+
+    await expect.poll(() => results.length, { timeout: 30_000, interval: 200 }).toBe(1);
+    expect(results[0]).toMatchObject({ taskId, state: "failed" });
+    expect(results[0].error?.message).toContain(`cannot read its user config template ${missing} (ENOENT)`);
+    await expect
+      .poll(() => readLog(log), { timeout: 20_000 })
+      .toContain(`User endpoint ${cmd.uepName} could not start; not restarting it`);
+    expect(readLog(log)).toMatch(/Command return code: 3 \(\d+\)/);
+    expect(count(readLog(log), "Creating new user endpoint")).toBe(1);
+    expect(readLog(log)).not.toContain("starting it again");
+    expect((await runCli(["stop", "broken"], env)).code).toBe(0);
+  });
+});

@@ -1,0 +1,31 @@
+/**
+ * What route handlers share, and the request fields the auth hook fills in.
+ */
+import type { FastifyInstance } from "fastify";
+import type { ServiceBroker } from "../broker/service-broker.js";
+import type { Store } from "../store/store.js";
+import type { Identity } from "../store/store-types.js";
+import type { TaskSubmitter } from "../tasks/task-submitter.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by the onRequest auth hook on every route that is not public. */
+    identity: Identity;
+  }
+  interface FastifyContextConfig {
+    /** Answered without a token (/healthz, /openapi.json). */
+    public?: boolean;
+  }
+}
+
+export interface ApiContext {
+  store: Store;
+  broker: ServiceBroker;
+  submitter: TaskSubmitter;
+  /** Handed to endpoints and SDKs. */
+  amqpPublicUrl: string;
+  maxTaskBytes: number;
+  version: string;
+}
+
+export type RouteRegistrar = (app: FastifyInstance, ctx: ApiContext) => void;

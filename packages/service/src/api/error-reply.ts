@@ -1,0 +1,89 @@
+/**
+ * Turns anything a route or hook throws into an `ApiErrorBody`: our own
+ * ServiceErrors as they are, Fastify's validation and body errors rewritten to
+ * name the bad field or the limit, anything else a 500 that says nothing
+ * internal (it is logged instead).
+ */
+import { STATUS_CODES } from "node:http";
+import type { ApiErrorBody } from "@conduit/protocol";
+import type { FastifyError, FastifyRequest } from "fastify";
+import { requestTooLarge, ServiceError } from "../errors.js";
+
+interface ValidationIssue {
+  instancePath: string;
+  keyword: string;
+  params: Record<string, unknown>;
+  message?: string;
+}
+
+export function toApiError(err: unknown, request: FastifyRequest, bodyLimit: number): ApiErrorBody {
+  const e = err as Partial<FastifyError> & { validation?: ValidationIssue[]; validationContext?: string };
+  if (err instanceof ServiceError) return body(err.statusCode, err.code, err.message);
+  if (e.validation && e.validation.length > 0) {
+    return body(400, "INVALID_REQUEST", validationMessage(e.validation[0], e.validationContext ?? "body"));
+  }
+  switch (e.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE": {
+      const length = Number(request.headers["content-length"]);
+      const tooLarge = requestTooLarge(bodyLimit, Number.isFinite(length) && length > 0 ? length : undefined);
+      return body(413, tooLarge.code, tooLarge.message);
+    }
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return body(
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        `Content-Type ${request.headers["content-type"] ?? "(none)"} is not accepted; send the body as application/json.`,
+      );
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return body(
+        400,
+        "INVALID_JSON",
+        "The request body is empty but its Content-Type is application/json; send a JSON object.",
+      );
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return body(400, "INVALID_JSON", "The request body is not valid JSON; send a JSON object.");
+  }
+  if (err instanceof SyntaxError && e.statusCode === 400) {
+    return body(400, "INVALID_JSON", `The request body is not valid JSON (${err.message}); send a JSON object.`);
+  }
+  if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
+    return body(e.statusCode, e.code ?? "BAD_REQUEST", e.message ?? "Bad request.");
+  }
+  if (e.code === "BROKER_CLOSED" || e.code === "BROKER_UNREACHABLE") {
+    return body(503, "BROKER_UNAVAILABLE", "The service cannot reach RabbitMQ right now; retry in a moment.");
+  }
+  return body(
+    500,
+    "INTERNAL_ERROR",
+    "The service failed to handle this request (it logged why); retry, and report it if it persists.",
+  );
+}
+
+function body(statusCode: number, code: string, message: string): ApiErrorBody {
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? "Error", message };
+}
+
+/** `body.tasks[0].task_id must be a UUID; fix that field and send the request again.` */
+function validationMessage(issue: ValidationIssue, context: string): string {
+  let field = context + issue.instancePath.replace(/\/(\d+)(?=\/|$)/g, "[$1]").replaceAll("/", ".");
+  let problem: string;
+  switch (issue.keyword) {
+    case "required":
+      field += `.${String(issue.params.missingProperty)}`;
+      problem = "is required";
+      break;
+    case "format":
+      problem = issue.params.format === "uuid" ? "must be a UUID" : `must be a ${String(issue.params.format)}`;
+      break;
+    case "type":
+      problem = `must be of type ${String(issue.params.type).replace(",", " or ")}`;
+      break;
+    case "additionalProperties":
+      field += `.${String(issue.params.additionalProperty)}`;
+      problem = "is not a known field";
+      break;
+    default:
+      problem = issue.message ?? `fails the ${issue.keyword} check`;
+  }
+  return `Invalid request: ${field} ${problem}; fix that field and send the request again.`;
+}

@@ -1,0 +1,39 @@
+import {
+  type FunctionInfo,
+  PayloadTooLargeError,
+  payloadBytes,
+  type RegisterFunctionRequest,
+  type RegisterFunctionResponse,
+} from "@conduit/protocol";
+import { functionNotFound, ServiceError } from "../../errors.js";
+import type { RouteRegistrar } from "../api-context.js";
+import { getFunctionSchema, registerFunctionSchema } from "../schemas.js";
+
+export const functionRoutes: RouteRegistrar = (app, ctx) => {
+  app.post<{ Body: RegisterFunctionRequest }>(
+    "/v1/functions",
+    { schema: registerFunctionSchema },
+    async (request): Promise<RegisterFunctionResponse> => {
+      const { function: payload, name } = request.body;
+      const size = payloadBytes(payload);
+      if (size > ctx.maxTaskBytes) {
+        const tooLarge = new PayloadTooLargeError("The function", size, ctx.maxTaskBytes);
+        throw new ServiceError(413, tooLarge.code, tooLarge.message);
+      }
+      const fn = await ctx.store.registerFunction(request.identity.id, payload, name);
+      ctx.submitter.rememberFunction(fn);
+      return { function_id: fn.id };
+    },
+  );
+
+  // Any identity may read (and run) a function whose id it knows, as with Globus.
+  app.get<{ Params: { function_id: string } }>(
+    "/v1/functions/:function_id",
+    { schema: getFunctionSchema },
+    async (request): Promise<FunctionInfo> => {
+      const fn = await ctx.store.getFunction(request.params.function_id);
+      if (!fn) throw functionNotFound(request.params.function_id);
+      return { function_id: fn.id, name: fn.name, function: fn.payload };
+    },
+  );
+};

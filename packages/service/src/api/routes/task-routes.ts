@@ -1,0 +1,58 @@
+import type {
+  BatchStatusRequest,
+  BatchStatusResponse,
+  SubmitRequest,
+  SubmitResponse,
+  TaskStatusResponse,
+} from "@conduit/protocol";
+import { taskNotFound } from "../../errors.js";
+import type { TaskRecord } from "../../store/store-types.js";
+import type { RouteRegistrar } from "../api-context.js";
+import { batchStatusSchema, submitSchema, taskStatusSchema } from "../schemas.js";
+
+export const taskRoutes: RouteRegistrar = (app, ctx) => {
+  app.post<{ Params: { endpoint_id: string }; Body: SubmitRequest }>(
+    "/v1/endpoints/:endpoint_id/submit",
+    { schema: submitSchema },
+    (request): Promise<SubmitResponse> =>
+      ctx.submitter.submit(request.identity, request.params.endpoint_id, request.body),
+  );
+
+  // A user sees only their own tasks: another identity's task is "not found".
+  app.get<{ Params: { task_id: string } }>(
+    "/v1/tasks/:task_id",
+    { schema: taskStatusSchema },
+    async (request): Promise<TaskStatusResponse> => {
+      const task = await ctx.store.getTask(request.params.task_id);
+      if (!task || task.ownerId !== request.identity.id) throw taskNotFound(request.params.task_id);
+      return toTaskStatus(task);
+    },
+  );
+
+  app.post<{ Body: BatchStatusRequest }>(
+    "/v1/tasks/batch_status",
+    { schema: batchStatusSchema },
+    async (request): Promise<BatchStatusResponse> => {
+      const tasks: Record<string, TaskStatusResponse> = {};
+      for (const task of await ctx.store.getTasks(request.body.task_ids)) {
+        if (task.ownerId === request.identity.id) tasks[task.id] = toTaskStatus(task);
+      }
+      return { tasks };
+    },
+  );
+};
+
+function toTaskStatus(t: TaskRecord): TaskStatusResponse {
+  const status: TaskStatusResponse = {
+    task_id: t.id,
+    state: t.state,
+    endpoint_id: t.endpointId,
+    function_id: t.functionId,
+    task_group_id: t.taskGroupId,
+    created_at: t.createdAt.toISOString(),
+    completed_at: t.completedAt?.toISOString() ?? null,
+  };
+  if (t.result) status.result = t.result;
+  if (t.error) status.error = t.error;
+  return status;
+}

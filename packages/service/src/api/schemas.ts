@@ -1,0 +1,286 @@
+/**
+ * JSON schemas of every route (protocol/api.ts in schema form). Fastify
+ * validates bodies and params with them, serializes responses with them, and
+ * @fastify/swagger builds /openapi.json from them. Shared shapes are added once
+ * by `$id` and appear under `components.schemas`.
+ */
+
+const uuid = { type: "string", format: "uuid" } as const;
+const dateTimeOrNull = { type: ["string", "null"], format: "date-time" } as const;
+const jsonObject = { type: "object", additionalProperties: true } as const;
+const jsonObjectOrNull = { type: ["object", "null"], additionalProperties: true } as const;
+
+/** Shapes referenced as `{ $ref: "<Name>#" }`. */
+export const sharedSchemas = [
+  {
+    $id: "Payload",
+    description: "A serialized function, argument list or result; `strategy` names the serializer.",
+    type: "object",
+    required: ["strategy", "data"],
+    properties: {
+      strategy: { type: "string", minLength: 1, maxLength: 256, examples: ["conduit.JSONData"] },
+      data: { type: "string" },
+    },
+  },
+  {
+    $id: "WireError",
+    description: "An error as it crosses a process boundary.",
+    type: "object",
+    required: ["code", "name", "message"],
+    properties: {
+      code: { type: "string" },
+      name: { type: "string" },
+      message: { type: "string" },
+      stack: { type: "string" },
+      cause: { $ref: "WireError#" },
+    },
+  },
+  {
+    $id: "ApiError",
+    description: "Every error answer: a stable code and one sentence naming the problem and the fix.",
+    type: "object",
+    required: ["statusCode", "code", "error", "message"],
+    properties: {
+      statusCode: { type: "integer" },
+      code: { type: "string", examples: ["FUNCTION_NOT_FOUND"] },
+      error: { type: "string", examples: ["Not Found"] },
+      message: { type: "string" },
+    },
+  },
+  {
+    $id: "IdentityInfo",
+    type: "object",
+    required: ["id", "username"],
+    properties: {
+      id: uuid,
+      username: { type: "string", examples: ["alice@example.org"] },
+      name: { type: "string" },
+      email: { type: "string" },
+      organization: { type: "string" },
+      identity_provider: { type: "string" },
+    },
+  },
+  {
+    $id: "EndpointInfo",
+    type: "object",
+    required: ["endpoint_id", "name", "display_name", "owner", "multi_user", "status", "last_heartbeat"],
+    properties: {
+      endpoint_id: uuid,
+      name: { type: "string" },
+      display_name: { type: ["string", "null"] },
+      owner: { type: "string", description: "The owner's username." },
+      multi_user: { type: "boolean" },
+      status: { type: "string", enum: ["online", "offline"] },
+      last_heartbeat: dateTimeOrNull,
+    },
+  },
+  {
+    $id: "TaskStatus",
+    type: "object",
+    required: ["task_id", "state", "endpoint_id", "function_id", "task_group_id", "created_at", "completed_at"],
+    properties: {
+      task_id: uuid,
+      state: {
+        type: "string",
+        enum: ["received", "waiting-for-endpoint", "running", "success", "failed", "cancelled"],
+      },
+      endpoint_id: uuid,
+      function_id: uuid,
+      task_group_id: uuid,
+      result: { $ref: "Payload#" },
+      error: { $ref: "WireError#" },
+      created_at: { type: "string", format: "date-time" },
+      completed_at: dateTimeOrNull,
+    },
+  },
+] as const;
+
+/** Error answers every authenticated route can give. */
+const errors = { "4xx": { $ref: "ApiError#" }, "5xx": { $ref: "ApiError#" } } as const;
+
+export const healthSchema = {
+  summary: "Liveness (no token).",
+  tags: ["service"],
+  security: [],
+  response: {
+    200: {
+      type: "object",
+      required: ["status", "version"],
+      properties: { status: { type: "string", enum: ["ok"] }, version: { type: "string" } },
+    },
+  },
+} as const;
+
+export const openApiSchema = {
+  summary: "This OpenAPI 3 document (no token).",
+  tags: ["service"],
+  security: [],
+  response: { 200: jsonObject },
+} as const;
+
+export const whoamiSchema = {
+  summary: "The identity of the token.",
+  tags: ["identity"],
+  response: { 200: { $ref: "IdentityInfo#" }, ...errors },
+} as const;
+
+const endpointIdParams = {
+  type: "object",
+  required: ["endpoint_id"],
+  properties: { endpoint_id: uuid },
+} as const;
+
+export const registerEndpointSchema = {
+  summary: "Register a new endpoint, or re-register a known id (same owner).",
+  tags: ["endpoints"],
+  body: {
+    type: "object",
+    required: ["name"],
+    properties: {
+      endpoint_id: uuid,
+      name: { type: "string", minLength: 1, maxLength: 256 },
+      display_name: { type: ["string", "null"], maxLength: 1024 },
+      multi_user: { type: "boolean" },
+      allowed_functions: { type: ["array", "null"], items: uuid },
+      metadata: jsonObject,
+    },
+  },
+  response: {
+    200: {
+      type: "object",
+      required: ["endpoint_id", "amqp", "command_queue"],
+      properties: {
+        endpoint_id: uuid,
+        amqp: { type: "object", required: ["url"], properties: { url: { type: "string" } } },
+        command_queue: { type: "string" },
+      },
+    },
+    ...errors,
+  },
+} as const;
+
+export const listEndpointsSchema = {
+  summary: "The endpoints the caller owns.",
+  tags: ["endpoints"],
+  response: { 200: { type: "array", items: { $ref: "EndpointInfo#" } }, ...errors },
+} as const;
+
+export const endpointStatusSchema = {
+  summary: "Whether an endpoint is online (heartbeats younger than three periods).",
+  tags: ["endpoints"],
+  params: endpointIdParams,
+  response: {
+    200: {
+      type: "object",
+      required: ["endpoint_id", "status", "last_heartbeat"],
+      properties: {
+        endpoint_id: uuid,
+        status: { type: "string", enum: ["online", "offline"] },
+        last_heartbeat: dateTimeOrNull,
+      },
+    },
+    ...errors,
+  },
+} as const;
+
+export const registerFunctionSchema = {
+  summary: "Register a function; the same payload registered again keeps its id.",
+  tags: ["functions"],
+  body: {
+    type: "object",
+    required: ["function"],
+    properties: { function: { $ref: "Payload#" }, name: { type: "string", maxLength: 1024 } },
+  },
+  response: {
+    200: { type: "object", required: ["function_id"], properties: { function_id: uuid } },
+    ...errors,
+  },
+} as const;
+
+export const getFunctionSchema = {
+  summary: "A registered function.",
+  tags: ["functions"],
+  params: { type: "object", required: ["function_id"], properties: { function_id: uuid } },
+  response: {
+    200: {
+      type: "object",
+      required: ["function_id", "name", "function"],
+      properties: { function_id: uuid, name: { type: ["string", "null"] }, function: { $ref: "Payload#" } },
+    },
+    ...errors,
+  },
+} as const;
+
+export const submitSchema = {
+  summary: "Submit tasks to an endpoint; results are pushed to `result_queue`.",
+  tags: ["tasks"],
+  params: endpointIdParams,
+  body: {
+    type: "object",
+    required: ["tasks"],
+    properties: {
+      tasks: {
+        type: "array",
+        minItems: 1,
+        items: {
+          type: "object",
+          required: ["task_id", "function_id", "args"],
+          properties: { task_id: uuid, function_id: uuid, args: { $ref: "Payload#" } },
+        },
+      },
+      task_group_id: uuid,
+      user_endpoint_config: jsonObjectOrNull,
+      user_runtime: {
+        type: ["object", "null"],
+        properties: {
+          node_version: { type: "string" },
+          sdk_version: { type: "string" },
+          platform: { type: "string" },
+          arch: { type: "string" },
+          hostname: { type: "string" },
+        },
+        additionalProperties: true,
+      },
+      resource_specification: jsonObjectOrNull,
+    },
+  },
+  response: {
+    200: {
+      type: "object",
+      required: ["task_group_id", "uep_id", "task_ids", "amqp", "result_queue"],
+      properties: {
+        task_group_id: uuid,
+        uep_id: uuid,
+        task_ids: { type: "array", items: uuid },
+        amqp: { type: "object", required: ["url"], properties: { url: { type: "string" } } },
+        result_queue: { type: "string" },
+      },
+    },
+    ...errors,
+  },
+} as const;
+
+export const taskStatusSchema = {
+  summary: "A task's state, and its result or error once it finished.",
+  tags: ["tasks"],
+  params: { type: "object", required: ["task_id"], properties: { task_id: uuid } },
+  response: { 200: { $ref: "TaskStatus#" }, ...errors },
+} as const;
+
+export const batchStatusSchema = {
+  summary: "The states of many tasks; unknown ids (or other identities' tasks) are left out.",
+  tags: ["tasks"],
+  body: {
+    type: "object",
+    required: ["task_ids"],
+    properties: { task_ids: { type: "array", items: uuid } },
+  },
+  response: {
+    200: {
+      type: "object",
+      required: ["tasks"],
+      properties: { tasks: { type: "object", additionalProperties: { $ref: "TaskStatus#" } } },
+    },
+    ...errors,
+  },
+} as const;

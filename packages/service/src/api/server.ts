@@ -1,0 +1,78 @@
+/**
+ * The Fastify application: OpenAPI from the route schemas, one error shape for
+ * every failure, and the token check in `onRequest` — before the body is even
+ * read — so a request without a valid token gets 401 whatever its body.
+ */
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyInstance, LogController } from "fastify";
+import type { Authenticator } from "../auth/authenticator.js";
+import { ServiceError } from "../errors.js";
+import type { ApiContext } from "./api-context.js";
+import { toApiError } from "./error-reply.js";
+import { endpointRoutes } from "./routes/endpoint-routes.js";
+import { functionRoutes } from "./routes/function-routes.js";
+import { identityRoutes } from "./routes/identity-routes.js";
+import { serviceRoutes } from "./routes/service-routes.js";
+import { taskRoutes } from "./routes/task-routes.js";
+import { sharedSchemas } from "./schemas.js";
+
+export interface AppOptions {
+  logLevel: string;
+  /** Largest request body, in bytes (Fastify's bodyLimit). */
+  bodyLimit: number;
+  version: string;
+}
+
+/** The application with its logger, error handling and OpenAPI; routes come with {@link installRoutes}. */
+export async function createApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    // Logs go to stderr: stdout carries only the CLI's own lines.
+    logger: { level: options.logLevel, stream: process.stderr },
+    // Per-request logs would cost more than the hot path itself; failures are logged below.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit,
+    forceCloseConnections: "idle",
+  });
+
+  for (const schema of sharedSchemas) app.addSchema(schema);
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Conduit service",
+        version: options.version,
+        description:
+          "REST API of the Conduit web service. Every route but /healthz and /openapi.json needs `Authorization: Bearer <token>`.",
+      },
+      components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer" } } },
+      security: [{ bearerAuth: [] }],
+    },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`),
+    },
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const body = toApiError(err, request, options.bodyLimit);
+    if (body.statusCode >= 500) request.log.error({ err }, `${request.method} ${request.url} failed.`);
+    reply.code(body.statusCode).send(body);
+  });
+  app.setNotFoundHandler((request) => {
+    throw new ServiceError(
+      404,
+      "ROUTE_NOT_FOUND",
+      `There is no route ${request.method} ${request.url.split("?")[0]}; the routes are listed at /openapi.json.`,
+    );
+  });
+  return app;
+}
+
+export function installRoutes(app: FastifyInstance, ctx: ApiContext, authenticator: Authenticator): void {
+  app.decorateRequest("identity", null as never);
+  // onRequest runs before the body is read, parsed or validated.
+  app.addHook("onRequest", async (request) => {
+    if (request.routeOptions.config?.public) return;
+    request.identity = await authenticator.identify(request.headers.authorization);
+  });
+  for (const routes of [serviceRoutes, identityRoutes, endpointRoutes, functionRoutes, taskRoutes]) routes(app, ctx);
+}

@@ -1,0 +1,225 @@
+/**
+ * Consumes {@link RESULTS_QUEUE}: results and `running` reports from UEPs.
+ * Deliveries are collected for a few milliseconds (up to a batch size), then
+ * one statement stores the running reports and one stores the results; each
+ * result is then forwarded to its task group's queue, and only after that are
+ * the originals acked. While one batch is forwarded the next is stored.
+ * A crash anywhere before the ack means a redelivery, which the store ignores
+ * (the task is terminal) and forwards again: the SDK dedupes by task id.
+ */
+import {
+  ConduitError,
+  type ConfirmChannel,
+  type ConsumeMessage,
+  decodeMessage,
+  RESULTS_QUEUE,
+  type ResultMessage,
+  type TaskStatusMessage,
+  taskGroupResultQueue,
+} from "@conduit/protocol";
+import type { FastifyBaseLogger } from "fastify";
+import type { Store } from "../store/store.js";
+import type { TaskResultInput } from "../store/store-types.js";
+import { hasNul, resultProblem, taskStatusProblem, withoutNul } from "./message-checks.js";
+import type { BrokerConsumer, Outgoing, ServiceBroker } from "./service-broker.js";
+
+export interface ResultConsumerOptions {
+  /** Most deliveries handled by one statement. @default 500 */
+  maxBatch?: number;
+  /** How long the first delivery of a batch waits for company, in ms. @default 5 */
+  lingerMs?: number;
+}
+
+/**
+ * Batches in flight at once. Each delivery is acked on its own, so batches may
+ * finish in any order; a task's second result only ever finds it terminal.
+ */
+const MAX_FLUSHERS = 2;
+
+interface Delivery {
+  channel: ConfirmChannel;
+  raw: ConsumeMessage;
+  message: ResultMessage | TaskStatusMessage;
+}
+
+export class ResultConsumer implements BrokerConsumer {
+  private readonly maxBatch: number;
+  private readonly lingerMs: number;
+  private pending: Delivery[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** Flush loops running; two, so one batch is stored while the previous one is forwarded. */
+  private readonly flushers = new Set<Promise<void>>();
+  private consumer: { channel: ConfirmChannel; tag: string } | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly broker: ServiceBroker,
+    private readonly logger: FastifyBaseLogger,
+    options: ResultConsumerOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 500;
+    this.lingerMs = options.lingerMs ?? 5;
+  }
+
+  async attach(channel: ConfirmChannel): Promise<void> {
+    if (this.stopped) return;
+    // Deliveries of a dead channel cannot be acked; the broker redelivers them.
+    this.pending = this.pending.filter((d) => d.channel === channel);
+    const { consumerTag } = await channel.consume(RESULTS_QUEUE, (raw) => {
+      if (raw) this.receive(channel, raw);
+    });
+    this.consumer = { channel, tag: consumerTag };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    if (consumer) await consumer.channel.cancel(consumer.tag).catch(() => undefined);
+    clearTimeout(this.timer);
+    await this.drain();
+  }
+
+  private receive(channel: ConfirmChannel, raw: ConsumeMessage): void {
+    let message: ResultMessage | TaskStatusMessage;
+    try {
+      message = decodeMessage(raw.content, "result", "task_status");
+      const problem = message.kind === "result" ? resultProblem(message) : taskStatusProblem(message);
+      if (problem) throw new ConduitError("BAD_MESSAGE", `Broker message ${message.kind}: ${problem}; it was dropped.`);
+    } catch (err) {
+      this.logger.warn({ err, routingKey: raw.fields.routingKey }, (err as Error).message);
+      settle(channel, raw);
+      return;
+    }
+    this.pending.push({ channel, raw, message });
+    if (this.pending.length >= this.maxBatch) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      void this.drain();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.drain();
+      }, this.lingerMs);
+    }
+  }
+
+  /** Starts flush loops (up to {@link MAX_FLUSHERS}) and resolves once nothing is pending. */
+  private async drain(): Promise<void> {
+    while (this.flushers.size < MAX_FLUSHERS && this.pending.length > 0) {
+      const flusher = (async () => {
+        while (this.pending.length > 0) await this.flushWithRetry(this.pending.splice(0, this.maxBatch));
+      })().finally(() => this.flushers.delete(flusher));
+      this.flushers.add(flusher);
+    }
+    await Promise.all(this.flushers);
+  }
+
+  private async flushWithRetry(batch: Delivery[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.flush(batch);
+        return;
+      } catch (err) {
+        // Nothing was acked: the store or the broker is down. Keep the batch
+        // (unacked, it stays ours) and try again, unless its channel died
+        // (then the broker redelivers it) or the service is stopping.
+        const live = batch.filter((d) => d.channel === this.broker.channel);
+        this.logger.error({ err }, `Could not store or forward ${batch.length} results; retrying.`);
+        if (this.stopped || live.length === 0) return;
+        batch = live;
+        await delay(Math.min(250 * 2 ** attempt, 5000));
+      }
+    }
+  }
+
+  private async flush(batch: Delivery[]): Promise<void> {
+    const running: Array<{ taskId: string; endpointId: string }> = [];
+    const results: StoredInput[] = [];
+    for (const { message, raw } of batch) {
+      if (message.kind === "task_status") {
+        for (const taskId of message.taskIds) running.push({ taskId, endpointId: message.endpointId });
+      } else {
+        results.push({ ...toResultInput(message), redelivered: raw.fields.redelivered });
+      }
+    }
+    // Running first: it never overrides a terminal state, so a result in the same batch wins.
+    if (running.length > 0) await this.store.markTasksRunning(running);
+    const stored = await this.store.storeResults(results);
+    const byTask = new Map(stored.map((s) => [s.taskId, s]));
+    const forward: Outgoing[] = [];
+    const forwarded = new Set<string>();
+    for (const result of results) {
+      // Two copies in one batch are forwarded once.
+      if (forwarded.has(result.taskId)) continue;
+      const s = byTask.get(result.taskId);
+      if (!s) {
+        this.logger.warn(`Result for unknown task ${result.taskId} from endpoint ${result.endpointId} was dropped.`);
+      } else if (s.updated || result.redelivered) {
+        // Stored now, or possibly stored by a delivery that died before it was
+        // forwarded. A second result of a terminal task (a re-run, a UEP's
+        // re-send) is not forwarded: the SDK has the first.
+        forward.push({
+          queue: taskGroupResultQueue(s.taskGroupId),
+          message: {
+            v: 1,
+            kind: "result",
+            taskId: result.taskId,
+            endpointId: result.endpointId,
+            uepId: result.uepId,
+            taskGroupId: s.taskGroupId,
+            state: result.state,
+            ...(result.result ? { result: result.result } : {}),
+            ...(result.error ? { error: result.error } : {}),
+            completedAt: result.completedAt,
+          },
+        });
+        forwarded.add(result.taskId);
+      }
+    }
+    if (forward.length > 0) {
+      await this.broker.ensureQueues(new Set(forward.map((f) => f.queue)));
+      await this.broker.publishAll(forward);
+    }
+    // Ack only after the result is stored and forwarded.
+    for (const d of batch) settle(d.channel, d.raw);
+  }
+}
+
+type StoredInput = TaskResultInput & { uepId: string; redelivered?: boolean };
+
+function toResultInput(m: ResultMessage): StoredInput {
+  const input: StoredInput = {
+    taskId: m.taskId,
+    endpointId: m.endpointId,
+    uepId: m.uepId,
+    state: m.state,
+    completedAt: m.completedAt,
+  };
+  if (m.error) input.error = withoutNul(m.error);
+  if (m.result && hasNul(m.result)) {
+    input.state = "failed";
+    input.error = {
+      code: "RESULT_NOT_STORABLE",
+      name: "ResultNotStorable",
+      message: `The result of task ${m.taskId} contains a NUL character, which the store cannot hold; return it encoded (e.g. base64).`,
+    };
+  } else if (m.result) {
+    input.result = m.result;
+  }
+  return input;
+}
+
+/** Acks on the delivering channel; after a reconnect that channel is gone and the broker redelivers. */
+function settle(channel: ConfirmChannel, raw: ConsumeMessage): void {
+  try {
+    channel.ack(raw);
+  } catch {
+    // channel closed
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

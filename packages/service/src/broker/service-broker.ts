@@ -1,0 +1,143 @@
+/**
+ * The service's one broker connection: declares the topology, (re)attaches the
+ * consumers after every reconnect, declares task/command/result queues on
+ * demand (remembering what it declared), and publishes batches with confirms.
+ */
+import {
+  type BrokerLink,
+  type BrokerMessage,
+  type ConfirmChannel,
+  connectBroker,
+  HEARTBEATS_EXCHANGE,
+  HEARTBEATS_QUEUE,
+  QUEUE_OPTIONS,
+  RESULTS_EXCHANGE,
+  RESULTS_QUEUE,
+  TASKS_EXCHANGE,
+} from "@conduit/protocol";
+import type { FastifyBaseLogger } from "fastify";
+
+/** Something that consumes on the service's channel; attached again after each reconnect. */
+export interface BrokerConsumer {
+  attach(channel: ConfirmChannel): Promise<void>;
+  /** Stops taking deliveries and settles the ones in hand. */
+  stop(): Promise<void>;
+}
+
+/** A message for a queue bound to {@link TASKS_EXCHANGE} under its own name. */
+export interface Outgoing {
+  queue: string;
+  message: BrokerMessage;
+}
+
+export interface ServiceBrokerOptions {
+  url: string;
+  logger: FastifyBaseLogger;
+  /** Unacked deliveries per consumer; at least the result batch size. */
+  prefetch: number;
+  /** Attempts for the first connection before start fails. */
+  initialMaxRetries: number;
+}
+
+/** Every exchange and shared queue of the topology (protocol/topology.ts). */
+async function declareTopology(channel: ConfirmChannel): Promise<void> {
+  await channel.assertExchange(TASKS_EXCHANGE, "direct", { durable: true });
+  await channel.assertExchange(RESULTS_EXCHANGE, "topic", { durable: true });
+  await channel.assertExchange(HEARTBEATS_EXCHANGE, "topic", { durable: true });
+  await channel.assertQueue(RESULTS_QUEUE, QUEUE_OPTIONS);
+  await channel.bindQueue(RESULTS_QUEUE, RESULTS_EXCHANGE, "#");
+  await channel.assertQueue(HEARTBEATS_QUEUE, QUEUE_OPTIONS);
+  await channel.bindQueue(HEARTBEATS_QUEUE, HEARTBEATS_EXCHANGE, "#");
+}
+
+export class ServiceBroker {
+  private link: BrokerLink | undefined;
+  private readonly consumers: BrokerConsumer[] = [];
+  /** Queues declared and bound on the current connection (cleared on reconnect). */
+  private declared = new Map<string, Promise<void>>();
+
+  private constructor() {}
+
+  static async connect(options: ServiceBrokerOptions): Promise<ServiceBroker> {
+    const broker = new ServiceBroker();
+    const { logger } = options;
+    broker.link = await connectBroker(options.url, {
+      name: "conduit-service",
+      prefetch: options.prefetch,
+      initialMaxRetries: options.initialMaxRetries,
+      setup: async (channel) => {
+        await declareTopology(channel);
+        broker.declared = new Map();
+        for (const consumer of broker.consumers) await consumer.attach(channel);
+      },
+    });
+    broker.link.on("disconnect", (err: Error) =>
+      logger.warn(`Lost the broker connection (${err?.message ?? "closed"}); reconnecting.`),
+    );
+    broker.link.on("connect", () => logger.info("Connected to the broker."));
+    broker.link.on("channel-error", (err: Error) => logger.error({ err }, "Broker channel error."));
+    broker.link.on("failed", (err: Error) =>
+      logger.error({ err }, "Gave up reconnecting to the broker; restart the service once RabbitMQ is back."),
+    );
+    return broker;
+  }
+
+  /** Attaches a consumer now and after every reconnect. */
+  async addConsumer(consumer: BrokerConsumer): Promise<void> {
+    this.consumers.push(consumer);
+    await consumer.attach(await this.requireLink().ready());
+  }
+
+  /** The live channel, if connected (for acks: a delivery is acked on the channel it came on). */
+  get channel(): ConfirmChannel | undefined {
+    return this.link?.channel;
+  }
+
+  /**
+   * Makes sure each queue exists and is bound to {@link TASKS_EXCHANGE} under
+   * its own name. Remembered per connection, so the hot path declares a queue
+   * once, not once per submit.
+   */
+  async ensureQueues(queues: Iterable<string>, force = false): Promise<void> {
+    const pending: Array<Promise<void>> = [];
+    for (const queue of queues) {
+      let declared = force ? undefined : this.declared.get(queue);
+      if (!declared) {
+        declared = this.declareQueue(queue);
+        this.declared.set(queue, declared);
+        // A failed declaration is retried by the next caller.
+        declared.catch(() => {
+          if (this.declared.get(queue) === declared) this.declared.delete(queue);
+        });
+      }
+      pending.push(declared);
+    }
+    await Promise.all(pending);
+  }
+
+  private async declareQueue(queue: string): Promise<void> {
+    const channel = await this.requireLink().ready();
+    await channel.assertQueue(queue, QUEUE_OPTIONS);
+    await channel.bindQueue(queue, TASKS_EXCHANGE, queue);
+  }
+
+  /** Publishes persistent messages and resolves once the broker confirmed all of them. */
+  async publishAll(messages: readonly Outgoing[]): Promise<void> {
+    const link = this.requireLink();
+    await Promise.all(messages.map((m) => link.publish(TASKS_EXCHANGE, m.queue, m.message)));
+  }
+
+  /** Stops the consumers (settling what they hold); publishing still works. */
+  async stopConsumers(): Promise<void> {
+    await Promise.all(this.consumers.map((c) => c.stop()));
+  }
+
+  async close(): Promise<void> {
+    await this.link?.close();
+  }
+
+  private requireLink(): BrokerLink {
+    if (!this.link) throw new Error("The broker is not connected yet.");
+    return this.link;
+  }
+}

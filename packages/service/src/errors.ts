@@ -1,0 +1,122 @@
+/**
+ * The service's errors. Each carries a stable `code` and the HTTP status it is
+ * answered with; the API turns any of them into an `ApiErrorBody`. Messages are
+ * one sentence naming the problem and the fix.
+ */
+import { ConduitError, PayloadTooLargeError, paths } from "@conduit/protocol";
+
+export class ServiceError extends ConduitError {
+  readonly statusCode: number;
+
+  constructor(statusCode: number, code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = "ServiceError";
+    this.statusCode = statusCode;
+  }
+}
+
+export function unauthorized(): ServiceError {
+  return new ServiceError(
+    401,
+    "UNAUTHORIZED",
+    `Missing or invalid API token; set CONDUIT_TOKEN or use the token in ${paths.credentialsFile()}.`,
+  );
+}
+
+export function endpointNotFound(endpointId: string): ServiceError {
+  return new ServiceError(
+    404,
+    "ENDPOINT_NOT_FOUND",
+    `Endpoint ${endpointId} is not registered; start it once (conduit-endpoint start) and use the id it prints.`,
+  );
+}
+
+export function endpointNotPermitted(endpointId: string): ServiceError {
+  return new ServiceError(
+    403,
+    "ENDPOINT_NOT_PERMITTED",
+    `Endpoint ${endpointId} is a single-user endpoint of another identity; submit to your own endpoint, or ask its administrator to configure it with --multi-user.`,
+  );
+}
+
+export function endpointIdTaken(endpointId: string): ServiceError {
+  return new ServiceError(
+    409,
+    "ENDPOINT_ID_CONFLICT",
+    `Endpoint id ${endpointId} is registered by another identity; register without an id (remove endpoint.json from the endpoint directory) to get a new one.`,
+  );
+}
+
+export function functionNotFound(functionId: string): ServiceError {
+  return new ServiceError(
+    404,
+    "FUNCTION_NOT_FOUND",
+    `Function ${functionId} is not registered; register it first (Client.registerFunction) and submit with the id it returns.`,
+  );
+}
+
+/** The seed's exact wording. */
+export function functionNotPermitted(functionId: string, endpointId: string): ServiceError {
+  return new ServiceError(
+    403,
+    "FUNCTION_NOT_PERMITTED",
+    `Function ${functionId} not permitted on endpoint ${endpointId}`,
+  );
+}
+
+export function taskNotFound(taskId: string): ServiceError {
+  return new ServiceError(
+    404,
+    "TASK_NOT_FOUND",
+    `Task ${taskId} is not known to this service (or belongs to another identity); check the id returned by submit.`,
+  );
+}
+
+export function taskTooLarge(taskId: string, size: number, limit: number): ServiceError {
+  return new ServiceError(
+    413,
+    "TASK_PAYLOAD_TOO_LARGE",
+    new PayloadTooLargeError(`Task ${taskId}`, size, limit).message,
+  );
+}
+
+export function requestTooLarge(limit: number, size: number | undefined): ServiceError {
+  const what = size === undefined ? "The request body" : `The request body (${size} bytes)`;
+  return new ServiceError(
+    413,
+    "REQUEST_TOO_LARGE",
+    `${what} is over the limit of ${limit} bytes; submit fewer tasks per request or start the service with a larger --max-request-bytes.`,
+  );
+}
+
+export function taskIdConflict(taskId: string, reason: string): ServiceError {
+  return new ServiceError(
+    409,
+    "TASK_ID_CONFLICT",
+    `Task id ${taskId} is already used ${reason}; generate a new task id (crypto.randomUUID()) for a new task.`,
+  );
+}
+
+export function taskGroupConflict(taskGroupId: string): ServiceError {
+  return new ServiceError(
+    409,
+    "TASK_GROUP_CONFLICT",
+    `Task group ${taskGroupId} belongs to another identity; omit task_group_id to get a new group, or use one of yours.`,
+  );
+}
+
+export function duplicateTaskId(taskId: string): ServiceError {
+  return new ServiceError(
+    400,
+    "DUPLICATE_TASK_ID",
+    `Task id ${taskId} appears twice in one submit; give every task its own id.`,
+  );
+}
+
+export function invalidUsername(username: string): ServiceError {
+  return new ServiceError(
+    400,
+    "INVALID_USERNAME",
+    `Username ${JSON.stringify(username)} is not of the form user@domain; pass e.g. alice@example.org.`,
+  );
+}

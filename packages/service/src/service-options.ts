@@ -1,0 +1,112 @@
+/**
+ * Options of {@link startService} (and of `conduit-service start`), validated
+ * once here into a frozen config; a bad value or combination throws a sentence
+ * that names the field(s) and the fix.
+ */
+import {
+  ConduitError,
+  DEFAULT_AMQP_URL,
+  DEFAULT_MAX_REQUEST_BYTES,
+  DEFAULT_MAX_TASK_BYTES,
+  paths,
+} from "@conduit/protocol";
+import type { StoreLocation } from "./store/open-store.js";
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface ServiceOptions {
+  /** Interface to listen on. @default "127.0.0.1" */
+  host?: string;
+  /** TCP port; 0 picks a free one (see `RunningService.url`). @default 8400 */
+  port?: number;
+  /** Where the embedded PGlite database lives (in `<dataDir>/pgdata`). Not used with `databaseUrl`. @default paths.serviceDataDir(), i.e. `$CONDUIT_USER_DIR/service` */
+  dataDir?: string;
+  /** Postgres URL (`postgres://user:pass@host:5432/db`); when set, the store is Postgres instead of PGlite. */
+  databaseUrl?: string;
+  /** RabbitMQ URL the service connects to. @default DEFAULT_AMQP_URL (`amqp://guest:guest@127.0.0.1:5672`) */
+  amqpUrl?: string;
+  /** RabbitMQ URL handed to endpoints and SDKs. @default amqpUrl */
+  amqpPublicUrl?: string;
+  /** Largest task (function payload + arguments), in bytes. @default DEFAULT_MAX_TASK_BYTES (10 MiB) */
+  maxTaskBytes?: number;
+  /** Largest request body, in bytes. @default DEFAULT_MAX_REQUEST_BYTES (32 MiB) */
+  maxRequestBytes?: number;
+  /** Write `paths.credentialsFile()` (service URL and admin token, mode 0600) when missing or stale. @default true */
+  writeCredentials?: boolean;
+  /** @default "info" */
+  logLevel?: LogLevel;
+}
+
+export interface ServiceConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly store: StoreLocation;
+  readonly amqpUrl: string;
+  readonly amqpPublicUrl: string;
+  readonly maxTaskBytes: number;
+  readonly maxRequestBytes: number;
+  readonly writeCredentials: boolean;
+  readonly logLevel: LogLevel;
+}
+
+function invalid(message: string): ConduitError {
+  return new ConduitError("INVALID_OPTIONS", message);
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  const n = value ?? fallback;
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw invalid(`${name} must be a positive whole number of bytes; got ${value}.`);
+  return n;
+}
+
+export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
+  const port = options.port ?? 8400;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw invalid(`port must be a whole number from 0 to 65535 (0 picks a free port); got ${options.port}.`);
+  }
+  if (options.dataDir !== undefined && options.databaseUrl !== undefined) {
+    throw invalid(
+      "dataDir (PGlite) and databaseUrl (Postgres) both choose the store; pass only one of --data-dir and --database-url.",
+    );
+  }
+  if (options.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(options.databaseUrl)) {
+    throw invalid(`databaseUrl must be a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/conduit.`);
+  }
+  const amqpUrl = options.amqpUrl ?? DEFAULT_AMQP_URL;
+  const amqpPublicUrl = options.amqpPublicUrl ?? amqpUrl;
+  for (const [name, url] of [
+    ["amqpUrl", amqpUrl],
+    ["amqpPublicUrl", amqpPublicUrl],
+  ]) {
+    if (!/^amqps?:\/\//.test(url))
+      throw invalid(`${name} must be an amqp:// or amqps:// URL, e.g. ${DEFAULT_AMQP_URL}.`);
+  }
+  const maxTaskBytes = positiveInteger("maxTaskBytes", options.maxTaskBytes, DEFAULT_MAX_TASK_BYTES);
+  const maxRequestBytes = positiveInteger("maxRequestBytes", options.maxRequestBytes, DEFAULT_MAX_REQUEST_BYTES);
+  if (maxRequestBytes < maxTaskBytes) {
+    throw invalid(
+      `maxRequestBytes (${maxRequestBytes}) is below maxTaskBytes (${maxTaskBytes}), so a task at the limit could never be sent; raise maxRequestBytes or lower maxTaskBytes.`,
+    );
+  }
+  const logLevel = options.logLevel ?? "info";
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw invalid(`logLevel ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(", ")}.`);
+  }
+  const store: StoreLocation =
+    options.databaseUrl !== undefined
+      ? { kind: "postgres", url: options.databaseUrl }
+      : { kind: "pglite", dataDir: options.dataDir ?? paths.serviceDataDir() };
+  return Object.freeze({
+    host: options.host ?? "127.0.0.1",
+    port,
+    store: Object.freeze(store),
+    amqpUrl,
+    amqpPublicUrl,
+    maxTaskBytes,
+    maxRequestBytes,
+    writeCredentials: options.writeCredentials ?? true,
+    logLevel,
+  });
+}

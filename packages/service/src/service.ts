@@ -1,0 +1,138 @@
+/**
+ * Starts the whole service in this process: store (migrated), broker (topology
+ * and consumers), HTTP API, admin credentials. Used by the CLI, and by tests,
+ * the demo and the benchmarks in-process.
+ */
+import type { AddressInfo } from "node:net";
+import { ConduitError } from "@conduit/protocol";
+import type { ApiContext } from "./api/api-context.js";
+import { createApp, installRoutes } from "./api/server.js";
+import { Authenticator } from "./auth/authenticator.js";
+import { HeartbeatConsumer } from "./broker/heartbeat-consumer.js";
+import { ResultConsumer } from "./broker/result-consumer.js";
+import { ServiceBroker } from "./broker/service-broker.js";
+import { ensureAdminCredentials } from "./credentials.js";
+import { lockDataDir } from "./data-dir-lock.js";
+import { invalidUsername } from "./errors.js";
+import { compileOptions, type ServiceConfig, type ServiceOptions } from "./service-options.js";
+import { openStore } from "./store/open-store.js";
+import type { Store } from "./store/store.js";
+import type { Identity, IdentityFields } from "./store/store-types.js";
+import { TaskSubmitter } from "./tasks/task-submitter.js";
+import { SERVICE_VERSION } from "./version.js";
+
+export interface RunningService {
+  /** Base URL, e.g. `http://127.0.0.1:8400` (the real port when `port: 0`). */
+  url: string;
+  /** A working token of the local admin identity (`admin@localhost`). */
+  adminToken: string;
+  /** Where credentials.json was written by this start, if it was. */
+  credentialsFile: string | undefined;
+  /** The frozen, validated options in force. */
+  config: ServiceConfig;
+  store: Store;
+  /** Creates an identity (or finds the one with this `user@domain` username) and a new token for it. */
+  createIdentity(username: string, fields?: IdentityFields): Promise<{ identity: Identity; token: string }>;
+  /** Stops consuming, closes HTTP, the broker and the store; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Result batches are up to this size, so each consumer may hold this many unacked deliveries. */
+const RESULT_BATCH = 500;
+
+export async function startService(options: ServiceOptions = {}): Promise<RunningService> {
+  const config = compileOptions(options);
+  // Undone in reverse order on failure and on close.
+  const teardown: Array<() => Promise<void>> = [];
+  const undo = async () => {
+    for (const step of teardown.splice(0).reverse()) await step().catch(() => undefined);
+  };
+  try {
+    if (config.store.kind === "pglite") {
+      const lock = await lockDataDir(config.store.dataDir);
+      teardown.push(() => lock.release());
+    }
+    const app = await createApp({
+      logLevel: config.logLevel,
+      bodyLimit: config.maxRequestBytes,
+      version: SERVICE_VERSION,
+    });
+
+    // The broker first: if RabbitMQ is not there, say so before a first PGlite start spends seconds creating its files.
+    const broker = await ServiceBroker.connect({
+      url: config.amqpUrl,
+      logger: app.log,
+      prefetch: RESULT_BATCH * 2,
+      // A few quick attempts: an unreachable broker at start is a setup error to report, not to wait out.
+      initialMaxRetries: 3,
+    });
+    teardown.push(() => broker.close());
+    const store = await openStore(config.store);
+    teardown.push(() => store.close());
+    // HTTP closes before the store and the broker, so in-flight submits finish.
+    teardown.push(() => app.close());
+    await broker.addConsumer(new ResultConsumer(store, broker, app.log, { maxBatch: RESULT_BATCH }));
+    await broker.addConsumer(new HeartbeatConsumer(store, app.log));
+    // Stop consuming before anything else closes: a half-handled result stays unacked and comes back.
+    teardown.push(() => broker.stopConsumers());
+
+    const submitter = new TaskSubmitter(store, broker, {
+      maxTaskBytes: config.maxTaskBytes,
+      amqpPublicUrl: config.amqpPublicUrl,
+    });
+    const ctx: ApiContext = {
+      store,
+      broker,
+      submitter,
+      amqpPublicUrl: config.amqpPublicUrl,
+      maxTaskBytes: config.maxTaskBytes,
+      version: SERVICE_VERSION,
+    };
+    const authenticator = new Authenticator(store, (err) =>
+      app.log.warn({ err }, "Could not record a token's last use."),
+    );
+    installRoutes(app, ctx, authenticator);
+
+    try {
+      await app.listen({ host: config.host, port: config.port });
+    } catch (err) {
+      throw new ConduitError(
+        "LISTEN_FAILED",
+        `Cannot listen on ${config.host}:${config.port} (${(err as Error).message}); stop what uses that port or pass another --port.`,
+        { cause: err },
+      );
+    }
+    const url = serviceUrl(config.host, app.server.address());
+    const admin = await ensureAdminCredentials(store, url, config.writeCredentials);
+
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      adminToken: admin.token,
+      credentialsFile: admin.written,
+      config,
+      store,
+      async createIdentity(username, fields) {
+        if (!/^[^@\s]+@[^@\s]+$/.test(username)) throw invalidUsername(username);
+        const identity = await store.createIdentity(username, fields);
+        return { identity, token: await store.createToken(identity.id) };
+      },
+      close() {
+        closing ??= undo();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+}
+
+/** The URL clients use: a wildcard listen address is reached through loopback. */
+function serviceUrl(host: string, address: AddressInfo | string | null): string {
+  const port = typeof address === "object" && address ? address.port : 0;
+  let h = host;
+  if (h === "0.0.0.0" || h === "") h = "127.0.0.1";
+  else if (h === "::") h = "::1";
+  return `http://${h.includes(":") ? `[${h}]` : h}:${port}`;
+}

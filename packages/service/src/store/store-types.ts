@@ -1,0 +1,149 @@
+/**
+ * What the store holds, as the rest of the service sees it (camelCase; the
+ * SQL rows are mapped once, in store.ts).
+ */
+import type { EndpointStatus, Payload, TaskState, UserRuntime, WireError } from "@conduit/protocol";
+
+export interface Identity {
+  id: string;
+  /** `user@domain`. */
+  username: string;
+  name: string | null;
+  email: string | null;
+  organization: string | null;
+  identityProvider: string | null;
+  createdAt: Date;
+}
+
+export interface IdentityFields {
+  name?: string | null;
+  email?: string | null;
+  organization?: string | null;
+  identityProvider?: string | null;
+}
+
+export interface EndpointRecord {
+  id: string;
+  ownerId: string;
+  /** Owner's username, for listings. */
+  ownerUsername: string;
+  name: string;
+  displayName: string | null;
+  multiUser: boolean;
+  /** null: every function may run here. */
+  allowedFunctions: string[] | null;
+  metadata: Record<string, unknown>;
+  /** `online` iff the last MEP heartbeat is younger than 3 periods and its period is > 0. */
+  status: EndpointStatus;
+  lastHeartbeat: Date | null;
+  /** Seconds; 0 once the MEP said it is shutting down. */
+  heartbeatPeriod: number;
+  lastError: WireError | null;
+  createdAt: Date;
+}
+
+export interface EndpointRegistration {
+  id: string;
+  ownerId: string;
+  name: string;
+  displayName?: string | null;
+  multiUser?: boolean;
+  /** null or absent: no restriction. */
+  allowedFunctions?: string[] | null;
+  metadata?: Record<string, unknown>;
+}
+
+export interface FunctionRecord {
+  id: string;
+  ownerId: string;
+  name: string | null;
+  payload: Payload;
+  payloadSha256: string;
+  createdAt: Date;
+}
+
+export interface UepRecord {
+  id: string;
+  endpointId: string;
+  identityId: string;
+  config: Record<string, unknown>;
+  runtime: UserRuntime | null;
+  lastSeen: Date | null;
+}
+
+/** One task of a submit, as stored (its arguments travel only through the broker). */
+export interface NewTask {
+  id: string;
+  functionId: string;
+  argsBytes: number;
+  /** SHA-256 of the argument payload: tells an idempotent retry from a reused id. */
+  argsSha256: string;
+}
+
+/** Tasks of one submit: one endpoint, one UEP, one task group. */
+export interface TaskBatch {
+  ownerId: string;
+  endpointId: string;
+  uepId: string;
+  /** Created with the tasks when absent. */
+  taskGroupId: string;
+  /** True when the SDK named the task group (then a retry must name the same one). */
+  taskGroupGiven: boolean;
+  uepConfig: Record<string, unknown>;
+  uepRuntime: UserRuntime | null;
+  tasks: NewTask[];
+}
+
+/** Why a task id of a batch cannot be accepted. */
+export interface TaskConflict {
+  taskId: string;
+  /** Completes "Task id X is already used …". */
+  reason: string;
+}
+
+export type InsertTasksResult =
+  | {
+      ok: true;
+      /** Ids stored now. */
+      inserted: string[];
+      /** Ids stored before by the same submit (an idempotent retry), with their state and group. */
+      existing: Array<{ taskId: string; state: TaskState; taskGroupId: string }>;
+    }
+  | { ok: false; taskGroupConflict: true }
+  | { ok: false; taskGroupConflict: false; conflict: TaskConflict };
+
+export interface TaskRecord {
+  id: string;
+  ownerId: string;
+  endpointId: string;
+  uepId: string;
+  functionId: string;
+  taskGroupId: string;
+  state: TaskState;
+  argsBytes: number;
+  result: Payload | null;
+  error: WireError | null;
+  createdAt: Date;
+  completedAt: Date | null;
+}
+
+/** A result as a UEP reported it. */
+export interface TaskResultInput {
+  taskId: string;
+  /** The endpoint that reported it: a result for another endpoint's task is ignored. */
+  endpointId: string;
+  state: "success" | "failed";
+  result?: Payload;
+  error?: WireError;
+  /** Milliseconds since the epoch. */
+  completedAt: number;
+}
+
+export interface StoredResult {
+  taskId: string;
+  taskGroupId: string;
+  /** False when the task was already terminal (a re-run or a redelivery): nothing changed. */
+  updated: boolean;
+  /** The task's state after the call. */
+  state: TaskState;
+}

@@ -1,0 +1,488 @@
+/**
+ * The service's domain store over a {@link SqlClient} (PGlite or Postgres, the
+ * same SQL). Hot-path methods take whole batches and run one statement each:
+ * inserting N tasks, marking N tasks, storing N results.
+ */
+import { randomUUID } from "node:crypto";
+import type { Payload, TaskState, UserRuntime, WireError } from "@conduit/protocol";
+import { generateToken, hashToken, sha256Hex } from "../auth/tokens.js";
+import { insertTasks } from "./insert-tasks.js";
+import type { SqlClient } from "./sql-client.js";
+import type {
+  EndpointRecord,
+  EndpointRegistration,
+  FunctionRecord,
+  Identity,
+  IdentityFields,
+  InsertTasksResult,
+  StoredResult,
+  TaskBatch,
+  TaskRecord,
+  TaskResultInput,
+  UepRecord,
+} from "./store-types.js";
+
+interface IdentityRow {
+  id: string;
+  username: string;
+  name: string | null;
+  email: string | null;
+  organization: string | null;
+  identity_provider: string | null;
+  created_at: Date;
+}
+
+interface EndpointRow {
+  id: string;
+  owner_id: string;
+  owner_username: string;
+  name: string;
+  display_name: string | null;
+  multi_user: boolean;
+  allowed_functions: string[] | null;
+  metadata: Record<string, unknown>;
+  status: "online" | "offline";
+  last_heartbeat: Date | null;
+  heartbeat_period: number;
+  last_error: WireError | null;
+  created_at: Date;
+}
+
+interface FunctionRow {
+  id: string;
+  owner_id: string;
+  name: string | null;
+  payload_strategy: string;
+  payload_data: string;
+  payload_sha256: string;
+  created_at: Date;
+}
+
+interface TaskRow {
+  id: string;
+  owner_id: string;
+  endpoint_id: string;
+  uep_id: string;
+  function_id: string;
+  task_group_id: string;
+  state: TaskState;
+  args_bytes: number;
+  result_strategy: string | null;
+  result_data: string | null;
+  error: WireError | null;
+  created_at: Date;
+  completed_at: Date | null;
+}
+
+interface UepRow {
+  id: string;
+  endpoint_id: string;
+  identity_id: string;
+  config: Record<string, unknown>;
+  runtime: UserRuntime | null;
+  last_seen: Date | null;
+}
+
+const IDENTITY_COLUMNS = "id, username, name, email, organization, identity_provider, created_at";
+
+/**
+ * The status the API reports: the last heartbeat's word, and only while the
+ * heartbeats keep coming (younger than three periods, on the database clock).
+ */
+const ENDPOINT_COLUMNS = `e.id, e.owner_id, i.username AS owner_username, e.name, e.display_name, e.multi_user,
+  e.allowed_functions, e.metadata, e.last_heartbeat, e.heartbeat_period, e.last_error, e.created_at,
+  CASE WHEN e.status = 'online' AND e.heartbeat_period > 0
+        AND e.last_heartbeat > now() - make_interval(secs => 3 * e.heartbeat_period)
+    THEN 'online' ELSE 'offline' END AS status`;
+
+const FUNCTION_COLUMNS = "id, owner_id, name, payload_strategy, payload_data, payload_sha256, created_at";
+
+const TASK_COLUMNS = `id, owner_id, endpoint_id, uep_id, function_id, task_group_id, state, args_bytes,
+  result_strategy, result_data, error, created_at, completed_at`;
+
+/** A list of uuids as one parameter (the same text on both drivers). */
+const UUID_LIST = "(SELECT value::uuid FROM jsonb_array_elements_text($1::jsonb))";
+
+export class Store {
+  constructor(private readonly sql: SqlClient) {}
+
+  /** Which backend, for logs. */
+  get description(): string {
+    return this.sql.description;
+  }
+
+  close(): Promise<void> {
+    return this.sql.close();
+  }
+
+  // ---- identities and tokens ------------------------------------------------
+
+  /** Creates the identity, or returns the one that already has this username. */
+  async createIdentity(username: string, fields: IdentityFields = {}): Promise<Identity> {
+    const inserted = await this.sql.query<IdentityRow>(
+      `INSERT INTO identities (id, username, name, email, organization, identity_provider)
+       VALUES ($1::uuid, $2, $3, $4, $5, $6)
+       ON CONFLICT (username) DO NOTHING
+       RETURNING ${IDENTITY_COLUMNS}`,
+      [
+        randomUUID(),
+        username,
+        fields.name ?? null,
+        fields.email ?? null,
+        fields.organization ?? null,
+        fields.identityProvider ?? null,
+      ],
+    );
+    const row = inserted.rows[0] ?? (await this.identityRow("username", username));
+    if (!row) throw new Error(`Identity ${username} vanished right after it was created.`);
+    return toIdentity(row);
+  }
+
+  async getIdentity(id: string): Promise<Identity | undefined> {
+    const row = await this.identityRow("id", id);
+    return row && toIdentity(row);
+  }
+
+  async findIdentityByUsername(username: string): Promise<Identity | undefined> {
+    const row = await this.identityRow("username", username);
+    return row && toIdentity(row);
+  }
+
+  private async identityRow(column: "id" | "username", value: string): Promise<IdentityRow | undefined> {
+    const cast = column === "id" ? "::uuid" : "";
+    const { rows } = await this.sql.query<IdentityRow>(
+      `SELECT ${IDENTITY_COLUMNS} FROM identities WHERE ${column} = $1${cast}`,
+      [value],
+    );
+    return rows[0];
+  }
+
+  /** Creates a new token for the identity and returns it; only its hash is stored. */
+  async createToken(identityId: string): Promise<string> {
+    const token = generateToken();
+    await this.sql.query("INSERT INTO api_tokens (token_sha256, identity_id) VALUES ($1, $2::uuid)", [
+      hashToken(token),
+      identityId,
+    ]);
+    return token;
+  }
+
+  /** The identity a token belongs to, or undefined for an unknown token. */
+  async identityForToken(token: string): Promise<Identity | undefined> {
+    const { rows } = await this.sql.query<IdentityRow>(
+      `SELECT i.id, i.username, i.name, i.email, i.organization, i.identity_provider, i.created_at
+       FROM api_tokens t JOIN identities i ON i.id = t.identity_id
+       WHERE t.token_sha256 = $1`,
+      [hashToken(token)],
+    );
+    return rows[0] && toIdentity(rows[0]);
+  }
+
+  /** Records that a token was used (callers debounce this; it is not on every request). */
+  async touchToken(token: string): Promise<void> {
+    await this.sql.query("UPDATE api_tokens SET last_used_at = now() WHERE token_sha256 = $1", [hashToken(token)]);
+  }
+
+  async tokenLastUsed(token: string): Promise<Date | null | undefined> {
+    const { rows } = await this.sql.query<{ last_used_at: Date | null }>(
+      "SELECT last_used_at FROM api_tokens WHERE token_sha256 = $1",
+      [hashToken(token)],
+    );
+    return rows[0]?.last_used_at;
+  }
+
+  // ---- endpoints ------------------------------------------------------------
+
+  /**
+   * Registers a new endpoint or updates a known one of the same owner.
+   * Returns undefined when the id belongs to another owner.
+   */
+  async registerEndpoint(reg: EndpointRegistration): Promise<EndpointRecord | undefined> {
+    const { rows } = await this.sql.query<{ id: string }>(
+      `INSERT INTO endpoints (id, owner_id, name, display_name, multi_user, allowed_functions, metadata)
+       VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb, $7::jsonb)
+       ON CONFLICT (id) DO UPDATE SET
+         name = EXCLUDED.name, display_name = EXCLUDED.display_name, multi_user = EXCLUDED.multi_user,
+         allowed_functions = EXCLUDED.allowed_functions, metadata = EXCLUDED.metadata, updated_at = now()
+       WHERE endpoints.owner_id = EXCLUDED.owner_id
+       RETURNING id`,
+      [
+        reg.id,
+        reg.ownerId,
+        reg.name,
+        reg.displayName ?? null,
+        reg.multiUser ?? false,
+        reg.allowedFunctions ? JSON.stringify(reg.allowedFunctions) : null,
+        JSON.stringify(reg.metadata ?? {}),
+      ],
+    );
+    return rows[0] && this.getEndpoint(reg.id);
+  }
+
+  async getEndpoint(id: string): Promise<EndpointRecord | undefined> {
+    const { rows } = await this.sql.query<EndpointRow>(
+      `SELECT ${ENDPOINT_COLUMNS} FROM endpoints e JOIN identities i ON i.id = e.owner_id WHERE e.id = $1::uuid`,
+      [id],
+    );
+    return rows[0] && toEndpoint(rows[0]);
+  }
+
+  /** The endpoints an identity owns, oldest first. */
+  async listEndpoints(ownerId: string): Promise<EndpointRecord[]> {
+    const { rows } = await this.sql.query<EndpointRow>(
+      `SELECT ${ENDPOINT_COLUMNS} FROM endpoints e JOIN identities i ON i.id = e.owner_id
+       WHERE e.owner_id = $1::uuid ORDER BY e.created_at, e.id`,
+      [ownerId],
+    );
+    return rows.map(toEndpoint);
+  }
+
+  /**
+   * Records a MEP heartbeat: `period` 0 means the MEP is shutting down. An
+   * `error` is kept as the endpoint's last error. False for an unknown endpoint.
+   */
+  async recordEndpointHeartbeat(endpointId: string, period: number, error?: WireError): Promise<boolean> {
+    const { rows } = await this.sql.query<{ id: string }>(
+      `UPDATE endpoints SET last_heartbeat = now(), heartbeat_period = $2, status = $3,
+         last_error = COALESCE($4::jsonb, last_error)
+       WHERE id = $1::uuid RETURNING id`,
+      [endpointId, period, period > 0 ? "online" : "offline", error ? JSON.stringify(error) : null],
+    );
+    return rows.length > 0;
+  }
+
+  /** Records a UEP heartbeat (its last_seen); an `error` is kept as its endpoint's last error. */
+  async recordUepHeartbeat(endpointId: string, uepId: string, error?: WireError): Promise<boolean> {
+    const { rows } = await this.sql.query<{ id: string }>(
+      "UPDATE ueps SET last_seen = now() WHERE id = $1::uuid AND endpoint_id = $2::uuid RETURNING id",
+      [uepId, endpointId],
+    );
+    if (error) {
+      await this.sql.query("UPDATE endpoints SET last_error = $2::jsonb WHERE id = $1::uuid", [
+        endpointId,
+        JSON.stringify(error),
+      ]);
+    }
+    return rows.length > 0;
+  }
+
+  // ---- functions ------------------------------------------------------------
+
+  /** Registers a function; the same payload registered again by the same owner keeps its id. */
+  async registerFunction(ownerId: string, payload: Payload, name?: string | null): Promise<FunctionRecord> {
+    const digest = sha256Hex(payload.strategy, payload.data);
+    const params = [randomUUID(), ownerId, name ?? null, payload.strategy, payload.data, digest];
+    const inserted = await this.sql.query<FunctionRow>(
+      `INSERT INTO functions (id, owner_id, name, payload_strategy, payload_data, payload_sha256)
+       VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6)
+       ON CONFLICT (owner_id, payload_sha256) DO NOTHING
+       RETURNING ${FUNCTION_COLUMNS}`,
+      params,
+    );
+    if (inserted.rows[0]) return toFunction(inserted.rows[0]);
+    const { rows } = await this.sql.query<FunctionRow>(
+      `SELECT ${FUNCTION_COLUMNS} FROM functions WHERE owner_id = $1::uuid AND payload_sha256 = $2`,
+      [ownerId, digest],
+    );
+    if (!rows[0]) throw new Error(`Function ${digest} of ${ownerId} vanished right after it was registered.`);
+    return toFunction(rows[0]);
+  }
+
+  async getFunction(id: string): Promise<FunctionRecord | undefined> {
+    return (await this.getFunctions([id]))[0];
+  }
+
+  /** The functions among `ids` that exist (one statement). */
+  async getFunctions(ids: readonly string[]): Promise<FunctionRecord[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.sql.query<FunctionRow>(
+      `SELECT ${FUNCTION_COLUMNS} FROM functions WHERE id IN ${UUID_LIST}`,
+      [JSON.stringify(ids)],
+    );
+    return rows.map(toFunction);
+  }
+
+  // ---- tasks ----------------------------------------------------------------
+
+  /**
+   * Stores the tasks of one submit in ONE statement, with their task group and
+   * UEP when those are new; all or nothing (see insert-tasks.ts).
+   */
+  insertTasks(batch: TaskBatch): Promise<InsertTasksResult> {
+    return insertTasks(this.sql, batch);
+  }
+
+  /** `received` → `waiting-for-endpoint` once the tasks are on the broker (one statement). */
+  async markTasksWaiting(taskIds: readonly string[]): Promise<void> {
+    if (taskIds.length === 0) return;
+    await this.sql.query(
+      `UPDATE tasks SET state = 'waiting-for-endpoint' WHERE id IN ${UUID_LIST} AND state = 'received'`,
+      [JSON.stringify(taskIds)],
+    );
+  }
+
+  /**
+   * → `running` for tasks a UEP of their endpoint took, unless they moved on
+   * already (one statement). Returns how many changed.
+   */
+  async markTasksRunning(items: ReadonlyArray<{ taskId: string; endpointId: string }>): Promise<number> {
+    if (items.length === 0) return 0;
+    const { rows } = await this.sql.query<{ id: string }>(
+      `UPDATE tasks t SET state = 'running'
+       FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, endpoint_id uuid)
+       WHERE t.id = x.id AND t.endpoint_id = x.endpoint_id AND t.state IN ('received', 'waiting-for-endpoint')
+       RETURNING t.id`,
+      [JSON.stringify(items.map((i) => ({ id: i.taskId, endpoint_id: i.endpointId })))],
+    );
+    return rows.length;
+  }
+
+  /**
+   * Stores results in one statement. A result for a task that is already
+   * terminal changes nothing (re-runs and redeliveries happen); one for an
+   * unknown task, or reported by another endpoint than the task's, is left out
+   * of the answer.
+   */
+  async storeResults(results: readonly TaskResultInput[]): Promise<StoredResult[]> {
+    if (results.length === 0) return [];
+    const input = results.map((r) => ({
+      id: r.taskId,
+      endpoint_id: r.endpointId,
+      state: r.state,
+      result_strategy: r.result?.strategy ?? null,
+      result_data: r.result?.data ?? null,
+      error: r.error ?? null,
+      completed_at: r.completedAt,
+    }));
+    const { rows } = await this.sql.query<{ id: string; task_group_id: string; updated: boolean; state: TaskState }>(
+      `WITH input AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, endpoint_id uuid, state text,
+           result_strategy text, result_data text, error jsonb, completed_at double precision)
+       ),
+       updated AS (
+         UPDATE tasks t SET state = i.state, result_strategy = i.result_strategy, result_data = i.result_data,
+           error = i.error, completed_at = to_timestamp(i.completed_at / 1000.0)
+         FROM input i
+         WHERE t.id = i.id AND t.endpoint_id = i.endpoint_id AND t.state NOT IN ('success', 'failed', 'cancelled')
+         RETURNING t.id
+       )
+       SELECT i.id, t.task_group_id, (u.id IS NOT NULL) AS updated,
+         CASE WHEN u.id IS NOT NULL THEN i.state ELSE t.state END AS state
+       FROM input i JOIN tasks t ON t.id = i.id AND t.endpoint_id = i.endpoint_id
+       LEFT JOIN updated u ON u.id = i.id`,
+      [JSON.stringify(dedupeByTask(input))],
+    );
+    return rows.map((r) => ({ taskId: r.id, taskGroupId: r.task_group_id, updated: r.updated, state: r.state }));
+  }
+
+  async getTask(id: string): Promise<TaskRecord | undefined> {
+    const [row] = await this.getTaskRows([id]);
+    return row && toTask(row);
+  }
+
+  /** The tasks among `ids` that exist (one statement). */
+  async getTasks(ids: readonly string[]): Promise<TaskRecord[]> {
+    return (await this.getTaskRows(ids)).map(toTask);
+  }
+
+  private async getTaskRows(ids: readonly string[]): Promise<TaskRow[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.sql.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id IN ${UUID_LIST}`, [
+      JSON.stringify(ids),
+    ]);
+    return rows;
+  }
+
+  // ---- task groups and UEPs ---------------------------------------------------
+
+  /** The owner of a task group, or undefined when it does not exist. */
+  async taskGroupOwner(id: string): Promise<string | undefined> {
+    const { rows } = await this.sql.query<{ owner_id: string }>(
+      "SELECT owner_id FROM task_groups WHERE id = $1::uuid",
+      [id],
+    );
+    return rows[0]?.owner_id;
+  }
+
+  async getUep(id: string): Promise<UepRecord | undefined> {
+    const { rows } = await this.sql.query<UepRow>(
+      "SELECT id, endpoint_id, identity_id, config, runtime, last_seen FROM ueps WHERE id = $1::uuid",
+      [id],
+    );
+    const row = rows[0];
+    return (
+      row && {
+        id: row.id,
+        endpointId: row.endpoint_id,
+        identityId: row.identity_id,
+        config: row.config,
+        runtime: row.runtime,
+        lastSeen: row.last_seen,
+      }
+    );
+  }
+}
+
+/** Two results for one task in a batch (a redelivery): the first one counts. */
+function dedupeByTask<T extends { id: string }>(items: T[]): T[] {
+  const seen = new Set<string>();
+  return items.filter((item) => !seen.has(item.id) && seen.add(item.id));
+}
+
+function toIdentity(row: IdentityRow): Identity {
+  return {
+    id: row.id,
+    username: row.username,
+    name: row.name,
+    email: row.email,
+    organization: row.organization,
+    identityProvider: row.identity_provider,
+    createdAt: row.created_at,
+  };
+}
+
+function toEndpoint(row: EndpointRow): EndpointRecord {
+  return {
+    id: row.id,
+    ownerId: row.owner_id,
+    ownerUsername: row.owner_username,
+    name: row.name,
+    displayName: row.display_name,
+    multiUser: row.multi_user,
+    allowedFunctions: row.allowed_functions,
+    metadata: row.metadata,
+    status: row.status,
+    lastHeartbeat: row.last_heartbeat,
+    heartbeatPeriod: Number(row.heartbeat_period),
+    lastError: row.last_error,
+    createdAt: row.created_at,
+  };
+}
+
+function toFunction(row: FunctionRow): FunctionRecord {
+  return {
+    id: row.id,
+    ownerId: row.owner_id,
+    name: row.name,
+    payload: { strategy: row.payload_strategy, data: row.payload_data },
+    payloadSha256: row.payload_sha256,
+    createdAt: row.created_at,
+  };
+}
+
+function toTask(row: TaskRow): TaskRecord {
+  return {
+    id: row.id,
+    ownerId: row.owner_id,
+    endpointId: row.endpoint_id,
+    uepId: row.uep_id,
+    functionId: row.function_id,
+    taskGroupId: row.task_group_id,
+    state: row.state,
+    argsBytes: Number(row.args_bytes),
+    result: row.result_strategy !== null ? { strategy: row.result_strategy, data: row.result_data ?? "" } : null,
+    error: row.error,
+    createdAt: row.created_at,
+    completedAt: row.completed_at,
+  };
+}

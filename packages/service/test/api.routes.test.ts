@@ -1,0 +1,605 @@
+/**
+ * The REST API end to end, in-process (`startService`) with the real RabbitMQ
+ * (a vhost of its own) and both stores: PGlite and Postgres. The test plays
+ * the endpoint's part (MEP, UEP) with its own amqplib channel.
+ */
+import { randomUUID } from "node:crypto";
+import {
+  type ApiErrorBody,
+  commandQueue,
+  computeUepId,
+  HEARTBEATS_EXCHANGE,
+  heartbeatsRoutingKey,
+  JSON_DATA,
+  RESULTS_EXCHANGE,
+  resultsRoutingKey,
+  SOURCE_CODE,
+  type StartUepCommand,
+  type SubmitRequest,
+  type SubmitResponse,
+  type TaskMessage,
+  type TaskStatusResponse,
+  taskGroupResultQueue,
+  uepTaskQueue,
+} from "@conduit/protocol";
+import type { Channel } from "amqplib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sha256Hex } from "../src/auth/tokens.js";
+import { type RunningService, startService } from "../src/index.js";
+import { createVhost, openChannel } from "./helpers/broker.js";
+import { createPostgresDatabase, createTempDir } from "./helpers/databases.js";
+
+const MAX_TASK_BYTES = 100_000;
+const MAX_REQUEST_BYTES = 1_000_000;
+
+const backends = [
+  { name: "PGlite", store: async () => createTempDir().then((d) => ({ ...d, options: { dataDir: d.value } })) },
+  {
+    name: "Postgres",
+    store: async () => createPostgresDatabase().then((d) => ({ ...d, options: { databaseUrl: d.value } })),
+  },
+];
+
+describe.each(backends)("API on $name", (backend) => {
+  const disposers: Array<() => Promise<void>> = [];
+  let service: RunningService;
+  let amqpUrl: string;
+  let channel: Channel;
+  let token: string;
+  let bobToken: string;
+
+  beforeAll(async () => {
+    const vhost = await createVhost();
+    disposers.push(() => vhost.dispose());
+    amqpUrl = vhost.value;
+    const store = await backend.store();
+    disposers.push(() => store.dispose());
+    service = await startService({
+      port: 0,
+      ...store.options,
+      amqpUrl,
+      amqpPublicUrl: "amqp://guest:guest@broker.example.org:5672",
+      writeCredentials: false,
+      logLevel: "silent",
+      maxTaskBytes: MAX_TASK_BYTES,
+      maxRequestBytes: MAX_REQUEST_BYTES,
+    });
+    disposers.push(() => service.close());
+    token = service.adminToken;
+    bobToken = (await service.createIdentity("bob@example.org", { name: "Bob" })).token;
+    const ch = await openChannel(amqpUrl);
+    disposers.push(() => ch.close());
+    channel = ch.channel;
+  });
+
+  afterAll(async () => {
+    for (const dispose of disposers.reverse()) await dispose();
+  });
+
+  async function call<T = unknown>(
+    method: string,
+    path: string,
+    options: { token?: string | null; body?: unknown; raw?: string } = {},
+  ): Promise<{ status: number; body: T }> {
+    const headers: Record<string, string> = {};
+    const bearer = options.token === undefined ? token : options.token;
+    if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
+    let body: string | undefined;
+    if (options.raw !== undefined || options.body !== undefined) {
+      headers["content-type"] = "application/json";
+      body = options.raw ?? JSON.stringify(options.body);
+    }
+    const response = await fetch(`${service.url}${path}`, { method, headers, body });
+    const text = await response.text();
+    return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+  }
+
+  async function registerEndpoint(body: Record<string, unknown> = {}, as = token): Promise<string> {
+    const r = await call<{ endpoint_id: string }>("POST", "/v1/endpoints", {
+      token: as,
+      body: { name: "ep", ...body },
+    });
+    expect(r.status).toBe(200);
+    return r.body.endpoint_id;
+  }
+
+  async function registerFunction(data = `(x) => x + ${Math.random()}`, as = token): Promise<string> {
+    const r = await call<{ function_id: string }>("POST", "/v1/functions", {
+      token: as,
+      body: { function: { strategy: SOURCE_CODE, data } },
+    });
+    expect(r.status).toBe(200);
+    return r.body.function_id;
+  }
+
+  function submitBody(functionId: string, n = 1, extra: Partial<SubmitRequest> = {}): SubmitRequest {
+    return {
+      tasks: Array.from({ length: n }, (_, i) => ({
+        task_id: randomUUID(),
+        function_id: functionId,
+        args: { strategy: JSON_DATA, data: JSON.stringify({ args: [i] }) },
+      })),
+      ...extra,
+    };
+  }
+
+  /** Takes one message from a queue, waiting for it to arrive. */
+  async function take<T>(queue: string): Promise<T> {
+    let got: T | undefined;
+    await expect
+      .poll(
+        async () => {
+          const msg = await channel.get(queue, { noAck: true });
+          if (msg) got = JSON.parse(msg.content.toString()) as T;
+          return got !== undefined;
+        },
+        { timeout: 10_000, interval: 50 },
+      )
+      .toBe(true);
+    return got!;
+  }
+
+  async function queueLength(queue: string): Promise<number> {
+    return (await channel.checkQueue(queue)).messageCount;
+  }
+
+  function expectError(r: { status: number; body: unknown }, status: number, code: string): ApiErrorBody {
+    expect(r.status).toBe(status);
+    const body = r.body as ApiErrorBody;
+    expect(body).toMatchObject({ statusCode: status, code });
+    expect(typeof body.error).toBe("string");
+    return body;
+  }
+
+  it("answers /healthz and /openapi.json without a token, listing every route", async () => {
+    expect(await call("GET", "/healthz", { token: null })).toEqual({
+      status: 200,
+      body: { status: "ok", version: expect.any(String) },
+    });
+    const doc = await call<{ openapi: string; paths: Record<string, Record<string, unknown>> }>(
+      "GET",
+      "/openapi.json",
+      {
+        token: null,
+      },
+    );
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toMatch(/^3\./);
+    const routes = Object.entries(doc.body.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    expect(routes.sort()).toEqual(
+      [
+        "GET /healthz",
+        "GET /openapi.json",
+        "GET /v1/whoami",
+        "POST /v1/endpoints",
+        "GET /v1/endpoints",
+        "GET /v1/endpoints/{endpoint_id}/status",
+        "POST /v1/functions",
+        "GET /v1/functions/{function_id}",
+        "POST /v1/endpoints/{endpoint_id}/submit",
+        "GET /v1/tasks/{task_id}",
+        "POST /v1/tasks/batch_status",
+      ].sort(),
+    );
+  });
+
+  it("refuses a missing or bad token with 401 before looking at the body", async () => {
+    const path = `/v1/endpoints/${randomUUID()}/submit`;
+    for (const bearer of [null, "not-a-token"]) {
+      for (const options of [
+        { body: { tasks: "not a list" } },
+        { raw: "{not json" },
+        { raw: "x".repeat(MAX_REQUEST_BYTES + 10) },
+      ]) {
+        const r = await call("POST", path, { token: bearer, ...options });
+        const body = expectError(r, 401, "UNAUTHORIZED");
+        expect(body.message).toMatch(
+          /^Missing or invalid API token; set CONDUIT_TOKEN or use the token in .*credentials\.json\.$/,
+        );
+      }
+    }
+    expectError(await call("GET", "/v1/whoami", { token: null }), 401, "UNAUTHORIZED");
+  });
+
+  it("names the bad field of an invalid body, and keeps serving", async () => {
+    const endpointId = await registerEndpoint();
+    const bad = await call("POST", `/v1/endpoints/${endpointId}/submit`, {
+      body: { tasks: [{ task_id: "x", function_id: randomUUID(), args: { strategy: JSON_DATA, data: "[]" } }] },
+    });
+    expect(expectError(bad, 400, "INVALID_REQUEST").message).toBe(
+      "Invalid request: body.tasks[0].task_id must be a UUID; fix that field and send the request again.",
+    );
+    const missing = await call("POST", "/v1/functions", { body: {} });
+    expect(expectError(missing, 400, "INVALID_REQUEST").message).toMatch(/body\.function is required/);
+    expectError(await call("POST", "/v1/functions", { raw: "{oops" }), 400, "INVALID_JSON");
+    expectError(await call("GET", "/v1/tasks/not-a-uuid"), 400, "INVALID_REQUEST");
+    expectError(await call("GET", "/v1/nowhere"), 404, "ROUTE_NOT_FOUND");
+    expect((await call("GET", "/healthz")).status).toBe(200);
+  });
+
+  it("tells who the token belongs to", async () => {
+    const me = await call("GET", "/v1/whoami");
+    expect(me).toEqual({ status: 200, body: expect.objectContaining({ username: "admin@localhost" }) });
+    const bob = await call("GET", "/v1/whoami", { token: bobToken });
+    expect(bob.body).toMatchObject({ username: "bob@example.org", name: "Bob" });
+  });
+
+  it("registers endpoints, declares their command queue, and refuses another owner's id", async () => {
+    const r = await call<{ endpoint_id: string; amqp: { url: string }; command_queue: string }>(
+      "POST",
+      "/v1/endpoints",
+      {
+        body: { name: "lab", display_name: "Lab", metadata: { host: "h" } },
+      },
+    );
+    expect(r.status).toBe(200);
+    const id = r.body.endpoint_id;
+    expect(r.body).toEqual({
+      endpoint_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      amqp: { url: "amqp://guest:guest@broker.example.org:5672" },
+      command_queue: commandQueue(id),
+    });
+    expect(await queueLength(commandQueue(id))).toBe(0);
+    // Re-register under the same id (the MEP restarting).
+    expect((await call("POST", "/v1/endpoints", { body: { endpoint_id: id, name: "lab2" } })).body).toMatchObject({
+      endpoint_id: id,
+    });
+    const list = await call<Array<{ endpoint_id: string; name: string; owner: string; status: string }>>(
+      "GET",
+      "/v1/endpoints",
+    );
+    expect(list.body.find((e) => e.endpoint_id === id)).toEqual({
+      endpoint_id: id,
+      name: "lab2",
+      display_name: null,
+      owner: "admin@localhost",
+      multi_user: false,
+      status: "offline",
+      last_heartbeat: null,
+    });
+    expect((await call<unknown[]>("GET", "/v1/endpoints", { token: bobToken })).body).toEqual([]);
+    const stolen = await call("POST", "/v1/endpoints", { token: bobToken, body: { endpoint_id: id, name: "mine" } });
+    expect(expectError(stolen, 409, "ENDPOINT_ID_CONFLICT").message).toContain(id);
+  });
+
+  it("registers a payload once and returns it", async () => {
+    const data = `(a, b) => a * b + ${Math.random()}`;
+    const id = await registerFunction(data);
+    expect(await registerFunction(data)).toBe(id);
+    expect(await call("GET", `/v1/functions/${id}`)).toEqual({
+      status: 200,
+      body: { function_id: id, name: null, function: { strategy: SOURCE_CODE, data } },
+    });
+    expectError(await call("GET", `/v1/functions/${randomUUID()}`), 404, "FUNCTION_NOT_FOUND");
+  });
+
+  it("submits: the task lands in the UEP queue, a start command in the MEP's, results come back", async () => {
+    const endpointId = await registerEndpoint();
+    const functionData = `(x) => x * 2 + ${Math.random()}`;
+    const functionId = await registerFunction(functionData);
+    const body = submitBody(functionId, 2, {
+      user_endpoint_config: { worker_init: "true" },
+      resource_specification: { num_nodes: 1 },
+    });
+    const r = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
+    expect(r.status).toBe(200);
+    const { task_group_id: tg, uep_id: uepId } = r.body;
+    expect(r.body).toEqual({
+      task_group_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      uep_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      task_ids: body.tasks.map((t) => t.task_id),
+      amqp: { url: "amqp://guest:guest@broker.example.org:5672" },
+      result_queue: taskGroupResultQueue(tg),
+    });
+
+    const taskQueue = uepTaskQueue(endpointId, uepId);
+    const first = await take<TaskMessage>(taskQueue);
+    const second = await take<TaskMessage>(taskQueue);
+    expect(first).toEqual({
+      v: 1,
+      kind: "task",
+      taskId: body.tasks[0].task_id,
+      functionId,
+      endpointId,
+      uepId,
+      taskGroupId: tg,
+      function: { strategy: SOURCE_CODE, data: functionData },
+      args: body.tasks[0].args,
+      resourceSpecification: { num_nodes: 1 },
+    });
+    expect(second.taskId).toBe(body.tasks[1].task_id);
+    const command = await take<StartUepCommand>(commandQueue(endpointId));
+    expect(command).toMatchObject({
+      v: 1,
+      kind: "start_uep",
+      endpointId,
+      uepId,
+      uepName: `uep.${endpointId}.${uepId}`,
+      identity: { username: "admin@localhost" },
+      userEndpointConfig: { worker_init: "true" },
+      userRuntime: null,
+    });
+    const [t1, t2] = body.tasks.map((t) => t.task_id);
+    expect((await call<TaskStatusResponse>("GET", `/v1/tasks/${t1}`)).body).toMatchObject({
+      task_id: t1,
+      state: "waiting-for-endpoint",
+      endpoint_id: endpointId,
+      function_id: functionId,
+      task_group_id: tg,
+      completed_at: null,
+    });
+
+    // The UEP reports both running, then one result and one failure.
+    const publish = (message: object) =>
+      channel.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(message)), {
+        persistent: true,
+      });
+    publish({ v: 1, kind: "task_status", endpointId, uepId, state: "running", taskIds: [t1, t2], sentAt: Date.now() });
+    await expect
+      .poll(async () => (await call<TaskStatusResponse>("GET", `/v1/tasks/${t2}`)).body.state)
+      .toBe("running");
+    const completedAt = Date.now();
+    publish({
+      v: 1,
+      kind: "result",
+      taskId: t1,
+      endpointId,
+      uepId,
+      state: "success",
+      result: { strategy: JSON_DATA, data: "2" },
+      completedAt,
+    });
+    publish({
+      v: 1,
+      kind: "result",
+      taskId: t2,
+      endpointId,
+      uepId,
+      state: "failed",
+      error: { code: "TASK_EXCEPTION", name: "TypeError", message: "x is not a number" },
+      completedAt,
+    });
+    await expect
+      .poll(async () => (await call<TaskStatusResponse>("GET", `/v1/tasks/${t1}`)).body.state)
+      .toBe("success");
+    expect((await call<TaskStatusResponse>("GET", `/v1/tasks/${t1}`)).body).toMatchObject({
+      result: { strategy: JSON_DATA, data: "2" },
+      completed_at: new Date(completedAt).toISOString(),
+    });
+    const forwarded = [
+      await take<Record<string, unknown>>(taskGroupResultQueue(tg)),
+      await take<Record<string, unknown>>(taskGroupResultQueue(tg)),
+    ];
+    expect(forwarded.find((m) => m.taskId === t1)).toEqual({
+      v: 1,
+      kind: "result",
+      taskId: t1,
+      endpointId,
+      uepId,
+      taskGroupId: tg,
+      state: "success",
+      result: { strategy: JSON_DATA, data: "2" },
+      completedAt,
+    });
+    expect(forwarded.find((m) => m.taskId === t2)).toMatchObject({
+      taskGroupId: tg,
+      state: "failed",
+      error: { code: "TASK_EXCEPTION", message: "x is not a number" },
+    });
+
+    const batch = await call<{ tasks: Record<string, TaskStatusResponse> }>("POST", "/v1/tasks/batch_status", {
+      body: { task_ids: [t1, t2, randomUUID()] },
+    });
+    expect(Object.keys(batch.body.tasks).sort()).toEqual([t1, t2].sort());
+    expect(batch.body.tasks[t2]).toMatchObject({ state: "failed", error: { name: "TypeError" } });
+    // Another identity does not see these tasks.
+    expectError(await call("GET", `/v1/tasks/${t1}`, { token: bobToken }), 404, "TASK_NOT_FOUND");
+    expect((await call("POST", "/v1/tasks/batch_status", { token: bobToken, body: { task_ids: [t1] } })).body).toEqual({
+      tasks: {},
+    });
+  });
+
+  it("survives malformed broker messages and ignores a second result", async () => {
+    const endpointId = await registerEndpoint();
+    const functionId = await registerFunction();
+    const body = submitBody(functionId, 2);
+    const { body: submitted } = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
+    const [a, b] = body.tasks.map((t) => t.task_id);
+    const key = resultsRoutingKey(endpointId);
+    for (const garbage of ["not json", "{}", JSON.stringify({ v: 1, kind: "result", taskId: "nope" })]) {
+      channel.publish(RESULTS_EXCHANGE, key, Buffer.from(garbage));
+    }
+    channel.publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), Buffer.from("[1, 2"));
+    const result = (taskId: string, data: string) => ({
+      v: 1,
+      kind: "result",
+      taskId,
+      endpointId,
+      uepId: submitted.uep_id,
+      state: "success",
+      result: { strategy: JSON_DATA, data },
+      completedAt: Date.now(),
+    });
+    const resultQueue = taskGroupResultQueue(submitted.task_group_id);
+    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "1"))));
+    expect(await take<{ taskId: string }>(resultQueue)).toMatchObject({ taskId: a, result: { data: "1" } });
+    // A second result for a finished task (a re-run) is neither stored nor forwarded.
+    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "99"))));
+    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(b, "2"))));
+    expect(await take<{ taskId: string }>(resultQueue)).toMatchObject({ taskId: b });
+    expect(await queueLength(resultQueue)).toBe(0);
+    expect((await call<TaskStatusResponse>("GET", `/v1/tasks/${a}`)).body.result).toEqual({
+      strategy: JSON_DATA,
+      data: "1",
+    });
+  });
+
+  it("accepts the same submit again without publishing it twice, and refuses a conflicting reuse", async () => {
+    const endpointId = await registerEndpoint();
+    const functionId = await registerFunction();
+    const body = submitBody(functionId, 3, { task_group_id: randomUUID() });
+    const first = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
+    expect(first.status).toBe(200);
+    const queue = uepTaskQueue(endpointId, first.body.uep_id);
+    expect(await queueLength(queue)).toBe(3);
+    const again = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
+    expect(again).toEqual({ status: 200, body: first.body });
+    expect(await queueLength(queue)).toBe(3);
+
+    const otherArgs = { ...body, tasks: [{ ...body.tasks[0], args: { strategy: JSON_DATA, data: "[42]" } }] };
+    const conflict = await call("POST", `/v1/endpoints/${endpointId}/submit`, { body: otherArgs });
+    expect(expectError(conflict, 409, "TASK_ID_CONFLICT").message).toContain(body.tasks[0].task_id);
+    const bobEndpoint = await registerEndpoint({}, bobToken);
+    const stolen = await call("POST", `/v1/endpoints/${bobEndpoint}/submit`, {
+      token: bobToken,
+      body: { tasks: body.tasks },
+    });
+    expectError(stolen, 409, "TASK_ID_CONFLICT");
+    expect(await queueLength(queue)).toBe(3);
+  });
+
+  it("publishes a known task on retry if an earlier submit stored it but never published it", async () => {
+    const endpointId = await registerEndpoint();
+    const functionId = await registerFunction();
+    const body = submitBody(functionId, 1, { task_group_id: randomUUID() });
+    const admin = await service.store.findIdentityByUsername("admin@localhost");
+    const uepId = computeUepId(endpointId, admin!.id, {}, null);
+    // As if the service died between storing the task and publishing it.
+    const args = body.tasks[0].args;
+    await service.store.insertTasks({
+      ownerId: admin!.id,
+      endpointId,
+      uepId,
+      taskGroupId: body.task_group_id!,
+      taskGroupGiven: true,
+      uepConfig: {},
+      uepRuntime: null,
+      tasks: [{ id: body.tasks[0].task_id, functionId, argsBytes: 0, argsSha256: sha256Hex(args.strategy, args.data) }],
+    });
+    const retry = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
+    expect(retry.status).toBe(200);
+    expect((await take<TaskMessage>(uepTaskQueue(endpointId, uepId))).taskId).toBe(body.tasks[0].task_id);
+    expect((await call<TaskStatusResponse>("GET", `/v1/tasks/${body.tasks[0].task_id}`)).body.state).toBe(
+      "waiting-for-endpoint",
+    );
+  });
+
+  it("refuses functions the endpoint does not allow, with the seed's message", async () => {
+    const allowed = await registerFunction();
+    const other = await registerFunction();
+    const endpointId = await registerEndpoint({ allowed_functions: [allowed] });
+    expect((await call("POST", `/v1/endpoints/${endpointId}/submit`, { body: submitBody(allowed) })).status).toBe(200);
+    const refused = await call("POST", `/v1/endpoints/${endpointId}/submit`, { body: submitBody(other) });
+    expect(expectError(refused, 403, "FUNCTION_NOT_PERMITTED").message).toBe(
+      `Function ${other} not permitted on endpoint ${endpointId}`,
+    );
+    // Re-registered without the restriction: allowed at once.
+    await registerEndpoint({ endpoint_id: endpointId });
+    expect((await call("POST", `/v1/endpoints/${endpointId}/submit`, { body: submitBody(other) })).status).toBe(200);
+  });
+
+  it("runs only the owner's tasks on a single-user endpoint, anyone's on a multi-user one", async () => {
+    const functionId = await registerFunction(undefined, bobToken);
+    const single = await registerEndpoint();
+    const refused = await call("POST", `/v1/endpoints/${single}/submit`, {
+      token: bobToken,
+      body: submitBody(functionId),
+    });
+    expect(expectError(refused, 403, "ENDPOINT_NOT_PERMITTED").message).toContain(single);
+    expectError(
+      await call("GET", `/v1/endpoints/${single}/status`, { token: bobToken }),
+      403,
+      "ENDPOINT_NOT_PERMITTED",
+    );
+    const multi = await registerEndpoint({ multi_user: true });
+    const accepted = await call<SubmitResponse>("POST", `/v1/endpoints/${multi}/submit`, {
+      token: bobToken,
+      body: submitBody(functionId),
+    });
+    expect(accepted.status).toBe(200);
+    const command = await take<StartUepCommand>(commandQueue(multi));
+    expect(command.identity).toMatchObject({ username: "bob@example.org", name: "Bob" });
+  });
+
+  it("treats upper-case ids as the same ids", async () => {
+    const functionId = await registerFunction();
+    const endpointId = await registerEndpoint({ allowed_functions: [functionId.toUpperCase()] });
+    expect(
+      await registerEndpoint({ endpoint_id: endpointId.toUpperCase(), allowed_functions: [functionId.toUpperCase()] }),
+    ).toBe(endpointId);
+    const body = submitBody(functionId.toUpperCase());
+    body.tasks[0].task_id = body.tasks[0].task_id.toUpperCase();
+    const r = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId.toUpperCase()}/submit`, { body });
+    expect(r.status).toBe(200);
+    const task = await take<TaskMessage>(uepTaskQueue(endpointId, r.body.uep_id));
+    expect(task).toMatchObject({ taskId: body.tasks[0].task_id.toLowerCase(), functionId, endpointId });
+    expect((await call("POST", `/v1/endpoints/${endpointId}/submit`, { body })).status).toBe(200);
+  });
+
+  it("answers unknown endpoints and functions with 404", async () => {
+    const functionId = await registerFunction();
+    const ghost = randomUUID();
+    const r = await call("POST", `/v1/endpoints/${ghost}/submit`, { body: submitBody(functionId) });
+    expect(expectError(r, 404, "ENDPOINT_NOT_FOUND").message).toContain(ghost);
+    const endpointId = await registerEndpoint();
+    const unknown = randomUUID();
+    const f = await call("POST", `/v1/endpoints/${endpointId}/submit`, { body: submitBody(unknown) });
+    expect(expectError(f, 404, "FUNCTION_NOT_FOUND").message).toBe(
+      `Function ${unknown} is not registered; register it first (Client.registerFunction) and submit with the id it returns.`,
+    );
+    expectError(await call("GET", `/v1/endpoints/${ghost}/status`), 404, "ENDPOINT_NOT_FOUND");
+  });
+
+  it("refuses a task over the size limit and a body over the request limit with 413", async () => {
+    const endpointId = await registerEndpoint();
+    const functionId = await registerFunction();
+    const body = submitBody(functionId);
+    body.tasks[0].args = { strategy: JSON_DATA, data: "x".repeat(MAX_TASK_BYTES) };
+    const r = await call("POST", `/v1/endpoints/${endpointId}/submit`, { body });
+    const message = expectError(r, 413, "TASK_PAYLOAD_TOO_LARGE").message;
+    expect(message).toContain(body.tasks[0].task_id);
+    expect(message).toMatch(new RegExp(`is \\d+ bytes, over the limit of ${MAX_TASK_BYTES} bytes`));
+    const huge = submitBody(functionId, 20);
+    for (const t of huge.tasks) t.args = { strategy: JSON_DATA, data: "y".repeat(MAX_TASK_BYTES / 2) };
+    const tooBig = await call("POST", `/v1/endpoints/${endpointId}/submit`, { body: huge });
+    expect(expectError(tooBig, 413, "REQUEST_TOO_LARGE").message).toContain(`limit of ${MAX_REQUEST_BYTES} bytes`);
+    expect(
+      await queueLength(
+        uepTaskQueue(
+          endpointId,
+          (await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body: submitBody(functionId) }))
+            .body.uep_id,
+        ),
+      ),
+    ).toBe(1);
+  });
+
+  it("reports an endpoint online while it sends heartbeats, offline after period 0", async () => {
+    const endpointId = await registerEndpoint();
+    const beat = (period: number, extra: object = {}) =>
+      channel.publish(
+        HEARTBEATS_EXCHANGE,
+        heartbeatsRoutingKey(endpointId),
+        Buffer.from(
+          JSON.stringify({ v: 1, kind: "heartbeat", role: "mep", endpointId, period, sentAt: Date.now(), ...extra }),
+        ),
+      );
+    const status = async () =>
+      (
+        await call<{ endpoint_id: string; status: string; last_heartbeat: string | null }>(
+          "GET",
+          `/v1/endpoints/${endpointId}/status`,
+        )
+      ).body;
+    expect(await status()).toEqual({ endpoint_id: endpointId, status: "offline", last_heartbeat: null });
+    beat(30);
+    await expect.poll(async () => (await status()).status).toBe("online");
+    expect((await status()).last_heartbeat).toMatch(/^\d{4}-\d\d-\d\dT/);
+    const error = { code: "UEP_START_FAILED", name: "Error", message: "template did not render" };
+    beat(0, { error });
+    await expect.poll(async () => (await status()).status).toBe("offline");
+    expect((await service.store.getEndpoint(endpointId))?.lastError).toEqual(error);
+  });
+});

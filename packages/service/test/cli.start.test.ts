@@ -1,0 +1,134 @@
+/**
+ * `conduit-service start` as a real child process: the one line it prints,
+ * a clean exit 0 on SIGTERM, and exit 1 with a sentence when the broker or the
+ * database cannot be reached or the data directory is taken.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openPGlite } from "../src/store/pglite-client.js";
+import { createVhost } from "./helpers/broker.js";
+import { createTempDir } from "./helpers/databases.js";
+
+const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+
+interface Run {
+  child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  exit: Promise<number | null>;
+}
+
+function run(args: string[], userDir: string): Run {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+    env: { ...process.env, CONDUIT_USER_DIR: userDir },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const result: Run = {
+    child,
+    stdout: "",
+    stderr: "",
+    exit: once(child, "exit").then(([code]) => code as number | null),
+  };
+  child.stdout!.on("data", (d: Buffer) => {
+    result.stdout += d.toString();
+  });
+  child.stderr!.on("data", (d: Buffer) => {
+    result.stderr += d.toString();
+  });
+  return result;
+}
+
+describe("conduit-service start", () => {
+  const disposers: Array<() => Promise<void>> = [];
+  const children: ChildProcess[] = [];
+  let amqpUrl: string;
+  let userDir: string;
+
+  beforeAll(async () => {
+    const vhost = await createVhost();
+    disposers.push(() => vhost.dispose());
+    amqpUrl = vhost.value;
+    const dir = await createTempDir();
+    disposers.push(() => dir.dispose());
+    userDir = dir.value;
+    // PGlite's first start (initdb) takes seconds; spend them here, not in the timed test.
+    const pglite = await openPGlite(join(userDir, "service"));
+    await pglite.close();
+  });
+
+  afterAll(async () => {
+    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+    for (const dispose of disposers.reverse()) await dispose();
+  });
+
+  it("serves, prints where it listens, and exits 0 on SIGTERM", async () => {
+    const service = run(["start", "--port", "0", "--amqp-url", amqpUrl, "--log-level", "warn"], userDir);
+    children.push(service.child);
+    await expect.poll(() => service.stdout, { timeout: 45_000, interval: 100 }).toMatch(/listening/);
+    const match =
+      /^Conduit service listening on (http:\/\/127\.0\.0\.1:\d+) \(store: PGlite at (.+); broker: (.+)\)$/m.exec(
+        service.stdout,
+      );
+    expect(match).not.toBeNull();
+    const [, url, dataDir, broker] = match!;
+    expect(dataDir).toBe(join(userDir, "service"));
+    expect(broker).toMatch(/^amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672\//);
+    expect(service.stdout).toContain(`credentials.json`);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+
+    // A second one on the same data directory.
+    const second = run(["start", "--port", "0", "--amqp-url", amqpUrl], userDir);
+    children.push(second.child);
+    expect(await second.exit).toBe(1);
+    expect(second.stderr).toContain(`Another Conduit service (pid ${service.child.pid}) is using the data directory`);
+
+    const { token } = JSON.parse(await readFile(join(userDir, "credentials.json"), "utf8")) as { token: string };
+    expect(service.stdout).not.toContain(token);
+    expect(service.stderr).not.toContain(token);
+
+    service.child.kill("SIGTERM");
+    expect(await service.exit).toBe(0);
+    expect(await readdir(join(userDir, "service"))).not.toContain("service.lock");
+  });
+
+  it("exits 1 with the fix when RabbitMQ cannot be reached", async () => {
+    const r = run(["start", "--port", "0", "--amqp-url", "amqp://guest:secret@127.0.0.1:1"], userDir);
+    children.push(r.child);
+    expect(await r.exit).toBe(1);
+    expect(r.stderr).toMatch(
+      /Cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1 .*rabbitmq-server -detached/,
+    );
+    expect(r.stderr).not.toContain("secret");
+  });
+
+  it("exits 1 with the fix when Postgres cannot be reached", async () => {
+    const r = run(
+      [
+        "start",
+        "--port",
+        "0",
+        "--amqp-url",
+        amqpUrl,
+        "--database-url",
+        "postgres://postgres:secret@127.0.0.1:1/conduit",
+      ],
+      userDir,
+    );
+    children.push(r.child);
+    expect(await r.exit).toBe(1);
+    expect(r.stderr).toMatch(
+      /Cannot connect to Postgres at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/conduit .*--database-url/,
+    );
+    expect(r.stderr).not.toContain("secret");
+  });
+
+  it("exits 1 on a bad option", async () => {
+    const r = run(["start", "--port", "lots"], userDir);
+    expect(await r.exit).toBe(1);
+    expect(r.stderr).toContain("is not a whole number");
+  });
+});
