@@ -23,12 +23,14 @@ export async function echoFloor({ roundTrips, warmup, burst }) {
   await cch.assertQueue(requests, { durable: true });
   await cch.assertQueue(replies, { durable: true });
   await sch.consume(requests, (msg) => {
+    if (!msg) return; // cancelled when the queue is deleted at the end
     sch.sendToQueue(replies, msg.content, { persistent: true, correlationId: msg.properties.correlationId }, () =>
       sch.ack(msg),
     );
   });
   const waiting = new Map();
   await cch.consume(replies, (msg) => {
+    if (!msg) return;
     cch.ack(msg);
     const resolve = waiting.get(msg.properties.correlationId);
     waiting.delete(msg.properties.correlationId);

@@ -70,7 +70,13 @@ const machine = {
 
 const userDir = mkdtempSync(join(tmpdir(), "conduit-bench-"));
 process.env.CONDUIT_USER_DIR = userDir;
-const stack = await startLocalStack({ userDir, endpointName: "bench", log: (l) => console.error(`[bench] ${l}`) });
+// A vhost of its own, so a Conduit already running on this broker is neither disturbed nor measured.
+const stack = await startLocalStack({
+  userDir,
+  endpointName: "bench",
+  isolated: true,
+  log: (l) => console.error(`[bench] ${l}`),
+});
 let floor;
 let result;
 try {

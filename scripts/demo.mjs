@@ -18,7 +18,9 @@ const log = (line) => console.error(`[demo] ${line}`);
 let stack;
 let exitCode = 0;
 try {
-  stack = await startLocalStack({ userDir, endpointName: "my_endpoint", log });
+  // As root, the demo's service gets a RabbitMQ vhost of its own, so a Conduit
+  // already running on this broker's default vhost is left alone.
+  stack = await startLocalStack({ userDir, endpointName: "my_endpoint", isolated: process.getuid?.() === 0, log });
   log(`Endpoint ${stack.endpointId} is running; submitting add(30, 12) ...`);
   const { Executor } = await import("@conduit/sdk");
   const add = (a, b) => a + b;

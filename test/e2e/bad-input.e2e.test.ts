@@ -80,8 +80,9 @@ describe("errors the service answers at once", () => {
 
   it("a task over the size limit, refused before upload with size and limit", async () => {
     const ex = stack.executor({});
+    const length = (s: string) => s.length;
     const err = await ex
-      .submit(add, "x".repeat(11 * 1024 * 1024), 1)
+      .submit(length, "x".repeat(11 * 1024 * 1024))
       .result()
       .catch((e: unknown) => e as Error);
     expect(String(err)).toMatch(/\d+ bytes, over the limit of 10485760 bytes/);

@@ -1,7 +1,10 @@
 /**
  * Consumes {@link RESULTS_QUEUE}: results and `running` reports from UEPs.
- * Deliveries are collected for a few milliseconds (up to a batch size), then
- * one statement stores the running reports and one stores the results; each
+ * Batching adapts to load: a delivery that finds a flush loop free is stored at
+ * once (with whatever else arrived in the same tick), so a lone result waits
+ * for nothing; under load, deliveries pile up while the loops are busy and the
+ * next batch takes them all (up to a batch size). One statement stores the
+ * running reports of a batch and one its results; each
  * result is then forwarded to its task group's queue, and only after that are
  * the originals acked. While one batch is forwarded the next is stored.
  * A crash anywhere before the ack means a redelivery, which the store ignores
@@ -26,8 +29,6 @@ import type { BrokerConsumer, Outgoing, ServiceBroker } from "./service-broker.j
 export interface ResultConsumerOptions {
   /** Most deliveries handled by one statement. @default 500 */
   maxBatch?: number;
-  /** How long the first delivery of a batch waits for company, in ms. @default 5 */
-  lingerMs?: number;
 }
 
 /**
@@ -44,9 +45,8 @@ interface Delivery {
 
 export class ResultConsumer implements BrokerConsumer {
   private readonly maxBatch: number;
-  private readonly lingerMs: number;
   private pending: Delivery[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
   /** Flush loops running; two, so one batch is stored while the previous one is forwarded. */
   private readonly flushers = new Set<Promise<void>>();
   private consumer: { channel: ConfirmChannel; tag: string } | undefined;
@@ -59,7 +59,6 @@ export class ResultConsumer implements BrokerConsumer {
     options: ResultConsumerOptions = {},
   ) {
     this.maxBatch = options.maxBatch ?? 500;
-    this.lingerMs = options.lingerMs ?? 5;
   }
 
   async attach(channel: ConfirmChannel): Promise<void> {
@@ -77,7 +76,6 @@ export class ResultConsumer implements BrokerConsumer {
     const consumer = this.consumer;
     this.consumer = undefined;
     if (consumer) await consumer.channel.cancel(consumer.tag).catch(() => undefined);
-    clearTimeout(this.timer);
     await this.drain();
   }
 
@@ -93,15 +91,14 @@ export class ResultConsumer implements BrokerConsumer {
       return;
     }
     this.pending.push({ channel, raw, message });
-    if (this.pending.length >= this.maxBatch) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      void this.drain();
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
+    // Busy loops take the pending deliveries when they finish their batch; a
+    // free one is started after this tick's other deliveries have arrived.
+    if (this.flushers.size < MAX_FLUSHERS && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
         void this.drain();
-      }, this.lingerMs);
+      });
     }
   }
 
