@@ -125,8 +125,9 @@ async function tapResults(endpointId: string): Promise<ResultMessage[]> {
     queue,
     (msg) => {
       if (!msg) return;
-      const m = decodeMessage(msg.content, "result", "task_status");
+      const m = decodeMessage(msg.content, "result", "results", "task_status");
       if (m.kind === "result") results.push(m);
+      else if (m.kind === "results") results.push(...m.results);
     },
     { noAck: true },
   );

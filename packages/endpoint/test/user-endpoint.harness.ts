@@ -65,6 +65,10 @@ export class UepHarness {
   readonly results: ResultMessage[] = [];
   readonly statuses: TaskStatusMessage[] = [];
   readonly heartbeats: HeartbeatMessage[] = [];
+  /** Result messages (`result` or `results`) that arrived, to see how results were batched. */
+  resultMessages = 0;
+  /** The kinds of those messages. */
+  readonly resultKinds = new Set<string>();
   /** `running <task id>` / `result <task id>`, in the order they arrived. */
   readonly arrivals: string[] = [];
   private link: BrokerLink | undefined;
@@ -85,10 +89,14 @@ export class UepHarness {
           tap,
           (msg) => {
             if (!msg) return;
-            const m = decodeMessage(msg.content, "result", "task_status", "heartbeat");
-            if (m.kind === "result") {
-              this.results.push(m);
-              this.arrivals.push(`result ${m.taskId}`);
+            const m = decodeMessage(msg.content, "result", "results", "task_status", "heartbeat");
+            if (m.kind === "result" || m.kind === "results") {
+              this.resultMessages++;
+              this.resultKinds.add(m.kind);
+              for (const r of m.kind === "result" ? [m] : m.results) {
+                this.results.push(r);
+                this.arrivals.push(`result ${r.taskId}`);
+              }
             } else if (m.kind === "task_status") {
               this.statuses.push(m);
               for (const id of m.taskIds) this.arrivals.push(`running ${id}`);

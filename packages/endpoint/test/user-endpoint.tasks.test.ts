@@ -28,6 +28,8 @@ describe("user endpoint process: tasks", () => {
     await expect.poll(() => h.resultOf(quick.taskId), WAIT).toBeDefined();
     const result = h.resultOf(quick.taskId)!;
     expect(result).toMatchObject({ kind: "result", state: "success", endpointId: h.endpointId, uepId: h.uepId });
+    // Results travel in `results` messages (one per batch), never alone.
+    expect(h.resultKinds).toEqual(new Set(["results"]));
     expect(deserializeData(result.result!)).toBe(42);
 
     // The slow task is reported running (batched) before its result.
@@ -47,6 +49,21 @@ describe("user endpoint process: tasks", () => {
     expect(await h.queueDepth()).toBe(0);
     expect(h.results.filter((r) => r.taskId === quick.taskId)).toHaveLength(1);
     expect(h.log()).toContain("Received SIGTERM; shutting down");
+  });
+
+  it("publishes results in batches: many quick tasks take fewer result messages than tasks, all acked", async () => {
+    const tasks = Array.from({ length: 300 }, (_, i) => h.task({ source: "(x) => x", args: [i] }));
+    await h.publish(...tasks);
+    const uep = h.start();
+    await expect.poll(() => h.results.length, { ...WAIT, timeout: 40_000 }).toBe(tasks.length);
+    expect(new Set(h.results.map((r) => r.taskId))).toEqual(new Set(tasks.map((t) => t.taskId)));
+    expect(tasks.every((t, i) => deserializeData(h.resultOf(t.taskId)!.result!) === i)).toBe(true);
+    expect(h.resultMessages).toBeLessThan(tasks.length);
+    uep.child.kill("SIGTERM");
+    expect((await uep.exit).code).toBe(0);
+    // Every delivery was acked once its batch was confirmed: nothing went back to the queue.
+    expect(await h.queueDepth()).toBe(0);
+    expect(h.results).toHaveLength(tasks.length);
   });
 
   it("runs a task delivered twice only once, and acks both deliveries", async () => {

@@ -44,6 +44,7 @@ export type {
   CommandMessage,
   HeartbeatMessage,
   IdentityInfo,
+  ResultBatchMessage,
   ResultMessage,
   StartUepCommand,
   TaskMessage,

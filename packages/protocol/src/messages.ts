@@ -62,6 +62,17 @@ export interface ResultMessage {
 }
 
 /**
+ * UEP → service and service → SDK: several results in one message, so a burst
+ * of results costs the broker one persistent, confirmed message per batch
+ * rather than one per task. Receivers accept `result` and `results` alike.
+ */
+export interface ResultBatchMessage {
+  v: 1;
+  kind: "results";
+  results: ResultMessage[];
+}
+
+/**
  * UEP → service: tasks that moved to `running` (handed to the engine). Batched:
  * one message per few milliseconds, not one per task.
  */
@@ -106,7 +117,13 @@ export interface HeartbeatMessage {
   sentAt: number;
 }
 
-export type BrokerMessage = TaskMessage | ResultMessage | TaskStatusMessage | StartUepCommand | HeartbeatMessage;
+export type BrokerMessage =
+  | TaskMessage
+  | ResultMessage
+  | ResultBatchMessage
+  | TaskStatusMessage
+  | StartUepCommand
+  | HeartbeatMessage;
 
 export function encodeMessage(message: BrokerMessage): Buffer {
   return Buffer.from(JSON.stringify(message));

@@ -3,7 +3,8 @@
  * to its own durable queue (`tg.<group>.results`), and this consumes those
  * queues over one broker link, opened at the first submit response (whose
  * `amqp.url` says where the broker is). The link reconnects by itself; `setup`
- * then consumes every known queue again on the new channel.
+ * then consumes every known queue again on the new channel. A message holds
+ * one result (`result`) or several (`results`, how the service forwards them).
  */
 import {
   type BrokerLink,
@@ -91,15 +92,20 @@ export class ResultListener {
   private deliver(channel: ConfirmChannel, message: ConsumeMessage | null): void {
     // null: the broker cancelled the consumer (the queue was deleted); nothing more will come.
     if (!message) return;
-    let result: ResultMessage | undefined;
+    let results: ResultMessage[] = [];
     try {
-      result = decodeMessage(message.content, "result");
+      const decoded = decodeMessage(message.content, "result", "results");
+      if (decoded.kind === "result") results = [decoded];
+      else if (Array.isArray(decoded.results)) results = decoded.results;
+      else throw new Error("its results field is not a list");
     } catch (err) {
       process.emitWarning(`Dropped a malformed message from the results queue: ${(err as Error).message}`);
     }
     // Settle before acking: the future's state lives in this process, and a result that
     // cannot be matched (unknown or settled task) is acked and dropped.
-    if (result) this.onResult(result);
+    for (const result of results) {
+      if (typeof result === "object" && result !== null) this.onResult(result);
+    }
     try {
       channel.ack(message);
     } catch {

@@ -80,6 +80,33 @@ describe("Executor results over RabbitMQ", () => {
     expect(await fake.queueStats()).toEqual({ messageCount: 0, consumerCount: 0 });
   });
 
+  it("settles several futures from one results message, dropping duplicates and unknown tasks", async () => {
+    const { ex, fake } = await setup();
+    const futures = [1, 2, 3].map((n) => ex.submit((x: number) => x, n));
+    await expect.poll(() => fake.submits().length, { timeout: 10_000 }).toBe(1);
+    const [one, two, three] = futures.map((f) => f.taskId) as [string, string, string];
+
+    await fake.publishBatch([
+      { taskId: one, state: "success", result: json(1) },
+      { taskId: one, state: "success", result: json(99) }, // a duplicate within the message
+      { taskId: randomUUID(), state: "success", result: json(7) }, // not ours
+      { taskId: two, state: "failed", error: { code: "TASK_EXCEPTION", name: "Error", message: "two failed" } },
+    ]);
+    expect(await futures[0]).toBe(1);
+    expect(await futures[1]?.result().catch((e: unknown) => e)).toMatchObject({ message: "two failed" });
+    // A later message repeating a settled task changes nothing; the rest still settle.
+    await fake.publishBatch([
+      { taskId: two, state: "success", result: json(2) },
+      { taskId: three, state: "success", result: json(3) },
+    ]);
+    expect(await futures[2]).toBe(3);
+    expect(await futures[0]).toBe(1);
+    expect(await futures[1]?.result().catch((e: unknown) => e)).toBeInstanceOf(TaskExecutionFailed);
+
+    await ex.shutdown();
+    expect(await fake.queueStats()).toEqual({ messageCount: 0, consumerCount: 0 });
+  });
+
   it("shutdown waits for pending futures, then closes; later submits are refused", async () => {
     const { ex, fake } = await setup();
     const future = ex.submit((x: number) => x * 2, 21);

@@ -52,6 +52,8 @@ export interface FakeService {
   functionRegistrations(): RecordedRequest[];
   /** Publishes a result message to the task group queue (persistent, confirmed). */
   publish(result: Omit<ResultMessage, "v" | "kind" | "endpointId" | "uepId" | "completedAt">): Promise<void>;
+  /** Publishes several results in one `results` message, as the service forwards them. */
+  publishBatch(results: Array<Parameters<FakeService["publish"]>[0]>): Promise<void>;
   /** The result queue's ready messages and consumers, as the broker counts them. */
   queueStats(): Promise<{ messageCount: number; consumerCount: number }>;
   close(): Promise<void>;
@@ -73,6 +75,20 @@ export async function startFakeService(options: FakeServiceOptions = {}): Promis
       uepId: "test-uep",
       completedAt: Date.now(),
       ...result,
+    });
+
+  const publishBatch: FakeService["publishBatch"] = (results) =>
+    link.publish("", resultQueue, {
+      v: 1,
+      kind: "results",
+      results: results.map((result) => ({
+        v: 1,
+        kind: "result",
+        endpointId: "test-endpoint",
+        uepId: "test-uep",
+        completedAt: Date.now(),
+        ...result,
+      })),
     });
 
   async function runTasks(request: SubmitRequest): Promise<void> {
@@ -145,6 +161,7 @@ export async function startFakeService(options: FakeServiceOptions = {}): Promis
       requests.filter((r) => r.method === "POST" && r.path.endsWith("/submit")).map((r) => r.body as SubmitRequest),
     functionRegistrations: () => requests.filter((r) => r.method === "POST" && r.path === "/v1/functions"),
     publish,
+    publishBatch,
     async queueStats() {
       const { messageCount, consumerCount } = await (await link.ready()).checkQueue(resultQueue);
       return { messageCount, consumerCount };

@@ -3,9 +3,15 @@
  * SIGTERM, then shuts down gracefully and exits 0. A setup problem (RabbitMQ or
  * the database unreachable, the data directory in use, a bad option) is one
  * sentence on stderr and exit code 1.
+ *
+ * `conduit-service user add|list|token|remove`: the admin's identity tool. It
+ * calls the RUNNING service's admin routes with the local admin credentials
+ * (PGlite admits one process, so it cannot open the store beside the service).
  */
 import { ConduitError, DEFAULT_AMQP_URL, paths, redactUrl } from "@conduit/protocol";
 import { Command, InvalidArgumentError } from "commander";
+import { AdminClient } from "./admin-client.js";
+import { plural } from "./errors.js";
 import { type RunningService, startService } from "./service.js";
 import { LOG_LEVELS, type LogLevel, type ServiceOptions } from "./service-options.js";
 import { SERVICE_VERSION } from "./version.js";
@@ -99,5 +105,107 @@ program
   .option("--max-request-bytes <n>", "largest request body in bytes (default: 32 MiB)", wholeNumber)
   .option("--log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, logLevel, "info")
   .action((flags: StartFlags) => start(flags));
+
+/** Runs one admin command: its output on stdout, or its error as one sentence on stderr and exit 1. */
+function admin(command: (client: AdminClient) => Promise<string>): () => Promise<void> {
+  return async () => {
+    try {
+      process.stdout.write(await command(AdminClient.fromEnvironment()));
+    } catch (err) {
+      const message = err instanceof ConduitError ? err.message : `${(err as Error).stack ?? err}`;
+      process.stderr.write(`conduit-service: ${message}\n`);
+      process.exit(1);
+    }
+  };
+}
+
+/** The token on a line of its own (for scripts), then how to use it. */
+function tokenLines(token: string): string {
+  return `${token}\nexport CONDUIT_TOKEN=${token}\n`;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    `${cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join(" | ")
+      .trimEnd()}\n`;
+  return line(header) + line(widths.map((w) => "-".repeat(w))) + rows.map(line).join("");
+}
+
+interface AddFlags {
+  name?: string;
+  email?: string;
+  organization?: string;
+  identityProvider?: string;
+}
+
+const user = program.command("user").description("Manage identities on the running service (local admin only).");
+
+user
+  .command("add <username>")
+  .description("Create an identity user@domain and print its API token.")
+  .option("--name <name>", "display name")
+  .option("--email <email>", "e-mail address")
+  .option("--organization <organization>", "organization")
+  .option("--identity-provider <provider>", "identity provider")
+  .action((username: string, flags: AddFlags) =>
+    admin(async (client) => {
+      const { identity, token } = await client.createIdentity({
+        username,
+        name: flags.name,
+        email: flags.email,
+        organization: flags.organization,
+        identity_provider: flags.identityProvider,
+      });
+      return (
+        `Created identity ${identity.username} (id ${identity.id}). Its API token, shown only now:\n` +
+        tokenLines(token)
+      );
+    })(),
+  );
+
+user
+  .command("list")
+  .description("List the identities.")
+  .action(
+    admin(async (client) => {
+      const identities = await client.listIdentities();
+      return table(
+        ["Username", "Identity ID", "Name", "Email"],
+        identities.map((i) => [i.username, i.id, i.name ?? "-", i.email ?? "-"]),
+      );
+    }),
+  );
+
+user
+  .command("token <username>")
+  .description("Print a new API token for an identity; its older tokens keep working unless --revoke-others.")
+  .option("--revoke-others", "revoke the identity's other tokens")
+  .action((username: string, flags: { revokeOthers?: boolean }) =>
+    admin(async (client) => {
+      const { identity, token, revoked } = await client.issueToken(username, { revokeOthers: flags.revokeOthers });
+      const older = flags.revokeOthers
+        ? `${plural(revoked, "older token")} revoked`
+        : "older tokens still work; --revoke-others revokes them";
+      return `New API token for ${identity.username} (${older}):\n` + tokenLines(token);
+    })(),
+  );
+
+user
+  .command("remove <username>")
+  .description("Remove an identity and its tokens; --force also removes its endpoints, functions and tasks.")
+  .option("--force", "remove it even if it owns endpoints or tasks")
+  .action((username: string, flags: { force?: boolean }) =>
+    admin(async (client) => {
+      const removed = await client.removeIdentity(username, { force: flags.force });
+      const owned =
+        removed.endpoints + removed.tasks > 0
+          ? `, ${plural(removed.endpoints, "endpoint")} and ${plural(removed.tasks, "task")}`
+          : "";
+      return `Removed identity ${removed.identity.username} (id ${removed.identity.id}) with its tokens${owned}.\n`;
+    })(),
+  );
 
 await program.parseAsync(process.argv);

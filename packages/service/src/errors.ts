@@ -120,3 +120,56 @@ export function invalidUsername(username: string): ServiceError {
     `Username ${JSON.stringify(username)} is not of the form user@domain; pass e.g. alice@example.org.`,
   );
 }
+
+export function adminOnly(username: string): ServiceError {
+  return new ServiceError(
+    403,
+    "ADMIN_ONLY",
+    `Only the local administrator (admin@localhost) may manage identities, not ${username}; use the admin token in ${paths.credentialsFile()}.`,
+  );
+}
+
+export function identityExists(username: string): ServiceError {
+  return new ServiceError(
+    409,
+    "IDENTITY_EXISTS",
+    `Identity ${username} already exists; give it a new token with \`conduit-service user token ${username}\` instead.`,
+  );
+}
+
+export function identityNotFound(username: string): ServiceError {
+  return new ServiceError(
+    404,
+    "IDENTITY_NOT_FOUND",
+    `There is no identity ${username}; see the existing ones with \`conduit-service user list\`.`,
+  );
+}
+
+export function adminNotRemovable(username: string): ServiceError {
+  return new ServiceError(
+    409,
+    "ADMIN_NOT_REMOVABLE",
+    `${username} is the local administrator and cannot be removed; remove other identities only.`,
+  );
+}
+
+export function identityInUse(username: string, endpoints: number, tasks: number): ServiceError {
+  return new ServiceError(
+    409,
+    "IDENTITY_IN_USE",
+    `Identity ${username} owns ${plural(endpoints, "endpoint")} and ${plural(tasks, "task")}; remove it with --force (?force=true) to delete those too.`,
+  );
+}
+
+/** Client side: nothing answers at the service URL. */
+export function serviceUnreachable(url: string, cause: unknown): ConduitError {
+  return new ConduitError(
+    "SERVICE_UNREACHABLE",
+    `No Conduit service answers at ${url}; start it with \`conduit-service start\` (or set CONDUIT_SERVICE_URL to where it runs).`,
+    { cause },
+  );
+}
+
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}

@@ -8,12 +8,12 @@ import { ConduitError } from "@conduit/protocol";
 import type { ApiContext } from "./api/api-context.js";
 import { createApp, installRoutes } from "./api/server.js";
 import { Authenticator } from "./auth/authenticator.js";
+import { checkUsername } from "./auth/username.js";
 import { HeartbeatConsumer } from "./broker/heartbeat-consumer.js";
 import { ResultConsumer } from "./broker/result-consumer.js";
 import { ServiceBroker } from "./broker/service-broker.js";
 import { ensureAdminCredentials } from "./credentials.js";
 import { lockDataDir } from "./data-dir-lock.js";
-import { invalidUsername } from "./errors.js";
 import { compileOptions, type ServiceConfig, type ServiceOptions } from "./service-options.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
@@ -113,8 +113,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       config,
       store,
       async createIdentity(username, fields) {
-        if (!/^[^@\s]+@[^@\s]+$/.test(username)) throw invalidUsername(username);
-        const identity = await store.createIdentity(username, fields);
+        const identity = await store.createIdentity(checkUsername(username), fields);
         return { identity, token: await store.createToken(identity.id) };
       },
       close() {

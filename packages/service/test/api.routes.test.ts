@@ -12,6 +12,8 @@ import {
   heartbeatsRoutingKey,
   JSON_DATA,
   RESULTS_EXCHANGE,
+  type ResultBatchMessage,
+  type ResultMessage,
   resultsRoutingKey,
   SOURCE_CODE,
   type StartUepCommand,
@@ -139,6 +141,18 @@ describe.each(backends)("API on $name", (backend) => {
     return got!;
   }
 
+  /** Takes forwarded messages (`result` or `results`) until `n` results arrived; also says how many messages carried them. */
+  async function takeResults(queue: string, n: number): Promise<{ results: ResultMessage[]; messages: number }> {
+    const results: ResultMessage[] = [];
+    let messages = 0;
+    while (results.length < n) {
+      const m = await take<ResultMessage | ResultBatchMessage>(queue);
+      messages++;
+      results.push(...(m.kind === "results" ? m.results : [m]));
+    }
+    return { results, messages };
+  }
+
   async function queueLength(queue: string): Promise<number> {
     return (await channel.checkQueue(queue)).messageCount;
   }
@@ -181,6 +195,10 @@ describe.each(backends)("API on $name", (backend) => {
         "POST /v1/endpoints/{endpoint_id}/submit",
         "GET /v1/tasks/{task_id}",
         "POST /v1/tasks/batch_status",
+        "GET /v1/admin/identities",
+        "POST /v1/admin/identities",
+        "DELETE /v1/admin/identities/{username}",
+        "POST /v1/admin/identities/{username}/tokens",
       ].sort(),
     );
   });
@@ -368,10 +386,7 @@ describe.each(backends)("API on $name", (backend) => {
       result: { strategy: JSON_DATA, data: "2" },
       completed_at: new Date(completedAt).toISOString(),
     });
-    const forwarded = [
-      await take<Record<string, unknown>>(taskGroupResultQueue(tg)),
-      await take<Record<string, unknown>>(taskGroupResultQueue(tg)),
-    ];
+    const { results: forwarded } = await takeResults(taskGroupResultQueue(tg), 2);
     expect(forwarded.find((m) => m.taskId === t1)).toEqual({
       v: 1,
       kind: "result",
@@ -424,16 +439,69 @@ describe.each(backends)("API on $name", (backend) => {
     });
     const resultQueue = taskGroupResultQueue(submitted.task_group_id);
     channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "1"))));
-    expect(await take<{ taskId: string }>(resultQueue)).toMatchObject({ taskId: a, result: { data: "1" } });
+    expect((await takeResults(resultQueue, 1)).results).toMatchObject([{ taskId: a, result: { data: "1" } }]);
     // A second result for a finished task (a re-run) is neither stored nor forwarded.
     channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "99"))));
     channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(b, "2"))));
-    expect(await take<{ taskId: string }>(resultQueue)).toMatchObject({ taskId: b });
+    expect((await takeResults(resultQueue, 1)).results).toMatchObject([{ taskId: b }]);
     expect(await queueLength(resultQueue)).toBe(0);
     expect((await call<TaskStatusResponse>("GET", `/v1/tasks/${a}`)).body.result).toEqual({
       strategy: JSON_DATA,
       data: "1",
     });
+  });
+
+  it("stores the good results of a results message, drops its malformed item, and forwards them in one message", async () => {
+    const endpointId = await registerEndpoint();
+    const functionId = await registerFunction();
+    const body = submitBody(functionId, 3);
+    const { body: submitted } = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
+    const [a, b, c] = body.tasks.map((t) => t.task_id);
+    const completedAt = Date.now();
+    const result = (taskId: string, data: string) => ({
+      v: 1,
+      kind: "result",
+      taskId,
+      endpointId,
+      uepId: submitted.uep_id,
+      state: "success",
+      result: { strategy: JSON_DATA, data },
+      completedAt,
+    });
+    const failed = {
+      ...result(c, ""),
+      state: "failed",
+      result: undefined,
+      error: { code: "TASK_EXCEPTION", name: "Error", message: "boom" },
+    };
+    const message = {
+      v: 1,
+      kind: "results",
+      results: [result(a, "1"), { ...result(randomUUID(), "x"), taskId: "not-a-uuid" }, result(b, "2"), failed, null],
+    };
+    channel.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(message)), {
+      persistent: true,
+    });
+
+    const resultQueue = taskGroupResultQueue(submitted.task_group_id);
+    const forwarded = await takeResults(resultQueue, 3);
+    expect(forwarded.messages).toBe(1);
+    expect(forwarded.results.map((r) => r.taskId).sort()).toEqual([a, b, c].sort());
+    expect(forwarded.results.find((r) => r.taskId === a)).toEqual({
+      ...result(a, "1"),
+      taskGroupId: submitted.task_group_id,
+    });
+    expect(forwarded.results.find((r) => r.taskId === c)).toMatchObject({
+      state: "failed",
+      error: { code: "TASK_EXCEPTION", message: "boom" },
+    });
+    expect(await queueLength(resultQueue)).toBe(0);
+    const stored = await call<{ tasks: Record<string, TaskStatusResponse> }>("POST", "/v1/tasks/batch_status", {
+      body: { task_ids: [a, b, c] },
+    });
+    expect(stored.body.tasks[a]).toMatchObject({ state: "success", result: { data: "1" } });
+    expect(stored.body.tasks[b]).toMatchObject({ state: "success", result: { data: "2" } });
+    expect(stored.body.tasks[c]).toMatchObject({ state: "failed", error: { message: "boom" } });
   });
 
   it("accepts the same submit again without publishing it twice, and refuses a conflicting reuse", async () => {

@@ -4,8 +4,10 @@
  * an existing endpoint.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { ConduitError } from "@conduit/protocol";
 import { DEFAULT_CONFIG_YAML, DEFAULT_SCHEMA, DEFAULT_TEMPLATE, DEFAULT_USER_ENVIRONMENT } from "../config/defaults.js";
+import { EXAMPLE_IDENTITY_MAPPING_CONFIG, exampleIdentityMappingPath } from "../identity-mapping/example-config.js";
 import { type EndpointPaths, endpointPaths, validateEndpointName } from "../manager/endpoint-dir.js";
 
 export interface ConfigureOptions {
@@ -13,7 +15,7 @@ export interface ConfigureOptions {
   name: string;
   /** Written as `display_name` in config.yaml. */
   displayName?: string;
-  /** Written as `multi_user: true` in config.yaml. */
+  /** Written as `multi_user: true` in config.yaml, with `identity_mapping_config_path` naming the example mapping file written next to it. */
   multiUser?: boolean;
 }
 
@@ -38,11 +40,12 @@ export function configureEndpoint(options: ConfigureOptions): EndpointPaths {
   mkdirSync(ep.dir, { mode: 0o700 });
   try {
     const files: Array<[string, string]> = [
-      [ep.config, configText(options)],
+      [ep.config, configText(options, ep)],
       [ep.template, DEFAULT_TEMPLATE],
       [ep.schema, DEFAULT_SCHEMA],
       [ep.environment, DEFAULT_USER_ENVIRONMENT],
     ];
+    if (options.multiUser) files.push([exampleIdentityMappingPath(ep.dir), EXAMPLE_IDENTITY_MAPPING_CONFIG]);
     for (const [path, text] of files) writeFileSync(path, text, { mode: 0o600, flag: "wx" });
   } catch (err) {
     // A half-written endpoint would be listed and started; leave nothing behind.
@@ -53,10 +56,13 @@ export function configureEndpoint(options: ConfigureOptions): EndpointPaths {
 }
 
 /** The default config.yaml with the options applied, keeping its comments. */
-function configText(options: ConfigureOptions): string {
+function configText(options: ConfigureOptions, ep: EndpointPaths): string {
   let text = DEFAULT_CONFIG_YAML;
   if (options.displayName !== undefined) text = setKey(text, "display_name", JSON.stringify(options.displayName));
-  if (options.multiUser) text = setKey(text, "multi_user", "true");
+  if (options.multiUser) {
+    text = setKey(text, "multi_user", "true");
+    text = setKey(text, "identity_mapping_config_path", JSON.stringify(resolve(exampleIdentityMappingPath(ep.dir))));
+  }
   return text;
 }
 

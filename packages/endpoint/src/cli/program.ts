@@ -9,7 +9,9 @@ import { Command, CommanderError } from "commander";
 import { listEndpoints } from "../manager/endpoint-state.js";
 import { configureEndpoint, configureMessage } from "./configure.js";
 import { deleteEndpoint } from "./delete.js";
+import { testIdentityMapping } from "./idmap.js";
 import { renderEndpointTable } from "./list.js";
+import { renderCommand } from "./render.js";
 import { startEndpoint } from "./start.js";
 import { stopEndpoint } from "./stop.js";
 
@@ -93,6 +95,31 @@ Quickstart:
     .action(async (name: string, opts: { yes?: boolean }) => {
       const deleted = await deleteEndpoint({ userDir: paths.userDir(), name, yes: opts.yes === true, print });
       if (!deleted) setExitCode(1);
+    });
+
+  program
+    .command("render")
+    .description("dry run: render the endpoint's user config template as a user endpoint would, and print the YAML")
+    .argument("<name>", "a configured endpoint")
+    .option("--vars <json>", "the user's variables (userEndpointConfig) as a JSON object", "{}")
+    .option("--user <local user>", "fill mapped_identity.local from this local account")
+    .option("--runtime <json>", "user_runtime as a JSON object (node_version, sdk_version, platform, arch, hostname)")
+    .action(async (name: string, opts: { vars: string; user?: string; runtime?: string }) => {
+      const printError = (line: string) => process.stderr.write(`${line}\n`);
+      const printText = (text: string) => process.stdout.write(text);
+      setExitCode(await renderCommand({ userDir: paths.userDir(), name, ...opts, print: printText, printError }));
+    });
+
+  program
+    .command("idmap")
+    .description("check the endpoint's identity mapping")
+    .command("test")
+    .description("show which mapper and rule map an identity to which local user, without starting anything")
+    .argument("<name>", "a configured endpoint with identity_mapping_config_path")
+    .argument("<identity.json>", 'a JSON file with one identity: {"id": "<uuid>", "username": "…"}')
+    .action(async (name: string, identityPath: string) => {
+      const warn = (line: string) => process.stderr.write(`Warning: ${line}\n`);
+      setExitCode(await testIdentityMapping({ userDir: paths.userDir(), name, identityPath, print, warn }));
     });
 
   program

@@ -11,11 +11,12 @@
  *      files for include/extends/import, and the one extra filter `shell_escape`.
  * The engine is minijinja (WebAssembly): a template reaches only the plain data
  * passed in, never a JavaScript object, and `fuel` bounds runaway loops.
- * This runs in the UEP, after privileges were dropped, never in the MEP.
+ * This runs in the UEP, after privileges were dropped, never in the MEP (and
+ * in the admin's own dry run, render-template-file.ts).
  */
 import type { UserRuntime } from "@conduit/protocol";
 import { Environment } from "minijinja-js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, type RenderErrorKind } from "../errors.js";
 import type { MappedIdentity, TemplateFiles } from "../user-endpoint/bootstrap-types.js";
 import { sanitiseUserValue, shellEscape, type TemplateValue, toTemplateData } from "./template-values.js";
 import { validateUserConfig } from "./user-config-schema.js";
@@ -46,12 +47,14 @@ export function renderUserConfigTemplate(input: RenderInput): string {
   if (typeof userConfig !== "object" || userConfig === null || Array.isArray(userConfig)) {
     throw new ConfigError(
       'userEndpointConfig must be an object of variable names to values; send e.g. { worker_init: "..." }.',
+      { kind: "type" },
     );
   }
   for (const name of RESERVED_NAMES) {
     if (Object.hasOwn(userConfig, name)) {
       throw new ConfigError(
         `userEndpointConfig may not set '${name}', a name reserved for the template's own data; rename that variable.`,
+        { kind: "reserved-name" },
       );
     }
   }
@@ -103,17 +106,21 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
     }
     register(env, template.name, template.text);
     const output = env.renderTemplate(template.name, context);
-    if (filterFailure !== undefined) throw new ConfigError(`${template.name}: ${filterFailure}.`);
+    if (filterFailure !== undefined) {
+      throw new ConfigError(`${template.name}: ${filterFailure}.`, { kind: "shell-escape-value" });
+    }
     return output;
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    if (filterFailure !== undefined) throw new ConfigError(`${template.name}: ${filterFailure}.`, { cause: err });
+    if (filterFailure !== undefined) {
+      throw new ConfigError(`${template.name}: ${filterFailure}.`, { cause: err, kind: "shell-escape-value" });
+    }
     if (err instanceof Error && err.name === "RuntimeError") {
       // A panic inside the engine (e.g. a string too large to allocate); the instance is poisoned, so it is not freed.
       freeable = false;
       throw new ConfigError(
         `${template.name}: the template engine failed (${err.message}), typically on a value too large to build; simplify the template.`,
-        { cause: err },
+        { cause: err, kind: "sandbox" },
       );
     }
     // minijinja reports a failure inside an included file only as "error in <file>"; rendering that file
@@ -205,26 +212,61 @@ function translateError(err: unknown, context: ErrorContext): ConfigError {
     if (inner !== undefined) return translateError(inner, context);
   }
   const where = `${parsed.file ?? templateName}${parsed.line !== undefined ? ` line ${parsed.line}` : ""}`;
-  const cause = { cause: err };
+  const cause = (kind: RenderErrorKind) => ({ cause: err, kind });
   if (parsed.detail === "undefined value") {
     const name = parsed.span ? ` '${parsed.span}'` : "";
     const own = parsed.span !== undefined && /^(_GC|parent_config|user_runtime|mapped_identity)\b/.test(parsed.span);
     const fix = own
       ? `test it with "is defined" or use |default()`
       : "define it in userEndpointConfig or use |default()";
-    return new ConfigError(`${where}: undefined value${name}; ${fix}.`, cause);
+    const kind = parsed.span !== undefined && reachesInternals(parsed.span) ? "sandbox" : "undefined-variable";
+    return new ConfigError(`${where}: undefined value${name}; ${fix}.`, cause(kind));
   }
   if (parsed.detail.startsWith("syntax error")) {
-    return new ConfigError(`${where}: ${parsed.detail}; fix the template syntax.`, cause);
+    return new ConfigError(`${where}: ${parsed.detail}; fix the template syntax.`, cause("template-syntax"));
   }
   if (parsed.detail.includes("ran out of fuel")) {
     return new ConfigError(
       `${where}: the template ran over its budget of ${FUEL} steps; look for a loop that never ends or grows too large.`,
-      cause,
+      cause("sandbox"),
     );
   }
   if (missing !== undefined) {
-    return new ConfigError(`${where}: ${parsed.detail}; put ${missing} in the same folder as ${templateName}.`, cause);
+    return new ConfigError(
+      `${where}: ${parsed.detail}; put ${missing} in the same folder as ${templateName}.`,
+      cause("template-not-found"),
+    );
   }
-  return new ConfigError(`${where}: ${parsed.detail}; fix the template.`, cause);
+  return new ConfigError(`${where}: ${parsed.detail}; fix the template.`, cause(evaluationKind(parsed.detail)));
+}
+
+/**
+ * Names a template may not reach: Python's dunders (Jinja's sandbox refuses
+ * them) and JavaScript's prototype members. minijinja never exposes them, so
+ * they read as undefined; reporting them as `sandbox` tells an admin the
+ * template tried to escape, not that a variable is missing.
+ */
+const INTERNAL_NAME =
+  /^(__\w+__|constructor|prototype|toString|toLocaleString|valueOf|hasOwnProperty|isPrototypeOf|propertyIsEnumerable)$/;
+
+/** Whether an expression such as `cfg.constructor` or `''.__class__.__mro__` looks up an internal (its first name is a variable). */
+function reachesInternals(expression: string): boolean {
+  return expression
+    .split(/\W+/)
+    .slice(1)
+    .some((part) => INTERNAL_NAME.test(part));
+}
+
+/**
+ * The kind of an evaluation error minijinja reports by its detail: an unknown
+ * filter or test is a compile-time error in Jinja (TemplateAssertionError, a
+ * syntax error); an unknown function or method is an undefined name there
+ * (unless it names an internal); the rest (invalid operation, cannot unpack,
+ * wrong arguments, …) are Jinja's TypeError and ValueError.
+ */
+function evaluationKind(detail: string): RenderErrorKind {
+  if (/^unknown (filter|test)\b/.test(detail)) return "template-syntax";
+  const called = /^unknown method: .* has no method named (\S+)$|^unknown function: (\S+) is unknown$/.exec(detail);
+  if (called) return INTERNAL_NAME.test(called[1] ?? called[2] ?? "") ? "sandbox" : "undefined-variable";
+  return "type";
 }

@@ -32,6 +32,7 @@ export function sanitiseUserValue(value: unknown, path: string, depth = 0): Temp
   }
   throw new ConfigError(
     `${path} is ${depth >= MAX_DEPTH ? `nested deeper than ${MAX_DEPTH} levels` : `not JSON data (${typeof value})`}; send strings, numbers, booleans, null, lists and objects only.`,
+    { kind: "type" },
   );
 }
 
@@ -54,6 +55,7 @@ export function toTemplateData(value: unknown, what: string, depth = 0): Templat
   }
   throw new ConfigError(
     `${what} holds a value that is not plain data (${typeof value}); templates can only see strings, numbers, booleans, null, lists and mappings.`,
+    { kind: "type" },
   );
 }
 

@@ -38,7 +38,7 @@ export function validateUserConfig(schemaText: string | null, userConfig: Record
   } catch (err) {
     throw new ConfigError(
       `${FILE} is not valid JSON (${(err as Error).message}); ask the endpoint administrator to fix or remove it.`,
-      { cause: err },
+      { cause: err, kind: "schema" },
     );
   }
   // Python's `if not schema` skips validation for these.
@@ -52,12 +52,17 @@ export function validateUserConfig(schemaText: string | null, userConfig: Record
     `User endpoint configuration is invalid: ${first.text} (${FILE}); ${first.fix} or ask the endpoint administrator to update the schema.`,
     ...rest.slice(0, MAX_LISTED_ERRORS - 1).map((p) => `Also: ${p.text}.`),
   ];
-  throw new ConfigError(lines.join("\n"));
+  throw new ConfigError(lines.join("\n"), { kind: "schema" });
 }
 
 function compile(schema: unknown): ValidateFunction {
   if (typeof schema !== "object" && schema !== true) {
-    throw new ConfigError(`${FILE} must hold a JSON object (a JSON schema); ask the endpoint administrator to fix it.`);
+    throw new ConfigError(
+      `${FILE} must hold a JSON object (a JSON schema); ask the endpoint administrator to fix it.`,
+      {
+        kind: "schema",
+      },
+    );
   }
   let chosen = schema as AnySchema;
   let Validator: AjvClass = Ajv2020;
@@ -68,6 +73,7 @@ function compile(schema: unknown): ValidateFunction {
     if (!draft) {
       throw new ConfigError(
         `${FILE} declares $schema ${JSON.stringify(declared)}, a JSON schema draft Conduit does not support; ask the endpoint administrator to use ${DRAFTS.map((d) => d.id).join(", ")}.`,
+        { kind: "schema" },
       );
     }
     Validator = draft.Validator;
@@ -81,7 +87,7 @@ function compile(schema: unknown): ValidateFunction {
   } catch (err) {
     throw new ConfigError(
       `${FILE} is not a valid JSON schema (${(err as Error).message}); ask the endpoint administrator to fix it.`,
-      { cause: err },
+      { cause: err, kind: "schema" },
     );
   }
 }

@@ -3,8 +3,14 @@
  * interchange inside the UEP, listening on loopback, and blocks of workers
  * that a provider starts (a local shell, later Slurm or PBS jobs). Each block
  * runs a block manager that connects back to the interchange and forks
- * `max_workers_per_node` workers. Blocks follow the load: more while tasks
- * wait for a worker (up to max_blocks), fewer when idle (down to min_blocks).
+ * `max_workers_per_node` workers, and holds up to `prefetch_capacity` more
+ * tasks queued for them. Blocks follow the load: more while tasks wait for a
+ * worker (up to max_blocks), fewer when idle (down to min_blocks).
+ *
+ * When a block is lost, the tasks it may have started (at most one per
+ * worker) count as lost (WORKER_LOST, or run again per
+ * max_retries_on_system_failure); the prefetched tasks it had not started go
+ * back to the front of the queue without using a retry.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
@@ -80,15 +86,17 @@ export class HighThroughputEngine implements Engine {
     const secret = randomBytes(32).toString("hex");
     const interchange = new Interchange(
       secret,
+      this.options.prefetch_capacity,
       {
         admit: (blockId) =>
           this.blocks.get(blockId)?.state === "pending"
             ? undefined
             : `block ${blockId} is not one this engine is starting`,
         connected: (block) => this.onConnected(block),
+        reserved: () => this.startingSlots(),
         result: (result) => ledger.complete(result),
         lost: (task, reason) => this.onLost(task, reason),
-        closed: (block, inFlight) => void this.onClosed(block, inFlight),
+        closed: (block, started, unstarted) => void this.onClosed(block, started, unstarted),
       },
       context.log,
     );
@@ -126,7 +134,7 @@ export class HighThroughputEngine implements Engine {
     context.log.info(
       `HighThroughputEngine: interchange on 127.0.0.1:${port}; ${this.provider.type} blocks ` +
         `(init ${this.provider.initBlocks}, min ${this.provider.minBlocks}, max ${this.provider.maxBlocks}) ` +
-        `of ${this.options.max_workers_per_node} worker(s).`,
+        `of ${this.options.max_workers_per_node} worker(s), prefetch_capacity ${this.options.prefetch_capacity}.`,
     );
     for (let i = 0; i < this.provider.initBlocks; i++) this.launch();
   }
@@ -158,7 +166,7 @@ export class HighThroughputEngine implements Engine {
       type: this.type,
       totalWorkers,
       idleWorkers,
-      pendingTasks: this.running?.interchange.queued ?? 0,
+      pendingTasks: this.running?.interchange.waiting ?? 0,
       outstandingTasks: this.running?.ledger.size ?? 0,
       blocks: [...this.blocks.values()].filter((b) => b.state !== "draining").length,
     };
@@ -236,17 +244,26 @@ export class HighThroughputEngine implements Engine {
     }
   }
 
-  private async onClosed(block: ConnectedBlock, inFlight: EngineTask[]): Promise<void> {
+  private async onClosed(block: ConnectedBlock, started: EngineTask[], unstarted: EngineTask[]): Promise<void> {
     const record = this.blocks.get(block.blockId);
     this.blocks.delete(block.blockId);
-    if (!this.running || this.stopping) return;
-    if (record?.state === "draining" && inFlight.length === 0) return;
+    const running = this.running;
+    if (!running || this.stopping) return;
+    if (record?.state === "draining" && started.length === 0 && unstarted.length === 0) return;
+    if (unstarted.length > 0) {
+      // Never started, so nothing of them ran: they go first to another block, without using a retry.
+      running.context.log.warn(
+        `Block ${block.blockId} was lost holding ${unstarted.length} prefetched task(s) it had not started; queued them again.`,
+      );
+      running.interchange.requeue(...unstarted);
+      this.scheduleScale();
+    }
     const how = await this.describeLostBlock(record);
     const reason = `block ${block.blockId} (block manager pid ${block.pid} on ${block.hostname}${record?.jobId ? `, job ${record.jobId}` : ""}) was lost: ${how}`;
-    this.running.context.log.warn(`The ${reason}.`);
+    running.context.log.warn(`The ${reason}.`);
     // Whatever is left of the block (a worker busy in a long computation) is stopped too.
     if (record?.jobId) void this.cancelJob(record.jobId);
-    for (const task of inFlight) this.onLost(task, `${reason}, while running task ${task.taskId}`);
+    for (const task of started) this.onLost(task, `${reason}, while running task ${task.taskId}`);
     this.scheduleScale();
   }
 
@@ -329,20 +346,23 @@ export class HighThroughputEngine implements Engine {
     });
   }
 
+  /** Workers that blocks being started will bring. */
+  private startingSlots(): number {
+    let pending = 0;
+    for (const block of this.blocks.values()) if (block.state === "pending") pending++;
+    return pending * this.options.max_workers_per_node * this.provider.nodesPerBlock;
+  }
+
   /** Adds blocks while tasks wait for a worker that no block, running or starting, will have free. */
   private scale(): void {
     const running = this.running;
     if (!running || this.stopping || this.broken) return;
     const perBlock = this.options.max_workers_per_node * this.provider.nodesPerBlock;
     let active = 0;
-    let startingSlots = 0;
-    for (const block of this.blocks.values()) {
-      if (block.state === "draining") continue;
-      active++;
-      if (block.state === "pending") startingSlots += perBlock;
-    }
-    const waiting = running.interchange.queued;
-    const free = running.interchange.freeSlots() + startingSlots;
+    for (const block of this.blocks.values()) if (block.state !== "draining") active++;
+    // Prefetched tasks count as waiting: behind a long task they need another block as much as queued ones.
+    const waiting = running.interchange.waiting;
+    const free = running.interchange.freeSlots() + this.startingSlots();
     const strategy = this.options.job_status_kwargs.strategy;
     let add = strategy !== "none" && waiting > free ? Math.ceil((waiting - free) / perBlock) : 0;
     const floor =
@@ -355,7 +375,7 @@ export class HighThroughputEngine implements Engine {
   private scaleIn(): void {
     const running = this.running;
     const { strategy, max_idletime } = this.options.job_status_kwargs;
-    if (!running || this.stopping || strategy === "none" || running.interchange.queued > 0) return;
+    if (!running || this.stopping || strategy === "none" || running.interchange.waiting > 0) return;
     const now = Date.now();
     const idle = [...running.interchange.blocks()]
       .filter((b) => !b.draining && b.inFlight.size === 0 && now - b.idleSince >= max_idletime * 1000)

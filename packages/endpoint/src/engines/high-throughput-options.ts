@@ -46,6 +46,23 @@ function providerField(): Field<Provider> {
 export const HIGH_THROUGHPUT_FIELDS = {
   /** Worker processes each block (node) runs. @default 1 */
   max_workers_per_node: integerField({ min: 1, fallback: 1 }),
+  /**
+   * Tasks a block holds beyond one per worker, queued in its block manager and
+   * handed to its workers as they free up (Parsl/Globus HTEX: a manager takes up
+   * to `workers + prefetch_capacity` tasks). @default 2
+   *
+   * Why 2 and not Parsl's 0: with 0, a worker that finishes a task idles for a
+   * whole round trip (block manager → interchange → block manager) before its
+   * next task arrives, which for short tasks is as long as the task itself.
+   * Two queued tasks hide that gap, and a burst then travels in batched frames.
+   * The cost is fairness: a prefetched task waits behind the task running on
+   * its block, even if another block frees up first. The interchange limits
+   * that by prefetching only when no block, connected or starting, has a worker
+   * free for the task, and by counting prefetched tasks as waiting when it
+   * decides to add blocks; a small number bounds how many tasks one long task
+   * can hold up. Set 0 for long, uneven tasks, where that matters more.
+   */
+  prefetch_capacity: integerField({ min: 0, fallback: 2 }),
   /** Times a task runs again after its worker or block died under it. @default 0 */
   max_retries_on_system_failure: integerField({ min: 0, fallback: 0 }),
   /** Scaling: `{max_idletime, strategy_period, strategy}`. */

@@ -1,8 +1,15 @@
 /**
  * The interchange of a HighThroughputEngine: a TCP server on loopback inside
  * the UEP that block managers connect back to. It keeps the FIFO queue of
- * tasks and sends a task only to a block with an idle worker, so a block busy
- * with long tasks never holds up short ones that another block could run.
+ * tasks and sends them to blocks with idle workers first; only when no block
+ * has one does it send a block up to `prefetch` more, which its block manager
+ * queues and starts as its workers free up. So a block busy with long tasks
+ * holds up at most `prefetch` short ones that another block could run.
+ *
+ * A block starts its tasks in the order they were sent, and gives a task to a
+ * worker only after it has written the answers of the tasks before it. So of
+ * the tasks a block has not answered, only the first `workers` can have
+ * started: when a block is lost, the others are known never to have run.
  *
  * A connection counts only once its first frame registered it with the
  * engine's secret and a block id the engine is waiting for.
@@ -15,6 +22,7 @@ import {
   type BlockMessage,
   decodeBlockMessage,
   type InterchangeMessage,
+  intoBatches,
   MAX_FRAME_CHARS,
   MAX_REGISTRATION_CHARS,
 } from "../worker/interchange-protocol.js";
@@ -29,7 +37,7 @@ export interface ConnectedBlock {
   readonly pid: number;
   readonly hostname: string;
   readonly workers: number;
-  /** Tasks sent to it and not yet answered. */
+  /** Tasks sent to it and not yet answered, in the order they were sent (running first, then prefetched). */
   readonly inFlight: Map<string, EngineTask>;
   /** When it last had no task (ms since the epoch). */
   idleSince: number;
@@ -41,11 +49,17 @@ export interface InterchangeEvents {
   /** Why a block with this id may not register, or undefined to accept it. */
   admit(blockId: string): string | undefined;
   connected(block: ConnectedBlock): void;
+  /** Worker slots of blocks still starting: that many queued tasks are kept for them rather than prefetched. */
+  reserved(): number;
   result(result: EngineResult): void;
   /** A worker of a block died while running `task`. */
   lost(task: EngineTask, reason: string): void;
-  /** A registered block's connection closed; `inFlight` are the tasks it had not answered. */
-  closed(block: ConnectedBlock, inFlight: EngineTask[]): void;
+  /**
+   * A registered block's connection closed. `started` are the tasks it had not
+   * answered and may have started (at most one per worker); `unstarted` are the
+   * ones it held and had certainly not started, in order.
+   */
+  closed(block: ConnectedBlock, started: EngineTask[], unstarted: EngineTask[]): void;
 }
 
 interface Connection extends ConnectedBlock {
@@ -58,9 +72,12 @@ export class Interchange {
   private readonly connections = new Map<string, Connection>();
   private readonly sockets = new Set<Socket>();
   private readonly secretDigest: Buffer;
+  private dispatchQueued = false;
 
+  /** `prefetch`: tasks a block may hold beyond one per worker (prefetch_capacity). */
   constructor(
     secret: string,
+    private readonly prefetch: number,
     private readonly events: InterchangeEvents,
     private readonly log: Logger,
   ) {
@@ -79,18 +96,32 @@ export class Interchange {
     });
   }
 
+  /** Tasks in the queue, not yet sent to a block. */
   get queued(): number {
     return this.queue.length;
   }
 
-  submit(task: EngineTask): void {
-    this.queue.push(task);
-    this.dispatch();
+  /** Tasks waiting for a worker: queued here, or prefetched by a block whose workers are busy. */
+  get waiting(): number {
+    let prefetched = 0;
+    for (const c of this.connections.values()) prefetched += Math.max(0, c.inFlight.size - c.workers);
+    return this.queue.length + prefetched;
   }
 
-  /** Runs `task` again, ahead of the queue (it was submitted before the tasks waiting there). */
-  requeue(task: EngineTask): void {
-    this.queue.unshift(task);
+  submit(task: EngineTask): void {
+    this.queue.push(task);
+    // Tasks submitted in one go (a batch from the broker) leave in one frame per block.
+    if (this.dispatchQueued) return;
+    this.dispatchQueued = true;
+    process.nextTick(() => {
+      this.dispatchQueued = false;
+      this.dispatch();
+    });
+  }
+
+  /** Runs `tasks` again, in order, ahead of the queue (they were submitted before the tasks waiting there). */
+  requeue(...tasks: EngineTask[]): void {
+    for (let i = tasks.length - 1; i >= 0; i--) this.queue.unshift(tasks[i]);
     this.dispatch();
   }
 
@@ -126,21 +157,30 @@ export class Interchange {
 
   private dispatch(): void {
     if (this.queue.length === 0) return;
-    for (const c of this.connections.values()) {
-      if (c.draining) continue;
-      let free = c.workers - c.inFlight.size;
-      if (free <= 0) continue;
-      // One write burst per block: with noDelay on, corking keeps a batch of tasks in few packets.
-      c.socket.cork();
-      while (free > 0 && this.queue.length > 0) {
-        const task = this.queue.shift() as EngineTask;
-        c.inFlight.set(task.taskId, task);
-        write(c.socket, { v: 1, cmd: "run", task });
-        free--;
+    const batches = new Map<Connection, EngineTask[]>();
+    // Idle workers on every block first; prefetch slots only after, so a task
+    // waits behind another only when no block, connected or starting, has a worker free.
+    for (const extra of this.prefetch > 0 ? [0, this.prefetch] : [0]) {
+      const keep = extra > 0 ? this.events.reserved() : 0;
+      for (const c of this.connections.values()) {
+        if (c.draining) continue;
+        let free = c.workers + extra - c.inFlight.size;
+        // Prefetch slots are refilled once half of them are free, so a steady stream travels several tasks a frame.
+        if (free <= 0 || (extra > 0 && free < Math.ceil(extra / 2))) continue;
+        const batch = batches.get(c) ?? [];
+        batches.set(c, batch);
+        while (free > 0 && this.queue.length > keep) {
+          const task = this.queue.shift() as EngineTask;
+          c.inFlight.set(task.taskId, task);
+          batch.push(task);
+          free--;
+        }
+        if (this.queue.length <= keep) break;
       }
-      process.nextTick(() => c.socket.uncork());
-      if (this.queue.length === 0) return;
+      if (this.queue.length <= keep) break;
     }
+    for (const [c, tasks] of batches)
+      for (const batch of intoBatches(tasks)) write(c.socket, { v: 1, cmd: "run", tasks: batch });
   }
 
   private accept(socket: Socket): void {
@@ -181,9 +221,9 @@ export class Interchange {
       this.sockets.delete(socket);
       if (!connection || this.connections.get(connection.blockId) !== connection) return;
       this.connections.delete(connection.blockId);
-      const inFlight = [...connection.inFlight.values()];
+      const unanswered = [...connection.inFlight.values()];
       connection.inFlight.clear();
-      this.events.closed(connection, inFlight);
+      this.events.closed(connection, unanswered.slice(0, connection.workers), unanswered.slice(connection.workers));
     });
   }
 
@@ -217,18 +257,27 @@ export class Interchange {
 
   private onMessage(connection: Connection, message: BlockMessage): void {
     if (message.cmd === "register") return;
-    const taskId = message.cmd === "result" ? message.result.taskId : message.taskId;
-    const task = connection.inFlight.get(taskId);
-    if (!task) {
-      this.log.warn(`Block ${connection.blockId} answered task ${taskId}, which it was not running.`);
+    if (message.cmd === "results") {
+      const answered = message.results.filter((result) => this.answered(connection, result.taskId));
+      // Refill the block before reporting, so its workers are not idle while the UEP publishes.
+      this.dispatch();
+      for (const result of answered) this.events.result(result);
       return;
     }
-    connection.inFlight.delete(taskId);
-    if (connection.inFlight.size === 0) connection.idleSince = Date.now();
-    // Refill the block before reporting, so its worker is not idle while the UEP publishes.
+    const task = connection.inFlight.get(message.taskId);
+    if (!this.answered(connection, message.taskId) || !task) return;
     this.dispatch();
-    if (message.cmd === "result") this.events.result(message.result);
-    else this.events.lost(task, message.reason);
+    this.events.lost(task, message.reason);
+  }
+
+  /** Takes an answered task off its block; false (with a warning) if the block was not holding it. */
+  private answered(connection: Connection, taskId: string): boolean {
+    if (!connection.inFlight.delete(taskId)) {
+      this.log.warn(`Block ${connection.blockId} answered task ${taskId}, which it was not running.`);
+      return false;
+    }
+    if (connection.inFlight.size === 0) connection.idleSince = Date.now();
+    return true;
   }
 }
 

@@ -1,11 +1,12 @@
 /**
  * The UEP's side of the broker: consumes its task queue, hands tasks to the
  * engine (or, when the UEP could not start, fails each with the reason),
- * reports them `running` in batches, and publishes each result.
+ * reports them `running` in batches, and publishes the results in batches
+ * (one `results` message per batch, see {@link ResultBatcher}).
  *
  * Nothing is lost: a task's delivery is acked only after the broker confirmed
- * its result, so a UEP that dies mid-task leaves the task unacked and RabbitMQ
- * hands it to the next UEP. Deliveries can therefore repeat (after a reconnect,
+ * the batch carrying its result, so a UEP that dies mid-task leaves the task
+ * unacked and RabbitMQ hands it to the next UEP. Deliveries can therefore repeat (after a reconnect,
  * or a crash after the result but before the ack): a task already running here
  * is not run twice, and one finished here is acked without running again.
  */
@@ -25,6 +26,7 @@ import {
   type WireError,
 } from "@conduit/protocol";
 import type { Engine, EngineResult, Logger } from "../engines/engine-types.js";
+import { ResultBatcher } from "./result-batcher.js";
 import type { SerializerAllowlist } from "./serializer-allowlist.js";
 import { StatusBatcher } from "./status-batcher.js";
 
@@ -64,6 +66,7 @@ export class TaskConsumer {
   private readonly running = new Map<string, Delivery[]>();
   private readonly done = new Set<string>();
   private readonly statuses: StatusBatcher;
+  private readonly results: ResultBatcher;
   private stopping = false;
   private droppingResults = false;
   private lastActivity = Date.now();
@@ -85,6 +88,16 @@ export class TaskConsumer {
           .catch((err: Error) =>
             options.log.warn(`Could not report ${taskIds.length} task(s) running: ${err.message}`),
           );
+      },
+    });
+    this.results = new ResultBatcher({
+      send: async (results) => {
+        const link = await this.link();
+        await link.publish(RESULTS_EXCHANGE, resultsRoutingKey(options.endpointId), {
+          v: 1,
+          kind: "results",
+          results,
+        });
       },
     });
   }
@@ -260,8 +273,7 @@ export class TaskConsumer {
     if (result.ok) message.result = result.value;
     else message.error = result.error;
     try {
-      const link = await this.link();
-      await link.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), message);
+      await this.results.add(message);
     } catch (err) {
       log.error(
         `Could not send the result of task ${taskId} (${(err as Error).message}); the broker will redeliver it`,

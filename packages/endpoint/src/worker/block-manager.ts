@@ -6,18 +6,27 @@
  * is sent. It exits when the interchange says so or its connection closes
  * (the UEP is gone), and its workers go with it.
  *
+ * The interchange may send more tasks than there are workers (prefetch): the
+ * extra ones wait here and start in the order they came as workers free up.
+ * A task is given to a worker only after the answers of the tasks before it
+ * have been written, so the interchange can tell, if this block dies, which
+ * of its tasks never started (see interchange.ts).
+ *
  *   node block-manager.js --host 127.0.0.1 --port 41234 --block-id 0 --workers 2 --secret-file <path>
  */
 import { readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
+import type { EngineResult, EngineTask } from "../engines/engine-types.js";
 import { createLogger } from "../logging.js";
+import { Fifo } from "./fifo.js";
 import { encodeFrame, FrameReader } from "./frames.js";
 import {
   type BlockMessage,
   decodeInterchangeMessage,
   type InterchangeMessage,
+  intoBatches,
   MAX_FRAME_CHARS,
 } from "./interchange-protocol.js";
 import { processWorkerSpawner } from "./spawn-process-worker.js";
@@ -53,20 +62,82 @@ const log = createLogger({ name: `block ${blockId}`, console: true });
 let socket: Socket | undefined;
 let stopping = false;
 
+/** Tasks from the interchange not yet given to the pool (prefetched), in the order they came. */
+const prefetched = new Fifo<EngineTask>();
+/** Tasks given to the pool and not yet answered: at most one per worker, so none waits in the pool's own queue for long. */
+let inPool = 0;
+/** Answers not yet written: results go back together in one frame. */
+let results: EngineResult[] = [];
+let losses: BlockMessage[] = [];
+let pumpQueued = false;
+
 const pool = new WorkerPool({
   size: workers,
   spawn: processWorkerSpawner({
     env: { ...process.env, CONDUIT_BLOCK_ID: blockId, CONDUIT_WORKER_COUNT: String(workers) },
   }),
   log,
-  onResult: (result) => send({ v: 1, cmd: "result", result }),
-  onLost: (task, reason) => send({ v: 1, cmd: "lost", taskId: task.taskId, reason }),
+  onResult: (result) => {
+    inPool--;
+    results.push(result);
+    schedulePump();
+  },
+  onLost: (task, reason) => {
+    inPool--;
+    losses.push({ v: 1, cmd: "lost", taskId: task.taskId, reason });
+    schedulePump();
+  },
   onStartFailure: (tasks, reason) => {
     log.error(`${reason}; stopping block ${blockId}.`);
-    for (const task of tasks) send({ v: 1, cmd: "lost", taskId: task.taskId, reason: `${reason} in block ${blockId}` });
+    inPool -= tasks.length;
+    for (const task of [...tasks, ...prefetched.drain()]) {
+      losses.push({ v: 1, cmd: "lost", taskId: task.taskId, reason: `${reason} in block ${blockId}` });
+    }
+    flush();
     void stop(1);
   },
 });
+
+/**
+ * While other workers are busy, answers wait for the end of this turn of the
+ * event loop, so those that come in together (from several workers) leave in
+ * one write; with no other worker busy there is nothing to wait for.
+ */
+function schedulePump(): void {
+  if (inPool === 0) {
+    pump();
+    return;
+  }
+  if (pumpQueued) return;
+  pumpQueued = true;
+  setImmediate(() => {
+    pumpQueued = false;
+    pump();
+  });
+}
+
+/** Writes the pending answers, then gives waiting tasks to free workers (in that order: see the header). */
+function pump(): void {
+  flush();
+  while (!stopping && inPool < workers && prefetched.length > 0) {
+    inPool++;
+    pool.submit(prefetched.shift() as EngineTask);
+  }
+}
+
+function flush(): void {
+  if (results.length === 0 && losses.length === 0) return;
+  const frames = losses.map(encodeFrame);
+  for (const batch of intoBatches(results))
+    frames.push(encodeFrame({ v: 1, cmd: "results", results: batch } satisfies BlockMessage));
+  results = [];
+  losses = [];
+  if (!socket || socket.destroyed) return;
+  // One write for them all (not one joined string: big results could exceed V8's longest string).
+  socket.cork();
+  for (const frame of frames) socket.write(frame);
+  socket.uncork();
+}
 
 function send(message: BlockMessage): void {
   if (socket && !socket.destroyed) socket.write(encodeFrame(message));
@@ -76,6 +147,7 @@ async function stop(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
   await pool.shutdown(WORKER_GRACE_MS);
+  flush();
   socket?.end();
   process.exit(code);
 }
@@ -104,7 +176,8 @@ async function main(): Promise<void> {
         void stop(1);
         break;
       case "run":
-        pool.submit(message.task);
+        for (const task of message.tasks) prefetched.push(task);
+        pump();
         break;
       case "shutdown":
         log.info("The interchange asked this block to shut down.");

@@ -3,6 +3,10 @@
  * block managers that connect to it over TCP, as newline-delimited JSON
  * frames. The first frame of a connection must be `register`, carrying the
  * engine's secret; nothing else is read before it.
+ *
+ * Tasks and results travel in batches (`run` carries every task ready for a
+ * block, `results` every result a block has at hand), so a burst of short
+ * tasks costs a few frames and writes, not one per task.
  */
 import type { EngineResult, EngineTask } from "../engines/engine-types.js";
 import { describeMessage } from "./frames.js";
@@ -24,11 +28,12 @@ export type BlockMessage =
       /** The block manager's pid. */
       pid: number;
       hostname: string;
-      /** Workers it runs: it takes at most this many tasks at a time. */
+      /** Workers it runs: it runs at most this many tasks at a time (and holds up to prefetch_capacity more). */
       workers: number;
       nodeVersion: string;
     }
-  | { v: 1; cmd: "result"; result: EngineResult }
+  /** Results in the order the block got them; never empty. */
+  | { v: 1; cmd: "results"; results: EngineResult[] }
   /** The worker running this task died; `reason` names it, how it died, and the task. */
   | { v: 1; cmd: "lost"; taskId: string; reason: string };
 
@@ -36,9 +41,41 @@ export type BlockMessage =
 export type InterchangeMessage =
   | { v: 1; cmd: "registered" }
   | { v: 1; cmd: "rejected"; reason: string }
-  | { v: 1; cmd: "run"; task: EngineTask }
+  /** Tasks to run, in order; those beyond its idle workers wait in the block manager. Never empty. */
+  | { v: 1; cmd: "run"; tasks: EngineTask[] }
   /** Stop the workers and exit (scale-in, or the engine shuts down). */
   | { v: 1; cmd: "shutdown" };
+
+/**
+ * A batch grows to about this many characters of payload, far below
+ * MAX_FRAME_CHARS (and V8's longest string); a task or result bigger than this
+ * travels in a frame of its own.
+ */
+export const BATCH_CHARS = 8 * 1024 * 1024;
+
+/** Splits tasks or results, in order, into non-empty batches of about BATCH_CHARS of payload each. */
+export function intoBatches<T extends EngineTask | EngineResult>(items: T[]): T[][] {
+  const batches: T[][] = [];
+  let batch: T[] = [];
+  let chars = 0;
+  for (const item of items) {
+    const size = payloadChars(item);
+    if (batch.length > 0 && chars + size > BATCH_CHARS) {
+      batches.push(batch);
+      batch = [];
+      chars = 0;
+    }
+    batch.push(item);
+    chars += size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
+function payloadChars(item: EngineTask | EngineResult): number {
+  if ("function" in item) return item.function.data.length + item.args.data.length;
+  return item.ok ? item.value.data.length : JSON.stringify(item.error).length;
+}
 
 export function decodeBlockMessage(raw: unknown): BlockMessage {
   const msg = raw as Record<string, unknown> | null;
@@ -55,8 +92,8 @@ export function decodeBlockMessage(raw: unknown): BlockMessage {
         )
           return msg as BlockMessage;
         break;
-      case "result":
-        if (typeof (msg.result as { taskId?: unknown } | undefined)?.taskId === "string") return msg as BlockMessage;
+      case "results":
+        if (isListOfIdentified(msg.results)) return msg as BlockMessage;
         break;
       case "lost":
         if (typeof msg.taskId === "string" && typeof msg.reason === "string") return msg as BlockMessage;
@@ -77,10 +114,18 @@ export function decodeInterchangeMessage(raw: unknown): InterchangeMessage {
         if (typeof msg.reason === "string") return msg as InterchangeMessage;
         break;
       case "run":
-        if (typeof (msg.task as { taskId?: unknown } | undefined)?.taskId === "string")
-          return msg as InterchangeMessage;
+        if (isListOfIdentified(msg.tasks)) return msg as InterchangeMessage;
         break;
     }
   }
   throw new Error(`malformed interchange message ${describeMessage(raw)}`);
+}
+
+/** A non-empty array of tasks or results: objects with a string `taskId`. */
+function isListOfIdentified(value: unknown): boolean {
+  return (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((item) => typeof (item as { taskId?: unknown } | null)?.taskId === "string")
+  );
 }

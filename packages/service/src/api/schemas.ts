@@ -284,3 +284,86 @@ export const batchStatusSchema = {
     ...errors,
   },
 } as const;
+
+// ---- admin (admin@localhost only) ---------------------------------------------
+
+const usernameParams = {
+  type: "object",
+  required: ["username"],
+  properties: { username: { type: "string", examples: ["alice@example.org"] } },
+} as const;
+
+const identityWithToken = {
+  type: "object",
+  required: ["identity", "token"],
+  properties: {
+    identity: { $ref: "IdentityInfo#" },
+    token: { type: "string", description: "A new API token; it is shown only in this answer." },
+  },
+} as const;
+
+export const listIdentitiesSchema = {
+  summary: "Every identity, by username (admin only).",
+  tags: ["admin"],
+  response: { 200: { type: "array", items: { $ref: "IdentityInfo#" } }, ...errors },
+} as const;
+
+export const createIdentitySchema = {
+  summary: "Create an identity `user@domain` and its first API token (admin only).",
+  tags: ["admin"],
+  body: {
+    type: "object",
+    required: ["username"],
+    properties: {
+      username: { type: "string", maxLength: 512, examples: ["alice@example.org"] },
+      name: { type: "string", maxLength: 1024 },
+      email: { type: "string", maxLength: 1024 },
+      organization: { type: "string", maxLength: 1024 },
+      identity_provider: { type: "string", maxLength: 1024 },
+    },
+  },
+  response: { 201: identityWithToken, ...errors },
+} as const;
+
+export const issueTokenSchema = {
+  summary: "A new API token for an identity; older ones keep working unless revoke_others (admin only).",
+  tags: ["admin"],
+  params: usernameParams,
+  querystring: {
+    type: "object",
+    properties: { revoke_others: { type: "boolean", default: false } },
+  },
+  response: {
+    200: {
+      ...identityWithToken,
+      required: [...identityWithToken.required, "revoked"],
+      properties: {
+        ...identityWithToken.properties,
+        revoked: { type: "integer", description: "How many older tokens were revoked." },
+      },
+    },
+    ...errors,
+  },
+} as const;
+
+export const removeIdentitySchema = {
+  summary: "Remove an identity and its tokens; with force, also its endpoints, functions and tasks (admin only).",
+  tags: ["admin"],
+  params: usernameParams,
+  querystring: {
+    type: "object",
+    properties: { force: { type: "boolean", default: false } },
+  },
+  response: {
+    200: {
+      type: "object",
+      required: ["identity", "endpoints", "tasks"],
+      properties: {
+        identity: { $ref: "IdentityInfo#" },
+        endpoints: { type: "integer", description: "Endpoints removed with it." },
+        tasks: { type: "integer", description: "Tasks removed with it." },
+      },
+    },
+    ...errors,
+  },
+} as const;

@@ -9,6 +9,7 @@ import type { Authenticator } from "../auth/authenticator.js";
 import { ServiceError } from "../errors.js";
 import type { ApiContext } from "./api-context.js";
 import { toApiError } from "./error-reply.js";
+import { adminRoutes } from "./routes/admin-routes.js";
 import { endpointRoutes } from "./routes/endpoint-routes.js";
 import { functionRoutes } from "./routes/function-routes.js";
 import { identityRoutes } from "./routes/identity-routes.js";
@@ -74,5 +75,6 @@ export function installRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
     if (request.routeOptions.config?.public) return;
     request.identity = await authenticator.identify(request.headers.authorization);
   });
-  for (const routes of [serviceRoutes, identityRoutes, endpointRoutes, functionRoutes, taskRoutes]) routes(app, ctx);
+  for (const routes of [serviceRoutes, identityRoutes, adminRoutes, endpointRoutes, functionRoutes, taskRoutes])
+    routes(app, ctx);
 }

@@ -23,6 +23,8 @@ function isWireError(value: unknown): value is WireError {
 
 /** The problem with a result message, or undefined when it can be stored. */
 export function resultProblem(m: ResultMessage): string | undefined {
+  // An item of a `results` message may be anything at all.
+  if (typeof m !== "object" || m === null) return "it is not an object";
   if (!isUuid(m.taskId)) return "taskId is not a UUID";
   if (!isUuid(m.endpointId)) return "endpointId is not a UUID";
   if (m.state !== "success" && m.state !== "failed") return `state ${String(m.state)} is not success or failed`;

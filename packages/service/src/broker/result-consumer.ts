@@ -1,12 +1,13 @@
 /**
- * Consumes {@link RESULTS_QUEUE}: results and `running` reports from UEPs.
+ * Consumes {@link RESULTS_QUEUE}: results (one per `result` message, several
+ * per `results` message) and `running` reports from UEPs.
  * Batching adapts to load: a delivery that finds a flush loop free is stored at
  * once (with whatever else arrived in the same tick), so a lone result waits
  * for nothing; under load, deliveries pile up while the loops are busy and the
  * next batch takes them all (up to a batch size). One statement stores the
- * running reports of a batch and one its results; each
- * result is then forwarded to its task group's queue, and only after that are
- * the originals acked. While one batch is forwarded the next is stored.
+ * running reports of a batch and one its results; the results are then
+ * forwarded, one `results` message per task group queue, and only after that
+ * are the originals acked. While one batch is forwarded the next is stored.
  * A crash anywhere before the ack means a redelivery, which the store ignores
  * (the task is terminal) and forwards again: the SDK dedupes by task id.
  */
@@ -16,6 +17,7 @@ import {
   type ConsumeMessage,
   decodeMessage,
   RESULTS_QUEUE,
+  type ResultBatchMessage,
   type ResultMessage,
   type TaskStatusMessage,
   taskGroupResultQueue,
@@ -27,7 +29,7 @@ import { hasNul, resultProblem, taskStatusProblem, withoutNul } from "./message-
 import type { BrokerConsumer, Outgoing, ServiceBroker } from "./service-broker.js";
 
 export interface ResultConsumerOptions {
-  /** Most deliveries handled by one statement. @default 500 */
+  /** Most results (and running reports) handled by one statement, give or take one delivery. @default 500 */
   maxBatch?: number;
 }
 
@@ -40,7 +42,8 @@ const MAX_FLUSHERS = 2;
 interface Delivery {
   channel: ConfirmChannel;
   raw: ConsumeMessage;
-  message: ResultMessage | TaskStatusMessage;
+  /** A `results` delivery's valid results, or the one result or running report. */
+  messages: Array<ResultMessage | TaskStatusMessage>;
 }
 
 export class ResultConsumer implements BrokerConsumer {
@@ -80,17 +83,28 @@ export class ResultConsumer implements BrokerConsumer {
   }
 
   private receive(channel: ConfirmChannel, raw: ConsumeMessage): void {
-    let message: ResultMessage | TaskStatusMessage;
+    let messages: Array<ResultMessage | TaskStatusMessage>;
     try {
-      message = decodeMessage(raw.content, "result", "task_status");
-      const problem = message.kind === "result" ? resultProblem(message) : taskStatusProblem(message);
-      if (problem) throw new ConduitError("BAD_MESSAGE", `Broker message ${message.kind}: ${problem}; it was dropped.`);
+      const message = decodeMessage(raw.content, "result", "results", "task_status");
+      if (message.kind === "results") {
+        messages = this.validResults(message, raw);
+      } else {
+        const problem = message.kind === "result" ? resultProblem(message) : taskStatusProblem(message);
+        if (problem) {
+          throw new ConduitError("BAD_MESSAGE", `Broker message ${message.kind}: ${problem}; it was dropped.`);
+        }
+        messages = [message];
+      }
     } catch (err) {
       this.logger.warn({ err, routingKey: raw.fields.routingKey }, (err as Error).message);
       settle(channel, raw);
       return;
     }
-    this.pending.push({ channel, raw, message });
+    if (messages.length === 0) {
+      settle(channel, raw);
+      return;
+    }
+    this.pending.push({ channel, raw, messages });
     // Busy loops take the pending deliveries when they finish their batch; a
     // free one is started after this tick's other deliveries have arrived.
     if (this.flushers.size < MAX_FLUSHERS && !this.scheduled) {
@@ -102,15 +116,47 @@ export class ResultConsumer implements BrokerConsumer {
     }
   }
 
+  /** The results of a `results` message that can be stored; each bad one is logged and dropped. */
+  private validResults(message: ResultBatchMessage, raw: ConsumeMessage): ResultMessage[] {
+    if (!Array.isArray(message.results)) {
+      throw new ConduitError("BAD_MESSAGE", "Broker message results: results is not a list; it was dropped.");
+    }
+    const valid: ResultMessage[] = [];
+    for (const [index, item] of message.results.entries()) {
+      const problem = resultProblem(item);
+      if (problem) {
+        this.logger.warn(
+          { routingKey: raw.fields.routingKey },
+          `Broker message results: result ${index}: ${problem}; that result was dropped.`,
+        );
+      } else {
+        valid.push(item);
+      }
+    }
+    return valid;
+  }
+
   /** Starts flush loops (up to {@link MAX_FLUSHERS}) and resolves once nothing is pending. */
   private async drain(): Promise<void> {
     while (this.flushers.size < MAX_FLUSHERS && this.pending.length > 0) {
       const flusher = (async () => {
-        while (this.pending.length > 0) await this.flushWithRetry(this.pending.splice(0, this.maxBatch));
+        while (this.pending.length > 0) await this.flushWithRetry(this.takeBatch());
       })().finally(() => this.flushers.delete(flusher));
       this.flushers.add(flusher);
     }
     await Promise.all(this.flushers);
+  }
+
+  /** Deliveries up to {@link maxBatch} messages in all (at least one delivery, however big). */
+  private takeBatch(): Delivery[] {
+    let count = 0;
+    let size = 0;
+    while (count < this.pending.length) {
+      size += (this.pending[count] as Delivery).messages.length;
+      count++;
+      if (size >= this.maxBatch) break;
+    }
+    return this.pending.splice(0, count);
   }
 
   private async flushWithRetry(batch: Delivery[]): Promise<void> {
@@ -134,18 +180,21 @@ export class ResultConsumer implements BrokerConsumer {
   private async flush(batch: Delivery[]): Promise<void> {
     const running: Array<{ taskId: string; endpointId: string }> = [];
     const results: StoredInput[] = [];
-    for (const { message, raw } of batch) {
-      if (message.kind === "task_status") {
-        for (const taskId of message.taskIds) running.push({ taskId, endpointId: message.endpointId });
-      } else {
-        results.push({ ...toResultInput(message), redelivered: raw.fields.redelivered });
+    for (const { messages, raw } of batch) {
+      for (const message of messages) {
+        if (message.kind === "task_status") {
+          for (const taskId of message.taskIds) running.push({ taskId, endpointId: message.endpointId });
+        } else {
+          results.push({ ...toResultInput(message), redelivered: raw.fields.redelivered });
+        }
       }
     }
     // Running first: it never overrides a terminal state, so a result in the same batch wins.
     if (running.length > 0) await this.store.markTasksRunning(running);
     const stored = await this.store.storeResults(results);
     const byTask = new Map(stored.map((s) => [s.taskId, s]));
-    const forward: Outgoing[] = [];
+    /** Results to forward, grouped by task group queue: one `results` message per queue. */
+    const forward = new Map<string, ResultMessage[]>();
     const forwarded = new Set<string>();
     for (const result of results) {
       // Two copies in one batch are forwarded once.
@@ -157,27 +206,33 @@ export class ResultConsumer implements BrokerConsumer {
         // Stored now, or possibly stored by a delivery that died before it was
         // forwarded. A second result of a terminal task (a re-run, a UEP's
         // re-send) is not forwarded: the SDK has the first.
-        forward.push({
-          queue: taskGroupResultQueue(s.taskGroupId),
-          message: {
-            v: 1,
-            kind: "result",
-            taskId: result.taskId,
-            endpointId: result.endpointId,
-            uepId: result.uepId,
-            taskGroupId: s.taskGroupId,
-            state: result.state,
-            ...(result.result ? { result: result.result } : {}),
-            ...(result.error ? { error: result.error } : {}),
-            completedAt: result.completedAt,
-          },
+        const queue = taskGroupResultQueue(s.taskGroupId);
+        let group = forward.get(queue);
+        if (!group) {
+          group = [];
+          forward.set(queue, group);
+        }
+        group.push({
+          v: 1,
+          kind: "result",
+          taskId: result.taskId,
+          endpointId: result.endpointId,
+          uepId: result.uepId,
+          taskGroupId: s.taskGroupId,
+          state: result.state,
+          ...(result.result ? { result: result.result } : {}),
+          ...(result.error ? { error: result.error } : {}),
+          completedAt: result.completedAt,
         });
         forwarded.add(result.taskId);
       }
     }
-    if (forward.length > 0) {
-      await this.broker.ensureQueues(new Set(forward.map((f) => f.queue)));
-      await this.broker.publishAll(forward);
+    if (forward.size > 0) {
+      await this.broker.ensureQueues(forward.keys());
+      const outgoing: Outgoing[] = [...forward].flatMap(([queue, group]) =>
+        chunkBySize(group).map((chunk): Outgoing => ({ queue, message: { v: 1, kind: "results", results: chunk } })),
+      );
+      await this.broker.publishAll(outgoing);
     }
     // Ack only after the result is stored and forwarded.
     for (const d of batch) settle(d.channel, d.raw);
@@ -206,6 +261,28 @@ function toResultInput(m: ResultMessage): StoredInput {
     input.result = m.result;
   }
   return input;
+}
+
+/** Payload bytes per forwarded message: many small results share one, big ones are not piled into a huge one. */
+const MAX_FORWARD_BYTES = 1024 * 1024;
+
+/** Splits results into runs of at most {@link MAX_FORWARD_BYTES} of payload (a bigger result goes alone). */
+function chunkBySize(results: ResultMessage[]): ResultMessage[][] {
+  const chunks: ResultMessage[][] = [];
+  let chunk: ResultMessage[] = [];
+  let bytes = 0;
+  for (const result of results) {
+    const size = 200 + (result.result?.data.length ?? 0) + (result.error ? JSON.stringify(result.error).length : 0);
+    if (chunk.length > 0 && bytes + size > MAX_FORWARD_BYTES) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(result);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }
 
 /** Acks on the delivering channel; after a reconnect that channel is gone and the broker redelivers. */

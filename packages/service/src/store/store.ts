@@ -22,6 +22,13 @@ import type {
   UepRecord,
 } from "./store-types.js";
 
+/** What {@link Store.removeIdentity} did, and what the identity owned. */
+export interface IdentityRemoval {
+  removed: boolean;
+  endpoints: number;
+  tasks: number;
+}
+
 interface IdentityRow {
   id: string;
   username: string;
@@ -189,6 +196,74 @@ export class Store {
       [hashToken(token)],
     );
     return rows[0]?.last_used_at;
+  }
+
+  /** Every identity, by username. */
+  async listIdentities(): Promise<Identity[]> {
+    const { rows } = await this.sql.query<IdentityRow>(`SELECT ${IDENTITY_COLUMNS} FROM identities ORDER BY username`);
+    return rows.map(toIdentity);
+  }
+
+  /** Creates the identity; undefined when the username is taken (unlike {@link createIdentity}). */
+  async insertIdentity(username: string, fields: IdentityFields = {}): Promise<Identity | undefined> {
+    const { rows } = await this.sql.query<IdentityRow>(
+      `INSERT INTO identities (id, username, name, email, organization, identity_provider)
+       VALUES ($1::uuid, $2, $3, $4, $5, $6)
+       ON CONFLICT (username) DO NOTHING
+       RETURNING ${IDENTITY_COLUMNS}`,
+      [
+        randomUUID(),
+        username,
+        fields.name ?? null,
+        fields.email ?? null,
+        fields.organization ?? null,
+        fields.identityProvider ?? null,
+      ],
+    );
+    return rows[0] && toIdentity(rows[0]);
+  }
+
+  /** Deletes the identity's tokens but `keep`; returns how many were deleted. */
+  async revokeTokensExcept(identityId: string, keep: string): Promise<number> {
+    const { rows } = await this.sql.query<{ token_sha256: string }>(
+      "DELETE FROM api_tokens WHERE identity_id = $1::uuid AND token_sha256 <> $2 RETURNING token_sha256",
+      [identityId, hashToken(keep)],
+    );
+    return rows.length;
+  }
+
+  /**
+   * Removes an identity with its tokens, in one transaction. Unless `force`,
+   * an identity that owns endpoints or tasks is kept and those counts are
+   * returned; with `force`, its tasks, task groups, functions, endpoints (and
+   * every UEP of those endpoints) go too. Other identities' tasks stay as
+   * history even when they ran on its endpoints.
+   */
+  async removeIdentity(identityId: string, force: boolean): Promise<IdentityRemoval> {
+    return this.sql.transaction(async (tx) => {
+      const { rows } = await tx.query<{ endpoints: number; tasks: number }>(
+        `SELECT (SELECT count(*)::int FROM endpoints WHERE owner_id = $1::uuid) AS endpoints,
+                (SELECT count(*)::int FROM tasks WHERE owner_id = $1::uuid) AS tasks`,
+        [identityId],
+      );
+      const owned = { endpoints: Number(rows[0]?.endpoints ?? 0), tasks: Number(rows[0]?.tasks ?? 0) };
+      if (!force && (owned.endpoints > 0 || owned.tasks > 0)) return { removed: false, ...owned };
+      // Children before parents: the foreign keys have no ON DELETE CASCADE (but tokens').
+      for (const statement of [
+        "DELETE FROM tasks WHERE owner_id = $1::uuid",
+        `DELETE FROM ueps WHERE identity_id = $1::uuid
+           OR endpoint_id IN (SELECT id FROM endpoints WHERE owner_id = $1::uuid)`,
+        "DELETE FROM endpoints WHERE owner_id = $1::uuid",
+        "DELETE FROM task_groups WHERE owner_id = $1::uuid",
+        "DELETE FROM functions WHERE owner_id = $1::uuid",
+      ]) {
+        await tx.query(statement, [identityId]);
+      }
+      const deleted = await tx.query<{ id: string }>("DELETE FROM identities WHERE id = $1::uuid RETURNING id", [
+        identityId,
+      ]);
+      return { removed: deleted.rows.length > 0, ...owned };
+    });
   }
 
   // ---- endpoints ------------------------------------------------------------

@@ -1,0 +1,86 @@
+/**
+ * Identity management for the local administrator (`admin@localhost`): create,
+ * list, new tokens, remove. `conduit-service user …` calls these through
+ * admin-client.ts. Anyone else gets 403 before the body is even read.
+ */
+import type { IdentityInfo } from "@conduit/protocol";
+import type { FastifyRequest } from "fastify";
+import type {
+  CreateIdentityRequest,
+  CreateIdentityResponse,
+  IssueTokenResponse,
+  RemoveIdentityResponse,
+} from "../../admin-client.js";
+import { checkUsername } from "../../auth/username.js";
+import { ADMIN_USERNAME } from "../../credentials.js";
+import { adminNotRemovable, adminOnly, identityExists, identityInUse, identityNotFound } from "../../errors.js";
+import type { Store } from "../../store/store.js";
+import type { Identity } from "../../store/store-types.js";
+import { identityInfo } from "../../tasks/task-submitter.js";
+import type { RouteRegistrar } from "../api-context.js";
+import { createIdentitySchema, issueTokenSchema, listIdentitiesSchema, removeIdentitySchema } from "../schemas.js";
+
+// A route-level onRequest hook runs after the global one that sets request.identity.
+async function requireAdmin(request: FastifyRequest): Promise<void> {
+  if (request.identity.username !== ADMIN_USERNAME) throw adminOnly(request.identity.username);
+}
+
+async function existingIdentity(store: Store, username: string): Promise<Identity> {
+  const identity = await store.findIdentityByUsername(checkUsername(username));
+  if (!identity) throw identityNotFound(username);
+  return identity;
+}
+
+export const adminRoutes: RouteRegistrar = (app, ctx) => {
+  app.get(
+    "/v1/admin/identities",
+    { schema: listIdentitiesSchema, onRequest: requireAdmin },
+    async (): Promise<IdentityInfo[]> => (await ctx.store.listIdentities()).map(identityInfo),
+  );
+
+  app.post<{ Body: CreateIdentityRequest }>(
+    "/v1/admin/identities",
+    { schema: createIdentitySchema, onRequest: requireAdmin },
+    async (request, reply): Promise<CreateIdentityResponse> => {
+      const { username, name, email, organization, identity_provider } = request.body;
+      const identity = await ctx.store.insertIdentity(checkUsername(username), {
+        name,
+        email,
+        organization,
+        identityProvider: identity_provider,
+      });
+      if (!identity) throw identityExists(username);
+      const token = await ctx.store.createToken(identity.id);
+      reply.code(201);
+      return { identity: identityInfo(identity), token };
+    },
+  );
+
+  app.post<{ Params: { username: string }; Querystring: { revoke_others: boolean } }>(
+    "/v1/admin/identities/:username/tokens",
+    { schema: issueTokenSchema, onRequest: requireAdmin },
+    async (request): Promise<IssueTokenResponse> => {
+      const identity = await existingIdentity(ctx.store, request.params.username);
+      const token = await ctx.store.createToken(identity.id);
+      const revoked = request.query.revoke_others ? await ctx.store.revokeTokensExcept(identity.id, token) : 0;
+      return { identity: identityInfo(identity), token, revoked };
+    },
+  );
+
+  app.delete<{ Params: { username: string }; Querystring: { force: boolean } }>(
+    "/v1/admin/identities/:username",
+    { schema: removeIdentitySchema, onRequest: requireAdmin },
+    async (request): Promise<RemoveIdentityResponse> => {
+      const { username } = request.params;
+      if (username === ADMIN_USERNAME) throw adminNotRemovable(username);
+      const identity = await existingIdentity(ctx.store, username);
+      const removal = await ctx.store.removeIdentity(identity.id, request.query.force);
+      if (!removal.removed && (removal.endpoints > 0 || removal.tasks > 0)) {
+        throw identityInUse(username, removal.endpoints, removal.tasks);
+      }
+      // Not removed and owning nothing: someone removed it a moment ago.
+      if (!removal.removed) throw identityNotFound(username);
+      return { identity: identityInfo(identity), endpoints: removal.endpoints, tasks: removal.tasks };
+    },
+  );
+};

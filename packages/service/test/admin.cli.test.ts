@@ -1,0 +1,174 @@
+/**
+ * `conduit-service user add|list|token|remove` as real child processes against
+ * a real service (in-process, PGlite, a vhost of its own), with the admin's
+ * credentials in CONDUIT_SERVICE_URL / CONDUIT_TOKEN.
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningService, startService } from "../src/index.js";
+import { createVhost } from "./helpers/broker.js";
+import { createTempDir } from "./helpers/databases.js";
+
+const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+describe("conduit-service user", () => {
+  const disposers: Array<() => Promise<void>> = [];
+  let service: RunningService;
+  let userDir: string;
+
+  beforeAll(async () => {
+    const vhost = await createVhost();
+    disposers.push(() => vhost.dispose());
+    const dir = await createTempDir();
+    disposers.push(() => dir.dispose());
+    userDir = dir.value;
+    service = await startService({
+      port: 0,
+      dataDir: join(dir.value, "service"),
+      amqpUrl: vhost.value,
+      writeCredentials: false,
+      logLevel: "silent",
+    });
+    disposers.push(() => service.close());
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const dispose of disposers.reverse()) await dispose();
+  });
+
+  /** Runs the CLI to its end (it is short-lived), as the admin unless `env` says otherwise. */
+  async function cli(args: string[], env: Record<string, string> = {}): Promise<Ran> {
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+      env: {
+        ...process.env,
+        CONDUIT_USER_DIR: userDir,
+        CONDUIT_SERVICE_URL: service.url,
+        CONDUIT_TOKEN: service.adminToken,
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const ran: Ran = { code: null, stdout: "", stderr: "" };
+    child.stdout.on("data", (d: Buffer) => {
+      ran.stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      ran.stderr += d.toString();
+    });
+    [ran.code] = (await once(child, "exit")) as [number | null];
+    return ran;
+  }
+
+  async function whoami(token: string): Promise<{ status: number; username?: string }> {
+    const r = await fetch(`${service.url}/v1/whoami`, { headers: { authorization: `Bearer ${token}` } });
+    const body = (await r.json()) as { username?: string };
+    return { status: r.status, username: body.username };
+  }
+
+  /** The token line of `user add` / `user token` output, checked against its export hint. */
+  function printedToken(stdout: string): string {
+    const lines = stdout.trimEnd().split("\n");
+    const token = lines.at(-2)!;
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(lines.at(-1)).toBe(`export CONDUIT_TOKEN=${token}`);
+    return token;
+  }
+
+  it("adds, lists, issues tokens to and removes an identity", async () => {
+    const add = await cli([
+      "user",
+      "add",
+      "alice@example.edu",
+      "--name",
+      "Alice Liddell",
+      "--email",
+      "alice@example.edu",
+    ]);
+    expect(add).toMatchObject({ code: 0, stderr: "" });
+    const id = /^Created identity alice@example\.edu \(id ([0-9a-f-]{36})\)\./.exec(add.stdout)?.[1];
+    expect(id).toBeDefined();
+    const first = printedToken(add.stdout);
+    expect(await whoami(first)).toEqual({ status: 200, username: "alice@example.edu" });
+
+    const list = await cli(["user", "list"]);
+    expect(list.code).toBe(0);
+    const lines = list.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^Username\s+\| Identity ID\s+\| Name\s+\| Email$/);
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        new RegExp(`^alice@example\\.edu\\s+\\| ${id} \\| Alice Liddell\\s+\\| alice@example\\.edu$`),
+      ),
+    );
+    expect(lines).toContainEqual(expect.stringMatching(/^admin@localhost\s+\|/));
+
+    const token = await cli(["user", "token", "alice@example.edu"]);
+    expect(token.code).toBe(0);
+    expect(token.stdout).toMatch(/^New API token for alice@example\.edu \(older tokens still work/);
+    const second = printedToken(token.stdout);
+    expect(second).not.toBe(first);
+    expect(await whoami(second)).toEqual({ status: 200, username: "alice@example.edu" });
+    expect((await whoami(first)).status).toBe(200);
+
+    const revoke = await cli(["user", "token", "alice@example.edu", "--revoke-others"]);
+    expect(revoke.stdout).toMatch(/^New API token for alice@example\.edu \(2 older tokens revoked\):/);
+    const third = printedToken(revoke.stdout);
+    expect((await whoami(third)).status).toBe(200);
+    // The service remembers a token for a few seconds (authenticator.ts), so revocation shows within that.
+    await expect.poll(async () => (await whoami(first)).status, { timeout: 15_000, interval: 250 }).toBe(401);
+    await expect.poll(async () => (await whoami(second)).status, { timeout: 15_000, interval: 250 }).toBe(401);
+
+    const remove = await cli(["user", "remove", "alice@example.edu"]);
+    expect(remove).toMatchObject({ code: 0, stderr: "" });
+    expect(remove.stdout).toBe(`Removed identity alice@example.edu (id ${id}) with its tokens.\n`);
+    await expect.poll(async () => (await whoami(third)).status, { timeout: 15_000, interval: 250 }).toBe(401);
+    expect(await service.store.findIdentityByUsername("alice@example.edu")).toBeUndefined();
+  }, 60_000);
+
+  it("refuses a bad username and a duplicate, each with a sentence (the other refusals: admin.routes.test.ts)", async () => {
+    const bad = await cli(["user", "add", "alice"]);
+    expect(bad).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: 'conduit-service: Username "alice" is not of the form user@domain; pass e.g. alice@example.org.\n',
+    });
+    expect((await cli(["user", "add", "carol@example.edu"])).code).toBe(0);
+    const again = await cli(["user", "add", "carol@example.edu"]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(
+      "conduit-service: Identity carol@example.edu already exists; give it a new token with `conduit-service user token carol@example.edu` instead.\n",
+    );
+  }, 60_000);
+
+  it("tells a non-admin that only the local administrator may manage identities", async () => {
+    const { token } = await service.createIdentity("dave@example.edu");
+    const ran = await cli(["user", "list"], { CONDUIT_TOKEN: token });
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toMatch(
+      /^conduit-service: Only the local administrator \(admin@localhost\) may manage identities, not dave@example\.edu; use the admin token in .*credentials\.json\.\n$/,
+    );
+  }, 30_000);
+
+  it("names the URL and `conduit-service start` when no service runs there", async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const url = `http://127.0.0.1:${port}`;
+    const ran = await cli(["user", "list"], { CONDUIT_SERVICE_URL: url });
+    expect(ran).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: `conduit-service: No Conduit service answers at ${url}; start it with \`conduit-service start\` (or set CONDUIT_SERVICE_URL to where it runs).\n`,
+    });
+  }, 30_000);
+});
