@@ -36,7 +36,7 @@ describe("conduit-endpoint configure", () => {
     expect(stdout).toContain("Use the `start` subcommand to run it:\n\n    conduit-endpoint start my_endpoint");
   });
 
-  it("writes --display-name and --multi-user into config.yaml, and start says multi-user is not supported yet", async () => {
+  it("writes --display-name and --multi-user into config.yaml, and start checks root and the mapping key first", async () => {
     const userDir = tempUserDir();
     const env = cliEnv(userDir);
     const made = await runCli(["configure", "shared", "--display-name", 'Lab "A" cluster', "--multi-user"], env);
@@ -44,10 +44,14 @@ describe("conduit-endpoint configure", () => {
     const config = readFileSync(join(userDir, "shared", "config.yaml"), "utf8");
     expect(config).toContain('display_name: "Lab \\"A\\" cluster"');
     expect(config).toContain("multi_user: true");
+    expect(config).toMatch(/^identity_mapping_config_path: ".*example_identity_mapping_config\.json"$/m);
+    writeFileSync(join(userDir, "shared", "config.yaml"), config.replace(/^identity_mapping_config_path:.*$/m, ""));
     const started = await runCli(["start", "shared"], env);
     expect(started.code).toBe(1);
     expect(started.stderr.trim()).toMatch(
-      /^Error: Endpoint shared is configured as multi-user .* not support yet; .*$/,
+      process.getuid?.() === 0
+        ? /^Error: Multi-user endpoint shared has no identity_mapping_config_path in .*config\.yaml; set it to a mapping file such as .*example_identity_mapping_config\.json\.$/
+        : /^Error: Endpoint shared is configured as multi-user .* multi-user endpoints must be started as root .*; start it as root, or remove multi_user to run it single-user\.$/,
     );
   });
 

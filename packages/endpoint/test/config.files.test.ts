@@ -102,6 +102,7 @@ describe("parseManagerConfig", () => {
       allowed_functions: null,
       multi_user: false,
       identity_mapping_config_path: null,
+      allow_privileged_user_mapping: false,
       debug: false,
     });
   });

@@ -49,7 +49,7 @@ Quickstart:
     .description("create an endpoint folder with config.yaml, the user config template, schema and environment")
     .argument("<name>", "endpoint name: letters, digits, _ . -")
     .option("--display-name <name>", "name shown in the web UI (config.yaml display_name)")
-    .option("--multi-user", "map submitting identities to local accounts (not supported yet)")
+    .option("--multi-user", "map submitting identities to local accounts (start it as root)")
     .action((name: string, opts: { displayName?: string; multiUser?: boolean }) => {
       const ep = configureEndpoint({
         userDir: paths.userDir(),

@@ -5,8 +5,10 @@
  * before registering, so two `start`s never both run; it is released last.
  */
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { ConduitError, paths, redactUrl } from "@conduit/protocol";
 import { type ManagerConfig, parseManagerConfig } from "../config/manager-config.js";
+import { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { createLogger, type FileLogger } from "../logging.js";
 import {
   claimPidFile,
@@ -39,10 +41,18 @@ export async function startEndpoint(options: StartOptions): Promise<number> {
   const configText = readFileSync(ep.config, "utf8");
   const config = parseManagerConfig(configText, ep.config);
   if (config.multi_user) {
-    throw new ConduitError(
-      "MULTI_USER_UNSUPPORTED",
-      `Endpoint ${name} is configured as multi-user (multi_user: true in ${ep.config}), which this version of Conduit does not support yet; remove that line to run it single-user.`,
-    );
+    if (process.getuid?.() !== 0) {
+      throw new ConduitError(
+        "MULTI_USER_NOT_ROOT",
+        `Endpoint ${name} is configured as multi-user (multi_user: true in ${ep.config}), and multi-user endpoints must be started as root (they run each user's processes as that user); start it as root, or remove multi_user to run it single-user.`,
+      );
+    }
+    if (!config.identity_mapping_config_path) {
+      throw new ConduitError(
+        "IDENTITY_MAPPING_MISSING",
+        `Multi-user endpoint ${name} has no identity_mapping_config_path in ${ep.config}; set it to a mapping file such as ${resolve(ep.dir, "example_identity_mapping_config.json")}.`,
+      );
+    }
   }
   const log = createLogger({
     file: ep.log,
@@ -83,6 +93,35 @@ export async function startEndpoint(options: StartOptions): Promise<number> {
   }
 }
 
+/** Exit codes of a multi-user start whose identity mapping cannot be read, as in Globus (sysexits.h). */
+const EX_NOPERM = 77;
+const EX_CONFIG = 78;
+
+/**
+ * Multi-user: loads the identity mapping (relative to the endpoint dir). A
+ * file that cannot be read is a reason not to start at all: its exit code says
+ * whether it was permissions (77) or the file itself (78).
+ */
+function loadIdentityMapper(
+  ep: EndpointPaths,
+  config: ManagerConfig,
+  endpointId: string,
+  log: FileLogger,
+): IdentityMapper | number {
+  const path = resolve(ep.dir, config.identity_mapping_config_path as string);
+  try {
+    const mapper = IdentityMapper.load(path, { endpointId, log });
+    log.info(`Loaded identity mapping configuration (${mapper.mappers.length} mapper(s)) from: ${path}`);
+    return mapper;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const message = `(${e.name}) ${e.message} -- Unable to read identity mapping configuration from: ${path}`;
+    log.error(message);
+    process.stderr.write(`Error: ${message}\n`);
+    return e.code === "EACCES" || e.code === "EPERM" ? EX_NOPERM : EX_CONFIG;
+  }
+}
+
 async function run(
   options: StartOptions,
   ep: EndpointPaths,
@@ -104,6 +143,7 @@ async function run(
       allowedFunctions: config.allowed_functions,
       configText,
       amqpPort: config.amqp_port,
+      multiUser: config.multi_user,
     });
     registration = await Promise.race([registering, stop.requested.then(() => undefined)]);
   } catch (err) {
@@ -119,7 +159,13 @@ async function run(
 
   log.info(`========== Endpoint Manager begins: ${endpointId}`);
   log.info(`Registered with ${serviceUrl}; broker ${redactUrl(amqpUrl)}`);
-  if (process.getuid?.() === 0) {
+  let identityMapper: IdentityMapper | undefined;
+  if (config.multi_user) {
+    const loaded = loadIdentityMapper(ep, config, endpointId, log);
+    if (typeof loaded === "number") return loaded;
+    identityMapper = loaded;
+    identityMapper.watch();
+  } else if (process.getuid?.() === 0) {
     log.warn(
       "Running as root without multi-user mode: this endpoint is single-user and every user endpoint process runs as root; configure a multi-user endpoint to map identities to local accounts.",
     );
@@ -132,12 +178,14 @@ async function run(
     amqpUrl,
     userDir,
     localUser: localUser(),
+    identityMapper,
     log,
   });
   stop.onForce = () => manager.killAll();
   try {
     await manager.start();
   } catch (err) {
+    identityMapper?.stop();
     await manager.shutdown();
     const failure =
       err instanceof ConduitError && err.code === "BROKER_UNREACHABLE"
@@ -158,6 +206,7 @@ async function run(
   stopTicker?.();
   log.info(`Shutting down (${reason})`);
   await manager.shutdown();
+  identityMapper?.stop();
   releasePidFile(ep);
   log.info("Shutdown complete.");
   log.info(`---------- Endpoint Manager ends: ${endpointId}`);

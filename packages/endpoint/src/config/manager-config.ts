@@ -26,8 +26,14 @@ export interface ManagerConfig {
   allowed_functions: string[] | null;
   /** Map identities to local accounts and run each user's UEP as that account. @default false */
   multi_user: boolean;
-  /** Identity mapping rules (multi-user only). @default null */
+  /** Identity mapping rules (multi-user only), relative to the endpoint directory. @default null */
   identity_mapping_config_path: string | null;
+  /**
+   * Multi-user only: let an identity map to root or to the MEP's own account.
+   * Off by default, as in Globus: a mapping rule that is too broad must not
+   * hand out the manager's privileges. @default false
+   */
+  allow_privileged_user_mapping: boolean;
   /** Log at DEBUG level. @default false */
   debug: boolean;
   /** Any other key, kept as written. */
@@ -57,6 +63,7 @@ export function parseManagerConfig(yamlText: string, source: string): ManagerCon
     allowed_functions: fields.nullableUuidList("allowed_functions"),
     multi_user: fields.boolean("multi_user", false),
     identity_mapping_config_path: fields.nullableString("identity_mapping_config_path", "/path/to/idmap.json"),
+    allow_privileged_user_mapping: fields.boolean("allow_privileged_user_mapping", false),
     debug: fields.boolean("debug", false),
   });
 }

@@ -25,8 +25,10 @@ import {
   type WireError,
 } from "@conduit/protocol";
 import type { ManagerConfig } from "../config/manager-config.js";
+import type { IdentityMapper } from "../identity-mapping/identity-mapper.js";
+import { type LocalUser, lookupLocalUser } from "../identity-mapping/local-user.js";
 import type { Logger } from "../logging.js";
-import { UEP_EXIT } from "../user-endpoint/bootstrap-types.js";
+import { type MappedIdentity, UEP_EXIT } from "../user-endpoint/bootstrap-types.js";
 import type { EndpointPaths } from "./endpoint-dir.js";
 import { sleep } from "./processes.js";
 import { buildBootstrap } from "./uep-bootstrap.js";
@@ -43,6 +45,8 @@ export interface ManagerEndpointOptions {
   userDir: string;
   /** Local account the MEP (and, single-user, every UEP) runs as. */
   localUser: string;
+  /** Multi-user mode: maps each command's identity to the local account its UEP runs as. */
+  identityMapper?: IdentityMapper;
   log: Logger;
 }
 
@@ -63,6 +67,8 @@ interface UepEntry {
   process: UepProcess | undefined;
   /** Times of automatic restarts, for the restart budget. */
   restarts: number[];
+  /** Multi-user: the account the UEP runs as. */
+  user: LocalUser | undefined;
 }
 
 export class ManagerEndpoint {
@@ -71,6 +77,8 @@ export class ManagerEndpoint {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatPending = false;
   private readonly ueps = new Map<string, UepEntry>();
+  /** Multi-user: UEPs whose identity is being mapped (a repeated command waits for that). */
+  private readonly mapping = new Set<string>();
   private stopping = false;
   private readonly log: Logger;
 
@@ -172,18 +180,84 @@ export class ManagerEndpoint {
       entry.command = command;
       return;
     }
-    this.launch(command, entry?.restarts ?? []);
+    if (!this.options.identityMapper) {
+      this.launch(command, entry?.restarts ?? [], undefined);
+      return;
+    }
+    if (this.mapping.has(command.uepName)) return;
+    this.mapping.add(command.uepName);
+    void this.mapIdentity(command)
+      .then((user) => {
+        if (user === null || this.stopping) return;
+        const current = this.ueps.get(command.uepName);
+        if (current?.process?.running) return;
+        this.launch(command, current?.restarts ?? [], user);
+      })
+      .finally(() => this.mapping.delete(command.uepName));
   }
 
-  private launch(command: StartUepCommand, restarts: number[]): void {
-    const { localUser, userDir } = this.options;
-    const entry: UepEntry = { command, process: undefined, restarts };
+  /**
+   * Multi-user: the local account `command.identity` maps to, or null after
+   * the refusal was logged and the UEP's queued tasks were failed with it.
+   */
+  private async mapIdentity(command: StartUepCommand): Promise<LocalUser | null> {
+    const mapper = this.options.identityMapper as IdentityMapper;
+    const { id, username } = command.identity;
+    const refuse = async (message: string): Promise<null> => {
+      this.log.error(message);
+      await this.failQueuedTasks(command, { code: "IDENTITY_NOT_MAPPED", name: "IdentityNotMapped", message });
+      return null;
+    };
+    let mapped: Awaited<ReturnType<IdentityMapper["map"]>>;
+    try {
+      mapped = await mapper.map(command.identity);
+    } catch (err) {
+      const e = err as Error;
+      return await refuse(
+        `Identity failed to map to a local user name.  (${e.name}) ${e.message}\n  Conduit effective identity: ${id}\n  Conduit username: ${username}`,
+      );
+    }
+    if (mapped === null) {
+      return await refuse(
+        `Identity failed to map to a local user name.  (LookupError) \n  Conduit effective identity: ${id}\n  Conduit username: ${username}`,
+      );
+    }
+    const rule = mapped.ruleIndex === undefined ? "" : `, rule ${mapped.ruleIndex + 1}`;
+    const how = `identity mapper ${mapped.mapperIndex + 1} (${mapped.dataType}${rule})`;
+    const user = lookupLocalUser(mapped.username);
+    if (user === null) {
+      return await refuse(
+        `Identity mapped to a local user name, but local user does not exist.\n  Local user name: ${mapped.username}\n  Conduit effective identity: ${id}\n  Mapped by: ${how}`,
+      );
+    }
+    if (!this.options.config.allow_privileged_user_mapping) {
+      const mepUid = process.getuid?.();
+      if (user.uid === mepUid) {
+        return await refuse(
+          `Requested UID is same as Manager Endpoint UID on a user-mapped Manager Endpoint; refusing to start a user endpoint as ${user.uname} (uid ${user.uid}).\n  Conduit effective identity: ${id}\n  Mapped by: ${how}\n  Fix the identity mapping, or set allow_privileged_user_mapping: true in ${this.options.ep.config}.`,
+        );
+      }
+      if (user.uid === 0) {
+        return await refuse(
+          `Requested UID is root (uid 0); refusing to start a user endpoint as ${user.uname} on a user-mapped Manager Endpoint.\n  Conduit effective identity: ${id}\n  Mapped by: ${how}\n  Fix the identity mapping, or set allow_privileged_user_mapping: true in ${this.options.ep.config}.`,
+        );
+      }
+    }
+    this.log.info(`Identity ${id} mapped to local user ${user.uname} (uid ${user.uid}) by ${how}`);
+    return user;
+  }
+
+  private launch(command: StartUepCommand, restarts: number[], user: LocalUser | undefined): void {
+    const { userDir } = this.options;
+    const localUser = user?.uname ?? this.options.localUser;
+    const entry: UepEntry = { command, process: undefined, restarts, user };
     this.ueps.set(command.uepName, entry);
     const describe = UepProcess.describe(localUser, command.uepName);
     let proc: UepProcess;
     try {
-      const bootstrap = buildBootstrap(this.options, command);
-      proc = UepProcess.spawn({ bootstrap, userDir, env: bootstrap.userEnvironment });
+      const mapped: MappedIdentity | null = user ? { local: user, conduit: { id: command.identity.id } } : null;
+      const bootstrap = buildBootstrap(this.options, command, mapped);
+      proc = UepProcess.spawn({ bootstrap, userDir, env: bootstrap.userEnvironment, runAs: user });
     } catch (err) {
       this.log.error(`Unable to start user endpoint process for ${localUser} ${describe}: ${(err as Error).message}`);
       void this.failQueuedTasks(command, {
@@ -204,7 +278,7 @@ export class ManagerEndpoint {
   }
 
   private async onUepExit(entry: UepEntry, proc: UepProcess, exit: UepExit): Promise<void> {
-    const describe = UepProcess.describe(this.options.localUser, proc.name);
+    const describe = UepProcess.describe(entry.user?.uname ?? this.options.localUser, proc.name);
     if (exit.signal) this.log.warn(`Command terminated by signal: ${exit.signal} (${proc.pid}) ${describe}`);
     else if (exit.code === 0) this.log.info(`Command stopped normally (${proc.pid}) ${describe}`);
     else this.log.warn(`Command return code: ${exit.code} (${proc.pid}) ${describe}`);
@@ -245,7 +319,7 @@ export class ManagerEndpoint {
     this.log.info(
       `User endpoint ${proc.name} stopped (${how}) with ${waiting} task(s) in its queue; starting it again`,
     );
-    this.launch(entry.command, entry.restarts);
+    this.launch(entry.command, entry.restarts, entry.user);
   }
 
   /** Drops a stopped UEP's entry (unless a newer command replaced or restarted it meanwhile). */

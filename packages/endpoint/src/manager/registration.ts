@@ -25,6 +25,8 @@ export interface RegistrationOptions {
   configText: string;
   /** `amqp_port` from config.yaml: replaces the port of the broker URL the service returns. */
   amqpPort: number | null;
+  /** Multi-user: the service lets any identity submit, and the MEP maps each to a local account. */
+  multiUser: boolean;
 }
 
 export interface Registration {
@@ -40,7 +42,7 @@ export async function registerEndpoint(options: RegistrationOptions): Promise<Re
   const body: RegisterEndpointRequest = {
     name: options.name,
     display_name: options.displayName,
-    multi_user: false,
+    multi_user: options.multiUser,
     allowed_functions: options.allowedFunctions,
     metadata: {
       hostname: hostname(),

@@ -10,7 +10,7 @@ import type { StartUepCommand } from "@conduit/protocol";
 import type { ManagerConfig } from "../config/manager-config.js";
 import { readSchemaText, readTemplateFiles } from "../config/template-files.js";
 import { parseUserEnvironment } from "../config/user-environment.js";
-import type { UepBootstrap } from "../user-endpoint/bootstrap-types.js";
+import type { MappedIdentity, UepBootstrap } from "../user-endpoint/bootstrap-types.js";
 import type { EndpointPaths } from "./endpoint-dir.js";
 
 export interface BootstrapSources {
@@ -24,7 +24,11 @@ export interface BootstrapSources {
  * The bootstrap for `command`. A file that cannot be read becomes `template:
  * {error}`, so the UEP fails the submitter's tasks with that sentence.
  */
-export function buildBootstrap(sources: BootstrapSources, command: StartUepCommand): UepBootstrap {
+export function buildBootstrap(
+  sources: BootstrapSources,
+  command: StartUepCommand,
+  mappedIdentity: MappedIdentity | null = null,
+): UepBootstrap {
   const { ep, config } = sources;
   const problems: string[] = [];
 
@@ -87,7 +91,7 @@ export function buildBootstrap(sources: BootstrapSources, command: StartUepComma
     userConfig: command.userEndpointConfig ?? {},
     userRuntime: command.userRuntime ?? null,
     parentConfig: { ...config } as Record<string, unknown>,
-    mappedIdentity: null,
+    mappedIdentity,
     identity: command.identity,
     allowedFunctions: config.allowed_functions,
   };

@@ -6,10 +6,10 @@
  * exits when it closes, which is how UEPs die with their MEP, even on kill -9.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync } from "node:fs";
-import { join } from "node:path";
+import { chownSync, closeSync, constants, fchownSync, lstatSync, mkdirSync, openSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { UepBootstrap } from "../user-endpoint/bootstrap-types.js";
+import type { MappedIdentity, UepBootstrap } from "../user-endpoint/bootstrap-types.js";
 import { signalGroup } from "./processes.js";
 
 /** The built CLI entry point (this file is dist/manager/uep-process.js). */
@@ -20,6 +20,25 @@ export interface SpawnUepOptions {
   userDir: string;
   /** Added to the MEP's environment (user_environment.yaml). */
   env: Record<string, string>;
+  /**
+   * Multi-user: the mapped account. The UEP then runs as that user through
+   * setpriv, in a clean environment, with its directory in `~/.conduit`.
+   */
+  runAs?: MappedIdentity["local"];
+}
+
+/**
+ * Drops to the user before any Conduit code runs: no capabilities (bounding
+ * set included), no way back (no_new_privs), the user's groups. `sh` only sets
+ * the umask and `exec`s node, so node keeps setpriv's pid: the UEP stays a
+ * direct child of the MEP (its parent-pid check and die-with-parent hold).
+ */
+const SETPRIV = "setpriv";
+const UMASK_EXEC = 'umask 077; exec "$0" "$@"';
+
+/** Where a mapped user's UEP keeps its directory: `<home>/.conduit`. */
+export function mappedUserDir(user: MappedIdentity["local"]): string {
+  return join(user.dir, ".conduit");
 }
 
 export type UepExit = { code: number | null; signal: NodeJS.Signals | null };
@@ -59,20 +78,39 @@ export class UepProcess {
   }
 
   static spawn(options: SpawnUepOptions): UepProcess {
-    const { bootstrap, userDir } = options;
+    const { bootstrap, runAs } = options;
+    const userDir = runAs ? mappedUserDir(runAs) : options.userDir;
     const name = bootstrap.uepName;
     const dir = join(userDir, name);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (runAs) {
+      userOwnedDir(dirname(dir), runAs);
+      userOwnedDir(dir, runAs);
+    } else {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    }
     const logFile = join(dir, "endpoint.log");
-    const logFd = openSync(logFile, "a", 0o600);
+    // O_NOFOLLOW: as root, never write through a link the user planted.
+    const logFd = openSync(
+      logFile,
+      constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW,
+      0o600,
+    );
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [CLI_MAIN, "_start-user-endpoint", name], {
+      if (runAs) fchownSync(logFd, runAs.uid, runAs.gid);
+      const [command, args, env] = runAs
+        ? [SETPRIV, setprivArgs(runAs, name), { ...userEnvironment(runAs), ...options.env, CONDUIT_USER_DIR: userDir }]
+        : [
+            process.execPath,
+            [CLI_MAIN, "_start-user-endpoint", name],
+            { ...process.env, ...options.env, CONDUIT_USER_DIR: userDir },
+          ];
+      child = spawn(command, args, {
         // Its own folder: it exists (HOME may not, for a service account), and run files land there.
         cwd: dir,
         detached: true,
         stdio: ["pipe", logFd, logFd],
-        env: { ...process.env, ...options.env, CONDUIT_USER_DIR: userDir },
+        env,
       });
     } finally {
       closeSync(logFd);
@@ -80,7 +118,9 @@ export class UepProcess {
     if (child.pid === undefined) {
       // spawn() reports failures asynchronously; swallow the event, the throw says it.
       child.once("error", () => {});
-      throw new Error(`Could not start a user endpoint process (${process.execPath} ${CLI_MAIN}).`);
+      throw new Error(
+        `Could not start a user endpoint process (${runAs ? `${SETPRIV} … ` : ""}${process.execPath} ${CLI_MAIN}).`,
+      );
     }
     // A UEP that died before reading its stdin makes this write fail with EPIPE; its exit is logged instead.
     child.stdin?.on("error", () => {});
@@ -105,5 +145,53 @@ export class UepProcess {
   /** Closes its stdin: the UEP reads that as "the MEP is gone" and shuts down. */
   closeStdin(): void {
     this.child.stdin?.end();
+  }
+}
+
+function setprivArgs(user: MappedIdentity["local"], name: string): string[] {
+  return [
+    `--reuid=${user.uid}`,
+    `--regid=${user.gid}`,
+    "--init-groups",
+    "--no-new-privs",
+    "--bounding-set=-all",
+    "--inh-caps=-all",
+    "--",
+    "/bin/sh",
+    "-c",
+    UMASK_EXEC,
+    process.execPath,
+    CLI_MAIN,
+    "_start-user-endpoint",
+    name,
+  ];
+}
+
+/** A login-like environment for `user`; nothing of the MEP's (root's) environment leaks in. */
+function userEnvironment(user: MappedIdentity["local"]): Record<string, string> {
+  return {
+    HOME: user.dir,
+    USER: user.uname,
+    LOGNAME: user.uname,
+    SHELL: user.shell || "/bin/sh",
+    PATH: `/usr/local/bin:/usr/bin:/bin:${dirname(process.execPath)}`,
+  };
+}
+
+/**
+ * Creates `path` (0700, owned by `user`) unless it exists; an existing one
+ * must be a real directory owned by the user, never a link root would follow.
+ */
+function userOwnedDir(path: string, user: MappedIdentity["local"]): void {
+  try {
+    mkdirSync(path, { mode: 0o700 });
+    chownSync(path, user.uid, user.gid);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+  const stat = lstatSync(path);
+  if (!stat.isDirectory() || stat.uid !== user.uid) {
+    throw new Error(`${path} is not a directory owned by ${user.uname}; remove or fix it`);
   }
 }
