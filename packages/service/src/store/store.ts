@@ -126,23 +126,9 @@ export class Store {
 
   /** Creates the identity, or returns the one that already has this username. */
   async createIdentity(username: string, fields: IdentityFields = {}): Promise<Identity> {
-    const inserted = await this.sql.query<IdentityRow>(
-      `INSERT INTO identities (id, username, name, email, organization, identity_provider)
-       VALUES ($1::uuid, $2, $3, $4, $5, $6)
-       ON CONFLICT (username) DO NOTHING
-       RETURNING ${IDENTITY_COLUMNS}`,
-      [
-        randomUUID(),
-        username,
-        fields.name ?? null,
-        fields.email ?? null,
-        fields.organization ?? null,
-        fields.identityProvider ?? null,
-      ],
-    );
-    const row = inserted.rows[0] ?? (await this.identityRow("username", username));
-    if (!row) throw new Error(`Identity ${username} vanished right after it was created.`);
-    return toIdentity(row);
+    const identity = (await this.insertIdentity(username, fields)) ?? (await this.findIdentityByUsername(username));
+    if (!identity) throw new Error(`Identity ${username} vanished right after it was created.`);
+    return identity;
   }
 
   async getIdentity(id: string): Promise<Identity | undefined> {
