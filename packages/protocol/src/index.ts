@@ -60,6 +60,7 @@ export type { EndpointStatus, TaskState } from "./states.js";
 export { TASK_STATES, TERMINAL_TASK_STATES } from "./states.js";
 export {
   commandQueue,
+  endpointBrokerUser,
   HEARTBEATS_EXCHANGE,
   HEARTBEATS_QUEUE,
   heartbeatsRoutingKey,
@@ -69,6 +70,7 @@ export {
   resultsRoutingKey,
   TASKS_EXCHANGE,
   taskGroupResultQueue,
+  uepBrokerUser,
   uepName,
   uepTaskQueue,
 } from "./topology.js";

@@ -97,6 +97,11 @@ export interface StartUepCommand {
   identity: IdentityInfo;
   userEndpointConfig: Record<string, unknown>;
   userRuntime: UserRuntime | null;
+  /**
+   * The broker URL (with credentials scoped to this UEP's queue) the MEP hands
+   * the UEP instead of its own; absent when the service does not scope accounts.
+   */
+  amqpUrl?: string;
   /** Milliseconds since the epoch; commands much older than now are ignored. */
   sentAt: number;
 }

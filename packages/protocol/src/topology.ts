@@ -51,5 +51,18 @@ export function heartbeatsRoutingKey(endpointId: string): string {
   return `${endpointId}.heartbeats`;
 }
 
+/**
+ * RabbitMQ user of an endpoint (its MEP) when the service scopes broker
+ * accounts (`--amqp-management-url`); it reaches only that endpoint's queues.
+ */
+export function endpointBrokerUser(endpointId: string): string {
+  return `conduit-ep-${endpointId}`;
+}
+
+/** RabbitMQ user of one UEP when the service scopes broker accounts; it reaches only the UEP's task queue. */
+export function uepBrokerUser(uepId: string): string {
+  return `conduit-uep-${uepId}`;
+}
+
 /** Arguments every Conduit queue is declared with (all sides must agree). */
 export const QUEUE_OPTIONS = { durable: true } as const;

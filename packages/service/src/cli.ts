@@ -23,6 +23,7 @@ interface StartFlags {
   databaseUrl?: string;
   amqpUrl: string;
   amqpPublicUrl?: string;
+  amqpManagementUrl?: string;
   maxTaskBytes?: number;
   maxRequestBytes?: number;
   logLevel: LogLevel;
@@ -51,6 +52,7 @@ async function start(flags: StartFlags): Promise<void> {
     databaseUrl: flags.databaseUrl,
     amqpUrl: flags.amqpUrl,
     amqpPublicUrl: flags.amqpPublicUrl,
+    amqpManagementUrl: flags.amqpManagementUrl,
     maxTaskBytes: flags.maxTaskBytes,
     maxRequestBytes: flags.maxRequestBytes,
     logLevel: flags.logLevel,
@@ -101,6 +103,10 @@ program
   .option("--database-url <url>", "use Postgres at this URL instead of PGlite")
   .option("--amqp-url <url>", "RabbitMQ URL the service connects to", DEFAULT_AMQP_URL)
   .option("--amqp-public-url <url>", "RabbitMQ URL handed to endpoints and SDKs (default: --amqp-url)")
+  .option(
+    "--amqp-management-url <url>",
+    "RabbitMQ management API of an administrator (http://user:pass@host:15672); gives each endpoint and UEP an account reaching only its own queues",
+  )
   .option("--max-task-bytes <n>", "largest task (function + arguments) in bytes (default: 10 MiB)", wholeNumber)
   .option("--max-request-bytes <n>", "largest request body in bytes (default: 32 MiB)", wholeNumber)
   .option("--log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, logLevel, "info")

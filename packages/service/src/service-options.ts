@@ -28,6 +28,12 @@ export interface ServiceOptions {
   amqpUrl?: string;
   /** RabbitMQ URL handed to endpoints and SDKs. @default amqpUrl */
   amqpPublicUrl?: string;
+  /**
+   * RabbitMQ management API of an administrator (`http://guest:guest@127.0.0.1:15672`).
+   * When set, each endpoint and each UEP gets its own RabbitMQ account reaching only
+   * its own queues, instead of the public URL's credentials. @default unset
+   */
+  amqpManagementUrl?: string;
   /** Largest task (function payload + arguments), in bytes. @default DEFAULT_MAX_TASK_BYTES (10 MiB) */
   maxTaskBytes?: number;
   /** Largest request body, in bytes. @default DEFAULT_MAX_REQUEST_BYTES (32 MiB) */
@@ -44,6 +50,7 @@ export interface ServiceConfig {
   readonly store: StoreLocation;
   readonly amqpUrl: string;
   readonly amqpPublicUrl: string;
+  readonly amqpManagementUrl: string | undefined;
   readonly maxTaskBytes: number;
   readonly maxRequestBytes: number;
   readonly writeCredentials: boolean;
@@ -83,6 +90,18 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
     if (!/^amqps?:\/\//.test(url))
       throw invalid(`${name} must be an amqp:// or amqps:// URL, e.g. ${DEFAULT_AMQP_URL}.`);
   }
+  const amqpManagementUrl = options.amqpManagementUrl;
+  if (amqpManagementUrl !== undefined) {
+    let u: URL | undefined;
+    try {
+      u = new URL(amqpManagementUrl);
+    } catch {}
+    if (!u || !/^https?:$/.test(u.protocol) || !u.username) {
+      throw invalid(
+        "amqpManagementUrl must be an http(s) URL with an administrator's credentials, e.g. http://guest:guest@127.0.0.1:15672.",
+      );
+    }
+  }
   const maxTaskBytes = positiveInteger("maxTaskBytes", options.maxTaskBytes, DEFAULT_MAX_TASK_BYTES);
   const maxRequestBytes = positiveInteger("maxRequestBytes", options.maxRequestBytes, DEFAULT_MAX_REQUEST_BYTES);
   if (maxRequestBytes < maxTaskBytes) {
@@ -104,6 +123,7 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
     store: Object.freeze(store),
     amqpUrl,
     amqpPublicUrl,
+    amqpManagementUrl,
     maxTaskBytes,
     maxRequestBytes,
     writeCredentials: options.writeCredentials ?? true,

@@ -9,6 +9,7 @@ import type { ApiContext } from "./api/api-context.js";
 import { createApp, installRoutes } from "./api/server.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { checkUsername } from "./auth/username.js";
+import { BrokerAccounts } from "./broker/broker-accounts.js";
 import { HeartbeatConsumer } from "./broker/heartbeat-consumer.js";
 import { ResultConsumer } from "./broker/result-consumer.js";
 import { ServiceBroker } from "./broker/service-broker.js";
@@ -76,15 +77,20 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
     // Stop consuming before anything else closes: a half-handled result stays unacked and comes back.
     teardown.push(() => broker.stopConsumers());
 
+    const brokerAccounts = config.amqpManagementUrl
+      ? new BrokerAccounts(config.amqpManagementUrl, config.amqpPublicUrl)
+      : undefined;
     const submitter = new TaskSubmitter(store, broker, {
       maxTaskBytes: config.maxTaskBytes,
       amqpPublicUrl: config.amqpPublicUrl,
+      brokerAccounts,
     });
     const ctx: ApiContext = {
       store,
       broker,
       submitter,
       amqpPublicUrl: config.amqpPublicUrl,
+      brokerAccounts,
       maxTaskBytes: config.maxTaskBytes,
       version: SERVICE_VERSION,
     };

@@ -11,12 +11,14 @@ import {
   commandQueue,
   connectBroker,
   decodeMessage,
+  endpointBrokerUser,
   HEARTBEATS_EXCHANGE,
   type HeartbeatMessage,
   heartbeatsRoutingKey,
   QUEUE_OPTIONS,
   RESULTS_EXCHANGE,
   type ResultMessage,
+  redactUrl,
   resultsRoutingKey,
   type StartUepCommand,
   TASKS_EXCHANGE,
@@ -111,15 +113,34 @@ export class ManagerEndpoint {
     const queue = commandQueue(this.options.endpointId);
     // Declared here too (same arguments as the service), so that publishing a
     // heartbeat or a failed result never closes the channel with a 404.
-    await channel.assertExchange(TASKS_EXCHANGE, "direct", { durable: true });
-    await channel.assertExchange(RESULTS_EXCHANGE, "topic", { durable: true });
-    await channel.assertExchange(HEARTBEATS_EXCHANGE, "topic", { durable: true });
-    await channel.assertQueue(queue, QUEUE_OPTIONS);
-    await channel.bindQueue(queue, TASKS_EXCHANGE, queue);
+    if (this.scopedAccount()) {
+      // A scoped account may not configure shared names or bind to conduit.tasks
+      // (that would let it route other endpoints' commands to itself): it only
+      // checks the exchanges; the service declared and bound the queue at registration.
+      await channel.checkExchange(TASKS_EXCHANGE);
+      await channel.checkExchange(RESULTS_EXCHANGE);
+      await channel.checkExchange(HEARTBEATS_EXCHANGE);
+      await channel.assertQueue(queue, QUEUE_OPTIONS);
+    } else {
+      await channel.assertExchange(TASKS_EXCHANGE, "direct", { durable: true });
+      await channel.assertExchange(RESULTS_EXCHANGE, "topic", { durable: true });
+      await channel.assertExchange(HEARTBEATS_EXCHANGE, "topic", { durable: true });
+      await channel.assertQueue(queue, QUEUE_OPTIONS);
+      await channel.bindQueue(queue, TASKS_EXCHANGE, queue);
+    }
     if (this.stopping) return;
     const { consumerTag } = await channel.consume(queue, (msg) => this.onCommand(channel, msg));
     this.consumer = { channel, tag: consumerTag };
     this.log.debug(`Consuming commands from ${queue}`);
+  }
+
+  /** True when the service handed out this endpoint's own RabbitMQ account (`--amqp-management-url`). */
+  private scopedAccount(): boolean {
+    let user = "";
+    try {
+      user = decodeURIComponent(new URL(this.options.amqpUrl).username);
+    } catch {}
+    return user === endpointBrokerUser(this.options.endpointId);
   }
 
   private onCommand(channel: ConfirmChannel, msg: ConsumeMessage | null): void {
@@ -143,7 +164,11 @@ export class ManagerEndpoint {
       this.log.error(`Dropped a command: ${(err as Error).message}`);
       return;
     }
-    this.log.debug(`Received command: ${msg.content.toString("utf8")}`);
+    // The UEP's broker URL carries a password: never logged.
+    const shown = command.amqpUrl
+      ? JSON.stringify({ ...command, amqpUrl: redactUrl(command.amqpUrl) })
+      : msg.content.toString("utf8");
+    this.log.debug(`Received command: ${shown}`);
     const now = Date.now();
     if (Math.abs(now - command.sentAt) > MAX_COMMAND_AGE_MS) {
       this.log.warn(

@@ -84,7 +84,8 @@ export function buildBootstrap(
     uepId: command.uepId,
     uepName: command.uepName,
     mepPid: process.pid,
-    amqpUrl: sources.amqpUrl,
+    // The UEP's own scoped account when the service made one, else the MEP's.
+    amqpUrl: command.amqpUrl ?? sources.amqpUrl,
     template,
     schema,
     userEnvironment,

@@ -2,6 +2,7 @@
  * What route handlers share, and the request fields the auth hook fills in.
  */
 import type { FastifyInstance } from "fastify";
+import type { BrokerAccounts } from "../broker/broker-accounts.js";
 import type { ServiceBroker } from "../broker/service-broker.js";
 import type { Store } from "../store/store.js";
 import type { Identity } from "../store/store-types.js";
@@ -24,6 +25,8 @@ export interface ApiContext {
   submitter: TaskSubmitter;
   /** Handed to endpoints and SDKs. */
   amqpPublicUrl: string;
+  /** Set with `--amqp-management-url`: endpoints get scoped broker accounts. */
+  brokerAccounts?: BrokerAccounts;
   maxTaskBytes: number;
   version: string;
 }

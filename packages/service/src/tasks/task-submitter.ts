@@ -9,11 +9,11 @@
 import { randomUUID } from "node:crypto";
 import {
   type AmqpInfo,
-  type BrokerMessage,
   commandQueue,
   computeUepId,
   type IdentityInfo,
   payloadBytes,
+  type StartUepCommand,
   type SubmitRequest,
   type SubmitResponse,
   type TaskMessage,
@@ -22,6 +22,7 @@ import {
   uepTaskQueue,
 } from "@conduit/protocol";
 import { sha256Hex } from "../auth/tokens.js";
+import type { BrokerAccounts } from "../broker/broker-accounts.js";
 import type { Outgoing, ServiceBroker } from "../broker/service-broker.js";
 import {
   duplicateTaskId,
@@ -41,6 +42,8 @@ export interface TaskSubmitterOptions {
   maxTaskBytes: number;
   /** What SDKs are told to connect to for results. */
   amqpPublicUrl: string;
+  /** Set with `--amqp-management-url`: each start command carries the UEP's own scoped broker URL. */
+  brokerAccounts?: BrokerAccounts;
 }
 
 /**
@@ -150,7 +153,7 @@ export class TaskSubmitter {
       if (request.resource_specification) message.resourceSpecification = request.resource_specification;
       outgoing.push({ queue, message });
     }
-    const command: BrokerMessage = {
+    const command: StartUepCommand = {
       v: 1,
       kind: "start_uep",
       endpointId,
@@ -161,6 +164,8 @@ export class TaskSubmitter {
       userRuntime: runtime,
       sentAt: Date.now(),
     };
+    // The UEP's own account, made by the first submit that needs it; the MEP hands it to the UEP.
+    if (this.options.brokerAccounts) command.amqpUrl = await this.options.brokerAccounts.uepUrl(endpointId, uepId);
     // The MEP dedupes start commands, so one per submit is cheap; it also
     // restarts a UEP that stopped while its queue still holds tasks.
     outgoing.push({ queue: commandQueue(endpointId), message: command });

@@ -31,10 +31,12 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
       });
       if (!endpoint) throw endpointIdTaken(endpointId);
       ctx.submitter.forgetEndpoint(endpointId);
-      // Declared again at every registration (not from the cache): the MEP
-      // only checks that its queue exists, it never declares it.
+      // Declared and bound again at every registration (not from the cache): a
+      // MEP with a scoped broker account may not bind, so it relies on this.
       await ctx.broker.ensureQueues([commandQueue(endpointId)], true);
-      return { endpoint_id: endpointId, amqp: { url: ctx.amqpPublicUrl }, command_queue: commandQueue(endpointId) };
+      // A scoped account gets a new password at each registration (the MEP registers at every start).
+      const url = ctx.brokerAccounts ? await ctx.brokerAccounts.endpointUrl(endpointId) : ctx.amqpPublicUrl;
+      return { endpoint_id: endpointId, amqp: { url }, command_queue: commandQueue(endpointId) };
     },
   );
 
