@@ -11,20 +11,7 @@ import { DEFAULT_SCHEMA, DEFAULT_TEMPLATE } from "../src/config/defaults.js";
 import { type RenderInput, renderUserConfigTemplate } from "../src/config/render.js";
 import { ConfigError, type RenderErrorKind } from "../src/errors.js";
 import { renderTemplateFile } from "../src/index.js";
-
-const NAME = "user_config_template.yaml.j2";
-
-function input(text: string, overrides: Partial<RenderInput> = {}): RenderInput {
-  return {
-    template: { name: NAME, text, siblings: {} },
-    schema: null,
-    userConfig: {},
-    userRuntime: null,
-    parentConfig: {},
-    mappedIdentity: null,
-    ...overrides,
-  };
-}
+import { input, NAME } from "./config.render-input.js";
 
 function caught(run: () => unknown): ConfigError {
   try {

@@ -41,16 +41,12 @@ import {
 
 let service: TestService;
 let broker: BrokerLink;
-const queuesToDelete: string[] = [];
-
 beforeAll(async () => {
   service = await startTestService();
   broker = await connectBroker(service.amqpUrl, { name: "manager-test" });
 });
 afterAll(async () => {
   await cleanupProcesses();
-  const channel = await broker?.ready();
-  for (const q of queuesToDelete) await channel?.deleteQueue(q).catch(() => undefined);
   await broker?.close();
   await service?.close();
 });
@@ -95,7 +91,6 @@ async function queueTasks(cmd: StartUepCommand, n: number): Promise<string[]> {
   const channel = await broker.ready();
   const queue = uepTaskQueue(cmd.endpointId, cmd.uepId);
   await channel.assertQueue(queue, QUEUE_OPTIONS);
-  queuesToDelete.push(queue);
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const task: TaskMessage = {
