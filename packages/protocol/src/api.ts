@@ -11,6 +11,12 @@
  * | GET | /v1/endpoints/:endpoint_id/status | → {@link EndpointStatusResponse} |
  * | POST | /v1/functions | {@link RegisterFunctionRequest} → {@link RegisterFunctionResponse} |
  * | GET | /v1/functions/:function_id | → {@link FunctionInfo} |
+ * | DELETE | /v1/functions/:function_id | → {@link DeleteResponse} (owner only) |
+ * | GET | /v1/endpoints/:endpoint_id | → {@link EndpointInfo} |
+ * | DELETE | /v1/endpoints/:endpoint_id | → {@link DeleteResponse} (owner only) |
+ * | POST | /v1/tasks/:task_id/cancel | → {@link CancelTaskResponse} |
+ * | GET | /v1/task_groups | → {@link TaskGroupInfo}[] (the caller's) |
+ * | GET | /v1/task_groups/:task_group_id | → {@link TaskGroupDetail} |
  * | POST | /v1/endpoints/:endpoint_id/submit | {@link SubmitRequest} → {@link SubmitResponse} |
  * | GET | /v1/tasks/:task_id | → {@link TaskStatusResponse} |
  * | POST | /v1/tasks/batch_status | {@link BatchStatusRequest} → {@link BatchStatusResponse} |
@@ -119,6 +125,39 @@ export interface SubmitResponse {
   uep_id: string;
   task_ids: string[];
   /** Where the results of this task group are pushed. */
+  amqp: AmqpInfo;
+  result_queue: string;
+}
+
+export interface DeleteResponse {
+  /** The id of what was deleted. */
+  id: string;
+  deleted: true;
+}
+
+/**
+ * `cancelled: true`: the task had not started; it is now `cancelled`, never
+ * runs, and a `cancelled` result is pushed to its task group's queue.
+ * `cancelled: false`: it was running or finished already; `state` says which.
+ */
+export interface CancelTaskResponse {
+  task_id: string;
+  cancelled: boolean;
+  state: TaskState;
+}
+
+export interface TaskGroupInfo {
+  task_group_id: string;
+  created_at: string;
+  /** Tasks of the group per state (only states with at least one task). */
+  task_counts: Partial<Record<TaskState, number>>;
+}
+
+/** What `Executor.reload()` needs to re-attach to a group. */
+export interface TaskGroupDetail extends TaskGroupInfo {
+  /** Tasks not yet in a terminal state, with their endpoint. */
+  pending_tasks: Array<{ task_id: string; endpoint_id: string; state: TaskState }>;
+  /** Where the group's results are pushed (credentials reach only this group's queue when accounts are scoped). */
   amqp: AmqpInfo;
   result_queue: string;
 }

@@ -43,6 +43,26 @@ export interface TaskMessage {
   /** The arguments, as the SDK serialized them (e.g. `conduit.JSONData` of `{args, kwargs}`). */
   args: Payload;
   resourceSpecification?: Record<string, unknown>;
+  /**
+   * Node and SDK versions of the submitter (from the submit's `user_runtime`):
+   * a `conduit.StructuredData` payload from a newer Node major than the
+   * worker's fails naming both versions.
+   */
+  submitter?: { nodeVersion: string; sdkVersion: string };
+}
+
+/**
+ * service → UEP (on the UEP's task queue, after the tasks it names): these
+ * tasks were cancelled before they started. A UEP that still holds one
+ * (queued, not yet handed to its engine) drops it and reports nothing; the
+ * service already stored `cancelled` and told the submitter.
+ */
+export interface CancelTasksMessage {
+  v: 1;
+  kind: "cancel";
+  endpointId: string;
+  uepId: string;
+  taskIds: string[];
 }
 
 /** UEP → service → SDK: the outcome of one task. */
@@ -54,7 +74,8 @@ export interface ResultMessage {
   uepId: string;
   /** Filled in by the service before it forwards the result to the SDK. */
   taskGroupId?: string;
-  state: "success" | "failed";
+  /** `cancelled` only from the service (a cancel before the task started), never from a UEP. */
+  state: "success" | "failed" | "cancelled";
   result?: Payload;
   error?: WireError;
   /** Milliseconds since the epoch. */
@@ -124,6 +145,7 @@ export interface HeartbeatMessage {
 
 export type BrokerMessage =
   | TaskMessage
+  | CancelTasksMessage
   | ResultMessage
   | ResultBatchMessage
   | TaskStatusMessage

@@ -184,8 +184,8 @@ export class ResultConsumer implements BrokerConsumer {
       for (const message of messages) {
         if (message.kind === "task_status") {
           for (const taskId of message.taskIds) running.push({ taskId, endpointId: message.endpointId });
-        } else {
-          results.push({ ...toResultInput(message), redelivered: raw.fields.redelivered });
+        } else if (message.state !== "cancelled") {
+          results.push({ ...toResultInput(message as ResultMessage & { state: "success" | "failed" }), redelivered: raw.fields.redelivered });
         }
       }
     }
@@ -241,7 +241,8 @@ export class ResultConsumer implements BrokerConsumer {
 
 type StoredInput = TaskResultInput & { uepId: string; redelivered?: boolean };
 
-function toResultInput(m: ResultMessage): StoredInput {
+/** `m` passed {@link resultProblem}, so its state is success or failed. */
+function toResultInput(m: ResultMessage & { state: "success" | "failed" }): StoredInput {
   const input: StoredInput = {
     taskId: m.taskId,
     endpointId: m.endpointId,

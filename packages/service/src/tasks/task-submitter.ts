@@ -151,6 +151,7 @@ export class TaskSubmitter {
         args: task.args,
       };
       if (request.resource_specification) message.resourceSpecification = request.resource_specification;
+      if (runtime) message.submitter = { nodeVersion: runtime.node_version, sdkVersion: runtime.sdk_version };
       outgoing.push({ queue, message });
     }
     const command: StartUepCommand = {
