@@ -64,5 +64,23 @@ export function uepBrokerUser(uepId: string): string {
   return `conduit-uep-${uepId}`;
 }
 
+/**
+ * RabbitMQ user of one task group when the service scopes broker accounts; it
+ * may only read (consume, passively check) the group's result queue.
+ */
+export function taskGroupBrokerUser(taskGroupId: string): string {
+  return `conduit-tg-${taskGroupId}`;
+}
+
 /** Arguments every Conduit queue is declared with (all sides must agree). */
 export const QUEUE_OPTIONS = { durable: true } as const;
+
+/**
+ * Arguments of a task group's result queue ({@link taskGroupResultQueue}):
+ * RabbitMQ deletes it, results and all, once nobody consumed, checked or
+ * declared it for `retentionMs`. Only the service declares it (redeclaring
+ * with other arguments fails); SDKs check it passively.
+ */
+export function taskGroupQueueOptions(retentionMs: number) {
+  return { durable: true, arguments: { "x-expires": retentionMs } } as const;
+}

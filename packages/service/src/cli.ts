@@ -24,6 +24,7 @@ interface StartFlags {
   amqpUrl: string;
   amqpPublicUrl?: string;
   amqpManagementUrl?: string;
+  resultRetention?: string;
   maxTaskBytes?: number;
   maxRequestBytes?: number;
   logLevel: LogLevel;
@@ -53,6 +54,7 @@ async function start(flags: StartFlags): Promise<void> {
     amqpUrl: flags.amqpUrl,
     amqpPublicUrl: flags.amqpPublicUrl,
     amqpManagementUrl: flags.amqpManagementUrl,
+    resultRetention: flags.resultRetention,
     maxTaskBytes: flags.maxTaskBytes,
     maxRequestBytes: flags.maxRequestBytes,
     logLevel: flags.logLevel,
@@ -106,6 +108,10 @@ program
   .option(
     "--amqp-management-url <url>",
     "RabbitMQ management API of an administrator (http://user:pass@host:15672); gives each endpoint and UEP an account reaching only its own queues",
+  )
+  .option(
+    "--result-retention <duration>",
+    "how long a task group's results wait on the broker unused, e.g. 7d, 12h, 30m, 90s (default: 7d)",
   )
   .option("--max-task-bytes <n>", "largest task (function + arguments) in bytes (default: 10 MiB)", wholeNumber)
   .option("--max-request-bytes <n>", "largest request body in bytes (default: 32 MiB)", wholeNumber)

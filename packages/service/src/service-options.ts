@@ -34,6 +34,14 @@ export interface ServiceOptions {
    * its own queues, instead of the public URL's credentials. @default unset
    */
   amqpManagementUrl?: string;
+  /**
+   * How long a task group's results wait on the broker for an SDK: its result
+   * queue expires after this long unused, and (with scoped accounts) the
+   * group's broker account is deleted after this long without a submit. A
+   * duration such as `7d`, `12h`, `30m`, `90s`, or milliseconds.
+   * @default "7d"
+   */
+  resultRetention?: string | number;
   /** Largest task (function payload + arguments), in bytes. @default DEFAULT_MAX_TASK_BYTES (10 MiB) */
   maxTaskBytes?: number;
   /** Largest request body, in bytes. @default DEFAULT_MAX_REQUEST_BYTES (32 MiB) */
@@ -51,6 +59,7 @@ export interface ServiceConfig {
   readonly amqpUrl: string;
   readonly amqpPublicUrl: string;
   readonly amqpManagementUrl: string | undefined;
+  readonly resultRetentionMs: number;
   readonly maxTaskBytes: number;
   readonly maxRequestBytes: number;
   readonly writeCredentials: boolean;
@@ -59,6 +68,23 @@ export interface ServiceConfig {
 
 function invalid(message: string): ConduitError {
   return new ConduitError("INVALID_OPTIONS", message);
+}
+
+const DURATION_UNITS: Record<string, number> = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000 };
+
+/** RabbitMQ refuses a much longer `x-expires` (somewhere below 35 years); ten years is plenty. */
+const MAX_RETENTION_MS = 3650 * 86_400_000;
+
+/** `7d`, `12h`, `30m`, `90s` (or a number of milliseconds) in milliseconds; throws a sentence for anything else. */
+export function parseDuration(name: string, value: string | number): number {
+  const match = typeof value === "string" ? /^\s*(\d+)\s*([dhms])\s*$/.exec(value) : undefined;
+  const ms = typeof value === "number" ? value : match ? Number(match[1]) * DURATION_UNITS[match[2]] : Number.NaN;
+  if (!Number.isSafeInteger(ms) || ms <= 0 || ms > MAX_RETENTION_MS) {
+    throw invalid(
+      `${name} must be a positive duration of at most 3650d, written as a whole number and a unit (d, h, m or s), e.g. 7d, 12h, 30m or 90s; got ${JSON.stringify(value)}.`,
+    );
+  }
+  return ms;
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -102,6 +128,7 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
       );
     }
   }
+  const resultRetentionMs = parseDuration("resultRetention", options.resultRetention ?? "7d");
   const maxTaskBytes = positiveInteger("maxTaskBytes", options.maxTaskBytes, DEFAULT_MAX_TASK_BYTES);
   const maxRequestBytes = positiveInteger("maxRequestBytes", options.maxRequestBytes, DEFAULT_MAX_REQUEST_BYTES);
   if (maxRequestBytes < maxTaskBytes) {
@@ -124,6 +151,7 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
     amqpUrl,
     amqpPublicUrl,
     amqpManagementUrl,
+    resultRetentionMs,
     maxTaskBytes,
     maxRequestBytes,
     writeCredentials: options.writeCredentials ?? true,

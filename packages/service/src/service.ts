@@ -3,12 +3,14 @@
  * and consumers), HTTP API, admin credentials. Used by the CLI, and by tests,
  * the demo and the benchmarks in-process.
  */
+import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { ConduitError } from "@conduit/protocol";
 import type { ApiContext } from "./api/api-context.js";
 import { createApp, installRoutes } from "./api/server.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { checkUsername } from "./auth/username.js";
+import { BrokerAccountSweeper } from "./broker/broker-account-sweeper.js";
 import { BrokerAccounts } from "./broker/broker-accounts.js";
 import { HeartbeatConsumer } from "./broker/heartbeat-consumer.js";
 import { ResultConsumer } from "./broker/result-consumer.js";
@@ -38,6 +40,9 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+/** Name of the service secret (store) the derived broker passwords are keyed with. */
+const BROKER_SECRET = "broker-accounts";
+
 /** Result batches are up to this size, so each consumer may hold this many unacked deliveries. */
 const RESULT_BATCH = 500;
 
@@ -66,20 +71,32 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       prefetch: RESULT_BATCH * 2,
       // A few quick attempts: an unreachable broker at start is a setup error to report, not to wait out.
       initialMaxRetries: 3,
+      resultRetentionMs: config.resultRetentionMs,
     });
     teardown.push(() => broker.close());
     const store = await openStore(config.store);
     teardown.push(() => store.close());
     // HTTP closes before the store and the broker, so in-flight submits finish.
     teardown.push(() => app.close());
+
+    let brokerAccounts: BrokerAccounts | undefined;
+    let sweeper: BrokerAccountSweeper | undefined;
+    if (config.amqpManagementUrl) {
+      // One secret for every replica, made by the first start: UEP and task group passwords derive from it.
+      const secret = await store.serviceSecret(BROKER_SECRET, () => randomBytes(32).toString("base64url"));
+      brokerAccounts = new BrokerAccounts(config.amqpManagementUrl, config.amqpPublicUrl, secret);
+      sweeper = new BrokerAccountSweeper(brokerAccounts, store, app.log, {
+        resultRetentionMs: config.resultRetentionMs,
+      });
+    }
     await broker.addConsumer(new ResultConsumer(store, broker, app.log, { maxBatch: RESULT_BATCH }));
-    await broker.addConsumer(new HeartbeatConsumer(store, app.log));
+    await broker.addConsumer(new HeartbeatConsumer(store, app.log, sweeper));
     // Stop consuming before anything else closes: a half-handled result stays unacked and comes back.
     teardown.push(() => broker.stopConsumers());
-
-    const brokerAccounts = config.amqpManagementUrl
-      ? new BrokerAccounts(config.amqpManagementUrl, config.amqpPublicUrl)
-      : undefined;
+    if (sweeper) {
+      sweeper.start();
+      teardown.push(() => sweeper.stop());
+    }
     const submitter = new TaskSubmitter(store, broker, {
       maxTaskBytes: config.maxTaskBytes,
       amqpPublicUrl: config.amqpPublicUrl,

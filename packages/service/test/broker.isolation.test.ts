@@ -6,7 +6,6 @@
  */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -20,192 +19,138 @@ import {
   uepTaskQueue,
 } from "@conduit/protocol";
 import { Client, serializeArguments } from "@conduit/sdk";
-import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2eStack, withStack } from "../../../test/e2e/helpers.js";
 import { type RunningService, startService } from "../src/service.js";
+import { deleteUsers, MANAGEMENT_URL, managementReachable, replyCode, suiteTitle } from "./broker.helpers.js";
 import { createVhost, openChannel } from "./helpers/broker.js";
-
-const MANAGEMENT_URL = "http://guest:guest@127.0.0.1:15672";
-const MANAGEMENT_AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
-
-const reachable = await new Promise<boolean>((resolve) => {
-  const socket = netConnect(15672, "127.0.0.1");
-  socket.once("connect", () => {
-    socket.destroy();
-    resolve(true);
-  });
-  socket.once("error", () => resolve(false));
-});
 
 /** Users the tests made (global in RabbitMQ, unlike the vhosts they live in). */
 const users = new Set<string>();
-async function deleteUsers(): Promise<void> {
-  // The end-to-end UEP's user too: a conduit-uep-* user whose vhost is gone.
-  const listed = await fetch("http://127.0.0.1:15672/api/users", { headers: { authorization: MANAGEMENT_AUTH } })
-    .then((r) => r.json() as Promise<Array<{ name: string }>>)
-    .catch(() => []);
-  for (const { name } of listed) {
-    if (!name.startsWith("conduit-uep-")) continue;
-    const perms = await fetch(`http://127.0.0.1:15672/api/users/${encodeURIComponent(name)}/permissions`, {
-      headers: { authorization: MANAGEMENT_AUTH },
-    })
-      .then((r) => r.json() as Promise<unknown[]>)
-      .catch(() => [null]);
-    if (Array.isArray(perms) && perms.length === 0) users.add(name);
-  }
-  for (const user of users) {
-    await fetch(`http://127.0.0.1:15672/api/users/${encodeURIComponent(user)}`, {
-      method: "DELETE",
-      headers: { authorization: MANAGEMENT_AUTH },
-    }).catch(() => undefined);
-  }
-}
-
-/** Runs `attempt` on a fresh connection; resolves to the AMQP reply code that closed the channel (0 if none). */
-async function replyCode(url: string, attempt: (channel: amqp.Channel) => Promise<unknown>): Promise<number> {
-  const connection = await amqp.connect(url);
-  connection.on("error", () => undefined);
-  try {
-    const channel = await connection.createChannel();
-    channel.on("error", () => undefined);
-    try {
-      await attempt(channel);
-      return 0;
-    } catch (err) {
-      return (err as { code?: number }).code ?? -1;
-    }
-  } finally {
-    await connection.close().catch(() => undefined);
-  }
-}
 
 const add = (a: number, b: number) => a + b;
 
-describe.skipIf(!reachable)(
-  "scoped broker accounts (skipped: the RabbitMQ management API is not reachable on 127.0.0.1:15672; run rabbitmq-plugins enable rabbitmq_management)",
-  () => {
-    afterAll(deleteUsers);
+describe.skipIf(!managementReachable)(`scoped broker accounts (${suiteTitle})`, () => {
+  afterAll(() => deleteUsers(users));
 
-    describe("accounts from the service", () => {
-      let vhost: { value: string; dispose(): Promise<void> };
-      let service: RunningService;
-      let dataDir: string;
-      beforeAll(async () => {
-        vhost = await createVhost();
-        dataDir = mkdtempSync(join(tmpdir(), "conduit-iso-"));
-        service = await startService({
-          port: 0,
-          dataDir,
-          writeCredentials: false,
-          amqpUrl: vhost.value,
-          amqpManagementUrl: MANAGEMENT_URL,
-          logLevel: "silent",
+  describe("accounts from the service", () => {
+    let vhost: { value: string; dispose(): Promise<void> };
+    let service: RunningService;
+    let dataDir: string;
+    beforeAll(async () => {
+      vhost = await createVhost();
+      dataDir = mkdtempSync(join(tmpdir(), "conduit-iso-"));
+      service = await startService({
+        port: 0,
+        dataDir,
+        writeCredentials: false,
+        amqpUrl: vhost.value,
+        amqpManagementUrl: MANAGEMENT_URL,
+        logLevel: "silent",
+      });
+    });
+    afterAll(async () => {
+      await service?.close();
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+      await vhost?.dispose();
+    });
+
+    it("lets each endpoint and UEP reach only its own queues", async () => {
+      const client = new Client({ serviceUrl: service.url, token: service.adminToken });
+      const registered: RegisterEndpointResponse = await client.registerEndpoint({ name: "iso" });
+      const other = await client.registerEndpoint({ name: "other" });
+      const endpointId = registered.endpoint_id;
+      users.add(endpointBrokerUser(endpointId)).add(endpointBrokerUser(other.endpoint_id));
+      const epUrl = new URL(registered.amqp.url);
+      expect(decodeURIComponent(epUrl.username)).toBe(endpointBrokerUser(endpointId));
+      expect(epUrl.pathname).toBe(new URL(vhost.value).pathname);
+
+      const functionId = await client.registerFunction(add);
+      const submit = (config: Record<string, unknown>) =>
+        client.submit(endpointId, {
+          tasks: [
+            {
+              task_id: randomUUID(),
+              function_id: functionId,
+              args: serializeArguments([1, 2]),
+            },
+          ],
+          user_endpoint_config: config,
         });
-      });
-      afterAll(async () => {
-        await service?.close();
-        if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-        await vhost?.dispose();
-      });
+      const a = await submit({ which: "a" });
+      const b = await submit({ which: "b" });
+      expect(a.uep_id).not.toBe(b.uep_id);
+      users.add(uepBrokerUser(a.uep_id)).add(uepBrokerUser(b.uep_id));
 
-      it("lets each endpoint and UEP reach only its own queues", async () => {
-        const client = new Client({ serviceUrl: service.url, token: service.adminToken });
-        const registered: RegisterEndpointResponse = await client.registerEndpoint({ name: "iso" });
-        const other = await client.registerEndpoint({ name: "other" });
-        const endpointId = registered.endpoint_id;
-        users.add(endpointBrokerUser(endpointId)).add(endpointBrokerUser(other.endpoint_id));
-        const epUrl = new URL(registered.amqp.url);
-        expect(decodeURIComponent(epUrl.username)).toBe(endpointBrokerUser(endpointId));
-        expect(epUrl.pathname).toBe(new URL(vhost.value).pathname);
-
-        const functionId = await client.registerFunction(add);
-        const submit = (config: Record<string, unknown>) =>
-          client.submit(endpointId, {
-            tasks: [
-              {
-                task_id: randomUUID(),
-                function_id: functionId,
-                args: serializeArguments([1, 2]),
-              },
-            ],
-            user_endpoint_config: config,
-          });
-        const a = await submit({ which: "a" });
-        const b = await submit({ which: "b" });
-        expect(a.uep_id).not.toBe(b.uep_id);
-        users.add(uepBrokerUser(a.uep_id)).add(uepBrokerUser(b.uep_id));
-
-        // The endpoint's own account reads its commands.
-        const ep = await openChannel(registered.amqp.url);
-        const commands = new Map<string, StartUepCommand>();
-        try {
-          for (;;) {
-            const msg = await ep.channel.get(commandQueue(endpointId), { noAck: true });
-            if (msg === false) break;
-            const command = decodeMessage(msg.content, "start_uep");
-            commands.set(command.uepId, command);
-          }
-        } finally {
-          await ep.close();
+      // The endpoint's own account reads its commands.
+      const ep = await openChannel(registered.amqp.url);
+      const commands = new Map<string, StartUepCommand>();
+      try {
+        for (;;) {
+          const msg = await ep.channel.get(commandQueue(endpointId), { noAck: true });
+          if (msg === false) break;
+          const command = decodeMessage(msg.content, "start_uep");
+          commands.set(command.uepId, command);
         }
-        const urlA = commands.get(a.uep_id)?.amqpUrl;
-        const urlB = commands.get(b.uep_id)?.amqpUrl;
-        expect(urlA && decodeURIComponent(new URL(urlA).username)).toBe(uepBrokerUser(a.uep_id));
-        expect(urlB).toBeTruthy();
-        if (!urlA) return;
+      } finally {
+        await ep.close();
+      }
+      const urlA = commands.get(a.uep_id)?.amqpUrl;
+      const urlB = commands.get(b.uep_id)?.amqpUrl;
+      expect(urlA && decodeURIComponent(new URL(urlA).username)).toBe(uepBrokerUser(a.uep_id));
+      expect(urlB).toBeTruthy();
+      if (!urlA) return;
 
-        const queueA = uepTaskQueue(endpointId, a.uep_id);
-        const queueB = uepTaskQueue(endpointId, b.uep_id);
-        // UEP A: its own queue yes (declare and consume)...
-        expect(
-          await replyCode(urlA, async (ch) => {
-            await ch.assertQueue(queueA, { durable: true });
-            await ch.consume(queueA, () => undefined);
-          }),
-        ).toBe(0);
-        // ...B's queue, the tasks exchange: 403 ACCESS_REFUSED.
-        expect(await replyCode(urlA, (ch) => ch.consume(queueB, () => undefined))).toBe(403);
-        expect(await replyCode(urlA, (ch) => ch.assertQueue(queueB, { durable: true }))).toBe(403);
-        expect(
-          await replyCode(urlA, async (ch) => {
-            ch.publish(TASKS_EXCHANGE, queueB, Buffer.from("{}"));
-            // The refusal closes the channel asynchronously; a round trip surfaces it.
-            await ch.checkQueue(queueA);
-            await new Promise((resolve) => setTimeout(resolve, 200));
-            await ch.checkQueue(queueA);
-          }),
-        ).toBe(403);
-        // The endpoint's account cannot consume another endpoint's commands.
-        expect(
-          await replyCode(registered.amqp.url, (ch) => ch.consume(commandQueue(other.endpoint_id), () => undefined)),
-        ).toBe(403);
-      });
+      const queueA = uepTaskQueue(endpointId, a.uep_id);
+      const queueB = uepTaskQueue(endpointId, b.uep_id);
+      // UEP A: its own queue yes (declare and consume)...
+      expect(
+        await replyCode(urlA, async (ch) => {
+          await ch.assertQueue(queueA, { durable: true });
+          await ch.consume(queueA, () => undefined);
+        }),
+      ).toBe(0);
+      // ...B's queue, the tasks exchange: 403 ACCESS_REFUSED.
+      expect(await replyCode(urlA, (ch) => ch.consume(queueB, () => undefined))).toBe(403);
+      expect(await replyCode(urlA, (ch) => ch.assertQueue(queueB, { durable: true }))).toBe(403);
+      expect(
+        await replyCode(urlA, async (ch) => {
+          ch.publish(TASKS_EXCHANGE, queueB, Buffer.from("{}"));
+          // The refusal closes the channel asynchronously; a round trip surfaces it.
+          await ch.checkQueue(queueA);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          await ch.checkQueue(queueA);
+        }),
+      ).toBe(403);
+      // The endpoint's account cannot consume another endpoint's commands.
+      expect(
+        await replyCode(registered.amqp.url, (ch) => ch.consume(commandQueue(other.endpoint_id), () => undefined)),
+      ).toBe(403);
+    });
+  });
+
+  describe("a task end to end on scoped accounts", () => {
+    let stack: E2eStack;
+    beforeAll(async () => {
+      stack = await withStack({ endpointName: "scoped", serviceArgs: ["--amqp-management-url", MANAGEMENT_URL] });
+      users.add(endpointBrokerUser(stack.endpointId));
+    }, 90_000);
+    afterAll(async () => {
+      await stack?.dispose();
     });
 
-    describe("a task end to end on scoped accounts", () => {
-      let stack: E2eStack;
-      beforeAll(async () => {
-        stack = await withStack({ endpointName: "scoped", serviceArgs: ["--amqp-management-url", MANAGEMENT_URL] });
-        users.add(endpointBrokerUser(stack.endpointId));
-      }, 90_000);
-      afterAll(async () => {
-        await stack?.dispose();
-      });
-
-      it("runs a task to its result", async () => {
-        const ex = stack.executor({ scoped: true });
-        const future = ex.submit(add, 40, 2);
-        expect(await future.result()).toBe(42);
-        // The MEP ran on its own account, and no log holds a password of one.
-        const logs = [stack.endpoint.output.stdout, stack.endpoint.output.stderr, stack.service.output.stdout];
-        for (const file of readdirSync(stack.userDir, { recursive: true, encoding: "utf8" })) {
-          if (file.endsWith(".log")) logs.push(readFileSync(join(stack.userDir, file), "utf8"));
-        }
-        const text = logs.join("\n");
-        expect(text).toContain(`${endpointBrokerUser(stack.endpointId)}:***@`);
-        expect(text).not.toMatch(/conduit-u?ep-[0-9a-f-]+:(?!\*\*\*@)[^@\s]+@/);
-      }, 90_000);
-    });
-  },
-);
+    it("runs a task to its result", async () => {
+      const ex = stack.executor({ scoped: true });
+      const future = ex.submit(add, 40, 2);
+      expect(await future.result()).toBe(42);
+      // The MEP ran on its own account, and no log holds a password of one.
+      const logs = [stack.endpoint.output.stdout, stack.endpoint.output.stderr, stack.service.output.stdout];
+      for (const file of readdirSync(stack.userDir, { recursive: true, encoding: "utf8" })) {
+        if (file.endsWith(".log")) logs.push(readFileSync(join(stack.userDir, file), "utf8"));
+      }
+      const text = logs.join("\n");
+      expect(text).toContain(`${endpointBrokerUser(stack.endpointId)}:***@`);
+      expect(text).not.toMatch(/conduit-u?ep-[0-9a-f-]+:(?!\*\*\*@)[^@\s]+@/);
+    }, 90_000);
+  });
+});

@@ -2,8 +2,11 @@
  * Consumes {@link HEARTBEATS_QUEUE}: MEP heartbeats set an endpoint's liveness
  * (`period: 0` = shutting down), UEP heartbeats its last_seen; a heartbeat
  * carrying an error (e.g. a UEP whose template did not render) is logged and
- * kept as the endpoint's last error. Heartbeats are few; each is handled as it
- * comes and acked after the store saw it (or after it was found malformed).
+ * kept as the endpoint's last error. With scoped broker accounts, UEP
+ * heartbeats also go to a {@link UepHeartbeatListener} (which deletes the
+ * accounts of UEPs that stopped), before the store records them. Heartbeats are
+ * few; each is handled as it comes and acked after the store saw it (or after
+ * it was found malformed).
  */
 import {
   ConduitError,
@@ -15,6 +18,7 @@ import {
 } from "@conduit/protocol";
 import type { FastifyBaseLogger } from "fastify";
 import type { Store } from "../store/store.js";
+import type { UepHeartbeatListener } from "./broker-account-sweeper.js";
 import { heartbeatProblem, withoutNul } from "./message-checks.js";
 import type { BrokerConsumer } from "./service-broker.js";
 
@@ -26,6 +30,7 @@ export class HeartbeatConsumer implements BrokerConsumer {
   constructor(
     private readonly store: Store,
     private readonly logger: FastifyBaseLogger,
+    private readonly uepListener?: UepHeartbeatListener,
   ) {}
 
   async attach(channel: ConfirmChannel): Promise<void> {
@@ -69,6 +74,17 @@ export class HeartbeatConsumer implements BrokerConsumer {
     const who =
       beat.role === "mep" ? `endpoint ${beat.endpointId}` : `UEP ${beat.uepId} of endpoint ${beat.endpointId}`;
     if (error) this.logger.warn({ error }, `Heartbeat of ${who} reports an error: ${error.code}: ${error.message}`);
+    if (beat.role === "uep" && this.uepListener) {
+      try {
+        await this.uepListener.uepHeartbeat(
+          { ...beat, uepId: beat.uepId! },
+          raw.properties.userId as string | undefined,
+        );
+      } catch (err) {
+        // The account stays; the silent-UEP check deletes it once the heartbeats are missing.
+        this.logger.warn({ err }, `Could not act on the heartbeat of ${who} for its broker account.`);
+      }
+    }
     try {
       const known =
         beat.role === "mep"

@@ -185,7 +185,10 @@ export class ResultConsumer implements BrokerConsumer {
         if (message.kind === "task_status") {
           for (const taskId of message.taskIds) running.push({ taskId, endpointId: message.endpointId });
         } else if (message.state !== "cancelled") {
-          results.push({ ...toResultInput(message as ResultMessage & { state: "success" | "failed" }), redelivered: raw.fields.redelivered });
+          results.push({
+            ...toResultInput(message as ResultMessage & { state: "success" | "failed" }),
+            redelivered: raw.fields.redelivered,
+          });
         }
       }
     }

@@ -16,6 +16,7 @@ import {
   TASKS_EXCHANGE,
 } from "@conduit/protocol";
 import type { FastifyBaseLogger } from "fastify";
+import { GroupQueueDeclarer } from "./group-queue-declarer.js";
 
 /** Something that consumes on the service's channel; attached again after each reconnect. */
 export interface BrokerConsumer {
@@ -37,7 +38,12 @@ export interface ServiceBrokerOptions {
   prefetch: number;
   /** Attempts for the first connection before start fails. */
   initialMaxRetries: number;
+  /** How long an unused task group result queue is kept (its `x-expires`), in ms. */
+  resultRetentionMs: number;
 }
+
+/** Names made by `taskGroupResultQueue()`: declared by a {@link GroupQueueDeclarer}. */
+const TASK_GROUP_QUEUE = /^tg\.[^.]+\.results$/;
 
 /** Every exchange and shared queue of the topology (protocol/topology.ts). */
 async function declareTopology(channel: ConfirmChannel): Promise<void> {
@@ -56,10 +62,10 @@ export class ServiceBroker {
   /** Queues declared and bound on the current connection (cleared on reconnect). */
   private declared = new Map<string, Promise<void>>();
 
-  private constructor() {}
+  private constructor(private readonly groupQueues: GroupQueueDeclarer) {}
 
   static async connect(options: ServiceBrokerOptions): Promise<ServiceBroker> {
-    const broker = new ServiceBroker();
+    const broker = new ServiceBroker(new GroupQueueDeclarer(options.url, options.resultRetentionMs, options.logger));
     const { logger } = options;
     broker.link = await connectBroker(options.url, {
       name: "conduit-service",
@@ -96,7 +102,8 @@ export class ServiceBroker {
   /**
    * Makes sure each queue exists and is bound to {@link TASKS_EXCHANGE} under
    * its own name. Remembered per connection, so the hot path declares a queue
-   * once, not once per submit.
+   * once, not once per submit; `force` declares again (for a task group queue,
+   * that also restarts its expiry clock).
    */
   async ensureQueues(queues: Iterable<string>, force = false): Promise<void> {
     const pending: Array<Promise<void>> = [];
@@ -116,6 +123,8 @@ export class ServiceBroker {
   }
 
   private async declareQueue(queue: string): Promise<void> {
+    // Only the service declares group queues (SDKs check them passively), with the retention as x-expires.
+    if (TASK_GROUP_QUEUE.test(queue)) return this.groupQueues.declare(queue);
     const channel = await this.requireLink().ready();
     await channel.assertQueue(queue, QUEUE_OPTIONS);
     await channel.bindQueue(queue, TASKS_EXCHANGE, queue);
@@ -133,6 +142,7 @@ export class ServiceBroker {
   }
 
   async close(): Promise<void> {
+    await this.groupQueues.close();
     await this.link?.close();
   }
 

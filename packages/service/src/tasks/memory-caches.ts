@@ -72,4 +72,11 @@ export class SizedLruCache<V> {
       this.total -= e.bytes;
     }
   }
+
+  delete(key: string): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.entries.delete(key);
+    this.total -= entry.bytes;
+  }
 }

@@ -42,7 +42,10 @@ export interface TaskSubmitterOptions {
   maxTaskBytes: number;
   /** What SDKs are told to connect to for results. */
   amqpPublicUrl: string;
-  /** Set with `--amqp-management-url`: each start command carries the UEP's own scoped broker URL. */
+  /**
+   * Set with `--amqp-management-url`: each start command carries the UEP's own
+   * scoped broker URL, and each submit response its task group's (read-only).
+   */
   brokerAccounts?: BrokerAccounts;
 }
 
@@ -57,14 +60,34 @@ const FUNCTION_CACHE_BYTES = 256 * 1024 * 1024;
 export class TaskSubmitter {
   private readonly endpoints = new TtlCache<EndpointRecord>(ENDPOINT_TTL_MS);
   private readonly functions = new SizedLruCache<FunctionRecord>(FUNCTION_CACHE_BYTES, (f) => payloadBytes(f.payload));
-  private readonly amqp: AmqpInfo;
+  private readonly publicAmqp: AmqpInfo;
 
   constructor(
     private readonly store: Store,
     private readonly broker: ServiceBroker,
     private readonly options: TaskSubmitterOptions,
   ) {
-    this.amqp = { url: options.amqpPublicUrl };
+    this.publicAmqp = { url: options.amqpPublicUrl };
+  }
+
+  /**
+   * Where an SDK re-attaching to a task group reads its results: the group's
+   * own read-only account when accounts are scoped, else the public URL. The
+   * group's queue is declared again first, so it exists (and its expiry clock
+   * restarts) when the SDK checks it.
+   */
+  async taskGroupAmqp(taskGroupId: string): Promise<AmqpInfo> {
+    const groupId = taskGroupId.toLowerCase();
+    const [amqp] = await Promise.all([
+      this.groupAmqp(groupId),
+      this.broker.ensureQueues([taskGroupResultQueue(groupId)], true),
+    ]);
+    return amqp;
+  }
+
+  private async groupAmqp(taskGroupId: string): Promise<AmqpInfo> {
+    const accounts = this.options.brokerAccounts;
+    return accounts ? { url: await accounts.taskGroupUrl(taskGroupId) } : this.publicAmqp;
   }
 
   /** Called after a registration, so its new settings apply to the next submit. */
@@ -74,6 +97,11 @@ export class TaskSubmitter {
 
   rememberFunction(fn: FunctionRecord): void {
     this.functions.set(fn.id, fn);
+  }
+
+  /** Called after a function was deleted, so later submits naming it get 404. */
+  forgetFunction(functionId: string): void {
+    this.functions.delete(functionId);
   }
 
   async submit(identity: Identity, anyCaseEndpointId: string, anyCaseRequest: SubmitRequest): Promise<SubmitResponse> {
@@ -109,6 +137,9 @@ export class TaskSubmitter {
     // its queue missing), while the tasks are being stored.
     const declaring = this.broker.ensureQueues([queue, commandQueue(endpointId), taskGroupResultQueue(newGroupId)]);
     declaring.catch(() => undefined);
+    // The group's broker account, likewise made while the tasks are being stored.
+    const groupAmqp = this.groupAmqp(newGroupId);
+    groupAmqp.catch(() => undefined);
     const stored = await this.store.insertTasks({
       ownerId: identity.id,
       endpointId,
@@ -171,6 +202,8 @@ export class TaskSubmitter {
     // restarts a UEP that stopped while its queue still holds tasks.
     outgoing.push({ queue: commandQueue(endpointId), message: command });
 
+    // Before publishing: should the account fail, the tasks stay `received` and a retried submit publishes them.
+    const amqp = taskGroupId === newGroupId ? await groupAmqp : await this.groupAmqp(taskGroupId);
     await declaring;
     await this.broker.ensureQueues(new Set([taskGroupId, ...groupOf.values()].map(taskGroupResultQueue)));
     await this.broker.publishAll(outgoing);
@@ -180,7 +213,7 @@ export class TaskSubmitter {
       task_group_id: taskGroupId,
       uep_id: uepId,
       task_ids: request.tasks.map((t) => t.task_id),
-      amqp: this.amqp,
+      amqp,
       result_queue: taskGroupResultQueue(taskGroupId),
     };
   }
