@@ -9,7 +9,7 @@ import type { UserRuntime } from "@conduit/protocol";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { type RenderInput, renderUserConfigTemplate } from "../src/config/render.js";
-import { ConfigError } from "../src/errors.js";
+import { ConfigError, type RenderErrorKind } from "../src/errors.js";
 import type { MappedIdentity } from "../src/user-endpoint/bootstrap-types.js";
 
 interface Case {
@@ -31,6 +31,17 @@ const fixture = JSON.parse(readFileSync(new URL("./fixtures/render/cases.json", 
 };
 
 type Verdict = "exact" | "yaml" | "error" | "differs";
+
+/** Where Jinja's error says which step failed, Conduit's `kind` must say the same. */
+const EXPECTED_KINDS: Record<string, RenderErrorKind[]> = {
+  // An internal such as `__class__` is undefined to Jinja's sandbox; Conduit names the escape attempt.
+  UndefinedError: ["undefined-variable", "sandbox"],
+  TemplateSyntaxError: ["template-syntax"],
+  TemplateAssertionError: ["template-syntax"],
+  TemplateNotFound: ["template-not-found"],
+  ValidationError: ["schema"],
+  SchemaError: ["schema"],
+};
 
 function render(c: Case): { output: string } | { error: unknown } {
   const input: RenderInput = {
@@ -58,7 +69,16 @@ function yamlOf(text: string): { ok: true; value: unknown } | { ok: false } {
 
 function judge(c: Case, got: ReturnType<typeof render>): { verdict: Verdict; detail: string } {
   if ("error" in c.expected) {
-    if ("error" in got && got.error instanceof ConfigError) return { verdict: "error", detail: "" };
+    if ("error" in got && got.error instanceof ConfigError) {
+      const kinds = EXPECTED_KINDS[c.expected.error.type];
+      if (kinds === undefined || (got.error.kind !== undefined && kinds.includes(got.error.kind))) {
+        return { verdict: "error", detail: "" };
+      }
+      return {
+        verdict: "differs",
+        detail: `Jinja raised ${c.expected.error.type}: ${c.expected.error.message}; Conduit's error is of kind ${got.error.kind}: ${got.error.message}`,
+      };
+    }
     return {
       verdict: "differs",
       detail: `Jinja raised ${c.expected.error.type}: ${c.expected.error.message}; Conduit gave ${"output" in got ? JSON.stringify(got.output) : String(got.error)}`,

@@ -34,26 +34,21 @@ export interface StartOptions {
   debug: boolean;
 }
 
-/** Resolves with the exit code once the MEP has shut down. */
+/** Exit codes of a start whose configuration cannot be loaded, as in Globus (sysexits.h). */
+const EX_NOPERM = 77;
+const EX_CONFIG = 78;
+
+/**
+ * Resolves with the exit code once the MEP has shut down; a configuration that
+ * cannot be loaded ends the start at once with EX_NOPERM (77) for a permission
+ * problem, EX_CONFIG (78) for anything else, its one sentence on stderr.
+ */
 export async function startEndpoint(options: StartOptions): Promise<number> {
   const { userDir, name } = options;
   const ep = configuredEndpoint(userDir, name);
-  const configText = readFileSync(ep.config, "utf8");
-  const config = parseManagerConfig(configText, ep.config);
-  if (config.multi_user) {
-    if (process.getuid?.() !== 0) {
-      throw new ConduitError(
-        "MULTI_USER_NOT_ROOT",
-        `Endpoint ${name} is configured as multi-user (multi_user: true in ${ep.config}), and multi-user endpoints must be started as root (they run each user's processes as that user); start it as root, or remove multi_user to run it single-user.`,
-      );
-    }
-    if (!config.identity_mapping_config_path) {
-      throw new ConduitError(
-        "IDENTITY_MAPPING_MISSING",
-        `Multi-user endpoint ${name} has no identity_mapping_config_path in ${ep.config}; set it to a mapping file such as ${resolve(ep.dir, "example_identity_mapping_config.json")}.`,
-      );
-    }
-  }
+  const loaded = loadConfig(ep, name);
+  if (typeof loaded === "number") return loaded;
+  const { configText, config } = loaded;
   const log = createLogger({
     file: ep.log,
     console: options.logToConsole,
@@ -93,9 +88,54 @@ export async function startEndpoint(options: StartOptions): Promise<number> {
   }
 }
 
-/** Exit codes of a multi-user start whose identity mapping cannot be read, as in Globus (sysexits.h). */
-const EX_NOPERM = 77;
-const EX_CONFIG = 78;
+/**
+ * Reads and checks config.yaml, and what a multi-user start needs (root, an
+ * identity mapping path), before anything changes. The exit code or the config.
+ */
+function loadConfig(ep: EndpointPaths, name: string): { configText: string; config: ManagerConfig } | number {
+  const fail = (code: number, message: string): number => {
+    process.stderr.write(`Error: ${message}\n`);
+    return code;
+  };
+  let configText: string;
+  try {
+    configText = readFileSync(ep.config, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    return isPermissionError(err)
+      ? fail(
+          EX_NOPERM,
+          `Cannot read ${ep.config} (${code}: permission denied); start the endpoint as the user who owns that file, or let this user read it.`,
+        )
+      : fail(EX_CONFIG, `Cannot read ${ep.config} (${code}); restore the file, or configure the endpoint again.`);
+  }
+  let config: ManagerConfig;
+  try {
+    config = parseManagerConfig(configText, ep.config);
+  } catch (err) {
+    return fail(EX_CONFIG, (err as Error).message);
+  }
+  if (config.multi_user) {
+    if (process.getuid?.() !== 0) {
+      return fail(
+        EX_NOPERM,
+        `Endpoint ${name} is configured as multi-user (multi_user: true in ${ep.config}), and multi-user endpoints must be started as root (they run each user's processes as that user); start it as root, or remove multi_user to run it single-user.`,
+      );
+    }
+    if (!config.identity_mapping_config_path) {
+      return fail(
+        EX_CONFIG,
+        `Multi-user endpoint ${name} has no identity_mapping_config_path in ${ep.config}; set it to a mapping file such as ${resolve(ep.dir, "example_identity_mapping_config.json")}.`,
+      );
+    }
+  }
+  return { configText, config };
+}
+
+function isPermissionError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "EACCES" || code === "EPERM";
+}
 
 /**
  * Multi-user: loads the identity mapping (relative to the endpoint dir). A
@@ -118,7 +158,7 @@ function loadIdentityMapper(
     const message = `(${e.name}) ${e.message} -- Unable to read identity mapping configuration from: ${path}`;
     log.error(message);
     process.stderr.write(`Error: ${message}\n`);
-    return e.code === "EACCES" || e.code === "EPERM" ? EX_NOPERM : EX_CONFIG;
+    return isPermissionError(err) ? EX_NOPERM : EX_CONFIG;
   }
 }
 

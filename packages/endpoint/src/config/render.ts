@@ -18,6 +18,7 @@ import type { UserRuntime } from "@conduit/protocol";
 import { Environment } from "minijinja-js";
 import { ConfigError, type RenderErrorKind } from "../errors.js";
 import type { MappedIdentity, TemplateFiles } from "../user-endpoint/bootstrap-types.js";
+import { guardStrictUndefined, type StrictSite, strictSiteOf } from "./strict-undefined.js";
 import { sanitiseUserValue, shellEscape, type TemplateValue, toTemplateData } from "./template-values.js";
 import { validateUserConfig } from "./user-config-schema.js";
 
@@ -81,6 +82,7 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
   const env = new Environment();
   let filterFailure: string | undefined;
   const unparsable = new Map<string, unknown>();
+  const sites: StrictSite[] = [];
   let freeable = true;
   try {
     env.debug = true; // error messages then carry the failing expression's span
@@ -98,13 +100,13 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
     for (const [name, text] of Object.entries(template.siblings)) {
       if (name === template.name) continue;
       try {
-        register(env, name, text);
+        register(env, name, text, sites);
       } catch (err) {
         // Jinja parses a sibling only when it is included; an unrelated file that is not a template must not matter.
         unparsable.set(name, err);
       }
     }
-    register(env, template.name, template.text);
+    register(env, template.name, template.text, sites);
     const output = env.renderTemplate(template.name, context);
     if (filterFailure !== undefined) {
       throw new ConfigError(`${template.name}: ${filterFailure}.`, { kind: "shell-escape-value" });
@@ -133,7 +135,7 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
         return inner;
       }
     };
-    throw translateError(err, { templateName: template.name, unparsable, renderAlone });
+    throw translateError(err, { templateName: template.name, unparsable, renderAlone, sites });
   } finally {
     if (freeable) env.free();
   }
@@ -143,15 +145,22 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
  * Registers one file: CRLF and CR read as LF and one final newline dropped, as
  * Jinja's lexer does, and autoescape off whatever the name (minijinja picks
  * escaping from it: `.yaml` and `.json` would get JSON escaping, and Jinja as
- * Globus runs it has none).
+ * Globus runs it has none). Its strict positions are guarded so that an
+ * undefined value fails there as in Jinja (see strict-undefined.ts).
  */
-function register(env: Environment, name: string, text: string): void {
+function register(env: Environment, name: string, text: string, sites: StrictSite[]): void {
   const lf = text.replace(/\r\n?/g, "\n");
   const body = lf.endsWith("\n") ? lf.slice(0, -1) : lf;
   // Compiled bare first, so that a syntax error is reported on the file's own text, not on the wrapper.
   env.addTemplate(name, body);
-  // The wrapper adds no line, so line numbers in errors stay the file's own.
-  env.addTemplate(name, `{% autoescape false %}${body}{% endautoescape %}`);
+  // The wrapper and the guards add no line, so line numbers in errors stay the file's own.
+  const wrap = (source: string) => `{% autoescape false %}${source}{% endautoescape %}`;
+  try {
+    env.addTemplate(name, wrap(guardStrictUndefined(body, sites)));
+  } catch {
+    // A construct the guard misread: the file as written still renders, only with minijinja's leniency.
+    env.addTemplate(name, wrap(body));
+  }
 }
 
 interface EngineError {
@@ -194,6 +203,8 @@ interface ErrorContext {
   /** Siblings that do not parse, with their syntax error. */
   unparsable: Map<string, unknown>;
   renderAlone: (name: string) => unknown;
+  /** The guarded expressions of strict-undefined.ts, by marker. */
+  sites: readonly StrictSite[];
 }
 
 function translateError(err: unknown, context: ErrorContext): ConfigError {
@@ -214,6 +225,14 @@ function translateError(err: unknown, context: ErrorContext): ConfigError {
   const where = `${parsed.file ?? templateName}${parsed.line !== undefined ? ` line ${parsed.line}` : ""}`;
   const cause = (kind: RenderErrorKind) => ({ cause: err, kind });
   if (parsed.detail === "undefined value") {
+    // Only the failing expression itself: the excerpt around it may show other guards of the same line.
+    const guarded = parsed.span === undefined ? undefined : strictSiteOf(parsed.span, context.sites);
+    if (guarded !== undefined) {
+      return new ConfigError(
+        `${where}: undefined value '${guarded.expression}'; define it in userEndpointConfig or use |default().`,
+        cause("undefined-variable"),
+      );
+    }
     const name = parsed.span ? ` '${parsed.span}'` : "";
     const own = parsed.span !== undefined && /^(_GC|parent_config|user_runtime|mapped_identity)\b/.test(parsed.span);
     const fix = own

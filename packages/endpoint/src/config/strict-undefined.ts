@@ -1,0 +1,601 @@
+/**
+ * Jinja's StrictUndefined where minijinja's strict mode is lenient. Jinja
+ * raises as soon as an undefined value is used: through a filter
+ * (`{{ nope|upper }}`), concatenated (`nope ~ 'x'`), compared (`nope == 1`),
+ * in arithmetic, negated, or tested (`nope is odd`). minijinja lets those
+ * through as empty or false, so a typo in a variable name would render a
+ * config with a hole in it instead of failing.
+ *
+ * The template is therefore rewritten before it is compiled: each variable or
+ * attribute path in such a position, `E`, becomes
+ * `(E if E is defined else E._conduit_undefined_N)`. For a defined value that
+ * is E itself; for an undefined one the attribute lookup fails in strict mode,
+ * and the marker N names the original expression in the error. A path has no
+ * calls, so evaluating it twice changes nothing. Only the positions where
+ * Jinja raises are rewritten: `|default`, `is defined` and the other filters
+ * and tests that accept an undefined value keep working, and so does passing
+ * one to a macro or assigning it. Because the check happens while rendering,
+ * a use in a branch that does not run is no error, as in Jinja.
+ *
+ * The rewrite stays on the same lines (line numbers in errors hold). A tag the
+ * scanner cannot read is left as written.
+ */
+
+/** An expression the rewrite guards: its text as the template wrote it. */
+export interface StrictSite {
+  expression: string;
+}
+
+/** Marker attribute of site N; see `strictSiteOf`. */
+const MARKER = "_conduit_undefined_";
+
+/**
+ * Jinja's filters (3.1.2) that raise on an undefined input, and Globus's
+ * `shell_escape`. The others accept one (measured with StrictUndefined):
+ * `default`/`d`, `pprint`, and the lazy `items`, `map`, `select`, `reject`,
+ * `selectattr`, `rejectattr` and `unique`, whose generators only fail when
+ * consumed. A filter Jinja does not have is left alone: Jinja refuses it when
+ * compiling, and minijinja's "unknown filter" error must stay the one reported.
+ */
+const STRICT_FILTERS = new Set(
+  [
+    "abs attr batch capitalize center count dictsort e escape filesizeformat first float forceescape format",
+    "groupby indent int join last length list lower max min random replace reverse round safe slice sort",
+    "string striptags sum title tojson trim truncate upper urlencode urlize wordcount wordwrap xmlattr shell_escape",
+  ]
+    .join(" ")
+    .split(" "),
+);
+
+/**
+ * Jinja's tests that raise on an undefined value; the others (`defined`,
+ * `none`, `string`, `sameas`, `in` an empty list…) do not.
+ */
+const STRICT_TESTS = new Set(
+  "odd even divisibleby eq equalto ne lt lessthan le gt greaterthan ge iterable lower upper".split(" "),
+);
+
+/** Guards the strict positions of `text`, adding their sites to `sites` (whose index is the marker). */
+export function guardStrictUndefined(text: string, sites: StrictSite[]): string {
+  const spans: Array<{ start: number; end: number }> = [];
+  for (const tag of scanTags(text)) {
+    const found: Array<{ start: number; end: number }> = [];
+    try {
+      parseTag(tag, found);
+    } catch {
+      continue; // not understood: left to the engine as written
+    }
+    spans.push(...found);
+  }
+  spans.sort((a, b) => a.start - b.start);
+  let out = "";
+  let at = 0;
+  for (const { start, end } of spans) {
+    if (start < at) continue; // never overlapping, but never rewrite twice
+    const expression = text.slice(start, end);
+    const n = sites.push({ expression }) - 1;
+    out += `${text.slice(at, start)}(${expression} if ${expression} is defined else ${expression}.${MARKER}${n})`;
+    at = end;
+  }
+  return out + text.slice(at);
+}
+
+/** The site whose guard failed, when `span` (the expression an engine error points at) is a guard's marker. */
+export function strictSiteOf(span: string, sites: readonly StrictSite[]): StrictSite | undefined {
+  const match = new RegExp(`\\.${MARKER}(\\d+)$`).exec(span);
+  return match ? sites[Number(match[1])] : undefined;
+}
+
+// --- Tags and tokens -------------------------------------------------------------
+
+type TokenType = "name" | "string" | "number" | "op";
+
+interface Token {
+  type: TokenType;
+  value: string;
+  start: number;
+  end: number;
+}
+
+interface Tag {
+  kind: "variable" | "block";
+  tokens: Token[];
+}
+
+const OPERATORS = ["**", "//", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "[", "]", "(", ")", "{", "}"]
+  .concat(["<", ">", "=", ".", ":", "|", ",", ";"])
+  .sort((a, b) => b.length - a.length);
+const NAME = /[A-Za-z_][A-Za-z0-9_]*/y;
+const STRING = /'([^'\\]*(?:\\.[^'\\]*)*)'|"([^"\\]*(?:\\.[^"\\]*)*)"/sy;
+const INTEGER = /(\d+_)*\d+/y;
+const FLOAT = /(\d+_)*\d+((\.(\d+_)*\d+)?[eE][+-]?(\d+_)*\d+|\.(\d+_)*\d+)/y;
+const RAW_START = /\{%[-+]?\s*raw\s*[-+]?%\}/y;
+const RAW_END = /\{%[-+]?\s*endraw\s*[-+]?%\}/g;
+
+/** The `{{ … }}` and `{% … %}` tags of a template, tokenised; comments and raw blocks skipped. */
+function* scanTags(text: string): Generator<Tag> {
+  let pos = 0;
+  while (pos < text.length) {
+    const open = text.indexOf("{", pos);
+    if (open < 0) return;
+    const second = text[open + 1];
+    if (second === "#") {
+      const close = text.indexOf("#}", open + 2);
+      if (close < 0) return;
+      pos = close + 2;
+      continue;
+    }
+    if (second !== "{" && second !== "%") {
+      pos = open + 1;
+      continue;
+    }
+    if (second === "%") {
+      RAW_START.lastIndex = open;
+      if (RAW_START.test(text)) {
+        RAW_END.lastIndex = RAW_START.lastIndex;
+        if (!RAW_END.exec(text)) return;
+        pos = RAW_END.lastIndex;
+        continue;
+      }
+    }
+    const kind = second === "{" ? "variable" : "block";
+    const scanned = tokenise(text, open + 2, kind === "variable" ? "}}" : "%}");
+    if (scanned === undefined) return; // an unterminated tag: nothing after it is a tag we could trust
+    yield { kind, tokens: scanned.tokens };
+    pos = scanned.end;
+  }
+}
+
+/** Tokens from `pos` to the tag's end delimiter (outside brackets, as Jinja's lexer does). */
+function tokenise(text: string, pos: number, close: string): { tokens: Token[]; end: number } | undefined {
+  const tokens: Token[] = [];
+  let depth = 0;
+  if (text[pos] === "-" || text[pos] === "+") pos++;
+  while (pos < text.length) {
+    const c = text[pos];
+    if (/\s/.test(c)) {
+      pos++;
+      continue;
+    }
+    if (depth === 0) {
+      if (text.startsWith(close, pos)) return { tokens, end: pos + close.length };
+      if ((c === "-" || c === "+") && text.startsWith(close, pos + 1)) return { tokens, end: pos + 1 + close.length };
+    }
+    const token = readToken(text, pos, tokens.at(-1));
+    if (token === undefined) return undefined;
+    if (token.type === "op") {
+      if ("([{".includes(token.value)) depth++;
+      else if (")]}".includes(token.value)) depth = Math.max(0, depth - 1);
+    }
+    tokens.push(token);
+    pos = token.end;
+  }
+  return undefined;
+}
+
+function readToken(text: string, pos: number, previous: Token | undefined): Token | undefined {
+  const at = (re: RegExp): string | undefined => {
+    re.lastIndex = pos;
+    return re.exec(text)?.[0];
+  };
+  const make = (type: TokenType, value: string): Token => ({ type, value, start: pos, end: pos + value.length });
+  const name = at(NAME);
+  if (name !== undefined) return make("name", name);
+  const string = at(STRING);
+  if (string !== undefined) return make("string", string);
+  // As in Jinja, `xs.0.1` is two integer subscripts, never the float 0.1.
+  const afterDot = previous?.type === "op" && previous.value === "." && previous.end === pos;
+  const number = (afterDot ? undefined : at(FLOAT)) ?? at(INTEGER);
+  if (number !== undefined) return make("number", number);
+  const op = OPERATORS.find((o) => text.startsWith(o, pos));
+  return op === undefined ? undefined : make("op", op);
+}
+
+// --- Expressions -------------------------------------------------------------
+
+/** A parsed expression: its extent, and whether it is a path (a name, then `.attr` or `[constant]`). */
+interface Expr {
+  start: number;
+  end: number;
+  path: boolean;
+  constant: boolean;
+}
+
+class ParseFailure extends Error {}
+
+/** Parses one tag's expressions (mirroring jinja2/parser.py) and collects the strict positions. */
+function parseTag(tag: Tag, found: Array<{ start: number; end: number }>): void {
+  const p = new ExpressionParser(tag.tokens, found);
+  if (tag.kind === "variable") {
+    p.tuple(true);
+    p.expectEnd();
+    return;
+  }
+  const keyword = p.next();
+  if (keyword?.type !== "name") return;
+  switch (keyword.value) {
+    case "if":
+    case "elif":
+      p.tuple(false);
+      p.expectEnd();
+      return;
+    case "for":
+      p.skipUntilName("in");
+      p.tuple(false);
+      if (p.skipName("if")) p.expression(true);
+      p.skipName("recursive");
+      p.expectEnd();
+      return;
+    case "set":
+      // `{% set a, b = … %}` and `{% set ns.x = … %}`; a block set has no `=`.
+      if (p.skipUntilOp("=")) {
+        p.tuple(true);
+        p.expectEnd();
+      }
+      return;
+    case "with":
+      while (!p.atEnd()) {
+        p.skipUntilOp("=");
+        p.expression(true);
+        p.skipOp(",");
+      }
+      return;
+    case "call":
+      if (p.peekOp("(")) p.skipBalanced();
+      p.expression(true);
+      p.expectEnd();
+      return;
+    default:
+      return;
+  }
+}
+
+class ExpressionParser {
+  private i = 0;
+
+  constructor(
+    private readonly tokens: Token[],
+    private readonly found: Array<{ start: number; end: number }>,
+  ) {}
+
+  // Token helpers.
+  private get current(): Token | undefined {
+    return this.tokens[this.i];
+  }
+  next(): Token | undefined {
+    return this.tokens[this.i++];
+  }
+  atEnd(): boolean {
+    return this.i >= this.tokens.length;
+  }
+  expectEnd(): void {
+    if (!this.atEnd()) throw new ParseFailure();
+  }
+  peekOp(value: string): boolean {
+    const t = this.current;
+    return t?.type === "op" && t.value === value;
+  }
+  peekName(value: string): boolean {
+    const t = this.current;
+    return t?.type === "name" && t.value === value;
+  }
+  skipOp(value: string): boolean {
+    if (!this.peekOp(value)) return false;
+    this.i++;
+    return true;
+  }
+  skipName(value: string): boolean {
+    if (!this.peekName(value)) return false;
+    this.i++;
+    return true;
+  }
+  private expectOp(value: string): Token {
+    if (!this.peekOp(value)) throw new ParseFailure();
+    return this.next() as Token;
+  }
+  skipUntilName(value: string): void {
+    while (!this.atEnd() && !this.peekName(value)) this.i++;
+    if (!this.skipName(value)) throw new ParseFailure();
+  }
+  skipUntilOp(value: string): boolean {
+    while (!this.atEnd() && !this.peekOp(value)) this.i++;
+    return this.skipOp(value);
+  }
+  /** Skips a bracketed group starting at the current token. */
+  skipBalanced(): void {
+    let depth = 0;
+    do {
+      const t = this.next();
+      if (t === undefined) throw new ParseFailure();
+      if (t.type === "op" && "([{".includes(t.value)) depth++;
+      if (t.type === "op" && ")]}".includes(t.value)) depth--;
+    } while (depth > 0);
+  }
+
+  /** A use that raises in Jinja when the value is undefined. */
+  private strict(e: Expr): void {
+    if (e.path) this.found.push({ start: e.start, end: e.end });
+  }
+
+  private compound(start: number, end: number): Expr {
+    return { start, end, path: false, constant: false };
+  }
+
+  // Grammar, after jinja2/parser.py.
+  tuple(withCondexpr: boolean): Expr {
+    const first = withCondexpr ? this.expression(true) : this.or();
+    let last = first;
+    let items = 1;
+    while (this.skipOp(",")) {
+      if (!this.startsExpression()) break;
+      last = withCondexpr ? this.expression(true) : this.or();
+      items++;
+    }
+    return items === 1 ? first : this.compound(first.start, last.end);
+  }
+
+  expression(withCondexpr: boolean): Expr {
+    return withCondexpr ? this.condexpr() : this.or();
+  }
+
+  private condexpr(): Expr {
+    let expr = this.or();
+    while (this.skipName("if")) {
+      const test = this.or();
+      this.strict(test);
+      const otherwise = this.skipName("else") ? this.condexpr() : undefined;
+      expr = this.compound(expr.start, (otherwise ?? test).end);
+    }
+    return expr;
+  }
+
+  private or(): Expr {
+    let left = this.and();
+    while (this.skipName("or")) {
+      this.strict(left);
+      const right = this.and();
+      left = this.compound(left.start, right.end);
+    }
+    return left;
+  }
+
+  private and(): Expr {
+    let left = this.not();
+    while (this.skipName("and")) {
+      this.strict(left);
+      const right = this.not();
+      left = this.compound(left.start, right.end);
+    }
+    return left;
+  }
+
+  private not(): Expr {
+    const t = this.current;
+    if (t?.type === "name" && t.value === "not") {
+      this.i++;
+      const operand = this.not();
+      this.strict(operand);
+      return this.compound(t.start, operand.end);
+    }
+    return this.compare();
+  }
+
+  private compare(): Expr {
+    let expr = this.math1();
+    for (;;) {
+      const t = this.current;
+      if (t?.type === "op" && ["==", "!=", "<", "<=", ">", ">="].includes(t.value)) {
+        this.i++;
+        this.strict(expr);
+        const right = this.math1();
+        this.strict(right);
+        expr = this.compound(expr.start, right.end);
+      } else if (this.skipName("in")) {
+        // Only the container: `x in []` never compares x.
+        const right = this.math1();
+        this.strict(right);
+        expr = this.compound(expr.start, right.end);
+      } else if (this.peekName("not") && this.tokens[this.i + 1]?.value === "in") {
+        this.i += 2;
+        const right = this.math1();
+        this.strict(right);
+        expr = this.compound(expr.start, right.end);
+      } else {
+        return expr;
+      }
+    }
+  }
+
+  private binary(operators: string[], operand: () => Expr): Expr {
+    let left = operand();
+    while (this.current?.type === "op" && operators.includes(this.current.value)) {
+      this.i++;
+      const right = operand();
+      this.strict(left);
+      this.strict(right);
+      left = this.compound(left.start, right.end);
+    }
+    return left;
+  }
+
+  private math1(): Expr {
+    return this.binary(["+", "-"], () => this.concat());
+  }
+
+  private concat(): Expr {
+    return this.binary(["~"], () => this.math2());
+  }
+
+  private math2(): Expr {
+    return this.binary(["*", "/", "//", "%"], () => this.pow());
+  }
+
+  private pow(): Expr {
+    return this.binary(["**"], () => this.unary(true));
+  }
+
+  private unary(withFilter: boolean): Expr {
+    const t = this.current;
+    let expr: Expr;
+    if (t?.type === "op" && (t.value === "-" || t.value === "+")) {
+      this.i++;
+      const operand = this.unary(false);
+      this.strict(operand);
+      expr = this.compound(t.start, operand.end);
+    } else {
+      expr = this.primary();
+    }
+    expr = this.postfix(expr);
+    return withFilter ? this.filterExpr(expr) : expr;
+  }
+
+  private primary(): Expr {
+    const t = this.next();
+    if (t === undefined) throw new ParseFailure();
+    if (t.type === "name") {
+      const constant = ["true", "false", "none", "True", "False", "None"].includes(t.value);
+      return { start: t.start, end: t.end, path: !constant, constant };
+    }
+    if (t.type === "string") {
+      let end = t.end;
+      while (this.current?.type === "string") end = (this.next() as Token).end;
+      return { start: t.start, end, path: false, constant: true };
+    }
+    if (t.type === "number") return { start: t.start, end: t.end, path: false, constant: true };
+    if (t.value === "(") {
+      if (this.peekOp(")")) return this.compound(t.start, (this.next() as Token).end);
+      const inner = this.tuple(true);
+      const close = this.expectOp(")");
+      // Parentheses make no node in Jinja: `(x)` is still the path x.
+      return { ...inner, start: t.start, end: close.end };
+    }
+    if (t.value === "[") {
+      this.items("]", () => this.expression(true));
+      return this.compound(t.start, this.expectOp("]").end);
+    }
+    if (t.value === "{") {
+      this.items("}", () => {
+        this.expression(true);
+        this.expectOp(":");
+        this.expression(true);
+      });
+      return this.compound(t.start, this.expectOp("}").end);
+    }
+    throw new ParseFailure();
+  }
+
+  /** Comma-separated items up to `close` (not consumed); a trailing comma is allowed. */
+  private items(close: string, item: () => void): void {
+    while (!this.peekOp(close)) {
+      item();
+      if (!this.skipOp(",")) break;
+    }
+  }
+
+  private postfix(expr: Expr): Expr {
+    for (;;) {
+      if (this.skipOp(".")) {
+        const t = this.next();
+        if (t?.type !== "name" && t?.type !== "number") throw new ParseFailure();
+        expr = { start: expr.start, end: t.end, path: expr.path, constant: false };
+      } else if (this.peekOp("[")) {
+        this.i++;
+        const key = this.subscript();
+        const close = this.expectOp("]");
+        expr = { start: expr.start, end: close.end, path: expr.path && key?.constant === true, constant: false };
+      } else if (this.peekOp("(")) {
+        expr = this.compound(expr.start, this.callArgs());
+      } else {
+        return expr;
+      }
+    }
+  }
+
+  /** A subscript's key, or undefined for a slice or a tuple. */
+  private subscript(): Expr | undefined {
+    let key: Expr | undefined;
+    let parts = 0;
+    for (;;) {
+      if (!this.peekOp(":") && !this.peekOp("]") && !this.peekOp(",")) {
+        key = this.expression(true);
+        parts++;
+      }
+      if (this.skipOp(":") || this.skipOp(",")) {
+        parts = 2;
+        continue;
+      }
+      return parts === 1 ? key : undefined;
+    }
+  }
+
+  /** `( args )` of a call, filter or test: the closing parenthesis's end. */
+  private callArgs(): number {
+    this.expectOp("(");
+    this.items(")", () => {
+      if (this.skipOp("**") || this.skipOp("*")) {
+        this.expression(true);
+        return;
+      }
+      if (this.current?.type === "name" && this.tokens[this.i + 1]?.value === "=") this.i += 2;
+      this.expression(true);
+    });
+    return this.expectOp(")").end;
+  }
+
+  private filterExpr(expr: Expr): Expr {
+    for (;;) {
+      if (this.skipOp("|")) {
+        const name = this.dottedName();
+        const end = this.peekOp("(") ? this.callArgs() : name.end;
+        if (STRICT_FILTERS.has(name.value)) this.strict(expr);
+        expr = this.compound(expr.start, end);
+      } else if (this.skipName("is")) {
+        this.skipName("not");
+        const name = this.dottedName();
+        let end = name.end;
+        if (this.peekOp("(")) {
+          end = this.callArgs();
+        } else if (this.startsTestArgument()) {
+          end = this.postfix(this.primary()).end;
+        }
+        if (STRICT_TESTS.has(name.value)) this.strict(expr);
+        expr = this.compound(expr.start, end);
+      } else if (this.peekOp("(")) {
+        expr = this.compound(expr.start, this.callArgs());
+      } else {
+        return expr;
+      }
+    }
+  }
+
+  /** A filter's or test's name, dotted names included (`a.b`). */
+  private dottedName(): Token {
+    const t = this.next();
+    if (t === undefined) throw new ParseFailure();
+    if (t.type !== "name") throw new ParseFailure();
+    let value = t.value;
+    let end = t.end;
+    while (this.peekOp(".") && this.tokens[this.i + 1]?.type === "name") {
+      this.i++;
+      const part = this.next() as Token;
+      value += `.${part.value}`;
+      end = part.end;
+    }
+    return { ...t, value, end };
+  }
+
+  /** Jinja's rule for a test's one bare argument (`x is divisibleby 3`). */
+  private startsTestArgument(): boolean {
+    const t = this.current;
+    if (t === undefined) return false;
+    if (t.type === "name") return !["else", "or", "and"].includes(t.value);
+    return t.type === "string" || t.type === "number" || (t.type === "op" && "([{".includes(t.value));
+  }
+
+  private startsExpression(): boolean {
+    const t = this.current;
+    if (t === undefined) return false;
+    if (t.type !== "op") return true;
+    return "([{-+".includes(t.value);
+  }
+}
