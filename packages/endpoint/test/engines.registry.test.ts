@@ -122,7 +122,7 @@ describe("engine registry", () => {
 
   it("names an unknown option and lists the valid ones", () => {
     expect(configError({ type: "ThreadPoolEngine", max_worker: 2 })).toBe(
-      "engine.max_worker is not a valid ThreadPoolEngine option; valid options are: allowed_serializers, label, max_retries_on_system_failure, max_workers, working_dir.",
+      "engine.max_worker is not a valid ThreadPoolEngine option; valid options are: allowed_serializers, label, max_retries_on_system_failure, max_workers, modules_dir, result_size_limit, working_dir.",
     );
     expect(configError({ type: "HighThroughputEngine", max_workers: 2 })).toMatch(
       /^engine\.max_workers is not a valid HighThroughputEngine option; valid options are: address, allowed_serializers, .*max_workers_per_node/,

@@ -83,7 +83,9 @@ describe("executeTask", () => {
     const code = await executeTask({ ...task("() => 1"), function: { strategy: "conduit.DillCode", data: "x" } });
     expect(code).toMatchObject({ ok: false, error: { code: "DESERIALIZATION_FAILED" } });
     if (!code.ok)
-      expect(code.error.message).toBe("Code strategy conduit.DillCode is not known here; known: conduit.SourceCode.");
+      expect(code.error.message).toBe(
+        "Code strategy conduit.DillCode is not known here; known: conduit.SourceCode, conduit.BundledCode.",
+      );
     const data = await executeTask({ ...task("() => 1"), args: { strategy: "conduit.PickleData", data: "x" } });
     expect(data).toMatchObject({ ok: false, error: { code: "DESERIALIZATION_FAILED" } });
     if (!data.ok) expect(data.error.message).toContain("conduit.PickleData");
@@ -99,7 +101,7 @@ describe("executeTask", () => {
     for (const source of ["() => 10n", "() => { const a = {}; a.self = a; return a; }", "() => () => 1"]) {
       const result = await executeTask(task(source));
       expect(result).toMatchObject({ ok: false, error: { code: "SERIALIZATION_FAILED" } });
-      if (!result.ok) expect(result.error.message).toMatch(/cannot be serialized as JSON/);
+      if (!result.ok) expect(result.error.message).toMatch(/cannot be serialized with conduit.JSONData/);
     }
   });
 });

@@ -62,6 +62,6 @@ describe("errors and data", () => {
     expect(new PayloadTooLargeError("Task t", 11, 10).message).toMatch(/11 bytes, over the limit of 10 bytes/);
   });
   it("refuse what JSON cannot carry", () => {
-    expect(() => serializeJson(() => 1)).toThrow(/cannot be serialized as JSON/);
+    expect(() => serializeJson(() => 1)).toThrow(/value is a function; conduit.JSONData carries plain JSON only/);
   });
 });

@@ -19,6 +19,8 @@ export interface EngineTask {
   function: Payload;
   args: Payload;
   resourceSpecification?: Record<string, unknown>;
+  /** Node and SDK versions of the submitter: a StructuredData payload from a newer Node major fails. */
+  submitter?: { nodeVersion: string; sdkVersion: string };
 }
 
 /** The outcome of one task; exactly one per submitted task, whatever happens. */

@@ -5,6 +5,7 @@
 
 import type { Provider } from "../providers/provider-types.js";
 import { createProvider } from "../providers/registry.js";
+import { allowedSerializersField } from "../user-endpoint/serializer-allowlist.js";
 import {
   booleanField,
   choiceField,
@@ -14,7 +15,6 @@ import {
   type Options,
   secondsField,
   stringField,
-  stringListField,
 } from "./option-fields.js";
 
 /** How blocks follow the load. */
@@ -69,8 +69,12 @@ export const HIGH_THROUGHPUT_FIELDS = {
   job_status_kwargs: mappingField("job_status_kwargs", JOB_STATUS_FIELDS),
   /** Where blocks come from. @default {type: LocalProvider} */
   provider: providerField(),
-  // Accepted so that Globus configs load; not used yet (the interchange listens on loopback, without containers).
-  allowed_serializers: stringListField(),
+  // Checked here; the UEP applies allowed_serializers to each task before it reaches the engine.
+  allowed_serializers: allowedSerializersField(),
+  /** Largest encoded result a task may return, in bytes; a larger one fails the task in the worker. @default 10000000 */
+  result_size_limit: integerField({ min: 1, fallback: 10_000_000 }),
+  /** Where `conduit.BundledCode` externals resolve from (`<modules_dir>/node_modules`). @default "$CONDUIT_USER_DIR/modules" (~/.conduit/modules) */
+  modules_dir: stringField(undefined),
   encrypted: booleanField(undefined),
   label: stringField(undefined),
   container_type: stringField(undefined),

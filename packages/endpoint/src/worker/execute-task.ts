@@ -4,22 +4,35 @@
  * serialize the value. Whatever happens, the outcome is an EngineResult;
  * this function never throws.
  *
+ * Each payload names its strategy: code is `conduit.SourceCode` (compiled
+ * here) or `conduit.BundledCode` (loaded by ./bundled-code.ts); arguments are
+ * `conduit.JSONData` or `conduit.StructuredData` (refused when they come from
+ * a newer Node major than this worker's), and the result goes back in the
+ * arguments' strategy, failing the task when it is larger than the result
+ * limit (`engine.result_size_limit`, 10 MB by default).
+ *
  * The worker runs the user's own code as that user, so there is no sandbox:
  * the function source is compiled in the worker's main context, with the
  * usual globals, and `await import("node:fs")` or
  * `process.getBuiltinModule("node:fs")` reach Node's modules.
  */
 import {
+  BUNDLED_CODE,
   type CallArguments,
+  CODE_STRATEGIES,
   ConduitError,
   deserializeData,
+  isDataStrategy,
   JSON_DATA,
   type Payload,
+  payloadBytes,
   SOURCE_CODE,
-  serializeJson,
+  STRUCTURED_DATA,
+  serializeData,
   toWireError,
 } from "@conduit/protocol";
 import type { EngineResult, EngineTask } from "../engines/engine-types.js";
+import { loadBundledFunction, workerModulesDir } from "./bundled-code.js";
 
 type UserFunction = (...args: unknown[]) => unknown;
 
@@ -28,7 +41,25 @@ type UserFunction = (...args: unknown[]) => unknown;
 const globalEval: (code: string) => unknown = globalThis.eval;
 
 /** Code strategies a worker can run. */
-export const CODE_STRATEGIES: readonly string[] = [SOURCE_CODE];
+export { CODE_STRATEGIES };
+
+/** The environment variable through which the UEP hands `engine.result_size_limit` to its workers. */
+export const RESULT_SIZE_LIMIT_ENV = "CONDUIT_RESULT_SIZE_LIMIT";
+/** Largest encoded result a task may return, unless `engine.result_size_limit` says otherwise: 10 MB. */
+export const DEFAULT_RESULT_SIZE_LIMIT = 10_000_000;
+
+/** The workers' environment with `engine.result_size_limit` (a positive integer, or absent) in it. */
+export function withResultSizeLimit(env: NodeJS.ProcessEnv, limit: unknown): NodeJS.ProcessEnv {
+  return typeof limit === "number" && Number.isInteger(limit) && limit > 0
+    ? { ...env, [RESULT_SIZE_LIMIT_ENV]: String(limit) }
+    : env;
+}
+
+/** This worker's result limit: `CONDUIT_RESULT_SIZE_LIMIT`, else 10 MB. */
+export function resultSizeLimit(env: NodeJS.ProcessEnv = process.env): number {
+  const configured = Number(env[RESULT_SIZE_LIMIT_ENV]);
+  return Number.isInteger(configured) && configured > 0 ? configured : DEFAULT_RESULT_SIZE_LIMIT;
+}
 
 /** Compiled functions by function id; a worker sees few distinct functions, so a small bound suffices. */
 const MAX_CACHED_FUNCTIONS = 256;
@@ -38,8 +69,9 @@ export async function executeTask(task: EngineTask): Promise<EngineResult> {
   let fn: UserFunction;
   let call: CallArguments;
   try {
-    fn = loadFunction(task);
+    // The arguments first: a payload this worker cannot read fails before any user code (a bundle's top level) runs.
     call = decodeArguments(task);
+    fn = await loadFunction(task);
   } catch (err) {
     return { taskId: task.taskId, ok: false, error: toWireError(err) };
   }
@@ -57,21 +89,48 @@ export async function executeTask(task: EngineTask): Promise<EngineResult> {
     else process.env.CONDUIT_TASK_ID = previousTaskId;
   }
 
+  // Results go back in the task's data strategy.
+  const strategy = isDataStrategy(task.args.strategy) ? task.args.strategy : STRUCTURED_DATA;
+  let payload: Payload;
   try {
-    return { taskId: task.taskId, ok: true, value: serializeResult(value) };
+    payload = serializeResult(value, strategy);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     const error = taskError(
       "SERIALIZATION_FAILED",
       "SerializationError",
-      `The result of task ${task.taskId} cannot be serialized as JSON (${reason}); return plain data (objects, arrays, strings, numbers, booleans, null).`,
+      `The result of task ${task.taskId} cannot be serialized with ${strategy} (${reason.replace(/\.$/, "")}); return a value that strategy carries.`,
     );
     return { taskId: task.taskId, ok: false, error: toWireError(error) };
   }
+  const size = payloadBytes(payload);
+  const limit = resultSizeLimit();
+  if (size > limit) {
+    const error = taskError(
+      "RESULT_TOO_LARGE",
+      "MaxResultSizeExceeded",
+      `The result of task ${task.taskId} is ${size} bytes encoded, over this endpoint's result limit of ${limit} bytes (engine.result_size_limit); return less data (e.g. write it to a file and return its path) or ask the endpoint's administrator to raise the limit.`,
+    );
+    return { taskId: task.taskId, ok: false, error: toWireError(error) };
+  }
+  return { taskId: task.taskId, ok: true, value: payload };
 }
 
-function loadFunction(task: EngineTask): UserFunction {
+async function loadFunction(task: EngineTask): Promise<UserFunction> {
   const payload: Payload = task.function;
+  if (payload.strategy === BUNDLED_CODE) {
+    try {
+      return await loadBundledFunction(payload.data, { modulesDir: workerModulesDir() });
+    } catch (err) {
+      if (err instanceof ConduitError) throw err;
+      throw taskError(
+        "FUNCTION_INVALID",
+        "FunctionError",
+        `The bundled function of task ${task.taskId} could not be loaded (${err instanceof Error ? err.message : String(err)}); check the module and the packages it needs.`,
+        err,
+      );
+    }
+  }
   if (payload.strategy !== SOURCE_CODE) {
     throw taskError(
       "DESERIALIZATION_FAILED",
@@ -121,13 +180,20 @@ function compile(source: string, functionId: string): UserFunction {
 function decodeArguments(task: EngineTask): CallArguments {
   let decoded: unknown;
   try {
-    decoded = deserializeData(task.args);
+    decoded = deserializeData(task.args, {
+      producerNodeVersion: task.submitter?.nodeVersion,
+      what: `The arguments of task ${task.taskId}`,
+    });
   } catch (err) {
-    if (err instanceof ConduitError) throw err;
+    if (err instanceof ConduitError) {
+      // The worker's frames say nothing to the user: the message does.
+      err.stack = undefined;
+      throw err;
+    }
     throw taskError(
       "DESERIALIZATION_FAILED",
       "DeserializationError",
-      `The arguments of task ${task.taskId} are not valid ${JSON_DATA} (${err instanceof Error ? err.message : String(err)}); serialize them with ${JSON_DATA}.`,
+      `The arguments of task ${task.taskId} could not be decoded (${err instanceof Error ? err.message : String(err)}); serialize them with ${JSON_DATA} or ${STRUCTURED_DATA}.`,
     );
   }
   const call = decoded as Partial<CallArguments> | null;
@@ -145,9 +211,12 @@ function decodeArguments(task: EngineTask): CallArguments {
   return { args: call.args, kwargs: call.kwargs ?? undefined };
 }
 
-/** A function that returns nothing (`undefined`) yields `null`, as a Python function returning None would. */
-function serializeResult(value: unknown): Payload {
-  return serializeJson(value === undefined ? null : value);
+/**
+ * The result in the task's data strategy. With JSONData, a function that returns nothing (`undefined`)
+ * yields `null`, as a Python function returning None would; StructuredData carries `undefined` as is.
+ */
+function serializeResult(value: unknown, strategy: string): Payload {
+  return serializeData(strategy === JSON_DATA && value === undefined ? null : value, strategy, "result");
 }
 
 /** Drops the worker's own frames (executeTask and below) from a user error's stack: they are noise to the user. */

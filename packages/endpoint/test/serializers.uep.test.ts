@@ -1,0 +1,140 @@
+/**
+ * allowed_serializers, the data strategies and the result limit through a
+ * real user endpoint process (RabbitMQ, a ThreadPoolEngine's workers).
+ */
+import {
+  deserializeData,
+  JSON_DATA,
+  type ResultMessage,
+  STRUCTURED_DATA,
+  serializeCall,
+  type TaskMessage,
+} from "@conduit/protocol";
+import { functionSource, serializeArguments } from "@conduit/sdk";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { UEP_EXIT } from "../src/user-endpoint/bootstrap-types.js";
+import { UepHarness } from "./user-endpoint.harness.js";
+
+const WAIT = { timeout: 20_000, interval: 50 };
+
+const template = (engine: string) => `engine:
+  type: ThreadPoolEngine
+  max_workers: 2
+${engine}
+heartbeat_period: 1
+`;
+
+describe("user endpoint process: serializers", () => {
+  let h: UepHarness;
+  beforeEach(async () => {
+    h = await new UepHarness().open();
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  async function outcome(task: TaskMessage): Promise<ResultMessage> {
+    await expect.poll(() => h.resultOf(task.taskId), WAIT).toBeDefined();
+    return h.resultOf(task.taskId)!;
+  }
+
+  it("does not start with a list lacking a data entry; queued tasks fail with Globus Compute's words", async () => {
+    const tasks = [h.task(), h.task()];
+    await h.publish(...tasks);
+    const uep = h.start({ template: template("  allowed_serializers: [conduit.SourceCode]") });
+    expect((await uep.exit).code).toBe(UEP_EXIT.startFailed);
+    for (const task of tasks) {
+      expect(await outcome(task)).toMatchObject({
+        state: "failed",
+        error: {
+          code: "UEP_START_FAILED",
+          message:
+            'Deserialization allowlists must contain at least one code and one data deserializer/wildcard (got: ["conduit.SourceCode"])',
+        },
+      });
+    }
+    await expect
+      .poll(() => h.heartbeats.find((b) => b.error)?.error?.message, WAIT)
+      .toMatch(/^Deserialization allowlists/);
+  });
+
+  it("does not start with a Globus Compute name, naming the Conduit equivalent", async () => {
+    const task = h.task();
+    await h.publish(task);
+    const uep = h.start({
+      template: template("  allowed_serializers: [globus_compute_sdk.serialize.JSONData, conduit.*Code]"),
+    });
+    expect((await uep.exit).code).toBe(UEP_EXIT.startFailed);
+    expect((await outcome(task)).error!.message).toBe(
+      "engine.allowed_serializers names globus_compute_sdk.serialize.JSONData, a Globus Compute serializer; write its Conduit equivalent conduit.JSONData instead.",
+    );
+  });
+
+  it("runs allowed strategies, refuses the others per task, checks the submitter's Node, and limits results", async () => {
+    const ours = process.versions.node;
+    const newerMajor = Number(ours.split(".")[0]) + 1;
+    const structured = {
+      ...h.task({ source: "(m, d) => new Map([...m].map(([k, v]) => [k, new Date(d.getTime() + v)]))" }),
+      args: serializeCall([new Map([["a", 1]]), new Date(1000)], STRUCTURED_DATA),
+      submitter: { nodeVersion: `v${ours}`, sdkVersion: "0.1.0" },
+    };
+    const json = h.task({ args: [1, 2] });
+    const fromNewerNode = {
+      ...h.task(),
+      args: serializeCall([1, 2], STRUCTURED_DATA),
+      submitter: { nodeVersion: `v${newerMajor}.0.0`, sdkVersion: "0.1.0" },
+    };
+    const tooBig = { ...h.task({ source: "(n) => 'x'.repeat(n)" }), args: serializeCall([5000], STRUCTURED_DATA) };
+    const small = { ...h.task({ source: "(n) => 'x'.repeat(n)" }), args: serializeCall([10], STRUCTURED_DATA) };
+    // Shipped by the SDK from this (vitest-transformed) file: an inner helper, import() and Node globals.
+    const shippedFn = async (when: Date, tags: Set<string>) => {
+      const { EOL } = await import("node:os");
+      const later = (d: Date) => new Date(d.getTime() + 1);
+      return { when: later(when), tags: [...tags].sort(), eol: EOL, big: BigInt(tags.size) ** 40n };
+    };
+    const fromSdk = {
+      ...h.task(),
+      function: { strategy: "conduit.SourceCode", data: functionSource(shippedFn) },
+      args: serializeArguments([new Date(5), new Set(["b", "a"])]),
+    };
+    await h.publish(structured, json, fromNewerNode, tooBig, small, fromSdk);
+    const uep = h.start({
+      template: template("  allowed_serializers: [conduit.*Code, conduit.StructuredData]\n  result_size_limit: 1000"),
+    });
+
+    const ok = await outcome(structured);
+    expect(ok.state).toBe("success");
+    expect(ok.result!.strategy).toBe(STRUCTURED_DATA);
+    expect(deserializeData(ok.result!)).toEqual(new Map([["a", new Date(1001)]]));
+
+    expect((await outcome(json)).error).toEqual({
+      code: "DESERIALIZATION_FAILED",
+      name: "DeserializationError",
+      message: [
+        "Deserialization failed:",
+        `  Data serializer ${JSON_DATA} disabled by current configuration.`,
+        "  The current configuration requires the *arguments* to be serialized with one of the allowed Data classes:",
+        "",
+        "      Allowed serializers: conduit.*Code, conduit.StructuredData",
+      ].join("\n"),
+    });
+
+    expect((await outcome(fromNewerNode)).error).toMatchObject({
+      code: "DESERIALIZATION_FAILED",
+      name: "DeserializationError",
+      message: `The arguments of task ${fromNewerNode.taskId} came in conduit.StructuredData from Node ${newerMajor}.0.0, newer than this worker's Node ${ours}; run the endpoint's workers on Node ${newerMajor} or newer, or submit with conduit.JSONData.`,
+    });
+
+    const big = await outcome(tooBig);
+    expect(big.error).toMatchObject({ code: "RESULT_TOO_LARGE", name: "MaxResultSizeExceeded" });
+    expect(big.error!.message).toMatch(/ is \d+ bytes encoded, over this endpoint's result limit of 1000 bytes/);
+    expect(deserializeData((await outcome(small)).result!)).toBe("x".repeat(10));
+
+    const sdk = await outcome(fromSdk);
+    expect(sdk.error).toBeUndefined();
+    expect(deserializeData(sdk.result!)).toEqual({ when: new Date(6), tags: ["a", "b"], eol: "\n", big: 2n ** 40n });
+
+    uep.child.kill("SIGTERM");
+    expect((await uep.exit).code).toBe(0);
+  });
+});
