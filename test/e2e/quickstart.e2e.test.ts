@@ -5,7 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -77,6 +77,35 @@ describe("quickstart", () => {
       expect(run.status).toBe(0);
     } finally {
       rmSync(script, { force: true });
+    }
+  });
+
+  it("runs the README's SDK user guide as written (a plain .mjs beside a stats.ts)", () => {
+    const root = fileURLToPath(new URL("../..", import.meta.url));
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## User guide: the SDK"));
+    const guide = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+    const stats = /```ts\n(\/\/ stats\.ts[\s\S]*?)```/.exec(section)?.[1];
+    expect(guide, "the README's user guide has a ts block").toBeDefined();
+    expect(stats, "the README shows stats.ts").toBeDefined();
+    const dir = join(root, `.e2e-guide-${randomUUID()}`);
+    mkdirSync(dir);
+    writeFileSync(join(dir, "stats.ts"), stats!);
+    // Only the machine-specific path changes: this test machine has no /opt/venv.
+    const body = guide!.replace("source /opt/venv/bin/activate", "true");
+    writeFileSync(join(dir, "guide.mjs"), `const endpointId = process.argv[2];\n${body}`);
+    try {
+      const run = spawnSync(process.execPath, [join(dir, "guide.mjs"), stack.endpointId], {
+        cwd: root,
+        env: stack.env,
+        encoding: "utf8",
+        timeout: 120_000,
+      });
+      expect(run.stdout).toBe("linux\n1\n4\n9\n16\n42\n{ n: 3, mean: 2 }\ntrue true\n");
+      expect(run.stderr).toContain("tasks done");
+      expect(run.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -129,7 +129,7 @@ describe("user endpoint process: tasks", () => {
   it("refuses payloads whose serializer engine.allowed_serializers does not allow", async () => {
     const template = `engine:
   type: ThreadPoolEngine
-  allowed_serializers: [conduit.BundleCode, conduit.*Data]
+  allowed_serializers: [conduit.BundledCode, conduit.*Data]
 heartbeat_period: 1
 `;
     const task = h.task();
@@ -141,7 +141,7 @@ heartbeat_period: 1
         state: "failed",
         error: { code: "DESERIALIZATION_FAILED" },
       });
-    expect(h.resultOf(task.taskId)!.error!.message).toContain("code serializer conduit.SourceCode is disabled");
+    expect(h.resultOf(task.taskId)!.error!.message).toContain("Code serializer conduit.SourceCode disabled");
     uep.child.kill("SIGTERM");
     await uep.exit;
   });

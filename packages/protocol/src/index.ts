@@ -15,6 +15,8 @@ export type {
   ApiErrorBody,
   BatchStatusRequest,
   BatchStatusResponse,
+  CancelTaskResponse,
+  DeleteResponse,
   EndpointInfo,
   EndpointStatusResponse,
   FunctionInfo,
@@ -26,6 +28,8 @@ export type {
   SubmitRequest,
   SubmitResponse,
   SubmitTask,
+  TaskGroupDetail,
+  TaskGroupInfo,
   TaskStatusResponse,
 } from "./api.js";
 export {
@@ -37,10 +41,13 @@ export {
 } from "./api.js";
 export type { AmqpOptions, BrokerLink, BrokerOptions, ConfirmChannel, ConsumeMessage } from "./broker.js";
 export { connectBroker, redactUrl } from "./broker.js";
+export type { BundledCodeData } from "./bundled-code.js";
+export { bundleHash, checkBundleHash, decodeBundledCode, encodeBundledCode } from "./bundled-code.js";
 export type { WireError } from "./errors.js";
 export { ConduitError, fromWireError, PayloadTooLargeError, TaskExecutionFailed, toWireError } from "./errors.js";
 export type {
   BrokerMessage,
+  CancelTasksMessage,
   CommandMessage,
   HeartbeatMessage,
   IdentityInfo,
@@ -54,8 +61,26 @@ export type {
 export { decodeMessage, encodeMessage, PROTOCOL_VERSION } from "./messages.js";
 export type { ConduitPaths, Credentials } from "./paths.js";
 export { paths } from "./paths.js";
-export type { CallArguments, Payload } from "./serialization.js";
-export { deserializeData, JSON_DATA, payloadBytes, SOURCE_CODE, serializeJson } from "./serialization.js";
+export type { CallArguments, CodeStrategy, DataStrategy, DeserializeOptions, Payload } from "./serialization.js";
+export {
+  BUNDLED_CODE,
+  CODE_STRATEGIES,
+  checkJsonValue,
+  checkStructuredValue,
+  DATA_STRATEGIES,
+  deserializationError,
+  deserializeData,
+  isCodeStrategy,
+  isDataStrategy,
+  JSON_DATA,
+  payloadBytes,
+  SOURCE_CODE,
+  STRUCTURED_DATA,
+  serializeCall,
+  serializeData,
+  serializeJson,
+  serializeStructured,
+} from "./serialization.js";
 export type { EndpointStatus, TaskState } from "./states.js";
 export { TASK_STATES, TERMINAL_TASK_STATES } from "./states.js";
 export {
@@ -69,6 +94,8 @@ export {
   RESULTS_QUEUE,
   resultsRoutingKey,
   TASKS_EXCHANGE,
+  taskGroupBrokerUser,
+  taskGroupQueueOptions,
   taskGroupResultQueue,
   uepBrokerUser,
   uepName,

@@ -1,29 +1,24 @@
 /**
- * REST client for the Conduit service (routes in @conduit/protocol `api.ts`).
- * One keep-alive connection pool (Node's fetch), a bearer token on every call,
- * and every failure turned into one sentence: a {@link ConduitApiError} with the
- * service's own message, or a {@link ServiceUnreachableError} naming the URL.
+ * REST client for the Conduit service: a method for every route. Its request
+ * and response types come from the service's own OpenAPI document
+ * (`generated/openapi.ts`, written by `npm run gen:api`; a test fails when it
+ * drifts from the service). One keep-alive connection pool (Node's fetch), a
+ * bearer token on every call, and every failure turned into one sentence: a
+ * {@link ConduitApiError} with the service's own message, or a
+ * {@link ServiceUnreachableError} naming the URL.
+ *
+ * ```ts
+ * const client = new Client();
+ * const functionId = await client.registerFunction((a: number, b: number) => a + b);
+ * const { task_ids } = await client.submit(endpointId, {
+ *   tasks: [{ task_id: crypto.randomUUID(), function_id: functionId, args: serializeArguments([1, 2]) }],
+ * });
+ * await client.cancelTask(task_ids[0]); // { task_id, cancelled: true, state: "cancelled" } if it had not started
+ * ```
  */
-import {
-  API_PREFIX,
-  type ApiErrorBody,
-  type BatchStatusResponse,
-  ConduitError,
-  type EndpointInfo,
-  type EndpointStatusResponse,
-  type FunctionInfo,
-  type IdentityInfo,
-  type Payload,
-  paths,
-  type RegisterEndpointRequest,
-  type RegisterEndpointResponse,
-  type RegisterFunctionRequest,
-  type RegisterFunctionResponse,
-  type SubmitRequest,
-  type SubmitResponse,
-  type TaskStatusResponse,
-} from "@conduit/protocol";
+import { API_PREFIX, type ApiErrorBody, ConduitError, paths as conduitPaths, type Payload } from "@conduit/protocol";
 import { ConduitApiError, ServiceUnreachableError } from "./errors.js";
+import type { components, paths } from "./generated/openapi.js";
 import { type AnyFunction, decodeOutcome, serializeFunction } from "./serialize.js";
 
 export interface ClientOptions {
@@ -45,7 +40,28 @@ export interface ClientOptions {
   retries?: number;
 }
 
-type Method = "GET" | "POST";
+type Method = "GET" | "POST" | "DELETE";
+
+/** The JSON body an operation of the generated `paths` takes. */
+type RequestBody<Op> = Op extends { requestBody: { content: { "application/json": infer B } } } ? B : never;
+/** The JSON body of an operation's 200 answer. */
+type Ok<Op> = Op extends { responses: { 200: { content: { "application/json": infer R } } } } ? R : never;
+
+type Schemas = components["schemas"];
+export type IdentityInfo = Schemas["IdentityInfo"];
+export type EndpointInfo = Schemas["EndpointInfo"];
+export type TaskStatus = Schemas["TaskStatus"];
+export type RegisterEndpointRequest = RequestBody<paths["/v1/endpoints"]["post"]>;
+export type RegisterEndpointResponse = Ok<paths["/v1/endpoints"]["post"]>;
+export type EndpointStatusResponse = Ok<paths["/v1/endpoints/{endpoint_id}/status"]["get"]>;
+export type FunctionInfo = Ok<paths["/v1/functions/{function_id}"]["get"]>;
+export type DeleteResponse = Ok<paths["/v1/functions/{function_id}"]["delete"]>;
+export type SubmitRequest = RequestBody<paths["/v1/endpoints/{endpoint_id}/submit"]["post"]>;
+export type SubmitResponse = Ok<paths["/v1/endpoints/{endpoint_id}/submit"]["post"]>;
+export type BatchStatusResponse = Ok<paths["/v1/tasks/batch_status"]["post"]>;
+export type CancelTaskResponse = Ok<paths["/v1/tasks/{task_id}/cancel"]["post"]>;
+export type TaskGroupInfo = Ok<paths["/v1/task_groups"]["get"]>[number];
+export type TaskGroupDetail = Ok<paths["/v1/task_groups/{task_group_id}"]["get"]>;
 
 /** First retry delay; doubled on each further attempt. */
 const RETRY_DELAY_MS = 200;
@@ -57,7 +73,7 @@ export class Client {
   private token: string | undefined;
 
   constructor(options: ClientOptions = {}) {
-    const serviceUrl = (options.serviceUrl ?? paths.serviceUrl()).replace(/\/+$/, "");
+    const serviceUrl = (options.serviceUrl ?? conduitPaths.serviceUrl()).replace(/\/+$/, "");
     let protocol: string;
     try {
       protocol = new URL(serviceUrl).protocol;
@@ -92,12 +108,28 @@ export class Client {
     return this.request("POST", "/endpoints", request, request.endpoint_id !== undefined);
   }
 
+  /** The endpoints the caller owns. */
   listEndpoints(): Promise<EndpointInfo[]> {
     return this.request("GET", "/endpoints");
   }
 
+  /** One of the caller's endpoints, or a multi-user endpoint. */
+  getEndpoint(endpointId: string): Promise<EndpointInfo> {
+    return this.request("GET", `/endpoints/${segment(endpointId)}`);
+  }
+
   getEndpointStatus(endpointId: string): Promise<EndpointStatusResponse> {
     return this.request("GET", `/endpoints/${segment(endpointId)}/status`);
+  }
+
+  /**
+   * Deletes one of the caller's endpoints (its tasks stay as history). The
+   * service refuses (409) while it has unfinished tasks, unless `force`, which
+   * fails them.
+   */
+  deleteEndpoint(endpointId: string, options: { force?: boolean } = {}): Promise<DeleteResponse> {
+    const query = options.force ? "?force=true" : "";
+    return this.request("DELETE", `/endpoints/${segment(endpointId)}${query}`, undefined, false);
   }
 
   /**
@@ -106,12 +138,12 @@ export class Client {
    * @param options.name shown in listings; defaults to the function's own name
    */
   async registerFunction(fnOrPayload: AnyFunction | Payload, options: { name?: string } = {}): Promise<string> {
-    const body: RegisterFunctionRequest =
+    const body: RequestBody<paths["/v1/functions"]["post"]> =
       typeof fnOrPayload === "function" ? { function: serializeFunction(fnOrPayload) } : { function: fnOrPayload };
     const name = options.name ?? (typeof fnOrPayload === "function" ? fnOrPayload.name : undefined);
     if (name) body.name = name;
     // A repeat after a lost answer registers a second copy: harmless, so it is retried too.
-    const response = await this.request<RegisterFunctionResponse>("POST", "/functions", body);
+    const response = await this.request<Ok<paths["/v1/functions"]["post"]>>("POST", "/functions", body);
     return response.function_id;
   }
 
@@ -119,17 +151,43 @@ export class Client {
     return this.request("GET", `/functions/${segment(functionId)}`);
   }
 
+  /** Deletes one of the caller's functions; later submits naming it are refused (404). */
+  deleteFunction(functionId: string): Promise<DeleteResponse> {
+    return this.request("DELETE", `/functions/${segment(functionId)}`, undefined, false);
+  }
+
   /** Submits tasks; safe to repeat, since the SDK chose the task ids. */
   submit(endpointId: string, request: SubmitRequest): Promise<SubmitResponse> {
     return this.request("POST", `/endpoints/${segment(endpointId)}/submit`, request);
   }
 
-  getTask(taskId: string): Promise<TaskStatusResponse> {
+  getTask(taskId: string): Promise<TaskStatus> {
     return this.request("GET", `/tasks/${segment(taskId)}`);
   }
 
+  /** The states of many tasks; unknown ids (and other identities' tasks) are left out. */
   getBatchStatus(taskIds: string[]): Promise<BatchStatusResponse> {
     return this.request("POST", "/tasks/batch_status", { task_ids: taskIds });
+  }
+
+  /**
+   * Cancels a task that has not started: it never runs, ends `cancelled`, and
+   * its result (a CancelledError) is pushed to its task group's queue
+   * (`cancelled: true`). A running or finished task is left alone
+   * (`cancelled: false`, with its state).
+   */
+  cancelTask(taskId: string): Promise<CancelTaskResponse> {
+    return this.request("POST", `/tasks/${segment(taskId)}/cancel`, undefined, false);
+  }
+
+  /** The caller's task groups, oldest first, with their tasks counted per state. */
+  listTaskGroups(): Promise<TaskGroupInfo[]> {
+    return this.request("GET", "/task_groups");
+  }
+
+  /** One of the caller's task groups: counts, unfinished tasks, and where its results are pushed. */
+  getTaskGroup(taskGroupId: string): Promise<TaskGroupDetail> {
+    return this.request("GET", `/task_groups/${segment(taskGroupId)}`);
   }
 
   /**
@@ -143,7 +201,7 @@ export class Client {
   }
 
   private async request<T>(method: Method, path: string, body?: unknown, repeatable = true): Promise<T> {
-    this.token ??= paths.token();
+    this.token ??= conduitPaths.token();
     const url = `${this.serviceUrl}${API_PREFIX}${path}`;
     const init: RequestInit = {
       method,

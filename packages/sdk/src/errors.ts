@@ -31,19 +31,38 @@ export class ServiceUnreachableError extends ConduitError {
   }
 }
 
-/** A future given up by `Executor.shutdown({ cancelFutures: true })`. */
-export class FutureCancelledError extends ConduitError {
-  readonly taskId: string;
+/** Why a future was cancelled; each reason has its own sentence. */
+export type CancelReason = "shutdown" | "not-started" | "running" | "remote";
 
-  constructor(taskId: string) {
-    super(
-      "FUTURE_CANCELLED",
-      `Task ${taskId} was cancelled by Executor.shutdown({ cancelFutures: true }); if it was already submitted, fetch its result with client.getResult("${taskId}").`,
-    );
-    this.name = "FutureCancelledError";
+const CANCEL_MESSAGES: Record<CancelReason, (taskId: string) => string> = {
+  shutdown: (id) =>
+    `Task ${id} was cancelled by Executor.shutdown({ cancelFutures: true }); if it was already submitted, fetch its result with client.getResult("${id}").`,
+  "not-started": (id) => `Task ${id} was cancelled by future.cancel() before it started, so it never ran.`,
+  running: (id) =>
+    `Task ${id} was cancelled by future.cancel() after it had started; it finishes on the endpoint and its result is discarded (fetch it with client.getResult("${id}")).`,
+  remote: (id) => `Task ${id} was cancelled before it started (by another client of its task group), so it never ran.`,
+};
+
+/**
+ * A future that will not get its task's result: `future.cancel()`, a `cancelled`
+ * result from the service, or `Executor.shutdown({ cancelFutures: true })`.
+ */
+export class CancelledError extends ConduitError {
+  readonly taskId: string;
+  readonly reason: CancelReason;
+
+  constructor(taskId: string, reason: CancelReason = "shutdown") {
+    super(reason === "shutdown" ? "FUTURE_CANCELLED" : "TASK_CANCELLED", CANCEL_MESSAGES[reason](taskId));
+    this.name = "CancelledError";
     this.taskId = taskId;
+    this.reason = reason;
   }
 }
+
+/** @deprecated Renamed {@link CancelledError}. */
+export const FutureCancelledError = CancelledError;
+/** @deprecated Renamed {@link CancelledError}. */
+export type FutureCancelledError = CancelledError;
 
 /** fetch() wraps the socket error in `cause` (an AggregateError when every address failed). */
 function networkReason(err: unknown): string {

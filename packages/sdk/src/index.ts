@@ -31,9 +31,39 @@ export {
   TaskExecutionFailed,
   type WireError,
 } from "@conduit/protocol";
-export { Client, type ClientOptions } from "./client.js";
-export { ConduitApiError, FutureCancelledError, ServiceUnreachableError } from "./errors.js";
-export { Executor, type ShutdownOptions } from "./executor.js";
+export { BundledCode, type BundledCodeOptions } from "./bundled-code.js";
+export {
+  type BatchStatusResponse,
+  type CancelTaskResponse,
+  Client,
+  type ClientOptions,
+  type DeleteResponse,
+  type EndpointInfo,
+  type EndpointStatusResponse,
+  type FunctionInfo,
+  type IdentityInfo,
+  type RegisterEndpointRequest,
+  type RegisterEndpointResponse,
+  type SubmitRequest,
+  type SubmitResponse,
+  type TaskGroupDetail,
+  type TaskGroupInfo,
+  type TaskStatus,
+} from "./client.js";
+export {
+  CancelledError,
+  type CancelReason,
+  ConduitApiError,
+  FutureCancelledError,
+  ServiceUnreachableError,
+} from "./errors.js";
+export {
+  Executor,
+  type ExecutorEvents,
+  type ProgressEvent,
+  type ResultEvent,
+  type ShutdownOptions,
+} from "./executor.js";
 export type { ExecutorOptions } from "./executor-options.js";
 export {
   type AnyFunction,

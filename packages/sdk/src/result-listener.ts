@@ -5,6 +5,9 @@
  * `amqp.url` says where the broker is). The link reconnects by itself; `setup`
  * then consumes every known queue again on the new channel. A message holds
  * one result (`result`) or several (`results`, how the service forwards them).
+ *
+ * The service owns the group queues (it declares them, with an expiry, and the
+ * SDK's broker account may only read them), so they are checked, never declared.
  */
 import {
   type BrokerLink,
@@ -12,7 +15,6 @@ import {
   type ConsumeMessage,
   connectBroker,
   decodeMessage,
-  QUEUE_OPTIONS,
   type ResultMessage,
 } from "@conduit/protocol";
 
@@ -21,40 +23,63 @@ import {
  * the futures should fail rather than hang when the broker is unreachable.
  */
 const INITIAL_CONNECT_RETRIES = 5;
+/** Unacked result messages the broker may push ahead of the acks. */
+const PREFETCH = 500;
+/** Task ids remembered as delivered, to drop repeats after a reconnect; the oldest are forgotten first. */
+const DELIVERED_MEMORY = 100_000;
+
+export interface ListenerOptions {
+  /** Replaces the port of every AMQP URL (a tunnel or proxy in front of the broker). */
+  amqpPort?: number;
+}
+
+/**
+ * Gets each message's results that were not delivered before, in order, and
+ * the queue they came from; called once per message (with `[]` for a message
+ * that held nothing new), before the message is acked.
+ */
+export type ResultHandler = (results: ResultMessage[], queue: string) => void;
 
 export class ResultListener {
   private link: Promise<BrokerLink> | undefined;
   private closed = false;
-  private readonly queues = new Set<string>();
+  /** Every queue consumed (or being started), with the start's outcome. */
+  private readonly queues = new Map<string, Promise<number>>();
   /** Queues already consumed on each channel, so a queue added during a reconnect is not consumed twice. */
   private readonly consumed = new WeakMap<ConfirmChannel, Set<string>>();
+  private readonly delivered = new BoundedSet(DELIVERED_MEMORY);
+
+  constructor(
+    private readonly onResults: ResultHandler,
+    private readonly options: ListenerOptions = {},
+  ) {}
+
+  /** True once `queue` is being consumed (or will be again after a reconnect). */
+  has(queue: string): boolean {
+    return this.queues.has(queue);
+  }
 
   /**
-   * @param onResult gets every decoded result; it must tolerate unknown and repeated
-   * task ids (a delivery not acked before a reconnect comes again).
+   * Consumes `queue`, connecting to the broker at `url` on first use; rejects if
+   * the broker is unreachable or the queue does not exist (every caller for the
+   * queue alike, until one succeeds). Resolves with the number of messages that
+   * were waiting in the queue when this started consuming it (they are the
+   * first to arrive) for the first caller, and 0 for the others.
    */
-  constructor(private readonly onResult: (result: ResultMessage) => void) {}
-
-  /** Consumes `queue`, connecting to the broker at `url` on first use; rejects if the broker is unreachable. */
-  async listen(url: string, queue: string): Promise<void> {
-    if (this.closed) return;
-    this.queues.add(queue);
-    if (!this.link) {
-      const link = connectBroker(url, {
-        name: "conduit-sdk",
-        initialMaxRetries: INITIAL_CONNECT_RETRIES,
-        setup: (channel) => this.setup(channel),
-      });
-      this.link = link;
-      // The next submit response tries again.
-      link.catch(() => {
-        if (this.link === link) this.link = undefined;
-      });
+  async listen(url: string, queue: string): Promise<number> {
+    if (this.closed) return 0;
+    const known = this.queues.get(queue);
+    if (known) {
+      await known;
+      return 0;
     }
-    const link = await this.link;
-    const channel = link.channel;
-    // Without a channel the link is reconnecting, and its setup will consume the queue.
-    if (channel) await this.consume(channel, queue);
+    const started = this.start(url, queue);
+    this.queues.set(queue, started);
+    // The next submit response tries again.
+    started.catch(() => {
+      if (this.queues.get(queue) === started) this.queues.delete(queue);
+    });
+    return started;
   }
 
   async close(): Promise<void> {
@@ -72,25 +97,50 @@ export class ResultListener {
     await link.close();
   }
 
-  private async setup(channel: ConfirmChannel): Promise<void> {
-    for (const queue of [...this.queues]) await this.consume(channel, queue);
+  private async start(url: string, queue: string): Promise<number> {
+    if (!this.link) {
+      const link = connectBroker(this.brokerUrl(url), {
+        name: "conduit-sdk",
+        prefetch: PREFETCH,
+        initialMaxRetries: INITIAL_CONNECT_RETRIES,
+        setup: async (channel) => {
+          for (const known of [...this.queues.keys()]) await this.consume(channel, known);
+        },
+      });
+      this.link = link;
+      link.catch(() => {
+        if (this.link === link) this.link = undefined;
+      });
+    }
+    const link = await this.link;
+    // Without a channel the link is reconnecting, and its setup will consume the queue.
+    const channel = link.channel;
+    return channel ? await this.consume(channel, queue) : 0;
   }
 
-  private async consume(channel: ConfirmChannel, queue: string): Promise<void> {
+  private brokerUrl(url: string): string {
+    if (this.options.amqpPort === undefined) return url;
+    const parsed = new URL(url);
+    parsed.port = String(this.options.amqpPort);
+    return parsed.toString();
+  }
+
+  private async consume(channel: ConfirmChannel, queue: string): Promise<number> {
     let seen = this.consumed.get(channel);
     if (!seen) {
       seen = new Set();
       this.consumed.set(channel, seen);
     }
-    if (seen.has(queue)) return;
+    if (seen.has(queue)) return 0;
     seen.add(queue);
-    // The service declares it too; asserting here makes the order of the two irrelevant.
-    await channel.assertQueue(queue, QUEUE_OPTIONS);
-    await channel.consume(queue, (message) => this.deliver(channel, message));
+    // Passive: a missing queue closes the channel with 404 rather than creating a queue without the service's expiry.
+    const { messageCount } = await channel.checkQueue(queue);
+    await channel.consume(queue, (message) => this.deliver(channel, queue, message));
+    return messageCount;
   }
 
-  private deliver(channel: ConfirmChannel, message: ConsumeMessage | null): void {
-    // null: the broker cancelled the consumer (the queue was deleted); nothing more will come.
+  private deliver(channel: ConfirmChannel, queue: string, message: ConsumeMessage | null): void {
+    // null: the broker cancelled the consumer (the queue was deleted or expired); nothing more will come.
     if (!message) return;
     let results: ResultMessage[] = [];
     try {
@@ -101,15 +151,34 @@ export class ResultListener {
     } catch (err) {
       process.emitWarning(`Dropped a malformed message from the results queue: ${(err as Error).message}`);
     }
+    const fresh = results.filter(
+      (result) => typeof result === "object" && result !== null && this.delivered.add(result.taskId),
+    );
     // Settle before acking: the future's state lives in this process, and a result that
     // cannot be matched (unknown or settled task) is acked and dropped.
-    for (const result of results) {
-      if (typeof result === "object" && result !== null) this.onResult(result);
-    }
+    this.onResults(fresh, queue);
     try {
       channel.ack(message);
     } catch {
-      // The channel closed under us; the broker redelivers and onResult drops the repeat.
+      // The channel closed under us; the broker redelivers and the repeat is dropped above.
     }
+  }
+}
+
+/** A set that forgets its oldest members beyond `capacity`. */
+class BoundedSet {
+  private readonly members = new Set<string>();
+
+  constructor(private readonly capacity: number) {}
+
+  /** Adds `value`; false if it was there already. */
+  add(value: string): boolean {
+    if (this.members.has(value)) return false;
+    this.members.add(value);
+    if (this.members.size > this.capacity) {
+      const oldest = this.members.values().next().value;
+      if (oldest !== undefined) this.members.delete(oldest);
+    }
+    return true;
   }
 }

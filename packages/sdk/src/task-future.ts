@@ -1,6 +1,7 @@
 /**
  * The handle `Executor.submit` returns: the task's id at once (the SDK chooses
- * it), and its outcome later. `await future` works as well as `future.result()`.
+ * it), its outcome later, and `cancel()`. `await future` works as well as
+ * `future.result()`.
  */
 
 /** Settles a future; held by the Executor only. */
@@ -9,15 +10,20 @@ export interface FutureSettlers<R> {
   reject(reason: unknown): void;
 }
 
+/** Asks the Executor to cancel a task; resolves as {@link TaskFuture.cancel} does. */
+export type Canceller = (taskId: string) => Promise<boolean>;
+
 export class TaskFuture<R> implements PromiseLike<R> {
   /** The task's id, chosen by the SDK before the task is sent. */
   readonly taskId: string;
   private readonly outcome: Promise<R>;
+  private readonly canceller: Canceller;
 
-  /** @internal Futures are made by `Executor.submit`. */
-  constructor(taskId: string, outcome: Promise<R>) {
+  /** @internal Futures are made by the Executor. */
+  constructor(taskId: string, outcome: Promise<R>, canceller: Canceller) {
     this.taskId = taskId;
     this.outcome = outcome;
+    this.canceller = canceller;
     // A future nobody awaits must not crash the process with an unhandled rejection;
     // whoever calls result() still sees the error.
     outcome.catch(() => {});
@@ -28,6 +34,16 @@ export class TaskFuture<R> implements PromiseLike<R> {
     return this.outcome;
   }
 
+  /**
+   * Cancels the task. `true`: it had not started, never runs, and this future
+   * rejects with a CancelledError. `false`: it had started or finished; it
+   * finishes on the endpoint, this future rejects with a CancelledError at once
+   * (unless it had settled already) and the result is discarded when it comes.
+   */
+  cancel(): Promise<boolean> {
+    return this.canceller(this.taskId);
+  }
+
   // biome-ignore lint/suspicious/noThenProperty: a TaskFuture is meant to be awaited.
   then<T1 = R, T2 = never>(
     onFulfilled?: ((value: R) => T1 | PromiseLike<T1>) | null,
@@ -35,13 +51,24 @@ export class TaskFuture<R> implements PromiseLike<R> {
   ): Promise<T1 | T2> {
     return this.outcome.then(onFulfilled, onRejected);
   }
+
+  catch<T = never>(onRejected?: ((reason: unknown) => T | PromiseLike<T>) | null): Promise<R | T> {
+    return this.outcome.catch(onRejected);
+  }
+
+  finally(onFinally?: (() => void) | null): Promise<R> {
+    return this.outcome.finally(onFinally);
+  }
 }
 
 /** A future and the functions that settle it. */
-export function createFuture<R>(taskId: string): { future: TaskFuture<R>; settlers: FutureSettlers<R> } {
+export function createFuture<R>(
+  taskId: string,
+  canceller: Canceller,
+): { future: TaskFuture<R>; settlers: FutureSettlers<R> } {
   let settlers!: FutureSettlers<R>;
   const outcome = new Promise<R>((resolve, reject) => {
     settlers = { resolve, reject };
   });
-  return { future: new TaskFuture(taskId, outcome), settlers };
+  return { future: new TaskFuture(taskId, outcome, canceller), settlers };
 }

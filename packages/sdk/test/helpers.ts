@@ -14,6 +14,7 @@ import {
   type CallArguments,
   connectBroker,
   DEFAULT_AMQP_URL,
+  deserializeData,
   type Payload,
   QUEUE_OPTIONS,
   type ResultMessage,
@@ -93,7 +94,7 @@ export async function startFakeService(options: FakeServiceOptions = {}): Promis
 
   async function runTasks(request: SubmitRequest): Promise<void> {
     for (const task of request.tasks) {
-      const { args } = JSON.parse(task.args.data) as CallArguments;
+      const { args } = deserializeData(task.args) as CallArguments;
       try {
         const source = functions.get(task.function_id)?.data;
         const fn = new Function(`return (${source}\n);`)() as (...a: unknown[]) => unknown;

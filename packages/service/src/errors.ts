@@ -161,6 +161,38 @@ export function identityInUse(username: string, endpoints: number, tasks: number
   );
 }
 
+export function functionNotOwned(functionId: string): ServiceError {
+  return new ServiceError(
+    403,
+    "FUNCTION_NOT_OWNED",
+    `Function ${functionId} belongs to another identity; only its owner may delete it (register your own copy instead).`,
+  );
+}
+
+export function endpointNotOwned(endpointId: string): ServiceError {
+  return new ServiceError(
+    403,
+    "ENDPOINT_NOT_OWNED",
+    `Endpoint ${endpointId} belongs to another identity; only its owner may delete it.`,
+  );
+}
+
+export function endpointHasTasks(endpointId: string, tasks: number): ServiceError {
+  return new ServiceError(
+    409,
+    "ENDPOINT_HAS_TASKS",
+    `Endpoint ${endpointId} has ${plural(tasks, "task")} not yet finished; wait for them, or delete with ?force=true to fail them.`,
+  );
+}
+
+export function taskGroupNotFound(taskGroupId: string): ServiceError {
+  return new ServiceError(
+    404,
+    "TASK_GROUP_NOT_FOUND",
+    `Task group ${taskGroupId} is not known to this service (or belongs to another identity); check the id returned by submit.`,
+  );
+}
+
 /** Client side: nothing answers at the service URL. */
 export function serviceUnreachable(url: string, cause: unknown): ConduitError {
   return new ConduitError(

@@ -199,6 +199,12 @@ describe.each(backends)("API on $name", (backend) => {
         "POST /v1/admin/identities",
         "DELETE /v1/admin/identities/{username}",
         "POST /v1/admin/identities/{username}/tokens",
+        "GET /v1/endpoints/{endpoint_id}",
+        "DELETE /v1/endpoints/{endpoint_id}",
+        "DELETE /v1/functions/{function_id}",
+        "POST /v1/tasks/{task_id}/cancel",
+        "GET /v1/task_groups",
+        "GET /v1/task_groups/{task_group_id}",
       ].sort(),
     );
   });

@@ -25,6 +25,8 @@ import type { Engine, Logger } from "../engines/engine-types.js";
 import { createEngine } from "../engines/registry.js";
 import { UepStartError } from "../errors.js";
 import { createLogger } from "../logging.js";
+import { withModulesDir } from "../worker/bundled-code.js";
+import { withResultSizeLimit } from "../worker/execute-task.js";
 import { UEP_EXIT, type UepBootstrap } from "./bootstrap-types.js";
 import { IdleTracker } from "./idle-tracker.js";
 import { watchParent } from "./parent-watch.js";
@@ -107,6 +109,8 @@ class UserEndpoint {
   /** Set once endpoint_setup succeeded (or there was none): teardown runs at exit. */
   private teardown: string | undefined;
   private readonly queue: string;
+  /** The user of this UEP's broker URL (sent as the heartbeats' user-id). */
+  private readonly brokerUser: string;
 
   constructor(
     private readonly bootstrap: UepBootstrap,
@@ -117,6 +121,7 @@ class UserEndpoint {
     const file = createLogger({ file: join(dir, "endpoint.log"), name: `UEP ${bootstrap.uepName}`, debug: true });
     this.log = { ...file, debug: (m) => this.debug && file.debug(m) };
     this.queue = uepTaskQueue(bootstrap.endpointId, bootstrap.uepId);
+    this.brokerUser = decodeURIComponent(new URL(bootstrap.amqpUrl).username) || "guest";
   }
 
   async run(stdin: NodeJS.ReadableStream, stdinEnded: boolean): Promise<number> {
@@ -212,7 +217,10 @@ class UserEndpoint {
       await engine.start({
         runDir: this.dir,
         log,
-        env: process.env,
+        env: withResultSizeLimit(
+          withModulesDir(process.env, config.engine.modules_dir),
+          config.engine.result_size_limit,
+        ),
         onResult: (r) => consumer.onEngineResult(r),
       });
     } catch (err) {
@@ -354,8 +362,10 @@ class UserEndpoint {
       sentAt: Date.now(),
     };
     if (error) message.error = error;
+    // user-id, checked by RabbitMQ against this connection's user, proves to the
+    // service that a last heartbeat comes from this UEP's own account.
     return link
-      .publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), message)
+      .publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), message, { userId: this.brokerUser })
       .catch((err: Error) => this.log.warn(`Could not send a heartbeat: ${err.message}`));
   }
 

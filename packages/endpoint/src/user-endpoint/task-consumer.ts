@@ -4,6 +4,12 @@
  * reports them `running` in batches, and publishes the results in batches
  * (one `results` message per batch, see {@link ResultBatcher}).
  *
+ * A pool engine is handed no more tasks than it has workers: the rest wait
+ * here, not started, so that a `cancel` message (which follows the tasks it
+ * names in the same queue) can still drop them. Cancelled ids are remembered,
+ * so a copy arriving later is dropped too; nothing is reported for them (the
+ * service already stored `cancelled` and told the submitter).
+ *
  * Nothing is lost: a task's delivery is acked only after the broker confirmed
  * the batch carrying its result, so a UEP that dies mid-task leaves the task
  * unacked and RabbitMQ hands it to the next UEP. Deliveries can therefore repeat (after a reconnect,
@@ -12,6 +18,7 @@
  */
 import {
   type BrokerLink,
+  type CancelTasksMessage,
   type ConfirmChannel,
   type ConsumeMessage,
   connectBroker,
@@ -57,6 +64,23 @@ interface Delivery {
 
 /** Finished task ids remembered to recognise redeliveries. */
 const RECENT_DONE = 10_000;
+/** Cancelled task ids remembered, so a copy that arrives after its cancel is dropped. */
+const RECENT_CANCELLED = 10_000;
+
+/**
+ * Engines handed only as many tasks as they have workers (the others wait
+ * here, cancellable). The high-throughput engine scales its blocks on the
+ * tasks it holds, so it is handed every task at once.
+ */
+const HOLDING_ENGINES: ReadonlySet<string> = new Set(["ThreadPoolEngine", "ProcessPoolEngine"]);
+
+/** The only `resource_specification` keys the local engines accept (as Globus Compute's MPI engine). */
+const RESOURCE_SPECIFICATION_KEYS: readonly string[] = Object.freeze([
+  "num_nodes",
+  "ranks_per_node",
+  "num_ranks",
+  "launcher_options",
+]);
 
 export class TaskConsumer {
   private linkPromise: Promise<BrokerLink> | undefined;
@@ -65,6 +89,12 @@ export class TaskConsumer {
   /** Tasks received and not yet finished, with every delivery of each (a redelivery joins the first). */
   private readonly running = new Map<string, Delivery[]>();
   private readonly done = new Set<string>();
+  /** Received tasks not yet handed to the engine, in arrival order. */
+  private held: TaskMessage[] = [];
+  /** Tasks handed to the engine whose result has not come back. */
+  private readonly inEngine = new Set<string>();
+  private readonly cancelled = new Set<string>();
+  private dispatching = false;
   private readonly statuses: StatusBatcher;
   private readonly results: ResultBatcher;
   private stopping = false;
@@ -179,7 +209,13 @@ export class TaskConsumer {
     const delivery: Delivery = { channel, message };
     let task: TaskMessage;
     try {
-      task = decodeMessage(message.content, "task");
+      const decoded = decodeMessage(message.content, "task", "cancel");
+      if (decoded.kind === "cancel") {
+        this.cancel(decoded);
+        this.ack(delivery);
+        return;
+      }
+      task = decoded;
     } catch (err) {
       log.warn(`Dropped a malformed task message: ${(err as Error).message}`);
       this.ack(delivery);
@@ -202,14 +238,68 @@ export class TaskConsumer {
       this.ack(delivery);
       return;
     }
+    if (this.cancelled.has(taskId)) {
+      log.info(`Task ${taskId} was cancelled; dropping it without running it`);
+      this.ack(delivery);
+      return;
+    }
     this.running.set(taskId, [delivery]);
     this.options.onTask?.();
+    if (task.resourceSpecification !== undefined) {
+      log.debug(`Task ${taskId} resource_specification: ${JSON.stringify(task.resourceSpecification)}`);
+    }
     const refusal = this.refusal(task);
     if (refusal) {
       void this.finish({ taskId, ok: false, error: refusal });
       return;
     }
-    const { engine } = this.options.policy as { engine: Engine };
+    this.held.push(task);
+    this.dispatch();
+  }
+
+  /** Hands held tasks to the engine while it has room (re-entrant calls, from a synchronous result, return at once). */
+  private dispatch(): void {
+    if (this.dispatching || !("engine" in this.options.policy)) return;
+    const { engine } = this.options.policy;
+    this.dispatching = true;
+    try {
+      const room = HOLDING_ENGINES.has(engine.type) ? Math.max(1, engine.status().totalWorkers) : Infinity;
+      while (this.held.length > 0 && this.inEngine.size < room && !this.droppingResults) {
+        this.submitToEngine(engine, this.held.shift() as TaskMessage);
+      }
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  /**
+   * Drops the named tasks still held here (acked, never run, nothing reported)
+   * and remembers every id, so a copy that arrives later is dropped as well.
+   */
+  private cancel(message: CancelTasksMessage): void {
+    const { log } = this.options;
+    const ids = Array.isArray(message.taskIds) ? message.taskIds.filter((id) => typeof id === "string") : [];
+    for (const taskId of ids) {
+      this.cancelled.add(taskId);
+      if (this.cancelled.size > RECENT_CANCELLED) this.cancelled.delete(this.cancelled.values().next().value as string);
+      const index = this.held.findIndex((t) => t.taskId === taskId);
+      if (index < 0) {
+        if (this.inEngine.has(taskId)) log.info(`Task ${taskId} was cancelled after it started; it runs to the end`);
+        continue;
+      }
+      this.held.splice(index, 1);
+      const deliveries = this.running.get(taskId) ?? [];
+      this.running.delete(taskId);
+      for (const delivery of deliveries) this.ack(delivery);
+      this.lastActivity = Date.now();
+      log.info(`Task ${taskId} was cancelled before it started; dropped it`);
+    }
+  }
+
+  private submitToEngine(engine: Engine, task: TaskMessage): void {
+    const { log } = this.options;
+    const { taskId } = task;
+    this.inEngine.add(taskId);
     // Reported before submit: an engine may call back synchronously, and the result must win.
     this.statuses.add(taskId);
     try {
@@ -219,6 +309,7 @@ export class TaskConsumer {
         function: task.function,
         args: task.args,
         resourceSpecification: task.resourceSpecification,
+        submitter: task.submitter,
       });
     } catch (err) {
       log.error(`Failed to submit task ${taskId} to the engine: ${(err as Error).message}`);
@@ -242,7 +333,7 @@ export class TaskConsumer {
       log.warn(message);
       return { code: "FUNCTION_NOT_ALLOWED", name: "FunctionNotAllowed", message };
     }
-    return policy.serializers?.check(task);
+    return resourceSpecificationProblem(task) ?? policy.serializers?.check(task);
   }
 
   /** The engine's callback: one outcome per submitted task. */
@@ -258,6 +349,8 @@ export class TaskConsumer {
       log.warn(`Ignoring a second result for task ${taskId}`);
       return;
     }
+    // Its worker is free: the next held task may start.
+    if (this.inEngine.delete(taskId)) this.dispatch();
     // Shutting down: the task goes back to the queue instead of failing here.
     if (this.droppingResults) return;
     this.statuses.remove(taskId);
@@ -304,6 +397,28 @@ export class TaskConsumer {
     this.done.add(taskId);
     if (this.done.size > RECENT_DONE) this.done.delete(this.done.values().next().value as string);
   }
+}
+
+/** A `resource_specification` that is not an object, or has a key the local engines do not accept. */
+function resourceSpecificationProblem(task: TaskMessage): WireError | undefined {
+  const spec: unknown = task.resourceSpecification;
+  if (spec === undefined) return undefined;
+  const valid = RESOURCE_SPECIFICATION_KEYS.join(", ");
+  const fail = (message: string): WireError => ({
+    code: "INVALID_RESOURCE_SPECIFICATION",
+    name: "InvalidResourceSpecification",
+    message,
+  });
+  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
+    return fail(
+      `Task ${task.taskId} has a resource_specification that is not an object; pass an object with the keys: ${valid}.`,
+    );
+  }
+  const bad = Object.keys(spec).find((key) => !RESOURCE_SPECIFICATION_KEYS.includes(key));
+  if (bad === undefined) return undefined;
+  return fail(
+    `Task ${task.taskId} has resource_specification key '${bad}', which this endpoint's engine does not accept; use only: ${valid}.`,
+  );
 }
 
 function isPayload(value: unknown): value is Payload {

@@ -230,6 +230,8 @@ export const submitSchema = {
       },
       task_group_id: uuid,
       user_endpoint_config: jsonObjectOrNull,
+      // Other fields are accepted too (no additionalProperties keyword, so the
+      // generated SDK type takes the protocol's UserRuntime as it is).
       user_runtime: {
         type: ["object", "null"],
         properties: {
@@ -239,7 +241,6 @@ export const submitSchema = {
           arch: { type: "string" },
           hostname: { type: "string" },
         },
-        additionalProperties: true,
       },
       resource_specification: jsonObjectOrNull,
     },
@@ -280,6 +281,118 @@ export const batchStatusSchema = {
       type: "object",
       required: ["tasks"],
       properties: { tasks: { type: "object", additionalProperties: { $ref: "TaskStatus#" } } },
+    },
+    ...errors,
+  },
+} as const;
+
+// ---- deletes, cancel, task groups -----------------------------------------------
+
+const taskStates = ["received", "waiting-for-endpoint", "running", "success", "failed", "cancelled"] as const;
+const taskState = { type: "string", enum: taskStates } as const;
+
+const deleteResponse = {
+  type: "object",
+  required: ["id", "deleted"],
+  properties: { id: uuid, deleted: { type: "boolean", enum: [true] } },
+} as const;
+
+const taskGroupInfoProperties = {
+  task_group_id: uuid,
+  created_at: { type: "string", format: "date-time" },
+  task_counts: {
+    type: "object",
+    description: "Tasks of the group per state (only states with at least one task).",
+    properties: Object.fromEntries(taskStates.map((state) => [state, { type: "integer" }])) as Record<
+      (typeof taskStates)[number],
+      { type: "integer" }
+    >,
+    additionalProperties: false,
+  },
+} as const;
+
+export const getEndpointSchema = {
+  summary: "An endpoint (yours, or a multi-user endpoint).",
+  tags: ["endpoints"],
+  params: endpointIdParams,
+  response: { 200: { $ref: "EndpointInfo#" }, ...errors },
+} as const;
+
+export const deleteEndpointSchema = {
+  summary:
+    "Delete your endpoint (its tasks stay as history); refused with 409 while it has unfinished tasks, unless force fails them.",
+  tags: ["endpoints"],
+  params: endpointIdParams,
+  querystring: {
+    type: "object",
+    properties: { force: { type: "boolean", default: false } },
+  },
+  response: { 200: deleteResponse, ...errors },
+} as const;
+
+export const deleteFunctionSchema = {
+  summary: "Delete your function; later submits naming it get 404 (its tasks stay as history).",
+  tags: ["functions"],
+  params: { type: "object", required: ["function_id"], properties: { function_id: uuid } },
+  response: { 200: deleteResponse, ...errors },
+} as const;
+
+export const cancelTaskSchema = {
+  summary:
+    "Cancel your task if it has not started: it never runs and a `cancelled` result is pushed to its task group's queue.",
+  tags: ["tasks"],
+  params: { type: "object", required: ["task_id"], properties: { task_id: uuid } },
+  response: {
+    200: {
+      type: "object",
+      required: ["task_id", "cancelled", "state"],
+      properties: {
+        task_id: uuid,
+        cancelled: { type: "boolean", description: "False when the task was running or finished already." },
+        state: taskState,
+      },
+    },
+    ...errors,
+  },
+} as const;
+
+export const listTaskGroupsSchema = {
+  summary: "Your task groups, oldest first, with their tasks counted per state.",
+  tags: ["task_groups"],
+  response: {
+    200: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["task_group_id", "created_at", "task_counts"],
+        properties: taskGroupInfoProperties,
+      },
+    },
+    ...errors,
+  },
+} as const;
+
+export const getTaskGroupSchema = {
+  summary: "One of your task groups: counts, unfinished tasks, and where its results are pushed.",
+  tags: ["task_groups"],
+  params: { type: "object", required: ["task_group_id"], properties: { task_group_id: uuid } },
+  response: {
+    200: {
+      type: "object",
+      required: ["task_group_id", "created_at", "task_counts", "pending_tasks", "amqp", "result_queue"],
+      properties: {
+        ...taskGroupInfoProperties,
+        pending_tasks: {
+          type: "array",
+          items: {
+            type: "object",
+            required: ["task_id", "endpoint_id", "state"],
+            properties: { task_id: uuid, endpoint_id: uuid, state: taskState },
+          },
+        },
+        amqp: { type: "object", required: ["url"], properties: { url: { type: "string" } } },
+        result_queue: { type: "string" },
+      },
     },
     ...errors,
   },

@@ -14,6 +14,7 @@ import { endpointRoutes } from "./routes/endpoint-routes.js";
 import { functionRoutes } from "./routes/function-routes.js";
 import { identityRoutes } from "./routes/identity-routes.js";
 import { serviceRoutes } from "./routes/service-routes.js";
+import { taskGroupRoutes } from "./routes/task-group-routes.js";
 import { taskRoutes } from "./routes/task-routes.js";
 import { sharedSchemas } from "./schemas.js";
 
@@ -75,6 +76,14 @@ export function installRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
     if (request.routeOptions.config?.public) return;
     request.identity = await authenticator.identify(request.headers.authorization);
   });
-  for (const routes of [serviceRoutes, identityRoutes, adminRoutes, endpointRoutes, functionRoutes, taskRoutes])
+  for (const routes of [
+    serviceRoutes,
+    identityRoutes,
+    adminRoutes,
+    endpointRoutes,
+    functionRoutes,
+    taskRoutes,
+    taskGroupRoutes,
+  ])
     routes(app, ctx);
 }

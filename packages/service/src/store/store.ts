@@ -482,6 +482,190 @@ export class Store {
       }
     );
   }
+
+  // --- routes: task groups, cancel, deletes ---
+
+  /**
+   * In ONE statement: `received` or `waiting-for-endpoint` → `cancelled` (with
+   * `error`), only for the owner. Undefined for an unknown task; otherwise the
+   * task as it is now and whether this call cancelled it.
+   */
+  async cancelTask(taskId: string, ownerId: string, error: WireError): Promise<TaskCancellation | undefined> {
+    const { rows } = await this.sql.query<TaskRow & { cancelled: boolean }>(
+      `WITH cancelled AS (
+         UPDATE tasks SET state = 'cancelled', error = $3::jsonb, completed_at = now()
+         WHERE id = $1::uuid AND owner_id = $2::uuid AND state IN ('received', 'waiting-for-endpoint')
+         RETURNING ${TASK_COLUMNS}
+       )
+       SELECT c.*, true AS cancelled FROM cancelled c
+       UNION ALL
+       SELECT ${TASK_COLUMNS}, false AS cancelled FROM tasks
+       WHERE id = $1::uuid AND NOT EXISTS (SELECT 1 FROM cancelled)`,
+      [taskId, ownerId, JSON.stringify(error)],
+    );
+    const row = rows[0];
+    return row && { task: toTask(row), cancelled: row.cancelled };
+  }
+
+  /** The owner's task groups, oldest first, with their tasks counted per state. */
+  async listTaskGroups(ownerId: string): Promise<TaskGroupRecord[]> {
+    const { rows } = await this.sql.query<TaskGroupRow>(
+      `${TASK_GROUP_SELECT} WHERE g.owner_id = $1::uuid GROUP BY g.id, g.owner_id, g.created_at
+       ORDER BY g.created_at, g.id`,
+      [ownerId],
+    );
+    return rows.map(toTaskGroup);
+  }
+
+  /** A task group with its counts and its tasks not yet terminal, or undefined. */
+  async getTaskGroup(id: string): Promise<(TaskGroupRecord & { pending: TaskRecord[] }) | undefined> {
+    const { rows } = await this.sql.query<TaskGroupRow>(
+      `${TASK_GROUP_SELECT} WHERE g.id = $1::uuid GROUP BY g.id, g.owner_id, g.created_at`,
+      [id],
+    );
+    if (!rows[0]) return undefined;
+    const pending = await this.sql.query<TaskRow>(
+      `SELECT ${TASK_COLUMNS} FROM tasks
+       WHERE task_group_id = $1::uuid AND state NOT IN ('success', 'failed', 'cancelled')
+       ORDER BY created_at, id`,
+      [id],
+    );
+    return { ...toTaskGroup(rows[0]), pending: pending.rows.map(toTask) };
+  }
+
+  /** Deletes the owner's function; false when there is no such function of this owner. Its tasks stay as history. */
+  async deleteFunction(id: string, ownerId: string): Promise<boolean> {
+    const { rows } = await this.sql.query<{ id: string }>(
+      "DELETE FROM functions WHERE id = $1::uuid AND owner_id = $2::uuid RETURNING id",
+      [id, ownerId],
+    );
+    return rows.length > 0;
+  }
+
+  /**
+   * Deletes the owner's endpoint and its UEPs in one transaction; its tasks stay
+   * as history. Unless `force`, an endpoint with tasks not yet terminal is kept
+   * (`deleted: false`, with their count); with `force`, those tasks are failed
+   * with `error` and returned, so their submitters can be told.
+   */
+  async deleteEndpoint(id: string, ownerId: string, force: boolean, error: WireError): Promise<EndpointDeletion> {
+    return this.sql.transaction(async (tx) => {
+      const endpoint = await tx.query<{ id: string }>(
+        "SELECT id FROM endpoints WHERE id = $1::uuid AND owner_id = $2::uuid FOR UPDATE",
+        [id, ownerId],
+      );
+      if (endpoint.rows.length === 0) return { deleted: false, activeTasks: 0, failed: [] };
+      const active = await tx.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM tasks
+         WHERE endpoint_id = $1::uuid AND state NOT IN ('success', 'failed', 'cancelled')`,
+        [id],
+      );
+      const activeTasks = Number(active.rows[0]?.n ?? 0);
+      if (activeTasks > 0 && !force) return { deleted: false, activeTasks, failed: [] };
+      const failed = await tx.query<TaskRow>(
+        `UPDATE tasks SET state = 'failed', error = $2::jsonb, completed_at = now()
+         WHERE endpoint_id = $1::uuid AND state NOT IN ('success', 'failed', 'cancelled')
+         RETURNING ${TASK_COLUMNS}`,
+        [id, JSON.stringify(error)],
+      );
+      await tx.query("DELETE FROM ueps WHERE endpoint_id = $1::uuid", [id]);
+      await tx.query("DELETE FROM endpoints WHERE id = $1::uuid", [id]);
+      return { deleted: true, activeTasks, failed: failed.rows.map(toTask) };
+    });
+  }
+
+  // --- service secret (broker accounts) ---
+
+  /**
+   * The secret called `name`, made by `generate` the first time any replica
+   * asks. Insert-if-absent, then read in a second statement (which sees a row a
+   * concurrent replica committed meanwhile), so replicas starting together agree.
+   */
+  async serviceSecret(name: string, generate: () => string): Promise<string> {
+    await this.sql.query("INSERT INTO service_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", [
+      name,
+      generate(),
+    ]);
+    const { rows } = await this.sql.query<{ value: string }>("SELECT value FROM service_secrets WHERE name = $1", [
+      name,
+    ]);
+    if (!rows[0]) throw new Error(`Service secret ${name} vanished right after it was created.`);
+    return rows[0].value;
+  }
+
+  /**
+   * The groups among `taskGroupIds` that were created, or got a task, within
+   * the last `withinMs` (database clock); unknown ids are left out.
+   */
+  async recentTaskGroups(taskGroupIds: readonly string[], withinMs: number): Promise<Set<string>> {
+    if (taskGroupIds.length === 0) return new Set();
+    const { rows } = await this.sql.query<{ id: string }>(
+      `SELECT g.id FROM task_groups g
+       WHERE g.id IN ${UUID_LIST}
+         AND (g.created_at > now() - make_interval(secs => $2::double precision)
+           OR EXISTS (SELECT 1 FROM tasks t WHERE t.task_group_id = g.id
+             AND t.created_at > now() - make_interval(secs => $2::double precision)))`,
+      [JSON.stringify(taskGroupIds), withinMs / 1000],
+    );
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /**
+   * Seconds since each UEP's last heartbeat (database clock): null for a UEP
+   * that never sent one; unknown ids are left out.
+   */
+  async uepHeartbeatAges(uepIds: readonly string[]): Promise<Map<string, number | null>> {
+    if (uepIds.length === 0) return new Map();
+    const { rows } = await this.sql.query<{ id: string; age: number | null }>(
+      `SELECT id, EXTRACT(EPOCH FROM now() - last_seen)::double precision AS age FROM ueps WHERE id IN ${UUID_LIST}`,
+      [JSON.stringify(uepIds)],
+    );
+    return new Map(rows.map((r) => [r.id, r.age === null ? null : Number(r.age)]));
+  }
+}
+
+/** What {@link Store.cancelTask} found and did. */
+export interface TaskCancellation {
+  /** The task after the call. */
+  task: TaskRecord;
+  /** True when this call moved it to `cancelled`. */
+  cancelled: boolean;
+}
+
+/** What {@link Store.deleteEndpoint} did. */
+export interface EndpointDeletion {
+  deleted: boolean;
+  /** Tasks of the endpoint not yet terminal when it was asked. */
+  activeTasks: number;
+  /** Tasks failed by a forced delete. */
+  failed: TaskRecord[];
+}
+
+export interface TaskGroupRecord {
+  id: string;
+  ownerId: string;
+  createdAt: Date;
+  /** Tasks per state (states with at least one task). */
+  taskCounts: Partial<Record<TaskState, number>>;
+}
+
+interface TaskGroupRow {
+  id: string;
+  owner_id: string;
+  created_at: Date;
+  task_counts: Record<string, number>;
+}
+
+const TASK_GROUP_SELECT = `SELECT g.id, g.owner_id, g.created_at,
+  COALESCE(jsonb_object_agg(c.state, c.n) FILTER (WHERE c.state IS NOT NULL), '{}'::jsonb) AS task_counts
+  FROM task_groups g
+  LEFT JOIN LATERAL (SELECT state, count(*)::int AS n FROM tasks t WHERE t.task_group_id = g.id GROUP BY state) c
+    ON true`;
+
+function toTaskGroup(row: TaskGroupRow): TaskGroupRecord {
+  const taskCounts: Partial<Record<TaskState, number>> = {};
+  for (const [state, n] of Object.entries(row.task_counts)) taskCounts[state as TaskState] = Number(n);
+  return { id: row.id, ownerId: row.owner_id, createdAt: row.created_at, taskCounts };
 }
 
 /** Two results for one task in a batch (a redelivery): the first one counts. */

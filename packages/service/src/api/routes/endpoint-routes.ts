@@ -1,15 +1,30 @@
 import { randomUUID } from "node:crypto";
 import {
   commandQueue,
+  type DeleteResponse,
   type EndpointInfo,
   type EndpointStatusResponse,
+  endpointBrokerUser,
   type RegisterEndpointRequest,
   type RegisterEndpointResponse,
 } from "@conduit/protocol";
-import { endpointIdTaken, endpointNotFound, endpointNotPermitted } from "../../errors.js";
+import {
+  endpointHasTasks,
+  endpointIdTaken,
+  endpointNotFound,
+  endpointNotOwned,
+  endpointNotPermitted,
+} from "../../errors.js";
 import type { EndpointRecord } from "../../store/store-types.js";
 import type { RouteRegistrar } from "../api-context.js";
-import { endpointStatusSchema, listEndpointsSchema, registerEndpointSchema } from "../schemas.js";
+import {
+  deleteEndpointSchema,
+  endpointStatusSchema,
+  getEndpointSchema,
+  listEndpointsSchema,
+  registerEndpointSchema,
+} from "../schemas.js";
+import { publishOutcomes } from "./publish-outcomes.js";
 
 export const endpointRoutes: RouteRegistrar = (app, ctx) => {
   app.post<{ Body: RegisterEndpointRequest }>(
@@ -44,6 +59,43 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
     const endpoints = await ctx.store.listEndpoints(request.identity.id);
     return endpoints.map(toEndpointInfo);
   });
+
+  // As for its status: one's own endpoints, and multi-user endpoints (which anyone may submit to).
+  app.get<{ Params: { endpoint_id: string } }>(
+    "/v1/endpoints/:endpoint_id",
+    { schema: getEndpointSchema },
+    async (request): Promise<EndpointInfo> => {
+      const endpointId = request.params.endpoint_id.toLowerCase();
+      const endpoint = await ctx.store.getEndpoint(endpointId);
+      if (!endpoint) throw endpointNotFound(endpointId);
+      if (!endpoint.multiUser && endpoint.ownerId !== request.identity.id) throw endpointNotPermitted(endpointId);
+      return toEndpointInfo(endpoint);
+    },
+  );
+
+  app.delete<{ Params: { endpoint_id: string }; Querystring: { force: boolean } }>(
+    "/v1/endpoints/:endpoint_id",
+    { schema: deleteEndpointSchema },
+    async (request): Promise<DeleteResponse> => {
+      const endpointId = request.params.endpoint_id.toLowerCase();
+      const endpoint = await ctx.store.getEndpoint(endpointId);
+      if (!endpoint) throw endpointNotFound(endpointId);
+      if (endpoint.ownerId !== request.identity.id) throw endpointNotOwned(endpointId);
+      const deletion = await ctx.store.deleteEndpoint(endpointId, request.identity.id, request.query.force, {
+        code: "ENDPOINT_DELETED",
+        name: "EndpointDeleted",
+        message: `Endpoint ${endpointId} was deleted before this task finished; submit it to another endpoint.`,
+      });
+      if (!deletion.deleted && deletion.activeTasks > 0) throw endpointHasTasks(endpointId, deletion.activeTasks);
+      // Not deleted and nothing active: a concurrent delete got there first, which is what was asked.
+      ctx.submitter.forgetEndpoint(endpointId);
+      // Submitters waiting on the tasks a forced delete failed hear it like any result.
+      await publishOutcomes(ctx.broker, deletion.failed);
+      // Its MEP's credentials stop working (the account is made again if the endpoint re-registers).
+      await ctx.brokerAccounts?.deleteUser(endpointBrokerUser(endpointId));
+      return { id: endpointId, deleted: true };
+    },
+  );
 
   app.get<{ Params: { endpoint_id: string } }>(
     "/v1/endpoints/:endpoint_id/status",

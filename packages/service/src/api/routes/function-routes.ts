@@ -1,13 +1,14 @@
 import {
+  type DeleteResponse,
   type FunctionInfo,
   PayloadTooLargeError,
   payloadBytes,
   type RegisterFunctionRequest,
   type RegisterFunctionResponse,
 } from "@conduit/protocol";
-import { functionNotFound, ServiceError } from "../../errors.js";
+import { functionNotFound, functionNotOwned, ServiceError } from "../../errors.js";
 import type { RouteRegistrar } from "../api-context.js";
-import { getFunctionSchema, registerFunctionSchema } from "../schemas.js";
+import { deleteFunctionSchema, getFunctionSchema, registerFunctionSchema } from "../schemas.js";
 
 export const functionRoutes: RouteRegistrar = (app, ctx) => {
   app.post<{ Body: RegisterFunctionRequest }>(
@@ -34,6 +35,21 @@ export const functionRoutes: RouteRegistrar = (app, ctx) => {
       const fn = await ctx.store.getFunction(request.params.function_id);
       if (!fn) throw functionNotFound(request.params.function_id);
       return { function_id: fn.id, name: fn.name, function: fn.payload };
+    },
+  );
+
+  app.delete<{ Params: { function_id: string } }>(
+    "/v1/functions/:function_id",
+    { schema: deleteFunctionSchema },
+    async (request): Promise<DeleteResponse> => {
+      const functionId = request.params.function_id.toLowerCase();
+      const fn = await ctx.store.getFunction(functionId);
+      if (!fn) throw functionNotFound(functionId);
+      if (fn.ownerId !== request.identity.id) throw functionNotOwned(functionId);
+      // Gone already (a concurrent delete) counts as deleted: the caller's intent holds.
+      await ctx.store.deleteFunction(functionId, request.identity.id);
+      ctx.submitter.forgetFunction(functionId);
+      return { id: functionId, deleted: true };
     },
   );
 };

@@ -1,14 +1,18 @@
 import type {
   BatchStatusRequest,
   BatchStatusResponse,
+  CancelTaskResponse,
+  CancelTasksMessage,
   SubmitRequest,
   SubmitResponse,
   TaskStatusResponse,
 } from "@conduit/protocol";
+import { uepTaskQueue } from "@conduit/protocol";
 import { taskNotFound } from "../../errors.js";
 import type { TaskRecord } from "../../store/store-types.js";
 import type { RouteRegistrar } from "../api-context.js";
-import { batchStatusSchema, submitSchema, taskStatusSchema } from "../schemas.js";
+import { batchStatusSchema, cancelTaskSchema, submitSchema, taskStatusSchema } from "../schemas.js";
+import { publishOutcomes } from "./publish-outcomes.js";
 
 export const taskRoutes: RouteRegistrar = (app, ctx) => {
   app.post<{ Params: { endpoint_id: string }; Body: SubmitRequest }>(
@@ -38,6 +42,37 @@ export const taskRoutes: RouteRegistrar = (app, ctx) => {
         if (task.ownerId === request.identity.id) tasks[task.id] = toTaskStatus(task);
       }
       return { tasks };
+    },
+  );
+
+  app.post<{ Params: { task_id: string } }>(
+    "/v1/tasks/:task_id/cancel",
+    { schema: cancelTaskSchema },
+    async (request): Promise<CancelTaskResponse> => {
+      const taskId = request.params.task_id.toLowerCase();
+      const outcome = await ctx.store.cancelTask(taskId, request.identity.id, {
+        code: "TASK_CANCELLED",
+        name: "CancelledError",
+        message: `Task ${taskId} was cancelled before it started.`,
+      });
+      if (!outcome || outcome.task.ownerId !== request.identity.id) throw taskNotFound(taskId);
+      const { task, cancelled } = outcome;
+      if (cancelled) {
+        // The cancel follows the task in its UEP's queue, so a UEP that holds
+        // the task (not yet handed to its engine) drops it; the submitter
+        // learns from its group's queue, as from any result.
+        const cancel: CancelTasksMessage = {
+          v: 1,
+          kind: "cancel",
+          endpointId: task.endpointId,
+          uepId: task.uepId,
+          taskIds: [task.id],
+        };
+        const queue = uepTaskQueue(task.endpointId, task.uepId);
+        await ctx.broker.ensureQueues([queue]);
+        await Promise.all([ctx.broker.publishAll([{ queue, message: cancel }]), publishOutcomes(ctx.broker, [task])]);
+      }
+      return { task_id: task.id, cancelled, state: task.state };
     },
   );
 };
