@@ -34,6 +34,12 @@ export interface EngineContext {
   log: Logger;
   /** Called once per task with its outcome. */
   onResult(result: EngineResult): void;
+  /**
+   * Called by an engine with `reportsStarts` when tasks leave its queue for a
+   * worker or block (from then on they count as started and can no longer be
+   * cancelled); may be called again for a task that is run again.
+   */
+  onStarted?(taskIds: string[]): void;
   /** Environment for workers (the UEP's environment, user_environment.yaml applied). */
   env: NodeJS.ProcessEnv;
 }
@@ -51,10 +57,22 @@ export interface EngineStatus {
 
 export interface Engine {
   readonly type: string;
+  /**
+   * True when the engine queues tasks itself and reports through
+   * `context.onStarted` when each reaches a worker; otherwise a task counts as
+   * started once submitted.
+   */
+  readonly reportsStarts?: boolean;
   start(context: EngineContext): Promise<void>;
   /** Queues a task; its result arrives through `context.onResult`. */
   submit(task: EngineTask): void;
   status(): EngineStatus;
+  /**
+   * Drops this task if no worker or block has it yet. True if dropped, and
+   * then no result will ever come for it; false if it started, finished or is
+   * unknown (it then gets its result as usual).
+   */
+  cancel?(taskId: string): boolean;
   /** Stops workers and blocks; tasks still outstanding get a failed result. */
   shutdown(): Promise<void>;
 }

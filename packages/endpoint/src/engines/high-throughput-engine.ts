@@ -11,6 +11,10 @@
  * worker) count as lost (WORKER_LOST, or run again per
  * max_retries_on_system_failure); the prefetched tasks it had not started go
  * back to the front of the queue without using a retry.
+ *
+ * Tasks wait in the interchange's queue, so the engine reports when each is
+ * sent to a block (`context.onStarted`; prefetched ones count as started),
+ * and `cancel` can drop one still in the queue.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
@@ -59,6 +63,7 @@ interface Running {
 
 export class HighThroughputEngine implements Engine {
   readonly type = "HighThroughputEngine";
+  readonly reportsStarts = true;
   private readonly provider: Provider;
   private running: Running | undefined;
   private readonly blocks = new Map<string, BlockRecord>();
@@ -94,6 +99,7 @@ export class HighThroughputEngine implements Engine {
             : `block ${blockId} is not one this engine is starting`,
         connected: (block) => this.onConnected(block),
         reserved: () => this.startingSlots(),
+        dispatched: (tasks) => context.onStarted?.(tasks.map((task) => task.taskId)),
         result: (result) => ledger.complete(result),
         lost: (task, reason) => this.onLost(task, reason),
         closed: (block, started, unstarted) => void this.onClosed(block, started, unstarted),
@@ -153,6 +159,15 @@ export class HighThroughputEngine implements Engine {
     this.broken = false;
     interchange.submit(task);
     this.scheduleScale();
+  }
+
+  /** Drops a task still in the interchange's queue (no block has it): true, and it gets no result. */
+  cancel(taskId: string): boolean {
+    const running = this.running;
+    if (!running || this.stopping || !running.interchange.remove(taskId)) return false;
+    running.ledger.forget(taskId);
+    running.context.log.debug(`Task ${taskId} was cancelled while queued in the interchange; dropped it.`);
+    return true;
   }
 
   status(): EngineStatus {

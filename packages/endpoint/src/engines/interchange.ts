@@ -11,6 +11,9 @@
  * the tasks a block has not answered, only the first `workers` can have
  * started: when a block is lost, the others are known never to have run.
  *
+ * A task counts as started once it is sent to a block (prefetched ones
+ * too); until then `remove` can still take it out of the queue (a cancel).
+ *
  * A connection counts only once its first frame registered it with the
  * engine's secret and a block id the engine is waiting for.
  */
@@ -51,6 +54,8 @@ export interface InterchangeEvents {
   connected(block: ConnectedBlock): void;
   /** Worker slots of blocks still starting: that many queued tasks are kept for them rather than prefetched. */
   reserved(): number;
+  /** These tasks were just sent to a block (to a worker, or prefetched): they count as started. */
+  dispatched(tasks: EngineTask[]): void;
   result(result: EngineResult): void;
   /** A worker of a block died while running `task`. */
   lost(task: EngineTask, reason: string): void;
@@ -125,6 +130,18 @@ export class Interchange {
     this.dispatch();
   }
 
+  /**
+   * Takes a task out of the queue if it is still there (not sent to any
+   * block); true if it was. O(queued), which is fine for the odd cancel.
+   */
+  remove(taskId: string): boolean {
+    const tasks = this.queue.drain();
+    const index = tasks.findIndex((task) => task.taskId === taskId);
+    if (index >= 0) tasks.splice(index, 1);
+    for (const task of tasks) this.queue.push(task);
+    return index >= 0;
+  }
+
   /** Removes and returns every queued task. */
   takeQueued(): EngineTask[] {
     return this.queue.drain();
@@ -179,8 +196,12 @@ export class Interchange {
       }
       if (this.queue.length <= keep) break;
     }
-    for (const [c, tasks] of batches)
+    const sent: EngineTask[] = [];
+    for (const [c, tasks] of batches) {
       for (const batch of intoBatches(tasks)) write(c.socket, { v: 1, cmd: "run", tasks: batch });
+      for (const task of tasks) sent.push(task);
+    }
+    if (sent.length > 0) this.events.dispatched(sent);
   }
 
   private accept(socket: Socket): void {

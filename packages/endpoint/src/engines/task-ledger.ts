@@ -32,6 +32,11 @@ export class TaskLedger {
     if (this.outstanding.delete(result.taskId)) this.onResult(result);
   }
 
+  /** Drops an outstanding task without a result (it was cancelled before it started); false if not outstanding. */
+  forget(taskId: string): boolean {
+    return this.outstanding.delete(taskId);
+  }
+
   fail(taskId: string, error: WireError): void {
     this.complete({ taskId, ok: false, error });
   }

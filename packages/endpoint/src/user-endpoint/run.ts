@@ -222,6 +222,7 @@ class UserEndpoint {
           config.engine.result_size_limit,
         ),
         onResult: (r) => consumer.onEngineResult(r),
+        onStarted: (taskIds) => consumer.onEngineStarted(taskIds),
       });
     } catch (err) {
       await engine.shutdown().catch(() => undefined);

@@ -8,7 +8,11 @@
  * here, not started, so that a `cancel` message (which follows the tasks it
  * names in the same queue) can still drop them. Cancelled ids are remembered,
  * so a copy arriving later is dropped too; nothing is reported for them (the
- * service already stored `cancelled` and told the submitter).
+ * service already stored `cancelled` and told the submitter). An engine that
+ * queues tasks itself (`reportsStarts`: the high-throughput engine) gets every
+ * task at once; each is reported `running` only when the engine says it
+ * reached a worker, and a `cancel` takes it out of the engine's queue
+ * (`engine.cancel`) until then.
  *
  * Nothing is lost: a task's delivery is acked only after the broker confirmed
  * the batch carrying its result, so a UEP that dies mid-task leaves the task
@@ -91,7 +95,7 @@ export class TaskConsumer {
   private readonly done = new Set<string>();
   /** Received tasks not yet handed to the engine, in arrival order. */
   private held: TaskMessage[] = [];
-  /** Tasks handed to the engine whose result has not come back. */
+  /** Tasks handed to the engine whose result has not come back (and that it did not drop on a cancel). */
   private readonly inEngine = new Set<string>();
   private readonly cancelled = new Set<string>();
   private dispatching = false;
@@ -273,8 +277,9 @@ export class TaskConsumer {
   }
 
   /**
-   * Drops the named tasks still held here (acked, never run, nothing reported)
-   * and remembers every id, so a copy that arrives later is dropped as well.
+   * Drops the named tasks still held here, or still queued in an engine that
+   * can drop them (acked, never run, nothing reported), and remembers every
+   * id, so a copy that arrives later is dropped as well.
    */
   private cancel(message: CancelTasksMessage): void {
     const { log } = this.options;
@@ -283,17 +288,34 @@ export class TaskConsumer {
       this.cancelled.add(taskId);
       if (this.cancelled.size > RECENT_CANCELLED) this.cancelled.delete(this.cancelled.values().next().value as string);
       const index = this.held.findIndex((t) => t.taskId === taskId);
-      if (index < 0) {
-        if (this.inEngine.has(taskId)) log.info(`Task ${taskId} was cancelled after it started; it runs to the end`);
+      if (index >= 0) {
+        this.held.splice(index, 1);
+      } else if (this.inEngine.has(taskId)) {
+        if (!this.dropFromEngine(taskId)) {
+          log.info(`Task ${taskId} was cancelled after it started; it runs to the end`);
+          continue;
+        }
+      } else {
         continue;
       }
-      this.held.splice(index, 1);
+      this.statuses.remove(taskId);
       const deliveries = this.running.get(taskId) ?? [];
       this.running.delete(taskId);
       for (const delivery of deliveries) this.ack(delivery);
       this.lastActivity = Date.now();
       log.info(`Task ${taskId} was cancelled before it started; dropped it`);
     }
+    // A task dropped from the engine freed its room there.
+    this.dispatch();
+  }
+
+  /** Asks the engine to drop a task it has not started; true if it did (no result will come). */
+  private dropFromEngine(taskId: string): boolean {
+    if (!("engine" in this.options.policy)) return false;
+    const { engine } = this.options.policy;
+    if (engine.cancel?.(taskId) !== true) return false;
+    this.inEngine.delete(taskId);
+    return true;
   }
 
   private submitToEngine(engine: Engine, task: TaskMessage): void {
@@ -301,7 +323,8 @@ export class TaskConsumer {
     const { taskId } = task;
     this.inEngine.add(taskId);
     // Reported before submit: an engine may call back synchronously, and the result must win.
-    this.statuses.add(taskId);
+    // An engine that reports starts says so itself (onEngineStarted), before any result.
+    if (engine.reportsStarts !== true) this.statuses.add(taskId);
     try {
       engine.submit({
         taskId,
@@ -334,6 +357,15 @@ export class TaskConsumer {
       return { code: "FUNCTION_NOT_ALLOWED", name: "FunctionNotAllowed", message };
     }
     return resourceSpecificationProblem(task) ?? policy.serializers?.check(task);
+  }
+
+  /**
+   * The callback of an engine with `reportsStarts`: these tasks reached a
+   * worker. A task whose result already came (or that was dropped) is not
+   * reported, so a `running` never follows its result.
+   */
+  onEngineStarted(taskIds: string[]): void {
+    for (const taskId of taskIds) if (this.inEngine.has(taskId)) this.statuses.add(taskId);
   }
 
   /** The engine's callback: one outcome per submitted task. */
