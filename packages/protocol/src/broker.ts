@@ -15,7 +15,7 @@ export interface BrokerOptions {
   /** Shown in the broker's connection list. */
   name: string;
   /** Runs on every (re)connection with a fresh confirm channel: declare, bind, consume. */
-  setup?: (channel: ConfirmChannel) => Promise<void>;
+  setup?: (channel: ConfirmChannel, link: BrokerLink) => Promise<void>;
   /** Unacked deliveries per consumer channel. @default 200 */
   prefetch?: number;
   /** AMQP heartbeat in seconds (0 disables). @default the broker's suggestion */
@@ -44,6 +44,12 @@ export interface BrokerLink extends EventEmitter {
   ): Promise<void>;
   /** Resolves with the channel once connected. */
   ready(): Promise<ConfirmChannel>;
+  /**
+   * Passive check of a queue on a short-lived channel of its own, so that a
+   * missing queue (which closes the channel that asked) leaves the link's
+   * channel alone; undefined when the queue does not exist.
+   */
+  checkQueue(queue: string): Promise<{ messageCount: number; consumerCount: number } | undefined>;
   close(): Promise<void>;
 }
 
@@ -57,6 +63,8 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
   private closed = false;
   private waiters: Array<{ resolve: (ch: ConfirmChannel) => void; reject: (err: Error) => void }> = [];
   private model: RecoveringChannelModel | undefined;
+  /** The connection of the current channel (set before `setup` runs). */
+  private liveModel: ChannelModel | undefined;
   private failure: Error | undefined;
 
   constructor(
@@ -80,13 +88,14 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
           maxRetries: maxRetries ?? Number.POSITIVE_INFINITY,
           initialMaxRetries: initialMaxRetries ?? maxRetries ?? Number.POSITIVE_INFINITY,
           setup: async (model: ChannelModel) => {
+            this.liveModel = model;
             const channel = await model.createConfirmChannel();
             channel.on("error", (err: Error) => this.emit("channel-error", err));
             channel.on("close", () => {
               if (this.channel === channel) this.channel = undefined;
             });
             await channel.prefetch(prefetch);
-            if (setup) await setup(channel);
+            if (setup) await setup(channel, this);
             this.channel = channel;
             const waiters = this.waiters.splice(0);
             for (const w of waiters) w.resolve(channel);
@@ -119,6 +128,23 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
     if (this.closed) return Promise.reject(new ConduitError("BROKER_CLOSED", "The broker connection is closed."));
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  async checkQueue(queue: string): Promise<{ messageCount: number; consumerCount: number } | undefined> {
+    // Not ready(): setup calls this before the link's channel exists.
+    const model = this.liveModel;
+    if (!model || this.closed) throw new ConduitError("BROKER_CLOSED", "The broker connection is closed.");
+    const channel = await model.createChannel();
+    channel.on("error", () => undefined);
+    try {
+      const { messageCount, consumerCount } = await channel.checkQueue(queue);
+      return { messageCount, consumerCount };
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
   }
 
   async publish(

@@ -11,6 +11,7 @@
  */
 import {
   type BrokerLink,
+  ConduitError,
   type ConfirmChannel,
   type ConsumeMessage,
   connectBroker,
@@ -45,8 +46,8 @@ export class ResultListener {
   private closed = false;
   /** Every queue consumed (or being started), with the start's outcome. */
   private readonly queues = new Map<string, Promise<number>>();
-  /** Queues already consumed on each channel, so a queue added during a reconnect is not consumed twice. */
-  private readonly consumed = new WeakMap<ConfirmChannel, Set<string>>();
+  /** Queues consumed on each channel (with the count of messages that waited), so none is consumed twice. */
+  private readonly consumed = new WeakMap<ConfirmChannel, Map<string, Promise<number>>>();
   private readonly delivered = new BoundedSet(DELIVERED_MEMORY);
 
   constructor(
@@ -103,8 +104,15 @@ export class ResultListener {
         name: "conduit-sdk",
         prefetch: PREFETCH,
         initialMaxRetries: INITIAL_CONNECT_RETRIES,
-        setup: async (channel) => {
-          for (const known of [...this.queues.keys()]) await this.consume(channel, known);
+        setup: async (channel, link) => {
+          for (const known of [...this.queues.keys()]) {
+            try {
+              await this.consume(channel, link, known);
+            } catch (err) {
+              // Expired while the link was down; the other queues go on.
+              process.emitWarning((err as Error).message);
+            }
+          }
         },
       });
       this.link = link;
@@ -115,7 +123,7 @@ export class ResultListener {
     const link = await this.link;
     // Without a channel the link is reconnecting, and its setup will consume the queue.
     const channel = link.channel;
-    return channel ? await this.consume(channel, queue) : 0;
+    return channel ? await this.consume(channel, link, queue) : 0;
   }
 
   private brokerUrl(url: string): string {
@@ -125,18 +133,37 @@ export class ResultListener {
     return parsed.toString();
   }
 
-  private async consume(channel: ConfirmChannel, queue: string): Promise<number> {
-    let seen = this.consumed.get(channel);
-    if (!seen) {
-      seen = new Set();
-      this.consumed.set(channel, seen);
+  /**
+   * Consumes `queue` on `channel` once (the link's setup and {@link start} may
+   * both ask for it); every caller gets the number of messages that waited.
+   */
+  private consume(channel: ConfirmChannel, link: BrokerLink, queue: string): Promise<number> {
+    let started = this.consumed.get(channel);
+    if (!started) {
+      started = new Map();
+      this.consumed.set(channel, started);
     }
-    if (seen.has(queue)) return 0;
-    seen.add(queue);
-    // Passive: a missing queue closes the channel with 404 rather than creating a queue without the service's expiry.
-    const { messageCount } = await channel.checkQueue(queue);
+    let count = started.get(queue);
+    if (!count) {
+      count = this.startConsuming(channel, link, queue);
+      started.set(queue, count);
+      const forget = started;
+      count.catch(() => forget.delete(queue));
+    }
+    return count;
+  }
+
+  private async startConsuming(channel: ConfirmChannel, link: BrokerLink, queue: string): Promise<number> {
+    // Checked on a channel of its own: a missing queue closes the channel that asks.
+    const info = await link.checkQueue(queue);
+    if (!info) {
+      throw new ConduitError(
+        "RESULT_QUEUE_MISSING",
+        `The result queue ${queue} does not exist (its task group went unused for longer than the service's --result-retention, or the task group id is wrong); fetch results with client.getResult(taskId), or submit to a new task group.`,
+      );
+    }
     await channel.consume(queue, (message) => this.deliver(channel, queue, message));
-    return messageCount;
+    return info.messageCount;
   }
 
   private deliver(channel: ConfirmChannel, queue: string, message: ConsumeMessage | null): void {

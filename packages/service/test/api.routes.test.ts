@@ -5,7 +5,6 @@
  */
 import { randomUUID } from "node:crypto";
 import {
-  type ApiErrorBody,
   commandQueue,
   computeUepId,
   HEARTBEATS_EXCHANGE,
@@ -17,7 +16,6 @@ import {
   resultsRoutingKey,
   SOURCE_CODE,
   type StartUepCommand,
-  type SubmitRequest,
   type SubmitResponse,
   type TaskMessage,
   type TaskStatusResponse,
@@ -30,6 +28,7 @@ import { sha256Hex } from "../src/auth/tokens.js";
 import { type RunningService, startService } from "../src/index.js";
 import { createVhost, openChannel } from "./helpers/broker.js";
 import { createPostgresDatabase, createTempDir } from "./helpers/databases.js";
+import { restHelpers, submitBody } from "./helpers/rest.js";
 
 const MAX_TASK_BYTES = 100_000;
 const MAX_REQUEST_BYTES = 1_000_000;
@@ -78,52 +77,7 @@ describe.each(backends)("API on $name", (backend) => {
     for (const dispose of disposers.reverse()) await dispose();
   });
 
-  async function call<T = unknown>(
-    method: string,
-    path: string,
-    options: { token?: string | null; body?: unknown; raw?: string } = {},
-  ): Promise<{ status: number; body: T }> {
-    const headers: Record<string, string> = {};
-    const bearer = options.token === undefined ? token : options.token;
-    if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
-    let body: string | undefined;
-    if (options.raw !== undefined || options.body !== undefined) {
-      headers["content-type"] = "application/json";
-      body = options.raw ?? JSON.stringify(options.body);
-    }
-    const response = await fetch(`${service.url}${path}`, { method, headers, body });
-    const text = await response.text();
-    return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
-  }
-
-  async function registerEndpoint(body: Record<string, unknown> = {}, as = token): Promise<string> {
-    const r = await call<{ endpoint_id: string }>("POST", "/v1/endpoints", {
-      token: as,
-      body: { name: "ep", ...body },
-    });
-    expect(r.status).toBe(200);
-    return r.body.endpoint_id;
-  }
-
-  async function registerFunction(data = `(x) => x + ${Math.random()}`, as = token): Promise<string> {
-    const r = await call<{ function_id: string }>("POST", "/v1/functions", {
-      token: as,
-      body: { function: { strategy: SOURCE_CODE, data } },
-    });
-    expect(r.status).toBe(200);
-    return r.body.function_id;
-  }
-
-  function submitBody(functionId: string, n = 1, extra: Partial<SubmitRequest> = {}): SubmitRequest {
-    return {
-      tasks: Array.from({ length: n }, (_, i) => ({
-        task_id: randomUUID(),
-        function_id: functionId,
-        args: { strategy: JSON_DATA, data: JSON.stringify({ args: [i] }) },
-      })),
-      ...extra,
-    };
-  }
+  const { call, expectError, registerEndpoint, registerFunction } = restHelpers(() => ({ url: service.url, token }));
 
   /** Takes one message from a queue, waiting for it to arrive. */
   async function take<T>(queue: string): Promise<T> {
@@ -155,14 +109,6 @@ describe.each(backends)("API on $name", (backend) => {
 
   async function queueLength(queue: string): Promise<number> {
     return (await channel.checkQueue(queue)).messageCount;
-  }
-
-  function expectError(r: { status: number; body: unknown }, status: number, code: string): ApiErrorBody {
-    expect(r.status).toBe(status);
-    const body = r.body as ApiErrorBody;
-    expect(body).toMatchObject({ statusCode: status, code });
-    expect(typeof body.error).toBe("string");
-    return body;
   }
 
   it("answers /healthz and /openapi.json without a token, listing every route", async () => {

@@ -6,7 +6,6 @@
  */
 import { randomUUID } from "node:crypto";
 import {
-  type ApiErrorBody,
   type CancelTaskResponse,
   type EndpointInfo,
   JSON_DATA,
@@ -14,7 +13,6 @@ import {
   type ResultBatchMessage,
   type ResultMessage,
   resultsRoutingKey,
-  SOURCE_CODE,
   type SubmitRequest,
   type SubmitResponse,
   type TaskGroupDetail,
@@ -28,6 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningService, startService } from "../src/index.js";
 import { createVhost, openChannel } from "./helpers/broker.js";
 import { createTempDir } from "./helpers/databases.js";
+import { restHelpers, submitBody } from "./helpers/rest.js";
 
 const PUBLIC_AMQP = "amqp://guest:guest@broker.example.org:5672";
 
@@ -62,55 +61,18 @@ afterAll(async () => {
   for (const dispose of disposers.reverse()) await dispose();
 });
 
-async function call<T = unknown>(
-  method: string,
-  path: string,
-  options: { token?: string; body?: unknown } = {},
-): Promise<{ status: number; body: T }> {
-  const headers: Record<string, string> = { authorization: `Bearer ${options.token ?? token}` };
-  let body: string | undefined;
-  if (options.body !== undefined) {
-    headers["content-type"] = "application/json";
-    body = JSON.stringify(options.body);
-  }
-  const response = await fetch(`${service.url}${path}`, { method, headers, body });
-  const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
-}
+const rest = restHelpers(() => ({ url: service.url, token }));
+const { call, registerFunction } = rest;
 
+/** Also checks that the message is one sentence naming the problem and the fix. */
 function expectError(r: { status: number; body: unknown }, status: number, code: string): string {
-  expect(r.status).toBe(status);
-  expect(r.body).toMatchObject({ statusCode: status, code });
-  const { message } = r.body as ApiErrorBody;
-  // One sentence naming the problem and the fix.
+  const { message } = rest.expectError(r, status, code);
   expect(message).toMatch(/^[A-Z].*[.;].*\.$/);
   return message;
 }
 
-async function registerEndpoint(as = token, body: Record<string, unknown> = {}): Promise<string> {
-  const r = await call<{ endpoint_id: string }>("POST", "/v1/endpoints", { token: as, body: { name: "ep", ...body } });
-  expect(r.status).toBe(200);
-  return r.body.endpoint_id;
-}
-
-async function registerFunction(as = token): Promise<string> {
-  const r = await call<{ function_id: string }>("POST", "/v1/functions", {
-    token: as,
-    body: { function: { strategy: SOURCE_CODE, data: `(x) => x + ${Math.random()}` } },
-  });
-  expect(r.status).toBe(200);
-  return r.body.function_id;
-}
-
-function submitBody(functionId: string, n = 1, extra: Partial<SubmitRequest> = {}): SubmitRequest {
-  return {
-    tasks: Array.from({ length: n }, (_, i) => ({
-      task_id: randomUUID(),
-      function_id: functionId,
-      args: { strategy: JSON_DATA, data: JSON.stringify({ args: [i] }) },
-    })),
-    ...extra,
-  };
+function registerEndpoint(as = token, body: Record<string, unknown> = {}): Promise<string> {
+  return rest.registerEndpoint(body, as);
 }
 
 async function submit(endpointId: string, body: SubmitRequest, as = token): Promise<SubmitResponse> {
