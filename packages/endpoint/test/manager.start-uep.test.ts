@@ -151,7 +151,8 @@ describe("MEP start_uep commands", () => {
     // `_start-user-endpoint <name>`, or the title the UEP gives itself: the name either way.
     expect(readFileSync(`/proc/${pid}/cmdline`, "utf8")).toContain(cmd.uepName);
     expect(JSON.parse(readFileSync(join(dir, "ueps.json"), "utf8"))).toEqual({
-      ueps: [{ name: cmd.uepName, pid, pgid: pid }],
+      // The command it runs with: the next MEP restarts it from that if this one dies with tasks queued.
+      ueps: [{ name: cmd.uepName, pid, pgid: pid, command: expect.objectContaining({ uepName: cmd.uepName }) }],
     });
     // Its stdout/stderr and its own log live in its own folder.
     expect(existsSync(join(userDir, cmd.uepName, "endpoint.log"))).toBe(true);

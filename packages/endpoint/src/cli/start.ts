@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { ConduitError, paths, redactUrl } from "@conduit/protocol";
+import { ConduitError, paths, redactUrl, type StartUepCommand } from "@conduit/protocol";
 import { type ManagerConfig, parseManagerConfig } from "../config/manager-config.js";
 import { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { createLogger, type FileLogger } from "../logging.js";
@@ -22,7 +22,7 @@ import {
 } from "../manager/endpoint-dir.js";
 import { ManagerEndpoint } from "../manager/manager-endpoint.js";
 import { localUser, type Registration, registerEndpoint } from "../manager/registration.js";
-import { killLeftoverUeps } from "../manager/uep-records.js";
+import { killLeftoverUeps, readUepRecords } from "../manager/uep-records.js";
 import { startTicker } from "./ticker.js";
 
 export interface StartOptions {
@@ -70,6 +70,8 @@ export async function startEndpoint(options: StartOptions): Promise<number> {
   }
   // Whatever the dead MEP left behind goes first (its UEPs would otherwise
   // keep consuming beside the new ones), then the pid file, then we claim it.
+  // Their commands stay: those whose queues still hold tasks start again below.
+  const leftoverUeps = readUepRecords(ep.uepRecords).flatMap((r) => (r.command ? [r.command] : []));
   await killLeftoverUeps(ep.uepRecords, log);
   if (previous.state === "stale") removePidFile(ep);
   if (!claimPidFile(ep)) {
@@ -81,7 +83,7 @@ export async function startEndpoint(options: StartOptions): Promise<number> {
 
   const stop = new StopRequests(log, () => releasePidFile(ep));
   try {
-    return await run(options, ep, configText, config, log, stop);
+    return await run(options, ep, configText, config, log, stop, leftoverUeps);
   } finally {
     stop.dispose();
     releasePidFile(ep);
@@ -169,6 +171,7 @@ async function run(
   config: ManagerConfig,
   log: FileLogger,
   stop: StopRequests,
+  leftoverUeps: readonly StartUepCommand[],
 ): Promise<number> {
   const { name, userDir } = options;
   const serviceUrl = paths.serviceUrl();
@@ -220,6 +223,7 @@ async function run(
     localUser: localUser(),
     identityMapper,
     log,
+    leftoverUeps,
   });
   stop.onForce = () => manager.killAll();
   try {

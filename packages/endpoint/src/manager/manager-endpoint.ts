@@ -50,6 +50,12 @@ export interface ManagerEndpointOptions {
   /** Multi-user mode: maps each command's identity to the local account its UEP runs as. */
   identityMapper?: IdentityMapper;
   log: Logger;
+  /**
+   * Commands of the UEPs a crashed MEP left behind (from its `ueps.json`,
+   * killed before this MEP began): each one whose queue still holds tasks is
+   * started again, since no new command would announce those tasks.
+   */
+  leftoverUeps?: readonly StartUepCommand[];
 }
 
 /** Commands older than this (or from a clock this far ahead) are ignored, as in Globus. */
@@ -106,6 +112,30 @@ export class ManagerEndpoint {
     const period = config.heartbeat_period;
     this.sendHeartbeat(period);
     this.heartbeatTimer = setInterval(() => this.sendHeartbeat(period), period * 1000);
+    void this.resumeLeftovers(this.options.leftoverUeps ?? []);
+  }
+
+  /** Starts again each UEP a crashed MEP left with tasks in its queue (see `leftoverUeps`). */
+  private async resumeLeftovers(commands: readonly StartUepCommand[]): Promise<void> {
+    if (commands.length === 0) return;
+    // Tasks the killed UEPs had not acked go back to their queues when their connections drop.
+    await sleep(RESTART_CHECK_DELAY_MS);
+    for (const command of commands) {
+      if (this.stopping) return;
+      try {
+        this.checkCommand(command);
+      } catch (err) {
+        this.log.warn(`Ignoring a user endpoint left by the previous instance: ${(err as Error).message}`);
+        continue;
+      }
+      if (this.ueps.get(command.uepName)?.process?.running) continue;
+      const waiting = await this.queuedTasks(command);
+      if (!waiting) continue;
+      this.log.info(
+        `User endpoint ${command.uepName} was left with ${waiting} task(s) in its queue by the previous instance; starting it again`,
+      );
+      this.startUep(command);
+    }
   }
 
   /** Runs on every (re)connection: topology, then the command consumer. */
@@ -437,9 +467,8 @@ export class ManagerEndpoint {
 
   private saveRecords(): void {
     const records = [...this.ueps.values()]
-      .map((e) => e.process)
-      .filter((p): p is UepProcess => p?.running === true)
-      .map((p) => ({ name: p.name, pid: p.pid, pgid: p.pgid }));
+      .filter((e): e is UepEntry & { process: UepProcess } => e.process?.running === true)
+      .map(({ process: p, command }) => ({ name: p.name, pid: p.pid, pgid: p.pgid, command }));
     try {
       writeUepRecords(this.options.ep.uepRecords, records);
     } catch (err) {

@@ -5,6 +5,7 @@
  * next `start`, `stop` or `delete` kills what it lists.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import type { StartUepCommand } from "@conduit/protocol";
 import type { Logger } from "../logging.js";
 import { groupExists, isOurProcess, pidExists, signalGroup, sleep } from "./processes.js";
 
@@ -14,6 +15,12 @@ export interface UepRecord {
   pid: number;
   /** The UEP's process group (its own: it is spawned in a new session). */
   pgid: number;
+  /**
+   * The command the UEP last ran with: after a crash of the MEP, the next one
+   * starts it again with this if its queue still holds tasks (no new command
+   * would announce them). The file is mode 0600: it may hold the UEP's broker URL.
+   */
+  command?: StartUepCommand;
 }
 
 export function readUepRecords(file: string): UepRecord[] {

@@ -1,0 +1,137 @@
+/**
+ * Throwaway servers the full chaos run restarts freely (recipes from the
+ * machine's infra notes): a RabbitMQ node of its own and a Postgres cluster
+ * of its own, each on free ports in a temp dir owned by its service user.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { freePort, portOpen, waitFor } from "../../scripts/local-stack.mjs";
+
+const execFileAsync = promisify(execFile);
+
+function uidOf(user: string): { uid: number; gid: number } {
+  const line = readFileSync("/etc/passwd", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${user}:`));
+  if (line === undefined) throw new Error(`there is no user ${user}; install the server that creates it`);
+  const [, , uid, gid] = line.split(":");
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+function ownedTempDir(prefix: string, user: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const { uid, gid } = uidOf(user);
+  chownSync(dir, uid, gid);
+  return dir;
+}
+
+function requireRoot(what: string): void {
+  if (userInfo().uid !== 0) throw new Error(`${what} needs root (it runs the server as its own user); run as root.`);
+}
+
+export interface ThrowawayServer {
+  port: number;
+  /** Stops the server (`crash`: without a clean shutdown) and starts it again; resolves once it accepts connections. */
+  restart(options?: { crash?: boolean }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A RabbitMQ node (`chaos-<random>@localhost`) listening on 127.0.0.1 only. */
+export async function startThrowawayRabbitMQ(): Promise<ThrowawayServer> {
+  requireRoot("A throwaway RabbitMQ node");
+  const dir = ownedTempDir("conduit-chaos-rabbitmq-", "rabbitmq");
+  const port = await freePort();
+  const distPort = await freePort();
+  const { uid, gid } = uidOf("rabbitmq");
+  const write = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    chownSync(join(dir, name), uid, gid);
+  };
+  write("rabbitmq.conf", `listeners.tcp.local = 127.0.0.1:${port}\n`);
+  write("rabbitmq-env.conf", "");
+  write("enabled_plugins", "[].\n");
+  const env = {
+    PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+    HOME: "/var/lib/rabbitmq",
+    RABBITMQ_NODENAME: `chaos-${randomBytes(4).toString("hex")}@localhost`,
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_DIST_PORT: String(distPort),
+    RABBITMQ_CONF_ENV_FILE: join(dir, "rabbitmq-env.conf"),
+    RABBITMQ_CONFIG_FILE: join(dir, "rabbitmq.conf"),
+    RABBITMQ_MNESIA_BASE: join(dir, "mnesia"),
+    RABBITMQ_LOG_BASE: join(dir, "log"),
+    RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, "enabled_plugins"),
+    RABBITMQ_PID_FILE: join(dir, "pid"),
+  };
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    rmSync(join(dir, "pid"), { force: true });
+    child = spawn("rabbitmq-server", [], { env, uid, gid, stdio: "ignore" });
+    const started = child;
+    await waitFor(
+      `RabbitMQ node ${env.RABBITMQ_NODENAME} accepting connections on 127.0.0.1:${port}`,
+      async () => {
+        if (started.exitCode !== null)
+          throw new Error(`rabbitmq-server exited with ${started.exitCode}; see ${dir}/log`);
+        return portOpen(port);
+      },
+      120_000,
+    );
+  };
+  const halt = async (signal: NodeJS.Signals) => {
+    const running = child;
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
+    // rabbitmq-server is a shell script: signal the Erlang VM itself (its pid file).
+    const pid = Number(readFileSync(join(dir, "pid"), "utf8").trim());
+    process.kill(pid, signal);
+    await new Promise<void>((resolve) => {
+      if (running.exitCode !== null || running.signalCode !== null) resolve();
+      else running.once("exit", () => resolve());
+    });
+  };
+  await start();
+  return {
+    port,
+    async restart({ crash = false } = {}) {
+      await halt(crash ? "SIGKILL" : "SIGTERM");
+      await start();
+    },
+    async stop() {
+      await halt("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const PG_BIN = "/usr/lib/postgresql/15/bin";
+
+/** A Postgres 15 cluster with trust auth on 127.0.0.1; `url` connects as postgres. */
+export async function startThrowawayPostgres(): Promise<ThrowawayServer & { url: string }> {
+  requireRoot("A throwaway Postgres server");
+  const dir = ownedTempDir("conduit-chaos-postgres-", "postgres");
+  const port = await freePort();
+  const { uid, gid } = uidOf("postgres");
+  const asPostgres = (args: string[]) =>
+    execFileAsync(join(PG_BIN, args[0]), args.slice(1), { uid, gid, cwd: dir, env: { PATH: process.env.PATH } });
+  const data = join(dir, "data");
+  await asPostgres(["initdb", "-D", data, "-A", "trust", "-U", "postgres"]);
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`;
+  const start = () => asPostgres(["pg_ctl", "-D", data, "-o", options, "-l", join(dir, "log"), "-w", "start"]);
+  await start();
+  return {
+    port,
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async restart({ crash = false } = {}) {
+      await asPostgres(["pg_ctl", "-D", data, "-m", crash ? "immediate" : "fast", "-w", "stop"]);
+      await start();
+    },
+    async stop() {
+      await asPostgres(["pg_ctl", "-D", data, "-m", "fast", "-w", "stop"]).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
