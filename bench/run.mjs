@@ -1,175 +1,284 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: what a no-op task costs through the whole of Conduit
- * (SDK → REST → service → RabbitMQ → MEP/UEP → worker → back to the Executor),
- * next to its floor measured in the same run: a two-hop RabbitMQ echo in Node
- * (durable queues, persistent messages, confirms, noDelay, prefetch 200).
- * Nothing that sends one message per task over this broker can beat the floor.
+ * `npm run bench`: Conduit next to its peers, in the same run, on this machine,
+ * on loopback (issue 11, "Benchmarks"). One module per peer under bench/peers/
+ * (conduit, floor, celery, bullmq); each exports `name`, `versionsNote` and
+ * `prepare(ctx)`, which returns its configurations (or `{ skip: reason }`),
+ * each with the figures it takes part in and a `run(sizes)` that measures one
+ * repetition on fresh workers and returns
+ *   a_p50, a_p99 (ms)  (a) round trip of one no-op task at a time
+ *   b (tasks/s)        (b) a burst of no-op tasks all in flight
+ *   c (tasks/s)        (c) 10 ms sleep tasks, exactly 2 running at once
+ *   d (MiB)            (d) idle RSS of the worker side's process tree
+ *   e (ms)             (e) cold start (Conduit only)
+ * The runner repeats each configuration (medians of 3 with min and max),
+ * prints Markdown tables (every result, then Conduit ÷ each peer's best
+ * configuration per figure) and writes bench/results/<date>-<host>.json.
  *
- * Then the Executor's submit throughput (tasks per second the service accepted,
- * SUBMIT_TASKS no-op tasks submitted at once) for each batchSize.
- *
- * Prints Markdown tables; writes bench/results/<date>-<host>.json.
+ * Knobs: BENCH_QUICK=1 (small sizes, 1 repetition), BENCH_PEERS=floor,celery
+ * (a subset), BENCH_RESULTS_DIR (where the JSON goes), and the sizes in
+ * bench/sizes.mjs.
  */
-import { execSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, hostname, loadavg, release, tmpdir, totalmem } from "node:os";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, hostname, loadavg, release, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startLocalStack } from "../scripts/local-stack.mjs";
-import { echoFloor } from "./rabbitmq-floor.mjs";
-import { percentile } from "./stats.mjs";
+import { createVhost, ensureRabbitMQ } from "../scripts/local-stack.mjs";
+import { submitThroughput } from "./executor-submit.mjs";
+import { sizes } from "./sizes.mjs";
+import { summarize } from "./stats.mjs";
 
-const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 1000);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 100);
-const BURST = Number(process.env.BENCH_BURST ?? 10_000);
-const SUBMIT_TASKS = Number(process.env.BENCH_SUBMIT_TASKS ?? 10_000);
-const BATCH_SIZES = [1, 16, 128, 512];
-
-const ms = (ns) => Number(ns) / 1e6;
-
-async function conduit(stack) {
-  const { Executor } = await import("@conduit/sdk");
-  const ex = new Executor({ endpointId: stack.endpointId, userEndpointConfig: { worker_init: "" } });
-  const noop = () => null;
-  try {
-    for (let i = 0; i < WARMUP; i++) await ex.submit(noop).result();
-    const samples = [];
-    for (let i = 0; i < ROUND_TRIPS; i++) {
-      const t0 = process.hrtime.bigint();
-      await ex.submit(noop).result();
-      samples.push(ms(process.hrtime.bigint() - t0));
-    }
-    samples.sort((a, b) => a - b);
-    const t0 = process.hrtime.bigint();
-    const futures = [];
-    for (let i = 0; i < BURST; i++) futures.push(ex.submit(noop).result());
-    await Promise.all(futures);
-    const seconds = ms(process.hrtime.bigint() - t0) / 1000;
-    return { p50: percentile(samples, 50), p99: percentile(samples, 99), throughput: BURST / seconds };
-  } finally {
-    await ex.shutdown();
+const here = dirname(fileURLToPath(import.meta.url));
+const ALL_PEERS = ["conduit", "floor", "celery", "bullmq"];
+const selected = (process.env.BENCH_PEERS ?? ALL_PEERS.join(","))
+  .split(",")
+  .map((p) => p.trim())
+  .filter(Boolean);
+for (const p of selected) {
+  if (!ALL_PEERS.includes(p)) {
+    console.error(`Unknown peer ${p} in BENCH_PEERS; use some of ${ALL_PEERS.join(", ")}.`);
+    process.exit(2);
   }
 }
 
-/**
- * Tasks per second the service accepted: from the first submit until the
- * responses to the submit requests named every task (a Client that counts them).
- * The tasks' results are awaited after the clock stops, so runs do not overlap.
- */
-async function submitThroughput(stack, batchSize) {
-  const { Client, Executor } = await import("@conduit/sdk");
-  let accepted = 0;
-  let allAccepted;
-  const acceptedAt = new Promise((resolve) => {
-    allAccepted = resolve;
-  });
-  class CountingClient extends Client {
-    async submit(endpointId, request) {
-      const response = await super.submit(endpointId, request);
-      accepted += response.task_ids.length;
-      if (accepted === SUBMIT_TASKS) allAccepted(process.hrtime.bigint());
-      return response;
-    }
-  }
-  const ex = new Executor({
-    endpointId: stack.endpointId,
-    batchSize,
-    client: new CountingClient(),
-    userEndpointConfig: { worker_init: "" },
-  });
-  const noop = () => null;
-  try {
-    // Registers the function and opens the result stream outside the measurement.
-    await ex.submit(noop).result();
-    accepted = 0;
-    const t0 = process.hrtime.bigint();
-    const futures = [];
-    for (let i = 0; i < SUBMIT_TASKS; i++) futures.push(ex.submit(noop).result());
-    const t1 = await acceptedAt;
-    await Promise.all(futures);
-    return SUBMIT_TASKS / (ms(t1 - t0) / 1000);
-  } finally {
-    await ex.shutdown();
-  }
-}
+export const METRICS = [
+  { key: "a_p50", figure: "a", label: "(a) round trip p50", unit: "ms", better: "lower", digits: 2 },
+  { key: "a_p99", figure: "a", label: "(a) round trip p99", unit: "ms", better: "lower", digits: 2 },
+  { key: "b", figure: "b", label: `(b) ${sizes.burst} no-op tasks in flight`, unit: "tasks/s", better: "higher" },
+  {
+    key: "c",
+    figure: "c",
+    label: `(c) ${sizes.sleepTasks} × ${sizes.sleepMs} ms, 2 at once`,
+    unit: "tasks/s",
+    better: "higher",
+    digits: 1,
+  },
+  { key: "d", figure: "d", label: "(d) idle RSS, worker side", unit: "MiB", better: "lower", digits: 1 },
+  { key: "e", figure: "e", label: "(e) cold start of a new UEP", unit: "ms", better: "lower" },
+];
 
-function versions() {
-  const out = { node: process.versions.node };
+const log = (line) => console.error(`[bench] ${line}`);
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+
+function tryRun(cmd, args) {
   try {
-    out.rabbitmq = execSync("rabbitmqctl version 2>/dev/null", { encoding: "utf8" }).trim();
+    return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   } catch {
-    out.rabbitmq = "unknown";
+    return "unknown";
   }
-  return out;
 }
 
 const machine = {
-  host: hostname(),
+  host: tryRun("hostname", ["-s"]) || hostname(),
   cpus: `${cpus().length} × ${cpus()[0]?.model ?? "?"}`,
   memoryGiB: Math.round(totalmem() / 2 ** 30),
   kernel: release(),
-  ...versions(),
-  loadBefore: loadavg()
-    .map((l) => l.toFixed(2))
-    .join(" "),
+  os: tryRun("sh", ["-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+  node: process.versions.node,
+  rabbitmq: tryRun("rabbitmqctl", ["-q", "version"]),
+  loadBefore: load(),
 };
 
-const userDir = mkdtempSync(join(tmpdir(), "conduit-bench-"));
-process.env.CONDUIT_USER_DIR = userDir;
-// A vhost of its own, so a Conduit already running on this broker is neither disturbed nor measured.
-const stack = await startLocalStack({
-  userDir,
-  endpointName: "bench",
-  isolated: true,
-  log: (l) => console.error(`[bench] ${l}`),
-});
-let floor;
-let result;
-const submitRates = {};
-try {
-  console.error("[bench] RabbitMQ two-hop echo floor ...");
-  floor = await echoFloor({ roundTrips: ROUND_TRIPS, warmup: WARMUP, burst: BURST });
-  console.error("[bench] Conduit end to end ...");
-  result = await conduit(stack);
-  for (const batchSize of BATCH_SIZES) {
-    console.error(`[bench] Executor submit throughput, batchSize ${batchSize} ...`);
-    submitRates[batchSize] = await submitThroughput(stack, batchSize);
-  }
-} finally {
-  await stack.stop();
-  rmSync(userDir, { recursive: true, force: true });
+/** What every peer gets: a RabbitMQ vhost of its own on demand, cleaned up afterwards. */
+function makeContext(peer) {
+  const disposers = [];
+  return {
+    log: (line) => log(`${peer}: ${line}`),
+    sizes,
+    async vhost() {
+      await ensureRabbitMQ(log);
+      const v = await createVhost();
+      disposers.push(v.dispose);
+      return v;
+    },
+    onDispose(fn) {
+      disposers.push(fn);
+    },
+    async dispose() {
+      for (const fn of disposers.reverse()) await fn().catch((err) => log(`${peer}: cleanup failed: ${err.message}`));
+    },
+  };
 }
-machine.loadAfter = loadavg()
-  .map((l) => l.toFixed(2))
-  .join(" ");
 
-const row = (name, c, f, unit, digits = 2) =>
-  `| ${name} | ${c.toFixed(digits)} ${unit} | ${f.toFixed(digits)} ${unit} | ${(c / f).toFixed(2)} |`;
-console.log(`\n## Conduit vs. its RabbitMQ floor (${new Date().toISOString()})\n`);
-console.log(
-  `Machine: ${machine.host}, ${machine.cpus}, ${machine.memoryGiB} GiB, Linux ${machine.kernel}; Node ${machine.node}; RabbitMQ ${machine.rabbitmq}; load ${machine.loadBefore} → ${machine.loadAfter}\n`,
+const peers = [];
+for (const id of selected) {
+  const mod = await import(`./peers/${id}.mjs`);
+  const ctx = makeContext(id);
+  const entry = { id, name: mod.name, note: mod.versionsNote, configs: [] };
+  peers.push(entry);
+  try {
+    log(`${mod.name}: preparing ...`);
+    const prepared = await mod.prepare(ctx);
+    if (prepared.skip) {
+      entry.skipped = prepared.skip;
+      log(`${mod.name}: skipped: ${prepared.skip}`);
+      continue;
+    }
+    if (prepared.note) entry.note = entry.note ? `${entry.note}; ${prepared.note}` : prepared.note;
+    for (const config of prepared.configs) {
+      const result = {
+        id: config.id,
+        label: config.label,
+        figures: config.figures,
+        bulk: config.bulk === true,
+        repetitions: [],
+      };
+      entry.configs.push(result);
+      for (let rep = 1; rep <= sizes.repetitions; rep++) {
+        log(`${mod.name} ${config.label}: repetition ${rep}/${sizes.repetitions} ...`);
+        try {
+          result.repetitions.push(await config.run(sizes));
+        } catch (err) {
+          result.error = err instanceof Error ? err.message : String(err);
+          log(`${mod.name} ${config.label}: failed: ${result.error}`);
+          break;
+        }
+      }
+      result.summary = {};
+      const keys = new Set(result.repetitions.flatMap((r) => Object.keys(r)));
+      for (const key of keys) {
+        const values = result.repetitions.map((r) => r[key]).filter((v) => typeof v === "number");
+        if (values.length > 0) result.summary[key] = summarize(values);
+      }
+    }
+  } catch (err) {
+    entry.skipped = `failed: ${err instanceof Error ? err.message : String(err)}`;
+    log(`${mod.name}: ${entry.skipped}`);
+  } finally {
+    await ctx.dispose();
+  }
+}
+// The Executor's submit throughput by batchSize (Conduit alone).
+let submitRates;
+if (selected.includes("conduit")) {
+  try {
+    submitRates = await submitThroughput({
+      tasks: sizes.submitTasks,
+      log: (line) => log(`submit throughput: ${line}`),
+    });
+  } catch (err) {
+    log(`submit throughput: failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+machine.loadAfter = load();
+
+// ---- tables ----
+const fmt = (v, digits = 0) => (v === undefined ? "–" : v.toFixed(digits));
+function cell(summary, metric) {
+  const s = summary?.[metric.key];
+  if (!s) return "–";
+  const d = metric.digits ?? 0;
+  return s.n > 1 ? `${fmt(s.median, d)} (${fmt(s.min, d)}–${fmt(s.max, d)})` : fmt(s.median, d);
+}
+
+const lines = [];
+const out = (l = "") => lines.push(l);
+out(`## Conduit and its peers (${new Date().toISOString()}${sizes.quick ? ", BENCH_QUICK" : ""})`);
+out();
+out(
+  `Machine: ${machine.host}, ${machine.os}, ${machine.cpus}, ${machine.memoryGiB} GiB, Linux ${machine.kernel}; ` +
+    `Node ${machine.node}; RabbitMQ ${machine.rabbitmq}; load average ${machine.loadBefore} before, ${machine.loadAfter} after.`,
 );
-console.log("| figure | Conduit | RabbitMQ two-hop echo (durable) | Conduit ÷ floor |");
-console.log("|---|---|---|---|");
-console.log(row(`round trip p50 (${ROUND_TRIPS} sequential no-op tasks)`, result.p50, floor.p50, "ms", 3));
-console.log(row("round trip p99", result.p99, floor.p99, "ms", 3));
-console.log(row(`throughput, ${BURST} no-op tasks in flight`, result.throughput, floor.throughput, "tasks/s", 0));
+out(
+  `Sizes: (a) ${sizes.warmup} warm-up + ${sizes.roundTrips} measured, p50/p99 nearest rank; (b) ${sizes.burst}; ` +
+    `(c) ${sizes.sleepTasks} (ceiling ${(1000 / sizes.sleepMs) * 2} tasks/s). ` +
+    `${sizes.repetitions === 1 ? "One repetition." : `Median of ${sizes.repetitions} repetitions (min–max).`}`,
+);
+out();
+out(`| system | configuration | ${METRICS.map((m) => `${m.label}, ${m.unit}`).join(" | ")} |`);
+out(`|---|---|${METRICS.map(() => "---").join("|")}|`);
+for (const peer of peers) {
+  if (peer.skipped) {
+    out(`| ${peer.name} | skipped: ${peer.skipped} |${METRICS.map(() => " ").join("|")}|`);
+    continue;
+  }
+  for (const c of peer.configs) {
+    const cells = METRICS.map((m) => {
+      let text = cell(c.summary, m);
+      if (m.key === "c" && c.summary?.c)
+        text += ` (${((c.summary.c.median / ((1000 / sizes.sleepMs) * 2)) * 100).toFixed(0)} %)`;
+      return text;
+    });
+    out(`| ${peer.name} | ${c.label}${c.error ? ` (failed: ${c.error})` : ""} | ${cells.join(" | ")} |`);
+  }
+}
+out();
+for (const peer of peers) if (peer.note && !peer.skipped) out(`- ${peer.name}: ${peer.note}.`);
+const conduitPeer = peers.find((p) => p.id === "conduit" && !p.skipped);
+if (conduitPeer) {
+  for (const c of conduitPeer.configs) {
+    if (c.summary?.d_service)
+      out(
+        `- Conduit ${c.label}, idle, printed apart from (d): service ${fmt(c.summary.d_service.median, 1)} MiB, ` +
+          `MEP ${fmt(c.summary.d_mep?.median, 1)} MiB.`,
+      );
+  }
+}
 
-console.log(`\n## Executor submit throughput (${SUBMIT_TASKS} no-op tasks submitted at once)\n`);
-console.log("| batchSize | tasks/s accepted by the service |");
-console.log("|---|---|");
-for (const batchSize of BATCH_SIZES) console.log(`| ${batchSize} | ${submitRates[batchSize].toFixed(0)} |`);
+/** Conduit ÷ the peer's best configuration for each figure. */
+const ratios = [];
+const others = peers.filter((p) => p.id !== "conduit" && !p.skipped);
+if (conduitPeer && others.length > 0) {
+  out();
+  out("### Conduit ÷ peer (each peer's best configuration for the figure)");
+  out();
+  out(`| figure | Conduit | ${others.map((p) => p.name).join(" | ")} |`);
+  out(`|---|---|${others.map(() => "---").join("|")}|`);
+  const ratioRows = [
+    ...METRICS.map((m) => ({ m, label: m.label, bulk: false })),
+    { m: METRICS.find((m) => m.key === "b"), label: "(b) against the peer's bulk API", bulk: true },
+  ];
+  for (const { m, label, bulk } of ratioRows) {
+    for (const c of conduitPeer.configs) {
+      const mine = c.summary?.[m.key]?.median;
+      if (mine === undefined) continue;
+      const row = [];
+      for (const p of others) {
+        // A bulk API is its own row: (b) is one submit call per task.
+        const candidates = p.configs.filter((pc) => pc.summary?.[m.key] && pc.bulk === bulk);
+        if (candidates.length === 0) {
+          row.push("–");
+          continue;
+        }
+        const value = (pc) => pc.summary[m.key].median;
+        const best = candidates.reduce((x, y) =>
+          (m.better === "lower" ? value(y) < value(x) : value(y) > value(x)) ? y : x,
+        );
+        const ratio = mine / value(best);
+        ratios.push({ metric: bulk ? "b_bulk" : m.key, conduit: c.id, peer: p.id, peerConfig: best.id, ratio });
+        row.push(`${ratio.toFixed(2)} (${best.label})`);
+      }
+      if (row.every((r) => r === "–")) continue;
+      out(`| ${label} (${m.better} is better) | ${c.label} | ${row.join(" | ")} |`);
+    }
+  }
+}
+
+if (submitRates) {
+  out();
+  out(
+    `### Executor submit throughput (${sizes.submitTasks} no-op tasks submitted at once, tasks/s the service accepted)`,
+  );
+  out();
+  out("| batchSize | tasks/s |");
+  out("|---|---|");
+  for (const [batchSize, rate] of Object.entries(submitRates)) out(`| ${batchSize} | ${rate.toFixed(0)} |`);
+}
 
 const file = join(
-  dirname(fileURLToPath(import.meta.url)),
-  "results",
+  process.env.BENCH_RESULTS_DIR ?? join(here, "results"),
   `${new Date().toISOString().slice(0, 10)}-${machine.host}.json`,
 );
 mkdirSync(dirname(file), { recursive: true });
 writeFileSync(
   file,
-  `${JSON.stringify({ machine, conduit: result, rabbitmqFloor: floor, submitThroughput: submitRates }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), machine, sizes, metrics: METRICS, peers, ratios, submitThroughput: submitRates }, null, 2)}\n`,
 );
-console.log(`\nWrote ${file}`);
+out();
+out(`Wrote ${file}`);
+console.log(lines.join("\n"));
 process.exit(0);

@@ -1,0 +1,50 @@
+/** Resident memory of process trees, from /proc (Linux only). */
+import { readdirSync, readFileSync } from "node:fs";
+
+/** pid → parent pid of every process now. */
+function parents() {
+  const map = new Map();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // The command name (field 2) may hold spaces and parentheses: parse after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      map.set(Number(entry), ppid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return map;
+}
+
+/** The pid and all its descendants. */
+export function treePids(pid) {
+  const ppids = parents();
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    for (const [child, parent] of ppids) if (parent === out[i]) out.push(child);
+  }
+  return out;
+}
+
+/** The direct children of a pid. */
+export function childPids(pid) {
+  return [...parents()].filter(([, parent]) => parent === pid).map(([child]) => child);
+}
+
+/** VmRSS of one process in KiB (0 when it is gone). */
+export function rssKiB(pid) {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Summed VmRSS of a pid and its descendants, in MiB, and how many processes that was. */
+export function treeRss(pid) {
+  const pids = treePids(pid);
+  return { mib: pids.reduce((sum, p) => sum + rssKiB(p), 0) / 1024, processes: pids.length };
+}
