@@ -37,7 +37,8 @@ export function validateUserConfig(schemaText: string | null, userConfig: Record
     schema = JSON.parse(schemaText);
   } catch (err) {
     throw new ConfigError(
-      `${FILE} is not valid JSON (${(err as Error).message}); ask the endpoint administrator to fix or remove it.`,
+      // JSON.parse quotes the text around the error, newlines included: keep the sentence on one line.
+      `${FILE} is not valid JSON (${(err as Error).message.replace(/\s+/g, " ")}); ask the endpoint administrator to fix or remove it.`,
       { cause: err, kind: "schema" },
     );
   }

@@ -59,6 +59,22 @@ export function toApiError(err: unknown, request: FastifyRequest, bodyLimit: num
   );
 }
 
+/** The answer to a request Node's HTTP parser refused before Fastify saw it. */
+export function clientErrorReply(code: string | undefined): ApiErrorBody {
+  switch (code) {
+    case "HPE_HEADER_OVERFLOW":
+      return body(
+        431,
+        "HEADERS_TOO_LARGE",
+        "The request's headers (with its URL) exceed 16 KiB; send a shorter URL or fewer headers.",
+      );
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return body(408, "REQUEST_TIMEOUT", "The request took too long to arrive; send it again.");
+    default:
+      return body(400, "MALFORMED_REQUEST", "The request is not valid HTTP/1.1; check the client that sent it.");
+  }
+}
+
 function body(statusCode: number, code: string, message: string): ApiErrorBody {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? "Error", message };
 }

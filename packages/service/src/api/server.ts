@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Authenticator } from "../auth/authenticator.js";
 import { ServiceError } from "../errors.js";
 import type { ApiContext } from "./api-context.js";
-import { toApiError } from "./error-reply.js";
+import { clientErrorReply, toApiError } from "./error-reply.js";
 import { adminRoutes } from "./routes/admin-routes.js";
 import { endpointRoutes } from "./routes/endpoint-routes.js";
 import { functionRoutes } from "./routes/function-routes.js";
@@ -34,6 +34,19 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit,
     forceCloseConnections: "idle",
+    // Requests Node's HTTP parser refuses (headers over 16 KiB, a malformed
+    // request line) never reach the error handler; answer them in the same shape.
+    clientErrorHandler: (err, socket) => {
+      if (err.code === "ECONNRESET" || socket.destroyed) return;
+      const reply = clientErrorReply(err.code);
+      const json = JSON.stringify(reply);
+      if (socket.writable) {
+        socket.write(
+          `HTTP/1.1 ${reply.statusCode} ${reply.error}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${json}`,
+        );
+      }
+      socket.destroy(err);
+    },
   });
 
   for (const schema of sharedSchemas) app.addSchema(schema);
