@@ -50,6 +50,31 @@ describe("conduit-endpoint render", () => {
     );
   });
 
+  it("checks the rendered config as a UEP would: engine type, engine options, allowed_serializers", async () => {
+    const cases: Array<[string, string, RegExp]> = [
+      [
+        "engine-type",
+        "engine:\n  type: NopeEngine\n",
+        /^Error \(config\): 'NopeEngine' is not a valid engine type\. Valid options are: /,
+      ],
+      ["engine-option", "engine:\n  type: ThreadPoolEngine\n  max_workers: lots\n", /^Error \(config\): .*max_workers/],
+      [
+        "serializers",
+        "engine:\n  type: ThreadPoolEngine\n  allowed_serializers: [conduit.SourceCode]\n",
+        /^Error \(config\): Deserialization allowlists must contain at least one code and one data deserializer\/wildcard/,
+      ],
+      ["not-yaml", "engine: [\n", /^Error \(config\): /],
+    ];
+    for (const [name, template, expected] of cases) {
+      await endpoint(name, { [TEMPLATE]: template });
+      const { code, stdout, stderr } = await runCli(["render", name, "--vars", "{}"], env);
+      expect(code, name).toBe(1);
+      expect(stdout, name).toBe("");
+      expect(stderr, name).toMatch(expected);
+      expect(stderr.trim().split("\n"), name).toHaveLength(1);
+    }
+  });
+
   it("rejects an unknown variable under additionalProperties: false, naming it", async () => {
     await endpoint("strict", {
       "user_config_schema.json": JSON.stringify({
@@ -71,7 +96,7 @@ describe("conduit-endpoint render", () => {
       join(site, "base.j2"),
       "engine:\n  type: {% block engine %}{% endblock %}\n{% include 'init.j2' %}\n",
     );
-    writeFileSync(join(site, "init.j2"), "worker_init: {{ worker_init|shell_escape }}\n");
+    writeFileSync(join(site, "init.j2"), "endpoint_setup: {{ worker_init|shell_escape }}\n");
     writeFileSync(
       join(site, "mine.yaml.j2"),
       "{% extends 'base.j2' %}{% block engine %}ThreadPoolEngine{% endblock %}\n",
@@ -84,7 +109,7 @@ describe("conduit-endpoint render", () => {
 
     const ok = await runCli(["render", "paths", "--vars", '{"worker_init": "a b"}'], env);
     expect(ok.stderr).toBe("");
-    expect(ok.stdout).toBe(`engine:\n  type: ThreadPoolEngine\nworker_init: "'a b'"\n`);
+    expect(ok.stdout).toBe(`engine:\n  type: ThreadPoolEngine\nendpoint_setup: "'a b'"\n`);
 
     const missing = await runCli(["render", "paths"], env);
     expect(missing.code).toBe(1);
@@ -94,7 +119,7 @@ describe("conduit-endpoint render", () => {
   it("fills mapped_identity.local from --user and user_runtime from --runtime", async () => {
     await endpoint("who", {
       [TEMPLATE]:
-        "who: {{ mapped_identity.local.uname }} {{ _GC.mapped_identity.local.uid }} {{ mapped_identity.local.dir }} {{ 0 in mapped_identity.local.groups }}\nos: {{ user_runtime.platform }}\n",
+        "engine:\n  type: ThreadPoolEngine\ndisplay_name: {{ mapped_identity.local.uname }} {{ _GC.mapped_identity.local.uid }} {{ mapped_identity.local.dir }} {{ 0 in mapped_identity.local.groups }}\nendpoint_setup: {{ user_runtime.platform }}\n",
     });
     const { code, stdout, stderr } = await runCli(
       ["render", "who", "--user", "root", "--runtime", '{"platform": "linux"}'],
@@ -102,7 +127,9 @@ describe("conduit-endpoint render", () => {
     );
     expect(stderr).toBe("");
     expect(code).toBe(0);
-    expect(stdout).toBe('who: root 0 /root true\nos: "linux"\n');
+    expect(stdout).toBe(
+      'engine:\n  type: ThreadPoolEngine\ndisplay_name: root 0 /root true\nendpoint_setup: "linux"\n',
+    );
   });
 
   it("says which step failed for a template error, and names bad options and unknown users", async () => {

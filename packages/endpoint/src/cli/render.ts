@@ -10,9 +10,12 @@ import { readFileSync } from "node:fs";
 import { ConduitError, type UserRuntime } from "@conduit/protocol";
 import { parseManagerConfig } from "../config/manager-config.js";
 import { renderTemplateFile } from "../config/render-template-file.js";
+import { parseUserEndpointConfig } from "../config/user-endpoint-config.js";
+import { createEngine } from "../engines/registry.js";
 import { ConfigError } from "../errors.js";
 import { configuredEndpoint } from "../manager/endpoint-dir.js";
 import type { MappedIdentity } from "../user-endpoint/bootstrap-types.js";
+import { SerializerAllowlist } from "../user-endpoint/serializer-allowlist.js";
 
 export interface RenderCommandOptions {
   userDir: string;
@@ -57,12 +60,34 @@ export async function renderCommand(options: RenderCommandOptions): Promise<numb
       mappedIdentity,
       parentConfig: { ...config },
     });
+    const problem = configProblem(text);
+    if (problem) {
+      options.printError(`Error (config): ${problem}`);
+      return 1;
+    }
     options.print(`${text}\n`);
     return 0;
   } catch (err) {
     if (!(err instanceof ConfigError) || err.kind === undefined) throw err;
     options.printError(`Error (${err.kind}): ${err.message}`);
     return 1;
+  }
+}
+
+/**
+ * What the UEP would refuse in the rendered text before it runs anything:
+ * not YAML, unknown keys, a bad engine block or engine option, a bad
+ * `allowed_serializers`. Undefined when the UEP would accept it.
+ */
+function configProblem(text: string): string | undefined {
+  try {
+    const config = parseUserEndpointConfig(text);
+    createEngine(config.engine);
+    SerializerAllowlist.fromEngineConfig(config.engine);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ConduitError) return err.message;
+    throw err;
   }
 }
 
