@@ -9,6 +9,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client, Executor, type ResultEvent } from "@conduit/sdk";
+import { startTcpProxy, type TcpProxy } from "../../packages/sdk/test/tcp-proxy.js";
 import {
   createVhost,
   ensureRabbitMQ,
@@ -18,7 +19,6 @@ import {
   startService,
 } from "../../scripts/local-stack.mjs";
 import { pidsMatching, readToken, tempDir } from "../e2e/helpers.js";
-import { type ChaosProxy, startChaosProxy } from "./proxy.js";
 
 export const ENDPOINT_NAME = "chaos";
 
@@ -51,7 +51,7 @@ export interface ChaosStack {
   env: NodeJS.ProcessEnv;
   endpointId: string;
   client: Client;
-  proxy: ChaosProxy;
+  proxy: TcpProxy;
   endpoint: Awaited<ReturnType<typeof startEndpoint>>;
   service: Awaited<ReturnType<typeof startService>>;
   /** Starts the endpoint again (after its MEP was killed), as systemd's Restart=always would. */
@@ -80,7 +80,7 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
       amqpUrl = vhost.url;
       brokerPort = Number(new URL(amqpUrl).port || 5672);
     }
-    const proxy = await startChaosProxy({ host: "127.0.0.1", port: brokerPort });
+    const proxy = await startTcpProxy({ host: "127.0.0.1", port: brokerPort });
     cleanups.push(() => proxy.close());
     const publicUrl = new URL(amqpUrl);
     if (options.heartbeat !== undefined) publicUrl.searchParams.set("heartbeat", String(options.heartbeat));

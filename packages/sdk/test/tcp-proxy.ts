@@ -1,7 +1,10 @@
 /**
- * A TCP proxy a test controls, put between a client and a server (here the
- * SDK and RabbitMQ): `reset()` cuts every connection it carries (both sides
- * see a reset), `pause()` stops forwarding bytes either way until `resume()`.
+ * A TCP proxy a test controls, put between a client and a server (the SDK or
+ * the endpoint, and RabbitMQ): `reset()` cuts every connection it carries
+ * (both sides see a reset), `pause()` stops forwarding bytes either way until
+ * `resume()`, and `drop()` silently stops forwarding on the connections open
+ * now (a dead network path: no FIN, no RST) while new connections pass as
+ * usual, so only heartbeats can tell a client that its link is gone.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 
@@ -14,11 +17,14 @@ export interface TcpProxy {
   reset(): void;
   pause(): void;
   resume(): void;
+  drop(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>();
+  /** Sockets of dropped connections: read and discarded until reset() or close(). */
+  const blackholed = new Set<Socket>();
   let paused = false;
   let connections = 0;
   const server: Server = createServer((client) => {
@@ -43,6 +49,8 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       pairs.delete(pair);
       for (const socket of pair) socket.resetAndDestroy();
     }
+    for (const socket of blackholed) socket.resetAndDestroy();
+    blackholed.clear();
   };
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
@@ -68,6 +76,23 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     resume() {
       paused = false;
       for (const pair of pairs) connectPair(pair);
+    },
+    drop() {
+      for (const pair of [...pairs]) {
+        pairs.delete(pair);
+        const [client, upstream] = pair;
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        for (const socket of pair) {
+          socket.removeAllListeners("close");
+          socket.removeAllListeners("error");
+          socket.on("error", () => {});
+          // Read and discard: the peer's writes vanish, nothing comes back.
+          socket.removeAllListeners("data");
+          socket.on("data", () => {});
+          blackholed.add(socket);
+        }
+      }
     },
     async close() {
       reset();
