@@ -11,8 +11,9 @@ import { ConduitError } from "@conduit/protocol";
  * `constructor`, the step budget, an engine failure), template syntax
  * (including an unknown filter or test, a compile-time error in Jinja), a
  * value of the wrong type (for an operation, or data that is not JSON), a
- * `shell_escape` of a value that is not JSON text, or a template (or included
- * sibling) that does not exist or cannot be read.
+ * `shell_escape` of a value that is not JSON text, a template (or included
+ * sibling) that does not exist or cannot be read, or a file the template names
+ * that may not leave the MEP (see config/template-files.ts).
  */
 export type RenderErrorKind =
   | "reserved-name"
@@ -22,7 +23,8 @@ export type RenderErrorKind =
   | "template-syntax"
   | "type"
   | "shell-escape-value"
-  | "template-not-found";
+  | "template-not-found"
+  | "template-file";
 
 /** A config file, template, schema or option is invalid. Not retryable. */
 export class ConfigError extends ConduitError {

@@ -4,7 +4,7 @@
  * paths, `--user` filling mapped_identity.local, and one error line prefixed by
  * the failing step for each bad input.
  */
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanupProcesses, cliEnv, runCli, tempUserDir } from "./cli.helpers.js";
@@ -166,5 +166,28 @@ describe("conduit-endpoint render", () => {
     expect(stderr).toMatch(
       /^Error \(template-not-found\): The user config template .*gone\.j2 cannot be read \(ENOENT\)/,
     );
+  });
+  it("applies the MEP's rule for the files a template names: never the identity mapping, no writable file", async () => {
+    const dir = await endpoint("named", {
+      [TEMPLATE]: "engine:\n  type: ThreadPoolEngine\n{% include 'example_identity_mapping_config.json' %}\n",
+      "example_identity_mapping_config.json": "{}\n",
+    });
+    const secret = await runCli(["render", "named"], env);
+    expect(secret.code).toBe(1);
+    expect(secret.stderr).toBe(
+      `Error (template-file): ${join(dir, "example_identity_mapping_config.json")} (named in ${join(dir, TEMPLATE)} line 3) is the endpoint's identity mapping file, which never leaves the manager; remove its tag from the template.\n`,
+    );
+    writeFileSync(join(dir, TEMPLATE), "engine:\n  type: ThreadPoolEngine\n{% include 'part.j2' %}\n");
+    writeFileSync(join(dir, "part.j2"), "# part\n");
+    chmodSync(join(dir, "part.j2"), 0o666);
+    const writable = await runCli(["render", "named"], env);
+    expect(writable.code).toBe(1);
+    expect(writable.stderr).toMatch(
+      /^Error \(template-file\): .*part\.j2 \(named in .* line 3\) can be written by its group or by other users/,
+    );
+    chmodSync(join(dir, "part.j2"), 0o644);
+    const ok = await runCli(["render", "named"], env);
+    expect(ok.stderr).toBe("");
+    expect(ok.stdout).toBe("engine:\n  type: ThreadPoolEngine\n# part\n");
   });
 });

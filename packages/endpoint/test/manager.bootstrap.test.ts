@@ -1,6 +1,6 @@
 /**
- * What the MEP hands a UEP, built from real files: the template and its
- * siblings (never the endpoint's own state or log), the schema, the user
+ * What the MEP hands a UEP, built from real files: the template and the files
+ * it names (never the endpoint's own state or log), the schema, the user
  * environment; a file it cannot read becomes one sentence in `template.error`.
  * Every call reads the files afresh.
  */
@@ -47,7 +47,7 @@ function setup(configYaml = "amqp_port: null\n") {
 }
 
 describe("UEP bootstrap", () => {
-  it("carries the template with its siblings, the schema, the environment and the command", () => {
+  it("carries the template with the files it names, the schema, the environment and the command", () => {
     const { ep, command, build, endpointId } = setup();
     writeFileSync(ep.template, "{% include 'engine.yaml' %}\n");
     writeFileSync(join(ep.dir, "engine.yaml"), "engine:\n  type: ThreadPoolEngine\n");
@@ -63,12 +63,8 @@ describe("UEP bootstrap", () => {
     expect(b.template).toEqual({
       name: "user_config_template.yaml.j2",
       text: "{% include 'engine.yaml' %}\n",
-      siblings: {
-        "engine.yaml": "engine:\n  type: ThreadPoolEngine\n",
-        "config.yaml": "amqp_port: null\n",
-        "user_config_schema.json": '{"type": "object"}',
-        "user_environment.yaml": "LD_LIBRARY_PATH: /opt/lib\nDEBUG_ME: true\n",
-      },
+      // Only what the template names: never config.yaml, the schema or the environment beside it.
+      siblings: { "engine.yaml": "engine:\n  type: ThreadPoolEngine\n" },
     });
     expect(b.schema).toBe('{"type": "object"}');
     expect(b.userEnvironment).toEqual({ LD_LIBRARY_PATH: "/opt/lib", DEBUG_ME: "True" });
@@ -122,7 +118,7 @@ describe("UEP bootstrap", () => {
     expect(b.template).toEqual({
       name: "site.yaml.j2",
       text: "{% extends 'base.j2' %}\n",
-      siblings: { "base.j2": "base\n", "schema.json": "{}" },
+      siblings: { "base.j2": "base\n" },
     });
     expect(b.schema).toBe("{}");
     expect(b.allowedFunctions).toEqual([fn]);

@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { ConduitError, type UserRuntime } from "@conduit/protocol";
 import { parseManagerConfig } from "../config/manager-config.js";
 import { renderTemplateFile } from "../config/render-template-file.js";
+import { identityMappingFiles } from "../config/template-files.js";
 import { parseUserEndpointConfig } from "../config/user-endpoint-config.js";
 import { createEngine } from "../engines/registry.js";
 import { ConfigError } from "../errors.js";
@@ -55,6 +56,7 @@ export async function renderCommand(options: RenderCommandOptions): Promise<numb
     const text = await renderTemplateFile({
       templatePath: config.user_config_template_path ?? ep.template,
       schemaPath: config.user_config_schema_path ?? ep.schema,
+      secretFiles: identityMappingFiles(ep.dir, config),
       variables,
       userRuntime,
       mappedIdentity,

@@ -1,6 +1,6 @@
 /**
  * The admin's dry run: renders a user config template from disk exactly as a
- * UEP would, reading the template, its sibling files and the schema with the
+ * UEP would, reading the template, the files it names and the schema with the
  * MEP's own reader (template-files.ts) and rendering with the UEP's own
  * pipeline (render.ts). Behind `conduit-endpoint render`.
  */
@@ -10,11 +10,13 @@ import { ConfigError } from "../errors.js";
 import type { MappedIdentity, TemplateFiles } from "../user-endpoint/bootstrap-types.js";
 import { ENDPOINT_FILES } from "./defaults.js";
 import { renderUserConfigTemplate } from "./render.js";
-import { readSchemaText, readTemplateFiles } from "./template-files.js";
+import { readSchemaText, readTemplateFiles, TemplateFileError } from "./template-files.js";
 
 export interface RenderTemplateFileOptions {
-  /** The template, e.g. `~/.conduit/my_ep/user_config_template.yaml.j2`; its folder's files are its siblings. */
+  /** The template, e.g. `~/.conduit/my_ep/user_config_template.yaml.j2`; the files it names sit beside it. */
   templatePath: string;
+  /** Files never sent, even when the template names them (see `identityMappingFiles`). @default [] */
+  secretFiles?: readonly string[];
   /** The submitter's userEndpointConfig. */
   variables: Record<string, unknown>;
   /** What the SDK sends as `user_runtime`. @default null (the template sees `{}`) */
@@ -33,14 +35,16 @@ export interface RenderTemplateFileOptions {
 
 /**
  * The rendered YAML text. Throws a ConfigError whose `kind` names the step that
- * failed; `template-not-found` when the template cannot be read.
+ * failed; `template-not-found` when the template cannot be read, `template-file`
+ * when it or a file it names may not be sent to a UEP.
  */
 export async function renderTemplateFile(options: RenderTemplateFileOptions): Promise<string> {
   const { templatePath } = options;
   let template: TemplateFiles;
   try {
-    template = readTemplateFiles(templatePath);
+    template = readTemplateFiles(templatePath, { secret: options.secretFiles });
   } catch (err) {
+    if (err instanceof TemplateFileError) throw err;
     throw new ConfigError(
       `The user config template ${templatePath} cannot be read (${errCode(err)}); restore it, or fix the path (user_config_template_path in the endpoint's config.yaml).`,
       { cause: err, kind: "template-not-found" },

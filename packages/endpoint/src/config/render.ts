@@ -135,7 +135,13 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
         return inner;
       }
     };
-    throw translateError(err, { templateName: template.name, unparsable, renderAlone, sites });
+    throw translateError(err, {
+      templateName: template.name,
+      unparsable,
+      renderAlone,
+      sites,
+      renderedAlone: new Set(),
+    });
   } finally {
     if (freeable) env.free();
   }
@@ -205,6 +211,8 @@ interface ErrorContext {
   renderAlone: (name: string) => unknown;
   /** The guarded expressions of strict-undefined.ts, by marker. */
   sites: readonly StrictSite[];
+  /** Included files already rendered alone while looking for an error's origin. */
+  renderedAlone: Set<string>;
 }
 
 function translateError(err: unknown, context: ErrorContext): ConfigError {
@@ -218,7 +226,16 @@ function translateError(err: unknown, context: ErrorContext): ConfigError {
     return translateError(unparsable.get(missing), context);
   }
   const failedInclude = /^could not render include: error in "([^"]+)"$/.exec(parsed.detail)?.[1];
+  if (failedInclude !== undefined && context.renderedAlone.has(failedInclude)) {
+    // Back at a file already on the way down: the includes form a loop, and minijinja stopped at its depth limit.
+    const where = `${parsed.file ?? templateName}${parsed.line !== undefined ? ` line ${parsed.line}` : ""}`;
+    return new ConfigError(
+      `${where}: ${failedInclude} includes itself, directly or through other files, so rendering it never ends; break the loop of include tags.`,
+      { cause: err, kind: "sandbox" },
+    );
+  }
   if (failedInclude !== undefined) {
+    context.renderedAlone.add(failedInclude);
     const inner = context.renderAlone(failedInclude);
     if (inner !== undefined) return translateError(inner, context);
   }

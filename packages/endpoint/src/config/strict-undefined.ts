@@ -19,6 +19,9 @@
  *
  * The rewrite stays on the same lines (line numbers in errors hold). A tag the
  * scanner cannot read is left as written.
+ *
+ * The same scanner finds the files a template names (`templateReferences`),
+ * which are the only files the MEP sends with it (template-files.ts).
  */
 
 /** An expression the rewrite guards: its text as the template wrote it. */
@@ -84,6 +87,96 @@ export function guardStrictUndefined(text: string, sites: StrictSite[]): string 
 export function strictSiteOf(span: string, sites: readonly StrictSite[]): StrictSite | undefined {
   const match = new RegExp(`\\.${MARKER}(\\d+)$`).exec(span);
   return match ? sites[Number(match[1])] : undefined;
+}
+
+// --- Files a template names ------------------------------------------------------
+
+/**
+ * A file reference of one `include`, `extends`, `import` or `from … import`
+ * tag: the names it gives as string literals (one, or a list or tuple of
+ * them), or, when it computes the name, the expression's text.
+ */
+export type TemplateReference =
+  | { tag: string; line: number; names: string[] }
+  | { tag: string; line: number; expression: string };
+
+const REFERENCE_TAGS = new Set(["include", "extends", "import", "from"]);
+/** Where each tag's template argument ends (`from` and `import` name their template first). */
+const ARGUMENT_ENDS: Record<string, Set<string>> = {
+  include: new Set(["ignore", "with", "without"]),
+  extends: new Set(),
+  import: new Set(["as"]),
+  from: new Set(["import"]),
+};
+
+/**
+ * The files `text` names in its `include`, `extends`, `import` and `from`
+ * tags, found by the same scanner as the guards: tags inside comments and
+ * `raw` blocks do not count, as they do not for the engine. `text` must have
+ * LF line ends (line numbers count them).
+ */
+export function templateReferences(text: string): TemplateReference[] {
+  const references: TemplateReference[] = [];
+  for (const tag of scanTags(text)) {
+    const [keyword, ...rest] = tag.tokens;
+    if (tag.kind !== "block" || keyword?.type !== "name" || !REFERENCE_TAGS.has(keyword.value)) continue;
+    const ends = ARGUMENT_ENDS[keyword.value];
+    let stop = rest.findIndex((t, i) => t.type === "name" && ends.has(t.value) && rest[i - 1]?.value !== ".");
+    if (stop < 0) stop = rest.length;
+    const argument = rest.slice(0, stop);
+    const line = lineOf(text, keyword.start);
+    const names = literalNames(argument);
+    if (names !== undefined) {
+      references.push({ tag: keyword.value, line, names });
+    } else {
+      const expression = argument.length === 0 ? "" : text.slice(argument[0].start, (argument.at(-1) as Token).end);
+      references.push({ tag: keyword.value, line, expression });
+    }
+  }
+  return references;
+}
+
+/** The names of a string literal, or of a list or tuple of them; undefined for any other expression. */
+function literalNames(tokens: Token[]): string[] | undefined {
+  const [first, last] = [tokens[0], tokens.at(-1)];
+  const bracketed =
+    first?.type === "op" &&
+    last?.type === "op" &&
+    ((first.value === "[" && last.value === "]") || (first.value === "(" && last.value === ")"));
+  const items = bracketed ? tokens.slice(1, -1) : tokens;
+  const names: string[] = [];
+  let current: string | undefined;
+  for (const t of items) {
+    if (t.type === "string") {
+      // Adjacent literals are one string, as in Jinja.
+      current = (current ?? "") + unquote(t.value);
+    } else if (bracketed && t.type === "op" && t.value === "," && current !== undefined) {
+      names.push(current);
+      current = undefined;
+    } else {
+      return undefined;
+    }
+  }
+  if (current !== undefined) names.push(current);
+  // A bare name needs one literal; `"a", "b"` without brackets is a tuple only in a list's place.
+  if (names.length === 0 || (!bracketed && names.length !== 1)) return undefined;
+  return names;
+}
+
+const ESCAPES: Record<string, string> = { n: "\n", t: "\t", r: "\r" };
+
+/** A string literal's value; an escape other than the common ones keeps its backslash (no plain file name has one). */
+function unquote(literal: string): string {
+  return literal.slice(1, -1).replace(/\\(.)/gs, (whole, c: string) => {
+    if (c === "\\" || c === "'" || c === '"') return c;
+    return ESCAPES[c] ?? whole;
+  });
+}
+
+function lineOf(text: string, offset: number): number {
+  let line = 1;
+  for (let i = text.indexOf("\n"); i >= 0 && i < offset; i = text.indexOf("\n", i + 1)) line++;
+  return line;
 }
 
 // --- Tags and tokens -------------------------------------------------------------

@@ -1,6 +1,6 @@
 /**
- * What the MEP hands a new UEP (see bootstrap-types.ts). The template, its
- * sibling files, the schema and user_environment.yaml are read afresh for
+ * What the MEP hands a new UEP (see bootstrap-types.ts). The template, the
+ * files it names (config/template-files.ts), the schema and user_environment.yaml are read afresh for
  * every UEP, so an admin's edit applies to the next UEP without a restart.
  * The MEP only reads them: rendering and validation happen in the UEP, after
  * privileges are dropped (multi-user), never with the MEP's rights.
@@ -8,7 +8,12 @@
 import { readFileSync } from "node:fs";
 import type { StartUepCommand } from "@conduit/protocol";
 import type { ManagerConfig } from "../config/manager-config.js";
-import { readSchemaText, readTemplateFiles } from "../config/template-files.js";
+import {
+  identityMappingFiles,
+  readSchemaText,
+  readTemplateFiles,
+  TemplateFileError,
+} from "../config/template-files.js";
 import { parseUserEnvironment } from "../config/user-environment.js";
 import type { MappedIdentity, UepBootstrap } from "../user-endpoint/bootstrap-types.js";
 import type { EndpointPaths } from "./endpoint-dir.js";
@@ -35,11 +40,13 @@ export function buildBootstrap(
   const templatePath = config.user_config_template_path ?? ep.template;
   let template: UepBootstrap["template"];
   try {
-    template = readTemplateFiles(templatePath);
+    template = readTemplateFiles(templatePath, { secret: identityMappingFiles(ep.dir, config) });
   } catch (err) {
-    problems.push(
-      `The endpoint cannot read its user config template ${templatePath} (${errCode(err)}); ask the endpoint's administrator to restore it or fix user_config_template_path in ${ep.config}.`,
-    );
+    if (err instanceof TemplateFileError) problems.push(err.message);
+    else
+      problems.push(
+        `The endpoint cannot read its user config template ${templatePath} (${errCode(err)}); ask the endpoint's administrator to restore it or fix user_config_template_path in ${ep.config}.`,
+      );
     template = { error: "" };
   }
 

@@ -1,6 +1,6 @@
 /**
  * What the MEP hands a UEP on stdin: one line of JSON, after which stdin stays
- * open. The MEP reads every file (as root, in multi-user mode); the UEP, already
+ * open. The MEP reads the template's files (as root, in multi-user mode); the UEP, already
  * unprivileged, validates and renders them. When stdin closes, the MEP is gone
  * and the UEP shuts down (it dies with its parent however the MEP died).
  */
@@ -16,7 +16,7 @@ export interface TemplateFiles {
   /** File name of the template, e.g. `user_config_template.yaml.j2`. */
   name: string;
   text: string;
-  /** Other files of the template's folder, by name, for `{% include %}` / `{% extends %}`. */
+  /** The files of the template's folder it names (transitively), by name, for `include`, `extends` and `import`. */
   siblings: Record<string, string>;
 }
 
