@@ -103,6 +103,7 @@ describe("parseManagerConfig", () => {
       multi_user: false,
       identity_mapping_config_path: null,
       allow_privileged_user_mapping: false,
+      allow_default_broker_login: false,
       debug: false,
     });
   });

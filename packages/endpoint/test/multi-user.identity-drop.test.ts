@@ -104,7 +104,8 @@ describe.skipIf(process.getuid?.() !== 0)("multi-user endpoint", () => {
       /^identity_mapping_config_path:.*$/m,
       "identity_mapping_config_path: idmap.json",
     );
-    writeFileSync(join(epDir, "config.yaml"), `${config}${extraConfig}`);
+    // The shared test broker accepts guest/guest from here: only this key lets a multi-user MEP start on it.
+    writeFileSync(join(epDir, "config.yaml"), `${config}allow_default_broker_login: true\n${extraConfig}`);
     const child = spawn(cli, ["start", name], { env, stdio: ["ignore", "pipe", "pipe"] });
     mepChildren.push(child);
     let out = "";
@@ -279,6 +280,39 @@ describe.skipIf(process.getuid?.() !== 0)("multi-user endpoint", () => {
     const log = readFileSync(join(userDir, "mu-priv", "endpoint.log"), "utf8");
     expect(log).toContain(`Identity ${identityId} mapped to local user root (uid 0)`);
   }, 90_000);
+
+  it("refuses to start while RabbitMQ accepts guest/guest from this host, unless allow_default_broker_login is set", async () => {
+    const env = cliEnv();
+    const configure = spawn(cli, ["configure", "guest", "--multi-user"], { env, stdio: "ignore" });
+    expect(await new Promise((r) => configure.once("exit", r))).toBe(0);
+    const epDir = join(userDir, "guest");
+    writeFileSync(join(epDir, "idmap.json"), "[]");
+    const config = readFileSync(join(epDir, "config.yaml"), "utf8").replace(
+      /^identity_mapping_config_path:.*$/m,
+      "identity_mapping_config_path: idmap.json",
+    );
+    writeFileSync(join(epDir, "config.yaml"), config);
+    const child = spawn(cli, ["start", "guest"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+    });
+    child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    expect(await new Promise((r) => child.once("exit", r))).toBe(78);
+    const sentence =
+      "RabbitMQ at 127.0.0.1 accepts the default guest/guest login from this host, so any local user could act as the Conduit service; give the service its own administrator and delete guest (rabbitmqctl delete_user guest).";
+    expect(stderr).toBe(`Error: ${sentence}\n`);
+    expect(stdout).not.toContain("Endpoint ID");
+    expect(readFileSync(join(epDir, "endpoint.log"), "utf8")).toContain(sentence);
+
+    // Every MEP of this suite starts with the key, and says so in its log at every start.
+    expect(readFileSync(join(userDir, "mu", "endpoint.log"), "utf8")).toContain(
+      `allow_default_broker_login: true in ${join(userDir, "mu", "config.yaml")}, so this endpoint does not check whether RabbitMQ accepts the default guest/guest login, with which any local user could act as the Conduit service; use it only for tests on a shared broker.`,
+    );
+  }, 60_000);
 
   it("exits 78 naming the file when the identity mapping cannot be read", async () => {
     const env = cliEnv();

@@ -28,6 +28,13 @@ export interface BrokerOptions {
   maxDelay?: number;
 }
 
+/**
+ * Events: `connect` (channel), `disconnect`, `channel-error`, `connection-error`,
+ * and `failed` once the link gives up for good: reconnect attempts exhausted,
+ * or a reconnect whose login was refused (a ConduitError with code
+ * `BROKER_ACCOUNT_REFUSED`: the account was deleted, e.g. when its identity was
+ * removed; see {@link isAccountRefused}).
+ */
 export interface BrokerLink extends EventEmitter {
   /** The live channel, or undefined while reconnecting. */
   readonly channel: ConfirmChannel | undefined;
@@ -51,6 +58,11 @@ export interface BrokerLink extends EventEmitter {
    */
   checkQueue(queue: string): Promise<{ messageCount: number; consumerCount: number } | undefined>;
   close(): Promise<void>;
+}
+
+/** Whether a `failed` error of a BrokerLink means the broker no longer accepts the link's account. */
+export function isAccountRefused(err: unknown): boolean {
+  return err instanceof ConduitError && err.code === "BROKER_ACCOUNT_REFUSED";
 }
 
 /** Redacts the password of an AMQP URL for logs and errors. */
@@ -116,11 +128,28 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
       this.emit("disconnect", err);
     });
     model.on("error", (err: Error) => this.emit("connection-error", err));
-    model.on("reconnect-failed", (err: Error) => {
-      this.failure = err;
-      for (const w of this.waiters.splice(0)) w.reject(err);
-      this.emit("failed", err);
+    model.on("reconnect-failed", (err: Error) => this.fail(err));
+    // Once connected, a login refusal is no outage: the account was deleted (or its password changed),
+    // and retrying forever would hide that. Recovery stops and `failed` carries BROKER_ACCOUNT_REFUSED.
+    model.on("connect-failed", (err: Error) => {
+      if (this.closed || !isAccessRefused(err)) return;
+      const user = brokerUrlUser(this.url);
+      this.fail(
+        new ConduitError(
+          "BROKER_ACCOUNT_REFUSED",
+          `RabbitMQ at ${redactUrl(this.url)} no longer accepts the account ${user} (${err.message}); it was deleted or its password changed.`,
+          { cause: err },
+        ),
+      );
+      model.close().catch(() => undefined);
     });
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.emit("failed", err);
   }
 
   ready(): Promise<ConfirmChannel> {
@@ -186,6 +215,20 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
     } catch {
       // already gone
     }
+  }
+}
+
+/** A login the broker refused (403 ACCESS_REFUSED in the handshake), as opposed to a broker that is away. */
+function isAccessRefused(err: Error): boolean {
+  return /\b403\b|ACCESS[-_]REFUSED/.test(err.message);
+}
+
+/** The account name in a broker URL (never its password); empty when the URL has none. */
+export function brokerUrlUser(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).username);
+  } catch {
+    return "";
   }
 }
 

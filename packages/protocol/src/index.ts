@@ -40,7 +40,7 @@ export {
   DEFAULT_SERVICE_URL,
 } from "./api.js";
 export type { AmqpOptions, BrokerLink, BrokerOptions, ConfirmChannel, ConsumeMessage } from "./broker.js";
-export { connectBroker, redactUrl } from "./broker.js";
+export { brokerUrlUser, connectBroker, isAccountRefused, redactUrl } from "./broker.js";
 export type { BundledCodeData } from "./bundled-code.js";
 export { bundleHash, checkBundleHash, decodeBundledCode, encodeBundledCode } from "./bundled-code.js";
 export type { WireError } from "./errors.js";

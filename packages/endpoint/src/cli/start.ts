@@ -10,6 +10,7 @@ import { ConduitError, paths, redactUrl, type StartUepCommand } from "@conduit/p
 import { type ManagerConfig, parseManagerConfig } from "../config/manager-config.js";
 import { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { createLogger, type FileLogger } from "../logging.js";
+import { acceptsDefaultLogin, defaultLoginRefusal } from "../manager/default-login.js";
 import {
   claimPidFile,
   configuredEndpoint,
@@ -164,6 +165,31 @@ function loadIdentityMapper(
   }
 }
 
+/**
+ * Multi-user: EX_CONFIG when RabbitMQ accepts guest/guest from this host (any
+ * local user, any task, could then log in as the broker's administrator),
+ * unless config.yaml's `allow_default_broker_login` lets a test go on.
+ */
+async function refuseDefaultBrokerLogin(
+  ep: EndpointPaths,
+  config: ManagerConfig,
+  amqpUrl: string,
+  log: FileLogger,
+): Promise<number | undefined> {
+  if (config.allow_default_broker_login) {
+    log.warn(
+      `allow_default_broker_login: true in ${ep.config}, so this endpoint does not check whether RabbitMQ accepts the default guest/guest login, with which any local user could act as the Conduit service; use it only for tests on a shared broker.`,
+    );
+    return undefined;
+  }
+  const host = await acceptsDefaultLogin(amqpUrl);
+  if (host === undefined) return undefined;
+  const message = defaultLoginRefusal(host);
+  log.error(message);
+  process.stderr.write(`Error: ${message}\n`);
+  return EX_CONFIG;
+}
+
 async function run(
   options: StartOptions,
   ep: EndpointPaths,
@@ -208,6 +234,11 @@ async function run(
     if (typeof loaded === "number") return loaded;
     identityMapper = loaded;
     identityMapper.watch();
+    const refused = await refuseDefaultBrokerLogin(ep, config, amqpUrl, log);
+    if (refused !== undefined) {
+      identityMapper.stop();
+      return refused;
+    }
   } else if (process.getuid?.() === 0) {
     log.warn(
       "Running as root without multi-user mode: this endpoint is single-user and every user endpoint process runs as root; configure a multi-user endpoint to map identities to local accounts.",
@@ -224,6 +255,10 @@ async function run(
     identityMapper,
     log,
     leftoverUeps,
+    onAccountRefused: (message) => {
+      if (!options.logToConsole) process.stderr.write(`Error: ${message}\n`);
+      stop.fail("the broker refused the endpoint's account");
+    },
   });
   stop.onForce = () => manager.killAll();
   try {
@@ -267,7 +302,7 @@ const STOP_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP"
  */
 class StopRequests {
   readonly requested: Promise<string>;
-  /** 0 after a signal, 1 after an unexpected error. */
+  /** 0 after a signal, 1 after an unexpected error or a refused broker account. */
   exitCode = 0;
   onForce: (() => void) | undefined;
   private resolve!: (reason: string) => void;
@@ -289,6 +324,13 @@ class StopRequests {
     for (const s of STOP_SIGNALS) process.on(s, this.onSignal);
     process.on("uncaughtException", this.onError);
     process.on("unhandledRejection", this.onError);
+  }
+
+  /** A stop for a reason that makes the exit a failure (exit code 1). */
+  fail(reason: string): void {
+    this.exitCode = 1;
+    // Not a second stop request: that would force the exit in the middle of the shutdown.
+    if (!this.stopping) this.request(reason);
   }
 
   private request(reason: string): void {

@@ -34,6 +34,13 @@ export interface ManagerConfig {
    * hand out the manager's privileges. @default false
    */
   allow_privileged_user_mapping: boolean;
+  /**
+   * Multi-user only: start even though RabbitMQ accepts the default
+   * guest/guest login from this host (logged as a warning at every start).
+   * For tests on a shared broker only: with it, any local user could act as
+   * the Conduit service. @default false
+   */
+  allow_default_broker_login: boolean;
   /** Log at DEBUG level. @default false */
   debug: boolean;
   /** Any other key, kept as written. */
@@ -64,6 +71,7 @@ export function parseManagerConfig(yamlText: string, source: string): ManagerCon
     multi_user: fields.boolean("multi_user", false),
     identity_mapping_config_path: fields.nullableString("identity_mapping_config_path", "/path/to/idmap.json"),
     allow_privileged_user_mapping: fields.boolean("allow_privileged_user_mapping", false),
+    allow_default_broker_login: fields.boolean("allow_default_broker_login", false),
     debug: fields.boolean("debug", false),
   });
 }

@@ -6,6 +6,7 @@
  */
 import {
   type BrokerLink,
+  brokerUrlUser,
   type ConfirmChannel,
   type ConsumeMessage,
   commandQueue,
@@ -15,6 +16,7 @@ import {
   HEARTBEATS_EXCHANGE,
   type HeartbeatMessage,
   heartbeatsRoutingKey,
+  isAccountRefused,
   QUEUE_OPTIONS,
   RESULTS_EXCHANGE,
   type ResultMessage,
@@ -56,6 +58,12 @@ export interface ManagerEndpointOptions {
    * started again, since no new command would announce those tasks.
    */
   leftoverUeps?: readonly StartUepCommand[];
+  /**
+   * Called with the one sentence (already logged) when the broker refuses the
+   * MEP's own account at a reconnect: it was deleted, so the MEP must stop
+   * instead of reconnecting forever. @default nothing
+   */
+  onAccountRefused?: (message: string) => void;
 }
 
 /** Commands older than this (or from a clock this far ahead) are ignored, as in Globus. */
@@ -109,6 +117,15 @@ export class ManagerEndpoint {
     // Listeners are attached after the first connection: every "connect" from now on is a reconnection.
     this.broker.on("connect", () => this.log.info("Reconnected to RabbitMQ"));
     this.broker.on("channel-error", (err: Error) => this.log.warn(`RabbitMQ channel error: ${err.message}`));
+    this.broker.on("failed", (err: Error) => {
+      if (!isAccountRefused(err)) {
+        this.log.error(`Lost the connection to RabbitMQ for good (${err.message})`);
+        return;
+      }
+      const message = `The broker no longer accepts this endpoint's account ${brokerUrlUser(amqpUrl)} (it was deleted, e.g. by conduit-service user remove); the endpoint stops: register it again with conduit-endpoint start.`;
+      this.log.error(message);
+      this.options.onAccountRefused?.(message);
+    });
     const period = config.heartbeat_period;
     this.sendHeartbeat(period);
     this.heartbeatTimer = setInterval(() => this.sendHeartbeat(period), period * 1000);
@@ -340,6 +357,13 @@ export class ManagerEndpoint {
     if (entry.process === proc) entry.process = undefined;
     if (this.stopping) return;
     this.saveRecords();
+    if (exit.code === UEP_EXIT.accountRefused) {
+      this.log.error(
+        `User endpoint ${proc.name} stopped: the broker no longer accepts its account ${brokerUrlUser(entry.command.amqpUrl ?? this.options.amqpUrl)} (it was deleted, e.g. by conduit-service user remove); not restarting it.`,
+      );
+      this.forget(entry);
+      return;
+    }
     if (exit.code === UEP_EXIT.startFailed) {
       this.log.info(
         `User endpoint ${proc.name} could not start; not restarting it (it failed its tasks with the reason)`,

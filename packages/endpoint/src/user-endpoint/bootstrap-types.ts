@@ -52,4 +52,6 @@ export const UEP_EXIT = {
   ok: 0,
   /** Could not start (template, schema, config, engine, endpoint_setup); its queued tasks were failed with the reason. */
   startFailed: 3,
+  /** The broker refused its account at a reconnect (deleted with its identity): not restarted. */
+  accountRefused: 4,
 } as const;

@@ -10,9 +10,11 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   type BrokerLink,
+  brokerUrlUser,
   HEARTBEATS_EXCHANGE,
   type HeartbeatMessage,
   heartbeatsRoutingKey,
+  isAccountRefused,
   redactUrl,
   uepName as uepNameOf,
   uepTaskQueue,
@@ -49,14 +51,22 @@ const EXIT_REFUSED = 1;
 /** Exit code for a UEP that started but lost the broker. */
 const EXIT_BROKER_LOST = 1;
 /** How long running tasks may finish at shutdown; the rest go back to the queue. */
-const GRACE_MS: Record<StopReason, number> = { signal: 3000, parent: 500, idle: 3000, broker: 0, queue: 3000 };
+const GRACE_MS: Record<StopReason, number> = {
+  signal: 3000,
+  parent: 500,
+  idle: 3000,
+  broker: 0,
+  queue: 3000,
+  account: 0,
+};
 /** A failed UEP drains its queue until no task arrived for this long. */
 const DRAIN_QUIET_MS = 1000;
 /** Longest wait for the broker at shutdown (cancel the consumer, confirm the last heartbeat). */
 const BROKER_WAIT_MS = 2000;
 const UEP_NAME = /^uep\.[A-Za-z0-9-]+\.[A-Za-z0-9-]+$/;
 
-type StopReason = "signal" | "parent" | "idle" | "broker" | "queue";
+/** `account`: the broker refused this UEP's account at a reconnect (deleted with its identity). */
+type StopReason = "signal" | "parent" | "idle" | "broker" | "queue" | "account";
 
 /** Runs a UEP to the end; resolves with its exit code (see UEP_EXIT). */
 export async function runUserEndpoint(options: RunUserEndpointOptions): Promise<number> {
@@ -267,6 +277,13 @@ class UserEndpoint {
         }
         link.on("disconnect", (err: Error) => log.warn(`Lost the broker connection (${err.message}); reconnecting`));
         link.on("failed", (err: Error) => {
+          if (isAccountRefused(err)) {
+            log.error(
+              `The broker no longer accepts this user endpoint's account ${brokerUrlUser(bootstrap.amqpUrl)} (it was deleted, e.g. by conduit-service user remove); the user endpoint stops.`,
+            );
+            this.requestStop("account");
+            return;
+          }
           log.error(`Lost the broker at ${redactUrl(bootstrap.amqpUrl)} for good (${err.message}); shutting down`);
           this.requestStop("broker");
         });
@@ -286,6 +303,7 @@ class UserEndpoint {
       if (timer) clearInterval(timer);
       await this.shutdown(engine, consumer, link);
     }
+    if (this.stopReason === "account") return UEP_EXIT.accountRefused;
     return this.stopReason === "broker" ? EXIT_BROKER_LOST : UEP_EXIT.ok;
   }
 
