@@ -117,6 +117,16 @@ const ARGUMENT_ENDS: Record<string, Set<string>> = {
  */
 export function templateReferences(text: string): TemplateReference[] {
   const references: TemplateReference[] = [];
+  // Tags come in order: count the lines once, from the previous tag on.
+  let line = 1;
+  let counted = 0;
+  const lineOf = (offset: number): number => {
+    for (let i = text.indexOf("\n", counted); i >= 0 && i < offset; i = text.indexOf("\n", i + 1)) {
+      line++;
+      counted = i + 1;
+    }
+    return line;
+  };
   for (const tag of scanTags(text)) {
     const [keyword, ...rest] = tag.tokens;
     if (tag.kind !== "block" || keyword?.type !== "name" || !REFERENCE_TAGS.has(keyword.value)) continue;
@@ -124,7 +134,7 @@ export function templateReferences(text: string): TemplateReference[] {
     let stop = rest.findIndex((t, i) => t.type === "name" && ends.has(t.value) && rest[i - 1]?.value !== ".");
     if (stop < 0) stop = rest.length;
     const argument = rest.slice(0, stop);
-    const line = lineOf(text, keyword.start);
+    const line = lineOf(keyword.start);
     const names = literalNames(argument);
     if (names !== undefined) {
       references.push({ tag: keyword.value, line, names });
@@ -171,12 +181,6 @@ function unquote(literal: string): string {
     if (c === "\\" || c === "'" || c === '"') return c;
     return ESCAPES[c] ?? whole;
   });
-}
-
-function lineOf(text: string, offset: number): number {
-  let line = 1;
-  for (let i = text.indexOf("\n"); i >= 0 && i < offset; i = text.indexOf("\n", i + 1)) line++;
-  return line;
 }
 
 // --- Tags and tokens -------------------------------------------------------------
