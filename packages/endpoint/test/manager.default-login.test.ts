@@ -41,5 +41,4 @@ describe("acceptsDefaultLogin", () => {
   it("finds nothing where neither answers", async () => {
     expect(await acceptsDefaultLogin("amqp://endpoint:secret@[::1]:5672/")).toBeUndefined();
   });
-
 });
