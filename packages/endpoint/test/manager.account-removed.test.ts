@@ -4,7 +4,7 @@
  * Real accounts of their own, made through RabbitMQ's management API on a
  * throwaway vhost, are deleted mid-run: the UEP exits with its own code (4)
  * and one sentence, its MEP logs why and does not restart it; the MEP itself
- * reports its own account's deletion with one sentence so that `start` exits.
+ * reports its own account's deletion with one sentence and `start` exits 1.
  * A connection closed for any other reason still reconnects.
  */
 import { randomBytes, randomUUID } from "node:crypto";
@@ -31,7 +31,7 @@ import { parseManagerConfig } from "../dist/config/manager-config.js";
 import { createLogger } from "../dist/logging.js";
 import { endpointPaths } from "../dist/manager/endpoint-dir.js";
 import { ManagerEndpoint } from "../dist/manager/manager-endpoint.js";
-import { readLog } from "./cli.helpers.js";
+import { cleanupProcesses, cliEnv, readLog, runCli, startMep, tempUserDir } from "./cli.helpers.js";
 
 // From dist: the MEP spawns its UEPs through the built CLI next to its own module.
 
@@ -99,6 +99,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await cleanupProcesses();
   for (const user of users) await api("DELETE", `/users/${encodeURIComponent(user)}`).catch(() => undefined);
   await admin?.close();
   await vhost?.dispose();
@@ -179,6 +180,36 @@ describe("a deleted broker account", () => {
       expect(readLog(ep.log)).toContain(sentence);
     } finally {
       await manager.shutdown();
+    }
+  }, 90_000);
+
+  it("makes `conduit-endpoint start` exit 1 with the sentence when its registered account is deleted", async () => {
+    const { startService } = await import("@conduit/service");
+    const dataDir = mkdtempSync(join(tmpdir(), "conduit-acct-svc-"));
+    dirs.push(dataDir);
+    // Scoped accounts: registration makes the endpoint its own RabbitMQ account, as in production.
+    const service = await startService({
+      port: 0,
+      dataDir,
+      writeCredentials: false,
+      amqpUrl: vhost.url,
+      amqpManagementUrl: "http://guest:guest@127.0.0.1:15672",
+    });
+    try {
+      const userDir = tempUserDir();
+      const env = cliEnv(userDir, { url: service.url, token: service.adminToken });
+      expect((await runCli(["configure", "gone"], env)).code).toBe(0);
+      const mep = await startMep("gone", env);
+      const user = endpointBrokerUser(mep.endpointId);
+      users.add(user);
+      await deleteAccount(user);
+      const exit = await mep.exited;
+      const sentence = `The broker no longer accepts this endpoint's account ${user} (it was deleted, e.g. by conduit-service user remove); the endpoint stops: register it again with conduit-endpoint start.`;
+      expect(exit.code).toBe(1);
+      expect(mep.output.stderr).toBe(`Error: ${sentence}\n`);
+      expect(readLog(join(userDir, "gone", "endpoint.log"))).toContain(sentence);
+    } finally {
+      await service.close();
     }
   }, 90_000);
 
