@@ -218,9 +218,12 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
   }
 }
 
-/** A login the broker refused (403 ACCESS_REFUSED in the handshake), as opposed to a broker that is away. */
+/**
+ * A login the broker refused (403 in the handshake), as opposed to a broker
+ * that is away or a 403 on one queue in `setup` (a permission, not the account).
+ */
 function isAccessRefused(err: Error): boolean {
-  return /\b403\b|ACCESS[-_]REFUSED/.test(err.message);
+  return /^Handshake terminated by server: 403\b/.test(err.message);
 }
 
 /** The account name in a broker URL (never its password); empty when the URL has none. */
