@@ -152,11 +152,11 @@ describe("the files a template sends with it", () => {
       "part.j2": "b: 2\n\n{% include partial ~ '.j2' %}\n",
     });
     expect(startError(build)).toBe(
-      `${join(ep.dir, "part.j2")} line 3: the include tag computes its file name (partial ~ '.j2'), and the endpoint sends with a template only the files it names as string literals; write the name in quotes, e.g. {% include "part.yaml.j2" %}.`,
+      `${join(ep.dir, "part.j2")} line 3: the include tag computes its file name (partial ~ '.j2'), and the endpoint sends with a template only the files it names as string literals; write the file name in quotes instead, e.g. "part.yaml.j2".`,
     );
-    writeFileSync(ep.template, "{% extends base %}\n");
+    writeFileSync(ep.template, "\n{% extends\n  base\n%}\n");
     expect(startError(build)).toMatch(
-      /user_config_template\.yaml\.j2 line 1: the extends tag computes its file name \(base\)/,
+      /user_config_template\.yaml\.j2 line 2: the extends tag computes its file name \(base\)/,
     );
   });
 

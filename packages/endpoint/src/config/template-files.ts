@@ -59,7 +59,7 @@ export function readTemplateFiles(path: string, options: ReadTemplateOptions = {
       const where = `${join(folder, file.name)} line ${ref.line}`;
       if ("expression" in ref) {
         throw new TemplateFileError(
-          `${where}: the ${ref.tag} tag computes its file name (${ref.expression || "nothing"}), and the endpoint sends with a template only the files it names as string literals; write the name in quotes, e.g. {% ${ref.tag} "part.yaml.j2" %}.`,
+          `${where}: the ${ref.tag} tag computes its file name (${shorten(ref.expression) || "nothing"}), and the endpoint sends with a template only the files it names as string literals; write the file name in quotes instead, e.g. "part.yaml.j2".`,
         );
       }
       for (const named of ref.names) {
@@ -93,6 +93,12 @@ export function identityMappingFiles(
   if (config.identity_mapping_config_path !== null)
     files.push(resolve(endpointDir, config.identity_mapping_config_path));
   return files;
+}
+
+/** An expression on one line and at most 80 characters, for a one-sentence error. */
+function shorten(expression: string): string {
+  const flat = expression.replace(/\s+/g, " ");
+  return flat.length > 80 ? `${flat.slice(0, 77)}...` : flat;
 }
 
 /** (device, inode) of each secret file that exists. */
