@@ -38,8 +38,9 @@ idle_heartbeats_hard: 5760
 `;
 
 export interface ChaosStackOptions {
-  /** RabbitMQ behind the proxy (default 127.0.0.1:5672, the vhost made here). */
-  /** A RabbitMQ node of its own (its management API on `managementPort`, if on) instead of a vhost of the local one. */
+  /**
+   * RabbitMQ behind the proxy (default 127.0.0.1:5672, the vhost made here), or a node of its own    * (its management API on `managementPort`, if on).
+   */
   broker?: { port: number; vhost?: string; managementPort?: number };
   /** AMQP heartbeat (seconds) in the URL endpoints and SDKs get. */
   heartbeat?: number;
