@@ -39,7 +39,8 @@ idle_heartbeats_hard: 5760
 
 export interface ChaosStackOptions {
   /**
-   * RabbitMQ behind the proxy (default 127.0.0.1:5672, the vhost made here), or a node of its own    * (its management API on `managementPort`, if on).
+   * RabbitMQ behind the proxy (default 127.0.0.1:5672, the vhost made here), or a node of its own
+   * (its management API on `managementPort`, if on).
    */
   broker?: { port: number; vhost?: string; managementPort?: number };
   /** AMQP heartbeat (seconds) in the URL endpoints and SDKs get. */
