@@ -38,8 +38,11 @@ idle_heartbeats_hard: 5760
 `;
 
 export interface ChaosStackOptions {
-  /** RabbitMQ behind the proxy (default 127.0.0.1:5672, the vhost made here). */
-  broker?: { port: number; vhost?: string };
+  /**
+   * RabbitMQ behind the proxy (default 127.0.0.1:5672, the vhost made here), or a node of its own
+   * (its management API on `managementPort`, if on).
+   */
+  broker?: { port: number; vhost?: string; managementPort?: number };
   /** AMQP heartbeat (seconds) in the URL endpoints and SDKs get. */
   heartbeat?: number;
   /** Extra `conduit-service start` arguments (e.g. --database-url). */
@@ -70,9 +73,14 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
   try {
     let amqpUrl: string;
     let brokerPort: number;
+    const managementArgs: string[] = [];
     if (options.broker) {
       brokerPort = options.broker.port;
       amqpUrl = `amqp://guest:guest@127.0.0.1:${brokerPort}/${encodeURIComponent(options.broker.vhost ?? "/")}`;
+      // The service finds the management API on 15672 by default: that is the shared node's, not this one's.
+      if (options.broker.managementPort !== undefined) {
+        managementArgs.push("--amqp-management-url", `http://guest:guest@127.0.0.1:${options.broker.managementPort}`);
+      }
     } else {
       await ensureRabbitMQ();
       const vhost = await createVhost();
@@ -90,7 +98,14 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
     const service = await startService({
       env,
       port: await freePort(),
-      args: ["--amqp-url", amqpUrl, "--amqp-public-url", publicUrl.toString(), ...(options.serviceArgs ?? [])],
+      args: [
+        "--amqp-url",
+        amqpUrl,
+        "--amqp-public-url",
+        publicUrl.toString(),
+        ...managementArgs,
+        ...(options.serviceArgs ?? []),
+      ],
     });
     cleanups.push(() => service.stop());
     const configured = await runEndpointCli(["configure", ENDPOINT_NAME], env);

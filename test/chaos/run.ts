@@ -25,7 +25,12 @@ import {
   uepKill,
   workerKill,
 } from "./harness.js";
-import { startThrowawayPostgres, startThrowawayRabbitMQ, type ThrowawayServer } from "./throwaway.js";
+import {
+  startThrowawayPostgres,
+  startThrowawayRabbitMQ,
+  type ThrowawayRabbitMQ,
+  type ThrowawayServer,
+} from "./throwaway.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -58,8 +63,11 @@ const groups: Group[] = [
   },
   {
     title: "a throwaway RabbitMQ node",
-    server: startThrowawayRabbitMQ,
-    options: (rabbit) => ({ broker: { port: rabbit?.port ?? 0 }, heartbeat: HEARTBEAT_S }),
+    server: () => startThrowawayRabbitMQ({ management: true }),
+    options: (rabbit) => ({
+      broker: { port: rabbit?.port ?? 0, managementPort: (rabbit as ThrowawayRabbitMQ | undefined)?.managementPort },
+      heartbeat: HEARTBEAT_S,
+    }),
     faults: (rabbit) => (rabbit ? [brokerRestart(rabbit)] : []),
   },
   {

@@ -40,20 +40,44 @@ export interface ThrowawayServer {
   stop(): Promise<void>;
 }
 
+export interface ThrowawayRabbitMQOptions {
+  /** Enable the management plugin on a port of its own (`managementPort`). @default false */
+  management?: boolean;
+  /**
+   * Replace `guest` by an administrator with a random password (needs
+   * `management`), as a production broker is set up: `adminAmqpUrl` and
+   * `adminManagementUrl` then carry it. @default false
+   */
+  withoutGuest?: boolean;
+}
+
+export interface ThrowawayRabbitMQ extends ThrowawayServer {
+  /** The management API's port, when `management` is on. */
+  managementPort: number | undefined;
+  /** `amqp://USER:PASS@127.0.0.1:PORT` of an administrator (guest's, unless `withoutGuest`). */
+  adminAmqpUrl: string;
+  /** `http://USER:PASS@127.0.0.1:MPORT` of that administrator, when `management` is on. */
+  adminManagementUrl: string | undefined;
+}
+
 /** A RabbitMQ node (`chaos-<random>@localhost`) listening on 127.0.0.1 only. */
-export async function startThrowawayRabbitMQ(): Promise<ThrowawayServer> {
+export async function startThrowawayRabbitMQ(options: ThrowawayRabbitMQOptions = {}): Promise<ThrowawayRabbitMQ> {
   requireRoot("A throwaway RabbitMQ node");
+  if (options.withoutGuest && !options.management) throw new Error("withoutGuest needs management: true");
   const dir = ownedTempDir("conduit-chaos-rabbitmq-", "rabbitmq");
   const port = await freePort();
   const distPort = await freePort();
+  const managementPort = options.management ? await freePort() : undefined;
   const { uid, gid } = uidOf("rabbitmq");
   const write = (name: string, text: string) => {
     writeFileSync(join(dir, name), text);
     chownSync(join(dir, name), uid, gid);
   };
-  write("rabbitmq.conf", `listeners.tcp.local = 127.0.0.1:${port}\n`);
+  const management =
+    managementPort === undefined ? "" : `management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = ${managementPort}\n`;
+  write("rabbitmq.conf", `listeners.tcp.local = 127.0.0.1:${port}\n${management}`);
   write("rabbitmq-env.conf", "");
-  write("enabled_plugins", "[].\n");
+  write("enabled_plugins", managementPort === undefined ? "[].\n" : "[rabbitmq_management].\n");
   const env = {
     PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
     HOME: "/var/lib/rabbitmq",
@@ -94,8 +118,17 @@ export async function startThrowawayRabbitMQ(): Promise<ThrowawayServer> {
     });
   };
   await start();
+  let admin = { user: "guest", password: "guest" };
+  if (managementPort !== undefined) {
+    await waitFor(`the management API of ${env.RABBITMQ_NODENAME}`, () => portOpen(managementPort), 120_000);
+    if (options.withoutGuest) admin = await replaceGuest(managementPort);
+  }
+  const credentials = `${admin.user}:${encodeURIComponent(admin.password)}`;
   return {
     port,
+    managementPort,
+    adminAmqpUrl: `amqp://${credentials}@127.0.0.1:${port}`,
+    adminManagementUrl: managementPort === undefined ? undefined : `http://${credentials}@127.0.0.1:${managementPort}`,
     async restart({ crash = false } = {}) {
       await halt(crash ? "SIGKILL" : "SIGTERM");
       await start();
@@ -105,6 +138,27 @@ export async function startThrowawayRabbitMQ(): Promise<ThrowawayServer> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Adds an administrator with a random password and deletes `guest`, through the management API. */
+async function replaceGuest(managementPort: number): Promise<{ user: string; password: string }> {
+  const admin = { user: "conduit-admin", password: randomBytes(18).toString("base64url") };
+  const api = async (auth: { user: string; password: string }, method: string, path: string, body?: unknown) => {
+    const response = await fetch(`http://127.0.0.1:${managementPort}/api${path}`, {
+      method,
+      headers: {
+        authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}`,
+        "content-type": "application/json",
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
+  };
+  const guest = { user: "guest", password: "guest" };
+  await api(guest, "PUT", `/users/${admin.user}`, { password: admin.password, tags: "administrator" });
+  await api(guest, "PUT", `/permissions/%2F/${admin.user}`, { configure: ".*", write: ".*", read: ".*" });
+  await api(admin, "DELETE", "/users/guest");
+  return admin;
 }
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
