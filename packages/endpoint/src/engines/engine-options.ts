@@ -49,9 +49,11 @@ function threadsShareTheProcess(path: string): string {
   return `\`${path}\` is not a ThreadPoolEngine option, because worker threads share the UEP's process; use ProcessPoolEngine or HighThroughputEngine for per-worker limits, or remove it.`;
 }
 
+const THREADS_REFUSE = "Refused: worker threads share the UEP's process; use a process-based engine.";
+
 /** The same keys on a ThreadPoolEngine: refused, naming the engines that take them. */
 export const THREAD_WORKER_LIMIT_FIELDS = {
-  max_memory_per_worker: doc("Not on threads: use a process-based engine.", refusedField(threadsShareTheProcess)),
-  max_open_files_per_worker: doc("Not on threads: use a process-based engine.", refusedField(threadsShareTheProcess)),
-  max_user_processes: doc("Not on threads: use a process-based engine.", refusedField(threadsShareTheProcess)),
+  max_memory_per_worker: doc(THREADS_REFUSE, refusedField(threadsShareTheProcess)),
+  max_open_files_per_worker: doc(THREADS_REFUSE, refusedField(threadsShareTheProcess)),
+  max_user_processes: doc(THREADS_REFUSE, refusedField(threadsShareTheProcess)),
 };

@@ -94,9 +94,10 @@ export const HIGH_THROUGHPUT_FIELDS = {
       what: (path) => `\`${path}: true\` (encrypted traffic between the interchange and its workers)`,
       fix: "remove it or set it to false",
     }),
+    "`false`",
   ),
   address: doc(
-    "The address the interchange listens on for its blocks; only loopback is implemented.",
+    "The address blocks reach the interchange at; only loopback is implemented (it listens on 127.0.0.1).",
     partlyImplementedField(stringField(undefined), {
       expected: `a loopback address (${LOOPBACK_ADDRESSES.join(", ")})`,
       schema: { enum: [...LOOPBACK_ADDRESSES] },
@@ -105,6 +106,7 @@ export const HIGH_THROUGHPUT_FIELDS = {
         `an \`${path}\` other than loopback (${JSON.stringify(value)}: blocks on other hosts reaching the interchange)`,
       fix: "remove it or set it to 127.0.0.1",
     }),
+    "`127.0.0.1`",
   ),
   container_type: notImplementedField("running tasks in containers; they would run on the host"),
   container_uri: notImplementedField("the image of a task container; tasks would run on the host"),

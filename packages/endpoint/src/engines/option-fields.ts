@@ -326,7 +326,7 @@ export function refusedField(why: (path: string) => string): Field<never> {
 /** A key of a feature this version of Conduit does not implement (`feature` says which). */
 export function notImplementedField(feature: string): Field<never> {
   return doc(
-    feature,
+    `Not implemented in this version: ${feature}.`,
     refusedField((path) => `this version of Conduit does not implement \`${path}\` (${feature}); remove it.`),
   );
 }
