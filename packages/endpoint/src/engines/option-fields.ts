@@ -47,14 +47,14 @@ export function doc<F extends Field<unknown>>(description: string, field: F, def
 }
 
 /** The keys of `fields` a file may set (refused ones left out), sorted. */
-export function validKeys(fields: Fields): string[] {
+function validKeys(fields: Fields): string[] {
   return Object.keys(fields)
     .filter((key) => !fields[key].refused)
     .sort();
 }
 
 /** `source: ` in front of a sentence, when the file is known. */
-export function inFile(source: string | undefined): string {
+function inFile(source: string | undefined): string {
   return source === undefined ? "" : `${source}: `;
 }
 
@@ -116,7 +116,7 @@ function unknownKey(
 }
 
 /** The valid key closest to a misspelt one (edit distance ≤ 2, or ≤ 3 for longer keys), if any. */
-export function nearestKey(key: string, valid: readonly string[]): string | undefined {
+function nearestKey(key: string, valid: readonly string[]): string | undefined {
   const limit = key.length > 10 ? 3 : 2;
   let best: string | undefined;
   let bestDistance = limit + 1;

@@ -28,7 +28,7 @@ const HIGH_THROUGHPUT: EngineEntry = {
   create: (options, path, source) => HighThroughputEngine.parse(options, path, source),
 };
 
-export const ENGINES: Readonly<Record<string, EngineEntry>> = {
+const ENGINES: Readonly<Record<string, EngineEntry>> = {
   // Globus's name for the same engine, so that Globus configs (and the default template) load unchanged.
   GlobusComputeEngine: HIGH_THROUGHPUT,
   HighThroughputEngine: HIGH_THROUGHPUT,

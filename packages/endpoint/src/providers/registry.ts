@@ -14,7 +14,7 @@ interface ProviderEntry {
   create(options: Record<string, unknown>, path: string, source?: string): Provider;
 }
 
-export const PROVIDERS: Readonly<Record<string, ProviderEntry>> = {
+const PROVIDERS: Readonly<Record<string, ProviderEntry>> = {
   LocalProvider: {
     fields: LOCAL_PROVIDER_FIELDS,
     create: (options, path, source) => LocalProvider.parse(options, path, source),
