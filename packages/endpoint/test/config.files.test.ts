@@ -108,7 +108,7 @@ describe("parseManagerConfig", () => {
     });
   });
 
-  it("reads every key and keeps the ones it does not act on", () => {
+  it("reads every key", () => {
     const config = parseManagerConfig(
       [
         "amqp_port: 5671",
@@ -120,8 +120,7 @@ describe("parseManagerConfig", () => {
         "multi_user: true",
         "identity_mapping_config_path: /etc/conduit/idmap.json",
         "debug: true",
-        "authentication_policy: 498c6a5c-0a3d-4ab6-8a9b-6bcfb9f8a6bd",
-        "email: admin@example.org",
+        "allow_default_broker_login: true",
       ].join("\n"),
       SOURCE,
     );
@@ -134,9 +133,46 @@ describe("parseManagerConfig", () => {
       multi_user: true,
       identity_mapping_config_path: "/etc/conduit/idmap.json",
       debug: true,
-      authentication_policy: "498c6a5c-0a3d-4ab6-8a9b-6bcfb9f8a6bd",
-      email: "admin@example.org",
+      allow_default_broker_login: true,
     });
+  });
+
+  it("refuses an unknown key, naming the file, the nearest valid key and every valid one", () => {
+    const valid =
+      "allow_default_broker_login, allow_privileged_user_mapping, allowed_functions, amqp_port, debug, display_name, heartbeat_period, identity_mapping_config_path, multi_user, user_config_schema_path, user_config_template_path, user_environment_path";
+    expect(errorOf(() => parseManagerConfig("display_nam: x\n", SOURCE))).toBe(
+      `${SOURCE}: \`display_nam\` is not a valid config.yaml key (did you mean \`display_name\`?); valid config.yaml keys are: ${valid}.`,
+    );
+    expect(errorOf(() => parseManagerConfig("email: admin@example.org\n", SOURCE))).toBe(
+      `${SOURCE}: \`email\` is not a valid config.yaml key; valid config.yaml keys are: ${valid}.`,
+    );
+    expect(errorOf(() => parseManagerConfig("allowed_function: []\n", SOURCE))).toMatch(
+      /did you mean `allowed_functions`\?/,
+    );
+    expect(errorOf(() => parseManagerConfig("allow_default_broker_logins: true\n", SOURCE))).toMatch(
+      /did you mean `allow_default_broker_login`\?/,
+    );
+  });
+
+  it.each([
+    ["high_assurance: true", "high_assurance", "high-assurance endpoints"],
+    ["audit_log_path: /var/log/audit.log", "audit_log_path", "an audit log of task events; none would be written"],
+    [
+      "authentication_policy: 498c6a5c-0a3d-4ab6-8a9b-6bcfb9f8a6bd",
+      "authentication_policy",
+      "an authentication policy checked before tasks are accepted",
+    ],
+    ["subscription_id: 2c94f030-d346-11e9-939f-02ff96a5aa76", "subscription_id", "Globus subscriptions"],
+    ["public: true", "public", "listing the endpoint for everyone"],
+    ["admins:\n  - 498c6a5c-0a3d-4ab6-8a9b-6bcfb9f8a6bd", "admins", "endpoint administrators other than its owner"],
+  ])("refuses %j, saying this version of Conduit does not implement it", (text, key, feature) => {
+    expect(errorOf(() => parseManagerConfig(`display_name: x\n${text}\n`, SOURCE))).toBe(
+      `${SOURCE}: this version of Conduit does not implement \`${key}\` (${feature}); remove it.`,
+    );
+  });
+
+  it("takes null for a key it does not implement, as for any key (null is the default)", () => {
+    expect(parseManagerConfig("high_assurance:\naudit_log_path: null\n", SOURCE)).not.toHaveProperty("high_assurance");
   });
 
   it("sends an engine block to the template", () => {
@@ -280,9 +316,12 @@ describe("parseUserEndpointConfig", () => {
     });
   });
 
-  it("names an unknown key and lists the valid ones", () => {
+  it("names an unknown key, the nearest valid one and every valid one", () => {
     expect(errorOf(() => parseUserEndpointConfig("engine: {type: ThreadPoolEngine}\nidle_heartbeat_soft: 3\n"))).toBe(
-      `${RENDERED} has unknown key \`idle_heartbeat_soft\`; valid top-level keys are engine, endpoint_setup, endpoint_teardown, idle_heartbeats_soft, idle_heartbeats_hard, heartbeat_period, debug, display_name, allowed_functions.`,
+      `${RENDERED}: \`idle_heartbeat_soft\` is not a valid user endpoint config key (did you mean \`idle_heartbeats_soft\`?); valid user endpoint config keys are: allowed_functions, debug, display_name, endpoint_setup, endpoint_teardown, engine, heartbeat_period, idle_heartbeats_hard, idle_heartbeats_soft.`,
+    );
+    expect(errorOf(() => parseUserEndpointConfig("engine: {type: ThreadPoolEngine}\nhigh_assurance: true\n"))).toMatch(
+      /^The rendered user_config_template\.yaml\.j2: `high_assurance` is not a valid user endpoint config key; valid /,
     );
   });
 

@@ -73,21 +73,93 @@ describe("engine registry", () => {
     expect(Object.isFrozen(processes.options)).toBe(true);
   });
 
-  it("accepts Globus options it does not use yet", () => {
+  it("refuses Globus options this version does not implement, each with one sentence saying so", () => {
+    const refused: Array<[Record<string, unknown>, string]> = [
+      [
+        { type: "GlobusComputeEngine", container_type: "docker" },
+        "this version of Conduit does not implement `engine.container_type` (running tasks in containers; they would run on the host); remove it.",
+      ],
+      [
+        { type: "HighThroughputEngine", container_type: "bogus" },
+        "this version of Conduit does not implement `engine.container_type` (running tasks in containers; they would run on the host); remove it.",
+      ],
+      [
+        { type: "HighThroughputEngine", container_uri: "worker:1" },
+        "this version of Conduit does not implement `engine.container_uri` (the image of a task container; tasks would run on the host); remove it.",
+      ],
+      [
+        { type: "HighThroughputEngine", container_cmd_options: "-v /tmp:/tmp" },
+        "this version of Conduit does not implement `engine.container_cmd_options` (options of the container command; tasks would run on the host); remove it.",
+      ],
+      [
+        { type: "HighThroughputEngine", encrypted: true },
+        "this version of Conduit does not implement `engine.encrypted: true` (encrypted traffic between the interchange and its workers); remove it or set it to false.",
+      ],
+      [
+        { type: "HighThroughputEngine", address: "10.0.0.5" },
+        'this version of Conduit does not implement an `engine.address` other than loopback ("10.0.0.5": blocks on other hosts reaching the interchange); remove it or set it to 127.0.0.1.',
+      ],
+    ];
+    for (const engine of ["HighThroughputEngine", "ProcessPoolEngine", "ThreadPoolEngine"]) {
+      refused.push(
+        [
+          { type: engine, label: "htex" },
+          "this version of Conduit does not implement `engine.label` (a name for the engine in logs); remove it.",
+        ],
+        [
+          { type: engine, working_dir: "tasks" },
+          "this version of Conduit does not implement `engine.working_dir` (the folder blocks and workers run in; they run in the UEP's folder); remove it.",
+        ],
+      );
+    }
+    for (const [config, sentence] of refused) expect(configError(config)).toBe(sentence);
+    // The file, when the caller knows it, leads the sentence.
+    expect(() => createEngine({ type: "HighThroughputEngine", label: "x" }, "engine", "The rendered t.j2")).toThrow(
+      /^The rendered t\.j2: this version of Conduit does not implement `engine\.label` /,
+    );
+  });
+
+  it("accepts the values of those options that ask for nothing, and null for any of them", () => {
     expect(() =>
       createEngine({
         type: "GlobusComputeEngine",
         allowed_serializers: ["conduit.*Code", "conduit.*Data"],
-        encrypted: true,
-        label: "htex",
-        container_type: "docker",
-        container_uri: "worker:1",
-        container_cmd_options: "-v /tmp:/tmp",
-        working_dir: "tasks",
+        encrypted: false,
         address: "127.0.0.1",
+        label: null,
+        container_type: null,
+        container_uri: null,
+        container_cmd_options: null,
+        working_dir: null,
         job_status_kwargs: { max_idletime: 30, strategy_period: 1, strategy: "htex_auto_scale" },
       }),
     ).not.toThrow();
+    for (const address of ["localhost", "::1"]) {
+      expect(() => createEngine({ type: "HighThroughputEngine", address })).not.toThrow();
+    }
+    const hte = createEngine({ type: "HighThroughputEngine", label: null }) as HighThroughputEngine;
+    expect(Object.keys(hte.options)).not.toContain("label");
+  });
+
+  it("takes per-worker limits on the process-based engines and refuses them on threads", () => {
+    const limits = { max_memory_per_worker: 512, max_open_files_per_worker: 1024, max_user_processes: 64 };
+    const processes = createEngine({ type: "ProcessPoolEngine", ...limits }) as ProcessPoolEngine;
+    expect(processes.options).toMatchObject(limits);
+    const hte = createEngine({ type: "HighThroughputEngine", ...limits }) as HighThroughputEngine;
+    expect(hte.options).toMatchObject(limits);
+    const unlimited = createEngine({ type: "ProcessPoolEngine" }) as ProcessPoolEngine;
+    expect(unlimited.options.max_memory_per_worker).toBeUndefined();
+    for (const key of Object.keys(limits)) {
+      expect(configError({ type: "ThreadPoolEngine", [key]: 100 })).toBe(
+        `\`engine.${key}\` is not a ThreadPoolEngine option, because worker threads share the UEP's process; use ProcessPoolEngine or HighThroughputEngine for per-worker limits, or remove it.`,
+      );
+      expect(configError({ type: "ProcessPoolEngine", [key]: 0 })).toBe(
+        `engine.${key} must be a positive integer (got 0).`,
+      );
+      expect(configError({ type: "HighThroughputEngine", [key]: "1G" })).toBe(
+        `engine.${key} must be a positive integer (got "1G").`,
+      );
+    }
   });
 
   it("names the field and the expected type of a bad value", () => {
@@ -120,17 +192,28 @@ describe("engine registry", () => {
     );
   });
 
-  it("names an unknown option and lists the valid ones", () => {
+  it("names an unknown option, the nearest valid one and every valid one", () => {
     expect(configError({ type: "ThreadPoolEngine", max_worker: 2 })).toBe(
-      "engine.max_worker is not a valid ThreadPoolEngine option; valid options are: allowed_serializers, label, max_retries_on_system_failure, max_workers, modules_dir, result_size_limit, working_dir.",
+      "`engine.max_worker` is not a valid ThreadPoolEngine option (did you mean `max_workers`?); valid ThreadPoolEngine options are: allowed_serializers, max_retries_on_system_failure, max_workers, modules_dir, result_size_limit.",
     );
     expect(configError({ type: "HighThroughputEngine", max_workers: 2 })).toMatch(
-      /^engine\.max_workers is not a valid HighThroughputEngine option; valid options are: address, allowed_serializers, .*max_workers_per_node/,
+      /^`engine\.max_workers` is not a valid HighThroughputEngine option; valid HighThroughputEngine options are: address, allowed_serializers, encrypted, job_status_kwargs, max_memory_per_worker, .*max_workers_per_node, .*prefetch_capacity, provider, result_size_limit\.$/,
     );
-    expect(
-      configError({ type: "HighThroughputEngine", provider: { type: "LocalProvider", walltime: "1:00" } }),
-    ).toMatch(
-      /^engine\.provider\.walltime is not a valid LocalProvider option; valid options are: init_blocks, max_blocks, min_blocks, nodes_per_block, worker_init\.$/,
+    expect(configError({ type: "HighThroughputEngine", provider: { type: "LocalProvider", walltime: "1:00" } })).toBe(
+      "`engine.provider.walltime` is not a valid LocalProvider option; valid LocalProvider options are: init_blocks, max_blocks, min_blocks, nodes_per_block, worker_init.",
+    );
+    expect(configError({ type: "HighThroughputEngine", job_status_kwargs: { max_idle_time: 5 } })).toMatch(
+      /^`engine\.job_status_kwargs\.max_idle_time` is not a valid job_status_kwargs option \(did you mean `max_idletime`\?\); /,
+    );
+    // The file leads the sentence when the caller names it (the UEP and `render` do).
+    expect(() =>
+      createEngine(
+        { type: "HighThroughputEngine", provider: { type: "LocalProvider", max_block: 2 } },
+        "engine",
+        "The rendered user_config_template.yaml.j2",
+      ),
+    ).toThrow(
+      "The rendered user_config_template.yaml.j2: `engine.provider.max_block` is not a valid LocalProvider option (did you mean `max_blocks`?); valid LocalProvider options are: init_blocks, max_blocks, min_blocks, nodes_per_block, worker_init.",
     );
   });
 

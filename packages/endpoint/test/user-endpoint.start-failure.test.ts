@@ -28,6 +28,17 @@ const cases: Array<{ name: string; start: StartOptions; reason: RegExp }> = [
     reason: /WarpDriveEngine.*ThreadPoolEngine|ThreadPoolEngine.*WarpDriveEngine/,
   },
   {
+    name: "an engine option this version of Conduit does not implement",
+    start: { template: "engine:\n  type: GlobusComputeEngine\n  container_type: docker\n" },
+    reason:
+      /^The rendered user_config_template\.yaml\.j2: this version of Conduit does not implement `engine\.container_type` \(running tasks in containers; they would run on the host\); remove it\.$/,
+  },
+  {
+    name: "an unknown top-level key",
+    start: { template: `${THREAD_POOL_TEMPLATE}\nidle_heartbeat_hard: 5\n` },
+    reason: /`idle_heartbeat_hard` is not a valid user endpoint config key \(did you mean `idle_heartbeats_hard`\?\)/,
+  },
+  {
     name: "rendered YAML that is not a config",
     start: { template: "engine: [\n" },
     reason: /YAML|engine/i,

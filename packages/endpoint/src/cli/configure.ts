@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { ConduitError } from "@conduit/protocol";
 import { DEFAULT_CONFIG_YAML, DEFAULT_SCHEMA, DEFAULT_TEMPLATE, DEFAULT_USER_ENVIRONMENT } from "../config/defaults.js";
+import { parseManagerConfig } from "../config/manager-config.js";
 import { EXAMPLE_IDENTITY_MAPPING_CONFIG, exampleIdentityMappingPath } from "../identity-mapping/example-config.js";
 import { type EndpointPaths, endpointPaths, validateEndpointName } from "../manager/endpoint-dir.js";
 
@@ -35,12 +36,15 @@ export function configureEndpoint(options: ConfigureOptions): EndpointPaths {
       `${ep.dir} already exists but holds no config.yaml; move it away or choose another name.`,
     );
   }
+  // The file is checked as `start` will read it, before anything is written: configure never leaves a config start refuses.
+  const config = configText(options, ep);
+  parseManagerConfig(config, ep.config);
   mkdirSync(userDir, { recursive: true, mode: 0o700 });
   // Not recursive: of two `configure`s racing, the second fails here.
   mkdirSync(ep.dir, { mode: 0o700 });
   try {
     const files: Array<[string, string]> = [
-      [ep.config, configText(options, ep)],
+      [ep.config, config],
       [ep.template, DEFAULT_TEMPLATE],
       [ep.schema, DEFAULT_SCHEMA],
       [ep.environment, DEFAULT_USER_ENVIRONMENT],

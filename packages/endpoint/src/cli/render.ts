@@ -11,7 +11,7 @@ import { ConduitError, type UserRuntime } from "@conduit/protocol";
 import { parseManagerConfig } from "../config/manager-config.js";
 import { renderTemplateFile } from "../config/render-template-file.js";
 import { identityMappingFiles } from "../config/template-files.js";
-import { parseUserEndpointConfig } from "../config/user-endpoint-config.js";
+import { parseUserEndpointConfig, RENDERED_CONFIG_SOURCE } from "../config/user-endpoint-config.js";
 import { createEngine } from "../engines/registry.js";
 import { ConfigError } from "../errors.js";
 import { configuredEndpoint } from "../manager/endpoint-dir.js";
@@ -84,7 +84,7 @@ export async function renderCommand(options: RenderCommandOptions): Promise<numb
 function configProblem(text: string): string | undefined {
   try {
     const config = parseUserEndpointConfig(text);
-    createEngine(config.engine);
+    createEngine(config.engine, "engine", RENDERED_CONFIG_SOURCE);
     SerializerAllowlist.fromEngineConfig(config.engine);
     return undefined;
   } catch (err) {

@@ -1,100 +1,134 @@
 /**
- * Typed reads of the keys that config.yaml and a rendered user endpoint config
- * share. Each bad value is one ConfigError that names the file, the key, what
- * the key must be and how to fix it.
+ * Field kinds of config.yaml and of a rendered user endpoint config, for the
+ * tables in manager-config.ts and user-endpoint-config.ts. Each bad value is
+ * one ConfigError that names the file, the key, what the key must be and how
+ * to fix it: "<file>: `<key>` must be <what>, not <value>; <fix>."
  */
+import { type Field, type JsonSchema, notImplementedField } from "../engines/option-fields.js";
 import { ConfigError } from "../errors.js";
 import { describeValue } from "./yaml-text.js";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// The same for JSON Schema, which has no case-insensitive flag.
+const CASELESS_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 /** Seconds between heartbeats when a file does not say. */
 export const DEFAULT_HEARTBEAT_PERIOD = 30;
 const MIN_HEARTBEAT_PERIOD = 1;
 
-export class FieldReader {
-  constructor(
-    private readonly source: string,
-    private readonly data: Record<string, unknown>,
-  ) {}
-
-  private value(key: string): unknown {
-    return Object.hasOwn(this.data, key) ? this.data[key] : undefined;
-  }
-
-  private fail(key: string, what: string, fix: string): never {
-    throw new ConfigError(`${this.source}: \`${key}\` must be ${what}, not ${describeValue(this.value(key))}; ${fix}.`);
-  }
-
-  /** A string, or null when absent or null. */
-  nullableString(key: string, example: string): string | null {
-    const value = this.value(key);
-    if (value === undefined || value === null) return null;
-    if (typeof value !== "string")
-      this.fail(key, "a string", `write it as text (e.g. ${key}: ${example}) or remove it`);
-    return value;
-  }
-
-  boolean(key: string, fallback: boolean): boolean {
-    const value = this.value(key);
-    if (value === undefined || value === null) return fallback;
-    if (typeof value !== "boolean")
-      this.fail(key, "true or false", `set it to true or false, or remove it for ${fallback}`);
-    return value;
-  }
-
-  /** A whole number ≥ 0. */
-  count(key: string, fallback: number, meaning: string): number {
-    const value = this.value(key);
-    if (value === undefined || value === null) return fallback;
-    if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
-      this.fail(key, `a whole number of ${meaning} (0 or more)`, `fix it or remove it for the default ${fallback}`);
-    }
-    return value;
-  }
-
-  heartbeatPeriod(): number {
-    const key = "heartbeat_period";
-    const value = this.value(key);
-    if (value === undefined || value === null) return DEFAULT_HEARTBEAT_PERIOD;
-    if (typeof value !== "number" || !Number.isFinite(value) || value < MIN_HEARTBEAT_PERIOD) {
-      this.fail(
-        key,
-        `a number of seconds of at least ${MIN_HEARTBEAT_PERIOD}`,
-        `fix it or remove it for the default ${DEFAULT_HEARTBEAT_PERIOD}`,
+/** A config-file field: `check` returns the value, or the fix for a bad one (with the `expected` words). */
+function configField<T>(options: {
+  expected: string;
+  schema: JsonSchema;
+  fallback: T;
+  check(value: unknown, key: string): { ok: T } | { fix: string };
+}): Field<T> {
+  return {
+    expected: options.expected,
+    schema: () => options.schema,
+    parse(value, key, source) {
+      const result = options.check(value, key);
+      if ("ok" in result) return result.ok;
+      throw new ConfigError(
+        `${source}: \`${key}\` must be ${options.expected}, not ${describeValue(value)}; ${result.fix}.`,
       );
-    }
-    return value;
-  }
-
-  /** A TCP port, or null for "keep the port of the URL the service gave". */
-  nullablePort(key: string): number | null {
-    const value = this.value(key);
-    if (value === undefined || value === null) return null;
-    if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535) {
-      this.fail(
-        key,
-        "a port number from 1 to 65535 or null",
-        "fix it, or set it to null to use the service's broker port",
-      );
-    }
-    return value;
-  }
-
-  /** A list of function ids, or null for "no restriction". */
-  nullableUuidList(key: string): string[] | null {
-    const value = this.value(key);
-    if (value === undefined || value === null) return null;
-    if (!Array.isArray(value)) {
-      this.fail(key, "a list of function ids", `write one "- <function id>" per line under ${key}:, or remove it`);
-    }
-    value.forEach((item, index) => {
-      if (typeof item !== "string" || !UUID_RE.test(item)) {
-        throw new ConfigError(
-          `${this.source}: \`${key}\` item ${index + 1} must be a function id (a UUID such as 6d0ba55f-de15-4af2-827d-05c50c338aa7), not ${describeValue(item)}; fix or remove that item.`,
-        );
-      }
-    });
-    return value.map((id: string) => id.toLowerCase());
-  }
+    },
+    fallback: () => options.fallback,
+  };
 }
+
+/** A string, or null when absent or null; `example` shows how to write one. */
+export function textField(example: string): Field<string | null> {
+  return configField<string | null>({
+    expected: "a string",
+    schema: { type: "string" },
+    fallback: null,
+    check: (value, key) =>
+      typeof value === "string" ? { ok: value } : { fix: `write it as text (e.g. ${key}: ${example}) or remove it` },
+  });
+}
+
+export function flagField(fallback: boolean): Field<boolean> {
+  return configField<boolean>({
+    expected: "true or false",
+    schema: { type: "boolean" },
+    fallback,
+    check: (value) =>
+      typeof value === "boolean" ? { ok: value } : { fix: `set it to true or false, or remove it for ${fallback}` },
+  });
+}
+
+/** A whole number ≥ 0 of `meaning` (e.g. "heartbeats"). */
+export function countField(fallback: number, meaning: string): Field<number> {
+  return configField<number>({
+    expected: `a whole number of ${meaning} (0 or more)`,
+    schema: { type: "integer", minimum: 0 },
+    fallback,
+    check: (value) =>
+      typeof value === "number" && Number.isInteger(value) && value >= 0
+        ? { ok: value }
+        : { fix: `fix it or remove it for the default ${fallback}` },
+  });
+}
+
+export function heartbeatPeriodField(): Field<number> {
+  return configField<number>({
+    expected: `a number of seconds of at least ${MIN_HEARTBEAT_PERIOD}`,
+    schema: { type: "number", minimum: MIN_HEARTBEAT_PERIOD },
+    fallback: DEFAULT_HEARTBEAT_PERIOD,
+    check: (value) =>
+      typeof value === "number" && Number.isFinite(value) && value >= MIN_HEARTBEAT_PERIOD
+        ? { ok: value }
+        : { fix: `fix it or remove it for the default ${DEFAULT_HEARTBEAT_PERIOD}` },
+  });
+}
+
+/** A TCP port, or null for "keep the port of the URL the service gave". */
+export function portField(): Field<number | null> {
+  return configField<number | null>({
+    expected: "a port number from 1 to 65535 or null",
+    schema: { type: "integer", minimum: 1, maximum: 65535 },
+    fallback: null,
+    check: (value) =>
+      typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= 65535
+        ? { ok: value }
+        : { fix: "fix it, or set it to null to use the service's broker port" },
+  });
+}
+
+/** A list of function ids (lower-cased), or null for "no restriction". */
+export function functionIdsField(): Field<string[] | null> {
+  const list = configField<string[] | null>({
+    expected: "a list of function ids",
+    schema: { type: "array", items: { type: "string", pattern: CASELESS_UUID } },
+    fallback: null,
+    check: (value, key) =>
+      Array.isArray(value)
+        ? { ok: value }
+        : { fix: `write one "- <function id>" per line under ${key}:, or remove it` },
+  });
+  return {
+    ...list,
+    parse(value, key, source) {
+      const ids = list.parse(value, key, source) as unknown[];
+      ids.forEach((item, index) => {
+        if (typeof item !== "string" || !UUID_RE.test(item)) {
+          throw new ConfigError(
+            `${source}: \`${key}\` item ${index + 1} must be a function id (a UUID such as 6d0ba55f-de15-4af2-827d-05c50c338aa7), not ${describeValue(item)}; fix or remove that item.`,
+          );
+        }
+      });
+      return ids.map((id) => (id as string).toLowerCase());
+    },
+  };
+}
+
+/** Keys of Globus features that this version of Conduit refuses (never silently ignores) in config.yaml. */
+export const NOT_IMPLEMENTED_MANAGER_FIELDS = {
+  high_assurance: notImplementedField("high-assurance endpoints"),
+  audit_log_path: notImplementedField("an audit log of task events; none would be written"),
+  authentication_policy: notImplementedField("an authentication policy checked before tasks are accepted"),
+  subscription_id: notImplementedField("Globus subscriptions"),
+  public: notImplementedField("listing the endpoint for everyone"),
+  admins: notImplementedField("endpoint administrators other than its owner"),
+};

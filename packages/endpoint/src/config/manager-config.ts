@@ -1,51 +1,69 @@
 /**
- * config.yaml: what the manager endpoint process (MEP) reads at start. Keys
- * Conduit acts on are typed and checked here, once; any other key (e.g.
- * `authentication_policy`, `subscription_id`, `email`) is kept as written for
- * the code that registers the endpoint.
+ * config.yaml: what the manager endpoint process (MEP) reads at start, as a
+ * table of its keys. The table is the whole list: any other key is refused
+ * (naming the nearest valid one), and a key of a Globus feature Conduit does
+ * not implement yet (`high_assurance`, `audit_log_path`, …) is refused with a
+ * sentence saying so, never silently ignored.
  */
+import { doc, type Options, parseOptions } from "../engines/option-fields.js";
 import { ConfigError } from "../errors.js";
-import { FieldReader } from "./config-fields.js";
+import {
+  flagField,
+  functionIdsField,
+  heartbeatPeriodField,
+  NOT_IMPLEMENTED_MANAGER_FIELDS,
+  portField,
+  textField,
+} from "./config-fields.js";
 import { ENDPOINT_FILES } from "./defaults.js";
 import { asMapping, parseYamlText } from "./yaml-text.js";
 
-export interface ManagerConfig {
-  /** Replaces the port of the broker URL the service hands out at registration; null keeps it. @default null */
-  amqp_port: number | null;
-  /** How the endpoint appears in listings and the web UI. @default null */
-  display_name: string | null;
-  /** Seconds between the MEP's heartbeats, at least 1. @default 30 */
-  heartbeat_period: number;
-  /** @default null (user_config_template.yaml.j2 in the endpoint directory) */
-  user_config_template_path: string | null;
-  /** @default null (user_config_schema.json in the endpoint directory) */
-  user_config_schema_path: string | null;
-  /** @default null (user_environment.yaml in the endpoint directory) */
-  user_environment_path: string | null;
-  /** Function ids the endpoint runs; sent to the service and overrides every template's list. @default null */
-  allowed_functions: string[] | null;
-  /** Map identities to local accounts and run each user's UEP as that account. @default false */
-  multi_user: boolean;
-  /** Identity mapping rules (multi-user only), relative to the endpoint directory. @default null */
-  identity_mapping_config_path: string | null;
-  /**
-   * Multi-user only: let an identity map to root or to the MEP's own account.
-   * Off by default, as in Globus: a mapping rule that is too broad must not
-   * hand out the manager's privileges. @default false
-   */
-  allow_privileged_user_mapping: boolean;
-  /**
-   * Multi-user only: start even though RabbitMQ accepts the default
-   * guest/guest login from this host (logged as a warning at every start).
-   * For tests on a shared broker only: with it, any local user could act as
-   * the Conduit service. @default false
-   */
-  allow_default_broker_login: boolean;
-  /** Log at DEBUG level. @default false */
-  debug: boolean;
-  /** Any other key, kept as written. */
-  [key: string]: unknown;
-}
+export const MANAGER_FIELDS = {
+  amqp_port: doc(
+    "Replaces the port of the broker URL the service hands out at registration; null keeps it.",
+    portField(),
+  ),
+  display_name: doc("How the endpoint appears in listings and the web UI.", textField('"My Endpoint"')),
+  heartbeat_period: doc("Seconds between the MEP's heartbeats, at least 1.", heartbeatPeriodField()),
+  user_config_template_path: doc(
+    "The user config template.",
+    textField("/path/to/template.yaml.j2"),
+    `\`${ENDPOINT_FILES.template}\` in the endpoint directory`,
+  ),
+  user_config_schema_path: doc(
+    "The JSON Schema of the users' variables.",
+    textField("/path/to/schema.json"),
+    `\`${ENDPOINT_FILES.schema}\` in the endpoint directory`,
+  ),
+  user_environment_path: doc(
+    "Environment variables for every UEP.",
+    textField("/path/to/user_environment.yaml"),
+    `\`${ENDPOINT_FILES.environment}\` in the endpoint directory`,
+  ),
+  allowed_functions: doc(
+    "Function ids the endpoint runs; sent to the service and overrides every template's list.",
+    functionIdsField(),
+    "any function",
+  ),
+  multi_user: doc("Map identities to local accounts and run each user's UEP as that account.", flagField(false)),
+  identity_mapping_config_path: doc(
+    "Identity mapping rules (multi-user only), relative to the endpoint directory.",
+    textField("/path/to/idmap.json"),
+  ),
+  // Off by default, as in Globus: a mapping rule that is too broad must not hand out the manager's privileges.
+  allow_privileged_user_mapping: doc(
+    "Multi-user only: let an identity map to root or to the MEP's own account.",
+    flagField(false),
+  ),
+  allow_default_broker_login: doc(
+    "Multi-user only, for tests on a shared broker: start even though the broker accepts guest/guest (logged as a warning).",
+    flagField(false),
+  ),
+  debug: doc("Log at DEBUG level.", flagField(false)),
+  ...NOT_IMPLEMENTED_MANAGER_FIELDS,
+};
+
+export type ManagerConfig = Options<typeof MANAGER_FIELDS>;
 
 /**
  * Parses and checks the text of config.yaml; `source` (its path) names the
@@ -58,20 +76,5 @@ export function parseManagerConfig(yamlText: string, source: string): ManagerCon
       `${source} has an \`engine\` block, but engines belong to the user endpoint processes; move the \`engine\` block to ${ENDPOINT_FILES.template}.`,
     );
   }
-  const fields = new FieldReader(source, data);
-  return Object.freeze({
-    ...data,
-    amqp_port: fields.nullablePort("amqp_port"),
-    display_name: fields.nullableString("display_name", '"My Endpoint"'),
-    heartbeat_period: fields.heartbeatPeriod(),
-    user_config_template_path: fields.nullableString("user_config_template_path", "/path/to/template.yaml.j2"),
-    user_config_schema_path: fields.nullableString("user_config_schema_path", "/path/to/schema.json"),
-    user_environment_path: fields.nullableString("user_environment_path", "/path/to/user_environment.yaml"),
-    allowed_functions: fields.nullableUuidList("allowed_functions"),
-    multi_user: fields.boolean("multi_user", false),
-    identity_mapping_config_path: fields.nullableString("identity_mapping_config_path", "/path/to/idmap.json"),
-    allow_privileged_user_mapping: fields.boolean("allow_privileged_user_mapping", false),
-    allow_default_broker_login: fields.boolean("allow_default_broker_login", false),
-    debug: fields.boolean("debug", false),
-  });
+  return parseOptions(data, "", ENDPOINT_FILES.config, MANAGER_FIELDS, source);
 }

@@ -1,70 +1,65 @@
 /**
  * The configuration of one user endpoint process (UEP): the YAML that
- * user_config_template.yaml.j2 renders to. Every top-level key is known (a typo
- * is an error, not a silently ignored setting); the `engine` block is checked
- * only for its `type` here, the engine checks the rest of its keys.
+ * user_config_template.yaml.j2 renders to, as a table of its keys. Every
+ * top-level key is listed (a typo is an error naming the nearest valid key,
+ * not a silently ignored setting); the `engine` block is checked only for its
+ * `type` here, and `createEngine` checks the rest of its keys against the
+ * engine's own table.
  */
 import type { EngineConfig } from "../engines/engine-types.js";
+import { doc, type Field, type Options, parseOptions } from "../engines/option-fields.js";
+import { engineSchema } from "../engines/registry.js";
 import { ConfigError } from "../errors.js";
-import { FieldReader } from "./config-fields.js";
+import { countField, flagField, functionIdsField, heartbeatPeriodField, textField } from "./config-fields.js";
 import { ENDPOINT_FILES } from "./defaults.js";
 import { asMapping, describeValue, parseYamlText } from "./yaml-text.js";
 
-export interface UserEndpointConfig {
-  engine: EngineConfig;
-  /** Shell script run (by /bin/sh) before the engine starts; must succeed. @default null */
-  endpoint_setup: string | null;
-  /** Shell script run after the engine stops. @default null */
-  endpoint_teardown: string | null;
-  /** Heartbeats without task movement, after work was done and none is outstanding, before the UEP stops; 0 = never. @default 0 */
-  idle_heartbeats_soft: number;
-  /** Heartbeats without any task movement before the UEP stops regardless. @default 5760 (48 h at 30 s) */
-  idle_heartbeats_hard: number;
-  /** Seconds between heartbeats (and idle checks), at least 1. @default 30 */
-  heartbeat_period: number;
-  /** Log at DEBUG level and print the rendered config to the UEP's log. @default false */
-  debug: boolean;
-  /** @default null */
-  display_name: string | null;
-  /** Function ids this UEP runs (config.yaml's list, when set, replaces it). @default null (any) */
-  allowed_functions: string[] | null;
+/** How errors name the rendered text (it has no file of its own). */
+export const RENDERED_CONFIG_SOURCE = `The rendered ${ENDPOINT_FILES.template}`;
+const SOURCE = RENDERED_CONFIG_SOURCE;
+
+function engineField(): Field<EngineConfig> {
+  return {
+    expected: "a mapping with a `type` key",
+    schema: engineSchema,
+    parse: readEngine,
+    fallback: () => readEngine(undefined),
+    description: "How tasks run: a mapping with a `type` and that engine's options.",
+    defaultText: "required",
+  };
 }
 
-const KEYS: readonly (keyof UserEndpointConfig)[] = [
-  "engine",
-  "endpoint_setup",
-  "endpoint_teardown",
-  "idle_heartbeats_soft",
-  "idle_heartbeats_hard",
-  "heartbeat_period",
-  "debug",
-  "display_name",
-  "allowed_functions",
-];
+export const USER_ENDPOINT_FIELDS = {
+  engine: engineField(),
+  endpoint_setup: doc(
+    "Shell script run (by /bin/sh) before the engine starts; must succeed.",
+    textField("module load conda"),
+  ),
+  endpoint_teardown: doc("Shell script run after the engine stops.", textField("rm -rf /tmp/scratch")),
+  idle_heartbeats_soft: doc(
+    "Heartbeats without task movement, after work was done and none is outstanding, before the UEP stops; 0 = never.",
+    countField(0, "heartbeats"),
+  ),
+  idle_heartbeats_hard: doc(
+    "Heartbeats without any task movement before the UEP stops regardless (5760 is 48 h at 30 s).",
+    countField(5760, "heartbeats"),
+  ),
+  heartbeat_period: doc("Seconds between heartbeats (and idle checks), at least 1.", heartbeatPeriodField()),
+  debug: doc("Log at DEBUG level and print the rendered config to the UEP's log.", flagField(false)),
+  display_name: doc("How the UEP appears in listings.", textField('"My Endpoint"')),
+  allowed_functions: doc(
+    "Function ids this UEP runs (config.yaml's list, when set, replaces it).",
+    functionIdsField(),
+    "any function",
+  ),
+};
 
-const SOURCE = `The rendered ${ENDPOINT_FILES.template}`;
+export type UserEndpointConfig = Options<typeof USER_ENDPOINT_FIELDS>;
 
 /** Parses and checks the rendered text of the user config template. */
 export function parseUserEndpointConfig(yamlText: string): UserEndpointConfig {
   const data = asMapping(parseYamlText(yamlText, SOURCE), SOURCE);
-  const unknown = Object.keys(data).filter((key) => !(KEYS as readonly string[]).includes(key));
-  if (unknown.length > 0) {
-    throw new ConfigError(
-      `${SOURCE} has unknown key${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `\`${k}\``).join(", ")}; valid top-level keys are ${KEYS.join(", ")}.`,
-    );
-  }
-  const fields = new FieldReader(SOURCE, data);
-  return Object.freeze({
-    engine: readEngine(data.engine),
-    endpoint_setup: fields.nullableString("endpoint_setup", "module load conda"),
-    endpoint_teardown: fields.nullableString("endpoint_teardown", "rm -rf /tmp/scratch"),
-    idle_heartbeats_soft: fields.count("idle_heartbeats_soft", 0, "heartbeats"),
-    idle_heartbeats_hard: fields.count("idle_heartbeats_hard", 5760, "heartbeats"),
-    heartbeat_period: fields.heartbeatPeriod(),
-    debug: fields.boolean("debug", false),
-    display_name: fields.nullableString("display_name", '"My Endpoint"'),
-    allowed_functions: fields.nullableUuidList("allowed_functions"),
-  });
+  return parseOptions(data, "", "user endpoint config", USER_ENDPOINT_FIELDS, SOURCE);
 }
 
 function readEngine(value: unknown): EngineConfig {

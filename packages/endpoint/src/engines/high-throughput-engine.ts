@@ -82,8 +82,8 @@ export class HighThroughputEngine implements Engine {
   }
 
   /** Checks the `engine:` options (without `type`) and builds the engine; nothing starts yet. */
-  static parse(raw: Record<string, unknown>, path = "engine"): HighThroughputEngine {
-    return new HighThroughputEngine(parseOptions(raw, path, "HighThroughputEngine", HIGH_THROUGHPUT_FIELDS));
+  static parse(raw: Record<string, unknown>, path = "engine", source?: string): HighThroughputEngine {
+    return new HighThroughputEngine(parseOptions(raw, path, "HighThroughputEngine", HIGH_THROUGHPUT_FIELDS, source));
   }
 
   async start(context: EngineContext): Promise<void> {

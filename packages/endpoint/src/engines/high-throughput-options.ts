@@ -4,18 +4,24 @@
  */
 
 import type { Provider } from "../providers/provider-types.js";
-import { createProvider } from "../providers/registry.js";
-import { allowedSerializersField } from "../user-endpoint/serializer-allowlist.js";
+import { createProvider, providerSchema } from "../providers/registry.js";
+import { COMMON_ENGINE_FIELDS, WORKER_LIMIT_FIELDS } from "./engine-options.js";
 import {
   booleanField,
   choiceField,
+  doc,
   type Field,
   integerField,
   mappingField,
+  notImplementedField,
   type Options,
+  partlyImplementedField,
   secondsField,
   stringField,
 } from "./option-fields.js";
+
+/** What `address` may be: the interchange listens on loopback only. */
+const LOOPBACK_ADDRESSES: readonly string[] = ["127.0.0.1", "localhost", "::1"];
 
 /** How blocks follow the load. */
 export type ScalingStrategy =
@@ -27,30 +33,32 @@ export type ScalingStrategy =
   | "none";
 
 export const JOB_STATUS_FIELDS = {
-  /** Seconds a block may stay idle before it is removed (down to min_blocks). @default 120 */
-  max_idletime: secondsField({ positive: false, fallback: 120 }),
-  /** Seconds between scaling decisions. @default 5 */
-  strategy_period: secondsField({ positive: true, fallback: 5 }),
-  /** @default "simple" */
-  strategy: choiceField<ScalingStrategy>(["simple", "htex_auto_scale", "none"], "simple"),
+  max_idletime: doc(
+    "Seconds a block may stay idle before it is removed (down to `min_blocks`).",
+    secondsField({ positive: false, fallback: 120 }),
+  ),
+  strategy_period: doc("Seconds between scaling decisions.", secondsField({ positive: true, fallback: 5 })),
+  strategy: doc(
+    "`simple` and `htex_auto_scale` add blocks while tasks wait and remove idle ones; `none` keeps `init_blocks`.",
+    choiceField<ScalingStrategy>(["simple", "htex_auto_scale", "none"], "simple"),
+  ),
 };
 
 function providerField(): Field<Provider> {
   return {
     expected: "a provider mapping",
-    parse: (value, path) => createProvider(value, path),
+    schema: providerSchema,
+    parse: (value, path, source) => createProvider(value, path, source),
     fallback: () => createProvider({ type: "LocalProvider" }),
+    description: "Where blocks come from: a mapping with a `type` and that provider's options.",
+    defaultText: "`{type: LocalProvider}`",
   };
 }
 
 export const HIGH_THROUGHPUT_FIELDS = {
-  /** Worker processes each block (node) runs. @default 1 */
-  max_workers_per_node: integerField({ min: 1, fallback: 1 }),
-  /**
-   * Tasks a block holds beyond one per worker, queued in its block manager and
-   * handed to its workers as they free up (Parsl/Globus HTEX: a manager takes up
-   * to `workers + prefetch_capacity` tasks). @default 2
-   *
+  max_workers_per_node: doc("Worker processes each block (node) runs.", integerField({ min: 1, fallback: 1 })),
+  /*
+   * Parsl/Globus HTEX: a block manager takes up to `workers + prefetch_capacity` tasks.
    * Why 2 and not Parsl's 0: with 0, a worker that finishes a task idles for a
    * whole round trip (block manager → interchange → block manager) before its
    * next task arrives, which for short tasks is as long as the task itself.
@@ -62,26 +70,47 @@ export const HIGH_THROUGHPUT_FIELDS = {
    * decides to add blocks; a small number bounds how many tasks one long task
    * can hold up. Set 0 for long, uneven tasks, where that matters more.
    */
-  prefetch_capacity: integerField({ min: 0, fallback: 2 }),
-  /** Times a task runs again after its worker or block died under it. @default 0 */
-  max_retries_on_system_failure: integerField({ min: 0, fallback: 0 }),
-  /** Scaling: `{max_idletime, strategy_period, strategy}`. */
-  job_status_kwargs: mappingField("job_status_kwargs", JOB_STATUS_FIELDS),
-  /** Where blocks come from. @default {type: LocalProvider} */
+  prefetch_capacity: doc(
+    "Tasks a block holds beyond one per worker, handed to its workers as they free up; 0 for long, uneven tasks.",
+    integerField({ min: 0, fallback: 2 }),
+  ),
+  max_retries_on_system_failure: doc(
+    "Times a task runs again after its worker or block died under it.",
+    integerField({ min: 0, fallback: 0 }),
+  ),
+  job_status_kwargs: doc(
+    "Scaling: `max_idletime`, `strategy_period`, `strategy`.",
+    mappingField("job_status_kwargs", JOB_STATUS_FIELDS),
+  ),
   provider: providerField(),
-  // Checked here; the UEP applies allowed_serializers to each task before it reaches the engine.
-  allowed_serializers: allowedSerializersField(),
-  /** Largest encoded result a task may return, in bytes; a larger one fails the task in the worker. @default 10000000 */
-  result_size_limit: integerField({ min: 1, fallback: 10_000_000 }),
-  /** Where `conduit.BundledCode` externals resolve from (`<modules_dir>/node_modules`). @default "$CONDUIT_USER_DIR/modules" (~/.conduit/modules) */
-  modules_dir: stringField(undefined),
-  encrypted: booleanField(undefined),
-  label: stringField(undefined),
-  container_type: stringField(undefined),
-  container_uri: stringField(undefined),
-  container_cmd_options: stringField(undefined),
-  working_dir: stringField(undefined),
-  address: stringField(undefined),
+  ...COMMON_ENGINE_FIELDS,
+  ...WORKER_LIMIT_FIELDS,
+  encrypted: doc(
+    "Encryption between the interchange and its workers; only `false` is implemented.",
+    partlyImplementedField(booleanField(undefined), {
+      expected: "false",
+      schema: { const: false },
+      allows: (value) => value === false,
+      what: (path) => `\`${path}: true\` (encrypted traffic between the interchange and its workers)`,
+      fix: "remove it or set it to false",
+    }),
+    "`false`",
+  ),
+  address: doc(
+    "The address blocks reach the interchange at; only loopback is implemented (it listens on 127.0.0.1).",
+    partlyImplementedField(stringField(undefined), {
+      expected: `a loopback address (${LOOPBACK_ADDRESSES.join(", ")})`,
+      schema: { enum: [...LOOPBACK_ADDRESSES] },
+      allows: (value) => LOOPBACK_ADDRESSES.includes(value as string),
+      what: (path, value) =>
+        `an \`${path}\` other than loopback (${JSON.stringify(value)}: blocks on other hosts reaching the interchange)`,
+      fix: "remove it or set it to 127.0.0.1",
+    }),
+    "`127.0.0.1`",
+  ),
+  container_type: notImplementedField("running tasks in containers; they would run on the host"),
+  container_uri: notImplementedField("the image of a task container; tasks would run on the host"),
+  container_cmd_options: notImplementedField("options of the container command; tasks would run on the host"),
 };
 
 export type HighThroughputOptions = Options<typeof HIGH_THROUGHPUT_FIELDS>;

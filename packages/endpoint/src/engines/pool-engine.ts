@@ -4,27 +4,22 @@
  * worker died. The two differ only in how a worker is spawned.
  */
 import { ConduitError } from "@conduit/protocol";
-import { allowedSerializersField } from "../user-endpoint/serializer-allowlist.js";
 import { type SpawnWorker, WorkerPool } from "../worker/worker-pool.js";
+import { COMMON_ENGINE_FIELDS } from "./engine-options.js";
 import type { Engine, EngineContext, EngineStatus, EngineTask } from "./engine-types.js";
-import { integerField, stringField } from "./option-fields.js";
+import { doc, integerField } from "./option-fields.js";
 import { engineError, shutdownError, TaskLedger } from "./task-ledger.js";
 
 /** Workers get this long to exit on SIGTERM at shutdown before SIGKILL. */
 const SHUTDOWN_GRACE_MS = 2000;
 
-/** Options both pool engines take, besides `max_workers`. */
+/** Options both pool engines take, besides `max_workers` and the per-worker limits. */
 export const POOL_ENGINE_FIELDS = {
-  /** Times a task runs again after its worker died under it. @default 0 */
-  max_retries_on_system_failure: integerField({ min: 0, fallback: 0 }),
-  // Checked here; the UEP applies allowed_serializers to each task before it reaches the engine.
-  allowed_serializers: allowedSerializersField(),
-  /** Largest encoded result a task may return, in bytes; a larger one fails the task in the worker. @default 10000000 */
-  result_size_limit: integerField({ min: 1, fallback: 10_000_000 }),
-  /** Where `conduit.BundledCode` externals resolve from (`<modules_dir>/node_modules`). @default "$CONDUIT_USER_DIR/modules" (~/.conduit/modules) */
-  modules_dir: stringField(undefined),
-  label: stringField(undefined),
-  working_dir: stringField(undefined),
+  max_retries_on_system_failure: doc(
+    "Times a task runs again after its worker died under it.",
+    integerField({ min: 0, fallback: 0 }),
+  ),
+  ...COMMON_ENGINE_FIELDS,
 };
 
 export interface PoolEngineSettings {

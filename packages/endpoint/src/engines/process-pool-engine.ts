@@ -7,14 +7,19 @@
 import { availableParallelism } from "node:os";
 import { processWorkerSpawner } from "../worker/spawn-process-worker.js";
 import type { SpawnWorker } from "../worker/worker-pool.js";
+import { WORKER_LIMIT_FIELDS } from "./engine-options.js";
 import type { EngineContext } from "./engine-types.js";
-import { integerField, type Options, parseOptions } from "./option-fields.js";
+import { doc, integerField, type Options, parseOptions } from "./option-fields.js";
 import { POOL_ENGINE_FIELDS, PoolEngine } from "./pool-engine.js";
 
 export const PROCESS_POOL_FIELDS = {
-  /** Worker processes. @default the number of CPUs */
-  max_workers: integerField({ min: 1, fallback: () => availableParallelism() }),
+  max_workers: doc(
+    "Worker processes.",
+    integerField({ min: 1, fallback: () => availableParallelism() }),
+    "the number of CPUs",
+  ),
   ...POOL_ENGINE_FIELDS,
+  ...WORKER_LIMIT_FIELDS,
 };
 
 export type ProcessPoolOptions = Options<typeof PROCESS_POOL_FIELDS>;
@@ -27,8 +32,8 @@ export class ProcessPoolEngine extends PoolEngine {
   }
 
   /** Checks the `engine:` options (without `type`) and builds the engine. */
-  static parse(raw: Record<string, unknown>, path = "engine"): ProcessPoolEngine {
-    return new ProcessPoolEngine(parseOptions(raw, path, "ProcessPoolEngine", PROCESS_POOL_FIELDS));
+  static parse(raw: Record<string, unknown>, path = "engine", source?: string): ProcessPoolEngine {
+    return new ProcessPoolEngine(parseOptions(raw, path, "ProcessPoolEngine", PROCESS_POOL_FIELDS, source));
   }
 
   protected spawner(context: EngineContext): SpawnWorker {

@@ -9,14 +9,19 @@ import { Worker } from "node:worker_threads";
 import { workerEntryPath } from "../worker/worker-entry.js";
 import type { SpawnWorker } from "../worker/worker-pool.js";
 import { decodeFromWorker, type ToWorker } from "../worker/worker-protocol.js";
+import { THREAD_WORKER_LIMIT_FIELDS } from "./engine-options.js";
 import type { EngineContext } from "./engine-types.js";
-import { integerField, type Options, parseOptions } from "./option-fields.js";
+import { doc, integerField, type Options, parseOptions } from "./option-fields.js";
 import { POOL_ENGINE_FIELDS, PoolEngine } from "./pool-engine.js";
 
 export const THREAD_POOL_FIELDS = {
-  /** Worker threads. @default the number of CPUs */
-  max_workers: integerField({ min: 1, fallback: () => availableParallelism() }),
+  max_workers: doc(
+    "Worker threads.",
+    integerField({ min: 1, fallback: () => availableParallelism() }),
+    "the number of CPUs",
+  ),
   ...POOL_ENGINE_FIELDS,
+  ...THREAD_WORKER_LIMIT_FIELDS,
 };
 
 export type ThreadPoolOptions = Options<typeof THREAD_POOL_FIELDS>;
@@ -29,8 +34,8 @@ export class ThreadPoolEngine extends PoolEngine {
   }
 
   /** Checks the `engine:` options (without `type`) and builds the engine. */
-  static parse(raw: Record<string, unknown>, path = "engine"): ThreadPoolEngine {
-    return new ThreadPoolEngine(parseOptions(raw, path, "ThreadPoolEngine", THREAD_POOL_FIELDS));
+  static parse(raw: Record<string, unknown>, path = "engine", source?: string): ThreadPoolEngine {
+    return new ThreadPoolEngine(parseOptions(raw, path, "ThreadPoolEngine", THREAD_POOL_FIELDS, source));
   }
 
   protected spawner(context: EngineContext): SpawnWorker {

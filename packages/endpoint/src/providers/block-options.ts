@@ -1,18 +1,16 @@
 /** Options every provider shares: how many blocks, and what runs before each one. */
-import { integerField, stringField } from "../engines/option-fields.js";
+import { doc, integerField, stringField } from "../engines/option-fields.js";
 import { ConfigError } from "../errors.js";
 
 export const BLOCK_FIELDS = {
-  /** Blocks started with the engine. @default 1 */
-  init_blocks: integerField({ min: 0, fallback: 1 }),
-  /** Blocks kept when idle. @default 0 */
-  min_blocks: integerField({ min: 0, fallback: 0 }),
-  /** Blocks never exceeded. @default 1 */
-  max_blocks: integerField({ min: 1, fallback: 1 }),
-  /** Nodes in each block. @default 1 */
-  nodes_per_block: integerField({ min: 1, fallback: 1 }),
-  /** Shell text run before each block's workers start, in the same shell. @default "" */
-  worker_init: stringField(""),
+  init_blocks: doc("Blocks started with the engine (at most `max_blocks`).", integerField({ min: 0, fallback: 1 })),
+  min_blocks: doc("Blocks kept when idle (at most `max_blocks`).", integerField({ min: 0, fallback: 0 })),
+  max_blocks: doc("Blocks never exceeded.", integerField({ min: 1, fallback: 1 })),
+  nodes_per_block: doc("Nodes in each block (1 for LocalProvider).", integerField({ min: 1, fallback: 1 })),
+  worker_init: doc(
+    "Shell text run before each block's workers start, in the same shell (its exports reach the workers).",
+    stringField(""),
+  ),
 };
 
 export function checkBlockCounts(

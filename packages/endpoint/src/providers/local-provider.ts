@@ -43,8 +43,8 @@ export class LocalProvider implements Provider {
 
   constructor(private readonly options: LocalProviderOptions) {}
 
-  static parse(raw: unknown, path: string): LocalProvider {
-    const options = parseOptions(raw, path, "LocalProvider", LOCAL_PROVIDER_FIELDS);
+  static parse(raw: unknown, path: string, source?: string): LocalProvider {
+    const options = parseOptions(raw, path, "LocalProvider", LOCAL_PROVIDER_FIELDS, source);
     checkBlockCounts(options, path);
     if (options.nodes_per_block !== 1) {
       throw new ConfigError(

@@ -22,7 +22,11 @@ import {
 } from "@conduit/protocol";
 import { parse as parseYaml } from "yaml";
 import { renderUserConfigTemplate } from "../config/render.js";
-import { parseUserEndpointConfig, type UserEndpointConfig } from "../config/user-endpoint-config.js";
+import {
+  parseUserEndpointConfig,
+  RENDERED_CONFIG_SOURCE,
+  type UserEndpointConfig,
+} from "../config/user-endpoint-config.js";
 import type { Engine, Logger } from "../engines/engine-types.js";
 import { createEngine } from "../engines/registry.js";
 import { UepStartError } from "../errors.js";
@@ -200,7 +204,7 @@ class UserEndpoint {
     const config = parseUserEndpointConfig(rendered);
     this.debug = config.debug === true;
     // Every config error is found before endpoint_setup runs, so a bad config has no side effects.
-    const engine = createEngine(config.engine);
+    const engine = createEngine(config.engine, "engine", RENDERED_CONFIG_SOURCE);
     const serializers = SerializerAllowlist.fromEngineConfig(config.engine);
     if (config.endpoint_setup) {
       await runShellHook("endpoint_setup", config.endpoint_setup, { log, env: process.env, signal: this.stop.signal });

@@ -128,6 +128,7 @@ export class SerializerAllowlist {
 export function allowedSerializersField(): Field<readonly string[] | undefined> {
   return {
     expected: "a list of serialization strategy names with at least one code and one data entry",
+    schema: () => ({ type: "array", items: { enum: [...KNOWN] }, minItems: 2 }),
     parse(value) {
       SerializerAllowlist.fromEngineConfig({ allowed_serializers: value });
       return Object.freeze([...(value as string[])]);
