@@ -29,10 +29,17 @@ export interface BrokerOptions {
 }
 
 export interface BrokerLink extends EventEmitter {
+  /**
+   * The RabbitMQ user this link logs in as. Every publish carries it as the
+   * `user-id` property, which RabbitMQ checks against the connection's user:
+   * consumers take it as proof of who sent a message.
+   */
+  readonly user: string;
   /** The live channel, or undefined while reconnecting. */
   readonly channel: ConfirmChannel | undefined;
   /**
-   * Publishes a persistent message and resolves once the broker confirmed it.
+   * Publishes a persistent message, stamped with `user-id` {@link user}, and
+   * resolves once the broker confirmed it.
    * While the connection is down it waits for the next one; a publish lost with
    * a dropped channel is sent again (consumers dedupe by id).
    */
@@ -53,6 +60,11 @@ export interface BrokerLink extends EventEmitter {
   close(): Promise<void>;
 }
 
+/** The user an AMQP URL logs in as (amqplib logs in as `guest` when the URL names none). */
+export function brokerUser(url: string): string {
+  return decodeURIComponent(new URL(url).username) || "guest";
+}
+
 /** Redacts the password of an AMQP URL for logs and errors. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@");
@@ -60,6 +72,7 @@ export function redactUrl(url: string): string {
 
 class RecoveringBroker extends EventEmitter implements BrokerLink {
   channel: ConfirmChannel | undefined;
+  readonly user: string;
   private closed = false;
   private waiters: Array<{ resolve: (ch: ConfirmChannel) => void; reject: (err: Error) => void }> = [];
   private model: RecoveringChannelModel | undefined;
@@ -72,6 +85,7 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
     private readonly options: BrokerOptions,
   ) {
     super();
+    this.user = brokerUser(url);
   }
 
   async open(): Promise<void> {
@@ -162,7 +176,8 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
             exchange,
             routingKey,
             content,
-            { persistent: true, contentType: "application/json", ...options },
+            // user-id last: RabbitMQ refuses any other than the connection's user anyway.
+            { persistent: true, contentType: "application/json", ...options, userId: this.user },
             (err) => (err ? reject(err) : resolve()),
           );
         });

@@ -109,8 +109,6 @@ class UserEndpoint {
   /** Set once endpoint_setup succeeded (or there was none): teardown runs at exit. */
   private teardown: string | undefined;
   private readonly queue: string;
-  /** The user of this UEP's broker URL (sent as the heartbeats' user-id). */
-  private readonly brokerUser: string;
 
   constructor(
     private readonly bootstrap: UepBootstrap,
@@ -121,7 +119,6 @@ class UserEndpoint {
     const file = createLogger({ file: join(dir, "endpoint.log"), name: `UEP ${bootstrap.uepName}`, debug: true });
     this.log = { ...file, debug: (m) => this.debug && file.debug(m) };
     this.queue = uepTaskQueue(bootstrap.endpointId, bootstrap.uepId);
-    this.brokerUser = decodeURIComponent(new URL(bootstrap.amqpUrl).username) || "guest";
   }
 
   async run(stdin: NodeJS.ReadableStream, stdinEnded: boolean): Promise<number> {
@@ -207,6 +204,7 @@ class UserEndpoint {
       endpointId: bootstrap.endpointId,
       uepId: bootstrap.uepId,
       queue: this.queue,
+      serviceUser: bootstrap.serviceUser,
       policy: { engine, allowedFunctions, serializers },
       log,
       onTask: () => idle.taskReceived(),
@@ -326,6 +324,7 @@ class UserEndpoint {
         endpointId: bootstrap.endpointId,
         uepId: bootstrap.uepId,
         queue: this.queue,
+        serviceUser: bootstrap.serviceUser,
         policy: { startError },
         log,
         onResult: () => failed++,
@@ -363,10 +362,10 @@ class UserEndpoint {
       sentAt: Date.now(),
     };
     if (error) message.error = error;
-    // user-id, checked by RabbitMQ against this connection's user, proves to the
-    // service that a last heartbeat comes from this UEP's own account.
+    // The link stamps user-id (checked by RabbitMQ against this connection's user),
+    // which proves to the service that a heartbeat comes from this UEP's own account.
     return link
-      .publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), message, { userId: this.brokerUser })
+      .publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), message)
       .catch((err: Error) => this.log.warn(`Could not send a heartbeat: ${err.message}`));
   }
 
