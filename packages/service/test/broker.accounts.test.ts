@@ -230,10 +230,12 @@ describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), ()
       await eventually("the stale heartbeat is stored", async () => (await lastSeen(submitted.uep_id)) > 0);
       expect(await userExists(user)).toBe(true);
 
-      // A last heartbeat from another account (here the public one): ignored.
+      // A last heartbeat from another account (here the public one): refused, neither stored nor acted on.
       const seen = await lastSeen(submitted.uep_id);
       await beat(vhost.value, submitted.uep_id, 0, Date.now());
-      await eventually("the forged heartbeat is stored", async () => (await lastSeen(submitted.uep_id)) > seen);
+      // Heartbeats are checked in arrival order: once the UEP's next one is stored, the forged one was refused.
+      await beat(firstUrl, submitted.uep_id, 30, Date.now());
+      await eventually("the UEP's next heartbeat is stored", async () => (await lastSeen(submitted.uep_id)) > seen);
       expect(await userExists(user)).toBe(true);
 
       // Its own last heartbeat sent after the hand-out: deleted.
