@@ -15,6 +15,8 @@ export function portOpen(port: number, host?: string): Promise<boolean>;
 export function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void>;
 export function freePort(): Promise<number>;
 export function createVhost(): Promise<{ url: string; dispose(): Promise<void> }>;
+/** A throwaway RabbitMQ user with full rights on the vhost of `vhostUrl`. */
+export function createBrokerUser(vhostUrl: string): Promise<{ name: string; url: string; dispose(): Promise<void> }>;
 export function ensureRabbitMQ(log?: (line: string) => void): Promise<void>;
 export function stopProcess(child: ChildProcess, graceMs?: number): Promise<void>;
 export function runEndpointCli(

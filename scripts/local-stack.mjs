@@ -104,6 +104,28 @@ export async function createVhost() {
   };
 }
 
+/**
+ * A throwaway RabbitMQ user with full rights on the vhost of `vhostUrl` (for
+ * tests that publish as someone other than the service); its URL logs in as it.
+ */
+export async function createBrokerUser(vhostUrl) {
+  const url = new URL(vhostUrl);
+  const vhost = decodeURIComponent(url.pathname.slice(1)) || "/";
+  const name = `conduit_test_user_${randomBytes(6).toString("hex")}`;
+  const password = randomBytes(12).toString("hex");
+  await execFileAsync("rabbitmqctl", ["-q", "add_user", name, password]);
+  await execFileAsync("rabbitmqctl", ["-q", "set_permissions", "-p", vhost, name, ".*", ".*", ".*"]);
+  url.username = name;
+  url.password = password;
+  return {
+    name,
+    url: url.toString(),
+    dispose: async () => {
+      await execFileAsync("rabbitmqctl", ["-q", "delete_user", name]).catch(() => {});
+    },
+  };
+}
+
 function collect(child) {
   const out = { stdout: "", stderr: "" };
   child.stdout?.setEncoding("utf8").on("data", (d) => {

@@ -137,6 +137,7 @@ describe("a deleted broker account", () => {
       config: parseManagerConfig(configYaml, ep.config),
       endpointId,
       amqpUrl: mepUrl,
+      serviceUser: admin.user,
       userDir,
       localUser: "root",
       log: createLogger({ file: ep.log, console: false, debug: false, name: "MEP" }),

@@ -40,7 +40,13 @@ function setup(configYaml = "amqp_port: null\n") {
   };
   const build = () =>
     buildBootstrap(
-      { ep, config: parseManagerConfig(configYaml, ep.config), endpointId, amqpUrl: "amqp://u:p@h:5672" },
+      {
+        ep,
+        config: parseManagerConfig(configYaml, ep.config),
+        endpointId,
+        amqpUrl: "amqp://u:p@h:5672",
+        serviceUser: "svc",
+      },
       command,
     );
   return { ep, command, build, endpointId };
@@ -75,6 +81,7 @@ describe("UEP bootstrap", () => {
       uepName: command.uepName,
       mepPid: process.pid,
       amqpUrl: "amqp://u:p@h:5672",
+      serviceUser: "svc",
       userConfig: { worker_init: "source x" },
       userRuntime: null,
       mappedIdentity: null,

@@ -14,6 +14,7 @@ import {
   commandQueue,
   connectBroker,
   decodeMessage,
+  encodeMessage,
   JSON_DATA,
   QUEUE_OPTIONS,
   RESULTS_EXCHANGE,
@@ -25,7 +26,9 @@ import {
   uepName,
   uepTaskQueue,
 } from "@conduit/protocol";
+import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createBrokerUser } from "../../../scripts/local-stack.mjs";
 import {
   cleanupProcesses,
   cliEnv,
@@ -187,6 +190,38 @@ describe("MEP start_uep commands", () => {
       .toContain("Ignoring command from server\nCommand too old or skew between system clocks is too large.");
     expect(readLog(log)).not.toContain("Creating new user endpoint");
     expect((await runCli(["stop", "picky"], env)).code).toBe(0);
+  });
+
+  it("drops a command not published by the service's broker user, logging the account", async () => {
+    const { log, mep, env } = await runningEndpoint("wary");
+    const intruder = await createBrokerUser(service.amqpUrl);
+    const forger = await connectBroker(intruder.url, { name: "forger", maxRetries: 0 });
+    const plain = await amqp.connect(service.amqpUrl);
+    try {
+      // Another account (its user-id stamped and checked by RabbitMQ), then the service's own without user-id.
+      await forger.publish("", commandQueue(mep.endpointId), command(mep));
+      const ch = await plain.createConfirmChannel();
+      ch.sendToQueue(commandQueue(mep.endpointId), encodeMessage(command(mep)), { persistent: true });
+      await ch.waitForConfirms();
+      await expect
+        .poll(() => readLog(log), { timeout: 10_000 })
+        .toContain(
+          `Refused a command on ${commandQueue(mep.endpointId)}: only guest may send one, sent by broker account ${intruder.name}; it was dropped.`,
+        );
+      await expect
+        .poll(() => readLog(log), { timeout: 10_000 })
+        .toContain("only guest may send one, sent by broker account (no user-id); it was dropped.");
+      // The service's command, sent after them, is the one that starts a UEP.
+      const real = command(mep);
+      await send(real, mep.endpointId);
+      await expect.poll(() => count(readLog(log), "Creating new user endpoint"), { timeout: 15_000 }).toBe(1);
+      expect(readLog(log)).toContain(real.uepName);
+    } finally {
+      await forger.close();
+      await plain.close().catch(() => undefined);
+      await intruder.dispose();
+      expect((await runCli(["stop", "wary"], env)).code).toBe(0);
+    }
   });
 
   it("restarts a crashing UEP with queued tasks at most 5 times, then fails its tasks with UEP_CRASHED", async () => {

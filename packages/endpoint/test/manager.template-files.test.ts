@@ -62,7 +62,13 @@ function endpoint(files: Record<string, string>, configYaml = "") {
   };
   const build = () =>
     buildBootstrap(
-      { ep, config: parseManagerConfig(config, ep.config), endpointId, amqpUrl: "amqp://u:p@h:5672" },
+      {
+        ep,
+        config: parseManagerConfig(config, ep.config),
+        endpointId,
+        amqpUrl: "amqp://u:p@h:5672",
+        serviceUser: "svc",
+      },
       command,
     );
   return { ep, build };

@@ -15,6 +15,7 @@ const valid: UepBootstrap = {
   uepName: "uep.11111111-1111-4111-8111-111111111111.22222222-2222-5222-8222-222222222222",
   mepPid: 1,
   amqpUrl: "amqp://guest:guest@127.0.0.1:5672",
+  serviceUser: "guest",
   template: { name: "user_config_template.yaml.j2", text: "engine: {type: ThreadPoolEngine}\n", siblings: {} },
   schema: null,
   userEnvironment: {},

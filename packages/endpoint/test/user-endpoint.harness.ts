@@ -142,6 +142,8 @@ export class UepHarness {
       uepName: this.uepName,
       mepPid: options.mepPid ?? process.pid,
       amqpUrl: DEFAULT_AMQP_URL,
+      // The harness's link (guest) plays the service.
+      serviceUser: "guest",
       template:
         typeof template === "string"
           ? { name: "user_config_template.yaml.j2", text: template, siblings: {} }

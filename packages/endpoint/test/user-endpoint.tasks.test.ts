@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { deserializeData } from "@conduit/protocol";
+import { type CancelTasksMessage, DEFAULT_AMQP_URL, deserializeData, encodeMessage } from "@conduit/protocol";
+import amqp from "amqplib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createBrokerUser } from "../../../scripts/local-stack.mjs";
 import { THREAD_POOL_TEMPLATE, UepHarness } from "./user-endpoint.harness.js";
 
 const WAIT = { timeout: 20_000, interval: 50 };
@@ -82,6 +84,55 @@ describe("user endpoint process: tasks", () => {
     expect(h.results.filter((r) => r.taskId === task.taskId)).toHaveLength(1);
     expect(await h.queueDepth()).toBe(0);
     expect(h.log()).not.toContain("Ignoring a second result");
+  });
+
+  it("takes tasks and cancels only from the service's broker user; others are acked and dropped", async () => {
+    const intruder = await createBrokerUser(DEFAULT_AMQP_URL);
+    const forger = await amqp.connect(intruder.url);
+    const guest = await amqp.connect(DEFAULT_AMQP_URL);
+    try {
+      const kept = h.task();
+      const forged = h.task({ source: "() => 'forged'", args: [] });
+      const unsigned = h.task({ source: "() => 'unsigned'", args: [] });
+      // A cancel for `kept` ahead of it: were it taken, `kept` would be dropped unrun.
+      const cancel: CancelTasksMessage = {
+        v: 1,
+        kind: "cancel",
+        endpointId: h.endpointId,
+        uepId: h.uepId,
+        taskIds: [kept.taskId],
+      };
+      const ch = await forger.createConfirmChannel();
+      ch.sendToQueue(h.queue, encodeMessage(cancel), { persistent: true, userId: intruder.name });
+      ch.sendToQueue(h.queue, encodeMessage(forged), { persistent: true, userId: intruder.name });
+      await ch.waitForConfirms();
+      // The service's own account, but no user-id: nothing proves the sender.
+      const plain = await guest.createConfirmChannel();
+      plain.sendToQueue(h.queue, encodeMessage(unsigned), { persistent: true });
+      await plain.waitForConfirms();
+      await h.publish(kept);
+      const uep = h.start();
+
+      await expect.poll(() => h.resultOf(kept.taskId)?.state, WAIT).toBe("success");
+      uep.child.kill("SIGTERM");
+      expect((await uep.exit).code).toBe(0);
+      expect(h.results.map((r) => r.taskId)).toEqual([kept.taskId]);
+      // Acked, not left to be redelivered to the next UEP.
+      expect(await h.queueDepth()).toBe(0);
+      const refused = h
+        .log()
+        .split("\n")
+        .filter((l) => l.includes("Refused a message in"));
+      expect(refused).toHaveLength(2);
+      expect(refused[0]).toContain(
+        `Refused a message in ${h.queue}: only guest may send tasks, sent by broker account ${intruder.name}; it was dropped.`,
+      );
+      expect(refused[1]).toContain("sent by broker account (no user-id); it was dropped.");
+    } finally {
+      await forger.close().catch(() => undefined);
+      await guest.close().catch(() => undefined);
+      await intruder.dispose();
+    }
   });
 
   it("runs tasks on a ProcessPoolEngine too", async () => {

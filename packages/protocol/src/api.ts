@@ -55,6 +55,12 @@ export interface HealthResponse {
 export interface AmqpInfo {
   /** AMQP URL with credentials, e.g. `amqp://guest:guest@127.0.0.1:5672`. */
   url: string;
+  /**
+   * The RabbitMQ user the service publishes as: commands, tasks, cancels and
+   * forwarded results are accepted only with this `user-id` (which RabbitMQ
+   * checks against the publishing connection's user).
+   */
+  serviceUser: string;
 }
 
 export interface RegisterEndpointRequest {

@@ -36,10 +36,17 @@ export interface BrokerOptions {
  * removed; see {@link isAccountRefused}).
  */
 export interface BrokerLink extends EventEmitter {
+  /**
+   * The RabbitMQ user this link logs in as. Every publish carries it as the
+   * `user-id` property, which RabbitMQ checks against the connection's user:
+   * consumers take it as proof of who sent a message.
+   */
+  readonly user: string;
   /** The live channel, or undefined while reconnecting. */
   readonly channel: ConfirmChannel | undefined;
   /**
-   * Publishes a persistent message and resolves once the broker confirmed it.
+   * Publishes a persistent message, stamped with `user-id` {@link user}, and
+   * resolves once the broker confirmed it.
    * While the connection is down it waits for the next one; a publish lost with
    * a dropped channel is sent again (consumers dedupe by id).
    */
@@ -65,6 +72,11 @@ export function isAccountRefused(err: unknown): boolean {
   return err instanceof ConduitError && err.code === "BROKER_ACCOUNT_REFUSED";
 }
 
+/** The user an AMQP URL logs in as (amqplib logs in as `guest` when the URL names none). */
+export function brokerUser(url: string): string {
+  return decodeURIComponent(new URL(url).username) || "guest";
+}
+
 /** Redacts the password of an AMQP URL for logs and errors. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@");
@@ -72,6 +84,7 @@ export function redactUrl(url: string): string {
 
 class RecoveringBroker extends EventEmitter implements BrokerLink {
   channel: ConfirmChannel | undefined;
+  readonly user: string;
   private closed = false;
   private waiters: Array<{ resolve: (ch: ConfirmChannel) => void; reject: (err: Error) => void }> = [];
   private model: RecoveringChannelModel | undefined;
@@ -84,6 +97,7 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
     private readonly options: BrokerOptions,
   ) {
     super();
+    this.user = brokerUser(url);
   }
 
   async open(): Promise<void> {
@@ -133,7 +147,7 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
     // and retrying forever would hide that. Recovery stops and `failed` carries BROKER_ACCOUNT_REFUSED.
     model.on("connect-failed", (err: Error) => {
       if (this.closed || !isAccessRefused(err)) return;
-      const user = brokerUrlUser(this.url);
+      const user = brokerUser(this.url);
       this.fail(
         new ConduitError(
           "BROKER_ACCOUNT_REFUSED",
@@ -191,7 +205,8 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
             exchange,
             routingKey,
             content,
-            { persistent: true, contentType: "application/json", ...options },
+            // user-id last: RabbitMQ refuses any other than the connection's user anyway.
+            { persistent: true, contentType: "application/json", ...options, userId: this.user },
             (err) => (err ? reject(err) : resolve()),
           );
         });
@@ -224,15 +239,6 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
  */
 function isAccessRefused(err: Error): boolean {
   return /^Handshake terminated by server: 403\b/.test(err.message);
-}
-
-/** The account name in a broker URL (never its password); empty when the URL has none. */
-export function brokerUrlUser(url: string): string {
-  try {
-    return decodeURIComponent(new URL(url).username);
-  } catch {
-    return "";
-  }
 }
 
 function withHeartbeat(url: string, heartbeat: number): string {

@@ -40,7 +40,7 @@ export {
   DEFAULT_SERVICE_URL,
 } from "./api.js";
 export type { AmqpOptions, BrokerLink, BrokerOptions, ConfirmChannel, ConsumeMessage } from "./broker.js";
-export { brokerUrlUser, connectBroker, isAccountRefused, redactUrl } from "./broker.js";
+export { brokerUser, connectBroker, isAccountRefused, redactUrl } from "./broker.js";
 export type { BundledCodeData } from "./bundled-code.js";
 export { bundleHash, checkBundleHash, decodeBundledCode, encodeBundledCode } from "./bundled-code.js";
 export type { WireError } from "./errors.js";
@@ -61,6 +61,7 @@ export type {
 export { decodeMessage, encodeMessage, PROTOCOL_VERSION } from "./messages.js";
 export type { ConduitPaths, Credentials } from "./paths.js";
 export { paths } from "./paths.js";
+export { RefusedSenders, routingKeyEndpoint, senderOf } from "./sender-check.js";
 export type { CallArguments, CodeStrategy, DataStrategy, DeserializeOptions, Payload } from "./serialization.js";
 export {
   BUNDLED_CODE,

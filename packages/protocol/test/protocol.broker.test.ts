@@ -8,9 +8,10 @@ afterAll(async () => {
 });
 
 describe("broker link", () => {
-  it("publishes with confirms and consumes on the real RabbitMQ", async () => {
+  it("publishes with confirms, stamped with its user as user-id, and consumes on the real RabbitMQ", async () => {
     const queue = `test.${randomUUID()}`;
     const received: string[] = [];
+    const senders: unknown[] = [];
     const link = await connectBroker(DEFAULT_AMQP_URL, {
       name: "protocol-test",
       setup: async (ch) => {
@@ -18,6 +19,7 @@ describe("broker link", () => {
         await ch.consume(queue, (msg) => {
           if (!msg) return;
           received.push(decodeMessage(msg.content, "heartbeat").endpointId);
+          senders.push(msg.properties.userId);
           ch.ack(msg);
         });
       },
@@ -25,6 +27,9 @@ describe("broker link", () => {
     links.push(link);
     await link.publish("", queue, { v: 1, kind: "heartbeat", role: "mep", endpointId: "e1", period: 1, sentAt: 0 });
     await expect.poll(() => received, { timeout: 5000 }).toEqual(["e1"]);
+    // The URL's user (guest): RabbitMQ refuses any other user-id on this connection.
+    expect(link.user).toBe("guest");
+    expect(senders).toEqual(["guest"]);
   });
 
   it("says how to fix an unreachable broker, without the password", async () => {

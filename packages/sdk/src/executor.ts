@@ -247,7 +247,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
     const backlog: Backlog = { queue: detail.result_queue, seen: 0, total: Number.POSITIVE_INFINITY, futures, read };
     this.backlog = backlog;
     try {
-      backlog.total = await this.results.listen(detail.amqp.url, detail.result_queue);
+      backlog.total = await this.results.listen(detail.amqp, detail.result_queue);
       if (backlog.seen >= backlog.total) read();
       await backlogRead;
     } catch (err) {
@@ -487,7 +487,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
       this.groupId ??= response.task_group_id;
       // Cancelled meanwhile (shutdown with cancelFutures): nobody waits for these results.
       if (tasks.some((task) => this.pending.has(task.task_id))) {
-        this.results.listen(response.amqp.url, response.result_queue).catch((err: unknown) => {
+        this.results.listen(response.amqp, response.result_queue).catch((err: unknown) => {
           for (const task of tasks) this.settle(task.task_id, err);
         });
       }

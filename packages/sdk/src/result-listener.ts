@@ -8,15 +8,21 @@
  *
  * The service owns the group queues (it declares them, with an expiry, and the
  * SDK's broker account may only read them), so they are checked, never declared.
+ * A message counts only when its `user-id` (checked by RabbitMQ against the
+ * publishing connection's user) is the service's broker user; any other is
+ * acked and dropped, with a warning at most once a minute per account.
  */
 import {
+  type AmqpInfo,
   type BrokerLink,
   ConduitError,
   type ConfirmChannel,
   type ConsumeMessage,
   connectBroker,
   decodeMessage,
+  RefusedSenders,
   type ResultMessage,
+  senderOf,
 } from "@conduit/protocol";
 
 /**
@@ -49,6 +55,9 @@ export class ResultListener {
   /** Queues consumed on each channel (with the count of messages that waited), so none is consumed twice. */
   private readonly consumed = new WeakMap<ConfirmChannel, Map<string, Promise<number>>>();
   private readonly delivered = new BoundedSet(DELIVERED_MEMORY);
+  /** Per queue, the service's broker user: the only sender its messages are taken from. */
+  private readonly serviceUsers = new Map<string, string>();
+  private readonly refused = new RefusedSenders((line) => process.emitWarning(line));
 
   constructor(
     private readonly onResults: ResultHandler,
@@ -61,20 +70,22 @@ export class ResultListener {
   }
 
   /**
-   * Consumes `queue`, connecting to the broker at `url` on first use; rejects if
+   * Consumes `queue`, connecting to the broker at `amqp.url` on first use, and
+   * takes its messages only from `amqp.serviceUser`; rejects if
    * the broker is unreachable or the queue does not exist (every caller for the
    * queue alike, until one succeeds). Resolves with the number of messages that
    * were waiting in the queue when this started consuming it (they are the
    * first to arrive) for the first caller, and 0 for the others.
    */
-  async listen(url: string, queue: string): Promise<number> {
+  async listen(amqp: AmqpInfo, queue: string): Promise<number> {
     if (this.closed) return 0;
+    this.serviceUsers.set(queue, amqp.serviceUser);
     const known = this.queues.get(queue);
     if (known) {
       await known;
       return 0;
     }
-    const started = this.start(url, queue);
+    const started = this.start(amqp.url, queue);
     this.queues.set(queue, started);
     // The next submit response tries again.
     started.catch(() => {
@@ -170,13 +181,12 @@ export class ResultListener {
     // null: the broker cancelled the consumer (the queue was deleted or expired); nothing more will come.
     if (!message) return;
     let results: ResultMessage[] = [];
-    try {
-      const decoded = decodeMessage(message.content, "result", "results");
-      if (decoded.kind === "result") results = [decoded];
-      else if (Array.isArray(decoded.results)) results = decoded.results;
-      else throw new Error("its results field is not a list");
-    } catch (err) {
-      process.emitWarning(`Dropped a malformed message from the results queue: ${(err as Error).message}`);
+    const sender = senderOf(message);
+    const serviceUser = this.serviceUsers.get(queue);
+    if (sender !== serviceUser) {
+      this.refused.refuse(sender, `a message in ${queue}: only the service (${serviceUser}) may send results`);
+    } else {
+      results = this.decode(message);
     }
     const fresh = results.filter(
       (result) => typeof result === "object" && result !== null && this.delivered.add(result.taskId),
@@ -189,6 +199,20 @@ export class ResultListener {
     } catch {
       // The channel closed under us; the broker redelivers and the repeat is dropped above.
     }
+  }
+
+  /** The results a message holds; none (with a warning) when it is malformed. */
+  private decode(message: ConsumeMessage): ResultMessage[] {
+    let results: ResultMessage[] = [];
+    try {
+      const decoded = decodeMessage(message.content, "result", "results");
+      if (decoded.kind === "result") results = [decoded];
+      else if (Array.isArray(decoded.results)) results = decoded.results;
+      else throw new Error("its results field is not a list");
+    } catch (err) {
+      process.emitWarning(`Dropped a malformed message from the results queue: ${(err as Error).message}`);
+    }
+    return results;
   }
 }
 

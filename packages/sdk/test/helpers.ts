@@ -135,7 +135,7 @@ export async function startFakeService(options: FakeServiceOptions = {}): Promis
         task_group_id: taskGroupId,
         uep_id: randomUUID(),
         task_ids: request.tasks.map((t) => t.task_id),
-        amqp: { url: options.amqpUrl ?? DEFAULT_AMQP_URL },
+        amqp: { url: options.amqpUrl ?? DEFAULT_AMQP_URL, serviceUser: "guest" },
         result_queue: resultQueue,
       };
       answer(200, response);

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import { ConduitError } from "@conduit/protocol";
+import { brokerUser, ConduitError } from "@conduit/protocol";
 import type { ApiContext } from "./api/api-context.js";
 import { createApp, installRoutes } from "./api/server.js";
 import { Authenticator } from "./auth/authenticator.js";
@@ -89,8 +89,12 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
         resultRetentionMs: config.resultRetentionMs,
       });
     }
-    await broker.addConsumer(new ResultConsumer(store, broker, app.log, { maxBatch: RESULT_BATCH }));
-    await broker.addConsumer(new HeartbeatConsumer(store, app.log, sweeper));
+    // Without scoped accounts, endpoints and UEPs publish as the service's user or the public URL's.
+    const sharedAccounts = brokerAccounts
+      ? undefined
+      : new Set([brokerUser(config.amqpUrl), brokerUser(config.amqpPublicUrl)]);
+    await broker.addConsumer(new ResultConsumer(store, broker, app.log, { maxBatch: RESULT_BATCH, sharedAccounts }));
+    await broker.addConsumer(new HeartbeatConsumer(store, app.log, sweeper, sharedAccounts));
     // Stop consuming before anything else closes: a half-handled result stays unacked and comes back.
     teardown.push(() => broker.stopConsumers());
     if (sweeper) {

@@ -30,6 +30,12 @@ import { createVhost, openChannel } from "./helpers/broker.js";
 import { createPostgresDatabase, createTempDir } from "./helpers/databases.js";
 import { restHelpers, submitBody } from "./helpers/rest.js";
 
+/**
+ * How these tests play an endpoint or UEP: without scoped accounts every one
+ * publishes as the service's own broker user (guest here), with that user-id.
+ */
+const AS_ENDPOINT = { persistent: true, userId: "guest" } as const;
+
 const MAX_TASK_BYTES = 100_000;
 const MAX_REQUEST_BYTES = 1_000_000;
 
@@ -208,7 +214,7 @@ describe.each(backends)("API on $name", (backend) => {
     const id = r.body.endpoint_id;
     expect(r.body).toEqual({
       endpoint_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
-      amqp: { url: "amqp://guest:guest@broker.example.org:5672" },
+      amqp: { url: "amqp://guest:guest@broker.example.org:5672", serviceUser: "guest" },
       command_queue: commandQueue(id),
     });
     expect(await queueLength(commandQueue(id))).toBe(0);
@@ -260,7 +266,7 @@ describe.each(backends)("API on $name", (backend) => {
       task_group_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       uep_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       task_ids: body.tasks.map((t) => t.task_id),
-      amqp: { url: "amqp://guest:guest@broker.example.org:5672" },
+      amqp: { url: "amqp://guest:guest@broker.example.org:5672", serviceUser: "guest" },
       result_queue: taskGroupResultQueue(tg),
     });
 
@@ -303,9 +309,12 @@ describe.each(backends)("API on $name", (backend) => {
 
     // The UEP reports both running, then one result and one failure.
     const publish = (message: object) =>
-      channel.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(message)), {
-        persistent: true,
-      });
+      channel.publish(
+        RESULTS_EXCHANGE,
+        resultsRoutingKey(endpointId),
+        Buffer.from(JSON.stringify(message)),
+        AS_ENDPOINT,
+      );
     publish({ v: 1, kind: "task_status", endpointId, uepId, state: "running", taskIds: [t1, t2], sentAt: Date.now() });
     await expect
       .poll(async () => (await call<TaskStatusResponse>("GET", `/v1/tasks/${t2}`)).body.state)
@@ -376,9 +385,9 @@ describe.each(backends)("API on $name", (backend) => {
     const [a, b] = body.tasks.map((t) => t.task_id);
     const key = resultsRoutingKey(endpointId);
     for (const garbage of ["not json", "{}", JSON.stringify({ v: 1, kind: "result", taskId: "nope" })]) {
-      channel.publish(RESULTS_EXCHANGE, key, Buffer.from(garbage));
+      channel.publish(RESULTS_EXCHANGE, key, Buffer.from(garbage), AS_ENDPOINT);
     }
-    channel.publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), Buffer.from("[1, 2"));
+    channel.publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), Buffer.from("[1, 2"), AS_ENDPOINT);
     const result = (taskId: string, data: string) => ({
       v: 1,
       kind: "result",
@@ -390,11 +399,11 @@ describe.each(backends)("API on $name", (backend) => {
       completedAt: Date.now(),
     });
     const resultQueue = taskGroupResultQueue(submitted.task_group_id);
-    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "1"))));
+    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "1"))), AS_ENDPOINT);
     expect((await takeResults(resultQueue, 1)).results).toMatchObject([{ taskId: a, result: { data: "1" } }]);
     // A second result for a finished task (a re-run) is neither stored nor forwarded.
-    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "99"))));
-    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(b, "2"))));
+    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "99"))), AS_ENDPOINT);
+    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(b, "2"))), AS_ENDPOINT);
     expect((await takeResults(resultQueue, 1)).results).toMatchObject([{ taskId: b }]);
     expect(await queueLength(resultQueue)).toBe(0);
     expect((await call<TaskStatusResponse>("GET", `/v1/tasks/${a}`)).body.result).toEqual({
@@ -431,9 +440,7 @@ describe.each(backends)("API on $name", (backend) => {
       kind: "results",
       results: [result(a, "1"), { ...result(randomUUID(), "x"), taskId: "not-a-uuid" }, result(b, "2"), failed, null],
     };
-    channel.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(message)), {
-      persistent: true,
-    });
+    channel.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(message)), AS_ENDPOINT);
 
     const resultQueue = taskGroupResultQueue(submitted.task_group_id);
     const forwarded = await takeResults(resultQueue, 3);
@@ -605,6 +612,7 @@ describe.each(backends)("API on $name", (backend) => {
         Buffer.from(
           JSON.stringify({ v: 1, kind: "heartbeat", role: "mep", endpointId, period, sentAt: Date.now(), ...extra }),
         ),
+        AS_ENDPOINT,
       );
     const status = async () =>
       (

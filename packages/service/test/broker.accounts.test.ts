@@ -9,12 +9,10 @@
 import { randomUUID } from "node:crypto";
 import {
   commandQueue,
-  decodeMessage,
   HEARTBEATS_EXCHANGE,
   type HeartbeatMessage,
   heartbeatsRoutingKey,
   type RegisterEndpointResponse,
-  type StartUepCommand,
   type SubmitResponse,
   TASKS_EXCHANGE,
   taskGroupBrokerUser,
@@ -37,6 +35,7 @@ import {
   RestUser,
   replyCode,
   suiteTitle,
+  uepUrlHandedOut,
   userExists,
 } from "./broker.helpers.js";
 import { createVhost, openChannel } from "./helpers/broker.js";
@@ -56,28 +55,6 @@ const silentLogger = {
 
 function userOf(url: string): string {
   return decodeURIComponent(new URL(url).username);
-}
-
-/** Every start command waiting on the endpoint's command queue, read with the endpoint's own account. */
-async function startCommands(endpoint: RegisterEndpointResponse): Promise<StartUepCommand[]> {
-  const ep = await openChannel(endpoint.amqp.url);
-  const commands: StartUepCommand[] = [];
-  try {
-    for (;;) {
-      const msg = await ep.channel.get(commandQueue(endpoint.endpoint_id), { noAck: true });
-      if (msg === false) return commands;
-      commands.push(decodeMessage(msg.content, "start_uep"));
-    }
-  } finally {
-    await ep.close();
-  }
-}
-
-/** The scoped URL the last start command for `uepId` carried. */
-async function uepUrlHandedOut(endpoint: RegisterEndpointResponse, uepId: string): Promise<string> {
-  const url = (await startCommands(endpoint)).filter((c) => c.uepId === uepId).at(-1)?.amqpUrl;
-  if (!url) throw new Error(`No start command with a broker URL for UEP ${uepId}.`);
-  return url;
 }
 
 describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), () => {
@@ -253,10 +230,12 @@ describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), ()
       await eventually("the stale heartbeat is stored", async () => (await lastSeen(submitted.uep_id)) > 0);
       expect(await userExists(user)).toBe(true);
 
-      // A last heartbeat from another account (here the public one): ignored.
+      // A last heartbeat from another account (here the public one): refused, neither stored nor acted on.
       const seen = await lastSeen(submitted.uep_id);
       await beat(vhost.value, submitted.uep_id, 0, Date.now());
-      await eventually("the forged heartbeat is stored", async () => (await lastSeen(submitted.uep_id)) > seen);
+      // Heartbeats are checked in arrival order: once the UEP's next one is stored, the forged one was refused.
+      await beat(firstUrl, submitted.uep_id, 30, Date.now());
+      await eventually("the UEP's next heartbeat is stored", async () => (await lastSeen(submitted.uep_id)) > seen);
       expect(await userExists(user)).toBe(true);
 
       // Its own last heartbeat sent after the hand-out: deleted.

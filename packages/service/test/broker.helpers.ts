@@ -7,13 +7,17 @@
 import { randomUUID } from "node:crypto";
 import { connect as netConnect } from "node:net";
 import {
+  commandQueue,
+  decodeMessage,
   type RegisterEndpointResponse,
   SOURCE_CODE,
+  type StartUepCommand,
   type SubmitRequest,
   type SubmitResponse,
   serializeJson,
 } from "@conduit/protocol";
 import amqp from "amqplib";
+import { openChannel } from "./helpers/broker.js";
 
 export const MANAGEMENT_URL = "http://guest:guest@127.0.0.1:15672";
 const MANAGEMENT_AUTH = `Basic ${Buffer.from("guest:guest").toString("base64")}`;
@@ -132,4 +136,26 @@ export class RestUser {
       ...extra,
     });
   }
+}
+
+/** Every start command waiting on the endpoint's command queue, read with the endpoint's own account. */
+export async function startCommands(endpoint: RegisterEndpointResponse): Promise<StartUepCommand[]> {
+  const ep = await openChannel(endpoint.amqp.url);
+  const commands: StartUepCommand[] = [];
+  try {
+    for (;;) {
+      const msg = await ep.channel.get(commandQueue(endpoint.endpoint_id), { noAck: true });
+      if (msg === false) return commands;
+      commands.push(decodeMessage(msg.content, "start_uep"));
+    }
+  } finally {
+    await ep.close();
+  }
+}
+
+/** The scoped URL the last start command for `uepId` carried. */
+export async function uepUrlHandedOut(endpoint: RegisterEndpointResponse, uepId: string): Promise<string> {
+  const url = (await startCommands(endpoint)).filter((c) => c.uepId === uepId).at(-1)?.amqpUrl;
+  if (!url) throw new Error(`No start command with a broker URL for UEP ${uepId}.`);
+  return url;
 }

@@ -28,6 +28,12 @@ import { createVhost, openChannel } from "./helpers/broker.js";
 import { createTempDir } from "./helpers/databases.js";
 import { restHelpers, submitBody } from "./helpers/rest.js";
 
+/**
+ * How these tests play an endpoint or UEP: without scoped accounts every one
+ * publishes as the service's own broker user (guest here), with that user-id.
+ */
+const AS_ENDPOINT = { persistent: true, userId: "guest" } as const;
+
 const PUBLIC_AMQP = "amqp://guest:guest@broker.example.org:5672";
 
 const disposers: Array<() => Promise<void>> = [];
@@ -220,6 +226,7 @@ describe("GET and DELETE /v1/endpoints/:id", () => {
           completedAt: Date.now(),
         } satisfies ResultMessage),
       ),
+      AS_ENDPOINT,
     );
     await take<ResultMessage>(done.result_queue, 1);
     const pending = await submit(endpointId, submitBody(functionId, 2));
@@ -299,8 +306,18 @@ describe("POST /v1/tasks/:id/cancel", () => {
       result: { strategy: JSON_DATA, data: "7" },
       completedAt: Date.now(),
     });
-    channel.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(late(victim))));
-    channel.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(late(other))));
+    channel.publish(
+      RESULTS_EXCHANGE,
+      resultsRoutingKey(endpointId),
+      Buffer.from(JSON.stringify(late(victim))),
+      AS_ENDPOINT,
+    );
+    channel.publish(
+      RESULTS_EXCHANGE,
+      resultsRoutingKey(endpointId),
+      Buffer.from(JSON.stringify(late(other))),
+      AS_ENDPOINT,
+    );
     // The other task's result proves the late one was handled (same channel, in order).
     await expect.poll(async () => (await taskState(other)).state, { timeout: 10_000 }).toBe("success");
     expect(await taskState(victim)).toMatchObject({ state: "cancelled", error });
@@ -327,6 +344,7 @@ describe("POST /v1/tasks/:id/cancel", () => {
           sentAt: Date.now(),
         }),
       ),
+      AS_ENDPOINT,
     );
     await expect.poll(async () => (await taskState(taskId)).state, { timeout: 10_000 }).toBe("running");
     expect((await call<CancelTaskResponse>("POST", `/v1/tasks/${taskId}/cancel`)).body).toEqual({

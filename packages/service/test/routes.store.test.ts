@@ -5,7 +5,7 @@
  * tasks, and deletes that keep task history.
  */
 import { randomUUID } from "node:crypto";
-import type { WireError } from "@conduit/protocol";
+import { endpointBrokerUser, type WireError } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../src/store/open-store.js";
 import type { Store } from "../src/store/store.js";
@@ -93,7 +93,7 @@ describe.each(backends)("Store routes methods on $name", (backend) => {
       task: { state: "cancelled" },
     });
 
-    await store.markTasksRunning([{ taskId: running, endpointId }]);
+    await store.markTasksRunning([{ taskId: running, endpointId, sender: endpointBrokerUser(endpointId) }]);
     expect(await store.cancelTask(running, owner, CANCELLED)).toMatchObject({
       cancelled: false,
       task: { state: "running" },
@@ -103,6 +103,7 @@ describe.each(backends)("Store routes methods on $name", (backend) => {
       {
         taskId: waiting,
         endpointId,
+        sender: endpointBrokerUser(endpointId),
         state: "success",
         result: { strategy: "conduit.JSONData", data: "1" },
         completedAt: Date.now(),
@@ -110,13 +111,15 @@ describe.each(backends)("Store routes methods on $name", (backend) => {
     ]);
     expect(late).toMatchObject({ updated: false, state: "cancelled" });
     expect(await store.getTask(waiting)).toMatchObject({ state: "cancelled", result: null, error: CANCELLED });
-    expect(await store.markTasksRunning([{ taskId: waiting, endpointId }])).toBe(0);
+    expect(
+      (await store.markTasksRunning([{ taskId: waiting, endpointId, sender: endpointBrokerUser(endpointId) }])).changed,
+    ).toBe(0);
   });
 
   it("lists task groups with counts per state and details one with its unfinished tasks", async () => {
     const { endpointId, groupId, ids } = await setup();
     await store.cancelTask(ids[0], owner, CANCELLED);
-    await store.markTasksRunning([{ taskId: ids[1], endpointId }]);
+    await store.markTasksRunning([{ taskId: ids[1], endpointId, sender: endpointBrokerUser(endpointId) }]);
 
     const mine = await store.listTaskGroups(owner);
     expect(mine.find((g) => g.id === groupId)).toEqual({
@@ -148,6 +151,7 @@ describe.each(backends)("Store routes methods on $name", (backend) => {
       {
         taskId: ids[0],
         endpointId,
+        sender: endpointBrokerUser(endpointId),
         state: "success",
         result: { strategy: "conduit.JSONData", data: "1" },
         completedAt: Date.now(),

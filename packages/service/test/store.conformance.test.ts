@@ -3,6 +3,7 @@
  * a fresh Postgres database on the shared server.
  */
 import { createHash, randomUUID } from "node:crypto";
+import { endpointBrokerUser, uepBrokerUser } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadMigrations, migrate } from "../src/store/migrate.js";
 import { openPGlite } from "../src/store/pglite-client.js";
@@ -365,20 +366,25 @@ describe.each(backends)("Store on $name", (backend) => {
     await store.markTasksWaiting([t1, t2, t3]);
     expect(sql.statements - before).toBe(1);
 
-    // A running report from another endpoint is ignored.
-    expect(await store.markTasksRunning([{ taskId: t1, endpointId: randomUUID() }])).toBe(0);
+    // The task's UEP account reports it; a running report from another endpoint is ignored.
+    const uep = { sender: uepBrokerUser(b.uepId) };
+    expect(await store.markTasksRunning([{ taskId: t1, endpointId: randomUUID(), ...uep }])).toEqual({
+      changed: 0,
+      refused: [],
+    });
     expect(
       await store.markTasksRunning([
-        { taskId: t1, endpointId: f.endpoint.id },
-        { taskId: t2, endpointId: f.endpoint.id },
+        { taskId: t1, endpointId: f.endpoint.id, ...uep },
+        { taskId: t2, endpointId: f.endpoint.id, ...uep },
       ]),
-    ).toBe(2);
+    ).toEqual({ changed: 2, refused: [] });
 
     before = sql.statements;
     const stored = await store.storeResults([
       {
         taskId: t1,
         endpointId: f.endpoint.id,
+        ...uep,
         state: "success",
         result: { strategy: "conduit.JSONData", data: "42" },
         completedAt: Date.now(),
@@ -386,17 +392,19 @@ describe.each(backends)("Store on $name", (backend) => {
       {
         taskId: t2,
         endpointId: f.endpoint.id,
+        ...uep,
         state: "failed",
         error: { code: "TASK_EXCEPTION", name: "TypeError", message: "boom" },
         completedAt: Date.now(),
       },
-      { taskId: randomUUID(), endpointId: f.endpoint.id, state: "success", completedAt: Date.now() },
-      { taskId: t3, endpointId: randomUUID(), state: "success", completedAt: Date.now() },
+      { taskId: randomUUID(), endpointId: f.endpoint.id, ...uep, state: "success", completedAt: Date.now() },
+      { taskId: t3, endpointId: randomUUID(), ...uep, state: "success", completedAt: Date.now() },
     ]);
     expect(sql.statements - before).toBe(1);
+    const answer = { taskGroupId: b.taskGroupId, sender: uep.sender, refused: false, updated: true };
     expect(stored.sort((a, b) => a.state.localeCompare(b.state))).toEqual([
-      { taskId: t2, taskGroupId: b.taskGroupId, updated: true, state: "failed" },
-      { taskId: t1, taskGroupId: b.taskGroupId, updated: true, state: "success" },
+      { ...answer, taskId: t2, state: "failed" },
+      { ...answer, taskId: t1, state: "success" },
     ]);
 
     const [r1, r2, r3] = await Promise.all([t1, t2, t3].map((id) => store.getTask(id)));
@@ -407,14 +415,83 @@ describe.each(backends)("Store on $name", (backend) => {
 
     // A second result (a re-run or a redelivery) changes nothing, and running never follows a result.
     const again = await store.storeResults([
-      { taskId: t1, endpointId: f.endpoint.id, state: "failed", completedAt: Date.now() },
-      { taskId: t1, endpointId: f.endpoint.id, state: "failed", completedAt: Date.now() },
+      { taskId: t1, endpointId: f.endpoint.id, ...uep, state: "failed", completedAt: Date.now() },
+      { taskId: t1, endpointId: f.endpoint.id, ...uep, state: "failed", completedAt: Date.now() },
     ]);
-    expect(again).toEqual([{ taskId: t1, taskGroupId: b.taskGroupId, updated: false, state: "success" }]);
-    expect(await store.markTasksRunning([{ taskId: t1, endpointId: f.endpoint.id }])).toBe(0);
+    expect(again).toEqual([{ ...answer, taskId: t1, updated: false, state: "success" }]);
+    expect((await store.markTasksRunning([{ taskId: t1, endpointId: f.endpoint.id, ...uep }])).changed).toBe(0);
     await store.markTasksWaiting([t1]);
     expect((await store.getTask(t1))?.state).toBe("success");
     expect(await store.getTask(randomUUID())).toBeUndefined();
+  });
+
+  it("takes a report only from the task's UEP account, its endpoint's account or the shared account", async () => {
+    const f = await fixture();
+    const b = batch(f, [{}, {}, {}, {}]);
+    const [t1, t2, t3, t4] = b.tasks.map((t) => t.id);
+    await store.insertTasks(b);
+    await store.markTasksWaiting([t1, t2, t3, t4]);
+    const endpointId = f.endpoint.id;
+    const otherUep = uepBrokerUser(randomUUID());
+    const otherEndpoint = endpointBrokerUser(randomUUID());
+    const result = (taskId: string, sender: string, sharedAccount?: boolean) => ({
+      taskId,
+      endpointId,
+      sender,
+      ...(sharedAccount === undefined ? {} : { sharedAccount }),
+      state: "success" as const,
+      result: { strategy: "conduit.JSONData", data: JSON.stringify(sender) },
+      completedAt: Date.now(),
+    });
+
+    // Another UEP's account (of the same endpoint), another endpoint's, the service's unless shared: refused.
+    let before = sql.statements;
+    const running = await store.markTasksRunning([
+      { taskId: t1, endpointId, sender: otherUep },
+      { taskId: t2, endpointId, sender: otherEndpoint },
+      { taskId: t3, endpointId, sender: "guest" },
+    ]);
+    expect(running.changed).toBe(0);
+    expect(running.refused.map((r) => [r.taskId, r.sender]).sort()).toEqual(
+      [
+        [t1, otherUep],
+        [t2, otherEndpoint],
+        [t3, "guest"],
+      ].sort(),
+    );
+    expect(sql.statements - before).toBe(1);
+    before = sql.statements;
+    const refused = await store.storeResults([
+      result(t1, otherUep),
+      result(t2, "guest"),
+      // A forged copy ahead of the real result does not hide it.
+      result(t3, otherUep),
+      result(t3, uepBrokerUser(b.uepId)),
+    ]);
+    expect(sql.statements - before).toBe(1);
+    expect(refused.map((r) => [r.taskId, r.sender, r.refused, r.updated]).sort()).toEqual(
+      [
+        [t1, otherUep, true, false],
+        [t2, "guest", true, false],
+        [t3, otherUep, true, false],
+        [t3, uepBrokerUser(b.uepId), false, true],
+      ].sort(),
+    );
+    expect((await store.getTask(t1))?.state).toBe("waiting-for-endpoint");
+    expect((await store.getTask(t2))?.state).toBe("waiting-for-endpoint");
+    expect((await store.getTask(t3))?.result?.data).toBe(JSON.stringify(uepBrokerUser(b.uepId)));
+
+    // The endpoint's own account (an MEP failing its tasks) and the shared account may.
+    const allowed = await store.storeResults([result(t1, endpointBrokerUser(endpointId)), result(t2, "guest", true)]);
+    expect(allowed.map((r) => [r.taskId, r.refused, r.updated]).sort()).toEqual(
+      [
+        [t1, false, true],
+        [t2, false, true],
+      ].sort(),
+    );
+    expect(
+      (await store.markTasksRunning([{ taskId: t4, endpointId, sender: "guest", sharedAccount: true }])).changed,
+    ).toBe(1);
   });
 
   it("records UEP heartbeats and their errors", async () => {

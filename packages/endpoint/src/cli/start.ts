@@ -223,7 +223,7 @@ async function run(
     log.info("Stopped before registration completed.");
     return stop.exitCode;
   }
-  const { endpointId, amqpUrl } = registration;
+  const { endpointId, amqpUrl, serviceUser } = registration;
   writeEndpointId(ep, endpointId);
 
   log.info(`========== Endpoint Manager begins: ${endpointId}`);
@@ -250,6 +250,7 @@ async function run(
     config,
     endpointId,
     amqpUrl,
+    serviceUser,
     userDir,
     localUser: localUser(),
     identityMapper,

@@ -6,7 +6,7 @@
  */
 import {
   type BrokerLink,
-  brokerUrlUser,
+  brokerUser,
   type ConfirmChannel,
   type ConsumeMessage,
   commandQueue,
@@ -19,10 +19,12 @@ import {
   isAccountRefused,
   QUEUE_OPTIONS,
   RESULTS_EXCHANGE,
+  RefusedSenders,
   type ResultMessage,
   redactUrl,
   resultsRoutingKey,
   type StartUepCommand,
+  senderOf,
   TASKS_EXCHANGE,
   uepName,
   uepTaskQueue,
@@ -46,6 +48,11 @@ export interface ManagerEndpointOptions {
   endpointId: string;
   /** Broker URL (credentials included, `amqp_port` applied); UEPs get the same. */
   amqpUrl: string;
+  /**
+   * The RabbitMQ user the service publishes as (from the registration): a
+   * command or queued task with another `user-id` is dropped, and the UEPs are told it.
+   */
+  serviceUser: string;
   userDir: string;
   /** Local account the MEP (and, single-user, every UEP) runs as. */
   localUser: string;
@@ -97,9 +104,11 @@ export class ManagerEndpoint {
   private readonly mapping = new Set<string>();
   private stopping = false;
   private readonly log: Logger;
+  private readonly refused: RefusedSenders;
 
   constructor(private readonly options: ManagerEndpointOptions) {
     this.log = options.log;
+    this.refused = new RefusedSenders((line) => options.log.warn(line));
   }
 
   /** Connects, consumes the command queue and starts heartbeating. */
@@ -122,7 +131,7 @@ export class ManagerEndpoint {
         this.log.error(`Lost the connection to RabbitMQ for good (${err.message})`);
         return;
       }
-      const message = `The broker no longer accepts this endpoint's account ${brokerUrlUser(amqpUrl)} (it was deleted, e.g. by conduit-service user remove); the endpoint stops: register it again with conduit-endpoint start.`;
+      const message = `The broker no longer accepts this endpoint's account ${brokerUser(amqpUrl)} (it was deleted, e.g. by conduit-service user remove); the endpoint stops: register it again with conduit-endpoint start.`;
       this.log.error(message);
       this.options.onAccountRefused?.(message);
     });
@@ -202,6 +211,15 @@ export class ManagerEndpoint {
       channel.ack(msg);
     } catch {
       // channel already closed: the broker redelivers, and starting a running UEP is a no-op
+    }
+    // Only the service may start a UEP: user-id is checked by RabbitMQ, the body by nobody.
+    const sender = senderOf(msg);
+    if (sender !== this.options.serviceUser) {
+      this.refused.refuse(
+        sender,
+        `a command on ${commandQueue(this.options.endpointId)}: only ${this.options.serviceUser} may send one`,
+      );
+      return;
     }
     let command: StartUepCommand;
     try {
@@ -359,7 +377,7 @@ export class ManagerEndpoint {
     this.saveRecords();
     if (exit.code === UEP_EXIT.accountRefused) {
       this.log.error(
-        `User endpoint ${proc.name} stopped: the broker no longer accepts its account ${brokerUrlUser(entry.command.amqpUrl ?? this.options.amqpUrl)} (it was deleted, e.g. by conduit-service user remove); not restarting it.`,
+        `User endpoint ${proc.name} stopped: the broker no longer accepts its account ${brokerUser(entry.command.amqpUrl ?? this.options.amqpUrl)} (it was deleted, e.g. by conduit-service user remove); not restarting it.`,
       );
       this.forget(entry);
       return;
@@ -438,6 +456,13 @@ export class ManagerEndpoint {
         const msg = await channel.get(queue, { noAck: false });
         if (msg === false) break;
         let taskId: string;
+        // A task the service did not send is not failed in its name (this account may report every task here).
+        const sender = senderOf(msg);
+        if (sender !== this.options.serviceUser) {
+          this.refused.refuse(sender, `a message in ${queue}: only ${this.options.serviceUser} may send tasks`);
+          channel.ack(msg);
+          continue;
+        }
         try {
           taskId = decodeMessage(msg.content, "task").taskId;
         } catch (err) {

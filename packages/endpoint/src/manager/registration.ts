@@ -33,6 +33,8 @@ export interface Registration {
   endpointId: string;
   /** Broker URL with credentials, `amqp_port` applied. */
   amqpUrl: string;
+  /** The RabbitMQ user the service publishes as: commands (and, for the UEPs, tasks) come only from it. */
+  serviceUser: string;
 }
 
 const REGISTER_TIMEOUT_MS = 30_000;
@@ -94,13 +96,20 @@ export async function registerEndpoint(options: RegistrationOptions): Promise<Re
   if (typeof reply?.endpoint_id !== "string" || typeof reply.amqp?.url !== "string") {
     throw badReply(options.serviceUrl, "lacks endpoint_id or amqp.url");
   }
+  if (typeof reply.amqp.serviceUser !== "string" || reply.amqp.serviceUser === "") {
+    throw badReply(options.serviceUrl, "lacks amqp.serviceUser (the broker user the service publishes as)");
+  }
   if (options.endpointId && reply.endpoint_id !== options.endpointId) {
     throw new ConduitError(
       "ENDPOINT_ID_MISMATCH",
       `The Conduit service registered this endpoint as ${reply.endpoint_id}, not as ${options.endpointId} (kept in endpoint.json); delete endpoint.json to accept the new id, or point CONDUIT_SERVICE_URL at the service that knows the old one.`,
     );
   }
-  return { endpointId: reply.endpoint_id, amqpUrl: withPort(reply.amqp.url, options.amqpPort) };
+  return {
+    endpointId: reply.endpoint_id,
+    amqpUrl: withPort(reply.amqp.url, options.amqpPort),
+    serviceUser: reply.amqp.serviceUser,
+  };
 }
 
 function badReply(serviceUrl: string, what: string, cause?: unknown): ConduitError {

@@ -23,6 +23,8 @@ export interface BootstrapSources {
   config: ManagerConfig;
   endpointId: string;
   amqpUrl: string;
+  /** The RabbitMQ user the service publishes as: the UEP takes tasks and cancels only from it. */
+  serviceUser: string;
 }
 
 /**
@@ -93,6 +95,7 @@ export function buildBootstrap(
     mepPid: process.pid,
     // The UEP's own scoped account when the service made one, else the MEP's.
     amqpUrl: command.amqpUrl ?? sources.amqpUrl,
+    serviceUser: sources.serviceUser,
     template,
     schema,
     userEnvironment,

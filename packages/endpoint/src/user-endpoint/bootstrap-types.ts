@@ -29,6 +29,8 @@ export interface UepBootstrap {
   mepPid: number;
   /** Broker URL (with credentials) the UEP consumes its task queue on. */
   amqpUrl: string;
+  /** The RabbitMQ user the service publishes as: tasks and cancels with another `user-id` are dropped. */
+  serviceUser: string;
   /** The template and its siblings, or why the MEP could not read them. */
   template: TemplateFiles | { error: string };
   /** Raw text of user_config_schema.json, or null when there is none. */

@@ -83,7 +83,7 @@ export function parseBootstrap(line: string): UepBootstrap {
   if (!isObject(value)) throw new BootstrapError("stdin is not a JSON object");
   const b = value as Record<string, unknown>;
   if (b.v !== 1) throw new BootstrapError(`version ${String(b.v)} is not 1; upgrade the older program`);
-  for (const key of ["endpointId", "uepId", "uepName", "amqpUrl"] as const) {
+  for (const key of ["endpointId", "uepId", "uepName", "amqpUrl", "serviceUser"] as const) {
     if (typeof b[key] !== "string" || b[key] === "") throw new BootstrapError(`${key} is not a non-empty string`);
   }
   if (!Number.isInteger(b.mepPid)) throw new BootstrapError("mepPid is not an integer");

@@ -10,7 +10,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   type BrokerLink,
-  brokerUrlUser,
+  brokerUser,
   HEARTBEATS_EXCHANGE,
   type HeartbeatMessage,
   heartbeatsRoutingKey,
@@ -123,8 +123,6 @@ class UserEndpoint {
   /** Set once endpoint_setup succeeded (or there was none): teardown runs at exit. */
   private teardown: string | undefined;
   private readonly queue: string;
-  /** The user of this UEP's broker URL (sent as the heartbeats' user-id). */
-  private readonly brokerUser: string;
 
   constructor(
     private readonly bootstrap: UepBootstrap,
@@ -135,7 +133,6 @@ class UserEndpoint {
     const file = createLogger({ file: join(dir, "endpoint.log"), name: `UEP ${bootstrap.uepName}`, debug: true });
     this.log = { ...file, debug: (m) => this.debug && file.debug(m) };
     this.queue = uepTaskQueue(bootstrap.endpointId, bootstrap.uepId);
-    this.brokerUser = decodeURIComponent(new URL(bootstrap.amqpUrl).username) || "guest";
   }
 
   async run(stdin: NodeJS.ReadableStream, stdinEnded: boolean): Promise<number> {
@@ -221,6 +218,7 @@ class UserEndpoint {
       endpointId: bootstrap.endpointId,
       uepId: bootstrap.uepId,
       queue: this.queue,
+      serviceUser: bootstrap.serviceUser,
       policy: { engine, allowedFunctions, serializers },
       log,
       onTask: () => idle.taskReceived(),
@@ -283,7 +281,7 @@ class UserEndpoint {
         link.on("failed", (err: Error) => {
           if (isAccountRefused(err)) {
             log.error(
-              `The broker no longer accepts this user endpoint's account ${brokerUrlUser(bootstrap.amqpUrl)} (it was deleted, e.g. by conduit-service user remove); the user endpoint stops.`,
+              `The broker no longer accepts this user endpoint's account ${brokerUser(bootstrap.amqpUrl)} (it was deleted, e.g. by conduit-service user remove); the user endpoint stops.`,
             );
             this.requestStop("account");
             return;
@@ -348,6 +346,7 @@ class UserEndpoint {
         endpointId: bootstrap.endpointId,
         uepId: bootstrap.uepId,
         queue: this.queue,
+        serviceUser: bootstrap.serviceUser,
         policy: { startError },
         log,
         onResult: () => failed++,
@@ -385,10 +384,10 @@ class UserEndpoint {
       sentAt: Date.now(),
     };
     if (error) message.error = error;
-    // user-id, checked by RabbitMQ against this connection's user, proves to the
-    // service that a last heartbeat comes from this UEP's own account.
+    // The link stamps user-id (checked by RabbitMQ against this connection's user),
+    // which proves to the service that a heartbeat comes from this UEP's own account.
     return link
-      .publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), message, { userId: this.brokerUser })
+      .publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), message)
       .catch((err: Error) => this.log.warn(`Could not send a heartbeat: ${err.message}`));
   }
 

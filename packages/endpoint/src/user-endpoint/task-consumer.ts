@@ -30,8 +30,10 @@ import {
   type Payload,
   QUEUE_OPTIONS,
   RESULTS_EXCHANGE,
+  RefusedSenders,
   type ResultMessage,
   resultsRoutingKey,
+  senderOf,
   type TaskMessage,
   toWireError,
   type WireError,
@@ -51,6 +53,8 @@ export interface TaskConsumerOptions {
   uepId: string;
   /** The UEP's task queue. */
   queue: string;
+  /** The RabbitMQ user the service publishes as: a task or cancel with another `user-id` is dropped. */
+  serviceUser: string;
   policy: TaskPolicy;
   log: Logger;
   /** A new task arrived (for idle counting). */
@@ -104,8 +108,10 @@ export class TaskConsumer {
   private stopping = false;
   private droppingResults = false;
   private lastActivity = Date.now();
+  private readonly refused: RefusedSenders;
 
   constructor(private readonly options: TaskConsumerOptions) {
+    this.refused = new RefusedSenders((line) => options.log.warn(line));
     this.statuses = new StatusBatcher({
       send: async (taskIds) => {
         const link = await this.link();
@@ -211,6 +217,16 @@ export class TaskConsumer {
     this.lastActivity = Date.now();
     if (this.stopping) return;
     const delivery: Delivery = { channel, message };
+    // Tasks and cancels come only from the service: user-id is checked by RabbitMQ, the body by nobody.
+    const sender = senderOf(message);
+    if (sender !== this.options.serviceUser) {
+      this.refused.refuse(
+        sender,
+        `a message in ${this.options.queue}: only ${this.options.serviceUser} may send tasks`,
+      );
+      this.ack(delivery);
+      return;
+    }
     let task: TaskMessage;
     try {
       const decoded = decodeMessage(message.content, "task", "cancel");

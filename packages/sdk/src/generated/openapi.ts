@@ -416,6 +416,7 @@ export interface paths {
           content: {
             "application/json": {
               amqp: {
+                serviceUser: string;
                 url: string;
               };
               command_queue: string;
@@ -672,6 +673,7 @@ export interface paths {
           content: {
             "application/json": {
               amqp: {
+                serviceUser: string;
                 url: string;
               };
               result_queue: string;
@@ -974,6 +976,7 @@ export interface paths {
           content: {
             "application/json": {
               amqp: {
+                serviceUser: string;
                 url: string;
               };
               /** Format: date-time */

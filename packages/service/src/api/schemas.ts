@@ -9,6 +9,12 @@ const uuid = { type: "string", format: "uuid" } as const;
 const dateTimeOrNull = { type: ["string", "null"], format: "date-time" } as const;
 const jsonObject = { type: "object", additionalProperties: true } as const;
 const jsonObjectOrNull = { type: ["object", "null"], additionalProperties: true } as const;
+/** protocol's AmqpInfo: where to connect, and the only user-id a message from the service carries. */
+const amqpInfo = {
+  type: "object",
+  required: ["url", "serviceUser"],
+  properties: { url: { type: "string" }, serviceUser: { type: "string" } },
+} as const;
 
 /** Shapes referenced as `{ $ref: "<Name>#" }`. */
 export const sharedSchemas = [
@@ -151,7 +157,7 @@ export const registerEndpointSchema = {
       required: ["endpoint_id", "amqp", "command_queue"],
       properties: {
         endpoint_id: uuid,
-        amqp: { type: "object", required: ["url"], properties: { url: { type: "string" } } },
+        amqp: amqpInfo,
         command_queue: { type: "string" },
       },
     },
@@ -253,7 +259,7 @@ export const submitSchema = {
         task_group_id: uuid,
         uep_id: uuid,
         task_ids: { type: "array", items: uuid },
-        amqp: { type: "object", required: ["url"], properties: { url: { type: "string" } } },
+        amqp: amqpInfo,
         result_queue: { type: "string" },
       },
     },
@@ -390,7 +396,7 @@ export const getTaskGroupSchema = {
             properties: { task_id: uuid, endpoint_id: uuid, state: taskState },
           },
         },
-        amqp: { type: "object", required: ["url"], properties: { url: { type: "string" } } },
+        amqp: amqpInfo,
         result_queue: { type: "string" },
       },
     },

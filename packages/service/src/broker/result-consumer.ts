@@ -10,6 +10,13 @@
  * are the originals acked. While one batch is forwarded the next is stored.
  * A crash anywhere before the ack means a redelivery, which the store ignores
  * (the task is terminal) and forwards again: the SDK dedupes by task id.
+ *
+ * Who sent a message is its `user-id` (RabbitMQ checks it against the
+ * publishing connection's user), never the ids in its body: a message without
+ * one, or whose body names another endpoint than its routing key, is refused
+ * here; a result or running report from an account other than the task's UEP
+ * or endpoint is refused by the store's statement itself. Refused messages are
+ * acked, dropped, and logged at most once a minute per account.
  */
 import {
   ConduitError,
@@ -17,20 +24,30 @@ import {
   type ConsumeMessage,
   decodeMessage,
   RESULTS_QUEUE,
+  RefusedSenders,
   type ResultBatchMessage,
   type ResultMessage,
+  routingKeyEndpoint,
+  senderOf,
   type TaskStatusMessage,
   taskGroupResultQueue,
 } from "@conduit/protocol";
 import type { FastifyBaseLogger } from "fastify";
 import type { Store } from "../store/store.js";
-import type { TaskResultInput } from "../store/store-types.js";
+import type { ReportSender, TaskResultInput } from "../store/store-types.js";
 import { hasNul, resultProblem, taskStatusProblem, withoutNul } from "./message-checks.js";
 import type { BrokerConsumer, Outgoing, ServiceBroker } from "./service-broker.js";
 
 export interface ResultConsumerOptions {
   /** Most results (and running reports) handled by one statement, give or take one delivery. @default 500 */
   maxBatch?: number;
+  /**
+   * With `--shared-broker-account`: the accounts every endpoint and UEP
+   * shares (the service's own, and the public URL's user), which may report
+   * any task. Unset (scoped accounts), a task is reported only by its UEP's or
+   * its endpoint's own account.
+   */
+  sharedAccounts?: ReadonlySet<string>;
 }
 
 /**
@@ -42,6 +59,8 @@ const MAX_FLUSHERS = 2;
 interface Delivery {
   channel: ConfirmChannel;
   raw: ConsumeMessage;
+  /** The `user-id` it came with. */
+  sender: string;
   /** A `results` delivery's valid results, or the one result or running report. */
   messages: Array<ResultMessage | TaskStatusMessage>;
 }
@@ -54,6 +73,8 @@ export class ResultConsumer implements BrokerConsumer {
   private readonly flushers = new Set<Promise<void>>();
   private consumer: { channel: ConfirmChannel; tag: string } | undefined;
   private stopped = false;
+  private readonly sharedAccounts: ReadonlySet<string> | undefined;
+  private readonly refused: RefusedSenders;
 
   constructor(
     private readonly store: Store,
@@ -62,6 +83,8 @@ export class ResultConsumer implements BrokerConsumer {
     options: ResultConsumerOptions = {},
   ) {
     this.maxBatch = options.maxBatch ?? 500;
+    this.sharedAccounts = options.sharedAccounts;
+    this.refused = new RefusedSenders((line) => logger.warn(line));
   }
 
   async attach(channel: ConfirmChannel): Promise<void> {
@@ -83,17 +106,26 @@ export class ResultConsumer implements BrokerConsumer {
   }
 
   private receive(channel: ConfirmChannel, raw: ConsumeMessage): void {
+    const sender = senderOf(raw);
+    if (sender === undefined) {
+      this.refused.refuse(
+        sender,
+        `a message on ${RESULTS_QUEUE} (routing key ${raw.fields.routingKey}) without user-id`,
+      );
+      settle(channel, raw);
+      return;
+    }
     let messages: Array<ResultMessage | TaskStatusMessage>;
     try {
       const message = decodeMessage(raw.content, "result", "results", "task_status");
       if (message.kind === "results") {
-        messages = this.validResults(message, raw);
+        messages = this.validResults(message, raw, sender);
       } else {
         const problem = message.kind === "result" ? resultProblem(message) : taskStatusProblem(message);
         if (problem) {
           throw new ConduitError("BAD_MESSAGE", `Broker message ${message.kind}: ${problem}; it was dropped.`);
         }
-        messages = [message];
+        messages = this.sameEndpoint(message, raw, sender) ? [message] : [];
       }
     } catch (err) {
       this.logger.warn({ err, routingKey: raw.fields.routingKey }, (err as Error).message);
@@ -104,7 +136,7 @@ export class ResultConsumer implements BrokerConsumer {
       settle(channel, raw);
       return;
     }
-    this.pending.push({ channel, raw, messages });
+    this.pending.push({ channel, raw, sender, messages });
     // Busy loops take the pending deliveries when they finish their batch; a
     // free one is started after this tick's other deliveries have arrived.
     if (this.flushers.size < MAX_FLUSHERS && !this.scheduled) {
@@ -116,8 +148,23 @@ export class ResultConsumer implements BrokerConsumer {
     }
   }
 
+  /**
+   * False (the refusal logged) when the body names another endpoint than the
+   * routing key: topic permissions hold each account to its own endpoint's key.
+   */
+  private sameEndpoint(message: ResultMessage | TaskStatusMessage, raw: ConsumeMessage, sender: string): boolean {
+    const keyEndpoint = routingKeyEndpoint(raw.fields.routingKey);
+    if (message.endpointId.toLowerCase() === keyEndpoint.toLowerCase()) return true;
+    const what = message.kind === "task_status" ? "a running report" : `a result for task ${message.taskId}`;
+    this.refused.refuse(
+      sender,
+      `${what} naming endpoint ${message.endpointId} under the routing key of endpoint ${keyEndpoint}`,
+    );
+    return false;
+  }
+
   /** The results of a `results` message that can be stored; each bad one is logged and dropped. */
-  private validResults(message: ResultBatchMessage, raw: ConsumeMessage): ResultMessage[] {
+  private validResults(message: ResultBatchMessage, raw: ConsumeMessage, sender: string): ResultMessage[] {
     if (!Array.isArray(message.results)) {
       throw new ConduitError("BAD_MESSAGE", "Broker message results: results is not a list; it was dropped.");
     }
@@ -129,7 +176,7 @@ export class ResultConsumer implements BrokerConsumer {
           { routingKey: raw.fields.routingKey },
           `Broker message results: result ${index}: ${problem}; that result was dropped.`,
         );
-      } else {
+      } else if (this.sameEndpoint(item, raw, sender)) {
         valid.push(item);
       }
     }
@@ -178,33 +225,41 @@ export class ResultConsumer implements BrokerConsumer {
   }
 
   private async flush(batch: Delivery[]): Promise<void> {
-    const running: Array<{ taskId: string; endpointId: string }> = [];
+    const running: Array<{ taskId: string; endpointId: string } & ReportSender> = [];
     const results: StoredInput[] = [];
-    for (const { messages, raw } of batch) {
+    for (const { messages, raw, sender } of batch) {
+      const from: ReportSender = { sender, sharedAccount: this.sharedAccounts?.has(sender) ?? false };
       for (const message of messages) {
         if (message.kind === "task_status") {
-          for (const taskId of message.taskIds) running.push({ taskId, endpointId: message.endpointId });
+          for (const taskId of message.taskIds) running.push({ taskId, endpointId: message.endpointId, ...from });
         } else if (message.state !== "cancelled") {
           results.push({
-            ...toResultInput(message as ResultMessage & { state: "success" | "failed" }),
+            ...toResultInput(message as ResultMessage & { state: "success" | "failed" }, from),
             redelivered: raw.fields.redelivered,
           });
         }
       }
     }
     // Running first: it never overrides a terminal state, so a result in the same batch wins.
-    if (running.length > 0) await this.store.markTasksRunning(running);
+    if (running.length > 0) {
+      const { refused } = await this.store.markTasksRunning(running);
+      for (const r of refused) {
+        this.refused.refuse(r.sender, `a running report for task ${r.taskId}, which it may not report`);
+      }
+    }
     const stored = await this.store.storeResults(results);
-    const byTask = new Map(stored.map((s) => [s.taskId, s]));
+    const byReport = new Map(stored.map((s) => [reportKey(s.taskId, s.sender), s]));
     /** Results to forward, grouped by task group queue: one `results` message per queue. */
     const forward = new Map<string, ResultMessage[]>();
     const forwarded = new Set<string>();
     for (const result of results) {
       // Two copies in one batch are forwarded once.
       if (forwarded.has(result.taskId)) continue;
-      const s = byTask.get(result.taskId);
+      const s = byReport.get(reportKey(result.taskId, result.sender));
       if (!s) {
         this.logger.warn(`Result for unknown task ${result.taskId} from endpoint ${result.endpointId} was dropped.`);
+      } else if (s.refused) {
+        this.refused.refuse(result.sender, `a result for task ${result.taskId}, which it may not report`);
       } else if (s.updated || result.redelivered) {
         // Stored now, or possibly stored by a delivery that died before it was
         // forwarded. A second result of a terminal task (a re-run, a UEP's
@@ -244,9 +299,14 @@ export class ResultConsumer implements BrokerConsumer {
 
 type StoredInput = TaskResultInput & { uepId: string; redelivered?: boolean };
 
+function reportKey(taskId: string, sender: string): string {
+  return `${taskId.toLowerCase()} ${sender}`;
+}
+
 /** `m` passed {@link resultProblem}, so its state is success or failed. */
-function toResultInput(m: ResultMessage & { state: "success" | "failed" }): StoredInput {
+function toResultInput(m: ResultMessage & { state: "success" | "failed" }, from: ReportSender): StoredInput {
   const input: StoredInput = {
+    ...from,
     taskId: m.taskId,
     endpointId: m.endpointId,
     uepId: m.uepId,

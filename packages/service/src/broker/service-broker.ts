@@ -94,6 +94,11 @@ export class ServiceBroker {
     await consumer.attach(await this.requireLink().ready());
   }
 
+  /** The RabbitMQ user the service publishes as (every message's `user-id`; endpoints and SDKs accept only it). */
+  get user(): string {
+    return this.requireLink().user;
+  }
+
   /** The live channel, if connected (for acks: a delivery is acked on the channel it came on). */
   get channel(): ConfirmChannel | undefined {
     return this.link?.channel;

@@ -127,8 +127,23 @@ export interface TaskRecord {
   completedAt: Date | null;
 }
 
-/** A result as a UEP reported it. */
-export interface TaskResultInput {
+/**
+ * Who sent a result or running report. Only the account of the UEP the task
+ * was routed to, or of the endpoint it was submitted to, may report it; other
+ * reports change nothing.
+ */
+export interface ReportSender {
+  /** The message's `user-id`, which RabbitMQ checked against the publishing connection's user. */
+  sender: string;
+  /**
+   * The sender is the one account every endpoint and UEP shares
+   * (`--shared-broker-account`), which may report any task. @default false
+   */
+  sharedAccount?: boolean;
+}
+
+/** A result as a UEP (or, failing it, its MEP) reported it. */
+export interface TaskResultInput extends ReportSender {
   taskId: string;
   /** The endpoint that reported it: a result for another endpoint's task is ignored. */
   endpointId: string;
@@ -142,7 +157,11 @@ export interface TaskResultInput {
 export interface StoredResult {
   taskId: string;
   taskGroupId: string;
-  /** False when the task was already terminal (a re-run or a redelivery): nothing changed. */
+  /** The reporting account (one answer per task and sender). */
+  sender: string;
+  /** True when the sender may not report this task: nothing changed. */
+  refused: boolean;
+  /** False when the task was already terminal (a re-run or a redelivery) or the report was refused: nothing changed. */
   updated: boolean;
   /** The task's state after the call. */
   state: TaskState;

@@ -4,7 +4,14 @@
  * inserting N tasks, marking N tasks, storing N results.
  */
 import { randomUUID } from "node:crypto";
-import type { Payload, TaskState, UserRuntime, WireError } from "@conduit/protocol";
+import {
+  endpointBrokerUser,
+  type Payload,
+  type TaskState,
+  type UserRuntime,
+  uepBrokerUser,
+  type WireError,
+} from "@conduit/protocol";
 import { generateToken, hashToken, sha256Hex } from "../auth/tokens.js";
 import { insertTasks } from "./insert-tasks.js";
 import type { SqlClient } from "./sql-client.js";
@@ -15,6 +22,7 @@ import type {
   Identity,
   IdentityFields,
   InsertTasksResult,
+  ReportSender,
   StoredResult,
   TaskBatch,
   TaskRecord,
@@ -384,56 +392,100 @@ export class Store {
 
   /**
    * → `running` for tasks a UEP of their endpoint took, unless they moved on
-   * already (one statement). Returns how many changed.
+   * already, and only when reported by an account allowed to (see
+   * {@link ReportSender}; one statement). Returns how many changed, and the
+   * reports refused for their sender (a known task of that endpoint, the wrong account).
    */
-  async markTasksRunning(items: ReadonlyArray<{ taskId: string; endpointId: string }>): Promise<number> {
-    if (items.length === 0) return 0;
-    const { rows } = await this.sql.query<{ id: string }>(
-      `UPDATE tasks t SET state = 'running'
-       FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, endpoint_id uuid)
-       WHERE t.id = x.id AND t.endpoint_id = x.endpoint_id AND t.state IN ('received', 'waiting-for-endpoint')
-       RETURNING t.id`,
-      [JSON.stringify(items.map((i) => ({ id: i.taskId, endpoint_id: i.endpointId })))],
+  async markTasksRunning(
+    items: ReadonlyArray<{ taskId: string; endpointId: string } & ReportSender>,
+  ): Promise<{ changed: number; refused: Array<{ taskId: string; sender: string }> }> {
+    if (items.length === 0) return { changed: 0, refused: [] };
+    const input = items.map((i) => ({
+      id: i.taskId,
+      endpoint_id: i.endpointId,
+      sender: i.sender,
+      shared: i.sharedAccount === true,
+    }));
+    const { rows } = await this.sql.query<{ id: string; sender: string; allowed: boolean; updated: boolean }>(
+      `WITH input AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, endpoint_id uuid, sender text, shared boolean)
+       ),
+       checked AS (
+         SELECT i.id, i.sender, ${SENDER_ALLOWED} AS allowed
+         FROM input i JOIN tasks t ON t.id = i.id AND t.endpoint_id = i.endpoint_id
+       ),
+       updated AS (
+         UPDATE tasks t SET state = 'running'
+         FROM checked c
+         WHERE t.id = c.id AND c.allowed AND t.state IN ('received', 'waiting-for-endpoint')
+         RETURNING t.id
+       )
+       SELECT c.id, c.sender, c.allowed, (u.id IS NOT NULL) AS updated
+       FROM checked c LEFT JOIN (SELECT DISTINCT id FROM updated) u ON u.id = c.id`,
+      [JSON.stringify(dedupeBySender(input)), uepBrokerUser(""), endpointBrokerUser("")],
     );
-    return rows.length;
+    return {
+      changed: new Set(rows.filter((r) => r.updated).map((r) => r.id)).size,
+      refused: rows.filter((r) => !r.allowed).map((r) => ({ taskId: r.id, sender: r.sender })),
+    };
   }
 
   /**
    * Stores results in one statement. A result for a task that is already
    * terminal changes nothing (re-runs and redeliveries happen); one for an
    * unknown task, or reported by another endpoint than the task's, is left out
-   * of the answer.
+   * of the answer; one from an account not allowed to report the task (see
+   * {@link ReportSender}) changes nothing and is answered `refused`.
    */
   async storeResults(results: readonly TaskResultInput[]): Promise<StoredResult[]> {
     if (results.length === 0) return [];
     const input = results.map((r) => ({
       id: r.taskId,
       endpoint_id: r.endpointId,
+      sender: r.sender,
+      shared: r.sharedAccount === true,
       state: r.state,
       result_strategy: r.result?.strategy ?? null,
       result_data: r.result?.data ?? null,
       error: r.error ?? null,
       completed_at: r.completedAt,
     }));
-    const { rows } = await this.sql.query<{ id: string; task_group_id: string; updated: boolean; state: TaskState }>(
+    const { rows } = await this.sql.query<{
+      id: string;
+      sender: string;
+      task_group_id: string;
+      allowed: boolean;
+      updated: boolean;
+      state: TaskState;
+    }>(
       `WITH input AS (
-         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, endpoint_id uuid, state text,
-           result_strategy text, result_data text, error jsonb, completed_at double precision)
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, endpoint_id uuid, sender text, shared boolean,
+           state text, result_strategy text, result_data text, error jsonb, completed_at double precision)
+       ),
+       checked AS (
+         SELECT i.*, t.task_group_id, t.state AS old_state, ${SENDER_ALLOWED} AS allowed
+         FROM input i JOIN tasks t ON t.id = i.id AND t.endpoint_id = i.endpoint_id
        ),
        updated AS (
-         UPDATE tasks t SET state = i.state, result_strategy = i.result_strategy, result_data = i.result_data,
-           error = i.error, completed_at = to_timestamp(i.completed_at / 1000.0)
-         FROM input i
-         WHERE t.id = i.id AND t.endpoint_id = i.endpoint_id AND t.state NOT IN ('success', 'failed', 'cancelled')
-         RETURNING t.id
+         UPDATE tasks t SET state = c.state, result_strategy = c.result_strategy, result_data = c.result_data,
+           error = c.error, completed_at = to_timestamp(c.completed_at / 1000.0)
+         FROM checked c
+         WHERE t.id = c.id AND c.allowed AND t.state NOT IN ('success', 'failed', 'cancelled')
+         RETURNING t.id, c.sender, c.state
        )
-       SELECT i.id, t.task_group_id, (u.id IS NOT NULL) AS updated,
-         CASE WHEN u.id IS NOT NULL THEN i.state ELSE t.state END AS state
-       FROM input i JOIN tasks t ON t.id = i.id AND t.endpoint_id = i.endpoint_id
-       LEFT JOIN updated u ON u.id = i.id`,
-      [JSON.stringify(dedupeByTask(input))],
+       SELECT c.id, c.sender, c.task_group_id, c.allowed, (u.id IS NOT NULL AND u.sender = c.sender) AS updated,
+         COALESCE(u.state, c.old_state) AS state
+       FROM checked c LEFT JOIN updated u ON u.id = c.id`,
+      [JSON.stringify(dedupeBySender(input)), uepBrokerUser(""), endpointBrokerUser("")],
     );
-    return rows.map((r) => ({ taskId: r.id, taskGroupId: r.task_group_id, updated: r.updated, state: r.state }));
+    return rows.map((r) => ({
+      taskId: r.id,
+      taskGroupId: r.task_group_id,
+      sender: r.sender,
+      refused: !r.allowed,
+      updated: r.updated,
+      state: r.state,
+    }));
   }
 
   async getTask(id: string): Promise<TaskRecord | undefined> {
@@ -669,10 +721,26 @@ function toTaskGroup(row: TaskGroupRow): TaskGroupRecord {
 }
 
 /** Two results for one task in a batch (a redelivery): the first one counts. */
-function dedupeByTask<T extends { id: string }>(items: T[]): T[] {
+/**
+ * One item per (task, sender): a copy from the same account adds nothing, but
+ * a report from another account must not hide the allowed one behind it.
+ */
+function dedupeBySender<T extends { id: string; sender: string }>(items: T[]): T[] {
   const seen = new Set<string>();
-  return items.filter((item) => !seen.has(item.id) && seen.add(item.id));
+  return items.filter((item) => {
+    const key = `${item.id} ${item.sender}`;
+    return !seen.has(key) && seen.add(key);
+  });
 }
+
+/**
+ * Whether input row `i`, joined with its task `t`, comes from an account
+ * allowed to report the task: the shared account, or (`$2` and `$3` being the
+ * UEP and endpoint account prefixes) the account of the UEP the task was
+ * routed to, or of the endpoint it was submitted to (an MEP fails tasks itself).
+ */
+const SENDER_ALLOWED =
+  "COALESCE(i.shared OR i.sender = $2 || t.uep_id::text OR i.sender = $3 || t.endpoint_id::text, false)";
 
 function toIdentity(row: IdentityRow): Identity {
   return {

@@ -67,7 +67,7 @@ export class TaskSubmitter {
     private readonly broker: ServiceBroker,
     private readonly options: TaskSubmitterOptions,
   ) {
-    this.publicAmqp = { url: options.amqpPublicUrl };
+    this.publicAmqp = { url: options.amqpPublicUrl, serviceUser: broker.user };
   }
 
   /**
@@ -87,7 +87,9 @@ export class TaskSubmitter {
 
   private async groupAmqp(taskGroupId: string): Promise<AmqpInfo> {
     const accounts = this.options.brokerAccounts;
-    return accounts ? { url: await accounts.taskGroupUrl(taskGroupId) } : this.publicAmqp;
+    return accounts
+      ? { url: await accounts.taskGroupUrl(taskGroupId), serviceUser: this.publicAmqp.serviceUser }
+      : this.publicAmqp;
   }
 
   /** Called after a registration, so its new settings apply to the next submit. */

@@ -51,7 +51,11 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
       await ctx.broker.ensureQueues([commandQueue(endpointId)], true);
       // A scoped account gets a new password at each registration (the MEP registers at every start).
       const url = ctx.brokerAccounts ? await ctx.brokerAccounts.endpointUrl(endpointId) : ctx.amqpPublicUrl;
-      return { endpoint_id: endpointId, amqp: { url }, command_queue: commandQueue(endpointId) };
+      return {
+        endpoint_id: endpointId,
+        amqp: { url, serviceUser: ctx.broker.user },
+        command_queue: commandQueue(endpointId),
+      };
     },
   );
 
