@@ -9,12 +9,10 @@
 import { randomUUID } from "node:crypto";
 import {
   commandQueue,
-  decodeMessage,
   HEARTBEATS_EXCHANGE,
   type HeartbeatMessage,
   heartbeatsRoutingKey,
   type RegisterEndpointResponse,
-  type StartUepCommand,
   type SubmitResponse,
   TASKS_EXCHANGE,
   taskGroupBrokerUser,
@@ -37,6 +35,7 @@ import {
   RestUser,
   replyCode,
   suiteTitle,
+  uepUrlHandedOut,
   userExists,
 } from "./broker.helpers.js";
 import { createVhost, openChannel } from "./helpers/broker.js";
@@ -56,28 +55,6 @@ const silentLogger = {
 
 function userOf(url: string): string {
   return decodeURIComponent(new URL(url).username);
-}
-
-/** Every start command waiting on the endpoint's command queue, read with the endpoint's own account. */
-async function startCommands(endpoint: RegisterEndpointResponse): Promise<StartUepCommand[]> {
-  const ep = await openChannel(endpoint.amqp.url);
-  const commands: StartUepCommand[] = [];
-  try {
-    for (;;) {
-      const msg = await ep.channel.get(commandQueue(endpoint.endpoint_id), { noAck: true });
-      if (msg === false) return commands;
-      commands.push(decodeMessage(msg.content, "start_uep"));
-    }
-  } finally {
-    await ep.close();
-  }
-}
-
-/** The scoped URL the last start command for `uepId` carried. */
-async function uepUrlHandedOut(endpoint: RegisterEndpointResponse, uepId: string): Promise<string> {
-  const url = (await startCommands(endpoint)).filter((c) => c.uepId === uepId).at(-1)?.amqpUrl;
-  if (!url) throw new Error(`No start command with a broker URL for UEP ${uepId}.`);
-  return url;
 }
 
 describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), () => {

@@ -7,8 +7,11 @@
 import { randomUUID } from "node:crypto";
 import { connect as netConnect } from "node:net";
 import {
+  commandQueue,
+  decodeMessage,
   type RegisterEndpointResponse,
   SOURCE_CODE,
+  type StartUepCommand,
   type SubmitRequest,
   type SubmitResponse,
   serializeJson,
@@ -41,6 +44,30 @@ export async function management(path: string): Promise<{ status: number; body: 
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }
 
+/** PUT on the management API (as guest); throws unless it answers 2xx. */
+export async function managementPut(path: string, body: unknown): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:15672${path}`, {
+    method: "PUT",
+    headers: { authorization: MANAGEMENT_AUTH, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`PUT ${path} answered ${response.status}: ${await response.text()}`);
+}
+
+/**
+ * Makes a RabbitMQ user with `tags` and every permission on `vhost` (its
+ * name, undecoded as in an AMQP URL path); resolves to its AMQP URL there.
+ */
+export async function makeBrokerUser(user: string, password: string, tags: string, vhost: string): Promise<string> {
+  await managementPut(`/api/users/${encodeURIComponent(user)}`, { password, tags });
+  await managementPut(`/api/permissions/${encodeURIComponent(vhost)}/${encodeURIComponent(user)}`, {
+    configure: ".*",
+    write: ".*",
+    read: ".*",
+  });
+  return `amqp://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:5672/${encodeURIComponent(vhost)}`;
+}
+
 export async function userExists(user: string): Promise<boolean> {
   const { status } = await management(`/api/users/${encodeURIComponent(user)}`);
   if (status !== 200 && status !== 404) throw new Error(`GET /api/users/${user} answered ${status}.`);
@@ -57,8 +84,8 @@ export async function eventually(what: string, check: () => Promise<boolean>, ti
 }
 
 /**
- * Deletes `users`, and every conduit-uep-/conduit-tg- user left without
- * permissions (its test vhost is gone), e.g. those of an end-to-end UEP.
+ * Deletes `users`, and every conduit-ep-/conduit-uep-/conduit-tg- user left
+ * without permissions (its test vhost is gone), e.g. those of an end-to-end UEP.
  */
 export async function deleteUsers(users: Iterable<string>): Promise<void> {
   const all = new Set(users);
@@ -66,7 +93,7 @@ export async function deleteUsers(users: Iterable<string>): Promise<void> {
     .then((r) => r.body as Array<{ name: string }>)
     .catch(() => []);
   for (const { name } of listed) {
-    if (!/^conduit-(uep|tg)-/.test(name)) continue;
+    if (!/^conduit-(ep|uep|tg)-/.test(name)) continue;
     const perms = await management(`/api/users/${encodeURIComponent(name)}/permissions`).catch(() => undefined);
     if (Array.isArray(perms?.body) && perms.body.length === 0) all.add(name);
   }
@@ -132,4 +159,27 @@ export class RestUser {
       ...extra,
     });
   }
+}
+
+/** Every start command waiting on the endpoint's command queue, read (and taken) with the endpoint's own account. */
+export async function startCommands(endpoint: RegisterEndpointResponse): Promise<StartUepCommand[]> {
+  const connection = await amqp.connect(endpoint.amqp.url);
+  const commands: StartUepCommand[] = [];
+  try {
+    const channel = await connection.createChannel();
+    for (;;) {
+      const msg = await channel.get(commandQueue(endpoint.endpoint_id), { noAck: true });
+      if (msg === false) return commands;
+      commands.push(decodeMessage(msg.content, "start_uep"));
+    }
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+/** The scoped URL the last start command for `uepId` carried. */
+export async function uepUrlHandedOut(endpoint: RegisterEndpointResponse, uepId: string): Promise<string> {
+  const url = (await startCommands(endpoint)).filter((c) => c.uepId === uepId).at(-1)?.amqpUrl;
+  if (!url) throw new Error(`No start command with a broker URL for UEP ${uepId}.`);
+  return url;
 }

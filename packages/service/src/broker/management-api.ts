@@ -77,8 +77,9 @@ export class ManagementApi {
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: unknown } }).cause;
-      const reason = typeof cause?.code === "string" ? cause.code : (err as Error).message;
+      // fetch's own message is "fetch failed"; its cause says what failed (ECONNREFUSED, ENOTFOUND, …).
+      const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
+      const reason = String(cause?.code ?? cause?.message ?? (err as Error).message);
       throw brokerAccountsFailed(this.base, `nothing answers there: ${reason}`, err);
     }
     const text = await response.text().catch(() => "");
