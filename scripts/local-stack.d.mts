@@ -16,6 +16,7 @@ export function waitFor(what: string, check: () => boolean | Promise<boolean>, t
 export function freePort(): Promise<number>;
 export function createVhost(): Promise<{ url: string; dispose(): Promise<void> }>;
 export function ensureRabbitMQ(log?: (line: string) => void): Promise<void>;
+export function ensureManagementApi(log?: (line: string) => void): Promise<void>;
 export function stopProcess(child: ChildProcess, graceMs?: number): Promise<void>;
 export function runEndpointCli(
   args: string[],

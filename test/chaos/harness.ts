@@ -90,7 +90,15 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
     const service = await startService({
       env,
       port: await freePort(),
-      args: ["--amqp-url", amqpUrl, "--amqp-public-url", publicUrl.toString(), ...(options.serviceArgs ?? [])],
+      args: [
+        "--amqp-url",
+        amqpUrl,
+        "--amqp-public-url",
+        publicUrl.toString(),
+        // A throwaway node has no management plugin (and 15672 is the shared node's): one identity, one account.
+        ...(options.broker ? ["--shared-broker-account"] : []),
+        ...(options.serviceArgs ?? []),
+      ],
     });
     cleanups.push(() => service.stop());
     const configured = await runEndpointCli(["configure", ENDPOINT_NAME], env);

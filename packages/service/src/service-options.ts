@@ -10,7 +10,7 @@ import {
   DEFAULT_MAX_TASK_BYTES,
   paths,
 } from "@conduit/protocol";
-import { managementUrlFor } from "./broker/management-api.js";
+import { managementUrlFor, vhostOf } from "./broker/management-api.js";
 import type { StoreLocation } from "./store/open-store.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -130,6 +130,12 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
   ]) {
     if (!/^amqps?:\/\//.test(url) || !URL.canParse(url))
       throw invalid(`${name} must be an amqp:// or amqps:// URL, e.g. ${DEFAULT_AMQP_URL}.`);
+  }
+  // The vhost travels in the AMQP handshake, so no proxy can change it: endpoints and SDKs must name the service's.
+  if (vhostOf(amqpPublicUrl) !== vhostOf(amqpUrl)) {
+    throw invalid(
+      `amqpPublicUrl names the vhost ${JSON.stringify(vhostOf(amqpPublicUrl))} but amqpUrl names ${JSON.stringify(vhostOf(amqpUrl))}; endpoints and SDKs must reach the service's vhost, so give --amqp-public-url the same path as --amqp-url.`,
+    );
   }
   const sharedBrokerAccount = options.sharedBrokerAccount ?? false;
   if (sharedBrokerAccount && options.amqpManagementUrl !== undefined) {

@@ -86,8 +86,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
     });
     teardown.push(() => broker.close());
     // Scoped accounts or none: a service that cannot make them refuses to start rather than hand out its own.
-    if (config.amqpManagementUrl)
-      await new ManagementApi(config.amqpManagementUrl).check(vhostOf(config.amqpPublicUrl));
+    if (config.amqpManagementUrl) await new ManagementApi(config.amqpManagementUrl).check(vhostOf(config.amqpUrl));
     const store = await openStore(config.store);
     teardown.push(() => store.close());
     if (config.sharedBrokerAccount) {

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import {
   commandQueue,
   computeUepId,
+  endpointBrokerUser,
   HEARTBEATS_EXCHANGE,
   heartbeatsRoutingKey,
   JSON_DATA,
@@ -19,7 +20,9 @@ import {
   type SubmitResponse,
   type TaskMessage,
   type TaskStatusResponse,
+  taskGroupBrokerUser,
   taskGroupResultQueue,
+  uepBrokerUser,
   uepTaskQueue,
 } from "@conduit/protocol";
 import type { Channel } from "amqplib";
@@ -45,6 +48,8 @@ describe.each(backends)("API on $name", (backend) => {
   const disposers: Array<() => Promise<void>> = [];
   let service: RunningService;
   let amqpUrl: string;
+  /** What endpoints and SDKs are told: another host, the same vhost; each gets its own account on it. */
+  let publicUrl: string;
   let channel: Channel;
   let token: string;
   let bobToken: string;
@@ -53,13 +58,14 @@ describe.each(backends)("API on $name", (backend) => {
     const vhost = await createVhost();
     disposers.push(() => vhost.dispose());
     amqpUrl = vhost.value;
+    publicUrl = `amqp://broker.example.org:5672${new URL(amqpUrl).pathname}`;
     const store = await backend.store();
     disposers.push(() => store.dispose());
     service = await startService({
       port: 0,
       ...store.options,
       amqpUrl,
-      amqpPublicUrl: "amqp://guest:guest@broker.example.org:5672",
+      amqpPublicUrl: publicUrl,
       writeCredentials: false,
       logLevel: "silent",
       maxTaskBytes: MAX_TASK_BYTES,
@@ -76,6 +82,12 @@ describe.each(backends)("API on $name", (backend) => {
   afterAll(async () => {
     for (const dispose of disposers.reverse()) await dispose();
   });
+
+  /** The public URL with `user`'s scoped login (any password). */
+  const scopedUrl = (user: string) => {
+    const [, rest] = publicUrl.split("://");
+    return expect.stringMatching(new RegExp(`^amqp://${user}:[^@:/]+@${rest.replaceAll(".", "\\.")}$`));
+  };
 
   const { call, expectError, registerEndpoint, registerFunction } = restHelpers(() => ({ url: service.url, token }));
 
@@ -208,7 +220,7 @@ describe.each(backends)("API on $name", (backend) => {
     const id = r.body.endpoint_id;
     expect(r.body).toEqual({
       endpoint_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
-      amqp: { url: "amqp://guest:guest@broker.example.org:5672" },
+      amqp: { url: scopedUrl(endpointBrokerUser(id)) },
       command_queue: commandQueue(id),
     });
     expect(await queueLength(commandQueue(id))).toBe(0);
@@ -260,7 +272,7 @@ describe.each(backends)("API on $name", (backend) => {
       task_group_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       uep_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       task_ids: body.tasks.map((t) => t.task_id),
-      amqp: { url: "amqp://guest:guest@broker.example.org:5672" },
+      amqp: { url: scopedUrl(taskGroupBrokerUser(tg)) },
       result_queue: taskGroupResultQueue(tg),
     });
 
@@ -290,6 +302,7 @@ describe.each(backends)("API on $name", (backend) => {
       identity: { username: "admin@localhost" },
       userEndpointConfig: { worker_init: "true" },
       userRuntime: null,
+      amqpUrl: scopedUrl(uepBrokerUser(uepId)),
     });
     const [t1, t2] = body.tasks.map((t) => t.task_id);
     expect((await call<TaskStatusResponse>("GET", `/v1/tasks/${t1}`)).body).toMatchObject({

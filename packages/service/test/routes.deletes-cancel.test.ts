@@ -18,6 +18,7 @@ import {
   type TaskGroupDetail,
   type TaskGroupInfo,
   type TaskStatusResponse,
+  taskGroupBrokerUser,
   taskGroupResultQueue,
   uepTaskQueue,
 } from "@conduit/protocol";
@@ -27,8 +28,6 @@ import { type RunningService, startService } from "../src/index.js";
 import { createVhost, openChannel } from "./helpers/broker.js";
 import { createTempDir } from "./helpers/databases.js";
 import { restHelpers, submitBody } from "./helpers/rest.js";
-
-const PUBLIC_AMQP = "amqp://guest:guest@broker.example.org:5672";
 
 const disposers: Array<() => Promise<void>> = [];
 let service: RunningService;
@@ -45,7 +44,6 @@ beforeAll(async () => {
     port: 0,
     dataDir: dir.value,
     amqpUrl: vhost.value,
-    amqpPublicUrl: PUBLIC_AMQP,
     writeCredentials: false,
     logLevel: "silent",
   });
@@ -361,7 +359,12 @@ describe("GET /v1/task_groups", () => {
     expect(detail.body).toMatchObject({
       task_group_id: s.task_group_id,
       task_counts: { cancelled: 1, "waiting-for-endpoint": 2 },
-      amqp: { url: PUBLIC_AMQP },
+      // Its own read-only account (scoped accounts are the default).
+      amqp: {
+        url: expect.stringMatching(
+          new RegExp(`^amqp://${taskGroupBrokerUser(s.task_group_id)}:[^@]+@127\\.0\\.0\\.1:5672/`),
+        ),
+      },
       result_queue: taskGroupResultQueue(s.task_group_id),
     });
     expect(detail.body.pending_tasks.sort((a, b) => a.task_id.localeCompare(b.task_id))).toEqual(
