@@ -94,8 +94,12 @@ export async function deleteUsers(users: Iterable<string>): Promise<void> {
     .catch(() => []);
   for (const { name } of listed) {
     if (!/^conduit-(ep|uep|tg)-/.test(name)) continue;
-    const perms = await management(`/api/users/${encodeURIComponent(name)}/permissions`).catch(() => undefined);
-    if (Array.isArray(perms?.body) && perms.body.length === 0) all.add(name);
+    // A service may be between creating a user and granting its permissions (topic ones first): not orphaned.
+    const granted = async (kind: string) => {
+      const r = await management(`/api/users/${encodeURIComponent(name)}/${kind}`).catch(() => undefined);
+      return !Array.isArray(r?.body) || r.body.length > 0;
+    };
+    if (!(await granted("permissions")) && !(await granted("topic-permissions"))) all.add(name);
   }
   for (const user of all) {
     await fetch(`http://127.0.0.1:15672/api/users/${encodeURIComponent(user)}`, {
