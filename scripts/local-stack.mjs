@@ -100,8 +100,12 @@ export async function ensureManagementApi(log = () => {}) {
     );
   }
   log("Enabling the RabbitMQ management plugin (rabbitmq-plugins enable rabbitmq_management) ...");
-  const r = spawnSync("rabbitmq-plugins", ["enable", "rabbitmq_management"], { stdio: "ignore" });
-  if (r.status !== 0) {
+  const enable = ["rabbitmq-plugins", "enable", "rabbitmq_management"];
+  // As root, or as the rabbitmq user when the node's Erlang cookie is only that user's (as in .ci/run).
+  const enabled =
+    spawnSync(enable[0], enable.slice(1), { stdio: "ignore" }).status === 0 ||
+    spawnSync("runuser", ["-u", "rabbitmq", "--", ...enable], { stdio: "ignore" }).status === 0;
+  if (!enabled) {
     throw new Error(
       "rabbitmq-plugins enable rabbitmq_management failed; run it by hand (see its output) and run this again.",
     );
