@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
  * `npm run demo`: a first function end to end on this machine. Starts the web
- * service on its embedded store (PGlite) and the local RabbitMQ, configures and
+ * service on its embedded store (PGlite) and the local RabbitMQ (as root it
+ * enables the management plugin the service makes its scoped broker accounts
+ * through; as anyone else it stops at once with the command), configures and
  * starts an endpoint in a temporary CONDUIT_USER_DIR, runs add(30, 12) through
  * the Executor (then again with another userEndpointConfig, which starts a
  * second user endpoint beside the first), and shuts everything down.

@@ -18,6 +18,7 @@ export function createVhost(): Promise<{ url: string; dispose(): Promise<void> }
 /** A throwaway RabbitMQ user with full rights on the vhost of `vhostUrl`. */
 export function createBrokerUser(vhostUrl: string): Promise<{ name: string; url: string; dispose(): Promise<void> }>;
 export function ensureRabbitMQ(log?: (line: string) => void): Promise<void>;
+export function ensureManagementApi(log?: (line: string) => void): Promise<void>;
 export function stopProcess(child: ChildProcess, graceMs?: number): Promise<void>;
 export function runEndpointCli(
   args: string[],

@@ -1,6 +1,7 @@
 /**
  * Runs a whole Conduit on this machine from the built packages, through the
- * real CLIs: RabbitMQ (started, or installed with apt-get when run as root),
+ * real CLIs: RabbitMQ (started, or installed with apt-get when run as root, and
+ * its management plugin enabled),
  * `conduit-service start` on PGlite (or --database-url), and
  * `conduit-endpoint configure|start`. Used by `npm run demo`, the end-to-end
  * tests and the benchmarks, so all three exercise the path a user runs.
@@ -82,7 +83,61 @@ export async function ensureRabbitMQ(log = () => {}) {
   await waitFor("RabbitMQ accepting connections on 127.0.0.1:5672", () => portOpen(5672), 120_000);
 }
 
+/** The RabbitMQ management plugin's port on this machine. */
+const MANAGEMENT_PORT = 15672;
+
+/**
+ * Makes sure the RabbitMQ management API answers on 127.0.0.1:15672: the
+ * service finds it there and gives each endpoint, UEP and task group its own
+ * broker account through it (it refuses to start without). As root it enables
+ * the plugin; as anyone else it fails at once with the command to run.
+ */
+export async function ensureManagementApi(log = () => {}) {
+  if (await portOpen(MANAGEMENT_PORT)) return;
+  if (process.getuid?.() !== 0) {
+    throw new Error(
+      "The RabbitMQ management API is not running on 127.0.0.1:15672, and the service needs it to give each endpoint its own broker account; enable it with `sudo rabbitmq-plugins enable rabbitmq_management` and run this again.",
+    );
+  }
+  log("Enabling the RabbitMQ management plugin (rabbitmq-plugins enable rabbitmq_management) ...");
+  const enable = ["rabbitmq-plugins", "enable", "rabbitmq_management"];
+  // As root, or as the rabbitmq user when the node's Erlang cookie is only that user's (as in .ci/run).
+  const enabled =
+    spawnSync(enable[0], enable.slice(1), { stdio: "ignore" }).status === 0 ||
+    spawnSync("runuser", ["-u", "rabbitmq", "--", ...enable], { stdio: "ignore" }).status === 0;
+  if (!enabled) {
+    throw new Error(
+      "rabbitmq-plugins enable rabbitmq_management failed; run it by hand (see its output) and run this again.",
+    );
+  }
+  await waitFor(
+    "the RabbitMQ management API accepting connections on 127.0.0.1:15672",
+    () => portOpen(MANAGEMENT_PORT),
+    60_000,
+  );
+}
+
 const execFileAsync = promisify(execFile);
+
+/**
+ * Deletes the broker accounts a service made on `vhost` (endpoints', UEPs',
+ * task groups'): RabbitMQ users outlive the vhost their permissions were on.
+ * Best effort, through the management API as guest.
+ */
+async function deleteScopedAccounts(vhost) {
+  const api = `http://127.0.0.1:${MANAGEMENT_PORT}/api`;
+  const headers = { authorization: `Basic ${Buffer.from("guest:guest").toString("base64")}` };
+  try {
+    const listed = await fetch(`${api}/vhosts/${encodeURIComponent(vhost)}/permissions`, { headers });
+    if (!listed.ok) return;
+    for (const { user } of await listed.json()) {
+      if (!/^conduit-(ep|uep|tg)-/.test(user)) continue;
+      await fetch(`${api}/users/${encodeURIComponent(user)}`, { method: "DELETE", headers });
+    }
+  } catch {
+    // No management API: no scoped accounts were made either.
+  }
+}
 
 /**
  * A RabbitMQ virtual host of its own, for a test's service. A Conduit
@@ -99,6 +154,7 @@ export async function createVhost() {
   return {
     url: `amqp://guest:guest@127.0.0.1:5672/${encodeURIComponent(name)}`,
     dispose: async () => {
+      await deleteScopedAccounts(name);
       await execFileAsync("rabbitmqctl", ["-q", "delete_vhost", name]).catch(() => {});
     },
   };
@@ -232,6 +288,10 @@ export async function startLocalStack({
   log = () => {},
 }) {
   await ensureRabbitMQ(log);
+  // The service finds the management API itself, unless told where it is or to share its own account.
+  if (!serviceArgs.some((a) => a === "--shared-broker-account" || a === "--amqp-management-url")) {
+    await ensureManagementApi(log);
+  }
   const vhost = isolated ? await createVhost() : undefined;
   if (vhost) serviceArgs = ["--amqp-url", vhost.url, ...serviceArgs];
   const env = { ...process.env, CONDUIT_USER_DIR: userDir };

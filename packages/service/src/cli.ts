@@ -24,6 +24,7 @@ interface StartFlags {
   amqpUrl: string;
   amqpPublicUrl?: string;
   amqpManagementUrl?: string;
+  sharedBrokerAccount?: boolean;
   resultRetention?: string;
   maxTaskBytes?: number;
   maxRequestBytes?: number;
@@ -54,6 +55,7 @@ async function start(flags: StartFlags): Promise<void> {
     amqpUrl: flags.amqpUrl,
     amqpPublicUrl: flags.amqpPublicUrl,
     amqpManagementUrl: flags.amqpManagementUrl,
+    sharedBrokerAccount: flags.sharedBrokerAccount,
     resultRetention: flags.resultRetention,
     maxTaskBytes: flags.maxTaskBytes,
     maxRequestBytes: flags.maxRequestBytes,
@@ -107,7 +109,11 @@ program
   .option("--amqp-public-url <url>", "RabbitMQ URL handed to endpoints and SDKs (default: --amqp-url)")
   .option(
     "--amqp-management-url <url>",
-    "RabbitMQ management API of an administrator (http://user:pass@host:15672); gives each endpoint and UEP an account reaching only its own queues",
+    "RabbitMQ management API of an administrator, through which each endpoint, UEP and task group gets an account reaching only its own queues (default: the --amqp-url host on port 15672, or https on 15671 for amqps://, with the --amqp-url login; the service refuses to start when it cannot use it)",
+  )
+  .option(
+    "--shared-broker-account",
+    "for development only: hand endpoints and SDKs the --amqp-public-url login instead of scoped accounts (no management API needed); serves one identity, the local admin",
   )
   .option(
     "--result-retention <duration>",

@@ -193,6 +193,48 @@ export function taskGroupNotFound(taskGroupId: string): ServiceError {
   );
 }
 
+/**
+ * The management API cannot make or delete broker accounts: at start the
+ * service refuses to run (it never falls back to one shared account), later
+ * the request that needed an account gets 503.
+ */
+export function brokerAccountsFailed(managementBase: string, reason: string, cause?: unknown): ServiceError {
+  return new ServiceError(
+    503,
+    "BROKER_ACCOUNTS_FAILED",
+    `The service cannot use the RabbitMQ management API at ${managementBase} to give each endpoint, UEP and task group its own broker account (${reason}); enable it with \`sudo rabbitmq-plugins enable rabbitmq_management\`, or pass --amqp-management-url http://user:pass@host:15672 with an administrator's login.`,
+    { cause },
+  );
+}
+
+const SHARED_ACCOUNT =
+  "This service runs with --shared-broker-account, which hands everyone the service's own RabbitMQ account";
+
+/** `--shared-broker-account` serves the local administrator only. */
+export function sharedAccountOneIdentity(): ServiceError {
+  return new ServiceError(
+    403,
+    "SHARED_BROKER_ACCOUNT",
+    `${SHARED_ACCOUNT}, so it serves the local administrator only; restart it without --shared-broker-account (scoped broker accounts, the default) to add identities.`,
+  );
+}
+
+export function sharedAccountMultiUser(): ServiceError {
+  return new ServiceError(
+    403,
+    "SHARED_BROKER_ACCOUNT",
+    `${SHARED_ACCOUNT}, so it cannot serve a multi-user endpoint; restart the service without --shared-broker-account (scoped broker accounts, the default), or set multi_user: false in the endpoint's config.yaml.`,
+  );
+}
+
+export function sharedAccountStoreHasIdentities(usernames: readonly string[]): ConduitError {
+  const shown = usernames.slice(0, 3).join(", ") + (usernames.length > 3 ? `, and ${usernames.length - 3} more` : "");
+  return new ConduitError(
+    "SHARED_BROKER_ACCOUNT",
+    `The store holds identities besides the local administrator (${shown}), but --shared-broker-account would hand each of them the service's own RabbitMQ account; start without --shared-broker-account (scoped broker accounts, the default).`,
+  );
+}
+
 /** Client side: nothing answers at the service URL. */
 export function serviceUnreachable(url: string, cause: unknown): ConduitError {
   return new ConduitError(

@@ -10,6 +10,7 @@ import {
   DEFAULT_MAX_TASK_BYTES,
   paths,
 } from "@conduit/protocol";
+import { managementUrlFor, vhostOf } from "./broker/management-api.js";
 import type { StoreLocation } from "./store/open-store.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -29,11 +30,23 @@ export interface ServiceOptions {
   /** RabbitMQ URL handed to endpoints and SDKs. @default amqpUrl */
   amqpPublicUrl?: string;
   /**
-   * RabbitMQ management API of an administrator (`http://guest:guest@127.0.0.1:15672`).
-   * When set, each endpoint and each UEP gets its own RabbitMQ account reaching only
-   * its own queues, instead of the public URL's credentials. @default unset
+   * RabbitMQ management API of an administrator (`http://admin:pass@127.0.0.1:15672`),
+   * through which each endpoint, each UEP and each task group gets its own RabbitMQ
+   * account, reaching only its own queues. The service refuses to start when it
+   * cannot use it.
+   * @default the `amqpUrl` host on port 15672 (https on 15671 for `amqps://`), with the `amqpUrl` credentials
    */
   amqpManagementUrl?: string;
+  /**
+   * For development only: hand every endpoint and SDK the public URL's
+   * credentials (the service's own account) instead of scoped accounts, with
+   * no management API. Anyone holding them can read and forge every message,
+   * so the service then serves the local administrator only: adding
+   * identities and registering multi-user endpoints are refused, and it
+   * refuses to start on a store holding other identities.
+   * @default false
+   */
+  sharedBrokerAccount?: boolean;
   /**
    * How long a task group's results wait on the broker for an SDK: its result
    * queue expires after this long unused, and (with scoped accounts) the
@@ -58,7 +71,9 @@ export interface ServiceConfig {
   readonly store: StoreLocation;
   readonly amqpUrl: string;
   readonly amqpPublicUrl: string;
+  /** The management API scoped accounts are made through (given or derived); undefined exactly when `sharedBrokerAccount`. */
   readonly amqpManagementUrl: string | undefined;
+  readonly sharedBrokerAccount: boolean;
   readonly resultRetentionMs: number;
   readonly maxTaskBytes: number;
   readonly maxRequestBytes: number;
@@ -113,14 +128,26 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
     ["amqpUrl", amqpUrl],
     ["amqpPublicUrl", amqpPublicUrl],
   ]) {
-    if (!/^amqps?:\/\//.test(url))
+    if (!/^amqps?:\/\//.test(url) || !URL.canParse(url))
       throw invalid(`${name} must be an amqp:// or amqps:// URL, e.g. ${DEFAULT_AMQP_URL}.`);
   }
-  const amqpManagementUrl = options.amqpManagementUrl;
-  if (amqpManagementUrl !== undefined) {
+  // The vhost travels in the AMQP handshake, so no proxy can change it: endpoints and SDKs must name the service's.
+  if (vhostOf(amqpPublicUrl) !== vhostOf(amqpUrl)) {
+    throw invalid(
+      `amqpPublicUrl names the vhost ${JSON.stringify(vhostOf(amqpPublicUrl))} but amqpUrl names ${JSON.stringify(vhostOf(amqpUrl))}; endpoints and SDKs must reach the service's vhost, so give --amqp-public-url the same path as --amqp-url.`,
+    );
+  }
+  const sharedBrokerAccount = options.sharedBrokerAccount ?? false;
+  if (sharedBrokerAccount && options.amqpManagementUrl !== undefined) {
+    throw invalid(
+      "amqpManagementUrl (scoped broker accounts) and sharedBrokerAccount (one account for everyone) contradict each other; pass only one of --amqp-management-url and --shared-broker-account.",
+    );
+  }
+  const amqpManagementUrl = sharedBrokerAccount ? undefined : (options.amqpManagementUrl ?? managementUrlFor(amqpUrl));
+  if (options.amqpManagementUrl !== undefined) {
     let u: URL | undefined;
     try {
-      u = new URL(amqpManagementUrl);
+      u = new URL(options.amqpManagementUrl);
     } catch {}
     if (!u || !/^https?:$/.test(u.protocol) || !u.username) {
       throw invalid(
@@ -151,6 +178,7 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
     amqpUrl,
     amqpPublicUrl,
     amqpManagementUrl,
+    sharedBrokerAccount,
     resultRetentionMs,
     maxTaskBytes,
     maxRequestBytes,

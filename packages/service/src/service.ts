@@ -13,10 +13,12 @@ import { checkUsername } from "./auth/username.js";
 import { BrokerAccountSweeper } from "./broker/broker-account-sweeper.js";
 import { BrokerAccounts } from "./broker/broker-accounts.js";
 import { HeartbeatConsumer } from "./broker/heartbeat-consumer.js";
+import { ManagementApi, vhostOf } from "./broker/management-api.js";
 import { ResultConsumer } from "./broker/result-consumer.js";
 import { ServiceBroker } from "./broker/service-broker.js";
-import { ensureAdminCredentials } from "./credentials.js";
+import { ADMIN_USERNAME, ensureAdminCredentials } from "./credentials.js";
 import { lockDataDir } from "./data-dir-lock.js";
+import { sharedAccountOneIdentity, sharedAccountStoreHasIdentities } from "./errors.js";
 import { compileOptions, type ServiceConfig, type ServiceOptions } from "./service-options.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
@@ -34,7 +36,10 @@ export interface RunningService {
   /** The frozen, validated options in force. */
   config: ServiceConfig;
   store: Store;
-  /** Creates an identity (or finds the one with this `user@domain` username) and a new token for it. */
+  /**
+   * Creates an identity (or finds the one with this `user@domain` username) and
+   * a new token for it; with `sharedBrokerAccount`, for the local administrator only.
+   */
   createIdentity(username: string, fields?: IdentityFields): Promise<{ identity: Identity; token: string }>;
   /** Stops consuming, closes HTTP, the broker and the store; safe to call twice. */
   close(): Promise<void>;
@@ -63,6 +68,12 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       bodyLimit: config.maxRequestBytes,
       version: SERVICE_VERSION,
     });
+    // At every start: a warning once is forgotten, and guest stays an open door to the broker.
+    if (isGuestLogin(config.amqpUrl)) {
+      app.log.warn(
+        "The service logs in to RabbitMQ as guest/guest (--amqp-url), the broker's default administrator, whom any local user or task can log in as too; give the service an administrator of its own in --amqp-url and delete guest (rabbitmqctl delete_user guest).",
+      );
+    }
 
     // The broker first: if RabbitMQ is not there, say so before a first PGlite start spends seconds creating its files.
     const broker = await ServiceBroker.connect({
@@ -74,8 +85,14 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       resultRetentionMs: config.resultRetentionMs,
     });
     teardown.push(() => broker.close());
+    // Scoped accounts or none: a service that cannot make them refuses to start rather than hand out its own.
+    if (config.amqpManagementUrl) await new ManagementApi(config.amqpManagementUrl).check(vhostOf(config.amqpUrl));
     const store = await openStore(config.store);
     teardown.push(() => store.close());
+    if (config.sharedBrokerAccount) {
+      const others = (await store.listIdentities()).filter((i) => i.username !== ADMIN_USERNAME);
+      if (others.length > 0) throw sharedAccountStoreHasIdentities(others.map((i) => i.username));
+    }
     // HTTP closes before the store and the broker, so in-flight submits finish.
     teardown.push(() => app.close());
 
@@ -140,6 +157,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       config,
       store,
       async createIdentity(username, fields) {
+        if (config.sharedBrokerAccount && username !== ADMIN_USERNAME) throw sharedAccountOneIdentity();
         const identity = await store.createIdentity(checkUsername(username), fields);
         return { identity, token: await store.createToken(identity.id) };
       },
@@ -152,6 +170,14 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
     await undo();
     throw err;
   }
+}
+
+/** Whether `amqpUrl` logs in as RabbitMQ's default account (amqplib uses guest/guest when the URL names none). */
+function isGuestLogin(amqpUrl: string): boolean {
+  const u = new URL(amqpUrl);
+  return (
+    (decodeURIComponent(u.username) || "guest") === "guest" && (decodeURIComponent(u.password) || "guest") === "guest"
+  );
 }
 
 /** The URL clients use: a wildcard listen address is reached through loopback. */

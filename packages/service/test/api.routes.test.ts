@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import {
   commandQueue,
   computeUepId,
+  endpointBrokerUser,
   HEARTBEATS_EXCHANGE,
   heartbeatsRoutingKey,
   JSON_DATA,
@@ -19,7 +20,9 @@ import {
   type SubmitResponse,
   type TaskMessage,
   type TaskStatusResponse,
+  taskGroupBrokerUser,
   taskGroupResultQueue,
+  uepBrokerUser,
   uepTaskQueue,
 } from "@conduit/protocol";
 import type { Channel } from "amqplib";
@@ -29,12 +32,6 @@ import { type RunningService, startService } from "../src/index.js";
 import { createVhost, openChannel } from "./helpers/broker.js";
 import { createPostgresDatabase, createTempDir } from "./helpers/databases.js";
 import { restHelpers, submitBody } from "./helpers/rest.js";
-
-/**
- * How these tests play an endpoint or UEP: without scoped accounts every one
- * publishes as the service's own broker user (guest here), with that user-id.
- */
-const AS_ENDPOINT = { persistent: true, userId: "guest" } as const;
 
 const MAX_TASK_BYTES = 100_000;
 const MAX_REQUEST_BYTES = 1_000_000;
@@ -51,6 +48,8 @@ describe.each(backends)("API on $name", (backend) => {
   const disposers: Array<() => Promise<void>> = [];
   let service: RunningService;
   let amqpUrl: string;
+  /** What endpoints and SDKs are told: another host, the same vhost; each gets its own account on it. */
+  let publicUrl: string;
   let channel: Channel;
   let token: string;
   let bobToken: string;
@@ -59,13 +58,14 @@ describe.each(backends)("API on $name", (backend) => {
     const vhost = await createVhost();
     disposers.push(() => vhost.dispose());
     amqpUrl = vhost.value;
+    publicUrl = `amqp://broker.example.org:5672${new URL(amqpUrl).pathname}`;
     const store = await backend.store();
     disposers.push(() => store.dispose());
     service = await startService({
       port: 0,
       ...store.options,
       amqpUrl,
-      amqpPublicUrl: "amqp://guest:guest@broker.example.org:5672",
+      amqpPublicUrl: publicUrl,
       writeCredentials: false,
       logLevel: "silent",
       maxTaskBytes: MAX_TASK_BYTES,
@@ -80,10 +80,20 @@ describe.each(backends)("API on $name", (backend) => {
   });
 
   afterAll(async () => {
+    await closeEndpointLinks();
     for (const dispose of disposers.reverse()) await dispose();
   });
 
-  const { call, expectError, registerEndpoint, registerFunction } = restHelpers(() => ({ url: service.url, token }));
+  /** The public URL with `user`'s scoped login (any password). */
+  const scopedUrl = (user: string) => {
+    const [, rest] = publicUrl.split("://");
+    return expect.stringMatching(new RegExp(`^amqp://${user}:[^@:/]+@${rest.replaceAll(".", "\\.")}$`));
+  };
+
+  const { call, expectError, registerEndpoint, registerFunction, asEndpoint, closeEndpointLinks } = restHelpers(
+    () => ({ url: service.url, token }),
+    (url) => url.replace("broker.example.org:5672", new URL(amqpUrl).host),
+  );
 
   /** Takes one message from a queue, waiting for it to arrive. */
   async function take<T>(queue: string): Promise<T> {
@@ -214,7 +224,7 @@ describe.each(backends)("API on $name", (backend) => {
     const id = r.body.endpoint_id;
     expect(r.body).toEqual({
       endpoint_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
-      amqp: { url: "amqp://guest:guest@broker.example.org:5672", serviceUser: "guest" },
+      amqp: { url: scopedUrl(endpointBrokerUser(id)), serviceUser: "guest" },
       command_queue: commandQueue(id),
     });
     expect(await queueLength(commandQueue(id))).toBe(0);
@@ -253,6 +263,7 @@ describe.each(backends)("API on $name", (backend) => {
 
   it("submits: the task lands in the UEP queue, a start command in the MEP's, results come back", async () => {
     const endpointId = await registerEndpoint();
+    const ep = await asEndpoint(endpointId);
     const functionData = `(x) => x * 2 + ${Math.random()}`;
     const functionId = await registerFunction(functionData);
     const body = submitBody(functionId, 2, {
@@ -266,7 +277,7 @@ describe.each(backends)("API on $name", (backend) => {
       task_group_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       uep_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       task_ids: body.tasks.map((t) => t.task_id),
-      amqp: { url: "amqp://guest:guest@broker.example.org:5672", serviceUser: "guest" },
+      amqp: { url: scopedUrl(taskGroupBrokerUser(tg)), serviceUser: "guest" },
       result_queue: taskGroupResultQueue(tg),
     });
 
@@ -296,6 +307,7 @@ describe.each(backends)("API on $name", (backend) => {
       identity: { username: "admin@localhost" },
       userEndpointConfig: { worker_init: "true" },
       userRuntime: null,
+      amqpUrl: scopedUrl(uepBrokerUser(uepId)),
     });
     const [t1, t2] = body.tasks.map((t) => t.task_id);
     expect((await call<TaskStatusResponse>("GET", `/v1/tasks/${t1}`)).body).toMatchObject({
@@ -309,12 +321,7 @@ describe.each(backends)("API on $name", (backend) => {
 
     // The UEP reports both running, then one result and one failure.
     const publish = (message: object) =>
-      channel.publish(
-        RESULTS_EXCHANGE,
-        resultsRoutingKey(endpointId),
-        Buffer.from(JSON.stringify(message)),
-        AS_ENDPOINT,
-      );
+      ep.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(message)));
     publish({ v: 1, kind: "task_status", endpointId, uepId, state: "running", taskIds: [t1, t2], sentAt: Date.now() });
     await expect
       .poll(async () => (await call<TaskStatusResponse>("GET", `/v1/tasks/${t2}`)).body.state)
@@ -379,15 +386,16 @@ describe.each(backends)("API on $name", (backend) => {
 
   it("survives malformed broker messages and ignores a second result", async () => {
     const endpointId = await registerEndpoint();
+    const ep = await asEndpoint(endpointId);
     const functionId = await registerFunction();
     const body = submitBody(functionId, 2);
     const { body: submitted } = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
     const [a, b] = body.tasks.map((t) => t.task_id);
     const key = resultsRoutingKey(endpointId);
     for (const garbage of ["not json", "{}", JSON.stringify({ v: 1, kind: "result", taskId: "nope" })]) {
-      channel.publish(RESULTS_EXCHANGE, key, Buffer.from(garbage), AS_ENDPOINT);
+      ep.publish(RESULTS_EXCHANGE, key, Buffer.from(garbage));
     }
-    channel.publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), Buffer.from("[1, 2"), AS_ENDPOINT);
+    ep.publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), Buffer.from("[1, 2"));
     const result = (taskId: string, data: string) => ({
       v: 1,
       kind: "result",
@@ -399,11 +407,11 @@ describe.each(backends)("API on $name", (backend) => {
       completedAt: Date.now(),
     });
     const resultQueue = taskGroupResultQueue(submitted.task_group_id);
-    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "1"))), AS_ENDPOINT);
+    ep.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "1"))));
     expect((await takeResults(resultQueue, 1)).results).toMatchObject([{ taskId: a, result: { data: "1" } }]);
     // A second result for a finished task (a re-run) is neither stored nor forwarded.
-    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "99"))), AS_ENDPOINT);
-    channel.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(b, "2"))), AS_ENDPOINT);
+    ep.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "99"))));
+    ep.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(b, "2"))));
     expect((await takeResults(resultQueue, 1)).results).toMatchObject([{ taskId: b }]);
     expect(await queueLength(resultQueue)).toBe(0);
     expect((await call<TaskStatusResponse>("GET", `/v1/tasks/${a}`)).body.result).toEqual({
@@ -414,6 +422,7 @@ describe.each(backends)("API on $name", (backend) => {
 
   it("stores the good results of a results message, drops its malformed item, and forwards them in one message", async () => {
     const endpointId = await registerEndpoint();
+    const ep = await asEndpoint(endpointId);
     const functionId = await registerFunction();
     const body = submitBody(functionId, 3);
     const { body: submitted } = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
@@ -440,7 +449,7 @@ describe.each(backends)("API on $name", (backend) => {
       kind: "results",
       results: [result(a, "1"), { ...result(randomUUID(), "x"), taskId: "not-a-uuid" }, result(b, "2"), failed, null],
     };
-    channel.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(message)), AS_ENDPOINT);
+    ep.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(message)));
 
     const resultQueue = taskGroupResultQueue(submitted.task_group_id);
     const forwarded = await takeResults(resultQueue, 3);
@@ -605,14 +614,14 @@ describe.each(backends)("API on $name", (backend) => {
 
   it("reports an endpoint online while it sends heartbeats, offline after period 0", async () => {
     const endpointId = await registerEndpoint();
+    const ep = await asEndpoint(endpointId);
     const beat = (period: number, extra: object = {}) =>
-      channel.publish(
+      ep.publish(
         HEARTBEATS_EXCHANGE,
         heartbeatsRoutingKey(endpointId),
         Buffer.from(
           JSON.stringify({ v: 1, kind: "heartbeat", role: "mep", endpointId, period, sentAt: Date.now(), ...extra }),
         ),
-        AS_ENDPOINT,
       );
     const status = async () =>
       (

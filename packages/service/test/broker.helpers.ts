@@ -45,6 +45,30 @@ export async function management(path: string): Promise<{ status: number; body: 
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }
 
+/** PUT on the management API (as guest); throws unless it answers 2xx. */
+export async function managementPut(path: string, body: unknown): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:15672${path}`, {
+    method: "PUT",
+    headers: { authorization: MANAGEMENT_AUTH, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`PUT ${path} answered ${response.status}: ${await response.text()}`);
+}
+
+/**
+ * Makes a RabbitMQ user with `tags` and every permission on `vhost` (its
+ * name, undecoded as in an AMQP URL path); resolves to its AMQP URL there.
+ */
+export async function makeBrokerUser(user: string, password: string, tags: string, vhost: string): Promise<string> {
+  await managementPut(`/api/users/${encodeURIComponent(user)}`, { password, tags });
+  await managementPut(`/api/permissions/${encodeURIComponent(vhost)}/${encodeURIComponent(user)}`, {
+    configure: ".*",
+    write: ".*",
+    read: ".*",
+  });
+  return `amqp://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:5672/${encodeURIComponent(vhost)}`;
+}
+
 export async function userExists(user: string): Promise<boolean> {
   const { status } = await management(`/api/users/${encodeURIComponent(user)}`);
   if (status !== 200 && status !== 404) throw new Error(`GET /api/users/${user} answered ${status}.`);
@@ -61,8 +85,8 @@ export async function eventually(what: string, check: () => Promise<boolean>, ti
 }
 
 /**
- * Deletes `users`, and every conduit-uep-/conduit-tg- user left without
- * permissions (its test vhost is gone), e.g. those of an end-to-end UEP.
+ * Deletes `users`, and every conduit-ep-/conduit-uep-/conduit-tg- user left
+ * without permissions (its test vhost is gone), e.g. those of an end-to-end UEP.
  */
 export async function deleteUsers(users: Iterable<string>): Promise<void> {
   const all = new Set(users);
@@ -70,9 +94,13 @@ export async function deleteUsers(users: Iterable<string>): Promise<void> {
     .then((r) => r.body as Array<{ name: string }>)
     .catch(() => []);
   for (const { name } of listed) {
-    if (!/^conduit-(uep|tg)-/.test(name)) continue;
-    const perms = await management(`/api/users/${encodeURIComponent(name)}/permissions`).catch(() => undefined);
-    if (Array.isArray(perms?.body) && perms.body.length === 0) all.add(name);
+    if (!/^conduit-(ep|uep|tg)-/.test(name)) continue;
+    // A service may be between creating a user and granting its permissions (topic ones first): not orphaned.
+    const granted = async (kind: string) => {
+      const r = await management(`/api/users/${encodeURIComponent(name)}/${kind}`).catch(() => undefined);
+      return !Array.isArray(r?.body) || r.body.length > 0;
+    };
+    if (!(await granted("permissions")) && !(await granted("topic-permissions"))) all.add(name);
   }
   for (const user of all) {
     await fetch(`http://127.0.0.1:15672/api/users/${encodeURIComponent(user)}`, {

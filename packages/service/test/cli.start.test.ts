@@ -1,7 +1,8 @@
 /**
  * `conduit-service start` as a real child process: the one line it prints,
- * a clean exit 0 on SIGTERM, and exit 1 with a sentence when the broker or the
- * database cannot be reached or the data directory is taken.
+ * a clean exit 0 on SIGTERM, exit 1 with a sentence when the broker or the
+ * database cannot be reached or the data directory is taken, and a warning at
+ * every start while its broker login is guest/guest.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -9,9 +10,11 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../../scripts/local-stack.mjs";
 import { openPGlite } from "../src/store/pglite-client.js";
+import { deleteUsers, makeBrokerUser, managementReachable } from "./broker.helpers.js";
 import { createVhost } from "./helpers/broker.js";
-import { createTempDir } from "./helpers/databases.js";
+import { createPostgresDatabase, createTempDir } from "./helpers/databases.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 
@@ -122,6 +125,54 @@ describe("conduit-service start", () => {
     expect(await r.exit).toBe(1);
     expect(r.stderr).toMatch(
       /Cannot connect to Postgres at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/conduit .*--database-url/,
+    );
+    expect(r.stderr).not.toContain("secret");
+  });
+
+  it.skipIf(!managementReachable)(
+    "warns at every start while its broker login is guest/guest, and not with an administrator of its own",
+    async () => {
+      const database = await createPostgresDatabase();
+      disposers.push(() => database.dispose());
+      const vhost = decodeURIComponent(new URL(amqpUrl).pathname.slice(1));
+      const own = `conduit-test-svc-${process.pid}`;
+      disposers.push(() => deleteUsers([own]));
+      const ownUrl = await makeBrokerUser(own, "own-secret", "administrator", vhost);
+      const guestWarning = "The service logs in to RabbitMQ as guest/guest (--amqp-url)";
+      const startAndStop = async (url: string) => {
+        const service = run(["start", "--port", "0", "--amqp-url", url, "--database-url", database.value], userDir);
+        children.push(service.child);
+        await expect.poll(() => service.stdout, { timeout: 45_000, interval: 100 }).toMatch(/listening/);
+        service.child.kill("SIGTERM");
+        expect(await service.exit).toBe(0);
+        return service.stderr;
+      };
+      for (let i = 0; i < 2; i++) {
+        const stderr = await startAndStop(amqpUrl);
+        expect(stderr).toContain(guestWarning);
+        expect(stderr).toContain("delete guest (rabbitmqctl delete_user guest)");
+      }
+      // Its own administrator: scoped accounts through the management API with that login, and no warning.
+      const stderr = await startAndStop(ownUrl);
+      expect(stderr).not.toContain(guestWarning);
+      expect(stderr).not.toContain("own-secret");
+    },
+    150_000,
+  );
+
+  it("exits 1 with the fix when the management API cannot be used, never falling back to a shared account", async () => {
+    const port = await freePort();
+    const r = run(
+      ["start", "--port", "0", "--amqp-url", amqpUrl, "--amqp-management-url", `http://guest:secret@127.0.0.1:${port}`],
+      userDir,
+    );
+    children.push(r.child);
+    expect(await r.exit).toBe(1);
+    // The last line (a guest/guest warning comes before it).
+    expect(r.stderr.trimEnd().split("\n").at(-1)).toMatch(
+      new RegExp(
+        `^conduit-service: The service cannot use the RabbitMQ management API at http://127\\.0\\.0\\.1:${port} .*\\(nothing answers there: ECONNREFUSED\\); enable it with \`sudo rabbitmq-plugins enable rabbitmq_management\`, or pass --amqp-management-url .*\\.$`,
+      ),
     );
     expect(r.stderr).not.toContain("secret");
   });

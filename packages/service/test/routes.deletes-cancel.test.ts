@@ -18,6 +18,7 @@ import {
   type TaskGroupDetail,
   type TaskGroupInfo,
   type TaskStatusResponse,
+  taskGroupBrokerUser,
   taskGroupResultQueue,
   uepTaskQueue,
 } from "@conduit/protocol";
@@ -27,14 +28,6 @@ import { type RunningService, startService } from "../src/index.js";
 import { createVhost, openChannel } from "./helpers/broker.js";
 import { createTempDir } from "./helpers/databases.js";
 import { restHelpers, submitBody } from "./helpers/rest.js";
-
-/**
- * How these tests play an endpoint or UEP: without scoped accounts every one
- * publishes as the service's own broker user (guest here), with that user-id.
- */
-const AS_ENDPOINT = { persistent: true, userId: "guest" } as const;
-
-const PUBLIC_AMQP = "amqp://guest:guest@broker.example.org:5672";
 
 const disposers: Array<() => Promise<void>> = [];
 let service: RunningService;
@@ -51,7 +44,6 @@ beforeAll(async () => {
     port: 0,
     dataDir: dir.value,
     amqpUrl: vhost.value,
-    amqpPublicUrl: PUBLIC_AMQP,
     writeCredentials: false,
     logLevel: "silent",
   });
@@ -64,11 +56,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await rest.closeEndpointLinks();
   for (const dispose of disposers.reverse()) await dispose();
 });
 
 const rest = restHelpers(() => ({ url: service.url, token }));
-const { call, registerFunction } = rest;
+const { call, registerFunction, asEndpoint } = rest;
 
 /** Also checks that the message is one sentence naming the problem and the fix. */
 function expectError(r: { status: number; body: unknown }, status: number, code: string): string {
@@ -207,11 +200,12 @@ describe("GET and DELETE /v1/endpoints/:id", () => {
 
   it("refuses another owner (403) and unfinished tasks (409); force fails them and tells their group; history stays", async () => {
     const endpointId = await registerEndpoint();
+    const ep = await asEndpoint(endpointId);
     const functionId = await registerFunction();
     const done = await submit(endpointId, submitBody(functionId));
     const [doneId] = done.task_ids as [string];
     // Play the UEP: finish the first task.
-    await channel.publish(
+    await ep.publish(
       RESULTS_EXCHANGE,
       resultsRoutingKey(endpointId),
       Buffer.from(
@@ -226,7 +220,6 @@ describe("GET and DELETE /v1/endpoints/:id", () => {
           completedAt: Date.now(),
         } satisfies ResultMessage),
       ),
-      AS_ENDPOINT,
     );
     await take<ResultMessage>(done.result_queue, 1);
     const pending = await submit(endpointId, submitBody(functionId, 2));
@@ -262,6 +255,7 @@ describe("GET and DELETE /v1/endpoints/:id", () => {
 describe("POST /v1/tasks/:id/cancel", () => {
   it("cancels a task that has not started: cancel message after it in the UEP queue, cancelled result to its group", async () => {
     const endpointId = await registerEndpoint();
+    const ep = await asEndpoint(endpointId);
     const functionId = await registerFunction();
     const s = await submit(endpointId, submitBody(functionId, 2));
     const [victim, other] = s.task_ids as [string, string];
@@ -306,18 +300,8 @@ describe("POST /v1/tasks/:id/cancel", () => {
       result: { strategy: JSON_DATA, data: "7" },
       completedAt: Date.now(),
     });
-    channel.publish(
-      RESULTS_EXCHANGE,
-      resultsRoutingKey(endpointId),
-      Buffer.from(JSON.stringify(late(victim))),
-      AS_ENDPOINT,
-    );
-    channel.publish(
-      RESULTS_EXCHANGE,
-      resultsRoutingKey(endpointId),
-      Buffer.from(JSON.stringify(late(other))),
-      AS_ENDPOINT,
-    );
+    ep.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(late(victim))));
+    ep.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(late(other))));
     // The other task's result proves the late one was handled (same channel, in order).
     await expect.poll(async () => (await taskState(other)).state, { timeout: 10_000 }).toBe("success");
     expect(await taskState(victim)).toMatchObject({ state: "cancelled", error });
@@ -327,10 +311,11 @@ describe("POST /v1/tasks/:id/cancel", () => {
 
   it("does not cancel a running task: cancelled false with its state", async () => {
     const endpointId = await registerEndpoint();
+    const ep = await asEndpoint(endpointId);
     const functionId = await registerFunction();
     const s = await submit(endpointId, submitBody(functionId));
     const [taskId] = s.task_ids as [string];
-    channel.publish(
+    ep.publish(
       RESULTS_EXCHANGE,
       resultsRoutingKey(endpointId),
       Buffer.from(
@@ -344,7 +329,6 @@ describe("POST /v1/tasks/:id/cancel", () => {
           sentAt: Date.now(),
         }),
       ),
-      AS_ENDPOINT,
     );
     await expect.poll(async () => (await taskState(taskId)).state, { timeout: 10_000 }).toBe("running");
     expect((await call<CancelTaskResponse>("POST", `/v1/tasks/${taskId}/cancel`)).body).toEqual({
@@ -379,7 +363,12 @@ describe("GET /v1/task_groups", () => {
     expect(detail.body).toMatchObject({
       task_group_id: s.task_group_id,
       task_counts: { cancelled: 1, "waiting-for-endpoint": 2 },
-      amqp: { url: PUBLIC_AMQP },
+      // Its own read-only account (scoped accounts are the default).
+      amqp: {
+        url: expect.stringMatching(
+          new RegExp(`^amqp://${taskGroupBrokerUser(s.task_group_id)}:[^@]+@127\\.0\\.0\\.1:5672/`),
+        ),
+      },
       result_queue: taskGroupResultQueue(s.task_group_id),
     });
     expect(detail.body.pending_tasks.sort((a, b) => a.task_id.localeCompare(b.task_id))).toEqual(

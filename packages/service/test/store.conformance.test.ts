@@ -506,6 +506,40 @@ describe.each(backends)("Store on $name", (backend) => {
     expect(await store.recordUepHeartbeat(f.endpoint.id, randomUUID())).toBe(false);
   });
 
+  it("lists the ids whose broker accounts act for an identity, also as its removal saw them", async () => {
+    const mine = await fixture(true);
+    const other = await fixture(true);
+    const onMine = batch(mine, [{}, {}]);
+    // Its task on another's endpoint, and another's task on its endpoint.
+    const onOthers = batch(other, [{}], { ownerId: mine.owner.id, taskGroupId: onMine.taskGroupId });
+    const othersOnMine = batch(mine, [{}], { ownerId: other.owner.id });
+    for (const b of [onMine, onOthers, othersOnMine]) expect((await store.insertTasks(b)).ok).toBe(true);
+    const sorted = (h: { endpointIds: string[]; uepIds: string[]; taskGroupIds: string[]; tasks: number }) => ({
+      tasks: h.tasks,
+      endpointIds: [...h.endpointIds].sort(),
+      uepIds: [...h.uepIds].sort(),
+      taskGroupIds: [...h.taskGroupIds].sort(),
+    });
+    const expected = {
+      tasks: 3,
+      endpointIds: [mine.endpoint.id],
+      uepIds: [onMine.uepId, onOthers.uepId, othersOnMine.uepId].sort(),
+      taskGroupIds: [onMine.taskGroupId],
+    };
+    expect(sorted(await store.identityHoldings(mine.owner.id))).toEqual(expected);
+    const refused = await store.removeIdentity(mine.owner.id, false);
+    expect(refused).toMatchObject({ removed: false, endpoints: 1, tasks: 3 });
+    const removal = await store.removeIdentity(mine.owner.id, true);
+    expect(removal).toMatchObject({ removed: true, endpoints: 1, tasks: 3 });
+    expect(sorted(removal.holdings)).toEqual(expected);
+    expect(sorted(await store.identityHoldings(mine.owner.id))).toEqual({
+      tasks: 0,
+      endpointIds: [],
+      uepIds: [],
+      taskGroupIds: [],
+    });
+  });
+
   it("rolls a transaction back when it throws", async () => {
     const username = `tx-${randomUUID()}@example.org`;
     await expect(

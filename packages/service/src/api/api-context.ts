@@ -25,7 +25,10 @@ export interface ApiContext {
   submitter: TaskSubmitter;
   /** Handed to endpoints and SDKs. */
   amqpPublicUrl: string;
-  /** Set with `--amqp-management-url`: endpoints get scoped broker accounts. */
+  /**
+   * Scoped broker accounts (the default): endpoints, UEPs and task groups get
+   * their own. Undefined exactly with `--shared-broker-account`.
+   */
   brokerAccounts?: BrokerAccounts;
   maxTaskBytes: number;
   version: string;

@@ -1,8 +1,9 @@
 /**
  * Per-endpoint, per-UEP and per-task-group RabbitMQ accounts, kept through the
- * management HTTP API (`--amqp-management-url`), so that an endpoint, a UEP or
- * an SDK holding its credentials reaches only its own queues. The URL carrying
- * a password is never logged.
+ * management HTTP API (found beside `--amqp-url`, or `--amqp-management-url`),
+ * so that an endpoint, a UEP or an SDK holding its credentials reaches only its
+ * own queues, and publishes results and heartbeats only under its own
+ * endpoint's routing keys.
  *
  * An endpoint's password is random and changes at every registration (that
  * revokes the previous MEP's credentials). UEP and task-group passwords are
@@ -12,24 +13,34 @@
  * and none is stored.
  *
  * Permission regexes are matched by RabbitMQ against resource names (queues
- * and exchanges alike), so each is anchored and its dots escaped.
+ * and exchanges alike), topic permission regexes against routing keys; each is
+ * anchored and its dots escaped.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import {
-  ConduitError,
   commandQueue,
   endpointBrokerUser,
   HEARTBEATS_EXCHANGE,
+  heartbeatsRoutingKey,
   RESULTS_EXCHANGE,
+  resultsRoutingKey,
   taskGroupBrokerUser,
   taskGroupResultQueue,
   uepBrokerUser,
   uepName,
   uepTaskQueue,
 } from "@conduit/protocol";
+import { ManagementApi, vhostOf } from "./management-api.js";
 
 export interface BrokerPermissions {
   configure: string;
+  write: string;
+  read: string;
+}
+
+/** A topic permission (`PUT /api/topic-permissions/{vhost}/{user}`): routing keys on one topic exchange. */
+export interface TopicPermission {
+  exchange: string;
   write: string;
   read: string;
 }
@@ -66,6 +77,19 @@ export function uepPermissions(endpointId: string, uepId: string): BrokerPermiss
 }
 
 /**
+ * The routing keys an endpoint's MEP or UEP may publish with: its own
+ * endpoint's results and heartbeats keys only, so it cannot put a message
+ * into another endpoint's stream. Nobody reads from these exchanges through a
+ * topic binding of their own (`read` covers binding a queue with a key).
+ */
+export function endpointTopicPermissions(endpointId: string): TopicPermission[] {
+  return [
+    { exchange: RESULTS_EXCHANGE, write: only(resultsRoutingKey(endpointId)), read: only() },
+    { exchange: HEARTBEATS_EXCHANGE, write: only(heartbeatsRoutingKey(endpointId)), read: only() },
+  ];
+}
+
+/**
  * What an SDK may do with its task group's credentials: consume (and passively
  * check) the group's result queue. The service declares that queue.
  */
@@ -79,14 +103,16 @@ export function taskGroupPermissions(taskGroupId: string): BrokerPermissions {
  */
 const RECHECK_MS = 60_000;
 
+/** Account deletions in flight at once when an identity is removed. */
+const DELETE_CONCURRENCY = 8;
+
 interface DerivedAccount {
   url: Promise<string>;
   madeAt: number;
 }
 
 export class BrokerAccounts {
-  private readonly base: string;
-  private readonly authorization: string;
+  private readonly api: ManagementApi;
   private readonly vhost: string;
   /** Derived accounts made (or checked) by this process, by user name. */
   private readonly derived = new Map<string, DerivedAccount>();
@@ -105,13 +131,8 @@ export class BrokerAccounts {
     private readonly publicAmqpUrl: string,
     private readonly secret: string,
   ) {
-    const u = new URL(managementUrl);
-    this.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString("base64")}`;
-    u.username = "";
-    u.password = "";
-    this.base = u.toString().replace(/\/+$/, "");
-    const path = new URL(publicAmqpUrl).pathname;
-    this.vhost = path.length > 1 ? decodeURIComponent(path.slice(1)) : "/";
+    this.api = new ManagementApi(managementUrl);
+    this.vhost = vhostOf(publicAmqpUrl);
   }
 
   /** Creates (or rotates) the endpoint's account; resolves to the AMQP URL carrying it. */
@@ -119,18 +140,24 @@ export class BrokerAccounts {
     return this.account(
       endpointBrokerUser(endpointId),
       endpointPermissions(endpointId),
+      endpointTopicPermissions(endpointId),
       randomBytes(24).toString("base64url"),
     );
   }
 
   /** The UEP's account (made when this process has not made it lately); resolves to the AMQP URL carrying it. */
   uepUrl(endpointId: string, uepId: string): Promise<string> {
-    return this.derivedUrl(uepBrokerUser(uepId), uepPermissions(endpointId, uepId));
+    return this.derivedUrl(
+      uepBrokerUser(uepId),
+      uepPermissions(endpointId, uepId),
+      endpointTopicPermissions(endpointId),
+    );
   }
 
   /** The task group's read-only account; resolves to the AMQP URL carrying it. */
   taskGroupUrl(taskGroupId: string): Promise<string> {
-    return this.derivedUrl(taskGroupBrokerUser(taskGroupId), taskGroupPermissions(taskGroupId));
+    // It may publish nowhere, so it needs no topic permissions.
+    return this.derivedUrl(taskGroupBrokerUser(taskGroupId), taskGroupPermissions(taskGroupId), []);
   }
 
   /** When this process last handed out the UEP's URL (ms since the epoch), if it did. */
@@ -160,24 +187,41 @@ export class BrokerAccounts {
   }
 
   async deleteUser(user: string): Promise<void> {
-    await this.request("DELETE", `/api/users/${encodeURIComponent(user)}`, undefined, [404]);
+    await this.api.request("DELETE", `/api/users/${encodeURIComponent(user)}`, undefined, [404]);
+  }
+
+  /**
+   * Deletes the accounts of a removed identity's endpoints, of the UEPs that
+   * ran for it or on its endpoints, and of its task groups. RabbitMQ closes
+   * their open connections as it deletes them.
+   */
+  async deleteAccounts(owned: { endpointIds: string[]; uepIds: string[]; taskGroupIds: string[] }): Promise<void> {
+    const deletions = [
+      ...owned.endpointIds.map((id) => () => this.deleteUser(endpointBrokerUser(id))),
+      ...owned.uepIds.map((id) => () => this.deleteDerived(uepBrokerUser(id))),
+      ...owned.taskGroupIds.map((id) => () => this.deleteDerived(taskGroupBrokerUser(id))),
+    ];
+    // A few at a time: an identity may have run thousands of UEPs.
+    for (let i = 0; i < deletions.length; i += DELETE_CONCURRENCY) {
+      await Promise.all(deletions.slice(i, i + DELETE_CONCURRENCY).map((run) => run()));
+    }
   }
 
   /** Users holding permissions on this vhost whose name starts with `prefix`. */
   async usersWithPrefix(prefix: string): Promise<string[]> {
-    const listed = await this.request("GET", `/api/vhosts/${encodeURIComponent(this.vhost)}/permissions`);
+    const listed = await this.api.request("GET", `/api/vhosts/${encodeURIComponent(this.vhost)}/permissions`);
     if (!Array.isArray(listed)) return [];
     return listed
       .map((p: unknown) => (p as { user?: unknown }).user)
       .filter((u): u is string => typeof u === "string" && u.startsWith(prefix));
   }
 
-  private derivedUrl(user: string, permissions: BrokerPermissions): Promise<string> {
+  private derivedUrl(user: string, permissions: BrokerPermissions, topics: TopicPermission[]): Promise<string> {
     const now = Date.now();
     this.handedOut.set(user, now);
     let entry = this.derived.get(user);
     if (!entry || now - entry.madeAt > RECHECK_MS) {
-      const made: DerivedAccount = { url: this.account(user, permissions, this.password(user)), madeAt: now };
+      const made: DerivedAccount = { url: this.account(user, permissions, topics, this.password(user)), madeAt: now };
       entry = made;
       this.derived.set(user, made);
       // A failed attempt is retried by the next hand-out.
@@ -203,46 +247,23 @@ export class BrokerAccounts {
     return createHmac("sha256", this.secret).update(user).digest("base64url");
   }
 
-  private async account(user: string, permissions: BrokerPermissions, password: string): Promise<string> {
+  private async account(
+    user: string,
+    permissions: BrokerPermissions,
+    topics: TopicPermission[],
+    password: string,
+  ): Promise<string> {
     // A deletion still in flight would otherwise land after this PUT and undo it.
     await this.deleting.get(user)?.catch(() => undefined);
     const name = encodeURIComponent(user);
-    await this.request("PUT", `/api/users/${name}`, { password, tags: "" });
-    await this.request("PUT", `/api/permissions/${encodeURIComponent(this.vhost)}/${name}`, permissions);
+    const vhost = encodeURIComponent(this.vhost);
+    await this.api.request("PUT", `/api/users/${name}`, { password, tags: "" });
+    // Topic permissions before the others: until it has permissions on the vhost, the account cannot publish at all.
+    for (const topic of topics) await this.api.request("PUT", `/api/topic-permissions/${vhost}/${name}`, topic);
+    await this.api.request("PUT", `/api/permissions/${vhost}/${name}`, permissions);
     const url = new URL(this.publicAmqpUrl);
     url.username = encodeURIComponent(user);
     url.password = encodeURIComponent(password);
     return url.toString();
-  }
-
-  /** Resolves to the parsed JSON answer (undefined when empty or one of `okStatuses`). */
-  private async request(method: string, path: string, body?: unknown, okStatuses: number[] = []): Promise<unknown> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.base}${path}`, {
-        method,
-        headers: { authorization: this.authorization, "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (err) {
-      throw new ConduitError(
-        "BROKER_ACCOUNTS_FAILED",
-        `Cannot reach the RabbitMQ management API at ${this.base} (${(err as Error).message}); enable it (rabbitmq-plugins enable rabbitmq_management) or fix --amqp-management-url.`,
-        { cause: err },
-      );
-    }
-    const text = await response.text().catch(() => "");
-    if (!response.ok && !okStatuses.includes(response.status)) {
-      throw new ConduitError(
-        "BROKER_ACCOUNTS_FAILED",
-        `The RabbitMQ management API at ${this.base} answered ${response.status} to ${method} ${path.replace(/\/api\/users\/.*/, "/api/users/…")}; check that the --amqp-management-url user is an administrator with access to the vhost.`,
-      );
-    }
-    if (!response.ok || text === "") return undefined;
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      return undefined;
-    }
   }
 }

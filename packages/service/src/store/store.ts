@@ -14,7 +14,7 @@ import {
 } from "@conduit/protocol";
 import { generateToken, hashToken, sha256Hex } from "../auth/tokens.js";
 import { insertTasks } from "./insert-tasks.js";
-import type { SqlClient } from "./sql-client.js";
+import type { SqlClient, SqlExecutor } from "./sql-client.js";
 import type {
   EndpointRecord,
   EndpointRegistration,
@@ -30,11 +30,28 @@ import type {
   UepRecord,
 } from "./store-types.js";
 
+/** The ids whose broker accounts act for an identity (see {@link Store.identityHoldings}). */
+export interface IdentityBrokerIds {
+  /** Its endpoints (`conduit-ep-<id>`). */
+  endpointIds: string[];
+  /** UEPs that ran its tasks, or ran on its endpoints (`conduit-uep-<id>`). */
+  uepIds: string[];
+  /** Its task groups (`conduit-tg-<id>`). */
+  taskGroupIds: string[];
+}
+
+/** What an identity owns: counts that decide a removal without `force`, and its broker account ids. */
+export interface IdentityHoldings extends IdentityBrokerIds {
+  tasks: number;
+}
+
 /** What {@link Store.removeIdentity} did, and what the identity owned. */
 export interface IdentityRemoval {
   removed: boolean;
   endpoints: number;
   tasks: number;
+  /** Read in the removing transaction: the broker accounts to delete with the identity. */
+  holdings: IdentityHoldings;
 }
 
 interface IdentityRow {
@@ -226,6 +243,32 @@ export class Store {
     return rows.length;
   }
 
+  /** What the identity owns now (on `q`, a transaction's client, when given). */
+  async identityHoldings(identityId: string, q: SqlExecutor = this.sql): Promise<IdentityHoldings> {
+    const { rows } = await q.query<{
+      tasks: number;
+      endpoint_ids: string[];
+      uep_ids: string[];
+      task_group_ids: string[];
+    }>(
+      `SELECT (SELECT count(*)::int FROM tasks WHERE owner_id = $1::uuid) AS tasks,
+              ARRAY(SELECT id::text FROM endpoints WHERE owner_id = $1::uuid) AS endpoint_ids,
+              ARRAY(SELECT uep_id::text FROM tasks WHERE owner_id = $1::uuid
+                    UNION
+                    SELECT id::text FROM ueps WHERE identity_id = $1::uuid
+                      OR endpoint_id IN (SELECT id FROM endpoints WHERE owner_id = $1::uuid)) AS uep_ids,
+              ARRAY(SELECT id::text FROM task_groups WHERE owner_id = $1::uuid) AS task_group_ids`,
+      [identityId],
+    );
+    const row = rows[0];
+    return {
+      tasks: Number(row?.tasks ?? 0),
+      endpointIds: row?.endpoint_ids ?? [],
+      uepIds: row?.uep_ids ?? [],
+      taskGroupIds: row?.task_group_ids ?? [],
+    };
+  }
+
   /**
    * Removes an identity with its tokens, in one transaction. Unless `force`,
    * an identity that owns endpoints or tasks is kept and those counts are
@@ -235,13 +278,9 @@ export class Store {
    */
   async removeIdentity(identityId: string, force: boolean): Promise<IdentityRemoval> {
     return this.sql.transaction(async (tx) => {
-      const { rows } = await tx.query<{ endpoints: number; tasks: number }>(
-        `SELECT (SELECT count(*)::int FROM endpoints WHERE owner_id = $1::uuid) AS endpoints,
-                (SELECT count(*)::int FROM tasks WHERE owner_id = $1::uuid) AS tasks`,
-        [identityId],
-      );
-      const owned = { endpoints: Number(rows[0]?.endpoints ?? 0), tasks: Number(rows[0]?.tasks ?? 0) };
-      if (!force && (owned.endpoints > 0 || owned.tasks > 0)) return { removed: false, ...owned };
+      const holdings = await this.identityHoldings(identityId, tx);
+      const owned = { endpoints: holdings.endpointIds.length, tasks: holdings.tasks };
+      if (!force && (owned.endpoints > 0 || owned.tasks > 0)) return { removed: false, ...owned, holdings };
       // Children before parents: the foreign keys have no ON DELETE CASCADE (but tokens').
       for (const statement of [
         "DELETE FROM tasks WHERE owner_id = $1::uuid",
@@ -256,7 +295,7 @@ export class Store {
       const deleted = await tx.query<{ id: string }>("DELETE FROM identities WHERE id = $1::uuid RETURNING id", [
         identityId,
       ]);
-      return { removed: deleted.rows.length > 0, ...owned };
+      return { removed: deleted.rows.length > 0, ...owned, holdings };
     });
   }
 

@@ -43,8 +43,8 @@ export interface TaskSubmitterOptions {
   /** What SDKs are told to connect to for results. */
   amqpPublicUrl: string;
   /**
-   * Set with `--amqp-management-url`: each start command carries the UEP's own
-   * scoped broker URL, and each submit response its task group's (read-only).
+   * Scoped accounts (unset with `--shared-broker-account`): each start command
+   * carries the UEP's own broker URL, and each submit response its task group's (read-only).
    */
   brokerAccounts?: BrokerAccounts;
 }

@@ -3,7 +3,8 @@
  * target is read at each call: the tests start the service in `beforeAll`.
  */
 import { randomUUID } from "node:crypto";
-import { type ApiErrorBody, JSON_DATA, SOURCE_CODE, type SubmitRequest } from "@conduit/protocol";
+import { type ApiErrorBody, brokerUser, JSON_DATA, SOURCE_CODE, type SubmitRequest } from "@conduit/protocol";
+import amqp, { type ChannelModel } from "amqplib";
 import { expect } from "vitest";
 
 export interface CallOptions {
@@ -14,7 +15,14 @@ export interface CallOptions {
   raw?: string;
 }
 
-export function restHelpers(target: () => { url: string; token: string }) {
+/**
+ * @param reachable maps a broker URL the service handed out to one this
+ * machine can connect to (tests may hand out another host on purpose).
+ */
+export function restHelpers(
+  target: () => { url: string; token: string },
+  reachable: (amqpUrl: string) => string = (url) => url,
+) {
   async function call<T = unknown>(
     method: string,
     path: string,
@@ -42,13 +50,46 @@ export function restHelpers(target: () => { url: string; token: string }) {
     return body;
   }
 
+  /** The broker URL each endpoint's last registration handed out (its MEP's account). */
+  const endpointUrls = new Map<string, string>();
+  const endpointLinks = new Map<string, Promise<{ model: ChannelModel; channel: amqp.Channel }>>();
+
   async function registerEndpoint(body: Record<string, unknown> = {}, as?: string): Promise<string> {
-    const r = await call<{ endpoint_id: string }>("POST", "/v1/endpoints", {
+    const r = await call<{ endpoint_id: string; amqp: { url: string } }>("POST", "/v1/endpoints", {
       token: as,
       body: { name: "ep", ...body },
     });
     expect(r.status).toBe(200);
+    endpointUrls.set(r.body.endpoint_id, r.body.amqp.url);
     return r.body.endpoint_id;
+  }
+
+  /**
+   * Plays a registered endpoint's MEP on the broker: publishes (persistent)
+   * with the account its registration handed out, with that account's
+   * user-id, as the service requires of whoever reports results and heartbeats.
+   */
+  async function asEndpoint(endpointId: string) {
+    const url = endpointUrls.get(endpointId);
+    if (url === undefined) throw new Error(`endpoint ${endpointId} was not registered by these helpers`);
+    let link = endpointLinks.get(endpointId);
+    if (link === undefined) {
+      link = amqp.connect(reachable(url)).then(async (model) => ({ model, channel: await model.createChannel() }));
+      endpointLinks.set(endpointId, link);
+    }
+    const { channel } = await link;
+    const userId = brokerUser(url);
+    return {
+      publish: (exchange: string, routingKey: string, content: Buffer) =>
+        channel.publish(exchange, routingKey, content, { persistent: true, userId }),
+    };
+  }
+
+  /** Closes the connections {@link asEndpoint} opened. */
+  async function closeEndpointLinks(): Promise<void> {
+    const links = [...endpointLinks.values()];
+    endpointLinks.clear();
+    for (const link of links) await (await link).model.close().catch(() => undefined);
   }
 
   async function registerFunction(data = `(x) => x + ${Math.random()}`, as?: string): Promise<string> {
@@ -60,7 +101,7 @@ export function restHelpers(target: () => { url: string; token: string }) {
     return r.body.function_id;
   }
 
-  return { call, expectError, registerEndpoint, registerFunction };
+  return { call, expectError, registerEndpoint, registerFunction, asEndpoint, closeEndpointLinks };
 }
 
 /** A submit of `n` tasks of one function with fresh task ids. */

@@ -13,7 +13,14 @@ import type {
 } from "../../admin-client.js";
 import { checkUsername } from "../../auth/username.js";
 import { ADMIN_USERNAME } from "../../credentials.js";
-import { adminNotRemovable, adminOnly, identityExists, identityInUse, identityNotFound } from "../../errors.js";
+import {
+  adminNotRemovable,
+  adminOnly,
+  identityExists,
+  identityInUse,
+  identityNotFound,
+  sharedAccountOneIdentity,
+} from "../../errors.js";
 import type { Store } from "../../store/store.js";
 import type { Identity } from "../../store/store-types.js";
 import { identityInfo } from "../../tasks/task-submitter.js";
@@ -42,6 +49,8 @@ export const adminRoutes: RouteRegistrar = (app, ctx) => {
     "/v1/admin/identities",
     { schema: createIdentitySchema, onRequest: requireAdmin },
     async (request, reply): Promise<CreateIdentityResponse> => {
+      // With one shared broker account, a second identity could read and forge everything the first does.
+      if (!ctx.brokerAccounts) throw sharedAccountOneIdentity();
       const { username, name, email, organization, identity_provider } = request.body;
       const identity = await ctx.store.insertIdentity(checkUsername(username), {
         name,
@@ -74,12 +83,21 @@ export const adminRoutes: RouteRegistrar = (app, ctx) => {
       const { username } = request.params;
       if (username === ADMIN_USERNAME) throw adminNotRemovable(username);
       const identity = await existingIdentity(ctx.store, username);
-      const removal = await ctx.store.removeIdentity(identity.id, request.query.force);
+      const { force } = request.query;
+      // Its broker accounts go first: should the management API fail (503), nothing is removed yet and a retry
+      // does it all. RabbitMQ closes their connections, so its MEPs, UEPs and SDKs stop at once.
+      const holdings = await ctx.store.identityHoldings(identity.id);
+      if (force || (holdings.endpointIds.length === 0 && holdings.tasks === 0)) {
+        await ctx.brokerAccounts?.deleteAccounts(holdings);
+      }
+      const removal = await ctx.store.removeIdentity(identity.id, force);
       if (!removal.removed && (removal.endpoints > 0 || removal.tasks > 0)) {
         throw identityInUse(username, removal.endpoints, removal.tasks);
       }
       // Not removed and owning nothing: someone removed it a moment ago.
       if (!removal.removed) throw identityNotFound(username);
+      // Again, as the removal saw them: a registration or submit racing it may have made one again.
+      await ctx.brokerAccounts?.deleteAccounts(removal.holdings);
       return { identity: identityInfo(identity), endpoints: removal.endpoints, tasks: removal.tasks };
     },
   );

@@ -14,6 +14,7 @@ import {
   endpointNotFound,
   endpointNotOwned,
   endpointNotPermitted,
+  sharedAccountMultiUser,
 } from "../../errors.js";
 import type { EndpointRecord } from "../../store/store-types.js";
 import type { RouteRegistrar } from "../api-context.js";
@@ -32,6 +33,8 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
     { schema: registerEndpointSchema },
     async (request): Promise<RegisterEndpointResponse> => {
       const { body, identity } = request;
+      // Every UEP of a multi-user endpoint would hold the one account that reads and forges everything.
+      if (body.multi_user && !ctx.brokerAccounts) throw sharedAccountMultiUser();
       const endpointId = body.endpoint_id?.toLowerCase() ?? randomUUID();
       const endpoint = await ctx.store.registerEndpoint({
         id: endpointId,
