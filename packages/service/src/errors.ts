@@ -113,6 +113,11 @@ export function duplicateTaskId(taskId: string): ServiceError {
   );
 }
 
+/** Text the store cannot hold (NUL, an unpaired surrogate) or JSON nested too deep; `problem` names the field. */
+export function invalidText(problem: string): ServiceError {
+  return new ServiceError(400, "INVALID_TEXT", `Invalid request: ${problem}`);
+}
+
 export function invalidUsername(username: string): ServiceError {
   return new ServiceError(
     400,
