@@ -295,25 +295,25 @@ describe.each(backends)("API on $name", (backend) => {
         method: "POST",
         path: "/v1/endpoints",
         raw: `{"name":"ep","metadata":${deep(5_000)}}`,
-        message: `body.metadata.a.a… ${nested}`,
+        message: `body.metadata.a.a.a.a.a… ${nested}`,
       },
       {
         method: "POST",
         path: submitPath,
         raw: JSON.stringify(submit({ user_endpoint_config: "DEEP" })).replace('"DEEP"', deep(3_000)),
-        message: `body.user_endpoint_config.a.a… ${nested}`,
+        message: `body.user_endpoint_config.a.a.a.a.a… ${nested}`,
       },
       {
         method: "POST",
         path: submitPath,
         raw: JSON.stringify(submit({ resource_specification: "DEEP" })).replace('"DEEP"', deep(100)),
-        message: `body.resource_specification.a.a… ${nested}`,
+        message: `body.resource_specification.a.a.a.a.a… ${nested}`,
       },
       {
         method: "POST",
         path: "/v1/functions",
         raw: `{"function":{"strategy":"x","data":"1"},"name":${"[".repeat(2_000)}${"]".repeat(2_000)}}`,
-        message: `body.name[0][0]… ${nested}`,
+        message: `body.name[0][0][0][0][0]… ${nested}`,
       },
     ];
     for (const c of cases) {

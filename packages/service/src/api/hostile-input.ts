@@ -13,7 +13,7 @@ import { invalidText } from "../errors.js";
 export const MAX_JSON_DEPTH = 64;
 
 /** How many leading steps of a path a deep-nesting error shows (the rest is `…`). */
-const SHOWN_STEPS = 3;
+const SHOWN_STEPS = 6;
 
 /** A key shown in a message is cut to this many characters. */
 const SHOWN_KEY_CHARS = 40;
