@@ -10,6 +10,8 @@ import {
   HEARTBEATS_EXCHANGE,
   heartbeatsRoutingKey,
   JSON_DATA,
+  MAX_BATCH_STATUS_IDS,
+  paths,
   RESULTS_EXCHANGE,
   type ResultBatchMessage,
   type ResultMessage,
@@ -165,9 +167,11 @@ describe.each(backends)("API on $name", (backend) => {
       ]) {
         const r = await call("POST", path, { token: bearer, ...options });
         const body = expectError(r, 401, "UNAUTHORIZED");
-        expect(body.message).toMatch(
-          /^Missing or invalid API token; set CONDUIT_TOKEN or use the token in .*credentials\.json\.$/,
+        // Anyone who can connect reads this: it names credentials.json, not where this server keeps it.
+        expect(body.message).toBe(
+          "Missing or invalid API token; set CONDUIT_TOKEN to a token from the service's administrator (conduit-service user add or user token), or use the token in credentials.json under CONDUIT_USER_DIR (default ~/.conduit) of the account that runs the service.",
         );
+        expect(body.message).not.toContain(paths.userDir());
       }
     }
     expectError(await call("GET", "/v1/whoami", { token: null }), 401, "UNAUTHORIZED");
@@ -746,6 +750,33 @@ describe.each(backends)("API on $name", (backend) => {
         ),
       ),
     ).toBe(1);
+  });
+
+  it("answers batch_status for up to MAX_BATCH_STATUS_IDS ids, and 413 naming the cap for more", async () => {
+    const endpointId = await registerEndpoint();
+    const body = submitBody(await registerFunction());
+    expect((await call("POST", `/v1/endpoints/${endpointId}/submit`, { body })).status).toBe(200);
+    const known = body.tasks[0].task_id;
+    const ids = [known, ...Array.from({ length: MAX_BATCH_STATUS_IDS - 1 }, () => randomUUID())];
+    const atCap = await call<{ tasks: Record<string, unknown> }>("POST", "/v1/tasks/batch_status", {
+      body: { task_ids: ids },
+    });
+    expect(atCap.status).toBe(200);
+    expect(Object.keys(atCap.body.tasks)).toEqual([known]);
+    for (const n of [MAX_BATCH_STATUS_IDS + 1, 100_000]) {
+      const over = await call("POST", "/v1/tasks/batch_status", {
+        body: { task_ids: [...ids, ...Array.from({ length: n - ids.length }, () => randomUUID())] },
+      });
+      expect(expectError(over, 413, "BATCH_TOO_LARGE").message).toBe(
+        `batch_status takes at most ${MAX_BATCH_STATUS_IDS} task ids per request, not ${n}; ask for them in requests of ${MAX_BATCH_STATUS_IDS} or fewer (the SDK's Client.getBatchStatus does).`,
+      );
+    }
+    // Ids that are not even UUIDs: the cap is checked first, the ids after.
+    const junk = await call("POST", "/v1/tasks/batch_status", {
+      body: { task_ids: Array.from({ length: MAX_BATCH_STATUS_IDS + 1 }, () => "x") },
+    });
+    expectError(junk, 413, "BATCH_TOO_LARGE");
+    expect((await call("GET", "/healthz")).status).toBe(200);
   });
 
   it("reports an endpoint online while it sends heartbeats, offline after period 0", async () => {
