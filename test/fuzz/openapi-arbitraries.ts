@@ -131,7 +131,7 @@ export const deepJson = fc
     return `${open.repeat(depth)}1${close.repeat(depth)}`;
   });
 
-/** The service refuses JSON nested deeper than this (the body is level 1). */
+/** The service refuses JSON nested deeper than this, the body being level 1 (hostile-input.ts). */
 const MAX_JSON_DEPTH = 64;
 
 /** JSON text nested deeper than the service accepts wherever it is put. */

@@ -3,14 +3,14 @@
  * parsed body, query string and path parameter, before any schema check or
  * SQL. Postgres `text` cannot hold NUL, `jsonb` cannot hold `\u0000` nor an
  * unpaired UTF-16 surrogate (and UTF-8 has no encoding for one), and JSON
- * nested thousands deep overflows whatever walks it recursively later
- * (canonical JSON of a user endpoint config, the JSON encoder of the drivers).
- * Without this check each of those was a 500 somewhere deep in a route.
+ * nested some thousands deep overflows the stack of whatever walks it later
+ * (JSON.stringify as the store writes jsonb, the canonical JSON that names a
+ * UEP). Without this check each of those was a 500 deep inside a route.
  */
 import { invalidText } from "../errors.js";
 
 /** Deepest nesting of objects and arrays accepted, the request body itself being level 1. */
-export const MAX_JSON_DEPTH = 64;
+const MAX_JSON_DEPTH = 64;
 
 /** How many leading steps of a path a deep-nesting error shows (the rest is `…`). */
 const SHOWN_STEPS = 6;
