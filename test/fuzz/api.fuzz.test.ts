@@ -1,7 +1,9 @@
 /**
  * Every route of the REST API under hostile input generated from the
  * service's own /openapi.json: wrong types, huge strings, deep JSON, invalid
- * UUIDs, broken or missing credentials, wrong content types. The service
+ * UUIDs, broken or missing credentials, wrong content types, and text no store
+ * can hold (NUL, unpaired surrogates, JSON nested over 64 levels) in every
+ * field, path parameter and query. The service
  * (in-process, PGlite, a RabbitMQ vhost of its own) must never answer 5xx,
  * must keep answering /healthz, and must answer every certainly invalid
  * request with a 4xx carrying `{statusCode, code, error, message}`.
@@ -9,6 +11,7 @@
  * `npm run fuzz` sets FUZZ_RUNS=1000 (cases per route); inside `npm test`
  * fewer run per route so the file stays well under a minute.
  */
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +19,15 @@ import { type RunningService, startService } from "@conduit/service";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createVhost } from "../../scripts/local-stack.mjs";
-import { type FuzzRequest, type OpenApiDocument, type Route, requestsFor, routesOf } from "./openapi-arbitraries.js";
+import {
+  type FuzzRequest,
+  hostileBodyText,
+  hostileSpots,
+  type OpenApiDocument,
+  type Route,
+  requestsFor,
+  routesOf,
+} from "./openapi-arbitraries.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 30);
 
@@ -137,6 +148,41 @@ describe("REST API under hostile input, generated from /openapi.json", () => {
     const answer = await send(req);
     expect(answer.status).toBe(431);
     expect(problemWith(req, answer)).toBeUndefined();
+    expect(await healthy()).toBe(true);
+  });
+
+  // The random cases above may miss a field; here every field of every body gets each class that fits it.
+  it("every field of every request body: NUL, a lone surrogate or over-deep JSON gets 400 naming that field", async () => {
+    let tried = 0;
+    for (const route of routesOf(doc)) {
+      const schema = route.operation.requestBody?.content["application/json"]?.schema;
+      if (!schema) continue;
+      const path = route.path.replace("{username}", "fuzz@example.org").replace(/\{\w+\}/g, () => randomUUID());
+      for (const spot of hostileSpots(doc, schema)) {
+        for (const kind of spot.classes) {
+          const [body] = fc.sample(hostileBodyText(doc, schema, spot, kind), { numRuns: 1, seed: tried });
+          const req: FuzzRequest = {
+            method: route.method,
+            url: path,
+            headers: { authorization: `Bearer ${service.adminToken}`, "content-type": "application/json" },
+            body,
+            mutation: `${kind} at /${spot.path.join("/")}`,
+            invalid: true,
+          };
+          const answer = await send(req);
+          const where = describeRequest(req, answer);
+          expect(answer.status, where).toBe(400);
+          const error = JSON.parse(answer.text) as { code: string; message: string };
+          expect(error.code, where).toBe("INVALID_TEXT");
+          // The field named is the one made hostile (or, for deep JSON, starts with it).
+          const field = spot.path.map((step) => (typeof step === "number" ? `[${step}]` : `.${step}`)).join("");
+          expect(error.message, where).toContain(`body${field}`);
+          tried++;
+        }
+      }
+    }
+    // Every body route with its string and object fields: dozens of spots.
+    expect(tried).toBeGreaterThan(60);
     expect(await healthy()).toBe(true);
   });
 

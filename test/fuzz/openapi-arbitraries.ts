@@ -131,20 +131,112 @@ export const deepJson = fc
     return `${open.repeat(depth)}1${close.repeat(depth)}`;
   });
 
+/** The service refuses JSON nested deeper than this, the body being level 1 (hostile-input.ts). */
+const MAX_JSON_DEPTH = 64;
+
+/** JSON text nested deeper than the service accepts wherever it is put. */
+const tooDeepJson = fc
+  .tuple(fc.integer({ min: MAX_JSON_DEPTH + 1, max: 20_000 }), fc.constantFrom("[", '{"a":'))
+  .map(([depth, open]) => `${open.repeat(depth)}1${(open === "[" ? "]" : "}").repeat(depth)}`);
+
+/** The characters no store holds: NUL, and UTF-16 surrogates standing alone. */
+const HOSTILE_CHARS = ["\u0000", "\ud800", "\udbff", "\udc00", "\udfff"] as const;
+
+/**
+ * An ordinary string with one hostile character in it. fast-check's default
+ * strings are printable ASCII, so no neighbour pairs a surrogate up.
+ */
+export const hostileString = fc
+  .tuple(fc.string({ maxLength: 20 }), fc.constantFrom(...HOSTILE_CHARS), fc.string({ maxLength: 20 }))
+  .map(([before, bad, after]) => before + bad + after);
+
+/** The hostile classes a field can be given. */
+export type HostileClass = "text" | "key" | "deep";
+
+/** A string standing for deep JSON in a value; {@link hostileBodyText} swaps the JSON text in. */
+const DEEP_MARKER = "\u0001conduit-fuzz-deep\u0001";
+
+/** A field where a hostile value can go, and the classes that fit it. */
+export interface HostileSpot {
+  path: (string | number)[];
+  classes: HostileClass[];
+}
+
+/**
+ * Every field of `schema`, optional ones and array items included: strings
+ * take hostile text, free-form objects (and untyped values) hostile keys and
+ * nested hostile text, and every field deep JSON.
+ */
+export function hostileSpots(doc: OpenApiDocument, raw: JsonSchema, prefix: (string | number)[] = []): HostileSpot[] {
+  const schema = resolve(doc, raw);
+  const types = typeOf(schema);
+  const classes: HostileClass[] = [];
+  if (types.includes("string")) classes.push("text");
+  const freeForm = types.length === 0 || (types.includes("object") && schema.additionalProperties !== false);
+  if (freeForm) classes.push("key", "text");
+  const spots: HostileSpot[] = prefix.length > 0 ? [{ path: prefix, classes: [...new Set(classes), "deep"] }] : [];
+  if (types.includes("object") && schema.properties) {
+    for (const [name, p] of Object.entries(schema.properties)) spots.push(...hostileSpots(doc, p, [...prefix, name]));
+  }
+  if (types.includes("array") && schema.items) spots.push(...hostileSpots(doc, schema.items, [...prefix, 0]));
+  return spots;
+}
+
+/** A hostile value of one class, for a field of the given schema. */
+function hostileValue(doc: OpenApiDocument, raw: JsonSchema, kind: HostileClass): fc.Arbitrary<unknown> {
+  const schema = resolve(doc, raw);
+  switch (kind) {
+    case "deep":
+      return fc.constant(DEEP_MARKER);
+    case "key":
+      return fc.tuple(hostileString, fc.jsonValue({ maxDepth: 1 })).map(([key, value]) => ({ ok: 1, [key]: value }));
+    case "text":
+      return typeOf(schema).includes("string")
+        ? hostileString
+        : fc.oneof(
+            hostileString.map((text) => ({ note: text })),
+            hostileString.map((text) => ({ list: ["ok", text] })),
+          );
+  }
+}
+
+/**
+ * A request body: a complete valid body with one field made hostile, as JSON
+ * text (deep JSON is spliced in as text, which JSON.stringify could not write).
+ */
+export function hostileBodyText(
+  doc: OpenApiDocument,
+  schema: JsonSchema,
+  spot: HostileSpot,
+  kind: HostileClass,
+): fc.Arbitrary<string> {
+  return fc
+    .tuple(validValue(doc, schema, true), hostileValue(doc, schemaAt(doc, schema, spot.path), kind), tooDeepJson)
+    .map(([base, bad, deep]) =>
+      JSON.stringify(setAt(base, spot.path, bad)).replace(JSON.stringify(DEEP_MARKER), () => deep),
+    );
+}
+
 function typeOf(schema: JsonSchema): string[] {
   if (schema.type === undefined) return [];
   return Array.isArray(schema.type) ? schema.type : [schema.type];
 }
 
-/** A value that fits `schema` (strings, numbers and arrays kept small). */
-export function validValue(doc: OpenApiDocument, raw: JsonSchema): fc.Arbitrary<unknown> {
+/**
+ * A value that fits `schema` (strings, numbers and arrays kept small). With
+ * `complete`, every optional property is present, every array holds an item
+ * and `null` is never chosen where something else may be: a base value in
+ * which every field the schema names exists.
+ */
+export function validValue(doc: OpenApiDocument, raw: JsonSchema, complete = false): fc.Arbitrary<unknown> {
   const schema = resolve(doc, raw);
   if (schema.const !== undefined) return fc.constant(schema.const);
   if (schema.enum) return fc.constantFrom(...schema.enum);
   const variants = schema.anyOf ?? schema.oneOf;
-  if (variants) return fc.oneof(...variants.map((v) => validValue(doc, v)));
-  const types = typeOf(schema);
-  if (types.length > 1) return fc.oneof(...types.map((t) => validValue(doc, { ...schema, type: t })));
+  if (variants) return fc.oneof(...variants.map((v) => validValue(doc, v, complete)));
+  let types = typeOf(schema);
+  if (complete && types.length > 1) types = types.filter((t) => t !== "null");
+  if (types.length > 1) return fc.oneof(...types.map((t) => validValue(doc, { ...schema, type: t }, complete)));
   switch (types[0]) {
     case "string":
       if (schema.format === "uuid") return fc.uuid();
@@ -157,17 +249,21 @@ export function validValue(doc: OpenApiDocument, raw: JsonSchema): fc.Arbitrary<
       return fc.boolean();
     case "null":
       return fc.constant(null);
-    case "array":
-      return fc.array(validValue(doc, schema.items ?? {}), {
-        minLength: schema.minItems ?? 0,
-        maxLength: Math.max(schema.minItems ?? 0, 3),
+    case "array": {
+      const minLength = Math.max(schema.minItems ?? 0, complete ? 1 : 0);
+      return fc.array(validValue(doc, schema.items ?? {}, complete), {
+        minLength,
+        maxLength: Math.max(minLength, 3),
       });
+    }
     case "object": {
       const properties = schema.properties ?? {};
       const required = new Set(schema.required ?? []);
       const record: Record<string, fc.Arbitrary<unknown>> = {};
-      for (const [name, p] of Object.entries(properties)) record[name] = validValue(doc, p);
-      return fc.record(record, { requiredKeys: Object.keys(properties).filter((k) => required.has(k)) });
+      for (const [name, p] of Object.entries(properties)) record[name] = validValue(doc, p, complete);
+      return fc.record(record, {
+        requiredKeys: Object.keys(properties).filter((k) => complete || required.has(k)),
+      });
     }
     default:
       return fc.jsonValue({ maxDepth: 2 });
@@ -239,7 +335,10 @@ function schemaAt(doc: OpenApiDocument, raw: JsonSchema, path: (string | number)
 function setAt(value: unknown, path: (string | number)[], replacement: unknown): unknown {
   if (path.length === 0) return replacement;
   const [step, ...rest] = path;
-  const copy = (Array.isArray(value) ? [...value] : { ...(value as object) }) as Record<string | number, unknown>;
+  const copy = (Array.isArray(value) ? [...value] : typeof step === "number" ? [] : { ...(value as object) }) as Record<
+    string | number,
+    unknown
+  >;
   copy[step] = setAt(copy[step], rest, replacement);
   return copy;
 }
@@ -298,6 +397,22 @@ function brokenAuth(tokens: Tokens): fc.Arbitrary<{ header?: string; what: strin
 /** encodeURIComponent, which throws on lone surrogates; those become U+FFFD. */
 function encode(s: string): string {
   return encodeURIComponent(s.replace(/[\ud800-\udfff]/g, "\ufffd"));
+}
+
+/**
+ * Percent-encoding that keeps lone surrogates, as the three bytes UTF-8 would
+ * give them (WTF-8): no valid UTF-8 decodes to those, so the server must cope.
+ */
+function encodeLoneSurrogates(s: string): string {
+  return [...s]
+    .map((c) => {
+      const unit = c.charCodeAt(0);
+      if (c.length > 1 || unit < 0xd800 || unit > 0xdfff) return encodeURIComponent(c);
+      return [0xe0 | (unit >> 12), 0x80 | ((unit >> 6) & 0x3f), 0x80 | (unit & 0x3f)]
+        .map((b) => `%${b.toString(16).toUpperCase()}`)
+        .join("");
+    })
+    .join("");
 }
 
 function pathWith(route: Route, values: Record<string, string>): string {
@@ -430,8 +545,63 @@ export function requestsFor(doc: OpenApiDocument, route: Route, tokens: Tokens):
       ),
   );
 
+  // Hostile text in a path parameter or the query: NUL gets 400; a lone
+  // surrogate can only arrive as bytes that are not UTF-8, any 4xx will do.
+  const withNul = hostileString.map((text) => text.replace(/[\ud800-\udfff]/g, "\u0000"));
+  for (const p of pathParams) {
+    kinds.push(
+      fc
+        .tuple(validPathValues(doc, route), withNul, anyToken, validBody)
+        .map(([path, bad, token, body]) =>
+          request(
+            { ...path, [p.name]: bad },
+            good(token),
+            body === undefined ? undefined : jsonBody(body),
+            `path ${p.name}: NUL`,
+            true,
+          ),
+        ),
+    );
+  }
+  const queryKey = fc.oneof(fc.constantFrom(...queryParams.map((p) => p.name), "x"), fc.string({ maxLength: 10 }));
+  kinds.push(
+    fc
+      .tuple(validPathValues(doc, route), queryKey, withNul, anyToken)
+      .map(([path, key, bad, token]) =>
+        request(path, good(token), undefined, "query: NUL", true, `?${encode(key)}=${encode(bad)}`),
+      ),
+    fc
+      .tuple(validPathValues(doc, route), queryKey, hostileString, anyToken)
+      .map(([path, key, bad, token]) =>
+        request(
+          path,
+          good(token),
+          undefined,
+          "query: lone surrogate bytes",
+          false,
+          `?${encode(key)}=${encodeLoneSurrogates(bad)}`,
+        ),
+      ),
+  );
+
   if (canSendBody) {
     if (hasBody) {
+      // NUL, a lone surrogate or deep JSON in one field of an otherwise complete body.
+      const spots = hostileSpots(doc, bodySchema).flatMap((spot) => spot.classes.map((kind) => ({ spot, kind })));
+      kinds.push(
+        fc
+          .tuple(
+            validPathValues(doc, route),
+            fc.constantFrom(...spots).chain(({ spot, kind }) =>
+              hostileBodyText(doc, bodySchema, spot, kind).map((text) => ({
+                text,
+                what: `${kind} at /${spot.path.join("/")}`,
+              })),
+            ),
+            anyToken,
+          )
+          .map(([path, b, token]) => request(path, good(token), b.text, `hostile body: ${b.what}`, true)),
+      );
       kinds.push(
         fc
           .tuple(validPathValues(doc, route), wrongBody(doc, bodySchema), anyToken)

@@ -36,6 +36,8 @@ export const DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672";
 export const DEFAULT_MAX_TASK_BYTES = 10 * 1024 * 1024;
 /** Largest submit request body accepted by default; the SDK splits batches to fit. */
 export const DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+/** Most task ids one `batch_status` request may name (more get 413); the SDK splits longer lists. */
+export const MAX_BATCH_STATUS_IDS = 1_000;
 
 export interface ApiErrorBody {
   statusCode: number;

@@ -38,6 +38,7 @@ export {
   DEFAULT_MAX_REQUEST_BYTES,
   DEFAULT_MAX_TASK_BYTES,
   DEFAULT_SERVICE_URL,
+  MAX_BATCH_STATUS_IDS,
 } from "./api.js";
 export type { AmqpOptions, BrokerLink, BrokerOptions, ConfirmChannel, ConsumeMessage } from "./broker.js";
 export { brokerUser, connectBroker, isAccountRefused, redactUrl } from "./broker.js";

@@ -16,7 +16,14 @@
  * await client.cancelTask(task_ids[0]); // { task_id, cancelled: true, state: "cancelled" } if it had not started
  * ```
  */
-import { API_PREFIX, type ApiErrorBody, ConduitError, paths as conduitPaths, type Payload } from "@conduit/protocol";
+import {
+  API_PREFIX,
+  type ApiErrorBody,
+  ConduitError,
+  paths as conduitPaths,
+  MAX_BATCH_STATUS_IDS,
+  type Payload,
+} from "@conduit/protocol";
 import { ConduitApiError, ServiceUnreachableError } from "./errors.js";
 import type { components, paths } from "./generated/openapi.js";
 import { type AnyFunction, decodeOutcome, serializeFunction } from "./serialize.js";
@@ -165,9 +172,19 @@ export class Client {
     return this.request("GET", `/tasks/${segment(taskId)}`);
   }
 
-  /** The states of many tasks; unknown ids (and other identities' tasks) are left out. */
-  getBatchStatus(taskIds: string[]): Promise<BatchStatusResponse> {
-    return this.request("POST", "/tasks/batch_status", { task_ids: taskIds });
+  /**
+   * The states of many tasks; unknown ids (and other identities' tasks) are
+   * left out. Any number of ids: they are asked for in requests of at most
+   * MAX_BATCH_STATUS_IDS, one after another, as the service requires.
+   */
+  async getBatchStatus(taskIds: string[]): Promise<BatchStatusResponse> {
+    const tasks: BatchStatusResponse["tasks"] = {};
+    for (let i = 0; i < taskIds.length; i += MAX_BATCH_STATUS_IDS) {
+      const chunk = taskIds.slice(i, i + MAX_BATCH_STATUS_IDS);
+      const reply = await this.request<BatchStatusResponse>("POST", "/tasks/batch_status", { task_ids: chunk });
+      Object.assign(tasks, reply.tasks);
+    }
+    return { tasks };
   }
 
   /**

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { JSON_DATA, TaskExecutionFailed, type TaskStatusResponse } from "@conduit/protocol";
+import { JSON_DATA, MAX_BATCH_STATUS_IDS, TaskExecutionFailed, type TaskStatusResponse } from "@conduit/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "../src/client.js";
 import { ConduitApiError, ServiceUnreachableError } from "../src/errors.js";
@@ -128,6 +128,33 @@ describe("Client", () => {
     expect(response.task_ids).toEqual(["t1"]);
     expect(calls).toBe(2);
     expect(seen.map((s) => s.body)).toEqual([seen[0].body, seen[0].body]);
+  });
+
+  it("asks batch_status for at most MAX_BATCH_STATUS_IDS ids per request, one request after another", async () => {
+    let inFlight = 0;
+    let most = 0;
+    routes.set("POST /v1/tasks/batch_status", (req, res, body) => {
+      const { task_ids } = JSON.parse(body) as { task_ids: string[] };
+      inFlight++;
+      most = Math.max(most, inFlight);
+      setTimeout(() => {
+        inFlight--;
+        json(200, { tasks: Object.fromEntries(task_ids.map((id) => [id, task({ task_id: id })])) })(req, res, body);
+      }, 20);
+    });
+    const client = new Client({ serviceUrl: url, token: "tok" });
+    const ids = Array.from({ length: 2 * MAX_BATCH_STATUS_IDS + 500 }, (_, i) => `t${i}`);
+    const { tasks } = await client.getBatchStatus(ids);
+    expect(seen.map((s) => (JSON.parse(s.body) as { task_ids: string[] }).task_ids.length)).toEqual([
+      MAX_BATCH_STATUS_IDS,
+      MAX_BATCH_STATUS_IDS,
+      500,
+    ]);
+    expect(seen.flatMap((s) => (JSON.parse(s.body) as { task_ids: string[] }).task_ids)).toEqual(ids);
+    expect(most).toBe(1);
+    expect(Object.keys(tasks)).toEqual(ids);
+    expect(await client.getBatchStatus([])).toEqual({ tasks: {} });
+    expect(seen).toHaveLength(3);
   });
 
   it("resolves a result, rejects with the remote error, and says when a task is not finished", async () => {

@@ -12,6 +12,7 @@ import {
   type BrokerLink,
   connectBroker,
   JSON_DATA,
+  MAX_BATCH_STATUS_IDS,
   RESULTS_EXCHANGE,
   type ResultMessage,
   resultsRoutingKey,
@@ -140,6 +141,11 @@ describe("Client against the real service", () => {
       [cancelled]: "cancelled",
     });
     expect((await bob.getBatchStatus([ok])).tasks).toEqual({});
+    // Over the service's cap per request (which answers 413): the Client splits the ids and merges the answers.
+    const many: string[] = Array.from({ length: 2 * MAX_BATCH_STATUS_IDS + 1 }, () => randomUUID());
+    many.splice(MAX_BATCH_STATUS_IDS, 0, bad);
+    many.push(ok);
+    expect(Object.keys((await client.getBatchStatus(many)).tasks).sort()).toEqual([ok, bad].sort());
 
     const groups = await client.listTaskGroups();
     expect(groups.find((g) => g.task_group_id === submitted.task_group_id)?.task_counts).toEqual({

@@ -15,6 +15,8 @@ export interface CreateIdentityRequest {
   email?: string;
   organization?: string;
   identity_provider?: string;
+  /** The first token stops working this many seconds from now; without it, it never expires. */
+  token_expires_in_seconds?: number;
 }
 
 /** POST /v1/admin/identities (201). */
@@ -22,6 +24,21 @@ export interface CreateIdentityResponse {
   identity: IdentityInfo;
   /** Shown only in this answer; the service keeps its hash. */
   token: string;
+  /** When the token stops working (ISO 8601); null: never. */
+  token_expires_at: string | null;
+}
+
+/** One API token of an identity, as GET /v1/admin/identities lists it (its value is never shown again). */
+export interface TokenInfo {
+  created_at: string;
+  /** Null: it never expires. */
+  expires_at: string | null;
+  last_used_at: string | null;
+}
+
+/** GET /v1/admin/identities: an identity with its tokens, oldest first. */
+export interface AdminIdentityInfo extends IdentityInfo {
+  tokens: TokenInfo[];
 }
 
 /** POST /v1/admin/identities/:username/tokens. */
@@ -49,7 +66,7 @@ export class AdminClient {
     return new AdminClient(paths.serviceUrl(), paths.token());
   }
 
-  listIdentities(): Promise<IdentityInfo[]> {
+  listIdentities(): Promise<AdminIdentityInfo[]> {
     return this.call("GET", "/v1/admin/identities");
   }
 
@@ -57,9 +74,15 @@ export class AdminClient {
     return this.call("POST", "/v1/admin/identities", request);
   }
 
-  issueToken(username: string, options: { revokeOthers?: boolean } = {}): Promise<IssueTokenResponse> {
-    const query = options.revokeOthers ? "?revoke_others=true" : "";
-    return this.call("POST", `/v1/admin/identities/${encodeURIComponent(username)}/tokens${query}`);
+  issueToken(
+    username: string,
+    options: { revokeOthers?: boolean; expiresInSeconds?: number } = {},
+  ): Promise<IssueTokenResponse> {
+    const query = new URLSearchParams();
+    if (options.revokeOthers) query.set("revoke_others", "true");
+    if (options.expiresInSeconds !== undefined) query.set("expires_in_seconds", String(options.expiresInSeconds));
+    const search = query.size > 0 ? `?${query}` : "";
+    return this.call("POST", `/v1/admin/identities/${encodeURIComponent(username)}/tokens${search}`);
   }
 
   removeIdentity(username: string, options: { force?: boolean } = {}): Promise<RemoveIdentityResponse> {

@@ -13,7 +13,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { AdminClient } from "./admin-client.js";
 import { plural } from "./errors.js";
 import { type RunningService, startService } from "./service.js";
-import { LOG_LEVELS, type LogLevel, type ServiceOptions } from "./service-options.js";
+import { LOG_LEVELS, type LogLevel, parseDuration, type ServiceOptions } from "./service-options.js";
 import { SERVICE_VERSION } from "./version.js";
 
 interface StartFlags {
@@ -137,6 +137,22 @@ function admin(command: (client: AdminClient) => Promise<string>): () => Promise
   };
 }
 
+/** `--expires 90d` in whole seconds; a bad duration throws the sentence of parseDuration. */
+function expiresInSeconds(expires: string | undefined): number | undefined {
+  return expires === undefined ? undefined : parseDuration("--expires", expires) / 1000;
+}
+
+/** `2027-03-07T09:04:14Z`: the second is precise enough for an expiry. */
+function shortTime(iso: string): string {
+  return iso.replace(/\.\d+Z$/, "Z");
+}
+
+/** What `user list` says of one token's expiry. */
+function expiryCell(expiresAt: string | null, now: number): string {
+  if (expiresAt === null) return "never";
+  return Date.parse(expiresAt) <= now ? `expired ${shortTime(expiresAt)}` : shortTime(expiresAt);
+}
+
 /** The token on a line of its own (for scripts), then how to use it. */
 function tokenLines(token: string): string {
   return `${token}\nexport CONDUIT_TOKEN=${token}\n`;
@@ -157,7 +173,10 @@ interface AddFlags {
   email?: string;
   organization?: string;
   identityProvider?: string;
+  expires?: string;
 }
+
+const EXPIRES_HELP = "the token stops working after this long, e.g. 90d, 12h, 30m (default: never)";
 
 const user = program.command("user").description("Manage identities on the running service (local admin only).");
 
@@ -168,17 +187,20 @@ user
   .option("--email <email>", "e-mail address")
   .option("--organization <organization>", "organization")
   .option("--identity-provider <provider>", "identity provider")
+  .option("--expires <duration>", EXPIRES_HELP)
   .action((username: string, flags: AddFlags) =>
     admin(async (client) => {
-      const { identity, token } = await client.createIdentity({
+      const { identity, token, token_expires_at } = await client.createIdentity({
         username,
         name: flags.name,
         email: flags.email,
         organization: flags.organization,
         identity_provider: flags.identityProvider,
+        token_expires_in_seconds: expiresInSeconds(flags.expires),
       });
+      const expiry = token_expires_at ? ` (it expires at ${shortTime(token_expires_at)})` : "";
       return (
-        `Created identity ${identity.username} (id ${identity.id}). Its API token, shown only now:\n` +
+        `Created identity ${identity.username} (id ${identity.id}). Its API token${expiry}, shown only now:\n` +
         tokenLines(token)
       );
     })(),
@@ -190,9 +212,16 @@ user
   .action(
     admin(async (client) => {
       const identities = await client.listIdentities();
+      const now = Date.now();
       return table(
-        ["Username", "Identity ID", "Name", "Email"],
-        identities.map((i) => [i.username, i.id, i.name ?? "-", i.email ?? "-"]),
+        ["Username", "Identity ID", "Name", "Email", "Token expiry"],
+        identities.map((i) => [
+          i.username,
+          i.id,
+          i.name ?? "-",
+          i.email ?? "-",
+          i.tokens.map((t) => expiryCell(t.expires_at, now)).join(", ") || "no tokens",
+        ]),
       );
     }),
   );
@@ -201,13 +230,18 @@ user
   .command("token <username>")
   .description("Print a new API token for an identity; its older tokens keep working unless --revoke-others.")
   .option("--revoke-others", "revoke the identity's other tokens")
-  .action((username: string, flags: { revokeOthers?: boolean }) =>
+  .option("--expires <duration>", EXPIRES_HELP)
+  .action((username: string, flags: { revokeOthers?: boolean; expires?: string }) =>
     admin(async (client) => {
-      const { identity, token, revoked } = await client.issueToken(username, { revokeOthers: flags.revokeOthers });
+      const { identity, token, token_expires_at, revoked } = await client.issueToken(username, {
+        revokeOthers: flags.revokeOthers,
+        expiresInSeconds: expiresInSeconds(flags.expires),
+      });
       const older = flags.revokeOthers
         ? `${plural(revoked, "older token")} revoked`
         : "older tokens still work; --revoke-others revokes them";
-      return `New API token for ${identity.username} (${older}):\n` + tokenLines(token);
+      const expiry = token_expires_at ? `it expires at ${shortTime(token_expires_at)}; ` : "";
+      return `New API token for ${identity.username} (${expiry}${older}):\n` + tokenLines(token);
     })(),
   );
 

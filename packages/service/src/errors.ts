@@ -3,7 +3,7 @@
  * answered with; the API turns any of them into an `ApiErrorBody`. Messages are
  * one sentence naming the problem and the fix.
  */
-import { ConduitError, PayloadTooLargeError, paths } from "@conduit/protocol";
+import { ConduitError, PayloadTooLargeError } from "@conduit/protocol";
 
 export class ServiceError extends ConduitError {
   readonly statusCode: number;
@@ -15,11 +15,26 @@ export class ServiceError extends ConduitError {
   }
 }
 
+/**
+ * Where the admin token is, without the service's own paths: these answers
+ * reach anyone who can connect, so they name no file of the server.
+ */
+const ADMIN_TOKEN_HINT =
+  "the token in credentials.json under CONDUIT_USER_DIR (default ~/.conduit) of the account that runs the service";
+
 export function unauthorized(): ServiceError {
   return new ServiceError(
     401,
     "UNAUTHORIZED",
-    `Missing or invalid API token; set CONDUIT_TOKEN or use the token in ${paths.credentialsFile()}.`,
+    `Missing or invalid API token; set CONDUIT_TOKEN to a token from the service's administrator (conduit-service user add or user token), or use ${ADMIN_TOKEN_HINT}.`,
+  );
+}
+
+export function tokenExpired(username: string, expiresAt: Date): ServiceError {
+  return new ServiceError(
+    401,
+    "TOKEN_EXPIRED",
+    `This API token of ${username} expired at ${expiresAt.toISOString()}; ask the service's administrator for a new one (\`conduit-service user token ${username}\`) and set CONDUIT_TOKEN to it.`,
   );
 }
 
@@ -89,6 +104,14 @@ export function requestTooLarge(limit: number, size: number | undefined): Servic
   );
 }
 
+export function batchTooLarge(count: number, limit: number): ServiceError {
+  return new ServiceError(
+    413,
+    "BATCH_TOO_LARGE",
+    `batch_status takes at most ${limit} task ids per request, not ${count}; ask for them in requests of ${limit} or fewer (the SDK's Client.getBatchStatus does).`,
+  );
+}
+
 export function taskIdConflict(taskId: string, reason: string): ServiceError {
   return new ServiceError(
     409,
@@ -113,6 +136,11 @@ export function duplicateTaskId(taskId: string): ServiceError {
   );
 }
 
+/** Text the store cannot hold (NUL, an unpaired surrogate) or JSON nested too deep; `problem` names the field. */
+export function invalidText(problem: string): ServiceError {
+  return new ServiceError(400, "INVALID_TEXT", `Invalid request: ${problem}`);
+}
+
 export function invalidUsername(username: string): ServiceError {
   return new ServiceError(
     400,
@@ -125,7 +153,7 @@ export function adminOnly(username: string): ServiceError {
   return new ServiceError(
     403,
     "ADMIN_ONLY",
-    `Only the local administrator (admin@localhost) may manage identities, not ${username}; use the admin token in ${paths.credentialsFile()}.`,
+    `Only the local administrator (admin@localhost) may manage identities, not ${username}; use ${ADMIN_TOKEN_HINT}.`,
   );
 }
 

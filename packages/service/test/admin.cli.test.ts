@@ -103,10 +103,10 @@ describe("conduit-service user", () => {
     const list = await cli(["user", "list"]);
     expect(list.code).toBe(0);
     const lines = list.stdout.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^Username\s+\| Identity ID\s+\| Name\s+\| Email$/);
+    expect(lines[0]).toMatch(/^Username\s+\| Identity ID\s+\| Name\s+\| Email\s+\| Token expiry$/);
     expect(lines).toContainEqual(
       expect.stringMatching(
-        new RegExp(`^alice@example\\.edu\\s+\\| ${id} \\| Alice Liddell\\s+\\| alice@example\\.edu$`),
+        new RegExp(`^alice@example\\.edu\\s+\\| ${id} \\| Alice Liddell\\s+\\| alice@example\\.edu\\s+\\| never$`),
       ),
     );
     expect(lines).toContainEqual(expect.stringMatching(/^admin@localhost\s+\|/));
@@ -134,6 +134,62 @@ describe("conduit-service user", () => {
     expect(await service.store.findIdentityByUsername("alice@example.edu")).toBeUndefined();
   }, 60_000);
 
+  it("gives tokens an expiry with --expires, shows it in `user list`, and an expired token gets 401 saying so", async () => {
+    const before = Date.now();
+    const add = await cli(["user", "add", "ivan@example.edu", "--expires", "90d"]);
+    expect(add).toMatchObject({ code: 0, stderr: "" });
+    const shown =
+      /^Created identity ivan@example\.edu \(id [0-9a-f-]{36}\)\. Its API token \(it expires at (\S+)\), shown only now:\n/.exec(
+        add.stdout,
+      )?.[1];
+    expect(shown).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    const ninetyDays = 90 * 86_400_000;
+    expect(Date.parse(shown!)).toBeGreaterThanOrEqual(before + ninetyDays - 1_000);
+    expect(Date.parse(shown!)).toBeLessThanOrEqual(Date.now() + ninetyDays);
+    expect(await whoami(printedToken(add.stdout))).toEqual({ status: 200, username: "ivan@example.edu" });
+
+    /** `user token ivan@example.edu --expires <duration>`: the token and the expiry it printed. */
+    const issue = async (duration: string) => {
+      const ran = await cli(["user", "token", "ivan@example.edu", "--expires", duration]);
+      expect(ran).toMatchObject({ code: 0, stderr: "" });
+      const expiry = /^New API token for ivan@example\.edu \(it expires at (\S+); older tokens still work/.exec(
+        ran.stdout,
+      )?.[1];
+      expect(expiry).toBeDefined();
+      return { token: printedToken(ran.stdout), expiry: expiry! };
+    };
+    const hour = await issue("1h");
+    expect((await whoami(hour.token)).status).toBe(200);
+    // A CLI run takes seconds on a busy machine: this one may expire before it is even printed.
+    const second = await issue("1s");
+    await expect.poll(async () => (await whoami(second.token)).status, { timeout: 15_000, interval: 250 }).toBe(401);
+    const r = await fetch(`${service.url}/v1/whoami`, { headers: { authorization: `Bearer ${second.token}` } });
+    expect(await r.json()).toMatchObject({
+      code: "TOKEN_EXPIRED",
+      message: expect.stringMatching(
+        /^This API token of ivan@example\.edu expired at \S+; ask the service's administrator for a new one \(`conduit-service user token ivan@example\.edu`\) and set CONDUIT_TOKEN to it\.$/,
+      ),
+    });
+    expect((await whoami(hour.token)).status).toBe(200);
+
+    // Oldest token first: 90 days, an hour, and the expired one.
+    const list = await cli(["user", "list"]);
+    expect(list.stdout.trimEnd().split("\n")).toContainEqual(
+      expect.stringMatching(
+        new RegExp(`^ivan@example\\.edu\\s+\\|.*\\| ${shown}, ${hour.expiry}, expired ${second.expiry}$`),
+      ),
+    );
+
+    const bad = await cli(["user", "add", "judy@example.edu", "--expires", "soon"]);
+    expect(bad).toEqual({
+      code: 1,
+      stdout: "",
+      stderr:
+        'conduit-service: --expires must be a positive duration of at most 3650d, written as a whole number and a unit (d, h, m or s), e.g. 7d, 12h, 30m or 90s; got "soon".\n',
+    });
+    expect(await service.store.findIdentityByUsername("judy@example.edu")).toBeUndefined();
+  }, 60_000);
+
   it("refuses a bad username and a duplicate, each with a sentence (the other refusals: admin.routes.test.ts)", async () => {
     const bad = await cli(["user", "add", "alice"]);
     expect(bad).toEqual({
@@ -153,8 +209,8 @@ describe("conduit-service user", () => {
     const { token } = await service.createIdentity("dave@example.edu");
     const ran = await cli(["user", "list"], { CONDUIT_TOKEN: token });
     expect(ran.code).toBe(1);
-    expect(ran.stderr).toMatch(
-      /^conduit-service: Only the local administrator \(admin@localhost\) may manage identities, not dave@example\.edu; use the admin token in .*credentials\.json\.\n$/,
+    expect(ran.stderr).toBe(
+      "conduit-service: Only the local administrator (admin@localhost) may manage identities, not dave@example.edu; use the token in credentials.json under CONDUIT_USER_DIR (default ~/.conduit) of the account that runs the service.\n",
     );
   }, 30_000);
 

@@ -88,9 +88,12 @@ describe.each(backends)("admin routes on $name", (backend) => {
     });
     expect(created.status).toBe(201);
     const identity = { id: expect.stringMatching(/^[0-9a-f-]{36}$/), username: "erin@example.org", ...fields };
-    expect(created.body).toEqual({ identity, token: expect.any(String) });
+    expect(created.body).toEqual({ identity, token: expect.any(String), token_expires_at: null });
     expect((await call("GET", "/v1/whoami", { token: created.body.token })).body).toEqual(identity);
-    expect((await call<unknown[]>("GET", "/v1/admin/identities")).body).toContainEqual(identity);
+    expect((await call<unknown[]>("GET", "/v1/admin/identities")).body).toContainEqual({
+      ...identity,
+      tokens: [expect.objectContaining({ created_at: expect.any(String), expires_at: null })],
+    });
 
     const taken = await call("POST", "/v1/admin/identities", { body: { username: "erin@example.org" } });
     expect(taken).toMatchObject({ status: 409, body: { code: "IDENTITY_EXISTS" } });
@@ -102,6 +105,74 @@ describe.each(backends)("admin routes on $name", (backend) => {
     expect(missing).toMatchObject({ status: 400, body: { code: "INVALID_REQUEST" } });
     const unknown = await call("POST", "/v1/admin/identities/nobody@example.org/tokens");
     expect(unknown).toMatchObject({ status: 404, body: { code: "IDENTITY_NOT_FOUND" } });
+  });
+
+  it("gives a token an expiry, lists it, and answers an expired token with 401 saying so", async () => {
+    const day = 86_400;
+    const before = Date.now();
+    const created = await call<{ identity: { id: string }; token: string; token_expires_at: string }>(
+      "POST",
+      "/v1/admin/identities",
+      { body: { username: "grace@example.org", token_expires_in_seconds: 90 * day } },
+    );
+    expect(created.status).toBe(201);
+    const expiresAt = Date.parse(created.body.token_expires_at);
+    expect(expiresAt).toBeGreaterThanOrEqual(before + 90 * day * 1000);
+    expect(expiresAt).toBeLessThanOrEqual(Date.now() + 90 * day * 1000);
+    expect((await call("GET", "/v1/whoami", { token: created.body.token })).status).toBe(200);
+
+    const second = await call<{ token: string; token_expires_at: string; revoked: number }>(
+      "POST",
+      "/v1/admin/identities/grace@example.org/tokens?expires_in_seconds=3600",
+    );
+    expect(second.status).toBe(200);
+    expect(Date.parse(second.body.token_expires_at) - Date.now()).toBeLessThanOrEqual(3600 * 1000);
+    const never = await call<{ token_expires_at: null }>("POST", "/v1/admin/identities/grace@example.org/tokens");
+    expect(never.body.token_expires_at).toBeNull();
+
+    const list = await call<Array<{ username: string; tokens: Array<{ expires_at: string | null }> }>>(
+      "GET",
+      "/v1/admin/identities",
+    );
+    expect(list.body.find((i) => i.username === "grace@example.org")?.tokens.map((t) => t.expires_at)).toEqual([
+      created.body.token_expires_at,
+      second.body.token_expires_at,
+      null,
+    ]);
+
+    // An expired token: 401 with its own sentence, which names the way to a new one.
+    const past = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+    const old = await service.store.createToken(created.body.identity.id, past);
+    expect(await call("GET", "/v1/whoami", { token: old })).toEqual({
+      status: 401,
+      body: {
+        statusCode: 401,
+        code: "TOKEN_EXPIRED",
+        error: "Unauthorized",
+        message: `This API token of grace@example.org expired at ${past.toISOString()}; ask the service's administrator for a new one (\`conduit-service user token grace@example.org\`) and set CONDUIT_TOKEN to it.`,
+      },
+    });
+    // A token that expires while the service remembers it (authenticator.ts) stops at its expiry all the same.
+    const soon = await service.store.createToken(created.body.identity.id, new Date(Date.now() + 1_500));
+    expect((await call("GET", "/v1/whoami", { token: soon })).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    expect(await call("GET", "/v1/whoami", { token: soon })).toMatchObject({
+      status: 401,
+      body: { code: "TOKEN_EXPIRED" },
+    });
+
+    for (const seconds of [0, -5, 1.5, 3650 * day + 1, "90d"]) {
+      const bad = await call("POST", "/v1/admin/identities", {
+        body: { username: "heidi@example.org", token_expires_in_seconds: seconds },
+      });
+      expect(bad, String(seconds)).toMatchObject({ status: 400, body: { code: "INVALID_REQUEST" } });
+      const badQuery = await call(
+        "POST",
+        `/v1/admin/identities/grace@example.org/tokens?expires_in_seconds=${seconds}`,
+      );
+      expect(badQuery, String(seconds)).toMatchObject({ status: 400, body: { code: "INVALID_REQUEST" } });
+    }
+    expect(await service.store.findIdentityByUsername("heidi@example.org")).toBeUndefined();
   });
 
   it("keeps the admin, and removes an owner of endpoints and tasks only with force", async () => {

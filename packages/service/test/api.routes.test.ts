@@ -11,6 +11,8 @@ import {
   HEARTBEATS_EXCHANGE,
   heartbeatsRoutingKey,
   JSON_DATA,
+  MAX_BATCH_STATUS_IDS,
+  paths,
   RESULTS_EXCHANGE,
   type ResultBatchMessage,
   type ResultMessage,
@@ -181,9 +183,11 @@ describe.each(backends)("API on $name", (backend) => {
       ]) {
         const r = await call("POST", path, { token: bearer, ...options });
         const body = expectError(r, 401, "UNAUTHORIZED");
-        expect(body.message).toMatch(
-          /^Missing or invalid API token; set CONDUIT_TOKEN or use the token in .*credentials\.json\.$/,
+        // Anyone who can connect reads this: it names credentials.json, not where this server keeps it.
+        expect(body.message).toBe(
+          "Missing or invalid API token; set CONDUIT_TOKEN to a token from the service's administrator (conduit-service user add or user token), or use the token in credentials.json under CONDUIT_USER_DIR (default ~/.conduit) of the account that runs the service.",
         );
+        expect(body.message).not.toContain(paths.userDir());
       }
     }
     expectError(await call("GET", "/v1/whoami", { token: null }), 401, "UNAUTHORIZED");
@@ -203,6 +207,158 @@ describe.each(backends)("API on $name", (backend) => {
     expectError(await call("GET", "/v1/tasks/not-a-uuid"), 400, "INVALID_REQUEST");
     expectError(await call("GET", "/v1/nowhere"), 404, "ROUTE_NOT_FOUND");
     expect((await call("GET", "/healthz")).status).toBe(200);
+  });
+
+  /** JSON text of `{"a": … 1 …}` nested `levels` objects deep (JSON.stringify would recurse). */
+  const deep = (levels: number) => `${'{"a":'.repeat(levels)}1${"}".repeat(levels)}`;
+
+  it("refuses NUL, unpaired surrogates and over-deep JSON in any field with 400 naming the field, storing nothing", async () => {
+    const endpointId = await registerEndpoint();
+    const functionId = await registerFunction();
+    const endpoints = (await call<unknown[]>("GET", "/v1/endpoints")).body.length;
+    const taskIds: string[] = [];
+    const submit = (extra: Record<string, unknown>) => {
+      const body = submitBody(functionId, 4, extra as never);
+      taskIds.push(...body.tasks.map((t) => t.task_id));
+      return body;
+    };
+    const withArgs = (data: string) => {
+      const body = submit({});
+      body.tasks[3].args = { strategy: JSON_DATA, data };
+      return body;
+    };
+    const nul = "contains a NUL character (\\u0000); remove it and send the request again.";
+    const surrogate = (unit: string) =>
+      `contains an unpaired UTF-16 surrogate (\\u${unit}), which is not valid Unicode; remove it and send the request again.`;
+    const nested = "is nested more than 64 levels deep; flatten it and send the request again.";
+    const submitPath = `/v1/endpoints/${endpointId}/submit`;
+    const cases: Array<{ method: string; path: string; body?: unknown; raw?: string; message: string }> = [
+      // NUL characters
+      { method: "POST", path: "/v1/endpoints", body: { name: "ep\u0000" }, message: `body.name ${nul}` },
+      {
+        method: "POST",
+        path: "/v1/endpoints",
+        body: { name: "ep", metadata: { hosts: ["a", "b\u0000"] } },
+        message: `body.metadata.hosts[1] ${nul}`,
+      },
+      {
+        method: "POST",
+        path: "/v1/functions",
+        body: { function: { strategy: SOURCE_CODE, data: "() => '\u0000'" } },
+        message: `body.function.data ${nul}`,
+      },
+      {
+        method: "POST",
+        path: "/v1/functions",
+        body: { function: { strategy: SOURCE_CODE, data: "() => 1" }, name: "f\u0000" },
+        message: `body.name ${nul}`,
+      },
+      {
+        method: "POST",
+        path: submitPath,
+        body: submit({ user_endpoint_config: { worker_init: "source x\u0000" } }),
+        message: `body.user_endpoint_config.worker_init ${nul}`,
+      },
+      { method: "POST", path: submitPath, body: withArgs("[\u0000]"), message: `body.tasks[3].args.data ${nul}` },
+      {
+        method: "POST",
+        path: submitPath,
+        body: submit({ resource_specification: { "num\u0000nodes": 1 } }),
+        message: `body.resource_specification has a key ("num\\u0000nodes") that ${nul.replace("remove it", "rename it")}`,
+      },
+      {
+        method: "POST",
+        path: "/v1/admin/identities",
+        body: { username: "mallory\u0000@example.org" },
+        message: `body.username ${nul}`,
+      },
+      {
+        method: "POST",
+        path: "/v1/admin/identities/mallory%00@example.org/tokens",
+        message: `params.username ${nul}`,
+      },
+      { method: "DELETE", path: `/v1/endpoints/${endpointId}?force=%00`, message: `querystring.force ${nul}` },
+      // Unpaired surrogates (a high one alone, a low one alone)
+      { method: "POST", path: "/v1/endpoints", body: { name: "ep\ud800" }, message: `body.name ${surrogate("d800")}` },
+      {
+        method: "POST",
+        path: "/v1/endpoints",
+        body: { name: "ep", display_name: "x\udc00y" },
+        message: `body.display_name ${surrogate("dc00")}`,
+      },
+      {
+        method: "POST",
+        path: "/v1/functions",
+        body: { function: { strategy: "conduit.\udbff", data: "1" } },
+        message: `body.function.strategy ${surrogate("dbff")}`,
+      },
+      {
+        method: "POST",
+        path: submitPath,
+        body: submit({ user_runtime: { hostname: "\udfff" } }),
+        message: `body.user_runtime.hostname ${surrogate("dfff")}`,
+      },
+      {
+        method: "POST",
+        path: submitPath,
+        body: submit({ user_endpoint_config: { "\ud83d": true } }),
+        message: `body.user_endpoint_config has a key ("\\ud83d") that ${surrogate("d83d").replace("remove it", "rename it")}`,
+      },
+      {
+        method: "POST",
+        path: "/v1/admin/identities",
+        body: { username: "mallory@example.org", name: "\ud800" },
+        message: `body.name ${surrogate("d800")}`,
+      },
+      // JSON nested thousands deep
+      {
+        method: "POST",
+        path: "/v1/endpoints",
+        raw: `{"name":"ep","metadata":${deep(5_000)}}`,
+        message: `body.metadata.a.a.a.a.a… ${nested}`,
+      },
+      {
+        method: "POST",
+        path: submitPath,
+        raw: JSON.stringify(submit({ user_endpoint_config: "DEEP" })).replace('"DEEP"', deep(3_000)),
+        message: `body.user_endpoint_config.a.a.a.a.a… ${nested}`,
+      },
+      {
+        method: "POST",
+        path: submitPath,
+        raw: JSON.stringify(submit({ resource_specification: "DEEP" })).replace('"DEEP"', deep(100)),
+        message: `body.resource_specification.a.a.a.a.a… ${nested}`,
+      },
+      {
+        method: "POST",
+        path: "/v1/functions",
+        raw: `{"function":{"strategy":"x","data":"1"},"name":${"[".repeat(2_000)}${"]".repeat(2_000)}}`,
+        message: `body.name[0][0][0][0][0]… ${nested}`,
+      },
+    ];
+    for (const c of cases) {
+      const r = await call(c.method, c.path, { body: c.body, raw: c.raw });
+      const what = `${c.method} ${c.path} ${c.raw?.slice(0, 80) ?? JSON.stringify(c.body ?? null).slice(0, 200)}`;
+      expect(r.status, what).toBe(400);
+      expect(expectError(r, 400, "INVALID_TEXT").message, what).toBe(`Invalid request: ${c.message}`);
+    }
+    // Nothing was stored, and the service still serves.
+    expect(await service.store.getTasks(taskIds)).toEqual([]);
+    expect(await service.store.findIdentityByUsername("mallory@example.org")).toBeUndefined();
+    expect((await call<unknown[]>("GET", "/v1/endpoints")).body).toHaveLength(endpoints);
+    expect((await call("GET", "/healthz")).status).toBe(200);
+  });
+
+  it("accepts JSON nested 64 levels deep, and paired surrogates and other control characters", async () => {
+    // The body is level 1 and the outermost object of metadata level 2: 63 nested objects end at level 64.
+    const r = await call("POST", "/v1/endpoints", {
+      raw: `{"name":"ep \\ud83d\\ude00\\u0001","metadata":${deep(63)}}`,
+    });
+    expect(r.status).toBe(200);
+    const endpoint = await service.store.getEndpoint((r.body as { endpoint_id: string }).endpoint_id);
+    expect(endpoint?.name).toBe("ep \ud83d\ude00\u0001");
+    const tooDeep = await call("POST", "/v1/endpoints", { raw: `{"name":"ep","metadata":${deep(64)}}` });
+    expect(expectError(tooDeep, 400, "INVALID_TEXT").message).toMatch(/nested more than 64 levels deep/);
   });
 
   it("tells who the token belongs to", async () => {
@@ -610,6 +766,34 @@ describe.each(backends)("API on $name", (backend) => {
         ),
       ),
     ).toBe(1);
+  });
+
+  it("answers batch_status for up to MAX_BATCH_STATUS_IDS ids, and 413 naming the cap for more", async () => {
+    const endpointId = await registerEndpoint();
+    const body = submitBody(await registerFunction());
+    expect((await call("POST", `/v1/endpoints/${endpointId}/submit`, { body })).status).toBe(200);
+    const known = body.tasks[0].task_id;
+    const ids = [known, ...Array.from({ length: MAX_BATCH_STATUS_IDS - 1 }, () => randomUUID())];
+    const atCap = await call<{ tasks: Record<string, unknown> }>("POST", "/v1/tasks/batch_status", {
+      body: { task_ids: ids },
+    });
+    expect(atCap.status).toBe(200);
+    expect(Object.keys(atCap.body.tasks)).toEqual([known]);
+    // 20,000 ids fit under this service's request limit (MAX_REQUEST_BYTES).
+    for (const n of [MAX_BATCH_STATUS_IDS + 1, 20_000]) {
+      const over = await call("POST", "/v1/tasks/batch_status", {
+        body: { task_ids: [...ids, ...Array.from({ length: n - ids.length }, () => randomUUID())] },
+      });
+      expect(expectError(over, 413, "BATCH_TOO_LARGE").message).toBe(
+        `batch_status takes at most ${MAX_BATCH_STATUS_IDS} task ids per request, not ${n}; ask for them in requests of ${MAX_BATCH_STATUS_IDS} or fewer (the SDK's Client.getBatchStatus does).`,
+      );
+    }
+    // Ids that are not even UUIDs: the cap is checked first, the ids after.
+    const junk = await call("POST", "/v1/tasks/batch_status", {
+      body: { task_ids: Array.from({ length: MAX_BATCH_STATUS_IDS + 1 }, () => "x") },
+    });
+    expectError(junk, 413, "BATCH_TOO_LARGE");
+    expect((await call("GET", "/healthz")).status).toBe(200);
   });
 
   it("reports an endpoint online while it sends heartbeats, offline after period 0", async () => {

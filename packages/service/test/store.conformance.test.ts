@@ -167,6 +167,32 @@ describe.each(backends)("Store on $name", (backend) => {
     expect(await store.tokenLastUsed(token)).toBeInstanceOf(Date);
   });
 
+  it("keeps a token's expiry: an expired token is found but not its identity, and the admin's list shows each", async () => {
+    const carol = await store.createIdentity(`carol-${randomUUID()}@example.org`);
+    // Whole milliseconds: timestamptz keeps microseconds, so they come back exactly.
+    const later = new Date(Math.floor(Date.now() / 1000) * 1000 + 90 * 86_400_000);
+    const past = new Date(Math.floor(Date.now() / 1000) * 1000 - 1_000);
+    const forever = await store.createToken(carol.id);
+    const lasting = await store.createToken(carol.id, later);
+    const expired = await store.createToken(carol.id, past);
+    expect(await store.lookupToken(forever)).toEqual({ identity: carol, expiresAt: null });
+    expect(await store.lookupToken(lasting)).toEqual({ identity: carol, expiresAt: later });
+    expect(await store.lookupToken(expired)).toEqual({ identity: carol, expiresAt: past });
+    expect(await store.lookupToken(`${expired}x`)).toBeUndefined();
+    expect((await store.identityForToken(lasting))?.id).toBe(carol.id);
+    expect(await store.identityForToken(expired)).toBeUndefined();
+    const listed = (await store.listTokens()).filter((t) => t.identityId === carol.id);
+    expect(listed.map((t) => t.expiresAt).sort((a, b) => (a?.getTime() ?? 0) - (b?.getTime() ?? 0))).toEqual([
+      null,
+      past,
+      later,
+    ]);
+    for (const t of listed) {
+      expect(t.createdAt).toBeInstanceOf(Date);
+      expect(t.lastUsedAt).toBeNull();
+    }
+  });
+
   it("registers, re-registers and refuses another owner's endpoint id", async () => {
     const owner = await store.createIdentity(`ep-owner-${randomUUID()}@example.org`);
     const other = await store.createIdentity(`ep-other-${randomUUID()}@example.org`);

@@ -89,7 +89,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Every identity, by username (admin only). */
+    /** Every identity, by username, with when each of its API tokens expires (admin only). */
     get: {
       parameters: {
         query?: never;
@@ -123,7 +123,28 @@ export interface paths {
             [name: string]: unknown;
           };
           content: {
-            "application/json": components["schemas"]["IdentityInfo"][];
+            "application/json": {
+              email?: string;
+              /** Format: uuid */
+              id: string;
+              identity_provider?: string;
+              name?: string;
+              organization?: string;
+              /** @description Its API tokens, oldest first (expired ones too, until revoked). */
+              tokens: {
+                /** Format: date-time */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description Null: it never expires.
+                 */
+                expires_at: string | null;
+                /** Format: date-time */
+                last_used_at: string | null;
+              }[];
+              /** @example alice@example.org */
+              username: string;
+            }[];
           };
         };
       };
@@ -144,6 +165,8 @@ export interface paths {
             identity_provider?: string;
             name?: string;
             organization?: string;
+            /** @description The new token stops working this many seconds from now; without it, it never expires. */
+            token_expires_in_seconds?: number;
             /** @example alice@example.org */
             username: string;
           };
@@ -178,6 +201,11 @@ export interface paths {
               identity: components["schemas"]["IdentityInfo"];
               /** @description A new API token; it is shown only in this answer. */
               token: string;
+              /**
+               * Format: date-time
+               * @description When the token stops working; null: never.
+               */
+              token_expires_at: string | null;
             };
           };
         };
@@ -267,6 +295,8 @@ export interface paths {
     post: {
       parameters: {
         query?: {
+          /** @description The new token stops working this many seconds from now; without it, it never expires. */
+          expires_in_seconds?: number;
           revoke_others?: boolean;
         };
         header?: never;
@@ -308,6 +338,11 @@ export interface paths {
               revoked: number;
               /** @description A new API token; it is shown only in this answer. */
               token: string;
+              /**
+               * Format: date-time
+               * @description When the token stops working; null: never.
+               */
+              token_expires_at: string | null;
             };
           };
         };

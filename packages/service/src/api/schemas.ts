@@ -5,6 +5,8 @@
  * by `$id` and appear under `components.schemas`.
  */
 
+import { MAX_BATCH_STATUS_IDS } from "@conduit/protocol";
+
 const uuid = { type: "string", format: "uuid" } as const;
 const dateTimeOrNull = { type: ["string", "null"], format: "date-time" } as const;
 const jsonObject = { type: "object", additionalProperties: true } as const;
@@ -14,6 +16,15 @@ const amqpInfo = {
   type: "object",
   required: ["url", "serviceUser"],
   properties: { url: { type: "string" }, serviceUser: { type: "string" } },
+} as const;
+
+const identityInfoProperties = {
+  id: uuid,
+  username: { type: "string", examples: ["alice@example.org"] },
+  name: { type: "string" },
+  email: { type: "string" },
+  organization: { type: "string" },
+  identity_provider: { type: "string" },
 } as const;
 
 /** Shapes referenced as `{ $ref: "<Name>#" }`. */
@@ -53,19 +64,7 @@ export const sharedSchemas = [
       message: { type: "string" },
     },
   },
-  {
-    $id: "IdentityInfo",
-    type: "object",
-    required: ["id", "username"],
-    properties: {
-      id: uuid,
-      username: { type: "string", examples: ["alice@example.org"] },
-      name: { type: "string" },
-      email: { type: "string" },
-      organization: { type: "string" },
-      identity_provider: { type: "string" },
-    },
-  },
+  { $id: "IdentityInfo", type: "object", required: ["id", "username"], properties: identityInfoProperties },
   {
     $id: "EndpointInfo",
     type: "object",
@@ -280,7 +279,8 @@ export const batchStatusSchema = {
   body: {
     type: "object",
     required: ["task_ids"],
-    properties: { task_ids: { type: "array", items: uuid } },
+    // More ids are answered 413 before validation (task-routes.ts); the cap is here for clients to read.
+    properties: { task_ids: { type: "array", maxItems: MAX_BATCH_STATUS_IDS, items: uuid } },
   },
   response: {
     200: {
@@ -414,17 +414,51 @@ const usernameParams = {
 
 const identityWithToken = {
   type: "object",
-  required: ["identity", "token"],
+  required: ["identity", "token", "token_expires_at"],
   properties: {
     identity: { $ref: "IdentityInfo#" },
     token: { type: "string", description: "A new API token; it is shown only in this answer." },
+    token_expires_at: { ...dateTimeOrNull, description: "When the token stops working; null: never." },
   },
 } as const;
 
+/** What `--expires` accepts (service-options.ts parseDuration): at most 3650 days. */
+const expiresInSeconds = {
+  type: "integer",
+  minimum: 1,
+  maximum: 3650 * 86_400,
+  description: "The new token stops working this many seconds from now; without it, it never expires.",
+} as const;
+
 export const listIdentitiesSchema = {
-  summary: "Every identity, by username (admin only).",
+  summary: "Every identity, by username, with when each of its API tokens expires (admin only).",
   tags: ["admin"],
-  response: { 200: { type: "array", items: { $ref: "IdentityInfo#" } }, ...errors },
+  response: {
+    200: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["id", "username", "tokens"],
+        properties: {
+          ...identityInfoProperties,
+          tokens: {
+            type: "array",
+            description: "Its API tokens, oldest first (expired ones too, until revoked).",
+            items: {
+              type: "object",
+              required: ["created_at", "expires_at", "last_used_at"],
+              properties: {
+                created_at: { type: "string", format: "date-time" },
+                expires_at: { ...dateTimeOrNull, description: "Null: it never expires." },
+                last_used_at: dateTimeOrNull,
+              },
+            },
+          },
+        },
+      },
+    },
+    ...errors,
+  },
 } as const;
 
 export const createIdentitySchema = {
@@ -439,6 +473,7 @@ export const createIdentitySchema = {
       email: { type: "string", maxLength: 1024 },
       organization: { type: "string", maxLength: 1024 },
       identity_provider: { type: "string", maxLength: 1024 },
+      token_expires_in_seconds: expiresInSeconds,
     },
   },
   response: { 201: identityWithToken, ...errors },
@@ -450,7 +485,7 @@ export const issueTokenSchema = {
   params: usernameParams,
   querystring: {
     type: "object",
-    properties: { revoke_others: { type: "boolean", default: false } },
+    properties: { revoke_others: { type: "boolean", default: false }, expires_in_seconds: expiresInSeconds },
   },
   response: {
     200: {

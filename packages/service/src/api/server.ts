@@ -9,6 +9,7 @@ import type { Authenticator } from "../auth/authenticator.js";
 import { ServiceError } from "../errors.js";
 import type { ApiContext } from "./api-context.js";
 import { clientErrorReply, toApiError } from "./error-reply.js";
+import { checkRequestText } from "./hostile-input.js";
 import { adminRoutes } from "./routes/admin-routes.js";
 import { endpointRoutes } from "./routes/endpoint-routes.js";
 import { functionRoutes } from "./routes/function-routes.js";
@@ -88,6 +89,10 @@ export function installRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
   app.addHook("onRequest", async (request) => {
     if (request.routeOptions.config?.public) return;
     request.identity = await authenticator.identify(request.headers.authorization);
+  });
+  // After parsing, before the schemas and any SQL: on every route, text no store can hold is a 400.
+  app.addHook("preValidation", async (request) => {
+    checkRequestText({ params: request.params, querystring: request.query, body: request.body });
   });
   for (const routes of [
     serviceRoutes,

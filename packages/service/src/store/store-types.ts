@@ -15,6 +15,26 @@ export interface Identity {
   createdAt: Date;
 }
 
+/** What a token stands for: its identity, and when it stops working (null: never). */
+export interface TokenIdentity {
+  identity: Identity;
+  expiresAt: Date | null;
+}
+
+/** One API token as the admin sees it (its value is never stored, so never shown). */
+export interface TokenRecord {
+  identityId: string;
+  createdAt: Date;
+  /** Null: it never expires. */
+  expiresAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+/** Whether a token with this expiry no longer works at `now`. */
+export function tokenHasExpired(expiresAt: Date | null, now = Date.now()): boolean {
+  return expiresAt !== null && expiresAt.getTime() <= now;
+}
+
 export interface IdentityFields {
   name?: string | null;
   email?: string | null;

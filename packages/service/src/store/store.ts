@@ -27,8 +27,11 @@ import type {
   TaskBatch,
   TaskRecord,
   TaskResultInput,
+  TokenIdentity,
+  TokenRecord,
   UepRecord,
 } from "./store-types.js";
+import { tokenHasExpired } from "./store-types.js";
 
 /** The ids whose broker accounts act for an identity (see {@link Store.identityHoldings}). */
 export interface IdentityBrokerIds {
@@ -175,25 +178,50 @@ export class Store {
     return rows[0];
   }
 
-  /** Creates a new token for the identity and returns it; only its hash is stored. */
-  async createToken(identityId: string): Promise<string> {
+  /**
+   * Creates a new token for the identity and returns it; only its hash is
+   * stored. With `expiresAt`, it stops working then (null: never).
+   */
+  async createToken(identityId: string, expiresAt: Date | null = null): Promise<string> {
     const token = generateToken();
-    await this.sql.query("INSERT INTO api_tokens (token_sha256, identity_id) VALUES ($1, $2::uuid)", [
-      hashToken(token),
-      identityId,
-    ]);
+    await this.sql.query(
+      "INSERT INTO api_tokens (token_sha256, identity_id, expires_at) VALUES ($1, $2::uuid, $3::timestamptz)",
+      [hashToken(token), identityId, expiresAt?.toISOString() ?? null],
+    );
     return token;
   }
 
-  /** The identity a token belongs to, or undefined for an unknown token. */
+  /** The identity a token belongs to, or undefined for an unknown or expired token. */
   async identityForToken(token: string): Promise<Identity | undefined> {
-    const { rows } = await this.sql.query<IdentityRow>(
-      `SELECT i.id, i.username, i.name, i.email, i.organization, i.identity_provider, i.created_at
+    const found = await this.lookupToken(token);
+    return found && !tokenHasExpired(found.expiresAt) ? found.identity : undefined;
+  }
+
+  /** The identity and expiry of a token, expired or not; undefined for an unknown token. */
+  async lookupToken(token: string): Promise<TokenIdentity | undefined> {
+    const { rows } = await this.sql.query<IdentityRow & { expires_at: Date | null }>(
+      `SELECT i.id, i.username, i.name, i.email, i.organization, i.identity_provider, i.created_at, t.expires_at
        FROM api_tokens t JOIN identities i ON i.id = t.identity_id
        WHERE t.token_sha256 = $1`,
       [hashToken(token)],
     );
-    return rows[0] && toIdentity(rows[0]);
+    return rows[0] && { identity: toIdentity(rows[0]), expiresAt: rows[0].expires_at };
+  }
+
+  /** Every identity's tokens (expired ones too), oldest first. */
+  async listTokens(): Promise<TokenRecord[]> {
+    const { rows } = await this.sql.query<{
+      identity_id: string;
+      created_at: Date;
+      expires_at: Date | null;
+      last_used_at: Date | null;
+    }>("SELECT identity_id, created_at, expires_at, last_used_at FROM api_tokens ORDER BY created_at, token_sha256");
+    return rows.map((r) => ({
+      identityId: r.identity_id,
+      createdAt: r.created_at,
+      expiresAt: r.expires_at,
+      lastUsedAt: r.last_used_at,
+    }));
   }
 
   /** Records that a token was used (callers debounce this; it is not on every request). */

@@ -3,9 +3,9 @@
  * list, new tokens, remove. `conduit-service user …` calls these through
  * admin-client.ts. Anyone else gets 403 before the body is even read.
  */
-import type { IdentityInfo } from "@conduit/protocol";
 import type { FastifyRequest } from "fastify";
 import type {
+  AdminIdentityInfo,
   CreateIdentityRequest,
   CreateIdentityResponse,
   IssueTokenResponse,
@@ -22,7 +22,7 @@ import {
   sharedAccountOneIdentity,
 } from "../../errors.js";
 import type { Store } from "../../store/store.js";
-import type { Identity } from "../../store/store-types.js";
+import type { Identity, TokenRecord } from "../../store/store-types.js";
 import { identityInfo } from "../../tasks/task-submitter.js";
 import type { RouteRegistrar } from "../api-context.js";
 import { createIdentitySchema, issueTokenSchema, listIdentitiesSchema, removeIdentitySchema } from "../schemas.js";
@@ -38,11 +38,32 @@ async function existingIdentity(store: Store, username: string): Promise<Identit
   return identity;
 }
 
+/** When a token made now with this lifetime expires (null: never). */
+function expiryIn(seconds: number | undefined): Date | null {
+  return seconds === undefined ? null : new Date(Date.now() + seconds * 1000);
+}
+
 export const adminRoutes: RouteRegistrar = (app, ctx) => {
   app.get(
     "/v1/admin/identities",
     { schema: listIdentitiesSchema, onRequest: requireAdmin },
-    async (): Promise<IdentityInfo[]> => (await ctx.store.listIdentities()).map(identityInfo),
+    async (): Promise<AdminIdentityInfo[]> => {
+      const [identities, tokens] = await Promise.all([ctx.store.listIdentities(), ctx.store.listTokens()]);
+      const byIdentity = new Map<string, TokenRecord[]>();
+      for (const token of tokens) {
+        const list = byIdentity.get(token.identityId);
+        if (list) list.push(token);
+        else byIdentity.set(token.identityId, [token]);
+      }
+      return identities.map((identity) => ({
+        ...identityInfo(identity),
+        tokens: (byIdentity.get(identity.id) ?? []).map((t) => ({
+          created_at: t.createdAt.toISOString(),
+          expires_at: t.expiresAt?.toISOString() ?? null,
+          last_used_at: t.lastUsedAt?.toISOString() ?? null,
+        })),
+      }));
+    },
   );
 
   app.post<{ Body: CreateIdentityRequest }>(
@@ -51,7 +72,7 @@ export const adminRoutes: RouteRegistrar = (app, ctx) => {
     async (request, reply): Promise<CreateIdentityResponse> => {
       // With one shared broker account, a second identity could read and forge everything the first does.
       if (!ctx.brokerAccounts) throw sharedAccountOneIdentity();
-      const { username, name, email, organization, identity_provider } = request.body;
+      const { username, name, email, organization, identity_provider, token_expires_in_seconds } = request.body;
       const identity = await ctx.store.insertIdentity(checkUsername(username), {
         name,
         email,
@@ -59,20 +80,22 @@ export const adminRoutes: RouteRegistrar = (app, ctx) => {
         identityProvider: identity_provider,
       });
       if (!identity) throw identityExists(username);
-      const token = await ctx.store.createToken(identity.id);
+      const expiresAt = expiryIn(token_expires_in_seconds);
+      const token = await ctx.store.createToken(identity.id, expiresAt);
       reply.code(201);
-      return { identity: identityInfo(identity), token };
+      return { identity: identityInfo(identity), token, token_expires_at: expiresAt?.toISOString() ?? null };
     },
   );
 
-  app.post<{ Params: { username: string }; Querystring: { revoke_others: boolean } }>(
+  app.post<{ Params: { username: string }; Querystring: { revoke_others: boolean; expires_in_seconds?: number } }>(
     "/v1/admin/identities/:username/tokens",
     { schema: issueTokenSchema, onRequest: requireAdmin },
     async (request): Promise<IssueTokenResponse> => {
       const identity = await existingIdentity(ctx.store, request.params.username);
-      const token = await ctx.store.createToken(identity.id);
+      const expiresAt = expiryIn(request.query.expires_in_seconds);
+      const token = await ctx.store.createToken(identity.id, expiresAt);
       const revoked = request.query.revoke_others ? await ctx.store.revokeTokensExcept(identity.id, token) : 0;
-      return { identity: identityInfo(identity), token, revoked };
+      return { identity: identityInfo(identity), token, token_expires_at: expiresAt?.toISOString() ?? null, revoked };
     },
   );
 
