@@ -239,4 +239,29 @@ describe("MEP start_uep commands", () => {
     expect(readLog(log)).not.toContain("starting it again");
     expect((await runCli(["stop", "broken"], env)).code).toBe(0);
   });
+
+  it("fails, with the UEP's reason, the tasks a UEP that could not start left in its queue", async () => {
+    const missing = `/nonexistent/${randomUUID()}/template.yaml.j2`;
+    const { log, mep, env } = await runningEndpoint("unreachable", `user_config_template_path: ${missing}\n`);
+    const results = await tapResults(mep.endpointId);
+    // A broker account that does not exist: the UEP cannot fail its tasks itself (as when the service deleted it).
+    const badUrl = new URL(service.amqpUrl);
+    badUrl.username = `nobody-${randomUUID()}`;
+    badUrl.password = "wrong";
+    const cmd = command(mep, { amqpUrl: badUrl.toString() });
+    const taskIds = await queueTasks(cmd, 2);
+    await send(cmd, mep.endpointId);
+
+    await expect.poll(() => results.length, { timeout: 60_000, interval: 200 }).toBe(2);
+    expect(results.map((r) => r.taskId).sort()).toEqual([...taskIds].sort());
+    for (const r of results) {
+      expect(r).toMatchObject({ state: "failed", uepId: cmd.uepId, error: { code: "UEP_START_FAILED" } });
+      expect(r.error?.message).toContain(`cannot read its user config template ${missing} (ENOENT)`);
+    }
+    expect(readLog(log)).toContain(
+      `User endpoint ${cmd.uepName} could not start and left 2 task(s) in its queue; failing them`,
+    );
+    expect(count(readLog(log), "Creating new user endpoint")).toBe(1);
+    expect((await runCli(["stop", "unreachable"], env)).code).toBe(0);
+  });
 });

@@ -4,6 +4,8 @@
  * UEP that died with tasks still queued (bounded), heartbeats to the service,
  * and on shutdown stops every UEP before it says goodbye.
  */
+
+import { dirname } from "node:path";
 import {
   type BrokerLink,
   type ConfirmChannel,
@@ -31,6 +33,7 @@ import type { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { type LocalUser, lookupLocalUser } from "../identity-mapping/local-user.js";
 import type { Logger } from "../logging.js";
 import { type MappedIdentity, UEP_EXIT } from "../user-endpoint/bootstrap-types.js";
+import { readStartFailure } from "../user-endpoint/start-failure.js";
 import type { EndpointPaths } from "./endpoint-dir.js";
 import { sleep } from "./processes.js";
 import { buildBootstrap } from "./uep-bootstrap.js";
@@ -345,6 +348,7 @@ export class ManagerEndpoint {
         `User endpoint ${proc.name} could not start; not restarting it (it failed its tasks with the reason)`,
       );
       this.forget(entry);
+      await this.failLeftAfterStartFailure(entry, proc);
       return;
     }
 
@@ -375,6 +379,23 @@ export class ManagerEndpoint {
       `User endpoint ${proc.name} stopped (${how}) with ${waiting} task(s) in its queue; starting it again`,
     );
     this.launch(entry.command, entry.restarts, entry.user);
+  }
+
+  /**
+   * A UEP that could not start fails the tasks it finds; those it could not
+   * reach (it lost the broker, or they came after its drain) are failed here,
+   * with the reason it left (see start-failure.ts).
+   */
+  private async failLeftAfterStartFailure(entry: UepEntry, proc: UepProcess): Promise<void> {
+    if (this.ueps.get(proc.name)?.process?.running) return;
+    const waiting = await this.queuedTasks(entry.command);
+    if (!waiting || this.stopping || this.ueps.get(proc.name)?.process?.running) return;
+    const uid = entry.user?.uid ?? process.getuid?.() ?? -1;
+    const reason =
+      readStartFailure(dirname(proc.logFile), uid) ??
+      `The user endpoint could not start and left no reason; its log is ${proc.logFile} on the endpoint host.`;
+    this.log.warn(`User endpoint ${proc.name} could not start and left ${waiting} task(s) in its queue; failing them`);
+    await this.failQueuedTasks(entry.command, { code: "UEP_START_FAILED", name: "UepStartError", message: reason });
   }
 
   /** Drops a stopped UEP's entry (unless a newer command replaced or restarted it meanwhile). */
