@@ -15,6 +15,7 @@ import {
   type Options,
   secondsField,
   stringField,
+  WORKER_LIMIT_FIELDS,
 } from "./option-fields.js";
 
 /** How blocks follow the load. */
@@ -75,6 +76,7 @@ export const HIGH_THROUGHPUT_FIELDS = {
   result_size_limit: integerField({ min: 1, fallback: 10_000_000 }),
   /** Where `conduit.BundledCode` externals resolve from (`<modules_dir>/node_modules`). @default "$CONDUIT_USER_DIR/modules" (~/.conduit/modules) */
   modules_dir: stringField(undefined),
+  ...WORKER_LIMIT_FIELDS,
   encrypted: booleanField(undefined),
   label: stringField(undefined),
   container_type: stringField(undefined),

@@ -145,6 +145,31 @@ export function mappingField<F extends Fields>(owner: string, fields: F): Field<
   };
 }
 
+/**
+ * Limits of each worker of a process-based engine (ProcessPoolEngine,
+ * HighThroughputEngine); see worker/worker-limits.ts. 0, absent or null: no limit.
+ */
+export const WORKER_LIMIT_FIELDS = {
+  /** Each worker's JavaScript heap in MiB (V8's `--max-old-space-size`); where the UEP has a cgroup, also the memory of the worker and what it starts, plus 256 MiB. @default no limit (V8's own) */
+  max_memory_per_worker: integerField({ min: 16, fallback: 0 }),
+  /** Open files of each worker and of every process its tasks start (RLIMIT_NOFILE, soft and hard). @default the endpoint's own limit */
+  max_open_files_per_worker: integerField({ min: 16, fallback: 0 }),
+  /** Processes of the endpoint's local user, counted by the kernel across the host (RLIMIT_NPROC), as seen by workers and what they start. @default the endpoint's own limit */
+  max_user_processes: integerField({ min: 1, fallback: 0 }),
+};
+
+/**
+ * Refuses, with its own sentence, a key this owner does not take but a
+ * sibling does (clearer than "not a valid option"); run before parseOptions.
+ */
+export function refuseKeys(raw: unknown, path: string, keys: readonly string[], reason: string): void {
+  if (typeof raw !== "object" || raw === null) return;
+  for (const key of keys) {
+    const value = (raw as Record<string, unknown>)[key];
+    if (value !== undefined && value !== null) throw new ConfigError(`${path}.${key} ${reason}`);
+  }
+}
+
 function invalid(path: string, expected: string, value: unknown): never {
   throw new ConfigError(`${path} must be ${expected} (got ${show(value)}).`);
 }

@@ -10,7 +10,7 @@ import { workerEntryPath } from "../worker/worker-entry.js";
 import type { SpawnWorker } from "../worker/worker-pool.js";
 import { decodeFromWorker, type ToWorker } from "../worker/worker-protocol.js";
 import type { EngineContext } from "./engine-types.js";
-import { integerField, type Options, parseOptions } from "./option-fields.js";
+import { integerField, type Options, parseOptions, refuseKeys, WORKER_LIMIT_FIELDS } from "./option-fields.js";
 import { POOL_ENGINE_FIELDS, PoolEngine } from "./pool-engine.js";
 
 export const THREAD_POOL_FIELDS = {
@@ -30,6 +30,13 @@ export class ThreadPoolEngine extends PoolEngine {
 
   /** Checks the `engine:` options (without `type`) and builds the engine. */
   static parse(raw: Record<string, unknown>, path = "engine"): ThreadPoolEngine {
+    // Threads share the UEP's process: no per-worker heap, rlimit or cgroup is possible.
+    refuseKeys(
+      raw,
+      path,
+      Object.keys(WORKER_LIMIT_FIELDS),
+      "does not apply to the ThreadPoolEngine, whose workers are threads of the user endpoint process; use a ProcessPoolEngine or HighThroughputEngine to limit workers.",
+    );
     return new ThreadPoolEngine(parseOptions(raw, path, "ThreadPoolEngine", THREAD_POOL_FIELDS));
   }
 

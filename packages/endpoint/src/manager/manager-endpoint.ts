@@ -34,6 +34,7 @@ import { type LocalUser, lookupLocalUser } from "../identity-mapping/local-user.
 import type { Logger } from "../logging.js";
 import { type MappedIdentity, UEP_EXIT } from "../user-endpoint/bootstrap-types.js";
 import { readStartFailure } from "../user-endpoint/start-failure.js";
+import { UepCgroups } from "./cgroups.js";
 import type { EndpointPaths } from "./endpoint-dir.js";
 import { sleep } from "./processes.js";
 import { buildBootstrap } from "./uep-bootstrap.js";
@@ -92,6 +93,10 @@ export class ManagerEndpoint {
   private readonly mapping = new Set<string>();
   private stopping = false;
   private readonly log: Logger;
+  /** A root MEP's cgroups, one per UEP (undefined when this MEP cannot make them). */
+  private cgroups: UepCgroups | undefined;
+  /** UEPs whose leftover processes are being ended; shutdown waits for them. */
+  private readonly endingTrees = new Set<Promise<void>>();
 
   constructor(private readonly options: ManagerEndpointOptions) {
     this.log = options.log;
@@ -100,6 +105,7 @@ export class ManagerEndpoint {
   /** Connects, consumes the command queue and starts heartbeating. */
   async start(): Promise<void> {
     const { name, amqpUrl, config } = this.options;
+    this.cgroups = UepCgroups.detect(this.options.endpointId, this.log);
     this.broker = await connectBroker(amqpUrl, {
       name: `MEP ${name}`,
       // Fail `start` fast when RabbitMQ is not there; once running, reconnect forever.
@@ -315,7 +321,13 @@ export class ManagerEndpoint {
     try {
       const mapped: MappedIdentity | null = user ? { local: user, conduit: { id: command.identity.id } } : null;
       const bootstrap = buildBootstrap(this.options, command, mapped);
-      proc = UepProcess.spawn({ bootstrap, userDir, env: bootstrap.userEnvironment, runAs: user });
+      proc = UepProcess.spawn({
+        bootstrap,
+        userDir,
+        env: bootstrap.userEnvironment,
+        runAs: user,
+        cgroups: this.cgroups,
+      });
     } catch (err) {
       this.log.error(`Unable to start user endpoint process for ${localUser} ${describe}: ${(err as Error).message}`);
       void this.failQueuedTasks(command, {
@@ -336,6 +348,12 @@ export class ManagerEndpoint {
   }
 
   private async onUepExit(entry: UepEntry, proc: UepProcess, exit: UepExit): Promise<void> {
+    // First, before anything can start this UEP again: what it left (setsid'd task processes) ends with it.
+    const ending = proc
+      .endTree()
+      .catch((err: Error) => this.log.warn(`Could not end what ${proc.name} left: ${err.message}`));
+    this.endingTrees.add(ending);
+    void ending.finally(() => this.endingTrees.delete(ending));
     const describe = UepProcess.describe(entry.user?.uname ?? this.options.localUser, proc.name);
     if (exit.signal) this.log.warn(`Command terminated by signal: ${exit.signal} (${proc.pid}) ${describe}`);
     else if (exit.code === 0) this.log.info(`Command stopped normally (${proc.pid}) ${describe}`);
@@ -537,6 +555,8 @@ export class ManagerEndpoint {
       p.kill();
     }
     await withTimeout(allExited, 2_000).catch(() => undefined);
+    await withTimeout(Promise.all(this.endingTrees), 5_000).catch(() => undefined);
+    this.cgroups?.close();
     await withTimeout(this.publishHeartbeat(0), 5_000).catch((err: Error) =>
       this.log.warn(`Could not send the final heartbeat: ${err.message}`),
     );
