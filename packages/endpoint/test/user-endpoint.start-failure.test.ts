@@ -39,7 +39,9 @@ const cases: Array<{ name: string; start: StartOptions; reason: RegExp }> = [
   },
   {
     name: "a worker limit above the endpoint's hard limit",
-    start: { template: "engine:\n  type: ProcessPoolEngine\n  max_workers: 1\n  max_open_files_per_worker: 2000000000\n" },
+    start: {
+      template: "engine:\n  type: ProcessPoolEngine\n  max_workers: 1\n  max_open_files_per_worker: 2000000000\n",
+    },
     reason:
       /^engine\.max_open_files_per_worker is 2000000000, above this endpoint's hard limit of \d+ open files \(ulimit -Hn\); lower it, or raise the hard limit of the endpoint manager\.$/,
   },
