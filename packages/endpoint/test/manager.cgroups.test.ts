@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Logger } from "../src/engines/engine-types.js";
-import { UepCgroups } from "../src/manager/cgroups.js";
+import { type UepCgroup, UepCgroups } from "../src/manager/cgroups.js";
 import { UEP_CGROUP_ENV } from "../src/worker/worker-cgroups.js";
 import { alive, type EngineAsUser, engineAsUser } from "./engines.as-user.helpers.js";
 import { createUser, installedCli, type LocalTestUser, removeUsersAndGroups } from "./multi-user.helpers.js";
@@ -34,12 +34,15 @@ describe.skipIf(!isRoot)("a root MEP's cgroups", () => {
   let user: LocalTestUser;
   let cli: string;
   const engines: EngineAsUser[] = [];
+  /** Ended after each test whatever happened, so that a failed test leaves no sleeper behind. */
+  const ended: UepCgroup[] = [];
   beforeAll(() => {
     user = createUser();
     cli = installedCli();
   }, 300_000);
   afterEach(async () => {
     for (const e of engines.splice(0)) await e.close();
+    for (const c of ended.splice(0)) await c.end();
   });
   afterAll(() => removeUsersAndGroups());
 
@@ -66,6 +69,7 @@ describe.skipIf(!isRoot)("a root MEP's cgroups", () => {
       { stdio: ["pipe", "pipe", "inherit"] },
     );
     cgroup.enter(child.pid!);
+    ended.push(cgroup);
     child.stdin!.write("go\n");
     const orphan = await new Promise<number>((resolve) =>
       child.stdout!.once("data", (d: Buffer) => resolve(Number(d))),
@@ -91,6 +95,7 @@ describe.skipIf(!isRoot)("a root MEP's cgroups", () => {
     if (!cgroup.memoryDir?.startsWith("/sys/fs/cgroup/memory/")) {
       ctx.skip("per-worker memory cgroups need the cgroup v1 memory hierarchy, which this host lacks");
     }
+    ended.push(cgroup);
     const engine = engineAsUser(
       cli,
       user,

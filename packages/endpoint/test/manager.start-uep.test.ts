@@ -38,6 +38,7 @@ import {
   type TestService,
   tempUserDir,
 } from "./cli.helpers.js";
+import { alive } from "./engines.as-user.helpers.js";
 
 let service: TestService;
 let broker: BrokerLink;
@@ -174,6 +175,26 @@ describe("MEP start_uep commands", () => {
       ),
     );
     expect(existsSync(join(dir, "ueps.json"))).toBe(false);
+  });
+
+  it("ends a stopped UEP's whole process tree, setsid'd processes included", async () => {
+    const { dir, userDir, log, mep, env } = await runningEndpoint("tree");
+    const pidFile = join(userDir, "daemon.pid");
+    // endpoint_setup starts a daemon in a session of its own: outside the UEP's process group.
+    writeFileSync(
+      join(dir, "user_config_template.yaml.j2"),
+      `endpoint_setup: "setsid sleep 300 >/dev/null 2>&1 < /dev/null & echo $! > ${pidFile}"\nengine:\n  type: ThreadPoolEngine\n  max_workers: 1\nidle_heartbeats_soft: 0\n`,
+    );
+    const cmd = command(mep);
+    await send(cmd, mep.endpointId);
+    await expect
+      .poll(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "", { timeout: 15_000 })
+      .toBe(true);
+    const daemon = Number(readFileSync(pidFile, "utf8"));
+    expect(pidAlive(daemon)).toBe(true);
+    expect(readLog(log)).toMatch(/User endpoints run without a cgroup|Each user endpoint runs in a cgroup of its own/);
+    expect((await runCli(["stop", "tree"], env)).code).toBe(0);
+    await expect.poll(() => alive(daemon), { timeout: 5_000 }).toBe(false);
   });
 
   it("ignores commands that are too old or malformed", async () => {

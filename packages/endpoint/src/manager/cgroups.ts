@@ -92,6 +92,12 @@ export class UepCgroups {
       }
     }
     if (usable.length === 0) return none(problems.join("; "));
+    // A previous instance that died without cleaning up left its UEPs' cgroups: end what is in them.
+    const leftovers = usable.flatMap((h) => subdirs(h.base));
+    if (leftovers.length > 0) {
+      log.info(`Ending the processes left in ${leftovers.length} cgroup(s) by the previous instance`);
+      void endCgroups(leftovers);
+    }
     log.info(
       `Each user endpoint runs in a cgroup of its own, whose processes all end when it stops: ${usable.map((h) => `${h.kind} under ${h.base}`).join(", ")}${problems.length ? ` (not: ${problems.join("; ")})` : ""}.`,
     );
