@@ -52,10 +52,17 @@ export function forkCount(): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
+/** Uptime (s) at this module's load, paired with the monotonic clock then: ticksNow reads no file per task. */
+const bootClock = (() => {
+  const uptime = Number.parseFloat(readProc("/proc/uptime") ?? "");
+  return Number.isFinite(uptime) ? { uptime, at: performance.now() } : undefined;
+})();
+
 /** Now, in the clock ticks of /proc's start times (one tick early, so a process started this instant counts). */
 export function ticksNow(): number {
-  const uptime = Number.parseFloat(readProc("/proc/uptime") ?? "");
-  return Number.isFinite(uptime) ? Math.floor(uptime * TICKS_PER_SECOND) - 1 : 0;
+  if (!bootClock) return 0;
+  const uptime = bootClock.uptime + (performance.now() - bootClock.at) / 1000;
+  return Math.floor(uptime * TICKS_PER_SECOND) - 1;
 }
 
 export function readEntry(pid: number): ProcessEntry | undefined {
