@@ -1,7 +1,7 @@
 /**
  * A root MEP puts each UEP in a cgroup of its own (v1: the memory and pids
  * hierarchies; v2: the unified one), under the MEP's own cgroup, in
- * `conduit-<endpoint id>/<uep name>`. A process cannot leave its cgroup by
+ * `conduit-<endpoint id>/<uep name>.<random>`. A process cannot leave its cgroup by
  * `setsid`, double-forking or clearing its environment, so when the UEP stops
  * everything in its cgroup ends: the one sure way to end a whole tree.
  * The memory cgroup is delegated to the UEP's user (the folder and its
@@ -10,6 +10,7 @@
  * Detected at start and logged; without it, see process-tree.ts for what a
  * task can leave behind.
  */
+import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../logging.js";
@@ -112,9 +113,11 @@ export class UepCgroups {
   prepare(name: string, owner?: { uid: number; gid: number }): UepCgroup | undefined {
     const dirs: string[] = [];
     let memoryDir: string | undefined;
+    // One folder per spawn: a UEP started again under the same name must not share the cgroup its predecessor's end empties.
+    const folder = `${name}.${randomBytes(4).toString("hex")}`;
     try {
       for (const h of this.hierarchies) {
-        const dir = join(h.base, name);
+        const dir = join(h.base, folder);
         mkdirSync(dir, { recursive: true });
         dirs.push(dir);
         if (h.kind === "memory" || h.kind === "unified") {
