@@ -107,7 +107,9 @@ describe.skipIf(!isRoot)("a root MEP's cgroups", () => {
     const where = await engine.run(
       `() => process.getBuiltinModule("node:fs").readFileSync("/proc/self/cgroup", "utf8")`,
     );
-    expect(where.ok && JSON.parse(where.value.data)).toMatch(/:memory:.*\/uep\.test\.[0-9a-f-]+\.[0-9a-f]{8}\/worker-\d+\n/);
+    expect(where.ok && JSON.parse(where.value.data)).toMatch(
+      /:memory:.*\/uep\.test\.[0-9a-f-]+\.[0-9a-f]{8}\/worker-\d+\n/,
+    );
     // Buffers live outside V8's heap: the heap limit does not see them, the cgroup does.
     const result = await engine.run(`() => {
       const keep = [];
