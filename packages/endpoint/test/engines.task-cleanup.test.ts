@@ -2,12 +2,16 @@
  * What a task leaves behind, and its limits, on the process-based engines,
  * run as an ordinary local user (the kernel exempts root from RLIMIT_NPROC):
  * the processes a task starts (a plain child, and a setsid'd, double-forked
- * one that init inherits) are gone within 5 s of its end; EMFILE at
+ * one that init inherits) are gone within 5 s of its end, or of its worker's
+ * death; EMFILE at
  * max_open_files_per_worker, EAGAIN at max_user_processes; a task that fills
  * its heap fails as WorkerOutOfMemory naming max_memory_per_worker, reported
  * through V8's heap limit (no cgroup here, so never the kernel's OOM killer).
  * Root only: it creates local users with useradd.
  */
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { alive, type EngineAsUser, engineAsUser } from "./engines.as-user.helpers.js";
 import { createUser, installedCli, type LocalTestUser, removeUsersAndGroups } from "./multi-user.helpers.js";
@@ -103,6 +107,26 @@ describe.skipIf(!isRoot)("a task's processes and limits, as a local user", () =>
       // The worker itself lives on and runs the next task.
       expect(alive(pids.worker!)).toBe(true);
       expect(value<number>(await engine.run("() => 42"))).toBe(42);
+    }, 60_000);
+
+    it(`${name}: the processes of a task whose worker died go with it`, async () => {
+      const engine = await start(config);
+      const dir = mkdtempSync(join(tmpdir(), "conduit-dying-"));
+      chmodSync(dir, 0o777);
+      const pidFile = join(dir, "orphan.pid");
+      const result = await engine.run(
+        `(file) => {
+          const { execFileSync } = process.getBuiltinModule("node:child_process");
+          const pid = execFileSync("/bin/sh", ["-c", "(setsid sleep 300 >/dev/null 2>&1 & echo $!)"], { encoding: "utf8" });
+          process.getBuiltinModule("node:fs").writeFileSync(file, pid);
+          process.exit(1);
+        }`,
+        [pidFile],
+      );
+      expect(result).toMatchObject({ ok: false, error: { code: "WORKER_LOST" } });
+      const orphan = Number(readFileSync(pidFile, "utf8"));
+      rmSync(dir, { recursive: true, force: true });
+      await expect.poll(() => alive(orphan), { timeout: 5_000, interval: 100 }).toBe(false);
     }, 60_000);
 
     it(`${name}: EMFILE at max_open_files_per_worker, EAGAIN at max_user_processes`, async () => {
