@@ -3,8 +3,7 @@
  * run as an ordinary local user (the kernel exempts root from RLIMIT_NPROC):
  * the processes a task starts (a plain child, and a setsid'd, double-forked
  * one that init inherits) are gone within 5 s of its end, or of its worker's
- * death; EMFILE at
- * max_open_files_per_worker, EAGAIN at max_user_processes; a task that fills
+ * death; EMFILE at max_open_files_per_worker, EAGAIN at max_user_processes; a task that fills
  * its heap fails as WorkerOutOfMemory naming max_memory_per_worker, reported
  * through V8's heap limit (no cgroup here, so never the kernel's OOM killer).
  * Root only: it creates local users with useradd.
