@@ -21,7 +21,7 @@ afterEach(() => {
 });
 
 /** Starts `sh -c script` with the marker in its environment; resolves with the pids it prints. */
-async function shell(script: string, marker: string): Promise<{ shell: number; printed: number[] }> {
+async function shell(script: string, marker: string, lines: number): Promise<{ shell: number; printed: number[] }> {
   const [name, value] = marker.split("=") as [string, string];
   const child = spawn("/bin/sh", ["-c", script], {
     env: { PATH: process.env.PATH, [name]: value },
@@ -32,7 +32,7 @@ async function shell(script: string, marker: string): Promise<{ shell: number; p
     let text = "";
     child.stdout!.on("data", (d: Buffer) => {
       text += d;
-      if (text.endsWith("\n")) resolve(text.trim().split(/\s+/).map(Number));
+      if (text.split("\n").length > lines) resolve(text.trim().split(/\s+/).map(Number));
     });
   });
   started.push(...printed);
@@ -50,6 +50,7 @@ describe("process-tree", () => {
     const { shell: sh, printed } = await shell(
       "(setsid sleep 300 >/dev/null 2>&1 & echo $!); sleep 300 & echo $!; wait",
       marker,
+      2,
     );
     const [orphan, child] = printed as [number, number];
     const byMarker = findProcesses({ marker, since }).map((p) => p.pid);
@@ -69,8 +70,16 @@ describe("process-tree", () => {
 
   it("kills, after the grace period, a process that ignores SIGTERM", async () => {
     const marker = `CONDUIT_TASK_ID=${randomUUID()}`;
-    const { printed } = await shell("(trap '' TERM; setsid sh -c 'trap \"\" TERM; sleep 300' & echo $!)", marker);
+    const { printed } = await shell(
+      "(trap '' TERM; setsid sh -c 'exec sleep 300' </dev/null >/dev/null 2>&1 & echo $!)",
+      marker,
+      1,
+    );
     const [stubborn] = printed as [number];
+    await expect.poll(() => readFileSync(`/proc/${stubborn}/comm`, "utf8"), { timeout: 5_000 }).toBe("sleep\n");
+    // An ignored signal stays ignored across exec: this sleep ignores SIGTERM (signal 15, bit 14 of SigIgn).
+    const ignored = /^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${stubborn}/status`, "utf8"))![1]!;
+    expect(BigInt(`0x${ignored}`) & (1n << 14n)).not.toBe(0n);
     const found = findProcesses({ marker });
     expect(found.map((p) => p.pid)).toContain(stubborn);
     const ending = endProcesses(found, 500);

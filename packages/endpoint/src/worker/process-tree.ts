@@ -8,9 +8,11 @@
  * started with an environment of its own. Only a cgroup catches both (see
  * manager/cgroups.ts). Linux only: elsewhere nothing is found.
  *
- * The scan reads a few files per process, so it runs only when some process
- * was created on the host since the task began (the fork counter of
- * /proc/stat), which keeps it off the path of tasks that start nothing.
+ * The scan reads a few files per process, so a worker reads only the
+ * processes whose pids were handed out while the task ran (the last pid of
+ * /proc/loadavg, before and after): nothing for a task that started nothing
+ * while nothing else on the host did, and otherwise a cost that follows what
+ * was started, not how many processes the host runs.
  */
 import { closeSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 
@@ -46,17 +48,17 @@ function readProc(path: string): string | undefined {
   }
 }
 
-/** Processes created on the host since boot (threads too); undefined without /proc. */
-export function forkCount(): number | undefined {
-  const match = /^processes (\d+)$/m.exec(readProc("/proc/stat") ?? "");
-  return match ? Number(match[1]) : undefined;
-}
-
 /** Uptime (s) at this module's load, paired with the monotonic clock then: ticksNow reads no file per task. */
 const bootClock = (() => {
   const uptime = Number.parseFloat(readProc("/proc/uptime") ?? "");
   return Number.isFinite(uptime) ? { uptime, at: performance.now() } : undefined;
 })();
+
+/** The pid most recently handed out in this pid namespace (field 5 of /proc/loadavg); undefined without /proc. */
+export function lastPid(): number | undefined {
+  const last = Number((readProc("/proc/loadavg") ?? "").trim().split(" ")[4]);
+  return Number.isInteger(last) && last > 0 ? last : undefined;
+}
 
 /** Now, in the clock ticks of /proc's start times (one tick early, so a process started this instant counts). */
 export function ticksNow(): number {
@@ -77,7 +79,12 @@ export function readEntry(pid: number): ProcessEntry | undefined {
     : undefined;
 }
 
-function allProcesses(): ProcessEntry[] {
+/** Whether `pid` was handed out after `from`, up to `to` (pids wrap around at pid_max). */
+function inPidRange(pid: number, range: { from: number; to: number }): boolean {
+  return range.from <= range.to ? pid > range.from && pid <= range.to : pid > range.from || pid <= range.to;
+}
+
+function allProcesses(range?: { from: number; to: number }): ProcessEntry[] {
   let names: string[];
   try {
     names = readdirSync("/proc");
@@ -87,7 +94,9 @@ function allProcesses(): ProcessEntry[] {
   const entries: ProcessEntry[] = [];
   for (const name of names) {
     if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
-    const entry = readEntry(Number(name));
+    const pid = Number(name);
+    if (range && !inPidRange(pid, range)) continue;
+    const entry = readEntry(pid);
     if (entry) entries.push(entry);
   }
   return entries;
@@ -100,6 +109,12 @@ export interface FindOptions {
   marker?: string;
   /** Only processes started at or after this tick (see ticksNow); bounds the environment reads. */
   since?: number;
+  /**
+   * Only processes whose pid was handed out after `from`, up to `to` (see
+   * lastPid): a worker's task ends before another begins, so all it started
+   * is there, and nothing else is read.
+   */
+  pids?: { from: number; to: number };
   /** Never these pids (the caller itself). */
   except?: readonly number[];
   /** Only processes of this user (a root MEP must not end another user's process that copied a marker). */
@@ -108,7 +123,7 @@ export interface FindOptions {
 
 /** The processes a task (or a UEP) left, found as the module doc says. */
 export function findProcesses(options: FindOptions): ProcessEntry[] {
-  const all = allProcesses();
+  const all = allProcesses(options.pids);
   const found = new Map<number, ProcessEntry>();
   if (options.root !== undefined) {
     const children = new Map<number, ProcessEntry[]>();

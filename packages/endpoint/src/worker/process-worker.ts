@@ -5,7 +5,7 @@
  * started it. When a task ends, the processes it started end too (see
  * ./process-tree.ts), `setsid` ones included.
  */
-import { endProcesses, findProcesses, forkCount, ticksNow } from "./process-tree.js";
+import { endProcesses, findProcesses, lastPid, ticksNow } from "./process-tree.js";
 import { runWorkerLoop } from "./worker-loop.js";
 
 if (!process.send) throw new Error("process-worker.js runs as a forked worker with an IPC channel, not on its own.");
@@ -16,7 +16,7 @@ const TASK_PROCESS_GRACE_MS = 2000;
 
 process.on("disconnect", () => process.exit(0));
 
-let taskStart: { forks: number | undefined; ticks: number } = { forks: undefined, ticks: 0 };
+let taskStart: { pid: number | undefined; ticks: number } = { pid: undefined, ticks: 0 };
 
 runWorkerLoop({
   send: (message) => {
@@ -25,14 +25,19 @@ runWorkerLoop({
   },
   onMessage: (handler) => process.on("message", handler),
   beforeTask: () => {
-    taskStart = { forks: forkCount(), ticks: ticksNow() };
+    taskStart = { pid: lastPid(), ticks: ticksNow() };
   },
   afterTask: (taskId) => {
-    const forks = forkCount();
-    // Nothing was created anywhere on the host while the task ran: nothing to look for.
-    if (forks !== undefined && forks === taskStart.forks) return;
+    const to = lastPid();
+    // No pid was handed out while the task ran (in this pid namespace): it started nothing.
+    if (to !== undefined && to === taskStart.pid) return;
     // Synchronous up to the SIGTERMs: the next task's message is handled only after this, so none of its processes is taken.
-    const left = findProcesses({ root: process.pid, marker: `CONDUIT_TASK_ID=${taskId}`, since: taskStart.ticks });
+    const left = findProcesses({
+      root: process.pid,
+      marker: `CONDUIT_TASK_ID=${taskId}`,
+      since: taskStart.ticks,
+      pids: taskStart.pid !== undefined && to !== undefined ? { from: taskStart.pid, to } : undefined,
+    });
     void endProcesses(left, TASK_PROCESS_GRACE_MS);
   },
 });
