@@ -217,6 +217,33 @@ describe("engine registry", () => {
     );
   });
 
+  it("takes worker limits on the process-based engines and refuses them, with one sentence, on the ThreadPoolEngine", () => {
+    for (const type of ["ProcessPoolEngine", "HighThroughputEngine"]) {
+      const engine = createEngine({
+        type,
+        max_memory_per_worker: 64,
+        max_open_files_per_worker: 256,
+        max_user_processes: 500,
+      } as EngineConfig) as unknown as { options: Record<string, unknown> };
+      expect(engine.options).toMatchObject({
+        max_memory_per_worker: 64,
+        max_open_files_per_worker: 256,
+        max_user_processes: 500,
+      });
+      expect(configError({ type, max_memory_per_worker: 8 })).toBe(
+        "engine.max_memory_per_worker must be an integer ≥ 16 (got 8).",
+      );
+      expect(configError({ type, max_user_processes: "many" })).toBe(
+        'engine.max_user_processes must be a positive integer (got "many").',
+      );
+    }
+    for (const key of ["max_memory_per_worker", "max_open_files_per_worker", "max_user_processes"]) {
+      expect(configError({ type: "ThreadPoolEngine", [key]: 64 })).toBe(
+        `engine.${key} does not apply to the ThreadPoolEngine, whose workers are threads of the user endpoint process; use a ProcessPoolEngine or HighThroughputEngine to limit workers.`,
+      );
+    }
+  });
+
   it("names both fields of a bad combination", () => {
     expect(
       configError({ type: "HighThroughputEngine", provider: { type: "LocalProvider", min_blocks: 3, max_blocks: 2 } }),

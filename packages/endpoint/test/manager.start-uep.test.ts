@@ -41,6 +41,7 @@ import {
   type TestService,
   tempUserDir,
 } from "./cli.helpers.js";
+import { alive } from "./engines.as-user.helpers.js";
 
 let service: TestService;
 let broker: BrokerLink;
@@ -179,6 +180,26 @@ describe("MEP start_uep commands", () => {
     expect(existsSync(join(dir, "ueps.json"))).toBe(false);
   });
 
+  it("ends a stopped UEP's whole process tree, setsid'd processes included", async () => {
+    const { dir, userDir, log, mep, env } = await runningEndpoint("tree");
+    const pidFile = join(userDir, "daemon.pid");
+    // endpoint_setup starts a daemon in a session of its own: outside the UEP's process group.
+    writeFileSync(
+      join(dir, "user_config_template.yaml.j2"),
+      `endpoint_setup: "setsid sleep 300 >/dev/null 2>&1 < /dev/null & echo $! > ${pidFile}"\nengine:\n  type: ThreadPoolEngine\n  max_workers: 1\nidle_heartbeats_soft: 0\n`,
+    );
+    const cmd = command(mep);
+    await send(cmd, mep.endpointId);
+    await expect
+      .poll(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "", { timeout: 15_000 })
+      .toBe(true);
+    const daemon = Number(readFileSync(pidFile, "utf8"));
+    expect(pidAlive(daemon)).toBe(true);
+    expect(readLog(log)).toMatch(/User endpoints run without a cgroup|Each user endpoint runs in a cgroup of its own/);
+    expect((await runCli(["stop", "tree"], env)).code).toBe(0);
+    await expect.poll(() => alive(daemon), { timeout: 5_000 }).toBe(false);
+  });
+
   it("ignores commands that are too old or malformed", async () => {
     const { log, mep, env } = await runningEndpoint("picky");
     await send(command(mep, { sentAt: Date.now() - 10 * 60_000 }), mep.endpointId);
@@ -273,5 +294,30 @@ describe("MEP start_uep commands", () => {
     expect(count(readLog(log), "Creating new user endpoint")).toBe(1);
     expect(readLog(log)).not.toContain("starting it again");
     expect((await runCli(["stop", "broken"], env)).code).toBe(0);
+  });
+
+  it("fails, with the UEP's reason, the tasks a UEP that could not start left in its queue", async () => {
+    const missing = `/nonexistent/${randomUUID()}/template.yaml.j2`;
+    const { log, mep, env } = await runningEndpoint("unreachable", `user_config_template_path: ${missing}\n`);
+    const results = await tapResults(mep.endpointId);
+    // A broker account that does not exist: the UEP cannot fail its tasks itself (as when the service deleted it).
+    const badUrl = new URL(service.amqpUrl);
+    badUrl.username = `nobody-${randomUUID()}`;
+    badUrl.password = "wrong";
+    const cmd = command(mep, { amqpUrl: badUrl.toString() });
+    const taskIds = await queueTasks(cmd, 2);
+    await send(cmd, mep.endpointId);
+
+    await expect.poll(() => results.length, { timeout: 60_000, interval: 200 }).toBe(2);
+    expect(results.map((r) => r.taskId).sort()).toEqual([...taskIds].sort());
+    for (const r of results) {
+      expect(r).toMatchObject({ state: "failed", uepId: cmd.uepId, error: { code: "UEP_START_FAILED" } });
+      expect(r.error?.message).toContain(`cannot read its user config template ${missing} (ENOENT)`);
+    }
+    expect(readLog(log)).toContain(
+      `User endpoint ${cmd.uepName} could not start and left 2 task(s) in its queue; failing them`,
+    );
+    expect(count(readLog(log), "Creating new user endpoint")).toBe(1);
+    expect((await runCli(["stop", "unreachable"], env)).code).toBe(0);
   });
 });

@@ -71,11 +71,26 @@ export class UepHarness {
   readonly resultKinds = new Set<string>();
   /** `running <task id>` / `result <task id>`, in the order they arrived. */
   readonly arrivals: string[] = [];
+  /** The broker URL the UEP gets: guest's, or its own account's (see `open`). */
+  amqpUrl = DEFAULT_AMQP_URL;
+  private account: string | undefined;
   private link: BrokerLink | undefined;
   private readonly children: ChildProcess[] = [];
 
-  /** Declares what the service would (exchanges, the UEP's queue) and taps this endpoint's results and heartbeats. */
-  async open(): Promise<this> {
+  /**
+   * Declares what the service would (exchanges, the UEP's queue) and taps this endpoint's results and heartbeats.
+   * With `ownAccount`, the UEP gets a broker account of its own, which is deleted, as the service does, as soon as
+   * its last heartbeat reports a start failure (RabbitMQ then closes the UEP's connection).
+   */
+  async open(options: { ownAccount?: boolean } = {}): Promise<this> {
+    if (options.ownAccount) {
+      const user = `uep-test-${this.uepId}`;
+      const password = randomUUID();
+      await management("PUT", `/api/users/${user}`, { password, tags: "" });
+      await management("PUT", `/api/permissions/%2F/${user}`, { configure: ".*", write: ".*", read: ".*" });
+      this.account = user;
+      this.amqpUrl = `amqp://${user}:${password}@127.0.0.1:5672`;
+    }
     this.link = await connectBroker(DEFAULT_AMQP_URL, {
       name: "uep-test-harness",
       setup: async (ch) => {
@@ -100,7 +115,10 @@ export class UepHarness {
             } else if (m.kind === "task_status") {
               this.statuses.push(m);
               for (const id of m.taskIds) this.arrivals.push(`running ${id}`);
-            } else this.heartbeats.push(m);
+            } else {
+              this.heartbeats.push(m);
+              if (m.error && this.account) void this.deleteAccount();
+            }
           },
           { noAck: true },
         );
@@ -141,7 +159,7 @@ export class UepHarness {
       uepId: this.uepId,
       uepName: this.uepName,
       mepPid: options.mepPid ?? process.pid,
-      amqpUrl: DEFAULT_AMQP_URL,
+      amqpUrl: this.amqpUrl,
       // The harness's link (guest) plays the service.
       serviceUser: "guest",
       template:
@@ -196,7 +214,14 @@ export class UepHarness {
     }
   }
 
+  private async deleteAccount(): Promise<void> {
+    const user = this.account;
+    this.account = undefined;
+    if (user) await management("DELETE", `/api/users/${user}`);
+  }
+
   async close(): Promise<void> {
+    await this.deleteAccount();
     for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     if (this.link) {
       const ch = await this.link.ready();
@@ -204,5 +229,20 @@ export class UepHarness {
       await this.link.close();
     }
     rmSync(this.userDir, { recursive: true, force: true });
+  }
+}
+
+/** RabbitMQ's management API on the shared broker (guest is its administrator from loopback). */
+async function management(method: string, path: string, body?: unknown): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:15672${path}`, {
+    method,
+    headers: {
+      authorization: `Basic ${Buffer.from("guest:guest").toString("base64")}`,
+      "content-type": "application/json",
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok && response.status !== 404) {
+    throw new Error(`RabbitMQ management ${method} ${path}: HTTP ${response.status} ${await response.text()}`);
   }
 }

@@ -49,6 +49,14 @@ const cases: Array<{ name: string; start: StartOptions; reason: RegExp }> = [
     reason: /endpoint_setup exited with code 5 \(stderr: "cannot load module"\)/,
   },
   {
+    name: "a worker limit above the endpoint's hard limit",
+    start: {
+      template: "engine:\n  type: ProcessPoolEngine\n  max_workers: 1\n  max_open_files_per_worker: 2000000000\n",
+    },
+    reason:
+      /^engine\.max_open_files_per_worker is 2000000000, above this endpoint's hard limit of \d+ open files \(ulimit -Hn\); lower it, or raise the hard limit of the endpoint manager\.$/,
+  },
+  {
     name: "a template the endpoint manager could not read",
     start: {
       template: { error: "The endpoint cannot read its user config template /x (EACCES); ask the administrator." },
@@ -91,4 +99,39 @@ describe("user endpoint process: start failures", () => {
       expect(h.log()).toContain("User endpoint could not start:");
     });
   }
+});
+
+describe("user endpoint process: start failures against a service that deletes the UEP's account", () => {
+  // The service deletes a UEP's broker account when its last heartbeat reports a start failure. A UEP that
+  // sent that heartbeat before draining its queue lost its connection mid-drain in about 1 start failure of 6,
+  // and the task it had not failed yet was never failed. 50 in a row must all settle.
+  const REPEATS = 50;
+  const PARALLEL = 5;
+  const template = "engine:\n  type: {{ engine_type\n";
+
+  async function once(): Promise<void> {
+    const h = await new UepHarness().open({ ownAccount: true });
+    try {
+      const tasks = [h.task(), h.task()];
+      await h.publish(...tasks);
+      const uep = h.start({ template });
+      expect((await uep.exit).code).toBe(UEP_EXIT.startFailed);
+      for (const task of tasks) {
+        await expect.poll(() => h.resultOf(task.taskId), WAIT).toBeDefined();
+        expect(h.resultOf(task.taskId)).toMatchObject({ state: "failed", error: { code: "UEP_START_FAILED" } });
+        expect(h.resultOf(task.taskId)!.error!.message).toMatch(/template|syntax|unexpected/i);
+      }
+      // The heartbeat came, so the account was deleted: it came after the tasks were failed.
+      await expect.poll(() => h.heartbeats.some((b) => b.error), WAIT).toBe(true);
+      expect(await h.queueDepth()).toBe(0);
+    } finally {
+      await h.close();
+    }
+  }
+
+  it(`fails every queued task in ${REPEATS} start failures in a row, the last heartbeat after the drain`, async () => {
+    for (let done = 0; done < REPEATS; done += PARALLEL) {
+      await Promise.all(Array.from({ length: PARALLEL }, once));
+    }
+  }, 300_000);
 });

@@ -29,19 +29,19 @@ export const COMMON_ENGINE_FIELDS = {
 
 export const WORKER_LIMIT_FIELDS = {
   max_memory_per_worker: doc(
-    "MiB of memory each worker may use (V8's heap limit, and the UEP's cgroup where there is one).",
-    integerField({ min: 1, fallback: undefined }),
-    "no limit",
+    "Each worker's JavaScript heap in MiB (V8's `--max-old-space-size`); where the UEP has a cgroup, also the memory of the worker and what it starts, plus 256 MiB.",
+    integerField({ min: 16, fallback: undefined }),
+    "no limit (V8's own)",
   ),
   max_open_files_per_worker: doc(
-    "Files each worker may hold open (`RLIMIT_NOFILE`).",
-    integerField({ min: 1, fallback: undefined }),
-    "no limit",
+    "Open files of each worker and of every process its tasks start (`RLIMIT_NOFILE`, soft and hard).",
+    integerField({ min: 16, fallback: undefined }),
+    "the endpoint's own limit",
   ),
   max_user_processes: doc(
-    "Processes the user may run (`RLIMIT_NPROC`, per local user).",
+    "Processes of the endpoint's local user, counted by the kernel across the host (`RLIMIT_NPROC`), as seen by workers and what they start.",
     integerField({ min: 1, fallback: undefined }),
-    "no limit",
+    "the endpoint's own limit",
   ),
 };
 

@@ -23,6 +23,7 @@ import { ConduitError } from "@conduit/protocol";
 import { describeJobEnd, readTail } from "../providers/job-output.js";
 import { type JobStatus, type Provider, TERMINAL_JOB_STATES } from "../providers/provider-types.js";
 import { blockManagerCommand } from "../worker/block-manager-command.js";
+import { checkHardLimits } from "../worker/worker-limits.js";
 import type { Engine, EngineContext, EngineStatus, EngineTask } from "./engine-types.js";
 import { HIGH_THROUGHPUT_FIELDS, type HighThroughputOptions } from "./high-throughput-options.js";
 import { type ConnectedBlock, Interchange } from "./interchange.js";
@@ -87,6 +88,8 @@ export class HighThroughputEngine implements Engine {
   }
 
   async start(context: EngineContext): Promise<void> {
+    // Before anything starts: a limit no block could set fails the UEP's start with one sentence.
+    checkHardLimits(this.options, "engine");
     const ledger = new TaskLedger(this.options.max_retries_on_system_failure, context.onResult);
     const secret = randomBytes(32).toString("hex");
     const interchange = new Interchange(
@@ -221,6 +224,7 @@ export class HighThroughputEngine implements Engine {
       blockId: id,
       workers: this.options.max_workers_per_node,
       secretFile: running.secretPath,
+      limits: this.options,
     });
     running.context.log.info(`Starting block ${id} with ${this.provider.type}.`);
     const submission = this.provider.submit(command, `block-${id}`).then(

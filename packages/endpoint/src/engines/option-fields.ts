@@ -362,6 +362,10 @@ export function partlyImplementedField<T>(
   };
 }
 
+/**
+ * Limits of each worker of a process-based engine (ProcessPoolEngine,
+ * HighThroughputEngine); see worker/worker-limits.ts. 0, absent or null: no limit.
+ */
 function invalid(path: string, expected: string, value: unknown): never {
   throw new ConfigError(`${path} must be ${expected} (got ${show(value)}).`);
 }

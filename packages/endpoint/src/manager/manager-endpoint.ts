@@ -4,6 +4,8 @@
  * UEP that died with tasks still queued (bounded), heartbeats to the service,
  * and on shutdown stops every UEP before it says goodbye.
  */
+
+import { dirname } from "node:path";
 import {
   type BrokerLink,
   brokerUser,
@@ -35,6 +37,8 @@ import type { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { type LocalUser, lookupLocalUser } from "../identity-mapping/local-user.js";
 import type { Logger } from "../logging.js";
 import { type MappedIdentity, UEP_EXIT } from "../user-endpoint/bootstrap-types.js";
+import { readStartFailure } from "../user-endpoint/start-failure.js";
+import { UepCgroups } from "./cgroups.js";
 import type { EndpointPaths } from "./endpoint-dir.js";
 import { sleep } from "./processes.js";
 import { buildBootstrap } from "./uep-bootstrap.js";
@@ -105,6 +109,10 @@ export class ManagerEndpoint {
   private stopping = false;
   private readonly log: Logger;
   private readonly refused: RefusedSenders;
+  /** A root MEP's cgroups, one per UEP (undefined when this MEP cannot make them). */
+  private cgroups: UepCgroups | undefined;
+  /** UEPs whose leftover processes are being ended; shutdown waits for them. */
+  private readonly endingTrees = new Set<Promise<void>>();
 
   constructor(private readonly options: ManagerEndpointOptions) {
     this.log = options.log;
@@ -114,6 +122,7 @@ export class ManagerEndpoint {
   /** Connects, consumes the command queue and starts heartbeating. */
   async start(): Promise<void> {
     const { name, amqpUrl, config } = this.options;
+    this.cgroups = UepCgroups.detect(this.options.endpointId, this.log);
     this.broker = await connectBroker(amqpUrl, {
       name: `MEP ${name}`,
       // Fail `start` fast when RabbitMQ is not there; once running, reconnect forever.
@@ -347,7 +356,13 @@ export class ManagerEndpoint {
     try {
       const mapped: MappedIdentity | null = user ? { local: user, conduit: { id: command.identity.id } } : null;
       const bootstrap = buildBootstrap(this.options, command, mapped);
-      proc = UepProcess.spawn({ bootstrap, userDir, env: bootstrap.userEnvironment, runAs: user });
+      proc = UepProcess.spawn({
+        bootstrap,
+        userDir,
+        env: bootstrap.userEnvironment,
+        runAs: user,
+        cgroups: this.cgroups,
+      });
     } catch (err) {
       this.log.error(`Unable to start user endpoint process for ${localUser} ${describe}: ${(err as Error).message}`);
       void this.failQueuedTasks(command, {
@@ -368,6 +383,12 @@ export class ManagerEndpoint {
   }
 
   private async onUepExit(entry: UepEntry, proc: UepProcess, exit: UepExit): Promise<void> {
+    // First, before anything can start this UEP again: what it left (setsid'd task processes) ends with it.
+    const ending = proc
+      .endTree()
+      .catch((err: Error) => this.log.warn(`Could not end what ${proc.name} left: ${err.message}`));
+    this.endingTrees.add(ending);
+    void ending.finally(() => this.endingTrees.delete(ending));
     const describe = UepProcess.describe(entry.user?.uname ?? this.options.localUser, proc.name);
     if (exit.signal) this.log.warn(`Command terminated by signal: ${exit.signal} (${proc.pid}) ${describe}`);
     else if (exit.code === 0) this.log.info(`Command stopped normally (${proc.pid}) ${describe}`);
@@ -387,6 +408,7 @@ export class ManagerEndpoint {
         `User endpoint ${proc.name} could not start; not restarting it (it failed its tasks with the reason)`,
       );
       this.forget(entry);
+      await this.failLeftAfterStartFailure(entry, proc);
       return;
     }
 
@@ -417,6 +439,23 @@ export class ManagerEndpoint {
       `User endpoint ${proc.name} stopped (${how}) with ${waiting} task(s) in its queue; starting it again`,
     );
     this.launch(entry.command, entry.restarts, entry.user);
+  }
+
+  /**
+   * A UEP that could not start fails the tasks it finds; those it could not
+   * reach (it lost the broker, or they came after its drain) are failed here,
+   * with the reason it left (see start-failure.ts).
+   */
+  private async failLeftAfterStartFailure(entry: UepEntry, proc: UepProcess): Promise<void> {
+    if (this.ueps.get(proc.name)?.process?.running) return;
+    const waiting = await this.queuedTasks(entry.command);
+    if (!waiting || this.stopping || this.ueps.get(proc.name)?.process?.running) return;
+    const uid = entry.user?.uid ?? process.getuid?.() ?? -1;
+    const reason =
+      readStartFailure(dirname(proc.logFile), uid) ??
+      `The user endpoint could not start and left no reason; its log is ${proc.logFile} on the endpoint host.`;
+    this.log.warn(`User endpoint ${proc.name} could not start and left ${waiting} task(s) in its queue; failing them`);
+    await this.failQueuedTasks(entry.command, { code: "UEP_START_FAILED", name: "UepStartError", message: reason });
   }
 
   /** Drops a stopped UEP's entry (unless a newer command replaced or restarted it meanwhile). */
@@ -565,6 +604,8 @@ export class ManagerEndpoint {
       p.kill();
     }
     await withTimeout(allExited, 2_000).catch(() => undefined);
+    await withTimeout(Promise.all(this.endingTrees), 5_000).catch(() => undefined);
+    this.cgroups?.close();
     await withTimeout(this.publishHeartbeat(0), 5_000).catch((err: Error) =>
       this.log.warn(`Could not send the final heartbeat: ${err.message}`),
     );

@@ -10,6 +10,9 @@ import { chownSync, closeSync, constants, fchownSync, lstatSync, mkdirSync, open
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { MappedIdentity, UepBootstrap } from "../user-endpoint/bootstrap-types.js";
+import { endProcesses, findProcesses } from "../worker/process-tree.js";
+import { UEP_CGROUP_ENV } from "../worker/worker-cgroups.js";
+import type { UepCgroup, UepCgroups } from "./cgroups.js";
 import { signalGroup } from "./processes.js";
 
 /** The built CLI entry point (this file is dist/manager/uep-process.js). */
@@ -25,7 +28,17 @@ export interface SpawnUepOptions {
    * setpriv, in a clean environment, with its directory in `~/.conduit`.
    */
   runAs?: MappedIdentity["local"];
+  /** A root MEP's cgroups: the UEP gets one of its own. */
+  cgroups?: UepCgroups;
 }
+
+/**
+ * Marks every process of a UEP (inherited through the environment), so that
+ * when it stops, what escaped its process group (setsid) is found too.
+ */
+const UEP_MARKER_ENV = "CONDUIT_UEP_NAME";
+/** What a stopped UEP's leftover processes get between SIGTERM and SIGKILL. */
+const LEFTOVER_GRACE_MS = 2000;
 
 /**
  * Drops to the user before any Conduit code runs: no capabilities (bounding
@@ -59,6 +72,8 @@ export class UepProcess {
     name: string,
     pid: number,
     logFile: string,
+    private readonly uid: number,
+    private readonly cgroup: UepCgroup | undefined,
   ) {
     this.name = name;
     this.pid = pid;
@@ -96,14 +111,21 @@ export class UepProcess {
       0o600,
     );
     let child: ChildProcess;
+    const cgroup = options.cgroups?.prepare(name, runAs);
+    const marks: Record<string, string> = { [UEP_MARKER_ENV]: name };
+    if (cgroup?.memoryDir) marks[UEP_CGROUP_ENV] = cgroup.memoryDir;
     try {
       if (runAs) fchownSync(logFd, runAs.uid, runAs.gid);
       const [command, args, env] = runAs
-        ? [SETPRIV, setprivArgs(runAs, name), { ...userEnvironment(runAs), ...options.env, CONDUIT_USER_DIR: userDir }]
+        ? [
+            SETPRIV,
+            setprivArgs(runAs, name),
+            { ...userEnvironment(runAs), ...options.env, CONDUIT_USER_DIR: userDir, ...marks },
+          ]
         : [
             process.execPath,
             [CLI_MAIN, "_start-user-endpoint", name],
-            { ...process.env, ...options.env, CONDUIT_USER_DIR: userDir },
+            { ...process.env, ...options.env, CONDUIT_USER_DIR: userDir, ...marks },
           ];
       child = spawn(command, args, {
         // Its own folder: it exists (HOME may not, for a service account), and run files land there.
@@ -115,7 +137,9 @@ export class UepProcess {
     } finally {
       closeSync(logFd);
     }
+    if (child.pid !== undefined) cgroup?.enter(child.pid);
     if (child.pid === undefined) {
+      void cgroup?.end();
       // spawn() reports failures asynchronously; swallow the event, the throw says it.
       child.once("error", () => {});
       throw new Error(
@@ -125,7 +149,7 @@ export class UepProcess {
     // A UEP that died before reading its stdin makes this write fail with EPIPE; its exit is logged instead.
     child.stdin?.on("error", () => {});
     child.stdin?.write(`${JSON.stringify(bootstrap)}\n`);
-    return new UepProcess(child, name, child.pid, logFile);
+    return new UepProcess(child, name, child.pid, logFile, runAs?.uid ?? process.getuid?.() ?? -1, cgroup);
   }
 
   get running(): boolean {
@@ -140,6 +164,18 @@ export class UepProcess {
   /** Kills the whole process group, stragglers included. */
   kill(): void {
     signalGroup(this.pgid, "SIGKILL");
+  }
+
+  /**
+   * Ends every process the UEP left once it has stopped: all of its cgroup,
+   * and, with or without one, every process of its user carrying its marker
+   * (SIGTERM, SIGKILL after 2 s). The marker scan is taken before this
+   * returns its promise, so a UEP started again later under the same name is
+   * never touched.
+   */
+  endTree(): Promise<void> {
+    const left = findProcesses({ marker: `${UEP_MARKER_ENV}=${this.name}`, uid: this.uid });
+    return Promise.all([endProcesses(left, LEFTOVER_GRACE_MS), this.cgroup?.end()]).then(() => undefined);
   }
 
   /** Closes its stdin: the UEP reads that as "the MEP is gone" and shuts down. */

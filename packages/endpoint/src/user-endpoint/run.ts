@@ -39,6 +39,7 @@ import { watchParent } from "./parent-watch.js";
 import { parseBootstrap, readBootstrapLine } from "./read-bootstrap.js";
 import { SerializerAllowlist } from "./serializer-allowlist.js";
 import { runShellHook } from "./shell-hook.js";
+import { clearStartFailure, writeStartFailure } from "./start-failure.js";
 import { TaskConsumer } from "./task-consumer.js";
 
 export interface RunUserEndpointOptions {
@@ -129,6 +130,8 @@ class UserEndpoint {
     private readonly dir: string,
   ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // A reason left by an earlier run of this UEP must not be read as this run's.
+    clearStartFailure(dir);
     // DEBUG lines are filtered here rather than by the logger: `debug` is known only once the config is rendered.
     const file = createLogger({ file: join(dir, "endpoint.log"), name: `UEP ${bootstrap.uepName}`, debug: true });
     this.log = { ...file, debug: (m) => this.debug && file.debug(m) };
@@ -332,8 +335,8 @@ class UserEndpoint {
   }
 
   /**
-   * The UEP could not start: tell the service (a heartbeat carrying the error)
-   * and fail every task in the queue with the reason until it stays empty.
+   * The UEP could not start: fail every task in the queue with the reason
+   * until it stays empty, then tell the service (a heartbeat carrying the error).
    */
   private async failStart(err: unknown): Promise<number> {
     const { bootstrap, log } = this;
@@ -358,14 +361,17 @@ class UserEndpoint {
         log.error((connectErr as Error).message);
       }
       if (link) {
-        const reported = this.heartbeat(link, 0, startError);
         await consumer.waitForQuiet(DRAIN_QUIET_MS, this.stop.signal);
         await withTimeout(consumer.stopConsuming(), BROKER_WAIT_MS);
         log.info(`Failed ${failed} queued task(s) with that reason`);
-        await withTimeout(reported, BROKER_WAIT_MS);
+        // Order matters: on this last heartbeat the service deletes this UEP's broker account,
+        // which closes the connection; sent before the queue is drained, it cut the drain short.
+        await withTimeout(this.heartbeat(link, 0, startError), BROKER_WAIT_MS);
         await link.close();
       }
     }
+    // Tasks that arrive after the drain (or all of them, without a broker) are the MEP's to fail: it reads the reason here.
+    writeStartFailure(this.dir, reason, log);
     await this.runTeardown();
     // Stopped before the queue was drained: the tasks are still there, so this is not a reported start failure.
     return this.stop.signal.aborted ? UEP_EXIT.ok : UEP_EXIT.startFailed;

@@ -3,6 +3,7 @@
  * worker_init) for each block. Its flags are the ones block-manager.ts reads.
  */
 import { workerEntryPath } from "./worker-entry.js";
+import { limitArgs, type WorkerLimits } from "./worker-limits.js";
 
 export interface BlockManagerLaunch {
   /** Where the interchange listens. */
@@ -13,6 +14,8 @@ export interface BlockManagerLaunch {
   workers: number;
   /** File holding the engine's secret (mode 0600). */
   secretFile: string;
+  /** The engine's max_memory_per_worker, max_open_files_per_worker and max_user_processes. */
+  limits?: WorkerLimits;
 }
 
 /** Throws WORKER_ENTRY_MISSING when the package is not built. */
@@ -30,6 +33,7 @@ export function blockManagerCommand(launch: BlockManagerLaunch): string {
     String(launch.workers),
     "--secret-file",
     launch.secretFile,
+    ...limitArgs(launch.limits),
   ]
     .map(shellQuote)
     .join(" ");

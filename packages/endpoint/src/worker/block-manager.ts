@@ -30,6 +30,8 @@ import {
   MAX_FRAME_CHARS,
 } from "./interchange-protocol.js";
 import { processWorkerSpawner } from "./spawn-process-worker.js";
+import { WorkerCgroups } from "./worker-cgroups.js";
+import { LIMIT_ARG_OPTIONS, limitsFromArgs } from "./worker-limits.js";
 import { WorkerPool } from "./worker-pool.js";
 
 /** Workers get this long to exit on SIGTERM before SIGKILL. */
@@ -42,8 +44,10 @@ const { values } = parseArgs({
     "block-id": { type: "string" },
     workers: { type: "string" },
     "secret-file": { type: "string" },
+    ...LIMIT_ARG_OPTIONS,
   },
 });
+const limits = limitsFromArgs(values);
 const host = values.host ?? "127.0.0.1";
 const port = Number(values.port);
 const blockId = values["block-id"] ?? "";
@@ -75,6 +79,8 @@ const pool = new WorkerPool({
   size: workers,
   spawn: processWorkerSpawner({
     env: { ...process.env, CONDUIT_BLOCK_ID: blockId, CONDUIT_WORKER_COUNT: String(workers) },
+    limits,
+    cgroups: limits.max_memory_per_worker ? WorkerCgroups.open(limits.max_memory_per_worker, log) : undefined,
   }),
   log,
   onResult: (result) => {

@@ -9,6 +9,10 @@ import { decodeToWorker, type FromWorker } from "./worker-protocol.js";
 export interface WorkerChannel {
   send(message: FromWorker): void;
   onMessage(handler: (raw: unknown) => void): void;
+  /** Runs just before a task's code (a process worker notes the time, to find what the task starts). */
+  beforeTask?(taskId: string): void;
+  /** Runs right after a task's result was sent (a process worker ends the processes the task left). */
+  afterTask?(taskId: string): void;
 }
 
 export function runWorkerLoop(channel: WorkerChannel): void {
@@ -25,7 +29,11 @@ export function runWorkerLoop(channel: WorkerChannel): void {
 
   channel.onMessage((raw) => {
     const { task } = decodeToWorker(raw);
-    void executeTask(task).then((result) => channel.send({ v: 1, cmd: "result", result }));
+    channel.beforeTask?.(task.taskId);
+    void executeTask(task).then((result) => {
+      channel.send({ v: 1, cmd: "result", result });
+      channel.afterTask?.(task.taskId);
+    });
   });
   channel.send({ v: 1, cmd: "ready" });
 }

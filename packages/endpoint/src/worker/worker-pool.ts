@@ -8,6 +8,7 @@
  * manager (in each block of a HighThroughputEngine) all run their workers
  * through this one class.
  */
+import type { WireError } from "@conduit/protocol";
 import type { EngineResult, EngineTask, Logger } from "../engines/engine-types.js";
 import { Fifo } from "./fifo.js";
 
@@ -24,8 +25,12 @@ export interface PoolWorker {
 export interface WorkerEvents {
   ready(): void;
   result(result: EngineResult): void;
-  /** `detail` is what is known about why, e.g. a thread's uncaught error. */
-  exit(code: number | null, signal: NodeJS.Signals | null, detail?: string): void;
+  /**
+   * `detail` is what is known about why, e.g. a thread's uncaught error;
+   * `failure`, when set, is the error its task fails with instead of being
+   * lost (e.g. WorkerOutOfMemory: running it again would only end the same way).
+   */
+  exit(code: number | null, signal: NodeJS.Signals | null, detail?: string, failure?: WireError): void;
 }
 
 export type SpawnWorker = (events: WorkerEvents) => PoolWorker;
@@ -166,9 +171,9 @@ export class WorkerPool {
     slot.worker = this.options.spawn({
       ready: () => this.onReady(slot),
       result: (result) => this.onWorkerResult(slot, result),
-      exit: (code, signal, detail) => {
+      exit: (code, signal, detail, failure) => {
         markExited();
-        this.onExit(slot, code, signal, detail);
+        this.onExit(slot, code, signal, detail, failure);
       },
     });
     this.slots.add(slot);
@@ -197,10 +202,19 @@ export class WorkerPool {
     this.options.onResult(result);
   }
 
-  private onExit(slot: Slot, code: number | null, signal: NodeJS.Signals | null, detail?: string): void {
+  private onExit(
+    slot: Slot,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    detail?: string,
+    failure?: WireError,
+  ): void {
     if (!this.slots.delete(slot) || this.stopping) return;
     const how = `${slot.worker.label} ${signal ? `was killed by signal ${signal}` : `exited with code ${code}`}${detail ? ` (${detail})` : ""}`;
-    if (slot.task) {
+    if (slot.task && failure) {
+      this.options.log.warn(`${how} while running task ${slot.task.taskId} (${failure.name}); starting a replacement.`);
+      this.options.onResult({ taskId: slot.task.taskId, ok: false, error: failure });
+    } else if (slot.task) {
       const task = slot.task;
       this.options.log.warn(`${how} while running task ${task.taskId}; starting a replacement.`);
       this.options.onLost(task, `${how} while running task ${task.taskId}`);
