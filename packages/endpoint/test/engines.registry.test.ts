@@ -153,11 +153,11 @@ describe("engine registry", () => {
       expect(configError({ type: "ThreadPoolEngine", [key]: 100 })).toBe(
         `\`engine.${key}\` is not a ThreadPoolEngine option, because worker threads share the UEP's process; use ProcessPoolEngine or HighThroughputEngine for per-worker limits, or remove it.`,
       );
-      expect(configError({ type: "ProcessPoolEngine", [key]: 0 })).toBe(
-        `engine.${key} must be a positive integer (got 0).`,
-      );
+      // Below 16 MiB of heap or 16 files a worker cannot even start.
+      const expected = key === "max_user_processes" ? "a positive integer" : "an integer ≥ 16";
+      expect(configError({ type: "ProcessPoolEngine", [key]: 0 })).toBe(`engine.${key} must be ${expected} (got 0).`);
       expect(configError({ type: "HighThroughputEngine", [key]: "1G" })).toBe(
-        `engine.${key} must be a positive integer (got "1G").`,
+        `engine.${key} must be ${expected} (got "1G").`,
       );
     }
   });
@@ -215,33 +215,6 @@ describe("engine registry", () => {
     ).toThrow(
       "The rendered user_config_template.yaml.j2: `engine.provider.max_block` is not a valid LocalProvider option (did you mean `max_blocks`?); valid LocalProvider options are: init_blocks, max_blocks, min_blocks, nodes_per_block, worker_init.",
     );
-  });
-
-  it("takes worker limits on the process-based engines and refuses them, with one sentence, on the ThreadPoolEngine", () => {
-    for (const type of ["ProcessPoolEngine", "HighThroughputEngine"]) {
-      const engine = createEngine({
-        type,
-        max_memory_per_worker: 64,
-        max_open_files_per_worker: 256,
-        max_user_processes: 500,
-      } as EngineConfig) as unknown as { options: Record<string, unknown> };
-      expect(engine.options).toMatchObject({
-        max_memory_per_worker: 64,
-        max_open_files_per_worker: 256,
-        max_user_processes: 500,
-      });
-      expect(configError({ type, max_memory_per_worker: 8 })).toBe(
-        "engine.max_memory_per_worker must be an integer ≥ 16 (got 8).",
-      );
-      expect(configError({ type, max_user_processes: "many" })).toBe(
-        'engine.max_user_processes must be a positive integer (got "many").',
-      );
-    }
-    for (const key of ["max_memory_per_worker", "max_open_files_per_worker", "max_user_processes"]) {
-      expect(configError({ type: "ThreadPoolEngine", [key]: 64 })).toBe(
-        `engine.${key} does not apply to the ThreadPoolEngine, whose workers are threads of the user endpoint process; use a ProcessPoolEngine or HighThroughputEngine to limit workers.`,
-      );
-    }
   });
 
   it("names both fields of a bad combination", () => {
