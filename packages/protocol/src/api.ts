@@ -65,6 +65,16 @@ export interface AmqpInfo {
   serviceUser: string;
 }
 
+/** What a MEP's registration adds to {@link AmqpInfo}. */
+export interface EndpointAmqpInfo extends AmqpInfo {
+  /**
+   * Port of the broker's management API as the service reaches it (absent with
+   * `--shared-broker-account`): a multi-user MEP checks that guest/guest does
+   * not work there.
+   */
+  managementPort?: number;
+}
+
 export interface RegisterEndpointRequest {
   /** Re-register under a known id (the id kept in the endpoint directory). */
   endpoint_id?: string;
@@ -77,7 +87,7 @@ export interface RegisterEndpointRequest {
 
 export interface RegisterEndpointResponse {
   endpoint_id: string;
-  amqp: AmqpInfo;
+  amqp: EndpointAmqpInfo;
   /** The MEP's command queue (see topology). */
   command_queue: string;
 }

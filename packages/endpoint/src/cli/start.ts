@@ -174,6 +174,7 @@ async function refuseDefaultBrokerLogin(
   ep: EndpointPaths,
   config: ManagerConfig,
   amqpUrl: string,
+  managementPort: number | undefined,
   log: FileLogger,
 ): Promise<number | undefined> {
   if (config.allow_default_broker_login) {
@@ -182,7 +183,7 @@ async function refuseDefaultBrokerLogin(
     );
     return undefined;
   }
-  const host = await acceptsDefaultLogin(amqpUrl);
+  const host = await acceptsDefaultLogin(amqpUrl, managementPort);
   if (host === undefined) return undefined;
   const message = defaultLoginRefusal(host);
   log.error(message);
@@ -223,7 +224,7 @@ async function run(
     log.info("Stopped before registration completed.");
     return stop.exitCode;
   }
-  const { endpointId, amqpUrl, serviceUser } = registration;
+  const { endpointId, amqpUrl, serviceUser, managementPort } = registration;
   writeEndpointId(ep, endpointId);
 
   log.info(`========== Endpoint Manager begins: ${endpointId}`);
@@ -234,7 +235,7 @@ async function run(
     if (typeof loaded === "number") return loaded;
     identityMapper = loaded;
     identityMapper.watch();
-    const refused = await refuseDefaultBrokerLogin(ep, config, amqpUrl, log);
+    const refused = await refuseDefaultBrokerLogin(ep, config, amqpUrl, managementPort, log);
     if (refused !== undefined) {
       identityMapper.stop();
       return refused;

@@ -22,14 +22,16 @@ export function defaultLoginRefusal(host: string): string {
 
 /**
  * The broker host of `brokerUrl` when it accepts guest/guest over AMQP (on the
- * URL's host, port and vhost) or on the management API (GET /api/whoami);
- * undefined when neither does.
+ * URL's host, port and vhost) or on the management API (GET /api/whoami, on
+ * `managementPort` when the service said where it is, else the plugin's
+ * default port); undefined when neither does.
  */
-export async function acceptsDefaultLogin(brokerUrl: string): Promise<string | undefined> {
+export async function acceptsDefaultLogin(brokerUrl: string, managementPort?: number): Promise<string | undefined> {
   const url = new URL(brokerUrl);
   const host = url.hostname;
   const secure = url.protocol === "amqps:";
-  const [viaAmqp, viaHttp] = await Promise.all([amqpLogin(url), managementLogin(host, secure)]);
+  const port = managementPort ?? MANAGEMENT_PORT[secure ? "amqps:" : "amqp:"];
+  const [viaAmqp, viaHttp] = await Promise.all([amqpLogin(url), managementLogin(host, port, secure)]);
   return viaAmqp || viaHttp ? host : undefined;
 }
 
@@ -68,8 +70,7 @@ async function amqpLogin(brokerUrl: URL): Promise<boolean> {
   }
 }
 
-function managementLogin(host: string, secure: boolean): Promise<boolean> {
-  const port = MANAGEMENT_PORT[secure ? "amqps:" : "amqp:"];
+function managementLogin(host: string, port: number, secure: boolean): Promise<boolean> {
   const get = secure ? https.get : http.get;
   return new Promise((resolve) => {
     const request = get(

@@ -35,6 +35,8 @@ export interface Registration {
   amqpUrl: string;
   /** The RabbitMQ user the service publishes as: commands (and, for the UEPs, tasks) come only from it. */
   serviceUser: string;
+  /** Port of the broker's management API, as the service reaches it (unknown with a shared broker account). */
+  managementPort: number | undefined;
 }
 
 const REGISTER_TIMEOUT_MS = 30_000;
@@ -109,6 +111,7 @@ export async function registerEndpoint(options: RegistrationOptions): Promise<Re
     endpointId: reply.endpoint_id,
     amqpUrl: withPort(reply.amqp.url, options.amqpPort),
     serviceUser: reply.amqp.serviceUser,
+    managementPort: Number.isInteger(reply.amqp.managementPort) ? reply.amqp.managementPort : undefined,
   };
 }
 

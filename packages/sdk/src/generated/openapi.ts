@@ -451,6 +451,7 @@ export interface paths {
           content: {
             "application/json": {
               amqp: {
+                managementPort?: number;
                 serviceUser: string;
                 url: string;
               };

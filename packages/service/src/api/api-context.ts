@@ -30,6 +30,8 @@ export interface ApiContext {
    * their own. Undefined exactly with `--shared-broker-account`.
    */
   brokerAccounts?: BrokerAccounts;
+  /** Port of the management API the service uses (scoped accounts only), told to MEPs. */
+  managementPort?: number;
   maxTaskBytes: number;
   version: string;
 }

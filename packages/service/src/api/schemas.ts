@@ -17,6 +17,12 @@ const amqpInfo = {
   required: ["url", "serviceUser"],
   properties: { url: { type: "string" }, serviceUser: { type: "string" } },
 } as const;
+/** protocol's EndpointAmqpInfo: AmqpInfo and where the management API is, for the MEP's guest/guest check. */
+const endpointAmqpInfo = {
+  type: "object",
+  required: ["url", "serviceUser"],
+  properties: { ...amqpInfo.properties, managementPort: { type: "integer", minimum: 1, maximum: 65535 } },
+} as const;
 
 const identityInfoProperties = {
   id: uuid,
@@ -156,7 +162,7 @@ export const registerEndpointSchema = {
       required: ["endpoint_id", "amqp", "command_queue"],
       properties: {
         endpoint_id: uuid,
-        amqp: amqpInfo,
+        amqp: endpointAmqpInfo,
         command_queue: { type: "string" },
       },
     },

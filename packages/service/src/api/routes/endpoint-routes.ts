@@ -56,7 +56,7 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
       const url = ctx.brokerAccounts ? await ctx.brokerAccounts.endpointUrl(endpointId) : ctx.amqpPublicUrl;
       return {
         endpoint_id: endpointId,
-        amqp: { url, serviceUser: ctx.broker.user },
+        amqp: { url, serviceUser: ctx.broker.user, managementPort: ctx.managementPort },
         command_queue: commandQueue(endpointId),
       };
     },
