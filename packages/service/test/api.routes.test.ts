@@ -380,7 +380,7 @@ describe.each(backends)("API on $name", (backend) => {
     const id = r.body.endpoint_id;
     expect(r.body).toEqual({
       endpoint_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
-      amqp: { url: scopedUrl(endpointBrokerUser(id)), serviceUser: "guest" },
+      amqp: { url: scopedUrl(endpointBrokerUser(id)), serviceUser: "guest", managementPort: 15672 },
       command_queue: commandQueue(id),
     });
     expect(await queueLength(commandQueue(id))).toBe(0);
