@@ -1,15 +1,14 @@
 /**
  * Every Client method against the real service (in process, PGlite, a
- * RabbitMQ vhost of its own). The test plays the endpoint's UEP on the broker:
- * it reports results as a UEP would, so getResult sees a value, a remote error
- * and a cancellation.
+ * RabbitMQ vhost of its own). The test plays the endpoint on the broker, with
+ * its own account: it reports results, so getResult sees a value, a remote
+ * error and a cancellation.
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  type BrokerLink,
   connectBroker,
   JSON_DATA,
   MAX_BATCH_STATUS_IDS,
@@ -29,7 +28,6 @@ const disposers: Array<() => Promise<void>> = [];
 let service: RunningService;
 let client: Client;
 let bob: Client;
-let broker: BrokerLink;
 
 beforeAll(async () => {
   const { startService } = await import("@conduit/service");
@@ -41,30 +39,37 @@ beforeAll(async () => {
   disposers.push(() => service.close());
   client = new Client({ serviceUrl: service.url, token: service.adminToken, retries: 0 });
   bob = new Client({ serviceUrl: service.url, token: (await service.createIdentity("bob@example.org")).token });
-  broker = await connectBroker(vhost.url, { name: "sdk-client-test" });
-  disposers.push(() => broker.close());
 });
 
 afterAll(async () => {
   for (const dispose of disposers.reverse()) await dispose();
 });
 
-/** Publishes a UEP's result for a task, as the endpoint would. */
+/**
+ * Publishes a result for a task as the endpoint's MEP would (it fails tasks
+ * itself): with the broker account its registration handed out, whose
+ * user-id the service checks.
+ */
 async function report(
-  endpointId: string,
+  endpoint: { endpoint_id: string; amqp: { url: string } },
   uepId: string,
   taskId: string,
   outcome: Pick<ResultMessage, "state" | "result" | "error">,
 ): Promise<void> {
-  await broker.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), {
-    v: 1,
-    kind: "result",
-    taskId,
-    endpointId,
-    uepId,
-    completedAt: Date.now(),
-    ...outcome,
-  });
+  const link = await connectBroker(endpoint.amqp.url, { name: "sdk-client-test-endpoint" });
+  try {
+    await link.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpoint.endpoint_id), {
+      v: 1,
+      kind: "result",
+      taskId,
+      endpointId: endpoint.endpoint_id,
+      uepId,
+      completedAt: Date.now(),
+      ...outcome,
+    });
+  } finally {
+    await link.close();
+  }
 }
 
 function task(functionId: string, args: unknown[]) {
@@ -106,7 +111,8 @@ describe("Client against the real service", () => {
   });
 
   it("submit, getTask, getBatchStatus, getResult (value, remote error), cancelTask and task groups", async () => {
-    const { endpoint_id: endpointId } = await client.registerEndpoint({ name: "results" });
+    const endpoint = await client.registerEndpoint({ name: "results" });
+    const endpointId = endpoint.endpoint_id;
     const functionId = await client.registerFunction((a: number, b: number) => a + b);
     const tasks = [task(functionId, [1, 2]), task(functionId, [3, 4]), task(functionId, [5, 6])];
     const [ok, bad, cancelled] = tasks.map((t) => t.task_id) as [string, string, string];
@@ -117,8 +123,8 @@ describe("Client against the real service", () => {
     await expect(client.getResult(ok)).rejects.toMatchObject({ code: "TASK_PENDING" });
 
     expect(await client.cancelTask(cancelled)).toEqual({ task_id: cancelled, cancelled: true, state: "cancelled" });
-    await report(endpointId, submitted.uep_id, ok, { state: "success", result: serializeJson(3) });
-    await report(endpointId, submitted.uep_id, bad, {
+    await report(endpoint, submitted.uep_id, ok, { state: "success", result: serializeJson(3) });
+    await report(endpoint, submitted.uep_id, bad, {
       state: "failed",
       error: { code: "TASK_FAILED", name: "RangeError", message: "too big", stack: "RangeError: too big\n    at f" },
     });
