@@ -18,7 +18,8 @@ import type { UserRuntime } from "@conduit/protocol";
 import { Environment } from "minijinja-js";
 import { ConfigError, type RenderErrorKind } from "../errors.js";
 import type { MappedIdentity, TemplateFiles } from "../user-endpoint/bootstrap-types.js";
-import { guardStrictUndefined, type StrictSite, strictSiteOf } from "./strict-undefined.js";
+import { jinjaFloatText, jinjaIntText, pythonStr } from "./python-text.js";
+import { rewriteTemplate, type StrictSite, strictSiteOf, type UsedName } from "./strict-undefined.js";
 import { sanitiseUserValue, shellEscape, type TemplateValue, toTemplateData } from "./template-values.js";
 import { validateUserConfig } from "./user-config-schema.js";
 
@@ -41,6 +42,21 @@ const RESERVED_NAMES = ["parent_config", "user_runtime", "mapped_identity", "_GC
  * machine, thousands of times what a site template with a few loops needs.
  */
 const FUEL = 20_000_000;
+
+/** The filter every output goes through (after `tojson`), printing it as Python's `str()` does. */
+const PRINT_FILTER = "_conduit_print";
+
+/**
+ * Names minijinja defines and Jinja 3.1.2 does not. Jinja reads them as
+ * undefined (a global) or refuses the template (a filter or test), so a
+ * template that works here must not meet them: `{{ debug|default(false) }}`
+ * is `False` in Jinja, and minijinja would print its `debug` function.
+ */
+const MINIJINJA_ONLY = {
+  globals: ["debug"],
+  filters: new Set(["bool", "chain", "lines", "pluralize", "split"]),
+  tests: new Set(["safe", "startingwith", "endingwith"]),
+};
 
 /** The rendered YAML text; a ConfigError (one sentence first) for anything the user or admin must fix. */
 export function renderUserConfigTemplate(input: RenderInput): string {
@@ -90,6 +106,12 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
     env.enablePyCompat();
     env.keepTrailingNewline = true; // register() drops one final newline per file, as Jinja's lexer does
     env.fuel = FUEL;
+    for (const name of MINIJINJA_ONLY.globals) env.removeGlobal(name);
+    env.addFilter(PRINT_FILTER, (json: unknown) => (typeof json === "string" ? pythonStr(json) : json));
+    // Jinja's int and float give their default where Python cannot read the value; minijinja's fail.
+    // The rewrite puts these before minijinja's own, which turn their text into the number.
+    env.addFilter("_conduit_int", jinjaIntText);
+    env.addFilter("_conduit_float", jinjaFloatText);
     env.addFilter("shell_escape", (value: unknown) => {
       // A JavaScript exception inside a filter leaves the WebAssembly engine unusable: report it afterwards.
       const outcome = shellEscape(value);
@@ -157,15 +179,39 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
 function register(env: Environment, name: string, text: string, sites: StrictSite[]): void {
   const lf = text.replace(/\r\n?/g, "\n");
   const body = lf.endsWith("\n") ? lf.slice(0, -1) : lf;
-  // Compiled bare first, so that a syntax error is reported on the file's own text, not on the wrapper.
-  env.addTemplate(name, body);
+  const rewritten = rewriteTemplate(body, sites, { printFilter: PRINT_FILTER, numberFilterPrefix: "_conduit_" });
+  // Compiled bare first, so that a syntax error is reported on the file's own text, not on the wrapper;
+  // Jinja syntax minijinja reads only as rewritten (`{% set a, b = … %}`) is no error.
+  try {
+    env.addTemplate(name, body);
+  } catch (err) {
+    try {
+      env.addTemplate(name, rewritten.text);
+    } catch {
+      throw err;
+    }
+  }
+  refuseMinijinjaOnly(name, body, rewritten.names);
   // The wrapper and the guards add no line, so line numbers in errors stay the file's own.
   const wrap = (source: string) => `{% autoescape false %}${source}{% endautoescape %}`;
   try {
-    env.addTemplate(name, wrap(guardStrictUndefined(body, sites)));
+    env.addTemplate(name, wrap(rewritten.text));
   } catch {
     // A construct the guard misread: the file as written still renders, only with minijinja's leniency.
     env.addTemplate(name, wrap(body));
+  }
+}
+
+/** Jinja refuses a filter or test it does not have when compiling; so does Conduit for minijinja's extra ones. */
+function refuseMinijinjaOnly(name: string, body: string, used: readonly UsedName[]): void {
+  for (const { kind, name: used_, offset } of used) {
+    const extra = kind === "filter" ? MINIJINJA_ONLY.filters : MINIJINJA_ONLY.tests;
+    if (!extra.has(used_)) continue;
+    const line = body.slice(0, offset).split("\n").length;
+    // In minijinja's own words, so that translateError reports it as the syntax error it is in Jinja.
+    throw new Error(
+      `syntax error: Jinja has no ${kind} named '${used_}', so the template would not work with Globus Compute (in ${name}:${line})`,
+    );
   }
 }
 
@@ -244,18 +290,13 @@ function translateError(err: unknown, context: ErrorContext): ConfigError {
   if (parsed.detail === "undefined value") {
     // Only the failing expression itself: the excerpt around it may show other guards of the same line.
     const guarded = parsed.span === undefined ? undefined : strictSiteOf(parsed.span, context.sites);
-    if (guarded !== undefined) {
-      return new ConfigError(
-        `${where}: undefined value '${guarded.expression}'; define it in userEndpointConfig or use |default().`,
-        cause("undefined-variable"),
-      );
-    }
-    const name = parsed.span ? ` '${parsed.span}'` : "";
-    const own = parsed.span !== undefined && /^(_GC|parent_config|user_runtime|mapped_identity)\b/.test(parsed.span);
+    const expression = guarded?.expression ?? parsed.span;
+    const name = expression ? ` '${expression}'` : "";
+    const own = expression !== undefined && /^(_GC|parent_config|user_runtime|mapped_identity)\b/.test(expression);
     const fix = own
       ? `test it with "is defined" or use |default()`
       : "define it in userEndpointConfig or use |default()";
-    const kind = parsed.span !== undefined && reachesInternals(parsed.span) ? "sandbox" : "undefined-variable";
+    const kind = expression !== undefined && reachesInternals(expression) ? "sandbox" : "undefined-variable";
     return new ConfigError(`${where}: undefined value${name}; ${fix}.`, cause(kind));
   }
   if (parsed.detail.startsWith("syntax error")) {
