@@ -19,7 +19,7 @@ import { Environment } from "minijinja-js";
 import { ConfigError, type RenderErrorKind } from "../errors.js";
 import type { MappedIdentity, TemplateFiles } from "../user-endpoint/bootstrap-types.js";
 import { jinjaFloatText, jinjaIntText, pythonStr } from "./python-text.js";
-import { rewriteTemplate, type StrictSite, strictSiteOf, type UsedName } from "./strict-undefined.js";
+import { rewriteTemplate, type StrictSite, strictSiteOf } from "./strict-undefined.js";
 import { sanitiseUserValue, shellEscape, type TemplateValue, toTemplateData } from "./template-values.js";
 import { validateUserConfig } from "./user-config-schema.js";
 
@@ -48,9 +48,10 @@ const PRINT_FILTER = "_conduit_print";
 
 /**
  * Names minijinja defines and Jinja 3.1.2 does not. Jinja reads them as
- * undefined (a global) or refuses the template (a filter or test), so a
- * template that works here must not meet them: `{{ debug|default(false) }}`
- * is `False` in Jinja, and minijinja would print its `debug` function.
+ * undefined (a global) or fails where the template uses them (a filter or
+ * test; when compiling, or at run time inside an `if`), so a template that
+ * works here must not meet them: `{{ debug|default(false) }}` is `False` in
+ * Jinja, and minijinja would print its `debug` function.
  */
 const MINIJINJA_ONLY = {
   globals: ["debug"],
@@ -96,7 +97,9 @@ export function renderUserConfigTemplate(input: RenderInput): string {
 
 function renderTemplate(template: TemplateFiles, context: Record<string, TemplateValue>): string {
   const env = new Environment();
-  let filterFailure: string | undefined;
+  // A JavaScript exception inside a filter leaves the WebAssembly engine unusable: filters record failures here.
+  let failure: { message: string; kind: RenderErrorKind } | undefined;
+  const firstUse = new Map<string, string>();
   const unparsable = new Map<string, unknown>();
   const sites: StrictSite[] = [];
   let freeable = true;
@@ -113,32 +116,38 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
     env.addFilter("_conduit_int", jinjaIntText);
     env.addFilter("_conduit_float", jinjaFloatText);
     env.addFilter("shell_escape", (value: unknown) => {
-      // A JavaScript exception inside a filter leaves the WebAssembly engine unusable: report it afterwards.
       const outcome = shellEscape(value);
       if (outcome.ok) return outcome.value;
-      filterFailure ??= outcome.reason;
+      failure ??= { message: `${template.name}: ${outcome.reason}.`, kind: "shell-escape-value" };
       return "";
     });
+    // Jinja has no such filter or test: it fails where the template uses one, as Jinja would.
+    const refuse = (kind: "filter" | "test", name: string) => () => {
+      const where = firstUse.get(`${kind} ${name}`) ?? template.name;
+      failure ??= {
+        message: `${where}: Jinja has no ${kind} named '${name}' (minijinja's own), so Globus Compute would refuse this template; use a Jinja ${kind} instead.`,
+        kind: "template-syntax",
+      };
+      return kind === "filter" ? "" : false;
+    };
+    for (const name of MINIJINJA_ONLY.filters) env.addFilter(name, refuse("filter", name));
+    for (const name of MINIJINJA_ONLY.tests) env.addTest(name, refuse("test", name));
     for (const [name, text] of Object.entries(template.siblings)) {
       if (name === template.name) continue;
       try {
-        register(env, name, text, sites);
+        register(env, name, text, sites, firstUse);
       } catch (err) {
         // Jinja parses a sibling only when it is included; an unrelated file that is not a template must not matter.
         unparsable.set(name, err);
       }
     }
-    register(env, template.name, template.text, sites);
+    register(env, template.name, template.text, sites, firstUse);
     const output = env.renderTemplate(template.name, context);
-    if (filterFailure !== undefined) {
-      throw new ConfigError(`${template.name}: ${filterFailure}.`, { kind: "shell-escape-value" });
-    }
+    if (failure !== undefined) throw new ConfigError(failure.message, { kind: failure.kind });
     return output;
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    if (filterFailure !== undefined) {
-      throw new ConfigError(`${template.name}: ${filterFailure}.`, { cause: err, kind: "shell-escape-value" });
-    }
+    if (failure !== undefined) throw new ConfigError(failure.message, { cause: err, kind: failure.kind });
     if (err instanceof Error && err.name === "RuntimeError") {
       // A panic inside the engine (e.g. a string too large to allocate); the instance is poisoned, so it is not freed.
       freeable = false;
@@ -176,7 +185,13 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
  * Globus runs it has none). Its strict positions are guarded so that an
  * undefined value fails there as in Jinja (see strict-undefined.ts).
  */
-function register(env: Environment, name: string, text: string, sites: StrictSite[]): void {
+function register(
+  env: Environment,
+  name: string,
+  text: string,
+  sites: StrictSite[],
+  firstUse: Map<string, string>,
+): void {
   const lf = text.replace(/\r\n?/g, "\n");
   const body = lf.endsWith("\n") ? lf.slice(0, -1) : lf;
   const rewritten = rewriteTemplate(body, sites, { printFilter: PRINT_FILTER, numberFilterPrefix: "_conduit_" });
@@ -191,7 +206,10 @@ function register(env: Environment, name: string, text: string, sites: StrictSit
       throw err;
     }
   }
-  refuseMinijinjaOnly(name, body, rewritten.names);
+  for (const used of rewritten.names) {
+    const key = `${used.kind} ${used.name}`;
+    if (!firstUse.has(key)) firstUse.set(key, `${name} line ${body.slice(0, used.offset).split("\n").length}`);
+  }
   // The wrapper and the guards add no line, so line numbers in errors stay the file's own.
   const wrap = (source: string) => `{% autoescape false %}${source}{% endautoescape %}`;
   try {
@@ -199,19 +217,6 @@ function register(env: Environment, name: string, text: string, sites: StrictSit
   } catch {
     // A construct the guard misread: the file as written still renders, only with minijinja's leniency.
     env.addTemplate(name, wrap(body));
-  }
-}
-
-/** Jinja refuses a filter or test it does not have when compiling; so does Conduit for minijinja's extra ones. */
-function refuseMinijinjaOnly(name: string, body: string, used: readonly UsedName[]): void {
-  for (const { kind, name: used_, offset } of used) {
-    const extra = kind === "filter" ? MINIJINJA_ONLY.filters : MINIJINJA_ONLY.tests;
-    if (!extra.has(used_)) continue;
-    const line = body.slice(0, offset).split("\n").length;
-    // In minijinja's own words, so that translateError reports it as the syntax error it is in Jinja.
-    throw new Error(
-      `syntax error: Jinja has no ${kind} named '${used_}', so the template would not work with Globus Compute (in ${name}:${line})`,
-    );
   }
 }
 
@@ -276,7 +281,7 @@ function translateError(err: unknown, context: ErrorContext): ConfigError {
     // Back at a file already on the way down: the includes form a loop, and minijinja stopped at its depth limit.
     const where = `${parsed.file ?? templateName}${parsed.line !== undefined ? ` line ${parsed.line}` : ""}`;
     return new ConfigError(
-      `${where}: ${failedInclude} includes itself, directly or through other files, so rendering it never ends; break the loop of include tags.`,
+      `${where}: ${failedInclude} includes itself, directly or through other files, so rendering it never ends; break the loop of include and import tags.`,
       { cause: err, kind: "sandbox" },
     );
   }
@@ -298,6 +303,15 @@ function translateError(err: unknown, context: ErrorContext): ConfigError {
       : "define it in userEndpointConfig or use |default()";
     const kind = expression !== undefined && reachesInternals(expression) ? "sandbox" : "undefined-variable";
     return new ConfigError(`${where}: undefined value${name}; ${fix}.`, cause(kind));
+  }
+  const inherited = /^invalid operation: cycle in template inheritance\. "([^"]+)" was referenced more than once$/.exec(
+    parsed.detail,
+  )?.[1];
+  if (inherited !== undefined) {
+    return new ConfigError(
+      `${where}: ${inherited} extends itself, directly or through other files, so rendering it never ends; break the loop of extends tags.`,
+      cause("sandbox"),
+    );
   }
   if (parsed.detail.startsWith("syntax error")) {
     return new ConfigError(`${where}: ${parsed.detail}; fix the template syntax.`, cause("template-syntax"));

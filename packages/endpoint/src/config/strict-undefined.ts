@@ -438,6 +438,7 @@ function parseTag(tag: Tag, found: Found, options: RewriteOptions): void {
           const last = names[names.length - 1];
           found.wraps.push({ start: names[0].start, end: last.end, before: "(", after: ")" });
           found.wraps.push({ start: value.start, end: value.end, before: "(", after: ")" });
+          p.strictOutput(value); // Jinja fails unpacking an undefined value; minijinja's error would not name it
         }
       }
       return;
@@ -567,7 +568,7 @@ class ExpressionParser {
     if (e.path) this.found.strict.push({ start: e.start, end: e.end });
   }
 
-  /** A printed value: strict in Jinja, which minijinja only is when it prints the value itself. */
+  /** A printed or unpacked value: strict in Jinja (minijinja's own errors there do not name the value). */
   strictOutput(e: Expr): void {
     this.strict(e);
   }
