@@ -461,19 +461,16 @@ function parseTag(tag: Tag, found: Found, options: RewriteOptions): void {
 }
 
 /**
- * `{{ E }}` printed as Jinja prints it: `{{ (E)|tojson|P }}`, P printing the
- * JSON text as Python's `str()` would. A printed undefined value fails in
- * Jinja, but `tojson` reads it as null: a path is guarded in place (it can be
- * evaluated twice); any other expression is evaluated once, into a name that
- * is guarded: `{% with _conduit_v = (E) %}{{ (guarded _conduit_v)|tojson|P }}{% endwith %}`.
+ * `{{ E }}` printed as Jinja prints it. E is evaluated once, into a name:
+ * `{% with _conduit_v = (E) %}{{ … }}{% endwith %}`, which prints a string or
+ * an integer as it is (minijinja and Python agree on those, and a call into
+ * JavaScript per output would slow a long loop several times over), and
+ * anything else through `tojson` and P, which prints the JSON text as
+ * Python's `str()` would. A printed undefined value fails in Jinja, and
+ * `tojson` would read it as null: the name is guarded, its site naming E.
  */
 function printAsPython(tag: Tag, output: Expr, found: Found, printFilter: string): void {
-  if (output.path || output.constant) {
-    if (output.path) found.strict.push({ start: output.start, end: output.end });
-    found.wraps.push({ start: output.start, end: output.end, before: "(", after: `)|tojson|${printFilter}` });
-    return;
-  }
-  const source = tag.tokens.length > 0 ? tag.source : "";
+  const source = tag.source;
   const expression = source.slice(output.start - tag.start, output.end - tag.start);
   const head = source.slice(0, output.start - tag.start); // `{{`, a whitespace mark, spaces (newlines kept)
   const tail = source.slice(output.end - tag.start); // spaces, a whitespace mark, `}}`
@@ -481,17 +478,17 @@ function printAsPython(tag: Tag, output: Expr, found: Found, printFilter: string
   const closeMark = /([-+]?)\}\}$/.exec(tail)?.[1] ?? "";
   const headSpace = head.slice(2 + openMark.length);
   const tailSpace = tail.slice(0, tail.length - 2 - closeMark.length);
-  const name = "_conduit_v";
+  const v = "_conduit_v";
   found.replacements.push({
     start: tag.start,
     end: output.start,
-    text: () => `{%${openMark} with ${name} = (${headSpace}`,
+    text: () => `{%${openMark} with ${v} = (${headSpace}`,
   });
   found.replacements.push({
     start: output.end,
     end: tag.end,
     text: (marker) =>
-      `${tailSpace}) %}{{ (${name} if ${name} is defined else ${name}.${marker(expression)})|tojson|${printFilter} }}{% endwith ${closeMark}%}`,
+      `${tailSpace}) %}{{ ${v} if ${v} is string or ${v} is integer else (${v} if ${v} is defined else ${v}.${marker(expression)})|tojson|${printFilter} }}{% endwith ${closeMark}%}`,
   });
 }
 
