@@ -8,7 +8,10 @@
  *      user_runtime}` and the same three as deprecated top-level names;
  *   5. Jinja semantics: strict undefined, no autoescape, no trim/lstrip of
  *      blocks, CRLF read as LF, one final newline of each file dropped, sibling
- *      files for include/extends/import, and the one extra filter `shell_escape`.
+ *      files for include/extends/import, and the one extra filter `shell_escape`;
+ *      values printed as Python prints them, Jinja's `int`/`float`, `{% set a, b = … %}`,
+ *      and none of minijinja's own globals, filters and tests (see strict-undefined.ts
+ *      for the rewrite, python-text.ts for the printing).
  * The engine is minijinja (WebAssembly): a template reaches only the plain data
  * passed in, never a JavaScript object, and `fuel` bounds runaway loops.
  * This runs in the UEP, after privileges were dropped, never in the MEP (and
