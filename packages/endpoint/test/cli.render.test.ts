@@ -127,8 +127,9 @@ describe("conduit-endpoint render", () => {
     );
     expect(stderr).toBe("");
     expect(code).toBe(0);
+    // `True`: Python's printing of a boolean, as Jinja renders it.
     expect(stdout).toBe(
-      'engine:\n  type: ThreadPoolEngine\ndisplay_name: root 0 /root true\nendpoint_setup: "linux"\n',
+      'engine:\n  type: ThreadPoolEngine\ndisplay_name: root 0 /root True\nendpoint_setup: "linux"\n',
     );
   });
 

@@ -232,7 +232,7 @@ describe("the sandbox", () => {
 
   it("sees JavaScript's special names as absent", () => {
     const text = "{{ cfg.constructor is defined }} {{ cfg.__proto__ is defined }} {{ cfg.valueOf is defined }}";
-    expect(renderUserConfigTemplate(input(text, { userConfig: { cfg: { a: 1 } } }))).toBe("false false false");
+    expect(renderUserConfigTemplate(input(text, { userConfig: { cfg: { a: 1 } } }))).toBe("False False False"); // as Jinja prints them
   });
 
   it("keeps a variable named __proto__ as a plain key", () => {

@@ -69,7 +69,7 @@ describe("strict undefined, as Jinja's StrictUndefined", () => {
 
   it("keeps default, is defined, lenient filters and untaken branches working", () => {
     expect(render("a: {{ nope|default('\"x\"')|upper }}\nb: {{ nope is defined }}\nc: {{ nope|d|length }}\n")).toBe(
-      'a: "X"\nb: false\nc: 0',
+      'a: "X"\nb: False\nc: 0', // Python's False, as Jinja prints it
     );
     expect(render("{% if x is defined and x|length > 2 %}long: {{ x|upper }}{% else %}short: true{% endif %}\n")).toBe(
       "short: true",

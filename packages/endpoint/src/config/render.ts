@@ -8,7 +8,10 @@
  *      user_runtime}` and the same three as deprecated top-level names;
  *   5. Jinja semantics: strict undefined, no autoescape, no trim/lstrip of
  *      blocks, CRLF read as LF, one final newline of each file dropped, sibling
- *      files for include/extends/import, and the one extra filter `shell_escape`.
+ *      files for include/extends/import, and the one extra filter `shell_escape`;
+ *      values printed as Python prints them, Jinja's `int`/`float`, `{% set a, b = … %}`,
+ *      and none of minijinja's own globals, filters and tests (see strict-undefined.ts
+ *      for the rewrite, python-text.ts for the printing).
  * The engine is minijinja (WebAssembly): a template reaches only the plain data
  * passed in, never a JavaScript object, and `fuel` bounds runaway loops.
  * This runs in the UEP, after privileges were dropped, never in the MEP (and
@@ -18,7 +21,8 @@ import type { UserRuntime } from "@conduit/protocol";
 import { Environment } from "minijinja-js";
 import { ConfigError, type RenderErrorKind } from "../errors.js";
 import type { MappedIdentity, TemplateFiles } from "../user-endpoint/bootstrap-types.js";
-import { guardStrictUndefined, type StrictSite, strictSiteOf } from "./strict-undefined.js";
+import { jinjaFloatText, jinjaIntText, pythonStr } from "./python-text.js";
+import { rewriteTemplate, type StrictSite, strictSiteOf } from "./strict-undefined.js";
 import { sanitiseUserValue, shellEscape, type TemplateValue, toTemplateData } from "./template-values.js";
 import { validateUserConfig } from "./user-config-schema.js";
 
@@ -41,6 +45,22 @@ const RESERVED_NAMES = ["parent_config", "user_runtime", "mapped_identity", "_GC
  * machine, thousands of times what a site template with a few loops needs.
  */
 const FUEL = 20_000_000;
+
+/** The filter every output goes through (after `tojson`), printing it as Python's `str()` does. */
+const PRINT_FILTER = "_conduit_print";
+
+/**
+ * Names minijinja defines and Jinja 3.1.2 does not. Jinja reads them as
+ * undefined (a global) or fails where the template uses them (a filter or
+ * test; when compiling, or at run time inside an `if`), so a template that
+ * works here must not meet them: `{{ debug|default(false) }}` is `False` in
+ * Jinja, and minijinja would print its `debug` function.
+ */
+const MINIJINJA_ONLY = {
+  globals: ["debug"],
+  filters: new Set(["bool", "chain", "lines", "pluralize", "split"]),
+  tests: new Set(["safe", "startingwith", "endingwith"]),
+};
 
 /** The rendered YAML text; a ConfigError (one sentence first) for anything the user or admin must fix. */
 export function renderUserConfigTemplate(input: RenderInput): string {
@@ -80,7 +100,9 @@ export function renderUserConfigTemplate(input: RenderInput): string {
 
 function renderTemplate(template: TemplateFiles, context: Record<string, TemplateValue>): string {
   const env = new Environment();
-  let filterFailure: string | undefined;
+  // A JavaScript exception inside a filter leaves the WebAssembly engine unusable: filters record failures here.
+  let failure: { message: string; kind: RenderErrorKind } | undefined;
+  const firstUse = new Map<string, string>();
   const unparsable = new Map<string, unknown>();
   const sites: StrictSite[] = [];
   let freeable = true;
@@ -90,33 +112,45 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
     env.enablePyCompat();
     env.keepTrailingNewline = true; // register() drops one final newline per file, as Jinja's lexer does
     env.fuel = FUEL;
+    for (const name of MINIJINJA_ONLY.globals) env.removeGlobal(name);
+    env.addFilter(PRINT_FILTER, (json: unknown) => (typeof json === "string" ? pythonStr(json) : json));
+    // Jinja's int and float give their default where Python cannot read the value; minijinja's fail.
+    // The rewrite puts these before minijinja's own, which turn their text into the number.
+    env.addFilter("_conduit_int", jinjaIntText);
+    env.addFilter("_conduit_float", jinjaFloatText);
     env.addFilter("shell_escape", (value: unknown) => {
-      // A JavaScript exception inside a filter leaves the WebAssembly engine unusable: report it afterwards.
       const outcome = shellEscape(value);
       if (outcome.ok) return outcome.value;
-      filterFailure ??= outcome.reason;
+      failure ??= { message: `${template.name}: ${outcome.reason}.`, kind: "shell-escape-value" };
       return "";
     });
+    // Jinja has no such filter or test: it fails where the template uses one, as Jinja would.
+    const refuse = (kind: "filter" | "test", name: string) => () => {
+      const where = firstUse.get(`${kind} ${name}`) ?? template.name;
+      failure ??= {
+        message: `${where}: Jinja has no ${kind} named '${name}' (minijinja's own), so Globus Compute would refuse this template; use a Jinja ${kind} instead.`,
+        kind: "template-syntax",
+      };
+      return kind === "filter" ? "" : false;
+    };
+    for (const name of MINIJINJA_ONLY.filters) env.addFilter(name, refuse("filter", name));
+    for (const name of MINIJINJA_ONLY.tests) env.addTest(name, refuse("test", name));
     for (const [name, text] of Object.entries(template.siblings)) {
       if (name === template.name) continue;
       try {
-        register(env, name, text, sites);
+        register(env, name, text, sites, firstUse);
       } catch (err) {
         // Jinja parses a sibling only when it is included; an unrelated file that is not a template must not matter.
         unparsable.set(name, err);
       }
     }
-    register(env, template.name, template.text, sites);
+    register(env, template.name, template.text, sites, firstUse);
     const output = env.renderTemplate(template.name, context);
-    if (filterFailure !== undefined) {
-      throw new ConfigError(`${template.name}: ${filterFailure}.`, { kind: "shell-escape-value" });
-    }
+    if (failure !== undefined) throw new ConfigError(failure.message, { kind: failure.kind });
     return output;
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    if (filterFailure !== undefined) {
-      throw new ConfigError(`${template.name}: ${filterFailure}.`, { cause: err, kind: "shell-escape-value" });
-    }
+    if (failure !== undefined) throw new ConfigError(failure.message, { cause: err, kind: failure.kind });
     if (err instanceof Error && err.name === "RuntimeError") {
       // A panic inside the engine (e.g. a string too large to allocate); the instance is poisoned, so it is not freed.
       freeable = false;
@@ -154,15 +188,35 @@ function renderTemplate(template: TemplateFiles, context: Record<string, Templat
  * Globus runs it has none). Its strict positions are guarded so that an
  * undefined value fails there as in Jinja (see strict-undefined.ts).
  */
-function register(env: Environment, name: string, text: string, sites: StrictSite[]): void {
+function register(
+  env: Environment,
+  name: string,
+  text: string,
+  sites: StrictSite[],
+  firstUse: Map<string, string>,
+): void {
   const lf = text.replace(/\r\n?/g, "\n");
   const body = lf.endsWith("\n") ? lf.slice(0, -1) : lf;
-  // Compiled bare first, so that a syntax error is reported on the file's own text, not on the wrapper.
-  env.addTemplate(name, body);
+  const rewritten = rewriteTemplate(body, sites, { printFilter: PRINT_FILTER, numberFilterPrefix: "_conduit_" });
+  // Compiled bare first, so that a syntax error is reported on the file's own text, not on the wrapper;
+  // Jinja syntax minijinja reads only as rewritten (`{% set a, b = … %}`) is no error.
+  try {
+    env.addTemplate(name, body);
+  } catch (err) {
+    try {
+      env.addTemplate(name, rewritten.text);
+    } catch {
+      throw err;
+    }
+  }
+  for (const used of rewritten.names) {
+    const key = `${used.kind} ${used.name}`;
+    if (!firstUse.has(key)) firstUse.set(key, `${name} line ${body.slice(0, used.offset).split("\n").length}`);
+  }
   // The wrapper and the guards add no line, so line numbers in errors stay the file's own.
   const wrap = (source: string) => `{% autoescape false %}${source}{% endautoescape %}`;
   try {
-    env.addTemplate(name, wrap(guardStrictUndefined(body, sites)));
+    env.addTemplate(name, wrap(rewritten.text));
   } catch {
     // A construct the guard misread: the file as written still renders, only with minijinja's leniency.
     env.addTemplate(name, wrap(body));
@@ -230,7 +284,7 @@ function translateError(err: unknown, context: ErrorContext): ConfigError {
     // Back at a file already on the way down: the includes form a loop, and minijinja stopped at its depth limit.
     const where = `${parsed.file ?? templateName}${parsed.line !== undefined ? ` line ${parsed.line}` : ""}`;
     return new ConfigError(
-      `${where}: ${failedInclude} includes itself, directly or through other files, so rendering it never ends; break the loop of include tags.`,
+      `${where}: ${failedInclude} includes itself, directly or through other files, so rendering it never ends; break the loop of include and import tags.`,
       { cause: err, kind: "sandbox" },
     );
   }
@@ -244,19 +298,23 @@ function translateError(err: unknown, context: ErrorContext): ConfigError {
   if (parsed.detail === "undefined value") {
     // Only the failing expression itself: the excerpt around it may show other guards of the same line.
     const guarded = parsed.span === undefined ? undefined : strictSiteOf(parsed.span, context.sites);
-    if (guarded !== undefined) {
-      return new ConfigError(
-        `${where}: undefined value '${guarded.expression}'; define it in userEndpointConfig or use |default().`,
-        cause("undefined-variable"),
-      );
-    }
-    const name = parsed.span ? ` '${parsed.span}'` : "";
-    const own = parsed.span !== undefined && /^(_GC|parent_config|user_runtime|mapped_identity)\b/.test(parsed.span);
+    const expression = guarded?.expression ?? parsed.span;
+    const name = expression ? ` '${expression}'` : "";
+    const own = expression !== undefined && /^(_GC|parent_config|user_runtime|mapped_identity)\b/.test(expression);
     const fix = own
       ? `test it with "is defined" or use |default()`
       : "define it in userEndpointConfig or use |default()";
-    const kind = parsed.span !== undefined && reachesInternals(parsed.span) ? "sandbox" : "undefined-variable";
+    const kind = expression !== undefined && reachesInternals(expression) ? "sandbox" : "undefined-variable";
     return new ConfigError(`${where}: undefined value${name}; ${fix}.`, cause(kind));
+  }
+  const inherited = /^invalid operation: cycle in template inheritance\. "([^"]+)" was referenced more than once$/.exec(
+    parsed.detail,
+  )?.[1];
+  if (inherited !== undefined) {
+    return new ConfigError(
+      `${where}: ${inherited} extends itself, directly or through other files, so rendering it never ends; break the loop of extends tags.`,
+      cause("sandbox"),
+    );
   }
   if (parsed.detail.startsWith("syntax error")) {
     return new ConfigError(`${where}: ${parsed.detail}; fix the template syntax.`, cause("template-syntax"));

@@ -60,27 +60,122 @@ const STRICT_TESTS = new Set(
 
 /** Guards the strict positions of `text`, adding their sites to `sites` (whose index is the marker). */
 export function guardStrictUndefined(text: string, sites: StrictSite[]): string {
-  const spans: Array<{ start: number; end: number }> = [];
+  return rewriteTemplate(text, sites).text;
+}
+
+/** A filter or test a tag names, with the offset of its name (for the line in errors). */
+export interface UsedName {
+  kind: "filter" | "test";
+  name: string;
+  offset: number;
+}
+
+export interface RewriteOptions {
+  /**
+   * A filter every `{{ … }}` output goes through, after `tojson`: the value
+   * is then printed by that filter (Python's `str()`), with its JSON text
+   * telling floats from integers. The output itself becomes a strict position,
+   * as printing is in Jinja.
+   */
+  printFilter?: string;
+  /**
+   * With `P`, `|int(…)` becomes `|Pint(…)|int` and `|float(…)` `|Pfloat(…)|float`:
+   * filters that read the value as Python does, then minijinja's own.
+   */
+  numberFilterPrefix?: string;
+}
+
+export interface Rewritten {
+  text: string;
+  /** Every filter and test the readable tags name. */
+  names: UsedName[];
+}
+
+/** Text put around a range of the template: a wrap may enclose guards and other wraps. */
+interface Wrap {
+  start: number;
+  end: number;
+  before: string;
+  after: string;
+}
+
+/** A range replaced whole; `text` gets the marker of a site for `expression`. */
+interface Replacement {
+  start: number;
+  end: number;
+  text: (marker: (expression: string) => string) => string;
+}
+
+interface Found {
+  /** Paths in strict positions. */
+  strict: Array<{ start: number; end: number }>;
+  /** Ranges outside any expression (a tag's delimiters), replaced whole. */
+  replacements: Replacement[];
+  wraps: Wrap[];
+  names: UsedName[];
+}
+
+/**
+ * The template as Conduit compiles it: strict positions guarded (see above),
+ * `{% set a, b = … %}` written as minijinja reads it (`{% set (a, b) = … %}`),
+ * and, with `printFilter`, every output printed the way Python prints it. No
+ * line moves. A tag the scanner cannot read is left as written.
+ */
+export function rewriteTemplate(text: string, sites: StrictSite[], options: RewriteOptions = {}): Rewritten {
+  const all: Found = { strict: [], replacements: [], wraps: [], names: [] };
   for (const tag of scanTags(text)) {
-    const found: Array<{ start: number; end: number }> = [];
+    const found: Found = { strict: [], replacements: [], wraps: [], names: [] };
     try {
-      parseTag(tag, found);
+      parseTag(tag, found, options);
     } catch {
       continue; // not understood: left to the engine as written
     }
-    spans.push(...found);
+    all.strict.push(...found.strict);
+    all.replacements.push(...found.replacements);
+    all.wraps.push(...found.wraps);
+    all.names.push(...found.names);
   }
-  spans.sort((a, b) => a.start - b.start);
+  const marker = (expression: string): string => `${MARKER}${sites.push({ expression }) - 1}`;
+  // Leaves: guarded paths and replaced delimiters, which hold no other rewrite.
+  const leaves: Replacement[] = [
+    ...all.strict.map(({ start, end }) => {
+      const expression = text.slice(start, end);
+      return {
+        start,
+        end,
+        text: () => `(${expression} if ${expression} is defined else ${expression}.${marker(expression)})`,
+      };
+    }),
+    ...all.replacements,
+  ].sort((a, b) => a.start - b.start);
+  // Where text is inserted: closing text before opening text at one offset; inner wraps close first, open last.
+  const opens = new Map<number, Wrap[]>();
+  const closes = new Map<number, Wrap[]>();
+  for (const wrap of all.wraps) {
+    opens.set(wrap.start, [...(opens.get(wrap.start) ?? []), wrap]);
+    closes.set(wrap.end, [...(closes.get(wrap.end) ?? []), wrap]);
+  }
+  const boundaries = [...new Set([...opens.keys(), ...closes.keys(), ...leaves.map((s) => s.start)])].sort(
+    (a, b) => a - b,
+  );
   let out = "";
   let at = 0;
-  for (const { start, end } of spans) {
-    if (start < at) continue; // never overlapping, but never rewrite twice
-    const expression = text.slice(start, end);
-    const n = sites.push({ expression }) - 1;
-    out += `${text.slice(at, start)}(${expression} if ${expression} is defined else ${expression}.${MARKER}${n})`;
-    at = end;
+  let next = 0;
+  for (const position of boundaries) {
+    if (position < at) continue; // inside a leaf, which holds no other rewrite
+    out += text.slice(at, position);
+    at = position;
+    for (const wrap of (closes.get(position) ?? []).sort((a, b) => b.start - a.start)) out += wrap.after;
+    for (const wrap of (opens.get(position) ?? []).sort((a, b) => b.end - a.end)) out += wrap.before;
+    while (next < leaves.length && leaves[next].start < position) next++;
+    const leaf = leaves[next];
+    if (leaf !== undefined && leaf.start === position) {
+      out += leaf.text(marker);
+      at = leaf.end;
+      next++;
+    }
   }
-  return out + text.slice(at);
+  return { text: out + text.slice(at), names: all.names };
 }
 
 /** The site whose guard failed, when `span` (the expression an engine error points at) is a guard's marker. */
@@ -197,6 +292,11 @@ interface Token {
 interface Tag {
   kind: "variable" | "block";
   tokens: Token[];
+  /** Offsets of the opening `{{`/`{%` and just after the closing `}}`/`%}`. */
+  start: number;
+  end: number;
+  /** The tag's text, delimiters included. */
+  source: string;
 }
 
 const OPERATORS = ["**", "//", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "[", "]", "(", ")", "{", "}"]
@@ -238,7 +338,7 @@ function* scanTags(text: string): Generator<Tag> {
     const kind = second === "{" ? "variable" : "block";
     const scanned = tokenise(text, open + 2, kind === "variable" ? "}}" : "%}");
     if (scanned === undefined) return; // an unterminated tag: nothing after it is a tag we could trust
-    yield { kind, tokens: scanned.tokens };
+    yield { kind, tokens: scanned.tokens, start: open, end: scanned.end, source: text.slice(open, scanned.end) };
     pos = scanned.end;
   }
 }
@@ -301,11 +401,12 @@ interface Expr {
 class ParseFailure extends Error {}
 
 /** Parses one tag's expressions (mirroring jinja2/parser.py) and collects the strict positions. */
-function parseTag(tag: Tag, found: Array<{ start: number; end: number }>): void {
-  const p = new ExpressionParser(tag.tokens, found);
+function parseTag(tag: Tag, found: Found, options: RewriteOptions): void {
+  const p = new ExpressionParser(tag.tokens, found, options.numberFilterPrefix);
   if (tag.kind === "variable") {
-    p.tuple(true);
+    const output = p.tuple(true);
     p.expectEnd();
+    if (options.printFilter !== undefined) printAsPython(tag, output, found, options.printFilter);
     return;
   }
   const keyword = p.next();
@@ -323,13 +424,25 @@ function parseTag(tag: Tag, found: Array<{ start: number; end: number }>): void 
       p.skipName("recursive");
       p.expectEnd();
       return;
-    case "set":
+    case "set": {
       // `{% set a, b = … %}` and `{% set ns.x = … %}`; a block set has no `=`.
+      const targets = p.position();
       if (p.skipUntilOp("=")) {
-        p.tuple(true);
+        const assign = p.position() - 1;
+        const value = p.tuple(true);
         p.expectEnd();
+        const names = tag.tokens.slice(targets, assign);
+        const unpacks = names.some((t) => t.type === "op" && t.value === ",") && names[0]?.value !== "(";
+        if (unpacks && names.length > 0) {
+          // minijinja unpacks only a parenthesised target list: `{% set (a, b) = (…) %}`.
+          const last = names[names.length - 1];
+          found.wraps.push({ start: names[0].start, end: last.end, before: "(", after: ")" });
+          found.wraps.push({ start: value.start, end: value.end, before: "(", after: ")" });
+          p.strictOutput(value); // Jinja fails unpacking an undefined value; minijinja's error would not name it
+        }
       }
       return;
+    }
     case "with":
       while (!p.atEnd()) {
         p.skipUntilOp("=");
@@ -347,13 +460,51 @@ function parseTag(tag: Tag, found: Array<{ start: number; end: number }>): void 
   }
 }
 
+/**
+ * `{{ E }}` printed as Jinja prints it. E is evaluated once, into a name:
+ * `{% with _conduit_v = (E) %}{{ … }}{% endwith %}`, which prints a string or
+ * an integer as it is (minijinja and Python agree on those, and a call into
+ * JavaScript per output would slow a long loop several times over), and
+ * anything else through `tojson` and P, which prints the JSON text as
+ * Python's `str()` would. A printed undefined value fails in Jinja, and
+ * `tojson` would read it as null: the name is guarded, its site naming E.
+ */
+function printAsPython(tag: Tag, output: Expr, found: Found, printFilter: string): void {
+  const source = tag.source;
+  const expression = source.slice(output.start - tag.start, output.end - tag.start);
+  const head = source.slice(0, output.start - tag.start); // `{{`, a whitespace mark, spaces (newlines kept)
+  const tail = source.slice(output.end - tag.start); // spaces, a whitespace mark, `}}`
+  const openMark = /^\{\{([-+]?)/.exec(head)?.[1] ?? "";
+  const closeMark = /([-+]?)\}\}$/.exec(tail)?.[1] ?? "";
+  const headSpace = head.slice(2 + openMark.length);
+  const tailSpace = tail.slice(0, tail.length - 2 - closeMark.length);
+  const v = "_conduit_v";
+  found.replacements.push({
+    start: tag.start,
+    end: output.start,
+    text: () => `{%${openMark} with ${v} = (${headSpace}`,
+  });
+  found.replacements.push({
+    start: output.end,
+    end: tag.end,
+    text: (marker) =>
+      `${tailSpace}) %}{{ ${v} if ${v} is string or ${v} is integer else (${v} if ${v} is defined else ${v}.${marker(expression)})|tojson|${printFilter} }}{% endwith ${closeMark}%}`,
+  });
+}
+
 class ExpressionParser {
   private i = 0;
 
   constructor(
     private readonly tokens: Token[],
-    private readonly found: Array<{ start: number; end: number }>,
+    private readonly found: Found,
+    private readonly numberFilterPrefix: string | undefined,
   ) {}
+
+  /** Index of the next token. */
+  position(): number {
+    return this.i;
+  }
 
   // Token helpers.
   private get current(): Token | undefined {
@@ -411,7 +562,12 @@ class ExpressionParser {
 
   /** A use that raises in Jinja when the value is undefined. */
   private strict(e: Expr): void {
-    if (e.path) this.found.push({ start: e.start, end: e.end });
+    if (e.path) this.found.strict.push({ start: e.start, end: e.end });
+  }
+
+  /** A printed or unpacked value: strict in Jinja (minijinja's own errors there do not name the value). */
+  strictOutput(e: Expr): void {
+    this.strict(e);
   }
 
   private compound(start: number, end: number): Expr {
@@ -644,6 +800,10 @@ class ExpressionParser {
       if (this.skipOp("|")) {
         const name = this.dottedName();
         const end = this.peekOp("(") ? this.callArgs() : name.end;
+        this.found.names.push({ kind: "filter", name: name.value, offset: name.start });
+        if (this.numberFilterPrefix !== undefined && (name.value === "int" || name.value === "float")) {
+          this.found.wraps.push({ start: name.start, end, before: this.numberFilterPrefix, after: `|${name.value}` });
+        }
         if (STRICT_FILTERS.has(name.value)) this.strict(expr);
         expr = this.compound(expr.start, end);
       } else if (this.skipName("is")) {
@@ -655,6 +815,7 @@ class ExpressionParser {
         } else if (this.startsTestArgument()) {
           end = this.postfix(this.primary()).end;
         }
+        this.found.names.push({ kind: "test", name: name.value, offset: name.start });
         if (STRICT_TESTS.has(name.value)) this.strict(expr);
         expr = this.compound(expr.start, end);
       } else if (this.peekOp("(")) {
