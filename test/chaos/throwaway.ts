@@ -94,7 +94,8 @@ export async function startThrowawayRabbitMQ(options: ThrowawayRabbitMQOptions =
   let child: ChildProcess | undefined;
   const start = async () => {
     rmSync(join(dir, "pid"), { force: true });
-    child = spawn("rabbitmq-server", [], { env, uid, gid, stdio: "ignore" });
+    // cwd: the node's own folder, since the test's (the checkout) may be closed to the rabbitmq user.
+    child = spawn("rabbitmq-server", [], { cwd: dir, env, uid, gid, stdio: "ignore" });
     const started = child;
     await waitFor(
       `RabbitMQ node ${env.RABBITMQ_NODENAME} accepting connections on 127.0.0.1:${port}`,

@@ -8,13 +8,21 @@
 import { spawn } from "node:child_process";
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { CLI, type CliResult, cleanupProcesses, cliEnv, runCli, tempUserDir } from "./cli.helpers.js";
-import { createUser, removeUsersAndGroups } from "./multi-user.helpers.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliResult, cleanupProcesses, cliEnv, runCli, tempUserDir } from "./cli.helpers.js";
+import { createUser, installedCli, removeUsersAndGroups } from "./multi-user.helpers.js";
+
+const asRoot = process.getuid?.() === 0;
+// The other user runs an install of the packed packages, as an admin would set
+// it up: the checkout itself may sit in a folder only root can enter.
+let installed = "";
+beforeAll(() => {
+  if (asRoot) installed = installedCli();
+});
 
 afterAll(async () => {
   await cleanupProcesses();
-  if (process.getuid?.() === 0) removeUsersAndGroups();
+  if (asRoot) removeUsersAndGroups();
 });
 
 async function configured(name: string): Promise<{ env: NodeJS.ProcessEnv; userDir: string; config: string }> {
@@ -24,12 +32,13 @@ async function configured(name: string): Promise<{ env: NodeJS.ProcessEnv; userD
   return { env, userDir, config: join(userDir, name, "config.yaml") };
 }
 
-/** Runs the built CLI as another local user, through setpriv, as root can. */
+/** Runs the installed CLI as another local user, through setpriv, as root can. */
 function runCliAs(user: { uid: number; gid: number }, args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
   const child = spawn(
     "setpriv",
-    [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", "--", process.execPath, CLI, ...args],
-    { env, stdio: ["ignore", "pipe", "pipe"] },
+    [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", "--", process.execPath, installed, ...args],
+    // cwd: the test's own working directory (the checkout) may be closed to that user
+    { cwd: "/", env, stdio: ["ignore", "pipe", "pipe"] },
   );
   const out = { stdout: "", stderr: "" };
   child.stdout.setEncoding("utf8").on("data", (d: string) => {
@@ -62,7 +71,7 @@ describe("conduit-endpoint start: load errors", () => {
     );
   });
 
-  it.skipIf(process.getuid?.() !== 0)(
+  it.skipIf(!asRoot)(
     "exits 77 (EX_NOPERM) with one sentence when config.yaml is unreadable by the user starting it",
     async () => {
       const { env, userDir, config } = await configured("locked");

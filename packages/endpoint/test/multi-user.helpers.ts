@@ -6,9 +6,9 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -20,6 +20,7 @@ const PACKAGES = ["protocol", "sdk", "endpoint", "service"];
  * shared across test files through the prefix's name (a hash of the tarballs).
  */
 export function installedCli(): string {
+  requireSharedTmpdir();
   const packDir = mkdtempSync(join(tmpdir(), "conduit-pack-"));
   try {
     for (const p of PACKAGES) {
@@ -54,6 +55,22 @@ export function installedCli(): string {
     return cli;
   } finally {
     rmSync(packDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The install, drivers and endpoint folders these tests hand to other users
+ * live under tmpdir(), so every folder up to it must let others pass.
+ */
+function requireSharedTmpdir(): void {
+  const tmp = tmpdir();
+  for (let dir = tmp; ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) {
+      throw new Error(
+        `The multi-user tests hand files under ${tmp} to other local users, but ${dir} does not let them enter it; set TMPDIR to a folder every user can enter (such as /tmp).`,
+      );
+    }
+    if (dirname(dir) === dir) return;
   }
 }
 

@@ -7,6 +7,7 @@
  * must be idempotent.
  */
 import { EventEmitter } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import amqp, { type ChannelModel, type ConfirmChannel, type Options, type RecoveringChannelModel } from "amqplib";
 import { ConduitError } from "./errors.js";
 import { type BrokerMessage, encodeMessage } from "./messages.js";
@@ -215,7 +216,7 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
         // A nack or a channel that closed under us: retry on the next channel,
         // unless the link itself is closed.
         if (this.closed) throw err;
-        if (this.channel === channel) await delay(50);
+        if (this.channel === channel) await sleep(50);
       }
     }
   }
@@ -245,10 +246,6 @@ function withHeartbeat(url: string, heartbeat: number): string {
   const u = new URL(url);
   u.searchParams.set("heartbeat", String(heartbeat));
   return u.toString();
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export async function connectBroker(url: string, options: BrokerOptions): Promise<BrokerLink> {

@@ -16,6 +16,7 @@
  * await client.cancelTask(task_ids[0]); // { task_id, cancelled: true, state: "cancelled" } if it had not started
  * ```
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   API_PREFIX,
   type ApiErrorBody,
@@ -238,7 +239,7 @@ export class Client {
       } catch (err) {
         // A refused connection never reached the service, so any call may be repeated.
         if (attempt < this.retries && (repeatable || isRefused(err))) {
-          await delay(RETRY_DELAY_MS * 2 ** attempt);
+          await sleep(RETRY_DELAY_MS * 2 ** attempt);
           continue;
         }
         throw new ServiceUnreachableError(this.serviceUrl, err);
@@ -287,8 +288,4 @@ function isRefused(err: unknown): boolean {
     if (e instanceof AggregateError && e.errors.some(isRefused)) return true;
   }
   return false;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -4,9 +4,10 @@
  * period. A MEP that died without cleaning up (Disconnected) gets its
  * leftovers killed and its pid file removed.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { ConduitError } from "@conduit/protocol";
 import { configuredEndpoint, readPidFile, removePidFile } from "../manager/endpoint-dir.js";
-import { isOurProcess, sleep, waitUntil } from "../manager/processes.js";
+import { isOurProcess, waitUntil } from "../manager/processes.js";
 import { killLeftoverUeps } from "../manager/uep-records.js";
 
 /** The MEP gives its UEPs 10 s; this leaves it time to say goodbye. */

@@ -5,6 +5,7 @@
  * or class instance handed to minijinja would be callable from a template.
  */
 import { ConfigError } from "../errors.js";
+import { shellQuote } from "../shell-quote.js";
 
 /** What may reach a template: JSON-like data only. */
 export type TemplateValue = string | number | boolean | null | TemplateValue[] | { [key: string]: TemplateValue };
@@ -92,13 +93,6 @@ const SHORT_ESCAPES: Record<number, string> = {
   12: "\\f",
 };
 
-/** Python's `shlex.quote`: safe text as is, anything else in single quotes. */
-export function shlexQuote(text: string): string {
-  if (text === "") return "''";
-  if (!/[^\w@%+=:,./-]/.test(text)) return text;
-  return `'${text.replaceAll("'", `'"'"'`)}'`;
-}
-
 /** Outcome of the `shell_escape` filter; minijinja must not see a JavaScript exception (it poisons the engine). */
 export type ShellEscapeOutcome = { ok: true; value: unknown } | { ok: false; reason: string };
 
@@ -136,5 +130,5 @@ export function shellEscape(value: unknown): ShellEscapeOutcome {
     };
   }
   if (typeof decoded !== "string") return { ok: true, value };
-  return { ok: true, value: pythonJsonString(shlexQuote(decoded)) };
+  return { ok: true, value: pythonJsonString(shellQuote(decoded)) };
 }

@@ -19,6 +19,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ConduitError } from "@conduit/protocol";
 import { describeJobEnd, readTail } from "../providers/job-output.js";
 import { type JobStatus, type Provider, TERMINAL_JOB_STATES } from "../providers/provider-types.js";
@@ -293,7 +294,7 @@ export class HighThroughputEngine implements Engine {
     while (jobId && Date.now() < deadline) {
       const status = (await this.provider.status([jobId]).catch(() => undefined))?.get(jobId);
       if (status && TERMINAL_JOB_STATES.has(status.state)) return `its block manager ${describeJobEnd(status)}`;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
     return "its connection to the interchange closed";
   }

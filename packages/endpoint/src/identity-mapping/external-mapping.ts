@@ -7,6 +7,7 @@
  * stdout means "no mapping". Messages are Globus's.
  */
 import { spawn } from "node:child_process";
+import { shellJoin } from "../shell-quote.js";
 import {
   type IdentityMapping,
   IdentityMappingError,
@@ -161,9 +162,4 @@ function parseOutput(stdout: string): Array<{ id: string; output: string }> {
 
 function uuidKey(id: string): string {
   return id.toLowerCase().replaceAll("-", "");
-}
-
-/** Python's `shlex.join`, for messages an admin can paste into a shell. */
-function shellJoin(argv: readonly string[]): string {
-  return argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'"'"'`)}'`)).join(" ");
 }

@@ -13,8 +13,8 @@
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../logging.js";
-import { sleep } from "./processes.js";
 
 /** What the processes in a stopped UEP's cgroup get between SIGTERM and SIGKILL. */
 const GRACE_MS = 2000;

@@ -6,6 +6,7 @@
  */
 
 import { dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type BrokerLink,
   brokerUser,
@@ -40,7 +41,6 @@ import { type MappedIdentity, UEP_EXIT } from "../user-endpoint/bootstrap-types.
 import { readStartFailure } from "../user-endpoint/start-failure.js";
 import { UepCgroups } from "./cgroups.js";
 import type { EndpointPaths } from "./endpoint-dir.js";
-import { sleep } from "./processes.js";
 import { buildBootstrap } from "./uep-bootstrap.js";
 import { type UepExit, UepProcess } from "./uep-process.js";
 import { removeUepRecords, writeUepRecords } from "./uep-records.js";

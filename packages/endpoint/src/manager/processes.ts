@@ -5,6 +5,7 @@
  * before it counts as ours.
  */
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** Whether a process with this pid exists (ours or, with EPERM, another user's). */
 export function pidExists(pid: number): boolean {
@@ -66,10 +67,6 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   } catch {
     return false;
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Polls until `done()` or `timeoutMs`; resolves with the last `done()`. */

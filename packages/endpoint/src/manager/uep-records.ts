@@ -5,9 +5,10 @@
  * next `start`, `stop` or `delete` kills what it lists.
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { StartUepCommand } from "@conduit/protocol";
 import type { Logger } from "../logging.js";
-import { groupExists, isOurProcess, pidExists, signalGroup, sleep } from "./processes.js";
+import { groupExists, isOurProcess, pidExists, signalGroup } from "./processes.js";
 
 export interface UepRecord {
   /** `uep.<endpoint id>.<uep id>`. */

@@ -4,6 +4,7 @@
  * the seed warns). Their output goes to the UEP's log line by line.
  */
 import { spawn } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../engines/engine-types.js";
 import { UepStartError } from "../errors.js";
 
@@ -68,7 +69,7 @@ export function runShellHook(name: ShellHookName, script: string, options: Shell
     child.once("exit", async (code, signal) => {
       options.signal?.removeEventListener("abort", kill);
       // A background process started by the script may hold the pipes open forever: wait for the output only briefly.
-      await Promise.race([output, new Promise((r) => setTimeout(r, OUTPUT_WAIT_MS))]);
+      await Promise.race([output, sleep(OUTPUT_WAIT_MS)]);
       child.stdout.destroy();
       child.stderr.destroy();
       if (code === 0) {

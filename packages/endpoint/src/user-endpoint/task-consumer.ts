@@ -20,6 +20,7 @@
  * or a crash after the result but before the ack): a task already running here
  * is not run twice, and one finished here is acked without running again.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type BrokerLink,
   type CancelTasksMessage,
@@ -473,8 +474,4 @@ function isPayload(value: unknown): value is Payload {
   if (typeof value !== "object" || value === null) return false;
   const p = value as Record<string, unknown>;
   return typeof p.strategy === "string" && typeof p.data === "string";
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

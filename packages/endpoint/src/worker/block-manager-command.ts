@@ -2,6 +2,7 @@
  * The shell command that starts a block manager: what a provider runs (after
  * worker_init) for each block. Its flags are the ones block-manager.ts reads.
  */
+import { shellJoin } from "../shell-quote.js";
 import { workerEntryPath } from "./worker-entry.js";
 import { limitArgs, type WorkerLimits } from "./worker-limits.js";
 
@@ -20,7 +21,7 @@ export interface BlockManagerLaunch {
 
 /** Throws WORKER_ENTRY_MISSING when the package is not built. */
 export function blockManagerCommand(launch: BlockManagerLaunch): string {
-  return [
+  return shellJoin([
     process.execPath,
     workerEntryPath("block-manager"),
     "--host",
@@ -34,11 +35,5 @@ export function blockManagerCommand(launch: BlockManagerLaunch): string {
     "--secret-file",
     launch.secretFile,
     ...limitArgs(launch.limits),
-  ]
-    .map(shellQuote)
-    .join(" ");
-}
-
-function shellQuote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  ]);
 }

@@ -15,6 +15,7 @@
  * was started, not how many processes the host runs.
  */
 import { closeSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** A process as /proc shows it; `start` tells a process from a later one that reused its pid. */
 export interface ProcessEntry {
@@ -189,7 +190,7 @@ export async function endProcesses(entries: readonly ProcessEntry[], graceMs: nu
   const deadline = Date.now() + graceMs;
   let left = entries.filter(alive);
   while (left.length > 0 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     left = left.filter(alive);
   }
   for (const e of left) signal(e, "SIGKILL");

@@ -7,6 +7,7 @@
  * that ran out of memory fails its task as WorkerOutOfMemory.
  */
 import { spawn } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { EngineTask } from "../engines/engine-types.js";
 import { endProcesses, findProcesses, ticksNow } from "./process-tree.js";
 import type { WorkerCgroups } from "./worker-cgroups.js";
@@ -79,7 +80,7 @@ export function processWorkerSpawner(options: ProcessWorkerOptions): SpawnWorker
         );
       }
       // A process the task started may hold stderr open: wait briefly, not for its end.
-      await Promise.race([stderrDone, new Promise((resolve) => setTimeout(resolve, STDERR_DRAIN_MS))]);
+      await Promise.race([stderrDone, sleep(STDERR_DRAIN_MS)]);
       const cgroupOom = cgroup?.outOfMemory() ?? false;
       cgroup?.remove();
       const failure = task

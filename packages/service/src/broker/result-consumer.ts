@@ -18,6 +18,7 @@
  * or endpoint is refused by the store's statement itself. Refused messages are
  * acked, dropped, and logged at most once a minute per account.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   ConduitError,
   type ConfirmChannel,
@@ -219,7 +220,7 @@ export class ResultConsumer implements BrokerConsumer {
         this.logger.error({ err }, `Could not store or forward ${batch.length} results; retrying.`);
         if (this.stopped || live.length === 0) return;
         batch = live;
-        await delay(Math.min(250 * 2 ** attempt, 5000));
+        await sleep(Math.min(250 * 2 ** attempt, 5000));
       }
     }
   }
@@ -356,8 +357,4 @@ function settle(channel: ConfirmChannel, raw: ConsumeMessage): void {
   } catch {
     // channel closed
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
