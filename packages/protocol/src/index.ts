@@ -45,13 +45,21 @@ export { brokerUser, connectBroker, isAccountRefused, redactUrl } from "./broker
 export type { BundledCodeData } from "./bundled-code.js";
 export { bundleHash, checkBundleHash, decodeBundledCode, encodeBundledCode } from "./bundled-code.js";
 export type { WireError } from "./errors.js";
-export { ConduitError, fromWireError, PayloadTooLargeError, TaskExecutionFailed, toWireError } from "./errors.js";
+export {
+  BadMessageError,
+  ConduitError,
+  fromWireError,
+  PayloadTooLargeError,
+  TaskExecutionFailed,
+  toWireError,
+} from "./errors.js";
 export type {
   BrokerMessage,
   CancelTasksMessage,
   CommandMessage,
   HeartbeatMessage,
   IdentityInfo,
+  MessageKind,
   ResultBatchMessage,
   ResultMessage,
   StartUepCommand,
@@ -59,7 +67,13 @@ export type {
   TaskStatusMessage,
   UserRuntime,
 } from "./messages.js";
-export { decodeMessage, encodeMessage, PROTOCOL_VERSION } from "./messages.js";
+export {
+  decodeMessage,
+  decodeMessageKeepingGoodResults,
+  encodeMessage,
+  MESSAGE_SCHEMAS,
+  PROTOCOL_VERSION,
+} from "./messages.js";
 export type { ConduitPaths, Credentials } from "./paths.js";
 export { paths } from "./paths.js";
 export { RefusedSenders, routingKeyEndpoint, senderOf } from "./sender-check.js";

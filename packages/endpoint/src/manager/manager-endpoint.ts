@@ -7,6 +7,7 @@
 
 import { dirname } from "node:path";
 import {
+  BadMessageError,
   type BrokerLink,
   brokerUser,
   type ConfirmChannel,
@@ -86,7 +87,6 @@ const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
 /** How long UEPs get to stop after SIGTERM before their process groups are killed. */
 const UEP_STOP_GRACE_MS = 10_000;
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface UepEntry {
   /** The latest command for this UEP: what a restart starts it with. */
@@ -158,7 +158,8 @@ export class ManagerEndpoint {
     for (const command of commands) {
       if (this.stopping) return;
       try {
-        this.checkCommand(command);
+        // The records file is this endpoint's own, but checked like a command from the broker.
+        this.checkCommand(decodeMessage(JSON.stringify(command), "start_uep"));
       } catch (err) {
         this.log.warn(`Ignoring a user endpoint left by the previous instance: ${(err as Error).message}`);
         continue;
@@ -255,20 +256,16 @@ export class ManagerEndpoint {
     this.startUep(command);
   }
 
-  /** Throws when the command does not hold together (decodeMessage checked only `v` and `kind`). */
+  /**
+   * Throws unless the command is for this endpoint and its UEP name is the one
+   * derived from the ids (decodeMessage checked its shape).
+   */
   private checkCommand(c: StartUepCommand): void {
     const { endpointId } = this.options;
     const bad = (problem: string) => new Error(`malformed start_uep command: ${problem}.`);
-    if (c.endpointId !== endpointId) throw bad(`it is for endpoint ${String(c.endpointId)}, not ${endpointId}`);
-    if (typeof c.uepId !== "string" || !UUID_RE.test(c.uepId)) throw bad(`its uepId ${String(c.uepId)} is not a UUID`);
+    if (c.endpointId !== endpointId) throw bad(`it is for endpoint ${c.endpointId}, not ${endpointId}`);
     // The name becomes a directory name: it must be exactly the one derived from the ids.
     if (c.uepName !== uepName(endpointId, c.uepId)) throw bad(`its uepName is not ${uepName(endpointId, c.uepId)}`);
-    if (typeof c.identity?.id !== "string") throw bad("it has no identity.id");
-    if (typeof c.sentAt !== "number") throw bad("it has no sentAt timestamp");
-    const config = c.userEndpointConfig as unknown;
-    if (config != null && (typeof config !== "object" || Array.isArray(config))) {
-      throw bad("its userEndpointConfig is not an object");
-    }
   }
 
   private startUep(command: StartUepCommand): void {
@@ -505,9 +502,14 @@ export class ManagerEndpoint {
         try {
           taskId = decodeMessage(msg.content, "task").taskId;
         } catch (err) {
-          this.log.error(`Dropped a message from ${queue}: ${(err as Error).message}`);
-          channel.ack(msg);
-          continue;
+          // A malformed task whose id is sound is failed all the same: its submitter waits for it.
+          const id = err instanceof BadMessageError ? err.details.taskId : undefined;
+          if (id === undefined) {
+            this.log.error(`Dropped a message from ${queue}: ${(err as Error).message}`);
+            channel.ack(msg);
+            continue;
+          }
+          taskId = id;
         }
         const result: ResultMessage = {
           v: 1,

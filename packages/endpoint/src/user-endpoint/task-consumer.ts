@@ -21,13 +21,13 @@
  * is not run twice, and one finished here is acked without running again.
  */
 import {
+  BadMessageError,
   type BrokerLink,
   type CancelTasksMessage,
   type ConfirmChannel,
   type ConsumeMessage,
   connectBroker,
   decodeMessage,
-  type Payload,
   QUEUE_OPTIONS,
   RESULTS_EXCHANGE,
   RefusedSenders,
@@ -227,7 +227,7 @@ export class TaskConsumer {
       this.ack(delivery);
       return;
     }
-    let task: TaskMessage;
+    let task: TaskMessage | { taskId: string; malformed: WireError };
     try {
       const decoded = decodeMessage(message.content, "task", "cancel");
       if (decoded.kind === "cancel") {
@@ -237,14 +237,21 @@ export class TaskConsumer {
       }
       task = decoded;
     } catch (err) {
-      log.warn(`Dropped a malformed task message: ${(err as Error).message}`);
-      this.ack(delivery);
-      return;
-    }
-    if (typeof task.taskId !== "string" || task.taskId === "") {
-      log.warn("Dropped a task message without a taskId.");
-      this.ack(delivery);
-      return;
+      const taskId = err instanceof BadMessageError && err.details.kind === "task" ? err.details.taskId : undefined;
+      if (taskId === undefined) {
+        log.warn(`Dropped a malformed task message: ${(err as Error).message}`);
+        this.ack(delivery);
+        return;
+      }
+      // Its submitter waits for a result: fail the task, naming the field, rather than drop it.
+      task = {
+        taskId,
+        malformed: {
+          code: "BAD_TASK",
+          name: "BadTask",
+          message: `Task ${taskId} is malformed (${(err as Error).message}); it was not run (resubmit it with a current SDK).`,
+        },
+      };
     }
     const { taskId } = task;
     const deliveries = this.running.get(taskId);
@@ -265,6 +272,10 @@ export class TaskConsumer {
     }
     this.running.set(taskId, [delivery]);
     this.options.onTask?.();
+    if ("malformed" in task) {
+      void this.finish({ taskId, ok: false, error: task.malformed });
+      return;
+    }
     if (task.resourceSpecification !== undefined) {
       log.debug(`Task ${taskId} resource_specification: ${JSON.stringify(task.resourceSpecification)}`);
     }
@@ -299,8 +310,7 @@ export class TaskConsumer {
    */
   private cancel(message: CancelTasksMessage): void {
     const { log } = this.options;
-    const ids = Array.isArray(message.taskIds) ? message.taskIds.filter((id) => typeof id === "string") : [];
-    for (const taskId of ids) {
+    for (const taskId of message.taskIds) {
       this.cancelled.add(taskId);
       if (this.cancelled.size > RECENT_CANCELLED) this.cancelled.delete(this.cancelled.values().next().value as string);
       const index = this.held.findIndex((t) => t.taskId === taskId);
@@ -360,13 +370,6 @@ export class TaskConsumer {
   private refusal(task: TaskMessage): WireError | undefined {
     const { policy, uepId, log } = this.options;
     if ("startError" in policy) return policy.startError;
-    if (typeof task.functionId !== "string" || !isPayload(task.function) || !isPayload(task.args)) {
-      return {
-        code: "BAD_TASK",
-        name: "BadTask",
-        message: `Task ${task.taskId} lacks a functionId, function or args payload; it was not run (resubmit it with a current SDK).`,
-      };
-    }
     if (policy.allowedFunctions !== null && !policy.allowedFunctions.includes(task.functionId)) {
       const message = `Function ${task.functionId} not permitted on endpoint ${uepId}`;
       log.warn(message);
@@ -447,32 +450,17 @@ export class TaskConsumer {
   }
 }
 
-/** A `resource_specification` that is not an object, or has a key the local engines do not accept. */
+/** A `resource_specification` key the local engines do not accept (decodeMessage made sure it is an object). */
 function resourceSpecificationProblem(task: TaskMessage): WireError | undefined {
-  const spec: unknown = task.resourceSpecification;
+  const spec = task.resourceSpecification;
   if (spec === undefined) return undefined;
-  const valid = RESOURCE_SPECIFICATION_KEYS.join(", ");
-  const fail = (message: string): WireError => ({
-    code: "INVALID_RESOURCE_SPECIFICATION",
-    name: "InvalidResourceSpecification",
-    message,
-  });
-  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
-    return fail(
-      `Task ${task.taskId} has a resource_specification that is not an object; pass an object with the keys: ${valid}.`,
-    );
-  }
   const bad = Object.keys(spec).find((key) => !RESOURCE_SPECIFICATION_KEYS.includes(key));
   if (bad === undefined) return undefined;
-  return fail(
-    `Task ${task.taskId} has resource_specification key '${bad}', which this endpoint's engine does not accept; use only: ${valid}.`,
-  );
-}
-
-function isPayload(value: unknown): value is Payload {
-  if (typeof value !== "object" || value === null) return false;
-  const p = value as Record<string, unknown>;
-  return typeof p.strategy === "string" && typeof p.data === "string";
+  return {
+    code: "INVALID_RESOURCE_SPECIFICATION",
+    name: "InvalidResourceSpecification",
+    message: `Task ${task.taskId} has resource_specification key '${bad}', which this endpoint's engine does not accept; use only: ${RESOURCE_SPECIFICATION_KEYS.join(", ")}.`,
+  };
 }
 
 function sleep(ms: number): Promise<void> {
