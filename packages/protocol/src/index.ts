@@ -99,8 +99,15 @@ export {
 } from "./serialization.js";
 export type { EndpointStatus, TaskState } from "./states.js";
 export { TASK_STATES, TERMINAL_TASK_STATES } from "./states.js";
+export type { ExchangeSpec, QueueSpec, TopologyChannel } from "./topology.js";
 export {
+  checkExchanges,
   commandQueue,
+  commandQueueSpec,
+  declareExchanges,
+  declareQueue,
+  declareTopology,
+  directQueueSpec,
   endpointBrokerUser,
   HEARTBEATS_EXCHANGE,
   HEARTBEATS_QUEUE,
@@ -110,11 +117,14 @@ export {
   RESULTS_QUEUE,
   resultsRoutingKey,
   TASKS_EXCHANGE,
+  TOPOLOGY,
   taskGroupBrokerUser,
   taskGroupQueueOptions,
+  taskGroupQueueSpec,
   taskGroupResultQueue,
   uepBrokerUser,
   uepName,
   uepTaskQueue,
+  uepTaskQueueSpec,
 } from "./topology.js";
 export { canonicalJson, computeUepId, uuidV5 } from "./uep-id.js";

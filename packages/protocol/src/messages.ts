@@ -309,7 +309,7 @@ function decode<K extends MessageKind>(
 /** `Broker message <kind>: <field> <problem>; <outcome>.`, keeping the task id when it is sound. */
 function badMessage(kind: string, problem: string, outcome: string, value: unknown): BadMessageError {
   const field = problem.split(" ", 1)[0];
-  const taskId = (value as { taskId?: unknown }).taskId;
+  const taskId = typeof value === "object" && value !== null ? (value as { taskId?: unknown }).taskId : undefined;
   const details: { kind: string; field?: string; taskId?: string } = { kind };
   if (field) details.field = field;
   if (schemaProblem(uuid, taskId, "taskId") === undefined) details.taskId = taskId as string;

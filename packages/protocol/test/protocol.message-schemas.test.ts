@@ -186,7 +186,7 @@ describe("decodeMessageKeepingGoodResults", () => {
     const [a, b] = [result(), result()];
     const bad: Array<[string, number]> = [];
     const decoded = decodeMessageKeepingGoodResults(
-      JSON.stringify({ v: 1, kind: "results", results: [a, { ...result(), uepId: 7 }, b, "x"] }),
+      JSON.stringify({ v: 1, kind: "results", results: [a, { ...result(), uepId: 7 }, b, "x", null] }),
       ["result", "results"],
       (err, index) => bad.push([err.message, index]),
     );
@@ -194,6 +194,7 @@ describe("decodeMessageKeepingGoodResults", () => {
     expect(bad).toEqual([
       ["Broker message results: results[1].uepId is not a string; that result was dropped.", 1],
       ["Broker message results: results[3] is not an object; that result was dropped.", 3],
+      ["Broker message results: results[4] is not an object; that result was dropped.", 4],
     ]);
   });
 

@@ -12,15 +12,18 @@ import {
   brokerUser,
   type ConfirmChannel,
   type ConsumeMessage,
+  checkExchanges,
   commandQueue,
+  commandQueueSpec,
   connectBroker,
+  declareExchanges,
+  declareQueue,
   decodeMessage,
   endpointBrokerUser,
   HEARTBEATS_EXCHANGE,
   type HeartbeatMessage,
   heartbeatsRoutingKey,
   isAccountRefused,
-  QUEUE_OPTIONS,
   RESULTS_EXCHANGE,
   RefusedSenders,
   type ResultMessage,
@@ -28,9 +31,8 @@ import {
   resultsRoutingKey,
   type StartUepCommand,
   senderOf,
-  TASKS_EXCHANGE,
   uepName,
-  uepTaskQueue,
+  uepTaskQueueSpec,
   type WireError,
 } from "@conduit/protocol";
 import type { ManagerConfig } from "../config/manager-config.js";
@@ -176,23 +178,20 @@ export class ManagerEndpoint {
 
   /** Runs on every (re)connection: topology, then the command consumer. */
   private async setup(channel: ConfirmChannel): Promise<void> {
-    const queue = commandQueue(this.options.endpointId);
-    // Declared here too (same arguments as the service), so that publishing a
-    // heartbeat or a failed result never closes the channel with a 404.
+    const own = commandQueueSpec(this.options.endpointId);
+    const queue = own.name;
+    // From the protocol's topology table, with the service's arguments, so that
+    // publishing a heartbeat or a failed result never closes the channel with a 404.
     if (this.scopedAccount()) {
       // A scoped account may not configure shared names or bind to conduit.tasks
       // (that would let it route other endpoints' commands to itself): it only
       // checks the exchanges; the service declared and bound the queue at registration.
-      await channel.checkExchange(TASKS_EXCHANGE);
-      await channel.checkExchange(RESULTS_EXCHANGE);
-      await channel.checkExchange(HEARTBEATS_EXCHANGE);
-      await channel.assertQueue(queue, QUEUE_OPTIONS);
+      await checkExchanges(channel);
+      await channel.assertQueue(queue, own.options);
     } else {
-      await channel.assertExchange(TASKS_EXCHANGE, "direct", { durable: true });
-      await channel.assertExchange(RESULTS_EXCHANGE, "topic", { durable: true });
-      await channel.assertExchange(HEARTBEATS_EXCHANGE, "topic", { durable: true });
-      await channel.assertQueue(queue, QUEUE_OPTIONS);
-      await channel.bindQueue(queue, TASKS_EXCHANGE, queue);
+      // --shared-broker-account: the only case where an endpoint declares.
+      await declareExchanges(channel);
+      await declareQueue(channel, own);
     }
     if (this.stopping) return;
     const { consumerTag } = await channel.consume(queue, (msg) => this.onCommand(channel, msg));
@@ -466,10 +465,8 @@ export class ManagerEndpoint {
     try {
       const channel = await this.readyChannel();
       // assertQueue, not checkQueue: a missing queue must not close the shared channel with a 404.
-      const { messageCount } = await channel.assertQueue(
-        uepTaskQueue(command.endpointId, command.uepId),
-        QUEUE_OPTIONS,
-      );
+      const queue = uepTaskQueueSpec(command.endpointId, command.uepId);
+      const { messageCount } = await channel.assertQueue(queue.name, queue.options);
       return messageCount;
     } catch (err) {
       this.log.warn(`Could not check the task queue of ${command.uepName}: ${(err as Error).message}`);
@@ -483,11 +480,12 @@ export class ManagerEndpoint {
    */
   private async failQueuedTasks(command: StartUepCommand, error: WireError): Promise<void> {
     const { endpointId } = this.options;
-    const queue = uepTaskQueue(endpointId, command.uepId);
+    const spec = uepTaskQueueSpec(endpointId, command.uepId);
+    const queue = spec.name;
     let failed = 0;
     try {
       const channel = await this.readyChannel();
-      await channel.assertQueue(queue, QUEUE_OPTIONS);
+      await channel.assertQueue(queue, spec.options);
       for (;;) {
         const msg = await channel.get(queue, { noAck: false });
         if (msg === false) break;

@@ -26,9 +26,11 @@ import {
   type CancelTasksMessage,
   type ConfirmChannel,
   type ConsumeMessage,
+  checkExchanges,
   connectBroker,
   decodeMessage,
-  QUEUE_OPTIONS,
+  directQueueSpec,
+  HEARTBEATS_EXCHANGE,
   RESULTS_EXCHANGE,
   RefusedSenders,
   type ResultMessage,
@@ -201,7 +203,12 @@ export class TaskConsumer {
 
   private async setup(channel: ConfirmChannel): Promise<void> {
     channel.once("close", () => this.closedChannels.add(channel));
-    await channel.assertQueue(this.options.queue, QUEUE_OPTIONS);
+    // From the protocol's topology table: the exchanges it publishes to are
+    // checked passively (a UEP never declares them), and its own queue is
+    // asserted with the service's arguments (the service declared and bound it).
+    await checkExchanges(channel, [RESULTS_EXCHANGE, HEARTBEATS_EXCHANGE]);
+    const { options } = directQueueSpec(this.options.queue);
+    await channel.assertQueue(this.options.queue, options);
     if (this.stopping) return;
     const { consumerTag } = await channel.consume(this.options.queue, (message) => this.onDelivery(channel, message));
     this.consumer = { channel, tag: consumerTag };
