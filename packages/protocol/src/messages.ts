@@ -310,7 +310,7 @@ function decode<K extends MessageKind>(
 function badMessage(kind: string, problem: string, outcome: string, value: unknown): BadMessageError {
   const field = problem.split(" ", 1)[0];
   const taskId = typeof value === "object" && value !== null ? (value as { taskId?: unknown }).taskId : undefined;
-  const details: { kind: string; field?: string; taskId?: string } = { kind };
+  const details: { kind: string; field?: string; problem: string; taskId?: string } = { kind, problem };
   if (field) details.field = field;
   if (schemaProblem(uuid, taskId, "taskId") === undefined) details.taskId = taskId as string;
   return new BadMessageError(`Broker message ${kind}: ${problem}; ${outcome}.`, details);

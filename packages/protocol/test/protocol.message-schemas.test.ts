@@ -103,7 +103,7 @@ describe.each(KINDS)("the %s message", (kind) => {
     // `true` fits no field of any message.
     const err = decodeError(kind, { ...VALID[kind], [field]: true });
     expect(err.message).toMatch(new RegExp(`^Broker message ${kind}: ${field} is not .+; it was dropped\\.$`));
-    expect(err.details).toMatchObject({ kind, field });
+    expect(err.details).toMatchObject({ kind, field, problem: expect.stringMatching(new RegExp(`^${field} is not `)) });
   });
 
   it.each(fields.filter((f) => (schema.required as readonly string[]).includes(f)))(
@@ -175,9 +175,14 @@ describe("a malformed task keeps its sound task id, so its receiver can fail it"
     expect(decodeError("task", { ...task, args: 1 }).details).toEqual({
       kind: "task",
       field: "args",
+      problem: "args is not an object",
       taskId: task.taskId,
     });
-    expect(decodeError("task", { ...task, taskId: "t" }).details).toEqual({ kind: "task", field: "taskId" });
+    expect(decodeError("task", { ...task, taskId: "t" }).details).toEqual({
+      kind: "task",
+      field: "taskId",
+      problem: "taskId is not a UUID",
+    });
   });
 });
 

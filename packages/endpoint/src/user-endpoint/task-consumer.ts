@@ -256,7 +256,7 @@ export class TaskConsumer {
         malformed: {
           code: "BAD_TASK",
           name: "BadTask",
-          message: `Task ${taskId} is malformed (${(err as Error).message}); it was not run (resubmit it with a current SDK).`,
+          message: `Task ${taskId} is malformed: ${(err as BadMessageError).details.problem}; it was not run (resubmit it with a current SDK).`,
         },
       };
     }
