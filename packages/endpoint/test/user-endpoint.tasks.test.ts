@@ -1,7 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { type CancelTasksMessage, DEFAULT_AMQP_URL, deserializeData, encodeMessage } from "@conduit/protocol";
+import {
+  type CancelTasksMessage,
+  DEFAULT_AMQP_URL,
+  deserializeData,
+  encodeMessage,
+  type TaskMessage,
+} from "@conduit/protocol";
 import amqp from "amqplib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createBrokerUser } from "../../../scripts/local-stack.mjs";
@@ -173,6 +179,30 @@ describe("user endpoint process: tasks", () => {
       `Function ${other.functionId} not permitted on endpoint ${h.uepId}`,
     );
     expect(h.results.filter((r) => r.state === "success")).toHaveLength(1);
+    uep.child.kill("SIGTERM");
+    await uep.exit;
+  });
+
+  it("fails a malformed task naming its field, drops one without a sound task id, and runs the next", async () => {
+    const malformed = { ...h.task(), args: 1 } as unknown as TaskMessage;
+    const nameless = { ...h.task(), taskId: "nope" } as unknown as TaskMessage;
+    const good = h.task();
+    await h.publish(malformed, nameless, good);
+    const uep = h.start();
+    await expect.poll(() => h.resultOf(good.taskId)?.state, WAIT).toBe("success");
+    await expect.poll(() => h.resultOf(malformed.taskId), WAIT).toBeDefined();
+    expect(h.resultOf(malformed.taskId)).toMatchObject({
+      state: "failed",
+      error: {
+        code: "BAD_TASK",
+        message: `Task ${malformed.taskId} is malformed: args is not an object; it was not run (resubmit it with a current SDK).`,
+      },
+    });
+    expect(h.log()).toContain(
+      "Dropped a malformed task message: Broker message task: taskId is not a UUID; it was dropped.",
+    );
+    // Every delivery was acked, the dropped one included.
+    await expect.poll(() => h.queueDepth(), WAIT).toBe(0);
     uep.child.kill("SIGTERM");
     await uep.exit;
   });

@@ -27,6 +27,23 @@ export class ConduitError extends Error {
   }
 }
 
+/**
+ * A broker message that is not JSON, or whose shape is wrong (code
+ * `BAD_MESSAGE`); the sentence names the field, e.g. `results[3].taskId is
+ * not a UUID` (that is `problem`; `field` is `results[3].taskId`). `taskId` is the message's own task id when that field is sound,
+ * so a receiver can fail the task instead of leaving its submitter waiting.
+ */
+export class BadMessageError extends ConduitError {
+  constructor(
+    message: string,
+    readonly details: { kind?: string; field?: string; problem?: string; taskId?: string } = {},
+    options?: { cause?: unknown },
+  ) {
+    super("BAD_MESSAGE", message, options);
+    this.name = "BadMessageError";
+  }
+}
+
 /** A task's function threw, or the task could not run; carries the remote error. */
 export class TaskExecutionFailed extends ConduitError {
   readonly remote: WireError;

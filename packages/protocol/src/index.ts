@@ -45,13 +45,21 @@ export { brokerUser, connectBroker, isAccountRefused, redactUrl } from "./broker
 export type { BundledCodeData } from "./bundled-code.js";
 export { bundleHash, checkBundleHash, decodeBundledCode, encodeBundledCode } from "./bundled-code.js";
 export type { WireError } from "./errors.js";
-export { ConduitError, fromWireError, PayloadTooLargeError, TaskExecutionFailed, toWireError } from "./errors.js";
+export {
+  BadMessageError,
+  ConduitError,
+  fromWireError,
+  PayloadTooLargeError,
+  TaskExecutionFailed,
+  toWireError,
+} from "./errors.js";
 export type {
   BrokerMessage,
   CancelTasksMessage,
   CommandMessage,
   HeartbeatMessage,
   IdentityInfo,
+  MessageKind,
   ResultBatchMessage,
   ResultMessage,
   StartUepCommand,
@@ -59,7 +67,13 @@ export type {
   TaskStatusMessage,
   UserRuntime,
 } from "./messages.js";
-export { decodeMessage, encodeMessage, PROTOCOL_VERSION } from "./messages.js";
+export {
+  decodeMessage,
+  decodeMessageKeepingGoodResults,
+  encodeMessage,
+  MESSAGE_SCHEMAS,
+  PROTOCOL_VERSION,
+} from "./messages.js";
 export type { ConduitPaths, Credentials } from "./paths.js";
 export { paths } from "./paths.js";
 export { RefusedSenders, routingKeyEndpoint, senderOf } from "./sender-check.js";
@@ -85,8 +99,15 @@ export {
 } from "./serialization.js";
 export type { EndpointStatus, TaskState } from "./states.js";
 export { TASK_STATES, TERMINAL_TASK_STATES } from "./states.js";
+export type { ExchangeSpec, QueueSpec, TopologyChannel } from "./topology.js";
 export {
+  checkExchanges,
   commandQueue,
+  commandQueueSpec,
+  declareExchanges,
+  declareQueue,
+  declareTopology,
+  directQueueSpec,
   endpointBrokerUser,
   HEARTBEATS_EXCHANGE,
   HEARTBEATS_QUEUE,
@@ -96,11 +117,14 @@ export {
   RESULTS_QUEUE,
   resultsRoutingKey,
   TASKS_EXCHANGE,
+  TOPOLOGY,
   taskGroupBrokerUser,
   taskGroupQueueOptions,
+  taskGroupQueueSpec,
   taskGroupResultQueue,
   uepBrokerUser,
   uepName,
   uepTaskQueue,
+  uepTaskQueueSpec,
 } from "./topology.js";
 export { canonicalJson, computeUepId, uuidV5 } from "./uep-id.js";

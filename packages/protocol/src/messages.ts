@@ -1,55 +1,80 @@
 /**
  * Messages on the broker. Every message is UTF-8 JSON carrying `v` (the
- * protocol version) and `kind`; {@link decodeMessage} checks both at the edge
- * so nothing malformed gets further.
+ * protocol version) and `kind`. Each kind has one schema here, as data; the
+ * TypeScript types are derived from them, and {@link decodeMessage} checks a
+ * message against its kind's schema at the edge, so a receiver gets either a
+ * message of exactly that shape or a {@link BadMessageError} naming the field.
+ * What a receiver checks beyond the shape needs its own state (who sent it,
+ * whether the command is for this endpoint).
  */
-import { ConduitError, type WireError } from "./errors.js";
-import type { Payload } from "./serialization.js";
+import { BadMessageError, ConduitError } from "./errors.js";
+import { type Schema, type Static, schemaProblem, WIRE_ERROR_SCHEMA } from "./message-schema.js";
 
 export const PROTOCOL_VERSION = 1;
 
-/** Identity of a submitter, as the endpoint sees it. */
-export interface IdentityInfo {
-  /** Stable UUID of the identity. */
-  id: string;
-  /** `username@domain`. */
-  username: string;
-  name?: string;
-  email?: string;
-  organization?: string;
-  identity_provider?: string;
-}
+const uuid = { type: "string", format: "uuid" } as const;
+const text = { type: "string" } as const;
+/** Milliseconds since the epoch. */
+const timestamp = { type: "number" } as const;
+const jsonObject = { type: "object" } as const;
 
-/** Runtime of the submitting SDK (part of the UEP id, and a template variable). */
-export interface UserRuntime {
-  node_version: string;
-  sdk_version: string;
-  platform: string;
-  arch: string;
-  hostname: string;
-}
+/** A serialized function, argument list or result (a `Payload` of serialization.ts). */
+const PAYLOAD_SCHEMA = {
+  type: "object",
+  properties: { strategy: text, data: text },
+  required: ["strategy", "data"],
+} as const satisfies Schema;
 
-/** service → UEP: one task. */
-export interface TaskMessage {
-  v: 1;
-  kind: "task";
-  taskId: string;
-  functionId: string;
-  endpointId: string;
-  uepId: string;
-  taskGroupId: string;
-  /** The function, as the SDK serialized it (e.g. `conduit.SourceCode`). */
-  function: Payload;
-  /** The arguments, as the SDK serialized them (e.g. `conduit.JSONData` of `{args, kwargs}`). */
-  args: Payload;
-  resourceSpecification?: Record<string, unknown>;
-  /**
-   * Node and SDK versions of the submitter (from the submit's `user_runtime`):
-   * a `conduit.StructuredData` payload from a newer Node major than the
-   * worker's fails naming both versions.
-   */
-  submitter?: { nodeVersion: string; sdkVersion: string };
-}
+/** Identity of a submitter, as the endpoint sees it: `id` is its stable UUID, `username` is `username@domain`. */
+const IDENTITY_SCHEMA = {
+  type: "object",
+  properties: {
+    id: text,
+    username: text,
+    name: text,
+    email: text,
+    organization: text,
+    identity_provider: text,
+  },
+  required: ["id", "username"],
+} as const satisfies Schema;
+
+/**
+ * Runtime of the submitting SDK (part of the UEP id, and a template
+ * variable). No field is required: the service accepts a partial one at submit.
+ */
+const USER_RUNTIME_SCHEMA = {
+  type: "object",
+  properties: { node_version: text, sdk_version: text, platform: text, arch: text, hostname: text },
+} as const satisfies Schema;
+
+/**
+ * service → UEP: one task. `function` and `args` are as the SDK serialized
+ * them; `submitter` holds the Node and SDK versions of the submitter (a
+ * `conduit.StructuredData` payload from a newer Node major than the worker's
+ * fails naming both versions).
+ */
+const TASK_SCHEMA = {
+  type: "object",
+  properties: {
+    v: { const: 1 },
+    kind: { const: "task" },
+    taskId: uuid,
+    functionId: uuid,
+    endpointId: uuid,
+    uepId: uuid,
+    taskGroupId: uuid,
+    function: PAYLOAD_SCHEMA,
+    args: PAYLOAD_SCHEMA,
+    resourceSpecification: jsonObject,
+    submitter: {
+      type: "object",
+      properties: { nodeVersion: text, sdkVersion: text },
+      required: ["nodeVersion", "sdkVersion"],
+    },
+  },
+  required: ["v", "kind", "taskId", "functionId", "endpointId", "uepId", "taskGroupId", "function", "args"],
+} as const satisfies Schema;
 
 /**
  * service → UEP (on the UEP's task queue, after the tasks it names): these
@@ -57,91 +82,141 @@ export interface TaskMessage {
  * (queued, not yet handed to its engine) drops it and reports nothing; the
  * service already stored `cancelled` and told the submitter.
  */
-export interface CancelTasksMessage {
-  v: 1;
-  kind: "cancel";
-  endpointId: string;
-  uepId: string;
-  taskIds: string[];
-}
+const CANCEL_SCHEMA = {
+  type: "object",
+  properties: {
+    v: { const: 1 },
+    kind: { const: "cancel" },
+    endpointId: uuid,
+    uepId: uuid,
+    taskIds: { type: "array", items: uuid },
+  },
+  required: ["v", "kind", "endpointId", "uepId", "taskIds"],
+} as const satisfies Schema;
 
-/** UEP → service → SDK: the outcome of one task. */
-export interface ResultMessage {
-  v: 1;
-  kind: "result";
-  taskId: string;
-  endpointId: string;
-  uepId: string;
-  /** Filled in by the service before it forwards the result to the SDK. */
-  taskGroupId?: string;
-  /** `cancelled` only from the service (a cancel before the task started), never from a UEP. */
-  state: "success" | "failed" | "cancelled";
-  result?: Payload;
-  error?: WireError;
-  /** Milliseconds since the epoch. */
-  completedAt: number;
-}
+/**
+ * UEP → service → SDK: the outcome of one task. `taskGroupId` is filled in by
+ * the service before it forwards the result; `cancelled` comes only from the
+ * service (a cancel before the task started), never from a UEP.
+ */
+const RESULT_SCHEMA = {
+  type: "object",
+  properties: {
+    v: { const: 1 },
+    kind: { const: "result" },
+    taskId: uuid,
+    endpointId: uuid,
+    uepId: uuid,
+    taskGroupId: uuid,
+    state: { type: "string", enum: ["success", "failed", "cancelled"] },
+    result: PAYLOAD_SCHEMA,
+    error: WIRE_ERROR_SCHEMA,
+    completedAt: timestamp,
+  },
+  required: ["v", "kind", "taskId", "endpointId", "uepId", "state", "completedAt"],
+} as const satisfies Schema;
 
 /**
  * UEP → service and service → SDK: several results in one message, so a burst
  * of results costs the broker one persistent, confirmed message per batch
  * rather than one per task. Receivers accept `result` and `results` alike.
  */
-export interface ResultBatchMessage {
-  v: 1;
-  kind: "results";
-  results: ResultMessage[];
-}
+const RESULTS_SCHEMA = {
+  type: "object",
+  properties: {
+    v: { const: 1 },
+    kind: { const: "results" },
+    results: { type: "array", items: RESULT_SCHEMA },
+  },
+  required: ["v", "kind", "results"],
+} as const satisfies Schema;
 
 /**
  * UEP → service: tasks that moved to `running` (handed to the engine). Batched:
  * one message per few milliseconds, not one per task.
  */
-export interface TaskStatusMessage {
-  v: 1;
-  kind: "task_status";
-  endpointId: string;
-  uepId: string;
-  state: "running";
-  taskIds: string[];
-  sentAt: number;
-}
+const TASK_STATUS_SCHEMA = {
+  type: "object",
+  properties: {
+    v: { const: 1 },
+    kind: { const: "task_status" },
+    endpointId: uuid,
+    uepId: uuid,
+    state: { const: "running" },
+    taskIds: { type: "array", items: uuid },
+    sentAt: timestamp,
+  },
+  required: ["v", "kind", "endpointId", "uepId", "state", "taskIds", "sentAt"],
+} as const satisfies Schema;
 
-/** service → MEP: start (or make sure there is) the UEP for this (identity, config, runtime). */
-export interface StartUepCommand {
-  v: 1;
-  kind: "start_uep";
-  endpointId: string;
-  uepId: string;
-  /** `uep.<endpoint id>.<uep id>`. */
-  uepName: string;
-  identity: IdentityInfo;
-  userEndpointConfig: Record<string, unknown>;
-  userRuntime: UserRuntime | null;
-  /**
-   * The broker URL (with credentials scoped to this UEP's queue) the MEP hands
-   * the UEP instead of its own; absent when the service does not scope accounts.
-   */
-  amqpUrl?: string;
-  /** Milliseconds since the epoch; commands much older than now are ignored. */
-  sentAt: number;
-}
+/**
+ * service → MEP: start (or make sure there is) the UEP for this (identity,
+ * config, runtime). `uepName` is `uep.<endpoint id>.<uep id>`; `amqpUrl` is the
+ * broker URL (with credentials scoped to this UEP's queue) the MEP hands the
+ * UEP instead of its own, absent when the service does not scope accounts;
+ * commands whose `sentAt` is much older than now are ignored.
+ */
+const START_UEP_SCHEMA = {
+  type: "object",
+  properties: {
+    v: { const: 1 },
+    kind: { const: "start_uep" },
+    endpointId: uuid,
+    uepId: uuid,
+    uepName: text,
+    identity: IDENTITY_SCHEMA,
+    userEndpointConfig: jsonObject,
+    userRuntime: { anyOf: [USER_RUNTIME_SCHEMA, { type: "null" }] },
+    amqpUrl: text,
+    sentAt: timestamp,
+  },
+  required: ["v", "kind", "endpointId", "uepId", "uepName", "identity", "userEndpointConfig", "userRuntime", "sentAt"],
+} as const satisfies Schema;
 
+/**
+ * MEP/UEP → service: liveness and state. `period` is the seconds until the
+ * next heartbeat (0 means "shutting down"); `error` is set when the process
+ * failed (e.g. a UEP whose template did not render); a UEP's heartbeat names
+ * its `uepId`.
+ */
+const HEARTBEAT_SCHEMA = {
+  type: "object",
+  properties: {
+    v: { const: 1 },
+    kind: { const: "heartbeat" },
+    role: { type: "string", enum: ["mep", "uep"] },
+    endpointId: uuid,
+    uepId: uuid,
+    period: { type: "number", minimum: 0 },
+    error: WIRE_ERROR_SCHEMA,
+    sentAt: timestamp,
+  },
+  required: ["v", "kind", "role", "endpointId", "period", "sentAt"],
+} as const satisfies Schema;
+
+/** The schema of each message kind: what {@link decodeMessage} checks. */
+export const MESSAGE_SCHEMAS = {
+  task: TASK_SCHEMA,
+  cancel: CANCEL_SCHEMA,
+  result: RESULT_SCHEMA,
+  results: RESULTS_SCHEMA,
+  task_status: TASK_STATUS_SCHEMA,
+  start_uep: START_UEP_SCHEMA,
+  heartbeat: HEARTBEAT_SCHEMA,
+} as const;
+
+export type MessageKind = keyof typeof MESSAGE_SCHEMAS;
+
+export type IdentityInfo = Static<typeof IDENTITY_SCHEMA>;
+export type UserRuntime = Static<typeof USER_RUNTIME_SCHEMA>;
+export type TaskMessage = Static<typeof TASK_SCHEMA>;
+export type CancelTasksMessage = Static<typeof CANCEL_SCHEMA>;
+export type ResultMessage = Static<typeof RESULT_SCHEMA>;
+export type ResultBatchMessage = Static<typeof RESULTS_SCHEMA>;
+export type TaskStatusMessage = Static<typeof TASK_STATUS_SCHEMA>;
+export type StartUepCommand = Static<typeof START_UEP_SCHEMA>;
 export type CommandMessage = StartUepCommand;
-
-/** MEP/UEP → service: liveness and state. */
-export interface HeartbeatMessage {
-  v: 1;
-  kind: "heartbeat";
-  role: "mep" | "uep";
-  endpointId: string;
-  uepId?: string;
-  /** Seconds until the next heartbeat; 0 means "shutting down". */
-  period: number;
-  /** Set when the process failed (e.g. a UEP whose template did not render). */
-  error?: WireError;
-  sentAt: number;
-}
+export type HeartbeatMessage = Static<typeof HEARTBEAT_SCHEMA>;
 
 export type BrokerMessage =
   | TaskMessage
@@ -152,25 +227,61 @@ export type BrokerMessage =
   | StartUepCommand
   | HeartbeatMessage;
 
+/** Checks across fields, which the schema subset cannot say. */
+function crossFieldProblem(message: BrokerMessage): string | undefined {
+  if (message.kind === "heartbeat" && message.role === "uep" && message.uepId === undefined) {
+    return "uepId is missing (a uep heartbeat names its UEP)";
+  }
+  return undefined;
+}
+
 export function encodeMessage(message: BrokerMessage): Buffer {
   return Buffer.from(JSON.stringify(message));
 }
 
-/** Decodes and checks a broker message; throws a ConduitError naming what is wrong. */
-export function decodeMessage<K extends BrokerMessage["kind"]>(
+/**
+ * Decodes a broker message of one of `kinds` and checks its whole shape
+ * against its kind's schema. Throws a {@link BadMessageError} naming the field
+ * (`Broker message results: results[3].taskId is not a UUID; it was dropped.`),
+ * or a `PROTOCOL_VERSION` ConduitError for another protocol version.
+ */
+export function decodeMessage<K extends MessageKind>(
   content: Buffer | string,
   ...kinds: K[]
+): Extract<BrokerMessage, { kind: K }> {
+  return decode(content, kinds);
+}
+
+/**
+ * As {@link decodeMessage}, except that a `results` message keeps its good
+ * items: each malformed one is left out and handed to `onBadResult` (its
+ * sentence names it, e.g. `results[3].taskId is not a UUID; that result was
+ * dropped.`), so one bad result does not cost the others.
+ */
+export function decodeMessageKeepingGoodResults<K extends MessageKind>(
+  content: Buffer | string,
+  kinds: readonly K[],
+  onBadResult: (error: BadMessageError, index: number) => void,
+): Extract<BrokerMessage, { kind: K }> {
+  return decode(content, kinds, onBadResult);
+}
+
+function decode<K extends MessageKind>(
+  content: Buffer | string,
+  kinds: readonly K[],
+  onBadResult?: (error: BadMessageError, index: number) => void,
 ): Extract<BrokerMessage, { kind: K }> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(typeof content === "string" ? content : content.toString("utf8"));
   } catch (err) {
-    throw new ConduitError("BAD_MESSAGE", "Broker message is not JSON; it was dropped.", { cause: err });
+    throw new BadMessageError("Broker message is not JSON; it was dropped.", {}, { cause: err });
   }
-  if (typeof parsed !== "object" || parsed === null) {
-    throw new ConduitError("BAD_MESSAGE", "Broker message is not a JSON object; it was dropped.");
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new BadMessageError("Broker message is not a JSON object; it was dropped.");
   }
-  const { v, kind } = parsed as { v?: unknown; kind?: unknown };
+  const record = parsed as Record<string, unknown>;
+  const { v, kind } = record;
   if (v !== PROTOCOL_VERSION) {
     throw new ConduitError(
       "PROTOCOL_VERSION",
@@ -178,7 +289,29 @@ export function decodeMessage<K extends BrokerMessage["kind"]>(
     );
   }
   if (!kinds.includes(kind as K)) {
-    throw new ConduitError("BAD_MESSAGE", `Broker message of kind ${String(kind)} is not one of ${kinds.join(", ")}.`);
+    throw new BadMessageError(`Broker message of kind ${String(kind)} is not one of ${kinds.join(", ")}.`);
   }
+  const known = kind as K;
+  if (known === "results" && onBadResult && Array.isArray(record.results)) {
+    const good: unknown[] = [];
+    for (const [index, item] of record.results.entries()) {
+      const problem = schemaProblem(RESULT_SCHEMA, item, `results[${index}]`);
+      if (problem === undefined) good.push(item);
+      else onBadResult(badMessage(known, problem, "that result was dropped", item), index);
+    }
+    return { ...record, results: good } as Extract<BrokerMessage, { kind: K }>;
+  }
+  const problem = schemaProblem(MESSAGE_SCHEMAS[known], parsed, "") ?? crossFieldProblem(parsed as BrokerMessage);
+  if (problem !== undefined) throw badMessage(known, problem, "it was dropped", parsed);
   return parsed as Extract<BrokerMessage, { kind: K }>;
+}
+
+/** `Broker message <kind>: <field> <problem>; <outcome>.`, keeping the task id when it is sound. */
+function badMessage(kind: string, problem: string, outcome: string, value: unknown): BadMessageError {
+  const field = problem.split(" ", 1)[0];
+  const taskId = typeof value === "object" && value !== null ? (value as { taskId?: unknown }).taskId : undefined;
+  const details: { kind: string; field?: string; problem: string; taskId?: string } = { kind, problem };
+  if (field) details.field = field;
+  if (schemaProblem(uuid, taskId, "taskId") === undefined) details.taskId = taskId as string;
+  return new BadMessageError(`Broker message ${kind}: ${problem}; ${outcome}.`, details);
 }

@@ -9,8 +9,14 @@
  * service --(conduit.tasks, key tg.<group>.results)--> queue tg.<group>.results --> SDK
  * MEP/UEP --(conduit.heartbeats, key <endpoint id>.heartbeats)--> queue conduit.heartbeats --> service
  * ```
- * All exchanges and queues are durable and all messages persistent.
+ * All exchanges and queues are durable and all messages persistent. The
+ * exchanges, queues, bindings and their arguments are one table here
+ * ({@link TOPOLOGY} and the per-id queue specs): the service declares from it
+ * ({@link declareTopology}); an endpoint with a scoped account checks from it
+ * ({@link checkExchanges}), and only one on the shared broker account
+ * (`--shared-broker-account`) declares.
  */
+import type { Options } from "amqplib";
 
 /** Direct exchange: routing key = destination queue name (tasks, commands, SDK results). */
 export const TASKS_EXCHANGE = "conduit.tasks";
@@ -83,4 +89,91 @@ export const QUEUE_OPTIONS = { durable: true } as const;
  */
 export function taskGroupQueueOptions(retentionMs: number) {
   return { durable: true, arguments: { "x-expires": retentionMs } } as const;
+}
+
+export interface ExchangeSpec {
+  readonly name: string;
+  readonly type: "direct" | "topic";
+  readonly options: Options.AssertExchange;
+}
+
+/** A queue, its declaration arguments, and what it is bound to (exchange and routing key pattern). */
+export interface QueueSpec {
+  readonly name: string;
+  readonly options: Options.AssertQueue;
+  readonly bindings: ReadonlyArray<{ readonly exchange: string; readonly pattern: string }>;
+}
+
+/** The exchanges and the service's own queues: declared by the service at every (re)connection. */
+export const TOPOLOGY: { readonly exchanges: readonly ExchangeSpec[]; readonly queues: readonly QueueSpec[] } = {
+  exchanges: [
+    { name: TASKS_EXCHANGE, type: "direct", options: { durable: true } },
+    { name: RESULTS_EXCHANGE, type: "topic", options: { durable: true } },
+    { name: HEARTBEATS_EXCHANGE, type: "topic", options: { durable: true } },
+  ],
+  queues: [
+    { name: RESULTS_QUEUE, options: QUEUE_OPTIONS, bindings: [{ exchange: RESULTS_EXCHANGE, pattern: "#" }] },
+    { name: HEARTBEATS_QUEUE, options: QUEUE_OPTIONS, bindings: [{ exchange: HEARTBEATS_EXCHANGE, pattern: "#" }] },
+  ],
+};
+
+/**
+ * A queue of {@link TASKS_EXCHANGE}, which routes by queue name: a MEP's
+ * command queue, a UEP's task queue, a task group's result queue. The service
+ * declares and binds these on demand.
+ */
+export function directQueueSpec(name: string, options: Options.AssertQueue = QUEUE_OPTIONS): QueueSpec {
+  return { name, options, bindings: [{ exchange: TASKS_EXCHANGE, pattern: name }] };
+}
+
+export function commandQueueSpec(endpointId: string): QueueSpec {
+  return directQueueSpec(commandQueue(endpointId));
+}
+
+export function uepTaskQueueSpec(endpointId: string, uepId: string): QueueSpec {
+  return directQueueSpec(uepTaskQueue(endpointId, uepId));
+}
+
+export function taskGroupQueueSpec(taskGroupId: string, retentionMs: number): QueueSpec {
+  return directQueueSpec(taskGroupResultQueue(taskGroupId), taskGroupQueueOptions(retentionMs));
+}
+
+/** What the topology functions need of an amqplib channel (a confirm channel or a plain one). */
+export interface TopologyChannel {
+  assertExchange(exchange: string, type: string, options?: Options.AssertExchange): Promise<unknown>;
+  checkExchange(exchange: string): Promise<unknown>;
+  assertQueue(queue: string, options?: Options.AssertQueue): Promise<unknown>;
+  bindQueue(queue: string, source: string, pattern: string): Promise<unknown>;
+}
+
+/** Declares every exchange and shared queue of {@link TOPOLOGY}, with its bindings (the service's job). */
+export async function declareTopology(channel: TopologyChannel): Promise<void> {
+  await declareExchanges(channel);
+  for (const queue of TOPOLOGY.queues) await declareQueue(channel, queue);
+}
+
+/** Declares every exchange of {@link TOPOLOGY}: for an endpoint only on the shared broker account. */
+export async function declareExchanges(channel: TopologyChannel): Promise<void> {
+  for (const { name, type, options } of TOPOLOGY.exchanges) await channel.assertExchange(name, type, options);
+}
+
+/**
+ * Checks passively that these exchanges of {@link TOPOLOGY} exist (all by
+ * default): a passive declare needs no permission, so a scoped account can
+ * make sure of them without being able to create or change them.
+ */
+export async function checkExchanges(
+  channel: TopologyChannel,
+  names: readonly string[] = TOPOLOGY.exchanges.map((e) => e.name),
+): Promise<void> {
+  for (const name of names) {
+    if (!TOPOLOGY.exchanges.some((e) => e.name === name)) throw new Error(`${name} is not a Conduit exchange`);
+    await channel.checkExchange(name);
+  }
+}
+
+/** Declares a queue with its arguments and binds it as its spec says. */
+export async function declareQueue(channel: TopologyChannel, queue: QueueSpec): Promise<void> {
+  await channel.assertQueue(queue.name, queue.options);
+  for (const { exchange, pattern } of queue.bindings) await channel.bindQueue(queue.name, exchange, pattern);
 }

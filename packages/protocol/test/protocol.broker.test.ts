@@ -25,8 +25,9 @@ describe("broker link", () => {
       },
     });
     links.push(link);
-    await link.publish("", queue, { v: 1, kind: "heartbeat", role: "mep", endpointId: "e1", period: 1, sentAt: 0 });
-    await expect.poll(() => received, { timeout: 5000 }).toEqual(["e1"]);
+    const endpointId = randomUUID();
+    await link.publish("", queue, { v: 1, kind: "heartbeat", role: "mep", endpointId, period: 1, sentAt: 0 });
+    await expect.poll(() => received, { timeout: 5000 }).toEqual([endpointId]);
     // The URL's user (guest): RabbitMQ refuses any other user-id on this connection.
     expect(link.user).toBe("guest");
     expect(senders).toEqual(["guest"]);

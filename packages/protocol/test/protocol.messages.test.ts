@@ -40,7 +40,8 @@ describe("uep id", () => {
 
 describe("broker messages", () => {
   it("round-trip and check the kind", () => {
-    const body = encodeMessage({ v: 1, kind: "heartbeat", role: "mep", endpointId: "e", period: 30, sentAt: 1 });
+    const endpointId = "4ade2ce0-9c00-4d8c-b996-4dff8fbb4bd0";
+    const body = encodeMessage({ v: 1, kind: "heartbeat", role: "mep", endpointId, period: 30, sentAt: 1 });
     expect(decodeMessage(body, "heartbeat").period).toBe(30);
     expect(() => decodeMessage(body, "task")).toThrow(/kind heartbeat is not one of task/);
   });

@@ -19,7 +19,7 @@ import {
   type ConfirmChannel,
   type ConsumeMessage,
   connectBroker,
-  decodeMessage,
+  decodeMessageKeepingGoodResults,
   RefusedSenders,
   type ResultMessage,
   senderOf,
@@ -188,9 +188,7 @@ export class ResultListener {
     } else {
       results = this.decode(message);
     }
-    const fresh = results.filter(
-      (result) => typeof result === "object" && result !== null && this.delivered.add(result.taskId),
-    );
+    const fresh = results.filter((result) => this.delivered.add(result.taskId));
     // Settle before acking: the future's state lives in this process, and a result that
     // cannot be matched (unknown or settled task) is acked and dropped.
     this.onResults(fresh, queue);
@@ -201,18 +199,17 @@ export class ResultListener {
     }
   }
 
-  /** The results a message holds; none (with a warning) when it is malformed. */
+  /** The results a message holds; none (with a warning) when it is malformed, and each malformed item left out (with one). */
   private decode(message: ConsumeMessage): ResultMessage[] {
-    let results: ResultMessage[] = [];
+    const dropped = (err: Error) =>
+      process.emitWarning(`Dropped a malformed message from the results queue: ${err.message}`);
     try {
-      const decoded = decodeMessage(message.content, "result", "results");
-      if (decoded.kind === "result") results = [decoded];
-      else if (Array.isArray(decoded.results)) results = decoded.results;
-      else throw new Error("its results field is not a list");
+      const decoded = decodeMessageKeepingGoodResults(message.content, ["result", "results"], dropped);
+      return decoded.kind === "result" ? [decoded] : decoded.results;
     } catch (err) {
-      process.emitWarning(`Dropped a malformed message from the results queue: ${(err as Error).message}`);
+      dropped(err as Error);
+      return [];
     }
-    return results;
   }
 }
 

@@ -25,6 +25,10 @@ import {
   toWireError,
 } from "@conduit/protocol";
 
+/** The ids the fake service's results name (UUIDs, as the protocol's schema requires). */
+const FAKE_ENDPOINT_ID = "00000000-0000-4000-8000-00000000e1d0";
+const FAKE_UEP_ID = "00000000-0000-4000-8000-00000000ae90";
+
 export interface RecordedRequest {
   method: string;
   path: string;
@@ -72,8 +76,8 @@ export async function startFakeService(options: FakeServiceOptions = {}): Promis
     link.publish("", resultQueue, {
       v: 1,
       kind: "result",
-      endpointId: "test-endpoint",
-      uepId: "test-uep",
+      endpointId: FAKE_ENDPOINT_ID,
+      uepId: FAKE_UEP_ID,
       completedAt: Date.now(),
       ...result,
     });
@@ -85,8 +89,8 @@ export async function startFakeService(options: FakeServiceOptions = {}): Promis
       results: results.map((result) => ({
         v: 1,
         kind: "result",
-        endpointId: "test-endpoint",
-        uepId: "test-uep",
+        endpointId: FAKE_ENDPOINT_ID,
+        uepId: FAKE_UEP_ID,
         completedAt: Date.now(),
         ...result,
       })),

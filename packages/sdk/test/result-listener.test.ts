@@ -4,6 +4,7 @@
  * count of waiting messages reaches the caller even on a link's first connect,
  * and only messages the service's broker user published count.
  */
+import { randomUUID } from "node:crypto";
 import { type AmqpInfo, encodeMessage, QUEUE_OPTIONS, type ResultMessage } from "@conduit/protocol";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,11 +25,21 @@ function amqpInfo(): AmqpInfo {
   return { url: vhost.url, serviceUser: "guest" };
 }
 
-function result(taskId: string): ResultMessage {
+/** Task ids are UUIDs on the wire; these tests name their tasks, one UUID per name. */
+const taskIds = new Map<string, string>();
+function taskIdOf(name: string): string {
+  if (!taskIds.has(name)) taskIds.set(name, randomUUID());
+  return taskIds.get(name) as string;
+}
+function nameOf(taskId: string): string {
+  return [...taskIds].find(([, id]) => id === taskId)?.[0] ?? taskId;
+}
+
+function result(name: string): ResultMessage {
   return {
     v: 1,
     kind: "result",
-    taskId,
+    taskId: taskIdOf(name),
     endpointId: "00000000-0000-4000-8000-000000000000",
     uepId: "00000000-0000-4000-8000-000000000001",
     state: "success",
@@ -47,7 +58,7 @@ describe("ResultListener", () => {
     await channel.waitForConfirms();
 
     const received: string[] = [];
-    const listener = new ResultListener((results) => received.push(...results.map((r) => r.taskId)));
+    const listener = new ResultListener((results) => received.push(...results.map((r) => nameOf(r.taskId))));
     try {
       await expect(listener.listen(amqpInfo(), "tg.gone.results")).rejects.toThrow(
         /^The result queue tg\.gone\.results does not exist .*; fetch results with client\.getResult\(taskId\), or submit to a new task group\.$/,
@@ -87,7 +98,7 @@ describe("ResultListener", () => {
     const onWarning = (w: Error) => warnings.push(w.message);
     process.on("warning", onWarning);
     const received: string[] = [];
-    const listener = new ResultListener((results) => received.push(...results.map((r) => r.taskId)));
+    const listener = new ResultListener((results) => received.push(...results.map((r) => nameOf(r.taskId))));
     try {
       const queue = "tg.forged.results";
       const channel = await service.createConfirmChannel();

@@ -8,19 +8,23 @@
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  BadMessageError,
   type BrokerLink,
   brokerUser,
   type ConfirmChannel,
   type ConsumeMessage,
+  checkExchanges,
   commandQueue,
+  commandQueueSpec,
   connectBroker,
+  declareExchanges,
+  declareQueue,
   decodeMessage,
   endpointBrokerUser,
   HEARTBEATS_EXCHANGE,
   type HeartbeatMessage,
   heartbeatsRoutingKey,
   isAccountRefused,
-  QUEUE_OPTIONS,
   RESULTS_EXCHANGE,
   RefusedSenders,
   type ResultMessage,
@@ -28,9 +32,8 @@ import {
   resultsRoutingKey,
   type StartUepCommand,
   senderOf,
-  TASKS_EXCHANGE,
   uepName,
-  uepTaskQueue,
+  uepTaskQueueSpec,
   type WireError,
 } from "@conduit/protocol";
 import type { ManagerConfig } from "../config/manager-config.js";
@@ -86,7 +89,6 @@ const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
 /** How long UEPs get to stop after SIGTERM before their process groups are killed. */
 const UEP_STOP_GRACE_MS = 10_000;
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface UepEntry {
   /** The latest command for this UEP: what a restart starts it with. */
@@ -158,7 +160,8 @@ export class ManagerEndpoint {
     for (const command of commands) {
       if (this.stopping) return;
       try {
-        this.checkCommand(command);
+        // The records file is this endpoint's own, but checked like a command from the broker.
+        this.checkCommand(decodeMessage(JSON.stringify(command), "start_uep"));
       } catch (err) {
         this.log.warn(`Ignoring a user endpoint left by the previous instance: ${(err as Error).message}`);
         continue;
@@ -175,23 +178,20 @@ export class ManagerEndpoint {
 
   /** Runs on every (re)connection: topology, then the command consumer. */
   private async setup(channel: ConfirmChannel): Promise<void> {
-    const queue = commandQueue(this.options.endpointId);
-    // Declared here too (same arguments as the service), so that publishing a
-    // heartbeat or a failed result never closes the channel with a 404.
+    const own = commandQueueSpec(this.options.endpointId);
+    const queue = own.name;
+    // From the protocol's topology table, with the service's arguments, so that
+    // publishing a heartbeat or a failed result never closes the channel with a 404.
     if (this.scopedAccount()) {
       // A scoped account may not configure shared names or bind to conduit.tasks
       // (that would let it route other endpoints' commands to itself): it only
       // checks the exchanges; the service declared and bound the queue at registration.
-      await channel.checkExchange(TASKS_EXCHANGE);
-      await channel.checkExchange(RESULTS_EXCHANGE);
-      await channel.checkExchange(HEARTBEATS_EXCHANGE);
-      await channel.assertQueue(queue, QUEUE_OPTIONS);
+      await checkExchanges(channel);
+      await channel.assertQueue(queue, own.options);
     } else {
-      await channel.assertExchange(TASKS_EXCHANGE, "direct", { durable: true });
-      await channel.assertExchange(RESULTS_EXCHANGE, "topic", { durable: true });
-      await channel.assertExchange(HEARTBEATS_EXCHANGE, "topic", { durable: true });
-      await channel.assertQueue(queue, QUEUE_OPTIONS);
-      await channel.bindQueue(queue, TASKS_EXCHANGE, queue);
+      // --shared-broker-account: the only case where an endpoint declares.
+      await declareExchanges(channel);
+      await declareQueue(channel, own);
     }
     if (this.stopping) return;
     const { consumerTag } = await channel.consume(queue, (msg) => this.onCommand(channel, msg));
@@ -255,20 +255,16 @@ export class ManagerEndpoint {
     this.startUep(command);
   }
 
-  /** Throws when the command does not hold together (decodeMessage checked only `v` and `kind`). */
+  /**
+   * Throws unless the command is for this endpoint and its UEP name is the one
+   * derived from the ids (decodeMessage checked its shape).
+   */
   private checkCommand(c: StartUepCommand): void {
     const { endpointId } = this.options;
     const bad = (problem: string) => new Error(`malformed start_uep command: ${problem}.`);
-    if (c.endpointId !== endpointId) throw bad(`it is for endpoint ${String(c.endpointId)}, not ${endpointId}`);
-    if (typeof c.uepId !== "string" || !UUID_RE.test(c.uepId)) throw bad(`its uepId ${String(c.uepId)} is not a UUID`);
+    if (c.endpointId !== endpointId) throw bad(`it is for endpoint ${c.endpointId}, not ${endpointId}`);
     // The name becomes a directory name: it must be exactly the one derived from the ids.
     if (c.uepName !== uepName(endpointId, c.uepId)) throw bad(`its uepName is not ${uepName(endpointId, c.uepId)}`);
-    if (typeof c.identity?.id !== "string") throw bad("it has no identity.id");
-    if (typeof c.sentAt !== "number") throw bad("it has no sentAt timestamp");
-    const config = c.userEndpointConfig as unknown;
-    if (config != null && (typeof config !== "object" || Array.isArray(config))) {
-      throw bad("its userEndpointConfig is not an object");
-    }
   }
 
   private startUep(command: StartUepCommand): void {
@@ -469,10 +465,8 @@ export class ManagerEndpoint {
     try {
       const channel = await this.readyChannel();
       // assertQueue, not checkQueue: a missing queue must not close the shared channel with a 404.
-      const { messageCount } = await channel.assertQueue(
-        uepTaskQueue(command.endpointId, command.uepId),
-        QUEUE_OPTIONS,
-      );
+      const queue = uepTaskQueueSpec(command.endpointId, command.uepId);
+      const { messageCount } = await channel.assertQueue(queue.name, queue.options);
       return messageCount;
     } catch (err) {
       this.log.warn(`Could not check the task queue of ${command.uepName}: ${(err as Error).message}`);
@@ -486,11 +480,12 @@ export class ManagerEndpoint {
    */
   private async failQueuedTasks(command: StartUepCommand, error: WireError): Promise<void> {
     const { endpointId } = this.options;
-    const queue = uepTaskQueue(endpointId, command.uepId);
+    const spec = uepTaskQueueSpec(endpointId, command.uepId);
+    const queue = spec.name;
     let failed = 0;
     try {
       const channel = await this.readyChannel();
-      await channel.assertQueue(queue, QUEUE_OPTIONS);
+      await channel.assertQueue(queue, spec.options);
       for (;;) {
         const msg = await channel.get(queue, { noAck: false });
         if (msg === false) break;
@@ -505,9 +500,14 @@ export class ManagerEndpoint {
         try {
           taskId = decodeMessage(msg.content, "task").taskId;
         } catch (err) {
-          this.log.error(`Dropped a message from ${queue}: ${(err as Error).message}`);
-          channel.ack(msg);
-          continue;
+          // A malformed task whose id is sound is failed all the same: its submitter waits for it.
+          const id = err instanceof BadMessageError ? err.details.taskId : undefined;
+          if (id === undefined) {
+            this.log.error(`Dropped a message from ${queue}: ${(err as Error).message}`);
+            channel.ack(msg);
+            continue;
+          }
+          taskId = id;
         }
         const result: ResultMessage = {
           v: 1,

@@ -22,14 +22,16 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  BadMessageError,
   type BrokerLink,
   type CancelTasksMessage,
   type ConfirmChannel,
   type ConsumeMessage,
+  checkExchanges,
   connectBroker,
   decodeMessage,
-  type Payload,
-  QUEUE_OPTIONS,
+  directQueueSpec,
+  HEARTBEATS_EXCHANGE,
   RESULTS_EXCHANGE,
   RefusedSenders,
   type ResultMessage,
@@ -202,7 +204,12 @@ export class TaskConsumer {
 
   private async setup(channel: ConfirmChannel): Promise<void> {
     channel.once("close", () => this.closedChannels.add(channel));
-    await channel.assertQueue(this.options.queue, QUEUE_OPTIONS);
+    // From the protocol's topology table: the exchanges it publishes to are
+    // checked passively (a UEP never declares them), and its own queue is
+    // asserted with the service's arguments (the service declared and bound it).
+    await checkExchanges(channel, [RESULTS_EXCHANGE, HEARTBEATS_EXCHANGE]);
+    const { options } = directQueueSpec(this.options.queue);
+    await channel.assertQueue(this.options.queue, options);
     if (this.stopping) return;
     const { consumerTag } = await channel.consume(this.options.queue, (message) => this.onDelivery(channel, message));
     this.consumer = { channel, tag: consumerTag };
@@ -228,7 +235,7 @@ export class TaskConsumer {
       this.ack(delivery);
       return;
     }
-    let task: TaskMessage;
+    let task: TaskMessage | { taskId: string; malformed: WireError };
     try {
       const decoded = decodeMessage(message.content, "task", "cancel");
       if (decoded.kind === "cancel") {
@@ -238,14 +245,21 @@ export class TaskConsumer {
       }
       task = decoded;
     } catch (err) {
-      log.warn(`Dropped a malformed task message: ${(err as Error).message}`);
-      this.ack(delivery);
-      return;
-    }
-    if (typeof task.taskId !== "string" || task.taskId === "") {
-      log.warn("Dropped a task message without a taskId.");
-      this.ack(delivery);
-      return;
+      const taskId = err instanceof BadMessageError && err.details.kind === "task" ? err.details.taskId : undefined;
+      if (taskId === undefined) {
+        log.warn(`Dropped a malformed task message: ${(err as Error).message}`);
+        this.ack(delivery);
+        return;
+      }
+      // Its submitter waits for a result: fail the task, naming the field, rather than drop it.
+      task = {
+        taskId,
+        malformed: {
+          code: "BAD_TASK",
+          name: "BadTask",
+          message: `Task ${taskId} is malformed: ${(err as BadMessageError).details.problem}; it was not run (resubmit it with a current SDK).`,
+        },
+      };
     }
     const { taskId } = task;
     const deliveries = this.running.get(taskId);
@@ -266,6 +280,10 @@ export class TaskConsumer {
     }
     this.running.set(taskId, [delivery]);
     this.options.onTask?.();
+    if ("malformed" in task) {
+      void this.finish({ taskId, ok: false, error: task.malformed });
+      return;
+    }
     if (task.resourceSpecification !== undefined) {
       log.debug(`Task ${taskId} resource_specification: ${JSON.stringify(task.resourceSpecification)}`);
     }
@@ -300,8 +318,7 @@ export class TaskConsumer {
    */
   private cancel(message: CancelTasksMessage): void {
     const { log } = this.options;
-    const ids = Array.isArray(message.taskIds) ? message.taskIds.filter((id) => typeof id === "string") : [];
-    for (const taskId of ids) {
+    for (const taskId of message.taskIds) {
       this.cancelled.add(taskId);
       if (this.cancelled.size > RECENT_CANCELLED) this.cancelled.delete(this.cancelled.values().next().value as string);
       const index = this.held.findIndex((t) => t.taskId === taskId);
@@ -361,13 +378,6 @@ export class TaskConsumer {
   private refusal(task: TaskMessage): WireError | undefined {
     const { policy, uepId, log } = this.options;
     if ("startError" in policy) return policy.startError;
-    if (typeof task.functionId !== "string" || !isPayload(task.function) || !isPayload(task.args)) {
-      return {
-        code: "BAD_TASK",
-        name: "BadTask",
-        message: `Task ${task.taskId} lacks a functionId, function or args payload; it was not run (resubmit it with a current SDK).`,
-      };
-    }
     if (policy.allowedFunctions !== null && !policy.allowedFunctions.includes(task.functionId)) {
       const message = `Function ${task.functionId} not permitted on endpoint ${uepId}`;
       log.warn(message);
@@ -448,30 +458,15 @@ export class TaskConsumer {
   }
 }
 
-/** A `resource_specification` that is not an object, or has a key the local engines do not accept. */
+/** A `resource_specification` key the local engines do not accept (decodeMessage made sure it is an object). */
 function resourceSpecificationProblem(task: TaskMessage): WireError | undefined {
-  const spec: unknown = task.resourceSpecification;
+  const spec = task.resourceSpecification;
   if (spec === undefined) return undefined;
-  const valid = RESOURCE_SPECIFICATION_KEYS.join(", ");
-  const fail = (message: string): WireError => ({
-    code: "INVALID_RESOURCE_SPECIFICATION",
-    name: "InvalidResourceSpecification",
-    message,
-  });
-  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
-    return fail(
-      `Task ${task.taskId} has a resource_specification that is not an object; pass an object with the keys: ${valid}.`,
-    );
-  }
   const bad = Object.keys(spec).find((key) => !RESOURCE_SPECIFICATION_KEYS.includes(key));
   if (bad === undefined) return undefined;
-  return fail(
-    `Task ${task.taskId} has resource_specification key '${bad}', which this endpoint's engine does not accept; use only: ${valid}.`,
-  );
-}
-
-function isPayload(value: unknown): value is Payload {
-  if (typeof value !== "object" || value === null) return false;
-  const p = value as Record<string, unknown>;
-  return typeof p.strategy === "string" && typeof p.data === "string";
+  return {
+    code: "INVALID_RESOURCE_SPECIFICATION",
+    name: "InvalidResourceSpecification",
+    message: `Task ${task.taskId} has resource_specification key '${bad}', which this endpoint's engine does not accept; use only: ${RESOURCE_SPECIFICATION_KEYS.join(", ")}.`,
+  };
 }

@@ -6,7 +6,7 @@
  * stall every consumer and publisher, so each declaration gets a throwaway
  * channel here, and such a queue is kept as it is (its own expiry applies).
  */
-import { ConduitError, redactUrl, TASKS_EXCHANGE, taskGroupQueueOptions } from "@conduit/protocol";
+import { ConduitError, directQueueSpec, redactUrl, taskGroupQueueOptions } from "@conduit/protocol";
 import amqp, { type Channel, type ChannelModel } from "amqplib";
 import type { FastifyBaseLogger } from "fastify";
 
@@ -23,12 +23,13 @@ export class GroupQueueDeclarer {
     private readonly logger: FastifyBaseLogger,
   ) {}
 
-  /** Declares the queue (or finds it declared with another retention) and binds it to {@link TASKS_EXCHANGE} under its name. */
+  /** Declares the queue (or finds it declared with another retention) and binds it, as the topology table says. */
   async declare(queue: string): Promise<void> {
+    const spec = directQueueSpec(queue, taskGroupQueueOptions(this.retentionMs));
     let channel = await this.channel();
     try {
       try {
-        await channel.assertQueue(queue, taskGroupQueueOptions(this.retentionMs));
+        await channel.assertQueue(queue, spec.options);
       } catch (err) {
         if ((err as { code?: number }).code !== PRECONDITION_FAILED) throw err;
         // The refusal closed that channel; the queue exists, so a passive check on a new one passes.
@@ -41,7 +42,7 @@ export class GroupQueueDeclarer {
           );
         }
       }
-      await channel.bindQueue(queue, TASKS_EXCHANGE, queue);
+      for (const { exchange, pattern } of spec.bindings) await channel.bindQueue(queue, exchange, pattern);
     } finally {
       await channel.close().catch(() => undefined);
     }

@@ -20,13 +20,12 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import {
-  ConduitError,
+  BadMessageError,
   type ConfirmChannel,
   type ConsumeMessage,
-  decodeMessage,
+  decodeMessageKeepingGoodResults,
   RESULTS_QUEUE,
   RefusedSenders,
-  type ResultBatchMessage,
   type ResultMessage,
   routingKeyEndpoint,
   senderOf,
@@ -36,7 +35,7 @@ import {
 import type { FastifyBaseLogger } from "fastify";
 import type { Store } from "../store/store.js";
 import type { ReportSender, TaskResultInput } from "../store/store-types.js";
-import { hasNul, resultProblem, taskStatusProblem, withoutNul } from "./message-checks.js";
+import { hasNul, withoutNul } from "./message-checks.js";
 import type { BrokerConsumer, Outgoing, ServiceBroker } from "./service-broker.js";
 
 export interface ResultConsumerOptions {
@@ -118,13 +117,25 @@ export class ResultConsumer implements BrokerConsumer {
     }
     let messages: Array<ResultMessage | TaskStatusMessage>;
     try {
-      const message = decodeMessage(raw.content, "result", "results", "task_status");
+      // A `results` message keeps its good results; each malformed one is logged and dropped.
+      const message = decodeMessageKeepingGoodResults(raw.content, ["result", "results", "task_status"], (err) =>
+        this.logger.warn({ routingKey: raw.fields.routingKey }, err.message),
+      );
       if (message.kind === "results") {
-        messages = this.validResults(message, raw, sender);
+        messages = message.results.filter((item) => {
+          if (fromEndpoint(item)) return this.sameEndpoint(item, raw, sender);
+          this.logger.warn(
+            { routingKey: raw.fields.routingKey },
+            `Broker message results: the result of task ${item.taskId}: ${CANCELLED_FROM_ENDPOINT}; that result was dropped.`,
+          );
+          return false;
+        });
       } else {
-        const problem = message.kind === "result" ? resultProblem(message) : taskStatusProblem(message);
-        if (problem) {
-          throw new ConduitError("BAD_MESSAGE", `Broker message ${message.kind}: ${problem}; it was dropped.`);
+        if (message.kind === "result" && !fromEndpoint(message)) {
+          throw new BadMessageError(`Broker message result: ${CANCELLED_FROM_ENDPOINT}; it was dropped.`, {
+            kind: "result",
+            field: "state",
+          });
         }
         messages = this.sameEndpoint(message, raw, sender) ? [message] : [];
       }
@@ -162,26 +173,6 @@ export class ResultConsumer implements BrokerConsumer {
       `${what} naming endpoint ${message.endpointId} under the routing key of endpoint ${keyEndpoint}`,
     );
     return false;
-  }
-
-  /** The results of a `results` message that can be stored; each bad one is logged and dropped. */
-  private validResults(message: ResultBatchMessage, raw: ConsumeMessage, sender: string): ResultMessage[] {
-    if (!Array.isArray(message.results)) {
-      throw new ConduitError("BAD_MESSAGE", "Broker message results: results is not a list; it was dropped.");
-    }
-    const valid: ResultMessage[] = [];
-    for (const [index, item] of message.results.entries()) {
-      const problem = resultProblem(item);
-      if (problem) {
-        this.logger.warn(
-          { routingKey: raw.fields.routingKey },
-          `Broker message results: result ${index}: ${problem}; that result was dropped.`,
-        );
-      } else if (this.sameEndpoint(item, raw, sender)) {
-        valid.push(item);
-      }
-    }
-    return valid;
   }
 
   /** Starts flush loops (up to {@link MAX_FLUSHERS}) and resolves once nothing is pending. */
@@ -298,13 +289,20 @@ export class ResultConsumer implements BrokerConsumer {
   }
 }
 
+/** Only the service itself stores `cancelled` (a cancel before the task started). */
+const CANCELLED_FROM_ENDPOINT = "state cancelled is not success or failed";
+
+/** False for a result no endpoint may send: `cancelled`. */
+function fromEndpoint(m: ResultMessage): m is ResultMessage & { state: "success" | "failed" } {
+  return m.state !== "cancelled";
+}
+
 type StoredInput = TaskResultInput & { uepId: string; redelivered?: boolean };
 
 function reportKey(taskId: string, sender: string): string {
   return `${taskId.toLowerCase()} ${sender}`;
 }
 
-/** `m` passed {@link resultProblem}, so its state is success or failed. */
 function toResultInput(m: ResultMessage & { state: "success" | "failed" }, from: ReportSender): StoredInput {
   const input: StoredInput = {
     ...from,

@@ -8,11 +8,9 @@ import {
   type BrokerMessage,
   type ConfirmChannel,
   connectBroker,
-  HEARTBEATS_EXCHANGE,
-  HEARTBEATS_QUEUE,
-  QUEUE_OPTIONS,
-  RESULTS_EXCHANGE,
-  RESULTS_QUEUE,
+  declareQueue,
+  declareTopology,
+  directQueueSpec,
   TASKS_EXCHANGE,
 } from "@conduit/protocol";
 import type { FastifyBaseLogger } from "fastify";
@@ -45,17 +43,6 @@ export interface ServiceBrokerOptions {
 /** Names made by `taskGroupResultQueue()`: declared by a {@link GroupQueueDeclarer}. */
 const TASK_GROUP_QUEUE = /^tg\.[^.]+\.results$/;
 
-/** Every exchange and shared queue of the topology (protocol/topology.ts). */
-async function declareTopology(channel: ConfirmChannel): Promise<void> {
-  await channel.assertExchange(TASKS_EXCHANGE, "direct", { durable: true });
-  await channel.assertExchange(RESULTS_EXCHANGE, "topic", { durable: true });
-  await channel.assertExchange(HEARTBEATS_EXCHANGE, "topic", { durable: true });
-  await channel.assertQueue(RESULTS_QUEUE, QUEUE_OPTIONS);
-  await channel.bindQueue(RESULTS_QUEUE, RESULTS_EXCHANGE, "#");
-  await channel.assertQueue(HEARTBEATS_QUEUE, QUEUE_OPTIONS);
-  await channel.bindQueue(HEARTBEATS_QUEUE, HEARTBEATS_EXCHANGE, "#");
-}
-
 export class ServiceBroker {
   private link: BrokerLink | undefined;
   private readonly consumers: BrokerConsumer[] = [];
@@ -72,6 +59,7 @@ export class ServiceBroker {
       prefetch: options.prefetch,
       initialMaxRetries: options.initialMaxRetries,
       setup: async (channel) => {
+        // Every exchange and shared queue of the protocol's topology table.
         await declareTopology(channel);
         broker.declared = new Map();
         for (const consumer of broker.consumers) await consumer.attach(channel);
@@ -130,9 +118,7 @@ export class ServiceBroker {
   private async declareQueue(queue: string): Promise<void> {
     // Only the service declares group queues (SDKs check them passively), with the retention as x-expires.
     if (TASK_GROUP_QUEUE.test(queue)) return this.groupQueues.declare(queue);
-    const channel = await this.requireLink().ready();
-    await channel.assertQueue(queue, QUEUE_OPTIONS);
-    await channel.bindQueue(queue, TASKS_EXCHANGE, queue);
+    await declareQueue(await this.requireLink().ready(), directQueueSpec(queue));
   }
 
   /** Publishes persistent messages and resolves once the broker confirmed all of them. */

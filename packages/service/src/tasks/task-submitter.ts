@@ -184,7 +184,10 @@ export class TaskSubmitter {
         args: task.args,
       };
       if (request.resource_specification) message.resourceSpecification = request.resource_specification;
-      if (runtime) message.submitter = { nodeVersion: runtime.node_version, sdkVersion: runtime.sdk_version };
+      // user_runtime's fields are optional at submit; the UEP's check of the task needs both.
+      if (runtime?.node_version !== undefined && runtime.sdk_version !== undefined) {
+        message.submitter = { nodeVersion: runtime.node_version, sdkVersion: runtime.sdk_version };
+      }
       outgoing.push({ queue, message });
     }
     const command: StartUepCommand = {
