@@ -44,8 +44,18 @@ export type { AmqpOptions, BrokerLink, BrokerOptions, ConfirmChannel, ConsumeMes
 export { brokerUser, connectBroker, isAccountRefused, redactUrl } from "./broker.js";
 export type { BundledCodeData } from "./bundled-code.js";
 export { bundleHash, checkBundleHash, decodeBundledCode, encodeBundledCode } from "./bundled-code.js";
+export type { ErrorCode, ErrorCodeInfo, HttpErrorCode, HttpStatusCode } from "./error-codes.js";
+export { ERROR_CODES, httpStatus, isErrorCode } from "./error-codes.js";
 export type { WireError } from "./errors.js";
-export { ConduitError, fromWireError, PayloadTooLargeError, TaskExecutionFailed, toWireError } from "./errors.js";
+export {
+  ConduitApiError,
+  ConduitError,
+  fromWireError,
+  PayloadTooLargeError,
+  ReportedError,
+  TaskExecutionFailed,
+  toWireError,
+} from "./errors.js";
 export type {
   BrokerMessage,
   CancelTasksMessage,
@@ -62,6 +72,8 @@ export type {
 export { decodeMessage, encodeMessage, PROTOCOL_VERSION } from "./messages.js";
 export type { ConduitPaths, Credentials } from "./paths.js";
 export { paths } from "./paths.js";
+export type { RestRequest } from "./rest-request.js";
+export { apiError, requestJson } from "./rest-request.js";
 export { RefusedSenders, routingKeyEndpoint, senderOf } from "./sender-check.js";
 export type { CallArguments, CodeStrategy, DataStrategy, DeserializeOptions, Payload } from "./serialization.js";
 export {
