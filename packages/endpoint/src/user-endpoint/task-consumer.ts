@@ -39,6 +39,7 @@ import {
   type WireError,
 } from "@conduit/protocol";
 import type { Engine, EngineResult, Logger } from "../engines/engine-types.js";
+import { TaskError } from "../errors.js";
 import { ResultBatcher } from "./result-batcher.js";
 import type { SerializerAllowlist } from "./serializer-allowlist.js";
 import { StatusBatcher } from "./status-batcher.js";
@@ -361,16 +362,17 @@ export class TaskConsumer {
     const { policy, uepId, log } = this.options;
     if ("startError" in policy) return policy.startError;
     if (typeof task.functionId !== "string" || !isPayload(task.function) || !isPayload(task.args)) {
-      return {
-        code: "BAD_TASK",
-        name: "BadTask",
-        message: `Task ${task.taskId} lacks a functionId, function or args payload; it was not run (resubmit it with a current SDK).`,
-      };
+      return toWireError(
+        new TaskError(
+          "BAD_TASK",
+          `Task ${task.taskId} lacks a functionId, function or args payload; it was not run (resubmit it with a current SDK).`,
+        ),
+      );
     }
     if (policy.allowedFunctions !== null && !policy.allowedFunctions.includes(task.functionId)) {
       const message = `Function ${task.functionId} not permitted on endpoint ${uepId}`;
       log.warn(message);
-      return { code: "FUNCTION_NOT_ALLOWED", name: "FunctionNotAllowed", message };
+      return toWireError(new TaskError("FUNCTION_NOT_ALLOWED", message));
     }
     return resourceSpecificationProblem(task) ?? policy.serializers?.check(task);
   }
@@ -452,11 +454,7 @@ function resourceSpecificationProblem(task: TaskMessage): WireError | undefined 
   const spec: unknown = task.resourceSpecification;
   if (spec === undefined) return undefined;
   const valid = RESOURCE_SPECIFICATION_KEYS.join(", ");
-  const fail = (message: string): WireError => ({
-    code: "INVALID_RESOURCE_SPECIFICATION",
-    name: "InvalidResourceSpecification",
-    message,
-  });
+  const fail = (message: string): WireError => toWireError(new TaskError("INVALID_RESOURCE_SPECIFICATION", message));
   if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
     return fail(
       `Task ${task.taskId} has a resource_specification that is not an object; pass an object with the keys: ${valid}.`,
