@@ -73,7 +73,7 @@ export { decodeMessage, encodeMessage, PROTOCOL_VERSION } from "./messages.js";
 export type { ConduitPaths, Credentials } from "./paths.js";
 export { paths } from "./paths.js";
 export type { RestRequest } from "./rest-request.js";
-export { apiError, requestJson } from "./rest-request.js";
+export { requestJson } from "./rest-request.js";
 export { RefusedSenders, routingKeyEndpoint, senderOf } from "./sender-check.js";
 export type { CallArguments, CodeStrategy, DataStrategy, DeserializeOptions, Payload } from "./serialization.js";
 export {

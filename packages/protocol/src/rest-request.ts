@@ -74,7 +74,7 @@ export async function requestJson<T>(request: RestRequest): Promise<T> {
  * {@link ApiErrorBody}, else (a proxy's page, another server) `HTTP_<status>`
  * with a sentence naming the status and the URL.
  */
-export function apiError(
+function apiError(
   response: { status: number; statusText: string },
   text: string,
   request: Pick<RestRequest, "method" | "url" | "urlSetting">,
