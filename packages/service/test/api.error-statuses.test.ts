@@ -35,6 +35,7 @@ describe("error statuses", () => {
       amqpUrl: vhost.value,
       writeCredentials: false,
       logLevel: "silent",
+      maxTaskBytes: MAX_REQUEST_BYTES,
       maxRequestBytes: MAX_REQUEST_BYTES,
     });
     disposers.push(() => service.close());
@@ -74,7 +75,7 @@ describe("error statuses", () => {
       await ask("POST", "/v1/functions", { body: "{not json" }),
       await ask("POST", "/v1/functions", { body: JSON.stringify({ nothing: true }) }),
       await ask("POST", "/v1/functions", { body: "x".repeat(MAX_REQUEST_BYTES + 1) }),
-      await ask("POST", "/v1/functions", { body: "hello", type: "text/plain" }),
+      await ask("POST", "/v1/functions", { body: "<hello/>", type: "application/xml" }),
     ];
     const codes = answers.map((a) => a.body.code);
     expect(codes).toEqual([
