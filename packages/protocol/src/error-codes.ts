@@ -5,7 +5,8 @@
  * with carries its HTTP status here, and the service takes the status from
  * this table (never a number of its own), so a code means one status
  * everywhere. `error-codes.test.ts` fails when a code used in any package's
- * `src` is missing here.
+ * `src` is missing here. Besides these, a REST client reports an error answer
+ * that is not a Conduit error body (a proxy's 502 page) as `HTTP_<status>`.
  *
  * ```ts
  * import { ERROR_CODES, type ErrorCode } from "@conduit/protocol";
@@ -148,12 +149,6 @@ export const ERROR_CODES = {
 
 /** Every code of {@link ERROR_CODES}. */
 export type ErrorCode = keyof typeof ERROR_CODES;
-
-/**
- * A REST client's code for an error answer that is not a Conduit error body
- * (a proxy's 502 page, say): `HTTP_` and the status.
- */
-export type HttpStatusCode = `HTTP_${number}`;
 
 /** A code of the table whose errors the REST API answers with. */
 export type HttpErrorCode = {

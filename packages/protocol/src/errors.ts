@@ -6,7 +6,7 @@
  * and stack.
  */
 import type { ApiErrorBody } from "./api.js";
-import type { ErrorCode, HttpStatusCode } from "./error-codes.js";
+import type { ErrorCode } from "./error-codes.js";
 
 /** An error as it crosses a process boundary (AMQP, IPC, HTTP body). */
 export interface WireError {
@@ -47,23 +47,18 @@ export class ReportedError extends ConduitError {
 
 /**
  * The service answered with an HTTP error; `code` and `message` are the
- * service's own (a newer service may send a code this version does not list).
+ * service's own (a newer service may send a code this version does not list),
+ * or, for an answer that is not a Conduit error body (a proxy's page),
+ * `HTTP_<status>` and a sentence naming the status and the URL.
  */
 export class ConduitApiError extends ConduitError {
   readonly statusCode: number;
 
-  constructor(body: Pick<ApiErrorBody, "code" | "statusCode" | "message"> | ApiErrorFallback) {
+  constructor(body: Pick<ApiErrorBody, "code" | "statusCode" | "message">) {
     super(body.code, body.message);
     this.name = "ConduitApiError";
     this.statusCode = body.statusCode;
   }
-}
-
-/** An HTTP error answer without a Conduit error body: its code is `HTTP_<status>`. */
-interface ApiErrorFallback {
-  code: HttpStatusCode;
-  statusCode: number;
-  message: string;
 }
 
 /** A task's function threw, or the task could not run; carries the remote error. */

@@ -44,7 +44,7 @@ export type { AmqpOptions, BrokerLink, BrokerOptions, ConfirmChannel, ConsumeMes
 export { brokerUser, connectBroker, isAccountRefused, redactUrl } from "./broker.js";
 export type { BundledCodeData } from "./bundled-code.js";
 export { bundleHash, checkBundleHash, decodeBundledCode, encodeBundledCode } from "./bundled-code.js";
-export type { ErrorCode, ErrorCodeInfo, HttpErrorCode, HttpStatusCode } from "./error-codes.js";
+export type { ErrorCode, ErrorCodeInfo, HttpErrorCode } from "./error-codes.js";
 export { ERROR_CODES, httpStatus, isErrorCode } from "./error-codes.js";
 export type { WireError } from "./errors.js";
 export {
