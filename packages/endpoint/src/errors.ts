@@ -1,8 +1,11 @@
 /**
- * Endpoint errors. Each message is one sentence naming the problem and the fix;
- * across AMQP they travel as WireError `{code, name, message}`.
+ * Endpoint errors, a class per family of codes (protocol's ERROR_CODES). Each
+ * message is one sentence naming the problem and the fix; across AMQP they
+ * travel as WireError `{code, name, message}`, made by protocol's toWireError
+ * and never by hand. The families that fail a task extend ReportedError: the
+ * submitter gets the sentence, not the endpoint's stack.
  */
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError, type ErrorCode, ReportedError } from "@conduit/protocol";
 
 /**
  * Which step of rendering a user config template failed (see config/render.ts):
@@ -39,17 +42,68 @@ export class ConfigError extends ConduitError {
 }
 
 /** A UEP could not start (render, schema, engine, endpoint_setup); its tasks fail with this. */
-export class UepStartError extends ConduitError {
+export class UepStartError extends ReportedError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super("UEP_START_FAILED", message, options);
-    this.name = "UepStartError";
+    super("UEP_START_FAILED", "UepStartError", message, options);
   }
 }
 
-/** A worker or block died while running a task. */
-export class WorkerLostError extends ConduitError {
+/** The wire names of the MEP's task errors. */
+const UEP_ERROR_NAMES = {
+  UEP_CRASHED: "UepCrashed",
+  IDENTITY_NOT_MAPPED: "IdentityNotMapped",
+} as const satisfies Partial<Record<ErrorCode, string>>;
+
+/** The MEP fails a UEP's queued tasks: the UEP kept crashing, or its identity maps to no usable account. */
+export class UepError extends ReportedError {
+  constructor(code: keyof typeof UEP_ERROR_NAMES, message: string) {
+    super(code, UEP_ERROR_NAMES[code], message);
+  }
+}
+
+/** A worker or block died while running a task: retryable, up to the engine's max_retries_on_system_failure. */
+export class WorkerLostError extends ReportedError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super("WORKER_LOST", message, options);
-    this.name = "WorkerLost";
+    super("WORKER_LOST", "WorkerLost", message, options);
+  }
+}
+
+/** The wire names of the engines' task errors. */
+const ENGINE_ERROR_NAMES = {
+  ENGINE_SHUTDOWN: "EngineShutdown",
+  WORKER_START_FAILED: "WorkerStartError",
+  WORKER_OUT_OF_MEMORY: "WorkerOutOfMemory",
+  BLOCK_START_FAILED: "BlockStartError",
+} as const satisfies Partial<Record<ErrorCode, string>>;
+
+/** An engine fails a task it cannot run on: its workers or blocks would not start, died of memory, or it shut down. */
+export class EngineError extends ReportedError {
+  constructor(code: keyof typeof ENGINE_ERROR_NAMES, message: string) {
+    super(code, ENGINE_ERROR_NAMES[code], message);
+  }
+}
+
+/** The wire names of the task errors of the UEP's checks and of the worker. */
+const TASK_ERROR_NAMES = {
+  BAD_TASK: "BadTask",
+  FUNCTION_NOT_ALLOWED: "FunctionNotAllowed",
+  INVALID_RESOURCE_SPECIFICATION: "InvalidResourceSpecification",
+  FUNCTION_INVALID: "FunctionError",
+  DESERIALIZATION_FAILED: "DeserializationError",
+  SERIALIZATION_FAILED: "SerializationError",
+  RESULT_TOO_LARGE: "MaxResultSizeExceeded",
+  BUNDLE_EXPORT_INVALID: "BundledCodeError",
+  BUNDLE_EXTERNAL_MISSING: "BundledCodeError",
+} as const satisfies Partial<Record<ErrorCode, string>>;
+
+/**
+ * A task that must not or cannot run here, or whose result cannot go back: the
+ * UEP refuses it (its shape, allowed_functions, resource_specification,
+ * allowed_serializers) or the worker cannot load its function, decode its
+ * arguments or encode its result. Not retryable.
+ */
+export class TaskError extends ReportedError {
+  constructor(code: keyof typeof TASK_ERROR_NAMES, message: string, options?: { cause?: unknown }) {
+    super(code, TASK_ERROR_NAMES[code], message, options);
   }
 }

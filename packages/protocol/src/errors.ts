@@ -1,8 +1,12 @@
 /**
- * Errors shared by every Conduit program. Each has a stable `code`; across IPC,
- * AMQP and HTTP an error travels as a {@link WireError} and is rebuilt on the
- * other side with {@link fromWireError}, keeping the remote name and stack.
+ * Errors shared by every Conduit program. Each has a stable `code` (listed in
+ * error-codes.ts); across IPC, AMQP and HTTP an error travels as a
+ * {@link WireError}, made by {@link toWireError} and nothing else, and is
+ * rebuilt on the other side with {@link fromWireError}, keeping the remote name
+ * and stack.
  */
+import type { ApiErrorBody } from "./api.js";
+import type { ErrorCode } from "./error-codes.js";
 
 /** An error as it crosses a process boundary (AMQP, IPC, HTTP body). */
 export interface WireError {
@@ -44,6 +48,36 @@ export class BadMessageError extends ConduitError {
   }
 }
 
+/**
+ * An error whose one sentence says all its receiver needs: it travels without
+ * a stack, since the frames of the side that raised it are Conduit's
+ * internals, not the user's code. Each family extends it with its codes and
+ * their wire names (the endpoint's TaskError, EngineError, UepError, …).
+ */
+export class ReportedError extends ConduitError {
+  constructor(code: ErrorCode, name: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = name;
+    this.stack = undefined;
+  }
+}
+
+/**
+ * The service answered with an HTTP error; `code` and `message` are the
+ * service's own (a newer service may send a code this version does not list),
+ * or, for an answer that is not a Conduit error body (a proxy's page),
+ * `HTTP_<status>` and a sentence naming the status and the URL.
+ */
+export class ConduitApiError extends ConduitError {
+  readonly statusCode: number;
+
+  constructor(body: Pick<ApiErrorBody, "code" | "statusCode" | "message">) {
+    super(body.code, body.message);
+    this.name = "ConduitApiError";
+    this.statusCode = body.statusCode;
+  }
+}
+
 /** A task's function threw, or the task could not run; carries the remote error. */
 export class TaskExecutionFailed extends ConduitError {
   readonly remote: WireError;
@@ -67,7 +101,12 @@ export class PayloadTooLargeError extends ConduitError {
   }
 }
 
-export function toWireError(err: unknown, code = "TASK_EXCEPTION"): WireError {
+/**
+ * The one way an error becomes a {@link WireError}: a ConduitError keeps its
+ * code, any other error (what a user's function threw) gets `code`; the stack
+ * travels when the error has one (a {@link ReportedError} has none).
+ */
+export function toWireError(err: unknown, code: ErrorCode = "TASK_EXCEPTION"): WireError {
   if (err instanceof Error) {
     const wire: WireError = {
       code: err instanceof ConduitError ? err.code : code,

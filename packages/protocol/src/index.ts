@@ -44,12 +44,16 @@ export type { AmqpOptions, BrokerLink, BrokerOptions, ConfirmChannel, ConsumeMes
 export { brokerUser, connectBroker, isAccountRefused, redactUrl } from "./broker.js";
 export type { BundledCodeData } from "./bundled-code.js";
 export { bundleHash, checkBundleHash, decodeBundledCode, encodeBundledCode } from "./bundled-code.js";
+export type { ErrorCode, ErrorCodeInfo, HttpErrorCode } from "./error-codes.js";
+export { ERROR_CODES, httpStatus, isErrorCode } from "./error-codes.js";
 export type { WireError } from "./errors.js";
 export {
   BadMessageError,
+  ConduitApiError,
   ConduitError,
   fromWireError,
   PayloadTooLargeError,
+  ReportedError,
   TaskExecutionFailed,
   toWireError,
 } from "./errors.js";
@@ -76,6 +80,8 @@ export {
 } from "./messages.js";
 export type { ConduitPaths, Credentials } from "./paths.js";
 export { paths } from "./paths.js";
+export type { RestRequest } from "./rest-request.js";
+export { requestJson } from "./rest-request.js";
 export { RefusedSenders, routingKeyEndpoint, senderOf } from "./sender-check.js";
 export type { CallArguments, CodeStrategy, DataStrategy, DeserializeOptions, Payload } from "./serialization.js";
 export {

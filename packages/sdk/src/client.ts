@@ -19,13 +19,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   API_PREFIX,
-  type ApiErrorBody,
   ConduitError,
   paths as conduitPaths,
   MAX_BATCH_STATUS_IDS,
   type Payload,
+  requestJson,
 } from "@conduit/protocol";
-import { ConduitApiError, ServiceUnreachableError } from "./errors.js";
+import { ServiceUnreachableError } from "./errors.js";
 import type { components, paths } from "./generated/openapi.js";
 import { type AnyFunction, decodeOutcome, serializeFunction } from "./serialize.js";
 
@@ -220,39 +220,23 @@ export class Client {
 
   private async request<T>(method: Method, path: string, body?: unknown, repeatable = true): Promise<T> {
     this.token ??= conduitPaths.token();
-    const url = `${this.serviceUrl}${API_PREFIX}${path}`;
-    const init: RequestInit = {
+    const request = {
       method,
-      headers: {
-        authorization: `Bearer ${this.token}`,
-        accept: "application/json",
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      url: `${this.serviceUrl}${API_PREFIX}${path}`,
+      token: this.token,
+      body,
+      urlSetting: "serviceUrl",
+      unreachable: (cause: unknown) => new ServiceUnreachableError(this.serviceUrl, cause),
     };
     for (let attempt = 0; ; attempt++) {
-      let response: Response;
-      let text: string;
       try {
-        response = await fetch(url, init);
-        text = await response.text();
+        return await requestJson<T>(request);
       } catch (err) {
         // A refused connection never reached the service, so any call may be repeated.
-        if (attempt < this.retries && (repeatable || isRefused(err))) {
-          await sleep(RETRY_DELAY_MS * 2 ** attempt);
-          continue;
-        }
-        throw new ServiceUnreachableError(this.serviceUrl, err);
-      }
-      if (!response.ok) throw apiError(response, text, method, url);
-      try {
-        return (text === "" ? undefined : JSON.parse(text)) as T;
-      } catch (err) {
-        throw new ConduitError(
-          "BAD_RESPONSE",
-          `The service answered ${method} ${url} with a body that is not JSON; check that serviceUrl points at a Conduit service.`,
-          { cause: err },
-        );
+        const retry =
+          err instanceof ServiceUnreachableError && attempt < this.retries && (repeatable || isRefused(err.cause));
+        if (!retry) throw err;
+        await sleep(RETRY_DELAY_MS * 2 ** attempt);
       }
     }
   }
@@ -263,23 +247,6 @@ function segment(id: string): string {
     throw new ConduitError("BAD_ID", `Expected an id, got ${JSON.stringify(id) ?? String(id)}; pass the id string.`);
   }
   return encodeURIComponent(id);
-}
-
-function apiError(response: Response, text: string, method: Method, url: string): ConduitApiError {
-  let body: Partial<ApiErrorBody> | undefined;
-  try {
-    body = JSON.parse(text) as Partial<ApiErrorBody>;
-  } catch {
-    body = undefined;
-  }
-  if (body && typeof body.message === "string" && typeof body.code === "string") {
-    return new ConduitApiError({ code: body.code, statusCode: response.status, message: body.message });
-  }
-  return new ConduitApiError({
-    code: `HTTP_${response.status}`,
-    statusCode: response.status,
-    message: `The service answered ${response.status} ${response.statusText} to ${method} ${url}; check that serviceUrl points at a Conduit service and see its log.`,
-  });
 }
 
 function isRefused(err: unknown): boolean {

@@ -1,20 +1,12 @@
 /**
  * Errors the SDK raises itself. Errors that travel from the service or the
- * endpoint (TaskExecutionFailed, PayloadTooLargeError, ConduitError) come from
- * @conduit/protocol.
+ * endpoint (TaskExecutionFailed, PayloadTooLargeError, ConduitApiError,
+ * ConduitError) come from @conduit/protocol; their codes are its ERROR_CODES.
  */
-import { type ApiErrorBody, ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol";
 
 /** The service answered with an HTTP error; `message` is the service's one sentence. */
-export class ConduitApiError extends ConduitError {
-  readonly statusCode: number;
-
-  constructor(body: Pick<ApiErrorBody, "code" | "statusCode" | "message">) {
-    super(body.code, body.message);
-    this.name = "ConduitApiError";
-    this.statusCode = body.statusCode;
-  }
-}
+export { ConduitApiError } from "@conduit/protocol";
 
 /** No connection to the service (refused, reset, DNS): worth retrying once it is up. */
 export class ServiceUnreachableError extends ConduitError {

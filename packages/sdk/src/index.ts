@@ -27,6 +27,7 @@
 
 export {
   ConduitError,
+  type ErrorCode,
   PayloadTooLargeError,
   TaskExecutionFailed,
   type WireError,

@@ -17,10 +17,12 @@ import {
   deserializeData,
   fromWireError,
   type Payload,
+  ReportedError,
   SOURCE_CODE,
   STRUCTURED_DATA,
   serializeCall,
   type TaskState,
+  toWireError,
   type WireError,
 } from "@conduit/protocol";
 import { type Node as AcornNode, parse } from "acorn";
@@ -119,11 +121,14 @@ export function decodeOutcome(outcome: TaskOutcome): unknown {
     case "failed":
     case "cancelled":
       throw fromWireError(
-        error ?? {
-          code: state === "failed" ? "TASK_FAILED" : "TASK_CANCELLED",
-          name: "Error",
-          message: `Task ${taskId} ${state === "failed" ? "failed" : "was cancelled"} without an error report; see the endpoint's log.`,
-        },
+        error ??
+          toWireError(
+            new ReportedError(
+              state === "failed" ? "TASK_FAILED" : "TASK_CANCELLED",
+              "Error",
+              `Task ${taskId} ${state === "failed" ? "failed" : "was cancelled"} without an error report; see the endpoint's log.`,
+            ),
+          ),
       );
     default:
       throw new ConduitError(

@@ -2,9 +2,9 @@
  * The admin API (`/v1/admin/identities`) over HTTP, for `conduit-service user …`.
  * The commands talk to the running service rather than open its store: PGlite
  * admits one process, and the service's caches stay right. Errors are
- * ConduitErrors carrying the service's code and sentence.
+ * ConduitApiErrors carrying the service's code and sentence.
  */
-import { type ApiErrorBody, ConduitError, type IdentityInfo, paths } from "@conduit/protocol";
+import { type IdentityInfo, paths, type RestRequest, requestJson } from "@conduit/protocol";
 import { serviceUnreachable } from "./errors.js";
 
 /** POST /v1/admin/identities. */
@@ -90,34 +90,14 @@ export class AdminClient {
     return this.call("DELETE", `/v1/admin/identities/${encodeURIComponent(username)}${query}`);
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
-    if (body !== undefined) headers["content-type"] = "application/json";
-    let response: Response;
-    try {
-      response = await fetch(`${this.serviceUrl}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (err) {
-      throw serviceUnreachable(this.serviceUrl, err);
-    }
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (response.ok) return parsed as T;
-    const error = parsed as Partial<ApiErrorBody> | undefined;
-    if (typeof error?.code === "string" && typeof error.message === "string") {
-      throw new ConduitError(error.code, error.message);
-    }
-    throw new ConduitError(
-      "UNEXPECTED_RESPONSE",
-      `${this.serviceUrl} answered ${method} ${path} with HTTP ${response.status} and no Conduit error; check that CONDUIT_SERVICE_URL points at a Conduit service.`,
-    );
+  private call<T>(method: RestRequest["method"], path: string, body?: unknown): Promise<T> {
+    return requestJson<T>({
+      method,
+      url: `${this.serviceUrl}${path}`,
+      token: this.token,
+      body,
+      urlSetting: "CONDUIT_SERVICE_URL",
+      unreachable: (cause) => serviceUnreachable(this.serviceUrl, cause),
+    });
   }
 }

@@ -1,17 +1,42 @@
 /**
  * The service's errors. Each carries a stable `code` and the HTTP status it is
- * answered with; the API turns any of them into an `ApiErrorBody`. Messages are
- * one sentence naming the problem and the fix.
+ * answered with, which is the code's status in protocol's ERROR_CODES; the API
+ * turns any of them into an `ApiErrorBody`. Messages are one sentence naming
+ * the problem and the fix. Why the service ends a task itself (a cancel, a
+ * deleted endpoint, a result it cannot store) is a {@link TaskEndedError},
+ * which travels as the task's WireError.
  */
-import { ConduitError, PayloadTooLargeError } from "@conduit/protocol";
+import {
+  ConduitError,
+  type ErrorCode,
+  type HttpErrorCode,
+  httpStatus,
+  PayloadTooLargeError,
+  ReportedError,
+} from "@conduit/protocol";
 
+/** An error the REST API answers with, at its code's status. */
 export class ServiceError extends ConduitError {
   readonly statusCode: number;
 
-  constructor(statusCode: number, code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: HttpErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.name = "ServiceError";
-    this.statusCode = statusCode;
+    this.statusCode = httpStatus(code);
+  }
+}
+
+/** The wire names of the task errors the service raises, as the SDK shows them. */
+const TASK_ENDED_NAMES = {
+  TASK_CANCELLED: "CancelledError",
+  ENDPOINT_DELETED: "EndpointDeleted",
+  RESULT_NOT_STORABLE: "ResultNotStorable",
+} as const satisfies Partial<Record<ErrorCode, string>>;
+
+/** Why the service ended a task itself; stored and sent as the task's error (toWireError). */
+export class TaskEndedError extends ReportedError {
+  constructor(code: keyof typeof TASK_ENDED_NAMES, message: string) {
+    super(code, TASK_ENDED_NAMES[code], message);
   }
 }
 
@@ -24,7 +49,6 @@ const ADMIN_TOKEN_HINT =
 
 export function unauthorized(): ServiceError {
   return new ServiceError(
-    401,
     "UNAUTHORIZED",
     `Missing or invalid API token; set CONDUIT_TOKEN to a token from the service's administrator (conduit-service user add or user token), or use ${ADMIN_TOKEN_HINT}.`,
   );
@@ -32,7 +56,6 @@ export function unauthorized(): ServiceError {
 
 export function tokenExpired(username: string, expiresAt: Date): ServiceError {
   return new ServiceError(
-    401,
     "TOKEN_EXPIRED",
     `This API token of ${username} expired at ${expiresAt.toISOString()}; ask the service's administrator for a new one (\`conduit-service user token ${username}\`) and set CONDUIT_TOKEN to it.`,
   );
@@ -40,7 +63,6 @@ export function tokenExpired(username: string, expiresAt: Date): ServiceError {
 
 export function endpointNotFound(endpointId: string): ServiceError {
   return new ServiceError(
-    404,
     "ENDPOINT_NOT_FOUND",
     `Endpoint ${endpointId} is not registered; start it once (conduit-endpoint start) and use the id it prints.`,
   );
@@ -48,7 +70,6 @@ export function endpointNotFound(endpointId: string): ServiceError {
 
 export function endpointNotPermitted(endpointId: string): ServiceError {
   return new ServiceError(
-    403,
     "ENDPOINT_NOT_PERMITTED",
     `Endpoint ${endpointId} is a single-user endpoint of another identity; submit to your own endpoint, or ask its administrator to configure it with --multi-user.`,
   );
@@ -56,7 +77,6 @@ export function endpointNotPermitted(endpointId: string): ServiceError {
 
 export function endpointIdTaken(endpointId: string): ServiceError {
   return new ServiceError(
-    409,
     "ENDPOINT_ID_CONFLICT",
     `Endpoint id ${endpointId} is registered by another identity; register without an id (remove endpoint.json from the endpoint directory) to get a new one.`,
   );
@@ -64,7 +84,6 @@ export function endpointIdTaken(endpointId: string): ServiceError {
 
 export function functionNotFound(functionId: string): ServiceError {
   return new ServiceError(
-    404,
     "FUNCTION_NOT_FOUND",
     `Function ${functionId} is not registered; register it first (Client.registerFunction) and submit with the id it returns.`,
   );
@@ -72,33 +91,33 @@ export function functionNotFound(functionId: string): ServiceError {
 
 /** The seed's exact wording. */
 export function functionNotPermitted(functionId: string, endpointId: string): ServiceError {
-  return new ServiceError(
-    403,
-    "FUNCTION_NOT_PERMITTED",
-    `Function ${functionId} not permitted on endpoint ${endpointId}`,
-  );
+  return new ServiceError("FUNCTION_NOT_PERMITTED", `Function ${functionId} not permitted on endpoint ${endpointId}`);
 }
 
 export function taskNotFound(taskId: string): ServiceError {
   return new ServiceError(
-    404,
     "TASK_NOT_FOUND",
     `Task ${taskId} is not known to this service (or belongs to another identity); check the id returned by submit.`,
   );
 }
 
 export function taskTooLarge(taskId: string, size: number, limit: number): ServiceError {
-  return new ServiceError(
-    413,
-    "TASK_PAYLOAD_TOO_LARGE",
-    new PayloadTooLargeError(`Task ${taskId}`, size, limit).message,
-  );
+  return payloadTooLarge(`Task ${taskId}`, size, limit);
+}
+
+export function functionTooLarge(size: number, limit: number): ServiceError {
+  return payloadTooLarge("The function", size, limit);
+}
+
+/** The SDK's and the endpoint's sentence (PayloadTooLargeError), answered with the code's status. */
+function payloadTooLarge(what: string, size: number, limit: number): ServiceError {
+  const error = new PayloadTooLargeError(what, size, limit);
+  return new ServiceError("TASK_PAYLOAD_TOO_LARGE", error.message);
 }
 
 export function requestTooLarge(limit: number, size: number | undefined): ServiceError {
   const what = size === undefined ? "The request body" : `The request body (${size} bytes)`;
   return new ServiceError(
-    413,
     "REQUEST_TOO_LARGE",
     `${what} is over the limit of ${limit} bytes; submit fewer tasks per request or start the service with a larger --max-request-bytes.`,
   );
@@ -106,7 +125,6 @@ export function requestTooLarge(limit: number, size: number | undefined): Servic
 
 export function batchTooLarge(count: number, limit: number): ServiceError {
   return new ServiceError(
-    413,
     "BATCH_TOO_LARGE",
     `batch_status takes at most ${limit} task ids per request, not ${count}; ask for them in requests of ${limit} or fewer (the SDK's Client.getBatchStatus does).`,
   );
@@ -114,7 +132,6 @@ export function batchTooLarge(count: number, limit: number): ServiceError {
 
 export function taskIdConflict(taskId: string, reason: string): ServiceError {
   return new ServiceError(
-    409,
     "TASK_ID_CONFLICT",
     `Task id ${taskId} is already used ${reason}; generate a new task id (crypto.randomUUID()) for a new task.`,
   );
@@ -122,7 +139,6 @@ export function taskIdConflict(taskId: string, reason: string): ServiceError {
 
 export function taskGroupConflict(taskGroupId: string): ServiceError {
   return new ServiceError(
-    409,
     "TASK_GROUP_CONFLICT",
     `Task group ${taskGroupId} belongs to another identity; omit task_group_id to get a new group, or use one of yours.`,
   );
@@ -130,7 +146,6 @@ export function taskGroupConflict(taskGroupId: string): ServiceError {
 
 export function duplicateTaskId(taskId: string): ServiceError {
   return new ServiceError(
-    400,
     "DUPLICATE_TASK_ID",
     `Task id ${taskId} appears twice in one submit; give every task its own id.`,
   );
@@ -138,12 +153,11 @@ export function duplicateTaskId(taskId: string): ServiceError {
 
 /** Text the store cannot hold (NUL, an unpaired surrogate) or JSON nested too deep; `problem` names the field. */
 export function invalidText(problem: string): ServiceError {
-  return new ServiceError(400, "INVALID_TEXT", `Invalid request: ${problem}`);
+  return new ServiceError("INVALID_TEXT", `Invalid request: ${problem}`);
 }
 
 export function invalidUsername(username: string): ServiceError {
   return new ServiceError(
-    400,
     "INVALID_USERNAME",
     `Username ${JSON.stringify(username)} is not of the form user@domain; pass e.g. alice@example.org.`,
   );
@@ -151,7 +165,6 @@ export function invalidUsername(username: string): ServiceError {
 
 export function adminOnly(username: string): ServiceError {
   return new ServiceError(
-    403,
     "ADMIN_ONLY",
     `Only the local administrator (admin@localhost) may manage identities, not ${username}; use ${ADMIN_TOKEN_HINT}.`,
   );
@@ -159,7 +172,6 @@ export function adminOnly(username: string): ServiceError {
 
 export function identityExists(username: string): ServiceError {
   return new ServiceError(
-    409,
     "IDENTITY_EXISTS",
     `Identity ${username} already exists; give it a new token with \`conduit-service user token ${username}\` instead.`,
   );
@@ -167,7 +179,6 @@ export function identityExists(username: string): ServiceError {
 
 export function identityNotFound(username: string): ServiceError {
   return new ServiceError(
-    404,
     "IDENTITY_NOT_FOUND",
     `There is no identity ${username}; see the existing ones with \`conduit-service user list\`.`,
   );
@@ -175,7 +186,6 @@ export function identityNotFound(username: string): ServiceError {
 
 export function adminNotRemovable(username: string): ServiceError {
   return new ServiceError(
-    409,
     "ADMIN_NOT_REMOVABLE",
     `${username} is the local administrator and cannot be removed; remove other identities only.`,
   );
@@ -183,7 +193,6 @@ export function adminNotRemovable(username: string): ServiceError {
 
 export function identityInUse(username: string, endpoints: number, tasks: number): ServiceError {
   return new ServiceError(
-    409,
     "IDENTITY_IN_USE",
     `Identity ${username} owns ${plural(endpoints, "endpoint")} and ${plural(tasks, "task")}; remove it with --force (?force=true) to delete those too.`,
   );
@@ -191,7 +200,6 @@ export function identityInUse(username: string, endpoints: number, tasks: number
 
 export function functionNotOwned(functionId: string): ServiceError {
   return new ServiceError(
-    403,
     "FUNCTION_NOT_OWNED",
     `Function ${functionId} belongs to another identity; only its owner may delete it (register your own copy instead).`,
   );
@@ -199,7 +207,6 @@ export function functionNotOwned(functionId: string): ServiceError {
 
 export function endpointNotOwned(endpointId: string): ServiceError {
   return new ServiceError(
-    403,
     "ENDPOINT_NOT_OWNED",
     `Endpoint ${endpointId} belongs to another identity; only its owner may delete it.`,
   );
@@ -207,7 +214,6 @@ export function endpointNotOwned(endpointId: string): ServiceError {
 
 export function endpointHasTasks(endpointId: string, tasks: number): ServiceError {
   return new ServiceError(
-    409,
     "ENDPOINT_HAS_TASKS",
     `Endpoint ${endpointId} has ${plural(tasks, "task")} not yet finished; wait for them, or delete with ?force=true to fail them.`,
   );
@@ -215,7 +221,6 @@ export function endpointHasTasks(endpointId: string, tasks: number): ServiceErro
 
 export function taskGroupNotFound(taskGroupId: string): ServiceError {
   return new ServiceError(
-    404,
     "TASK_GROUP_NOT_FOUND",
     `Task group ${taskGroupId} is not known to this service (or belongs to another identity); check the id returned by submit.`,
   );
@@ -228,7 +233,6 @@ export function taskGroupNotFound(taskGroupId: string): ServiceError {
  */
 export function brokerAccountsFailed(managementBase: string, reason: string, cause?: unknown): ServiceError {
   return new ServiceError(
-    503,
     "BROKER_ACCOUNTS_FAILED",
     `The service cannot use the RabbitMQ management API at ${managementBase} to give each endpoint, UEP and task group its own broker account (${reason}); enable it with \`sudo rabbitmq-plugins enable rabbitmq_management\`, or pass --amqp-management-url http://user:pass@host:15672 with an administrator's login.`,
     { cause },
@@ -241,7 +245,6 @@ const SHARED_ACCOUNT =
 /** `--shared-broker-account` serves the local administrator only. */
 export function sharedAccountOneIdentity(): ServiceError {
   return new ServiceError(
-    403,
     "SHARED_BROKER_ACCOUNT",
     `${SHARED_ACCOUNT}, so it serves the local administrator only; restart it without --shared-broker-account (scoped broker accounts, the default) to add identities.`,
   );
@@ -249,7 +252,6 @@ export function sharedAccountOneIdentity(): ServiceError {
 
 export function sharedAccountMultiUser(): ServiceError {
   return new ServiceError(
-    403,
     "SHARED_BROKER_ACCOUNT",
     `${SHARED_ACCOUNT}, so it cannot serve a multi-user endpoint; restart the service without --shared-broker-account (scoped broker accounts, the default), or set multi_user: false in the endpoint's config.yaml.`,
   );

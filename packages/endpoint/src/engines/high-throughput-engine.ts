@@ -20,7 +20,8 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError, toWireError } from "@conduit/protocol";
+import { EngineError } from "../errors.js";
 import { describeJobEnd, readTail } from "../providers/job-output.js";
 import { type JobStatus, type Provider, TERMINAL_JOB_STATES } from "../providers/provider-types.js";
 import { blockManagerCommand } from "../worker/block-manager-command.js";
@@ -29,7 +30,7 @@ import type { Engine, EngineContext, EngineStatus, EngineTask } from "./engine-t
 import { HIGH_THROUGHPUT_FIELDS, type HighThroughputOptions } from "./high-throughput-options.js";
 import { type ConnectedBlock, Interchange } from "./interchange.js";
 import { parseOptions } from "./option-fields.js";
-import { engineError, shutdownError, TaskLedger } from "./task-ledger.js";
+import { shutdownError, TaskLedger } from "./task-ledger.js";
 
 /** Blocks that end before connecting this many times in a row fail the waiting tasks. */
 export const BLOCK_START_ATTEMPTS = 3;
@@ -344,10 +345,11 @@ export class HighThroughputEngine implements Engine {
     }
     this.startFailures = 0;
     this.broken = true;
-    const error = engineError(
-      "BLOCK_START_FAILED",
-      "BlockStartError",
-      `Blocks failed to start ${BLOCK_START_ATTEMPTS} times in a row (the last, block ${record.id}: ${detail}); fix worker_init or the provider settings in the endpoint config.${output}`,
+    const error = toWireError(
+      new EngineError(
+        "BLOCK_START_FAILED",
+        `Blocks failed to start ${BLOCK_START_ATTEMPTS} times in a row (the last, block ${record.id}: ${detail}); fix worker_init or the provider settings in the endpoint config.${output}`,
+      ),
     );
     for (const task of running.interchange.takeQueued()) running.ledger.fail(task.taskId, error);
   }

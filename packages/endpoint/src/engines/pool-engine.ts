@@ -3,12 +3,13 @@
  * workers inside the UEP, a FIFO queue, and bounded re-runs of tasks whose
  * worker died. The two differ only in how a worker is spawned.
  */
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError, toWireError } from "@conduit/protocol";
+import { EngineError } from "../errors.js";
 import { type SpawnWorker, WorkerPool } from "../worker/worker-pool.js";
 import { COMMON_ENGINE_FIELDS } from "./engine-options.js";
 import type { Engine, EngineContext, EngineStatus, EngineTask } from "./engine-types.js";
 import { doc, integerField } from "./option-fields.js";
-import { engineError, shutdownError, TaskLedger } from "./task-ledger.js";
+import { shutdownError, TaskLedger } from "./task-ledger.js";
 
 /** Workers get this long to exit on SIGTERM at shutdown before SIGKILL. */
 const SHUTDOWN_GRACE_MS = 2000;
@@ -52,10 +53,11 @@ export abstract class PoolEngine implements Engine {
         if (ledger.lost(task, reason)) pool.requeue(task);
       },
       onStartFailure: (tasks, reason) => {
-        const error = engineError(
-          "WORKER_START_FAILED",
-          "WorkerStartError",
-          `${reason}; check the user endpoint's log and that the endpoint package is built and installed.`,
+        const error = toWireError(
+          new EngineError(
+            "WORKER_START_FAILED",
+            `${reason}; check the user endpoint's log and that the endpoint package is built and installed.`,
+          ),
         );
         for (const task of tasks) ledger.fail(task.taskId, error);
       },

@@ -3,8 +3,8 @@
  * to its worker, and a task whose worker dies runs again at most
  * `max_retries_on_system_failure` times.
  */
-import type { WireError } from "@conduit/protocol";
-import { WorkerLostError } from "../errors.js";
+import { toWireError, type WireError } from "@conduit/protocol";
+import { EngineError, WorkerLostError } from "../errors.js";
 import type { EngineResult, EngineTask } from "./engine-types.js";
 
 export class TaskLedger {
@@ -57,7 +57,7 @@ export class TaskLedger {
       this.maxRetries === 0
         ? "it was not re-run (set max_retries_on_system_failure to re-run tasks whose worker dies)"
         : `it ran ${failures} times and max_retries_on_system_failure is ${this.maxRetries} (raise it to re-run such tasks more often)`;
-    this.fail(task.taskId, withoutStack(new WorkerLostError(`${capitalize(reason)}; ${advice}.`)));
+    this.fail(task.taskId, toWireError(new WorkerLostError(`${capitalize(reason)}; ${advice}.`)));
     return false;
   }
 
@@ -67,23 +67,15 @@ export class TaskLedger {
   }
 }
 
-/** An error raised by the engine itself: its stack shows engine internals, not the user's code. */
-export function engineError(code: string, name: string, message: string): WireError {
-  return { code, name, message };
-}
-
 /** The error of a task that was outstanding when its engine shut down. */
 export function shutdownError(engineType: string): (taskId: string) => WireError {
   return (taskId) =>
-    engineError(
-      "ENGINE_SHUTDOWN",
-      "EngineShutdown",
-      `Task ${taskId} did not finish because the ${engineType} shut down (its user endpoint stopped); submit it again.`,
+    toWireError(
+      new EngineError(
+        "ENGINE_SHUTDOWN",
+        `Task ${taskId} did not finish because the ${engineType} shut down (its user endpoint stopped); submit it again.`,
+      ),
     );
-}
-
-function withoutStack(error: WorkerLostError): WireError {
-  return { code: error.code, name: error.name, message: error.message };
 }
 
 function capitalize(text: string): string {

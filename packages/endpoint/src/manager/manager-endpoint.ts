@@ -32,11 +32,13 @@ import {
   resultsRoutingKey,
   type StartUepCommand,
   senderOf,
+  toWireError,
   uepName,
   uepTaskQueueSpec,
   type WireError,
 } from "@conduit/protocol";
 import type { ManagerConfig } from "../config/manager-config.js";
+import { UepError, UepStartError } from "../errors.js";
 import type { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { type LocalUser, lookupLocalUser } from "../identity-mapping/local-user.js";
 import type { Logger } from "../logging.js";
@@ -300,7 +302,7 @@ export class ManagerEndpoint {
     const { id, username } = command.identity;
     const refuse = async (message: string): Promise<null> => {
       this.log.error(message);
-      await this.failQueuedTasks(command, { code: "IDENTITY_NOT_MAPPED", name: "IdentityNotMapped", message });
+      await this.failQueuedTasks(command, toWireError(new UepError("IDENTITY_NOT_MAPPED", message)));
       return null;
     };
     let mapped: Awaited<ReturnType<IdentityMapper["map"]>>;
@@ -361,11 +363,10 @@ export class ManagerEndpoint {
       });
     } catch (err) {
       this.log.error(`Unable to start user endpoint process for ${localUser} ${describe}: ${(err as Error).message}`);
-      void this.failQueuedTasks(command, {
-        code: "UEP_START_FAILED",
-        name: "UepStartError",
-        message: `The endpoint could not start a user endpoint process (${(err as Error).message}); ask the endpoint's administrator to check ${this.options.ep.log}.`,
-      });
+      const error = new UepStartError(
+        `The endpoint could not start a user endpoint process (${(err as Error).message}); ask the endpoint's administrator to check ${this.options.ep.log}.`,
+      );
+      void this.failQueuedTasks(command, toWireError(error));
       this.forget(entry);
       return;
     }
@@ -422,11 +423,11 @@ export class ManagerEndpoint {
       this.log.error(
         `User endpoint ${proc.name} stopped (${how}) ${MAX_RESTARTS + 1} times within a minute; failing the ${waiting} task(s) in its queue instead of restarting it (see ${proc.logFile})`,
       );
-      await this.failQueuedTasks(entry.command, {
-        code: "UEP_CRASHED",
-        name: "UepCrashed",
-        message: `The user endpoint process running this task stopped (${how}) ${MAX_RESTARTS + 1} times within a minute, so the task was failed instead of run again; its log is ${proc.logFile} on the endpoint host.`,
-      });
+      const error = new UepError(
+        "UEP_CRASHED",
+        `The user endpoint process running this task stopped (${how}) ${MAX_RESTARTS + 1} times within a minute, so the task was failed instead of run again; its log is ${proc.logFile} on the endpoint host.`,
+      );
+      await this.failQueuedTasks(entry.command, toWireError(error));
       this.forget(entry);
       return;
     }
@@ -451,7 +452,7 @@ export class ManagerEndpoint {
       readStartFailure(dirname(proc.logFile), uid) ??
       `The user endpoint could not start and left no reason; its log is ${proc.logFile} on the endpoint host.`;
     this.log.warn(`User endpoint ${proc.name} could not start and left ${waiting} task(s) in its queue; failing them`);
-    await this.failQueuedTasks(entry.command, { code: "UEP_START_FAILED", name: "UepStartError", message: reason });
+    await this.failQueuedTasks(entry.command, toWireError(new UepStartError(reason)));
   }
 
   /** Drops a stopped UEP's entry (unless a newer command replaced or restarted it meanwhile). */

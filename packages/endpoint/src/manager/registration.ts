@@ -7,10 +7,11 @@
 import { hostname, userInfo } from "node:os";
 import {
   API_PREFIX,
-  type ApiErrorBody,
+  ConduitApiError,
   ConduitError,
   type RegisterEndpointRequest,
   type RegisterEndpointResponse,
+  requestJson,
 } from "@conduit/protocol";
 
 export interface RegistrationOptions {
@@ -58,42 +59,32 @@ export async function registerEndpoint(options: RegistrationOptions): Promise<Re
   };
   if (options.endpointId) body.endpoint_id = options.endpointId;
 
-  let response: Response;
+  let reply: RegisterEndpointResponse | undefined;
   try {
-    response = await fetch(url, {
+    reply = await requestJson<RegisterEndpointResponse>({
       method: "POST",
-      headers: { authorization: `Bearer ${options.token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
+      url,
+      token: options.token,
+      body,
       signal: AbortSignal.timeout(REGISTER_TIMEOUT_MS),
+      urlSetting: "CONDUIT_SERVICE_URL",
+      unreachable: (err) => {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        const why = cause?.code ?? cause?.message ?? (err as Error).message;
+        return new ConduitError(
+          "SERVICE_UNREACHABLE",
+          `Cannot reach the Conduit service at ${options.serviceUrl} (${why}); start it with \`npx conduit-service start\`, or point CONDUIT_SERVICE_URL at a running service.`,
+          { cause: err },
+        );
+      },
     });
   } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    if (!(err instanceof ConduitApiError)) throw err;
     throw new ConduitError(
-      "SERVICE_UNREACHABLE",
-      `Cannot reach the Conduit service at ${options.serviceUrl} (${why}); start it with \`npx conduit-service start\`, or point CONDUIT_SERVICE_URL at a running service.`,
+      err.statusCode === 401 ? "UNAUTHORIZED" : "REGISTRATION_FAILED",
+      `The Conduit service at ${options.serviceUrl} refused to register endpoint ${options.name} (HTTP ${err.statusCode}): ${err.message}`,
       { cause: err },
     );
-  }
-  const text = await response.text();
-  if (!response.ok) {
-    let message = text.trim().slice(0, 500) || response.statusText;
-    try {
-      const parsed = JSON.parse(text) as Partial<ApiErrorBody>;
-      if (typeof parsed.message === "string") message = parsed.message;
-    } catch {
-      // not JSON: keep the text
-    }
-    throw new ConduitError(
-      response.status === 401 ? "UNAUTHORIZED" : "REGISTRATION_FAILED",
-      `The Conduit service at ${options.serviceUrl} refused to register endpoint ${options.name} (HTTP ${response.status}): ${message}`,
-    );
-  }
-  let reply: RegisterEndpointResponse;
-  try {
-    reply = JSON.parse(text) as RegisterEndpointResponse;
-  } catch (err) {
-    throw badReply(options.serviceUrl, "is not JSON", err);
   }
   if (typeof reply?.endpoint_id !== "string" || typeof reply.amqp?.url !== "string") {
     throw badReply(options.serviceUrl, "lacks endpoint_id or amqp.url");
@@ -115,11 +106,10 @@ export async function registerEndpoint(options: RegistrationOptions): Promise<Re
   };
 }
 
-function badReply(serviceUrl: string, what: string, cause?: unknown): ConduitError {
+function badReply(serviceUrl: string, what: string): ConduitError {
   return new ConduitError(
     "REGISTRATION_FAILED",
     `The registration reply of the Conduit service at ${serviceUrl} ${what}; check that CONDUIT_SERVICE_URL points at a Conduit service of the same version.`,
-    { cause },
   );
 }
 

@@ -16,6 +16,7 @@ import {
   heartbeatsRoutingKey,
   isAccountRefused,
   redactUrl,
+  toWireError,
   uepName as uepNameOf,
   uepTaskQueue,
   type WireError,
@@ -342,7 +343,7 @@ class UserEndpoint {
     const { bootstrap, log } = this;
     const reason = err instanceof Error ? err.message : String(err);
     log.error(`User endpoint could not start: ${reason}`);
-    const startError: WireError = { code: "UEP_START_FAILED", name: "UepStartError", message: reason };
+    const startError = toWireError(new UepStartError(reason));
     if (!this.stop.signal.aborted) {
       let failed = 0;
       const consumer = new TaskConsumer({

@@ -15,10 +15,11 @@ import {
   type Payload,
   SOURCE_CODE,
   STRUCTURED_DATA,
+  toWireError,
   type WireError,
 } from "@conduit/protocol";
 import type { Field } from "../engines/option-fields.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, TaskError } from "../errors.js";
 
 export const ALL_CODE = "conduit.*Code";
 export const ALL_DATA = "conduit.*Data";
@@ -106,17 +107,14 @@ export class SerializerAllowlist {
 
   private refuse(strategy: string, kind: Kind, what: string): WireError | undefined {
     if (this.allows(strategy, kind)) return undefined;
-    return {
-      code: "DESERIALIZATION_FAILED",
-      name: "DeserializationError",
-      message: [
-        "Deserialization failed:",
-        `  ${kind} serializer ${strategy} disabled by current configuration.`,
-        `  The current configuration requires the *${what}* to be serialized with one of the allowed ${kind} classes:`,
-        "",
-        `      Allowed serializers: ${this.allowed.join(", ")}`,
-      ].join("\n"),
-    };
+    const message = [
+      "Deserialization failed:",
+      `  ${kind} serializer ${strategy} disabled by current configuration.`,
+      `  The current configuration requires the *${what}* to be serialized with one of the allowed ${kind} classes:`,
+      "",
+      `      Allowed serializers: ${this.allowed.join(", ")}`,
+    ].join("\n");
+    return toWireError(new TaskError("DESERIALIZATION_FAILED", message));
   }
 }
 

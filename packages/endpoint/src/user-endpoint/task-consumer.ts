@@ -42,6 +42,7 @@ import {
   type WireError,
 } from "@conduit/protocol";
 import type { Engine, EngineResult, Logger } from "../engines/engine-types.js";
+import { TaskError } from "../errors.js";
 import { ResultBatcher } from "./result-batcher.js";
 import type { SerializerAllowlist } from "./serializer-allowlist.js";
 import { StatusBatcher } from "./status-batcher.js";
@@ -254,11 +255,12 @@ export class TaskConsumer {
       // Its submitter waits for a result: fail the task, naming the field, rather than drop it.
       task = {
         taskId,
-        malformed: {
-          code: "BAD_TASK",
-          name: "BadTask",
-          message: `Task ${taskId} is malformed: ${(err as BadMessageError).details.problem}; it was not run (resubmit it with a current SDK).`,
-        },
+        malformed: toWireError(
+          new TaskError(
+            "BAD_TASK",
+            `Task ${taskId} is malformed: ${(err as BadMessageError).details.problem}; it was not run (resubmit it with a current SDK).`,
+          ),
+        ),
       };
     }
     const { taskId } = task;
@@ -381,7 +383,7 @@ export class TaskConsumer {
     if (policy.allowedFunctions !== null && !policy.allowedFunctions.includes(task.functionId)) {
       const message = `Function ${task.functionId} not permitted on endpoint ${uepId}`;
       log.warn(message);
-      return { code: "FUNCTION_NOT_ALLOWED", name: "FunctionNotAllowed", message };
+      return toWireError(new TaskError("FUNCTION_NOT_ALLOWED", message));
     }
     return resourceSpecificationProblem(task) ?? policy.serializers?.check(task);
   }
@@ -464,9 +466,10 @@ function resourceSpecificationProblem(task: TaskMessage): WireError | undefined 
   if (spec === undefined) return undefined;
   const bad = Object.keys(spec).find((key) => !RESOURCE_SPECIFICATION_KEYS.includes(key));
   if (bad === undefined) return undefined;
-  return {
-    code: "INVALID_RESOURCE_SPECIFICATION",
-    name: "InvalidResourceSpecification",
-    message: `Task ${task.taskId} has resource_specification key '${bad}', which this endpoint's engine does not accept; use only: ${RESOURCE_SPECIFICATION_KEYS.join(", ")}.`,
-  };
+  return toWireError(
+    new TaskError(
+      "INVALID_RESOURCE_SPECIFICATION",
+      `Task ${task.taskId} has resource_specification key '${bad}', which this endpoint's engine does not accept; use only: ${RESOURCE_SPECIFICATION_KEYS.join(", ")}.`,
+    ),
+  );
 }

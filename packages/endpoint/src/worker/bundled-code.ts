@@ -20,7 +20,8 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type BundledCodeData, ConduitError, checkBundleHash, decodeBundledCode, paths } from "@conduit/protocol";
+import { type BundledCodeData, checkBundleHash, decodeBundledCode, paths } from "@conduit/protocol";
+import { TaskError } from "../errors.js";
 
 export type BundledFunction = (...args: unknown[]) => unknown;
 
@@ -85,7 +86,7 @@ export async function loadBundledFunction(data: string, options: LoadBundledOpti
   const namespace = await loading;
   const fn = namespace[bundle.export];
   if (typeof fn !== "function") {
-    throw bundleError(
+    throw new TaskError(
       "BUNDLE_EXPORT_INVALID",
       `The bundled module's export "${bundle.export}" is ${fn === undefined ? "missing" : fn === null ? "null" : `a ${typeof fn}`}, not a function; bundle an export that is a function.`,
     );
@@ -157,10 +158,10 @@ async function importBundle(bundle: BundledCodeData, slot: ModulesSlot, modulesD
     const missing = missingPackage(err);
     if (missing === undefined) throw err;
     const listed = bundle.externals.includes(missing) ? "" : " (it is not among the bundle's externals)";
-    throw bundleError(
+    throw new TaskError(
       "BUNDLE_EXTERNAL_MISSING",
       `The function needs package ${missing}${listed}, which is not installed in ${modulesDir} on this endpoint; run \`npm install ${missing}\` in ${modulesDir}, or set engine.modules_dir to a directory where it is installed.`,
-      err,
+      { cause: err },
     );
   }
 }
@@ -174,12 +175,4 @@ function missingPackage(err: unknown): string | undefined {
   if (!specifier || specifier.startsWith(".") || specifier.startsWith("/")) return undefined;
   const parts = specifier.split("/");
   return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
-}
-
-function bundleError(code: string, message: string, cause?: unknown): ConduitError {
-  const error = new ConduitError(code, message, cause === undefined ? undefined : { cause });
-  error.name = "BundledCodeError";
-  // The stack would show worker internals, not the user's code: the message says it all.
-  error.stack = undefined;
-  return error;
 }

@@ -32,6 +32,7 @@ import {
   toWireError,
 } from "@conduit/protocol";
 import type { EngineResult, EngineTask } from "../engines/engine-types.js";
+import { TaskError } from "../errors.js";
 import { loadBundledFunction, workerModulesDir } from "./bundled-code.js";
 
 type UserFunction = (...args: unknown[]) => unknown;
@@ -96,9 +97,8 @@ export async function executeTask(task: EngineTask): Promise<EngineResult> {
     payload = serializeResult(value, strategy);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    const error = taskError(
+    const error = new TaskError(
       "SERIALIZATION_FAILED",
-      "SerializationError",
       `The result of task ${task.taskId} cannot be serialized with ${strategy} (${reason.replace(/\.$/, "")}); return a value that strategy carries.`,
     );
     return { taskId: task.taskId, ok: false, error: toWireError(error) };
@@ -106,9 +106,8 @@ export async function executeTask(task: EngineTask): Promise<EngineResult> {
   const size = payloadBytes(payload);
   const limit = resultSizeLimit();
   if (size > limit) {
-    const error = taskError(
+    const error = new TaskError(
       "RESULT_TOO_LARGE",
-      "MaxResultSizeExceeded",
       `The result of task ${task.taskId} is ${size} bytes encoded, over this endpoint's result limit of ${limit} bytes (engine.result_size_limit); return less data (e.g. write it to a file and return its path) or ask the endpoint's administrator to raise the limit.`,
     );
     return { taskId: task.taskId, ok: false, error: toWireError(error) };
@@ -123,18 +122,16 @@ async function loadFunction(task: EngineTask): Promise<UserFunction> {
       return await loadBundledFunction(payload.data, { modulesDir: workerModulesDir() });
     } catch (err) {
       if (err instanceof ConduitError) throw err;
-      throw taskError(
+      throw new TaskError(
         "FUNCTION_INVALID",
-        "FunctionError",
         `The bundled function of task ${task.taskId} could not be loaded (${err instanceof Error ? err.message : String(err)}); check the module and the packages it needs.`,
-        err,
+        { cause: err },
       );
     }
   }
   if (payload.strategy !== SOURCE_CODE) {
-    throw taskError(
+    throw new TaskError(
       "DESERIALIZATION_FAILED",
-      "DeserializationError",
       `Code strategy ${payload.strategy} is not known here; known: ${CODE_STRATEGIES.join(", ")}.`,
     );
   }
@@ -160,17 +157,15 @@ function compile(source: string, functionId: string): UserFunction {
     value = globalEval(`(${source}\n)\n//# sourceURL=conduit-function-${functionId}.js`);
   } catch (err) {
     const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    throw taskError(
+    throw new TaskError(
       "FUNCTION_INVALID",
-      "FunctionError",
       `Function ${functionId} does not compile (${reason}); send a function's source text, e.g. \`(a, b) => a + b\` or \`async function f(x) { ... }\`.`,
-      err,
+      { cause: err },
     );
   }
   if (typeof value !== "function") {
-    throw taskError(
+    throw new TaskError(
       "FUNCTION_INVALID",
-      "FunctionError",
       `Function ${functionId} evaluates to ${value === null ? "null" : `a ${typeof value}`}, not a function; send a function's source text, e.g. \`(a, b) => a + b\` or \`async function f(x) { ... }\`.`,
     );
   }
@@ -190,9 +185,8 @@ function decodeArguments(task: EngineTask): CallArguments {
       err.stack = undefined;
       throw err;
     }
-    throw taskError(
+    throw new TaskError(
       "DESERIALIZATION_FAILED",
-      "DeserializationError",
       `The arguments of task ${task.taskId} could not be decoded (${err instanceof Error ? err.message : String(err)}); serialize them with ${JSON_DATA} or ${STRUCTURED_DATA}.`,
     );
   }
@@ -202,9 +196,8 @@ function decodeArguments(task: EngineTask): CallArguments {
     call.kwargs === null ||
     (typeof call.kwargs === "object" && !Array.isArray(call.kwargs));
   if (typeof call !== "object" || call === null || !Array.isArray(call.args) || !kwargsOk) {
-    throw taskError(
+    throw new TaskError(
       "DESERIALIZATION_FAILED",
-      "DeserializationError",
       `The arguments of task ${task.taskId} must be {"args": [...], "kwargs": {...}}; send the call's arguments in that shape.`,
     );
   }
@@ -226,12 +219,4 @@ function trimStack(err: unknown): unknown {
   const ours = lines.findIndex((line) => /^\s+at (async )?executeTask\b/.test(line));
   if (ours > 0) err.stack = lines.slice(0, ours).join("\n");
   return err;
-}
-
-function taskError(code: string, name: string, message: string, cause?: unknown): ConduitError {
-  const error = new ConduitError(code, message, cause === undefined ? undefined : { cause });
-  error.name = name;
-  // The stack would show worker internals, not the user's code: the message says it all.
-  error.stack = undefined;
-  return error;
 }

@@ -8,8 +8,8 @@
  * far beyond what it uses, and fails under it.
  */
 import { readFileSync } from "node:fs";
-import type { WireError } from "@conduit/protocol";
-import { ConfigError } from "../errors.js";
+import { toWireError, type WireError } from "@conduit/protocol";
+import { ConfigError, EngineError } from "../errors.js";
 
 /** The three options of a ProcessPoolEngine or HighThroughputEngine; 0 means none. */
 /** Absent (or 0, from a block manager's command line) means no limit. */
@@ -126,24 +126,22 @@ export function outOfMemoryError(
   limits: WorkerLimits | undefined,
 ): WireError | undefined {
   const heapMiB = limits?.max_memory_per_worker ?? 0;
-  const name = "WorkerOutOfMemory";
-  const code = "WORKER_OUT_OF_MEMORY";
   if (HEAP_EXHAUSTED.test(death.stderrTail) || (heapMiB > 0 && death.signal === "SIGABRT")) {
     const limit = heapMiB
       ? `its JavaScript heap limit of ${heapMiB} MiB (engine.max_memory_per_worker)`
       : "V8's default JavaScript heap limit (set engine.max_memory_per_worker to choose it)";
-    return {
-      code,
-      name,
-      message: `Task ${taskId} ran its worker out of memory: the worker reached ${limit} and was stopped; use less memory or raise max_memory_per_worker.`,
-    };
+    return outOfMemory(
+      `Task ${taskId} ran its worker out of memory: the worker reached ${limit} and was stopped; use less memory or raise max_memory_per_worker.`,
+    );
   }
   if (death.cgroupOom && heapMiB > 0) {
-    return {
-      code,
-      name,
-      message: `Task ${taskId} ran its worker out of memory: the worker and the processes it started reached their cgroup memory limit of ${heapMiB + CGROUP_HEADROOM_MIB} MiB (engine.max_memory_per_worker + ${CGROUP_HEADROOM_MIB} MiB) and the kernel stopped it; use less memory or raise max_memory_per_worker.`,
-    };
+    return outOfMemory(
+      `Task ${taskId} ran its worker out of memory: the worker and the processes it started reached their cgroup memory limit of ${heapMiB + CGROUP_HEADROOM_MIB} MiB (engine.max_memory_per_worker + ${CGROUP_HEADROOM_MIB} MiB) and the kernel stopped it; use less memory or raise max_memory_per_worker.`,
+    );
   }
   return undefined;
+}
+
+function outOfMemory(message: string): WireError {
+  return toWireError(new EngineError("WORKER_OUT_OF_MEMORY", message));
 }

@@ -2,10 +2,12 @@
  * Turns anything a route or hook throws into an `ApiErrorBody`: our own
  * ServiceErrors as they are, Fastify's validation and body errors rewritten to
  * name the bad field or the limit, anything else a 500 that says nothing
- * internal (it is logged instead).
+ * internal (it is logged instead). Every status is its code's in protocol's
+ * ERROR_CODES, except a client error Fastify raised (BAD_REQUEST), which keeps
+ * Fastify's own.
  */
 import { STATUS_CODES } from "node:http";
-import type { ApiErrorBody } from "@conduit/protocol";
+import { type ApiErrorBody, type HttpErrorCode, httpStatus } from "@conduit/protocol";
 import type { FastifyError, FastifyRequest } from "fastify";
 import { requestTooLarge, ServiceError } from "../errors.js";
 
@@ -18,42 +20,44 @@ interface ValidationIssue {
 
 export function toApiError(err: unknown, request: FastifyRequest, bodyLimit: number): ApiErrorBody {
   const e = err as Partial<FastifyError> & { validation?: ValidationIssue[]; validationContext?: string };
-  if (err instanceof ServiceError) return body(err.statusCode, err.code, err.message);
+  if (err instanceof ServiceError) return reply(err);
   if (e.validation && e.validation.length > 0) {
-    return body(400, "INVALID_REQUEST", validationMessage(e.validation[0], e.validationContext ?? "body"));
+    return body("INVALID_REQUEST", validationMessage(e.validation[0], e.validationContext ?? "body"));
   }
   switch (e.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE": {
       const length = Number(request.headers["content-length"]);
       const tooLarge = requestTooLarge(bodyLimit, Number.isFinite(length) && length > 0 ? length : undefined);
-      return body(413, tooLarge.code, tooLarge.message);
+      return reply(tooLarge);
     }
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return body(
-        415,
         "UNSUPPORTED_MEDIA_TYPE",
         `Content-Type ${request.headers["content-type"] ?? "(none)"} is not accepted; send the body as application/json.`,
       );
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return body(
-        400,
         "INVALID_JSON",
         "The request body is empty but its Content-Type is application/json; send a JSON object.",
       );
     case "FST_ERR_CTP_INVALID_JSON_BODY":
-      return body(400, "INVALID_JSON", "The request body is not valid JSON; send a JSON object.");
+      return body("INVALID_JSON", "The request body is not valid JSON; send a JSON object.");
   }
   if (err instanceof SyntaxError && e.statusCode === 400) {
-    return body(400, "INVALID_JSON", `The request body is not valid JSON (${err.message}); send a JSON object.`);
+    return body("INVALID_JSON", `The request body is not valid JSON (${err.message}); send a JSON object.`);
   }
   if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
-    return body(e.statusCode, e.code ?? "BAD_REQUEST", e.message ?? "Bad request.");
+    return {
+      statusCode: e.statusCode,
+      code: "BAD_REQUEST",
+      error: statusText(e.statusCode),
+      message: e.message ?? "Bad request.",
+    };
   }
   if (e.code === "BROKER_CLOSED" || e.code === "BROKER_UNREACHABLE") {
-    return body(503, "BROKER_UNAVAILABLE", "The service cannot reach RabbitMQ right now; retry in a moment.");
+    return body("BROKER_UNAVAILABLE", "The service cannot reach RabbitMQ right now; retry in a moment.");
   }
   return body(
-    500,
     "INTERNAL_ERROR",
     "The service failed to handle this request (it logged why); retry, and report it if it persists.",
   );
@@ -64,19 +68,27 @@ export function clientErrorReply(code: string | undefined): ApiErrorBody {
   switch (code) {
     case "HPE_HEADER_OVERFLOW":
       return body(
-        431,
         "HEADERS_TOO_LARGE",
         "The request's headers (with its URL) exceed 16 KiB; send a shorter URL or fewer headers.",
       );
     case "ERR_HTTP_REQUEST_TIMEOUT":
-      return body(408, "REQUEST_TIMEOUT", "The request took too long to arrive; send it again.");
+      return body("REQUEST_TIMEOUT", "The request took too long to arrive; send it again.");
     default:
-      return body(400, "MALFORMED_REQUEST", "The request is not valid HTTP/1.1; check the client that sent it.");
+      return body("MALFORMED_REQUEST", "The request is not valid HTTP/1.1; check the client that sent it.");
   }
 }
 
-function body(statusCode: number, code: string, message: string): ApiErrorBody {
-  return { statusCode, code, error: STATUS_CODES[statusCode] ?? "Error", message };
+function body(code: HttpErrorCode, message: string): ApiErrorBody {
+  const statusCode = httpStatus(code);
+  return { statusCode, code, error: statusText(statusCode), message };
+}
+
+function reply(err: ServiceError): ApiErrorBody {
+  return { statusCode: err.statusCode, code: err.code, error: statusText(err.statusCode), message: err.message };
+}
+
+function statusText(statusCode: number): string {
+  return STATUS_CODES[statusCode] ?? "Error";
 }
 
 /** `body.tasks[0].task_id must be a UUID; fix that field and send the request again.` */

@@ -75,7 +75,6 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request) => {
     throw new ServiceError(
-      404,
       "ROUTE_NOT_FOUND",
       `There is no route ${request.method} ${request.url.split("?")[0]}; the routes are listed at /openapi.json.`,
     );

@@ -31,8 +31,10 @@ import {
   senderOf,
   type TaskStatusMessage,
   taskGroupResultQueue,
+  toWireError,
 } from "@conduit/protocol";
 import type { FastifyBaseLogger } from "fastify";
+import { TaskEndedError } from "../errors.js";
 import type { Store } from "../store/store.js";
 import type { ReportSender, TaskResultInput } from "../store/store-types.js";
 import { hasNul, withoutNul } from "./message-checks.js";
@@ -315,11 +317,12 @@ function toResultInput(m: ResultMessage & { state: "success" | "failed" }, from:
   if (m.error) input.error = withoutNul(m.error);
   if (m.result && hasNul(m.result)) {
     input.state = "failed";
-    input.error = {
-      code: "RESULT_NOT_STORABLE",
-      name: "ResultNotStorable",
-      message: `The result of task ${m.taskId} contains a NUL character, which the store cannot hold; return it encoded (e.g. base64).`,
-    };
+    input.error = toWireError(
+      new TaskEndedError(
+        "RESULT_NOT_STORABLE",
+        `The result of task ${m.taskId} contains a NUL character, which the store cannot hold; return it encoded (e.g. base64).`,
+      ),
+    );
   } else if (m.result) {
     input.result = m.result;
   }

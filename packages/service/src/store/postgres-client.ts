@@ -59,7 +59,6 @@ export async function openPostgres(url: string, maxConnections = 10): Promise<Sq
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw new ServiceError(
-      503,
       "DATABASE_UNREACHABLE",
       `Cannot connect to Postgres at ${redactUrl(url)} (${(err as Error).message}); start it, create the database, or pass the right --database-url.`,
       { cause: err },

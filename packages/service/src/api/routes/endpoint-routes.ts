@@ -7,6 +7,7 @@ import {
   endpointBrokerUser,
   type RegisterEndpointRequest,
   type RegisterEndpointResponse,
+  toWireError,
 } from "@conduit/protocol";
 import {
   endpointHasTasks,
@@ -15,6 +16,7 @@ import {
   endpointNotOwned,
   endpointNotPermitted,
   sharedAccountMultiUser,
+  TaskEndedError,
 } from "../../errors.js";
 import type { EndpointRecord } from "../../store/store-types.js";
 import type { RouteRegistrar } from "../api-context.js";
@@ -88,11 +90,16 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
       const endpoint = await ctx.store.getEndpoint(endpointId);
       if (!endpoint) throw endpointNotFound(endpointId);
       if (endpoint.ownerId !== request.identity.id) throw endpointNotOwned(endpointId);
-      const deletion = await ctx.store.deleteEndpoint(endpointId, request.identity.id, request.query.force, {
-        code: "ENDPOINT_DELETED",
-        name: "EndpointDeleted",
-        message: `Endpoint ${endpointId} was deleted before this task finished; submit it to another endpoint.`,
-      });
+      const deleted = new TaskEndedError(
+        "ENDPOINT_DELETED",
+        `Endpoint ${endpointId} was deleted before this task finished; submit it to another endpoint.`,
+      );
+      const deletion = await ctx.store.deleteEndpoint(
+        endpointId,
+        request.identity.id,
+        request.query.force,
+        toWireError(deleted),
+      );
       if (!deletion.deleted && deletion.activeTasks > 0) throw endpointHasTasks(endpointId, deletion.activeTasks);
       // Not deleted and nothing active: a concurrent delete got there first, which is what was asked.
       ctx.submitter.forgetEndpoint(endpointId);

@@ -1,12 +1,11 @@
 import {
   type DeleteResponse,
   type FunctionInfo,
-  PayloadTooLargeError,
   payloadBytes,
   type RegisterFunctionRequest,
   type RegisterFunctionResponse,
 } from "@conduit/protocol";
-import { functionNotFound, functionNotOwned, ServiceError } from "../../errors.js";
+import { functionNotFound, functionNotOwned, functionTooLarge } from "../../errors.js";
 import type { RouteRegistrar } from "../api-context.js";
 import { deleteFunctionSchema, getFunctionSchema, registerFunctionSchema } from "../schemas.js";
 
@@ -18,8 +17,7 @@ export const functionRoutes: RouteRegistrar = (app, ctx) => {
       const { function: payload, name } = request.body;
       const size = payloadBytes(payload);
       if (size > ctx.maxTaskBytes) {
-        const tooLarge = new PayloadTooLargeError("The function", size, ctx.maxTaskBytes);
-        throw new ServiceError(413, tooLarge.code, tooLarge.message);
+        throw functionTooLarge(size, ctx.maxTaskBytes);
       }
       const fn = await ctx.store.registerFunction(request.identity.id, payload, name);
       ctx.submitter.rememberFunction(fn);

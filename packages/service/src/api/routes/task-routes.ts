@@ -7,8 +7,8 @@ import type {
   SubmitResponse,
   TaskStatusResponse,
 } from "@conduit/protocol";
-import { MAX_BATCH_STATUS_IDS, uepTaskQueue } from "@conduit/protocol";
-import { batchTooLarge, taskNotFound } from "../../errors.js";
+import { MAX_BATCH_STATUS_IDS, toWireError, uepTaskQueue } from "@conduit/protocol";
+import { batchTooLarge, TaskEndedError, taskNotFound } from "../../errors.js";
 import type { TaskRecord } from "../../store/store-types.js";
 import type { RouteRegistrar } from "../api-context.js";
 import { batchStatusSchema, cancelTaskSchema, submitSchema, taskStatusSchema } from "../schemas.js";
@@ -59,11 +59,8 @@ export const taskRoutes: RouteRegistrar = (app, ctx) => {
     { schema: cancelTaskSchema },
     async (request): Promise<CancelTaskResponse> => {
       const taskId = request.params.task_id.toLowerCase();
-      const outcome = await ctx.store.cancelTask(taskId, request.identity.id, {
-        code: "TASK_CANCELLED",
-        name: "CancelledError",
-        message: `Task ${taskId} was cancelled before it started.`,
-      });
+      const reason = new TaskEndedError("TASK_CANCELLED", `Task ${taskId} was cancelled before it started.`);
+      const outcome = await ctx.store.cancelTask(taskId, request.identity.id, toWireError(reason));
       if (!outcome || outcome.task.ownerId !== request.identity.id) throw taskNotFound(taskId);
       const { task, cancelled } = outcome;
       if (cancelled) {
