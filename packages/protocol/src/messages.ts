@@ -190,6 +190,11 @@ const HEARTBEAT_SCHEMA = {
     period: { type: "number", minimum: 0 },
     error: WIRE_ERROR_SCHEMA,
     sentAt: timestamp,
+    /**
+     * A UEP's last heartbeat (period 0): tasks it leaves in its queue (running
+     * ones it gave back, and those waiting), for the next UEP of that id.
+     */
+    tasksLeft: { type: "number", minimum: 0 },
   },
   required: ["v", "kind", "role", "endpointId", "period", "sentAt"],
 } as const satisfies Schema;

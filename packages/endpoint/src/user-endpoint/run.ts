@@ -329,7 +329,11 @@ class UserEndpoint {
     consumer.dropResults();
     await engine.shutdown().catch((err: Error) => log.error(`Engine shutdown failed: ${err.message}`));
     if (link) {
-      await withTimeout(this.heartbeat(link, 0), BROKER_WAIT_MS);
+      // The service keeps the account of a UEP that leaves tasks behind: the next
+      // manager starts this UEP again with the same URL (after a crash, from ueps.json).
+      const waiting = await withTimeout(link.checkQueue(this.queue), BROKER_WAIT_MS).catch(() => undefined);
+      const tasksLeft = consumer.outstanding + (waiting?.messageCount ?? 0);
+      await withTimeout(this.heartbeat(link, 0, undefined, tasksLeft), BROKER_WAIT_MS);
       await link.close();
     }
     await this.runTeardown();
@@ -379,7 +383,7 @@ class UserEndpoint {
   }
 
   /** Publishes a heartbeat; never throws (a lost heartbeat is only logged). */
-  private heartbeat(link: BrokerLink, period: number, error?: WireError): Promise<void> {
+  private heartbeat(link: BrokerLink, period: number, error?: WireError, tasksLeft?: number): Promise<void> {
     const { endpointId, uepId } = this.bootstrap;
     const message: HeartbeatMessage = {
       v: 1,
@@ -391,6 +395,7 @@ class UserEndpoint {
       sentAt: Date.now(),
     };
     if (error) message.error = error;
+    if (tasksLeft) message.tasksLeft = tasksLeft;
     // The link stamps user-id (checked by RabbitMQ against this connection's user),
     // which proves to the service that a heartbeat comes from this UEP's own account.
     return link
@@ -413,12 +418,12 @@ function aborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
 }
 
-function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise,
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms);
     }),
   ]).finally(() => clearTimeout(timer));
 }

@@ -84,6 +84,15 @@ export class BrokerAccountSweeper implements UepHeartbeatListener {
       );
       return;
     }
+    if ((beat.tasksLeft ?? 0) > 0) {
+      // A manager that died left this UEP's tasks queued; the next one starts the
+      // UEP again with the URL it was given, so its account must still work then.
+      this.logger.info(
+        `UEP ${beat.uepId} stopped with ${beat.tasksLeft} task(s) left in its queue; its broker account stays for the user endpoint that takes them.`,
+      );
+      this.ueps.delete(beat.uepId);
+      return;
+    }
     if (await this.accounts.uepStopped(beat.uepId, beat.sentAt)) {
       this.logger.info(`Deleted the broker account of UEP ${beat.uepId}, which stopped.`);
     }
