@@ -380,7 +380,8 @@ describe.each(backends)("API on $name", (backend) => {
     const id = r.body.endpoint_id;
     expect(r.body).toEqual({
       endpoint_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
-      amqp: { url: scopedUrl(endpointBrokerUser(id)), serviceUser: "guest" },
+      // managementPort: the test service names the broker's management API (for a multi-user MEP's guest/guest check).
+      amqp: { url: scopedUrl(endpointBrokerUser(id)), serviceUser: "guest", managementPort: expect.any(Number) },
       command_queue: commandQueue(id),
     });
     expect(await queueLength(commandQueue(id))).toBe(0);
