@@ -1,7 +1,8 @@
 /**
- * @conduit/protocol: what the service, the endpoint and the SDK agree on — REST
- * routes and shapes (as data: {@link API_ROUTES}), broker messages and topology, serialization strategies, task states,
- * the UEP id, and the shared errors.
+ * @conduit/protocol: what the service, the endpoint and the SDK agree on — the
+ * REST routes and their shapes (as data: {@link API_ROUTES}), broker messages
+ * and topology, serialization strategies, task states, the UEP id, and the
+ * shared errors.
  *
  * ```ts
  * import { encodeMessage, decodeMessage, uepTaskQueue } from "@conduit/protocol";

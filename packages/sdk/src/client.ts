@@ -19,6 +19,7 @@
 import {
   API_PREFIX,
   type ApiErrorBody,
+  type ApiMethod,
   type BatchStatusResponse,
   type CancelTaskResponse,
   ConduitError,
@@ -62,7 +63,7 @@ export interface ClientOptions {
   retries?: number;
 }
 
-type Method = "GET" | "POST" | "DELETE";
+type Method = ApiMethod;
 
 /** A task's state, and its result or error once it finished (GET /v1/tasks/:task_id). */
 export type TaskStatus = TaskStatusResponse;

@@ -29,7 +29,6 @@ const disposers: Array<() => Promise<void>> = [];
 let service: RunningService;
 let client: Client;
 let bob: Client;
-let broker: BrokerLink;
 
 beforeAll(async () => {
   const { startService } = await import("@conduit/service");
@@ -41,22 +40,25 @@ beforeAll(async () => {
   disposers.push(() => service.close());
   client = new Client({ serviceUrl: service.url, token: service.adminToken, retries: 0 });
   bob = new Client({ serviceUrl: service.url, token: (await service.createIdentity("bob@example.org")).token });
-  broker = await connectBroker(vhost.url, { name: "sdk-client-test" });
-  disposers.push(() => broker.close());
 });
 
 afterAll(async () => {
   for (const dispose of disposers.reverse()) await dispose();
 });
 
-/** Publishes a UEP's result for a task, as the endpoint would. */
+/**
+ * Publishes a UEP's result for a task, as the endpoint would: with the
+ * endpoint's own broker account (the service takes results only from it or
+ * the task's UEP account).
+ */
 async function report(
+  endpoint: BrokerLink,
   endpointId: string,
   uepId: string,
   taskId: string,
   outcome: Pick<ResultMessage, "state" | "result" | "error">,
 ): Promise<void> {
-  await broker.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), {
+  await endpoint.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), {
     v: 1,
     kind: "result",
     taskId,
@@ -106,7 +108,9 @@ describe("Client against the real service", () => {
   });
 
   it("submit, getTask, getBatchStatus, getResult (value, remote error), cancelTask and task groups", async () => {
-    const { endpoint_id: endpointId } = await client.registerEndpoint({ name: "results" });
+    const { endpoint_id: endpointId, amqp } = await client.registerEndpoint({ name: "results" });
+    const endpointLink = await connectBroker(amqp.url, { name: "sdk-client-test-endpoint" });
+    disposers.push(() => endpointLink.close());
     const functionId = await client.registerFunction((a: number, b: number) => a + b);
     const tasks = [task(functionId, [1, 2]), task(functionId, [3, 4]), task(functionId, [5, 6])];
     const [ok, bad, cancelled] = tasks.map((t) => t.task_id) as [string, string, string];
@@ -117,8 +121,8 @@ describe("Client against the real service", () => {
     await expect(client.getResult(ok)).rejects.toMatchObject({ code: "TASK_PENDING" });
 
     expect(await client.cancelTask(cancelled)).toEqual({ task_id: cancelled, cancelled: true, state: "cancelled" });
-    await report(endpointId, submitted.uep_id, ok, { state: "success", result: serializeJson(3) });
-    await report(endpointId, submitted.uep_id, bad, {
+    await report(endpointLink, endpointId, submitted.uep_id, ok, { state: "success", result: serializeJson(3) });
+    await report(endpointLink, endpointId, submitted.uep_id, bad, {
       state: "failed",
       error: { code: "TASK_FAILED", name: "RangeError", message: "too big", stack: "RangeError: too big\n    at f" },
     });
