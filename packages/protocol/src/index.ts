@@ -1,7 +1,8 @@
 /**
- * @conduit/protocol: what the service, the endpoint and the SDK agree on — REST
- * shapes, broker messages and topology, serialization strategies, task states,
- * the UEP id, and the shared errors.
+ * @conduit/protocol: what the service, the endpoint and the SDK agree on — the
+ * REST routes and their shapes (as data: {@link API_ROUTES}), broker messages
+ * and topology, serialization strategies, task states, the UEP id, and the
+ * shared errors.
  *
  * ```ts
  * import { encodeMessage, decodeMessage, uepTaskQueue } from "@conduit/protocol";
@@ -11,26 +12,33 @@
  */
 
 export type {
+  AdminIdentityInfo,
   AmqpInfo,
   ApiErrorBody,
   BatchStatusRequest,
   BatchStatusResponse,
   CancelTaskResponse,
+  CreateIdentityRequest,
+  CreateIdentityResponse,
   DeleteResponse,
+  EndpointAmqpInfo,
   EndpointInfo,
   EndpointStatusResponse,
   FunctionInfo,
   HealthResponse,
+  IssueTokenResponse,
   RegisterEndpointRequest,
   RegisterEndpointResponse,
   RegisterFunctionRequest,
   RegisterFunctionResponse,
+  RemoveIdentityResponse,
   SubmitRequest,
   SubmitResponse,
   SubmitTask,
   TaskGroupDetail,
   TaskGroupInfo,
   TaskStatusResponse,
+  TokenInfo,
 } from "./api.js";
 export {
   API_PREFIX,
@@ -40,6 +48,9 @@ export {
   DEFAULT_SERVICE_URL,
   MAX_BATCH_STATUS_IDS,
 } from "./api.js";
+export type { ApiMethod, ApiRoute, RouteBody, RouteParams, RouteQuery, RouteReply } from "./api-routes.js";
+export { API_ROUTES } from "./api-routes.js";
+export { API_SHARED_SCHEMAS } from "./api-shapes.js";
 export type { AmqpOptions, BrokerLink, BrokerOptions, ConfirmChannel, ConsumeMessage } from "./broker.js";
 export { brokerUser, connectBroker, isAccountRefused, redactUrl } from "./broker.js";
 export type { BundledCodeData } from "./bundled-code.js";
@@ -104,7 +115,7 @@ export {
   serializeStructured,
 } from "./serialization.js";
 export type { EndpointStatus, TaskState } from "./states.js";
-export { TASK_STATES, TERMINAL_TASK_STATES } from "./states.js";
+export { ENDPOINT_STATUSES, TASK_STATES, TERMINAL_TASK_STATES } from "./states.js";
 export type { ExchangeSpec, QueueSpec, TopologyChannel } from "./topology.js";
 export {
   checkExchanges,

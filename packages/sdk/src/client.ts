@@ -1,8 +1,8 @@
 /**
  * REST client for the Conduit service: a method for every route. Its request
- * and response types come from the service's own OpenAPI document
- * (`generated/openapi.ts`, written by `npm run gen:api`; a test fails when it
- * drifts from the service). One keep-alive connection pool (Node's fetch), a
+ * and response types are @conduit/protocol's, derived from the route
+ * definitions the service itself is built from (a test checks the service's
+ * /openapi.json against them). One keep-alive connection pool (Node's fetch), a
  * bearer token on every call, and every failure turned into one sentence: a
  * {@link ConduitApiError} with the service's own message, or a
  * {@link ServiceUnreachableError} naming the URL.
@@ -19,14 +19,30 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   API_PREFIX,
+  type ApiMethod,
+  type BatchStatusResponse,
+  type CancelTaskResponse,
   ConduitError,
   paths as conduitPaths,
+  type DeleteResponse,
+  type EndpointInfo,
+  type EndpointStatusResponse,
+  type FunctionInfo,
+  type IdentityInfo,
   MAX_BATCH_STATUS_IDS,
   type Payload,
+  type RegisterEndpointRequest,
+  type RegisterEndpointResponse,
+  type RegisterFunctionRequest,
+  type RegisterFunctionResponse,
   requestJson,
+  type SubmitRequest,
+  type SubmitResponse,
+  type TaskGroupDetail,
+  type TaskGroupInfo,
+  type TaskStatusResponse,
 } from "@conduit/protocol";
 import { ServiceUnreachableError } from "./errors.js";
-import type { components, paths } from "./generated/openapi.js";
 import { type AnyFunction, decodeOutcome, serializeFunction } from "./serialize.js";
 
 export interface ClientOptions {
@@ -48,28 +64,25 @@ export interface ClientOptions {
   retries?: number;
 }
 
-type Method = "GET" | "POST" | "DELETE";
+type Method = ApiMethod;
 
-/** The JSON body an operation of the generated `paths` takes. */
-type RequestBody<Op> = Op extends { requestBody: { content: { "application/json": infer B } } } ? B : never;
-/** The JSON body of an operation's 200 answer. */
-type Ok<Op> = Op extends { responses: { 200: { content: { "application/json": infer R } } } } ? R : never;
-
-type Schemas = components["schemas"];
-export type IdentityInfo = Schemas["IdentityInfo"];
-export type EndpointInfo = Schemas["EndpointInfo"];
-export type TaskStatus = Schemas["TaskStatus"];
-export type RegisterEndpointRequest = RequestBody<paths["/v1/endpoints"]["post"]>;
-export type RegisterEndpointResponse = Ok<paths["/v1/endpoints"]["post"]>;
-export type EndpointStatusResponse = Ok<paths["/v1/endpoints/{endpoint_id}/status"]["get"]>;
-export type FunctionInfo = Ok<paths["/v1/functions/{function_id}"]["get"]>;
-export type DeleteResponse = Ok<paths["/v1/functions/{function_id}"]["delete"]>;
-export type SubmitRequest = RequestBody<paths["/v1/endpoints/{endpoint_id}/submit"]["post"]>;
-export type SubmitResponse = Ok<paths["/v1/endpoints/{endpoint_id}/submit"]["post"]>;
-export type BatchStatusResponse = Ok<paths["/v1/tasks/batch_status"]["post"]>;
-export type CancelTaskResponse = Ok<paths["/v1/tasks/{task_id}/cancel"]["post"]>;
-export type TaskGroupInfo = Ok<paths["/v1/task_groups"]["get"]>[number];
-export type TaskGroupDetail = Ok<paths["/v1/task_groups/{task_group_id}"]["get"]>;
+/** A task's state, and its result or error once it finished (GET /v1/tasks/:task_id). */
+export type TaskStatus = TaskStatusResponse;
+export type {
+  BatchStatusResponse,
+  CancelTaskResponse,
+  DeleteResponse,
+  EndpointInfo,
+  EndpointStatusResponse,
+  FunctionInfo,
+  IdentityInfo,
+  RegisterEndpointRequest,
+  RegisterEndpointResponse,
+  SubmitRequest,
+  SubmitResponse,
+  TaskGroupDetail,
+  TaskGroupInfo,
+};
 
 /** First retry delay; doubled on each further attempt. */
 const RETRY_DELAY_MS = 200;
@@ -146,12 +159,12 @@ export class Client {
    * @param options.name shown in listings; defaults to the function's own name
    */
   async registerFunction(fnOrPayload: AnyFunction | Payload, options: { name?: string } = {}): Promise<string> {
-    const body: RequestBody<paths["/v1/functions"]["post"]> =
+    const body: RegisterFunctionRequest =
       typeof fnOrPayload === "function" ? { function: serializeFunction(fnOrPayload) } : { function: fnOrPayload };
     const name = options.name ?? (typeof fnOrPayload === "function" ? fnOrPayload.name : undefined);
     if (name) body.name = name;
     // A repeat after a lost answer registers a second copy: harmless, so it is retried too.
-    const response = await this.request<Ok<paths["/v1/functions"]["post"]>>("POST", "/functions", body);
+    const response = await this.request<RegisterFunctionResponse>("POST", "/functions", body);
     return response.function_id;
   }
 

@@ -4,56 +4,17 @@
  * admits one process, and the service's caches stay right. Errors are
  * ConduitApiErrors carrying the service's code and sentence.
  */
-import { type IdentityInfo, paths, type RestRequest, requestJson } from "@conduit/protocol";
+import {
+  type AdminIdentityInfo,
+  type CreateIdentityRequest,
+  type CreateIdentityResponse,
+  type IssueTokenResponse,
+  paths,
+  type RemoveIdentityResponse,
+  type RestRequest,
+  requestJson,
+} from "@conduit/protocol";
 import { serviceUnreachable } from "./errors.js";
-
-/** POST /v1/admin/identities. */
-export interface CreateIdentityRequest {
-  /** `user@domain`. */
-  username: string;
-  name?: string;
-  email?: string;
-  organization?: string;
-  identity_provider?: string;
-  /** The first token stops working this many seconds from now; without it, it never expires. */
-  token_expires_in_seconds?: number;
-}
-
-/** POST /v1/admin/identities (201). */
-export interface CreateIdentityResponse {
-  identity: IdentityInfo;
-  /** Shown only in this answer; the service keeps its hash. */
-  token: string;
-  /** When the token stops working (ISO 8601); null: never. */
-  token_expires_at: string | null;
-}
-
-/** One API token of an identity, as GET /v1/admin/identities lists it (its value is never shown again). */
-export interface TokenInfo {
-  created_at: string;
-  /** Null: it never expires. */
-  expires_at: string | null;
-  last_used_at: string | null;
-}
-
-/** GET /v1/admin/identities: an identity with its tokens, oldest first. */
-export interface AdminIdentityInfo extends IdentityInfo {
-  tokens: TokenInfo[];
-}
-
-/** POST /v1/admin/identities/:username/tokens. */
-export interface IssueTokenResponse extends CreateIdentityResponse {
-  /** How many older tokens were revoked (0 unless `revoke_others`). */
-  revoked: number;
-}
-
-/** DELETE /v1/admin/identities/:username. */
-export interface RemoveIdentityResponse {
-  identity: IdentityInfo;
-  /** Endpoints and tasks removed with it (only with `force`). */
-  endpoints: number;
-  tasks: number;
-}
 
 export class AdminClient {
   constructor(

@@ -3,7 +3,7 @@
  * a fresh Postgres database on the shared server.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { endpointBrokerUser, uepBrokerUser } from "@conduit/protocol";
+import { endpointBrokerUser, TASK_STATES, uepBrokerUser } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadMigrations, migrate } from "../src/store/migrate.js";
 import { openPGlite } from "../src/store/pglite-client.js";
@@ -139,6 +139,16 @@ describe.each(backends)("Store on $name", (backend) => {
     expect(await migrate(opened.client, migrations)).toEqual([]);
     const { rows } = await opened.client.query<{ n: number }>("SELECT count(*)::int AS n FROM conduit_migrations");
     expect(rows[0].n).toBe(migrations.length);
+  });
+
+  it("checks tasks.state against exactly protocol's TASK_STATES", async () => {
+    const { rows } = await opened.client.query<{ def: string }>(
+      `SELECT pg_get_constraintdef(c.oid) AS def FROM pg_constraint c
+       WHERE c.conrelid = 'tasks'::regclass AND c.contype = 'c' AND pg_get_constraintdef(c.oid) LIKE '%state%'`,
+    );
+    expect(rows).toHaveLength(1);
+    const allowed = [...rows[0].def.matchAll(/'([^']*)'/g)].map((m) => m[1]);
+    expect(allowed.sort()).toEqual([...TASK_STATES].sort());
   });
 
   it("creates identities once per username", async () => {

@@ -3,6 +3,8 @@
  * every failure, and the token check in `onRequest` — before the body is even
  * read — so a request without a valid token gets 401 whatever its body.
  */
+
+import { API_SHARED_SCHEMAS } from "@conduit/protocol";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { Authenticator } from "../auth/authenticator.js";
@@ -17,7 +19,6 @@ import { identityRoutes } from "./routes/identity-routes.js";
 import { serviceRoutes } from "./routes/service-routes.js";
 import { taskGroupRoutes } from "./routes/task-group-routes.js";
 import { taskRoutes } from "./routes/task-routes.js";
-import { sharedSchemas } from "./schemas.js";
 
 export interface AppOptions {
   logLevel: string;
@@ -50,7 +51,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     },
   });
 
-  for (const schema of sharedSchemas) app.addSchema(schema);
+  for (const schema of API_SHARED_SCHEMAS) app.addSchema(schema);
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",

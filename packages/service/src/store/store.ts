@@ -32,6 +32,7 @@ import type {
   UepRecord,
 } from "./store-types.js";
 import { tokenHasExpired } from "./store-types.js";
+import { NOT_STARTED_STATES, TERMINAL_STATES } from "./task-state-sql.js";
 
 /** The ids whose broker accounts act for an identity (see {@link Store.identityHoldings}). */
 export interface IdentityBrokerIds {
@@ -484,7 +485,7 @@ export class Store {
        updated AS (
          UPDATE tasks t SET state = 'running'
          FROM checked c
-         WHERE t.id = c.id AND c.allowed AND t.state IN ('received', 'waiting-for-endpoint')
+         WHERE t.id = c.id AND c.allowed AND t.state IN ${NOT_STARTED_STATES}
          RETURNING t.id
        )
        SELECT c.id, c.sender, c.allowed, (u.id IS NOT NULL) AS updated
@@ -537,7 +538,7 @@ export class Store {
          UPDATE tasks t SET state = c.state, result_strategy = c.result_strategy, result_data = c.result_data,
            error = c.error, completed_at = to_timestamp(c.completed_at / 1000.0)
          FROM checked c
-         WHERE t.id = c.id AND c.allowed AND t.state NOT IN ('success', 'failed', 'cancelled')
+         WHERE t.id = c.id AND c.allowed AND t.state NOT IN ${TERMINAL_STATES}
          RETURNING t.id, c.sender, c.state
        )
        SELECT c.id, c.sender, c.task_group_id, c.allowed, (u.id IS NOT NULL AND u.sender = c.sender) AS updated,
@@ -613,7 +614,7 @@ export class Store {
     const { rows } = await this.sql.query<TaskRow & { cancelled: boolean }>(
       `WITH cancelled AS (
          UPDATE tasks SET state = 'cancelled', error = $3::jsonb, completed_at = now()
-         WHERE id = $1::uuid AND owner_id = $2::uuid AND state IN ('received', 'waiting-for-endpoint')
+         WHERE id = $1::uuid AND owner_id = $2::uuid AND state IN ${NOT_STARTED_STATES}
          RETURNING ${TASK_COLUMNS}
        )
        SELECT c.*, true AS cancelled FROM cancelled c
@@ -645,7 +646,7 @@ export class Store {
     if (!rows[0]) return undefined;
     const pending = await this.sql.query<TaskRow>(
       `SELECT ${TASK_COLUMNS} FROM tasks
-       WHERE task_group_id = $1::uuid AND state NOT IN ('success', 'failed', 'cancelled')
+       WHERE task_group_id = $1::uuid AND state NOT IN ${TERMINAL_STATES}
        ORDER BY created_at, id`,
       [id],
     );
@@ -676,14 +677,14 @@ export class Store {
       if (endpoint.rows.length === 0) return { deleted: false, activeTasks: 0, failed: [] };
       const active = await tx.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM tasks
-         WHERE endpoint_id = $1::uuid AND state NOT IN ('success', 'failed', 'cancelled')`,
+         WHERE endpoint_id = $1::uuid AND state NOT IN ${TERMINAL_STATES}`,
         [id],
       );
       const activeTasks = Number(active.rows[0]?.n ?? 0);
       if (activeTasks > 0 && !force) return { deleted: false, activeTasks, failed: [] };
       const failed = await tx.query<TaskRow>(
         `UPDATE tasks SET state = 'failed', error = $2::jsonb, completed_at = now()
-         WHERE endpoint_id = $1::uuid AND state NOT IN ('success', 'failed', 'cancelled')
+         WHERE endpoint_id = $1::uuid AND state NOT IN ${TERMINAL_STATES}
          RETURNING ${TASK_COLUMNS}`,
         [id, JSON.stringify(error)],
       );

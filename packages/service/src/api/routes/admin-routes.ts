@@ -3,14 +3,8 @@
  * list, new tokens, remove. `conduit-service user …` calls these through
  * admin-client.ts. Anyone else gets 403 before the body is even read.
  */
+import { API_ROUTES } from "@conduit/protocol";
 import type { FastifyRequest } from "fastify";
-import type {
-  AdminIdentityInfo,
-  CreateIdentityRequest,
-  CreateIdentityResponse,
-  IssueTokenResponse,
-  RemoveIdentityResponse,
-} from "../../admin-client.js";
 import { checkUsername } from "../../auth/username.js";
 import { ADMIN_USERNAME } from "../../credentials.js";
 import {
@@ -25,7 +19,7 @@ import type { Store } from "../../store/store.js";
 import type { Identity, TokenRecord } from "../../store/store-types.js";
 import { identityInfo } from "../../tasks/task-submitter.js";
 import type { RouteRegistrar } from "../api-context.js";
-import { createIdentitySchema, issueTokenSchema, listIdentitiesSchema, removeIdentitySchema } from "../schemas.js";
+import { addRoute } from "../api-route.js";
 
 // A route-level onRequest hook runs after the global one that sets request.identity.
 async function requireAdmin(request: FastifyRequest): Promise<void> {
@@ -44,84 +38,69 @@ function expiryIn(seconds: number | undefined): Date | null {
 }
 
 export const adminRoutes: RouteRegistrar = (app, ctx) => {
-  app.get(
-    "/v1/admin/identities",
-    { schema: listIdentitiesSchema, onRequest: requireAdmin },
-    async (): Promise<AdminIdentityInfo[]> => {
-      const [identities, tokens] = await Promise.all([ctx.store.listIdentities(), ctx.store.listTokens()]);
-      const byIdentity = new Map<string, TokenRecord[]>();
-      for (const token of tokens) {
-        const list = byIdentity.get(token.identityId);
-        if (list) list.push(token);
-        else byIdentity.set(token.identityId, [token]);
-      }
-      return identities.map((identity) => ({
-        ...identityInfo(identity),
-        tokens: (byIdentity.get(identity.id) ?? []).map((t) => ({
-          created_at: t.createdAt.toISOString(),
-          expires_at: t.expiresAt?.toISOString() ?? null,
-          last_used_at: t.lastUsedAt?.toISOString() ?? null,
-        })),
-      }));
-    },
-  );
+  addRoute(app, API_ROUTES.listIdentities, { onRequest: requireAdmin }, async () => {
+    const [identities, tokens] = await Promise.all([ctx.store.listIdentities(), ctx.store.listTokens()]);
+    const byIdentity = new Map<string, TokenRecord[]>();
+    for (const token of tokens) {
+      const list = byIdentity.get(token.identityId);
+      if (list) list.push(token);
+      else byIdentity.set(token.identityId, [token]);
+    }
+    return identities.map((identity) => ({
+      ...identityInfo(identity),
+      tokens: (byIdentity.get(identity.id) ?? []).map((t) => ({
+        created_at: t.createdAt.toISOString(),
+        expires_at: t.expiresAt?.toISOString() ?? null,
+        last_used_at: t.lastUsedAt?.toISOString() ?? null,
+      })),
+    }));
+  });
 
-  app.post<{ Body: CreateIdentityRequest }>(
-    "/v1/admin/identities",
-    { schema: createIdentitySchema, onRequest: requireAdmin },
-    async (request, reply): Promise<CreateIdentityResponse> => {
-      // With one shared broker account, a second identity could read and forge everything the first does.
-      if (!ctx.brokerAccounts) throw sharedAccountOneIdentity();
-      const { username, name, email, organization, identity_provider, token_expires_in_seconds } = request.body;
-      const identity = await ctx.store.insertIdentity(checkUsername(username), {
-        name,
-        email,
-        organization,
-        identityProvider: identity_provider,
-      });
-      if (!identity) throw identityExists(username);
-      const expiresAt = expiryIn(token_expires_in_seconds);
-      const token = await ctx.store.createToken(identity.id, expiresAt);
-      reply.code(201);
-      return { identity: identityInfo(identity), token, token_expires_at: expiresAt?.toISOString() ?? null };
-    },
-  );
+  addRoute(app, API_ROUTES.createIdentity, { onRequest: requireAdmin }, async (request, reply) => {
+    // With one shared broker account, a second identity could read and forge everything the first does.
+    if (!ctx.brokerAccounts) throw sharedAccountOneIdentity();
+    const { username, name, email, organization, identity_provider, token_expires_in_seconds } = request.body;
+    const identity = await ctx.store.insertIdentity(checkUsername(username), {
+      name,
+      email,
+      organization,
+      identityProvider: identity_provider,
+    });
+    if (!identity) throw identityExists(username);
+    const expiresAt = expiryIn(token_expires_in_seconds);
+    const token = await ctx.store.createToken(identity.id, expiresAt);
+    reply.code(201);
+    return { identity: identityInfo(identity), token, token_expires_at: expiresAt?.toISOString() ?? null };
+  });
 
-  app.post<{ Params: { username: string }; Querystring: { revoke_others: boolean; expires_in_seconds?: number } }>(
-    "/v1/admin/identities/:username/tokens",
-    { schema: issueTokenSchema, onRequest: requireAdmin },
-    async (request): Promise<IssueTokenResponse> => {
-      const identity = await existingIdentity(ctx.store, request.params.username);
-      const expiresAt = expiryIn(request.query.expires_in_seconds);
-      const token = await ctx.store.createToken(identity.id, expiresAt);
-      const revoked = request.query.revoke_others ? await ctx.store.revokeTokensExcept(identity.id, token) : 0;
-      return { identity: identityInfo(identity), token, token_expires_at: expiresAt?.toISOString() ?? null, revoked };
-    },
-  );
+  addRoute(app, API_ROUTES.issueToken, { onRequest: requireAdmin }, async (request) => {
+    const identity = await existingIdentity(ctx.store, request.params.username);
+    const expiresAt = expiryIn(request.query.expires_in_seconds);
+    const token = await ctx.store.createToken(identity.id, expiresAt);
+    const revoked = request.query.revoke_others ? await ctx.store.revokeTokensExcept(identity.id, token) : 0;
+    return { identity: identityInfo(identity), token, token_expires_at: expiresAt?.toISOString() ?? null, revoked };
+  });
 
-  app.delete<{ Params: { username: string }; Querystring: { force: boolean } }>(
-    "/v1/admin/identities/:username",
-    { schema: removeIdentitySchema, onRequest: requireAdmin },
-    async (request): Promise<RemoveIdentityResponse> => {
-      const { username } = request.params;
-      if (username === ADMIN_USERNAME) throw adminNotRemovable(username);
-      const identity = await existingIdentity(ctx.store, username);
-      const { force } = request.query;
-      // Its broker accounts go first: should the management API fail (503), nothing is removed yet and a retry
-      // does it all. RabbitMQ closes their connections, so its MEPs, UEPs and SDKs stop at once.
-      const holdings = await ctx.store.identityHoldings(identity.id);
-      if (force || (holdings.endpointIds.length === 0 && holdings.tasks === 0)) {
-        await ctx.brokerAccounts?.deleteAccounts(holdings);
-      }
-      const removal = await ctx.store.removeIdentity(identity.id, force);
-      if (!removal.removed && (removal.endpoints > 0 || removal.tasks > 0)) {
-        throw identityInUse(username, removal.endpoints, removal.tasks);
-      }
-      // Not removed and owning nothing: someone removed it a moment ago.
-      if (!removal.removed) throw identityNotFound(username);
-      // Again, as the removal saw them: a registration or submit racing it may have made one again.
-      await ctx.brokerAccounts?.deleteAccounts(removal.holdings);
-      return { identity: identityInfo(identity), endpoints: removal.endpoints, tasks: removal.tasks };
-    },
-  );
+  addRoute(app, API_ROUTES.removeIdentity, { onRequest: requireAdmin }, async (request) => {
+    const { username } = request.params;
+    if (username === ADMIN_USERNAME) throw adminNotRemovable(username);
+    const identity = await existingIdentity(ctx.store, username);
+    // The schema's default fills `force` in; its type cannot say so.
+    const force = request.query.force ?? false;
+    // Its broker accounts go first: should the management API fail (503), nothing is removed yet and a retry
+    // does it all. RabbitMQ closes their connections, so its MEPs, UEPs and SDKs stop at once.
+    const holdings = await ctx.store.identityHoldings(identity.id);
+    if (force || (holdings.endpointIds.length === 0 && holdings.tasks === 0)) {
+      await ctx.brokerAccounts?.deleteAccounts(holdings);
+    }
+    const removal = await ctx.store.removeIdentity(identity.id, force);
+    if (!removal.removed && (removal.endpoints > 0 || removal.tasks > 0)) {
+      throw identityInUse(username, removal.endpoints, removal.tasks);
+    }
+    // Not removed and owning nothing: someone removed it a moment ago.
+    if (!removal.removed) throw identityNotFound(username);
+    // Again, as the removal saw them: a registration or submit racing it may have made one again.
+    await ctx.brokerAccounts?.deleteAccounts(removal.holdings);
+    return { identity: identityInfo(identity), endpoints: removal.endpoints, tasks: removal.tasks };
+  });
 };

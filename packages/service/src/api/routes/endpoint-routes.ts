@@ -1,14 +1,5 @@
 import { randomUUID } from "node:crypto";
-import {
-  commandQueue,
-  type DeleteResponse,
-  type EndpointInfo,
-  type EndpointStatusResponse,
-  endpointBrokerUser,
-  type RegisterEndpointRequest,
-  type RegisterEndpointResponse,
-  toWireError,
-} from "@conduit/protocol";
+import { API_ROUTES, commandQueue, type EndpointInfo, endpointBrokerUser, toWireError } from "@conduit/protocol";
 import {
   endpointHasTasks,
   endpointIdTaken,
@@ -20,112 +11,91 @@ import {
 } from "../../errors.js";
 import type { EndpointRecord } from "../../store/store-types.js";
 import type { RouteRegistrar } from "../api-context.js";
-import {
-  deleteEndpointSchema,
-  endpointStatusSchema,
-  getEndpointSchema,
-  listEndpointsSchema,
-  registerEndpointSchema,
-} from "../schemas.js";
+import { addRoute } from "../api-route.js";
 import { publishOutcomes } from "./publish-outcomes.js";
 
 export const endpointRoutes: RouteRegistrar = (app, ctx) => {
-  app.post<{ Body: RegisterEndpointRequest }>(
-    "/v1/endpoints",
-    { schema: registerEndpointSchema },
-    async (request): Promise<RegisterEndpointResponse> => {
-      const { body, identity } = request;
-      // Every UEP of a multi-user endpoint would hold the one account that reads and forges everything.
-      if (body.multi_user && !ctx.brokerAccounts) throw sharedAccountMultiUser();
-      const endpointId = body.endpoint_id?.toLowerCase() ?? randomUUID();
-      const endpoint = await ctx.store.registerEndpoint({
-        id: endpointId,
-        ownerId: identity.id,
-        name: body.name,
-        displayName: body.display_name ?? null,
-        multiUser: body.multi_user ?? false,
-        // As with Globus, an empty list means "no restriction here": the
-        // endpoint itself then refuses every task.
-        allowedFunctions: body.allowed_functions?.length ? body.allowed_functions.map((id) => id.toLowerCase()) : null,
-        metadata: body.metadata ?? {},
-      });
-      if (!endpoint) throw endpointIdTaken(endpointId);
-      ctx.submitter.forgetEndpoint(endpointId);
-      // Declared and bound again at every registration (not from the cache): a
-      // MEP with a scoped broker account may not bind, so it relies on this.
-      await ctx.broker.ensureQueues([commandQueue(endpointId)], true);
-      // A scoped account gets a new password at each registration (the MEP registers at every start).
-      const url = ctx.brokerAccounts ? await ctx.brokerAccounts.endpointUrl(endpointId) : ctx.amqpPublicUrl;
-      return {
-        endpoint_id: endpointId,
-        amqp: { url, serviceUser: ctx.broker.user, managementPort: ctx.managementPort },
-        command_queue: commandQueue(endpointId),
-      };
-    },
-  );
+  addRoute(app, API_ROUTES.registerEndpoint, {}, async (request) => {
+    const { body, identity } = request;
+    // Every UEP of a multi-user endpoint would hold the one account that reads and forges everything.
+    if (body.multi_user && !ctx.brokerAccounts) throw sharedAccountMultiUser();
+    const endpointId = body.endpoint_id?.toLowerCase() ?? randomUUID();
+    const endpoint = await ctx.store.registerEndpoint({
+      id: endpointId,
+      ownerId: identity.id,
+      name: body.name,
+      displayName: body.display_name ?? null,
+      multiUser: body.multi_user ?? false,
+      // As with Globus, an empty list means "no restriction here": the
+      // endpoint itself then refuses every task.
+      allowedFunctions: body.allowed_functions?.length ? body.allowed_functions.map((id) => id.toLowerCase()) : null,
+      metadata: body.metadata ?? {},
+    });
+    if (!endpoint) throw endpointIdTaken(endpointId);
+    ctx.submitter.forgetEndpoint(endpointId);
+    // Declared and bound again at every registration (not from the cache): a
+    // MEP with a scoped broker account may not bind, so it relies on this.
+    await ctx.broker.ensureQueues([commandQueue(endpointId)], true);
+    // A scoped account gets a new password at each registration (the MEP registers at every start).
+    const url = ctx.brokerAccounts ? await ctx.brokerAccounts.endpointUrl(endpointId) : ctx.amqpPublicUrl;
+    return {
+      endpoint_id: endpointId,
+      amqp: { url, serviceUser: ctx.broker.user, managementPort: ctx.managementPort },
+      command_queue: commandQueue(endpointId),
+    };
+  });
 
-  app.get("/v1/endpoints", { schema: listEndpointsSchema }, async (request): Promise<EndpointInfo[]> => {
+  addRoute(app, API_ROUTES.listEndpoints, {}, async (request) => {
     const endpoints = await ctx.store.listEndpoints(request.identity.id);
     return endpoints.map(toEndpointInfo);
   });
 
   // As for its status: one's own endpoints, and multi-user endpoints (which anyone may submit to).
-  app.get<{ Params: { endpoint_id: string } }>(
-    "/v1/endpoints/:endpoint_id",
-    { schema: getEndpointSchema },
-    async (request): Promise<EndpointInfo> => {
-      const endpointId = request.params.endpoint_id.toLowerCase();
-      const endpoint = await ctx.store.getEndpoint(endpointId);
-      if (!endpoint) throw endpointNotFound(endpointId);
-      if (!endpoint.multiUser && endpoint.ownerId !== request.identity.id) throw endpointNotPermitted(endpointId);
-      return toEndpointInfo(endpoint);
-    },
-  );
+  addRoute(app, API_ROUTES.getEndpoint, {}, async (request) => {
+    const endpointId = request.params.endpoint_id.toLowerCase();
+    const endpoint = await ctx.store.getEndpoint(endpointId);
+    if (!endpoint) throw endpointNotFound(endpointId);
+    if (!endpoint.multiUser && endpoint.ownerId !== request.identity.id) throw endpointNotPermitted(endpointId);
+    return toEndpointInfo(endpoint);
+  });
 
-  app.delete<{ Params: { endpoint_id: string }; Querystring: { force: boolean } }>(
-    "/v1/endpoints/:endpoint_id",
-    { schema: deleteEndpointSchema },
-    async (request): Promise<DeleteResponse> => {
-      const endpointId = request.params.endpoint_id.toLowerCase();
-      const endpoint = await ctx.store.getEndpoint(endpointId);
-      if (!endpoint) throw endpointNotFound(endpointId);
-      if (endpoint.ownerId !== request.identity.id) throw endpointNotOwned(endpointId);
-      const deleted = new TaskEndedError(
-        "ENDPOINT_DELETED",
-        `Endpoint ${endpointId} was deleted before this task finished; submit it to another endpoint.`,
-      );
-      const deletion = await ctx.store.deleteEndpoint(
-        endpointId,
-        request.identity.id,
-        request.query.force,
-        toWireError(deleted),
-      );
-      if (!deletion.deleted && deletion.activeTasks > 0) throw endpointHasTasks(endpointId, deletion.activeTasks);
-      // Not deleted and nothing active: a concurrent delete got there first, which is what was asked.
-      ctx.submitter.forgetEndpoint(endpointId);
-      // Submitters waiting on the tasks a forced delete failed hear it like any result.
-      await publishOutcomes(ctx.broker, deletion.failed);
-      // Its MEP's credentials stop working (the account is made again if the endpoint re-registers).
-      await ctx.brokerAccounts?.deleteUser(endpointBrokerUser(endpointId));
-      return { id: endpointId, deleted: true };
-    },
-  );
+  addRoute(app, API_ROUTES.deleteEndpoint, {}, async (request) => {
+    const endpointId = request.params.endpoint_id.toLowerCase();
+    const endpoint = await ctx.store.getEndpoint(endpointId);
+    if (!endpoint) throw endpointNotFound(endpointId);
+    if (endpoint.ownerId !== request.identity.id) throw endpointNotOwned(endpointId);
+    const deleted = new TaskEndedError(
+      "ENDPOINT_DELETED",
+      `Endpoint ${endpointId} was deleted before this task finished; submit it to another endpoint.`,
+    );
+    // The schema's default fills `force` in; its type cannot say so.
+    const deletion = await ctx.store.deleteEndpoint(
+      endpointId,
+      request.identity.id,
+      request.query.force ?? false,
+      toWireError(deleted),
+    );
+    if (!deletion.deleted && deletion.activeTasks > 0) throw endpointHasTasks(endpointId, deletion.activeTasks);
+    // Not deleted and nothing active: a concurrent delete got there first, which is what was asked.
+    ctx.submitter.forgetEndpoint(endpointId);
+    // Submitters waiting on the tasks a forced delete failed hear it like any result.
+    await publishOutcomes(ctx.broker, deletion.failed);
+    // Its MEP's credentials stop working (the account is made again if the endpoint re-registers).
+    await ctx.brokerAccounts?.deleteUser(endpointBrokerUser(endpointId));
+    return { id: endpointId, deleted: true as const };
+  });
 
-  app.get<{ Params: { endpoint_id: string } }>(
-    "/v1/endpoints/:endpoint_id/status",
-    { schema: endpointStatusSchema },
-    async (request): Promise<EndpointStatusResponse> => {
-      const { endpoint_id: endpointId } = request.params;
-      const endpoint = await ctx.store.getEndpoint(endpointId);
-      if (!endpoint) throw endpointNotFound(endpointId);
-      if (!endpoint.multiUser && endpoint.ownerId !== request.identity.id) throw endpointNotPermitted(endpointId);
-      return {
-        endpoint_id: endpoint.id,
-        status: endpoint.status,
-        last_heartbeat: endpoint.lastHeartbeat?.toISOString() ?? null,
-      };
-    },
-  );
+  addRoute(app, API_ROUTES.endpointStatus, {}, async (request) => {
+    const { endpoint_id: endpointId } = request.params;
+    const endpoint = await ctx.store.getEndpoint(endpointId);
+    if (!endpoint) throw endpointNotFound(endpointId);
+    if (!endpoint.multiUser && endpoint.ownerId !== request.identity.id) throw endpointNotPermitted(endpointId);
+    return {
+      endpoint_id: endpoint.id,
+      status: endpoint.status,
+      last_heartbeat: endpoint.lastHeartbeat?.toISOString() ?? null,
+    };
+  });
 };
 
 function toEndpointInfo(e: EndpointRecord): EndpointInfo {

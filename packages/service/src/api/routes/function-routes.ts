@@ -1,53 +1,35 @@
-import {
-  type DeleteResponse,
-  type FunctionInfo,
-  payloadBytes,
-  type RegisterFunctionRequest,
-  type RegisterFunctionResponse,
-} from "@conduit/protocol";
+import { API_ROUTES, payloadBytes } from "@conduit/protocol";
 import { functionNotFound, functionNotOwned, functionTooLarge } from "../../errors.js";
 import type { RouteRegistrar } from "../api-context.js";
-import { deleteFunctionSchema, getFunctionSchema, registerFunctionSchema } from "../schemas.js";
+import { addRoute } from "../api-route.js";
 
 export const functionRoutes: RouteRegistrar = (app, ctx) => {
-  app.post<{ Body: RegisterFunctionRequest }>(
-    "/v1/functions",
-    { schema: registerFunctionSchema },
-    async (request): Promise<RegisterFunctionResponse> => {
-      const { function: payload, name } = request.body;
-      const size = payloadBytes(payload);
-      if (size > ctx.maxTaskBytes) {
-        throw functionTooLarge(size, ctx.maxTaskBytes);
-      }
-      const fn = await ctx.store.registerFunction(request.identity.id, payload, name);
-      ctx.submitter.rememberFunction(fn);
-      return { function_id: fn.id };
-    },
-  );
+  addRoute(app, API_ROUTES.registerFunction, {}, async (request) => {
+    const { function: payload, name } = request.body;
+    const size = payloadBytes(payload);
+    if (size > ctx.maxTaskBytes) {
+      throw functionTooLarge(size, ctx.maxTaskBytes);
+    }
+    const fn = await ctx.store.registerFunction(request.identity.id, payload, name);
+    ctx.submitter.rememberFunction(fn);
+    return { function_id: fn.id };
+  });
 
   // Any identity may read (and run) a function whose id it knows, as with Globus.
-  app.get<{ Params: { function_id: string } }>(
-    "/v1/functions/:function_id",
-    { schema: getFunctionSchema },
-    async (request): Promise<FunctionInfo> => {
-      const fn = await ctx.store.getFunction(request.params.function_id);
-      if (!fn) throw functionNotFound(request.params.function_id);
-      return { function_id: fn.id, name: fn.name, function: fn.payload };
-    },
-  );
+  addRoute(app, API_ROUTES.getFunction, {}, async (request) => {
+    const fn = await ctx.store.getFunction(request.params.function_id);
+    if (!fn) throw functionNotFound(request.params.function_id);
+    return { function_id: fn.id, name: fn.name, function: fn.payload };
+  });
 
-  app.delete<{ Params: { function_id: string } }>(
-    "/v1/functions/:function_id",
-    { schema: deleteFunctionSchema },
-    async (request): Promise<DeleteResponse> => {
-      const functionId = request.params.function_id.toLowerCase();
-      const fn = await ctx.store.getFunction(functionId);
-      if (!fn) throw functionNotFound(functionId);
-      if (fn.ownerId !== request.identity.id) throw functionNotOwned(functionId);
-      // Gone already (a concurrent delete) counts as deleted: the caller's intent holds.
-      await ctx.store.deleteFunction(functionId, request.identity.id);
-      ctx.submitter.forgetFunction(functionId);
-      return { id: functionId, deleted: true };
-    },
-  );
+  addRoute(app, API_ROUTES.deleteFunction, {}, async (request) => {
+    const functionId = request.params.function_id.toLowerCase();
+    const fn = await ctx.store.getFunction(functionId);
+    if (!fn) throw functionNotFound(functionId);
+    if (fn.ownerId !== request.identity.id) throw functionNotOwned(functionId);
+    // Gone already (a concurrent delete) counts as deleted: the caller's intent holds.
+    await ctx.store.deleteFunction(functionId, request.identity.id);
+    ctx.submitter.forgetFunction(functionId);
+    return { id: functionId, deleted: true as const };
+  });
 };

@@ -1,12 +1,8 @@
-import type { IdentityInfo } from "@conduit/protocol";
+import { API_ROUTES } from "@conduit/protocol";
 import { identityInfo } from "../../tasks/task-submitter.js";
 import type { RouteRegistrar } from "../api-context.js";
-import { whoamiSchema } from "../schemas.js";
+import { addRoute } from "../api-route.js";
 
 export const identityRoutes: RouteRegistrar = (app) => {
-  app.get(
-    "/v1/whoami",
-    { schema: whoamiSchema },
-    async (request): Promise<IdentityInfo> => identityInfo(request.identity),
-  );
+  addRoute(app, API_ROUTES.whoami, {}, async (request) => identityInfo(request.identity));
 };

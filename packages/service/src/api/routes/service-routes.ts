@@ -1,16 +1,9 @@
-import type { HealthResponse } from "@conduit/protocol";
+import { API_ROUTES } from "@conduit/protocol";
 import type { RouteRegistrar } from "../api-context.js";
-import { healthSchema, openApiSchema } from "../schemas.js";
+import { addRoute } from "../api-route.js";
 
 /** Routes answered without a token. */
 export const serviceRoutes: RouteRegistrar = (app, ctx) => {
-  app.get(
-    "/healthz",
-    { schema: healthSchema, config: { public: true } },
-    async (): Promise<HealthResponse> => ({
-      status: "ok",
-      version: ctx.version,
-    }),
-  );
-  app.get("/openapi.json", { schema: openApiSchema, config: { public: true } }, async () => app.swagger());
+  addRoute(app, API_ROUTES.health, {}, async () => ({ status: "ok" as const, version: ctx.version }));
+  addRoute(app, API_ROUTES.openApi, {}, async () => app.swagger() as unknown as Record<string, unknown>);
 };

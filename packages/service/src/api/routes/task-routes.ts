@@ -1,42 +1,27 @@
-import type {
-  BatchStatusRequest,
-  BatchStatusResponse,
-  CancelTaskResponse,
-  CancelTasksMessage,
-  SubmitRequest,
-  SubmitResponse,
-  TaskStatusResponse,
-} from "@conduit/protocol";
-import { MAX_BATCH_STATUS_IDS, toWireError, uepTaskQueue } from "@conduit/protocol";
+import type { BatchStatusRequest, CancelTasksMessage, TaskStatusResponse } from "@conduit/protocol";
+import { API_ROUTES, MAX_BATCH_STATUS_IDS, toWireError, uepTaskQueue } from "@conduit/protocol";
 import { batchTooLarge, TaskEndedError, taskNotFound } from "../../errors.js";
 import type { TaskRecord } from "../../store/store-types.js";
 import type { RouteRegistrar } from "../api-context.js";
-import { batchStatusSchema, cancelTaskSchema, submitSchema, taskStatusSchema } from "../schemas.js";
+import { addRoute } from "../api-route.js";
 import { publishOutcomes } from "./publish-outcomes.js";
 
 export const taskRoutes: RouteRegistrar = (app, ctx) => {
-  app.post<{ Params: { endpoint_id: string }; Body: SubmitRequest }>(
-    "/v1/endpoints/:endpoint_id/submit",
-    { schema: submitSchema },
-    (request): Promise<SubmitResponse> =>
-      ctx.submitter.submit(request.identity, request.params.endpoint_id, request.body),
+  addRoute(app, API_ROUTES.submit, {}, (request) =>
+    ctx.submitter.submit(request.identity, request.params.endpoint_id, request.body),
   );
 
   // A user sees only their own tasks: another identity's task is "not found".
-  app.get<{ Params: { task_id: string } }>(
-    "/v1/tasks/:task_id",
-    { schema: taskStatusSchema },
-    async (request): Promise<TaskStatusResponse> => {
-      const task = await ctx.store.getTask(request.params.task_id);
-      if (!task || task.ownerId !== request.identity.id) throw taskNotFound(request.params.task_id);
-      return toTaskStatus(task);
-    },
-  );
+  addRoute(app, API_ROUTES.taskStatus, {}, async (request) => {
+    const task = await ctx.store.getTask(request.params.task_id);
+    if (!task || task.ownerId !== request.identity.id) throw taskNotFound(request.params.task_id);
+    return toTaskStatus(task);
+  });
 
-  app.post<{ Body: BatchStatusRequest }>(
-    "/v1/tasks/batch_status",
+  addRoute(
+    app,
+    API_ROUTES.batchStatus,
     {
-      schema: batchStatusSchema,
       // Before the schema validates every id, and long before the query: one
       // request for a million ids would hold the event loop (and /healthz) for seconds.
       preValidation: async (request) => {
@@ -45,7 +30,7 @@ export const taskRoutes: RouteRegistrar = (app, ctx) => {
           throw batchTooLarge(ids.length, MAX_BATCH_STATUS_IDS);
       },
     },
-    async (request): Promise<BatchStatusResponse> => {
+    async (request) => {
       const tasks: Record<string, TaskStatusResponse> = {};
       for (const task of await ctx.store.getTasks(request.body.task_ids)) {
         if (task.ownerId === request.identity.id) tasks[task.id] = toTaskStatus(task);
@@ -54,33 +39,29 @@ export const taskRoutes: RouteRegistrar = (app, ctx) => {
     },
   );
 
-  app.post<{ Params: { task_id: string } }>(
-    "/v1/tasks/:task_id/cancel",
-    { schema: cancelTaskSchema },
-    async (request): Promise<CancelTaskResponse> => {
-      const taskId = request.params.task_id.toLowerCase();
-      const reason = new TaskEndedError("TASK_CANCELLED", `Task ${taskId} was cancelled before it started.`);
-      const outcome = await ctx.store.cancelTask(taskId, request.identity.id, toWireError(reason));
-      if (!outcome || outcome.task.ownerId !== request.identity.id) throw taskNotFound(taskId);
-      const { task, cancelled } = outcome;
-      if (cancelled) {
-        // The cancel follows the task in its UEP's queue, so a UEP that holds
-        // the task (not yet handed to its engine) drops it; the submitter
-        // learns from its group's queue, as from any result.
-        const cancel: CancelTasksMessage = {
-          v: 1,
-          kind: "cancel",
-          endpointId: task.endpointId,
-          uepId: task.uepId,
-          taskIds: [task.id],
-        };
-        const queue = uepTaskQueue(task.endpointId, task.uepId);
-        await ctx.broker.ensureQueues([queue]);
-        await Promise.all([ctx.broker.publishAll([{ queue, message: cancel }]), publishOutcomes(ctx.broker, [task])]);
-      }
-      return { task_id: task.id, cancelled, state: task.state };
-    },
-  );
+  addRoute(app, API_ROUTES.cancelTask, {}, async (request) => {
+    const taskId = request.params.task_id.toLowerCase();
+    const reason = new TaskEndedError("TASK_CANCELLED", `Task ${taskId} was cancelled before it started.`);
+    const outcome = await ctx.store.cancelTask(taskId, request.identity.id, toWireError(reason));
+    if (!outcome || outcome.task.ownerId !== request.identity.id) throw taskNotFound(taskId);
+    const { task, cancelled } = outcome;
+    if (cancelled) {
+      // The cancel follows the task in its UEP's queue, so a UEP that holds
+      // the task (not yet handed to its engine) drops it; the submitter
+      // learns from its group's queue, as from any result.
+      const cancel: CancelTasksMessage = {
+        v: 1,
+        kind: "cancel",
+        endpointId: task.endpointId,
+        uepId: task.uepId,
+        taskIds: [task.id],
+      };
+      const queue = uepTaskQueue(task.endpointId, task.uepId);
+      await ctx.broker.ensureQueues([queue]);
+      await Promise.all([ctx.broker.publishAll([{ queue, message: cancel }]), publishOutcomes(ctx.broker, [task])]);
+    }
+    return { task_id: task.id, cancelled, state: task.state };
+  });
 };
 
 function toTaskStatus(t: TaskRecord): TaskStatusResponse {
