@@ -107,7 +107,7 @@ describe("the JSON Schema files", () => {
   const engines: Array<Record<string, unknown>> = [
     { type: "ThreadPoolEngine" },
     { type: "ThreadPoolEngine", max_workers: 2, allowed_serializers: ["conduit.*Code", "conduit.JSONData"] },
-    { type: "ProcessPoolEngine", max_memory_per_worker: 256, max_open_files_per_worker: 64, max_user_processes: 9 },
+    { type: "ProcessPoolEngine", max_memory_per_worker: 256, max_open_files_per_worker: 256, max_user_processes: 9 },
     { type: "GlobusComputeEngine", max_workers_per_node: 1, provider: { type: "LocalProvider", worker_init: null } },
     {
       type: "HighThroughputEngine",

@@ -153,8 +153,10 @@ describe("engine registry", () => {
       expect(configError({ type: "ThreadPoolEngine", [key]: 100 })).toBe(
         `\`engine.${key}\` is not a ThreadPoolEngine option, because worker threads share the UEP's process; use ProcessPoolEngine or HighThroughputEngine for per-worker limits, or remove it.`,
       );
-      // Below 16 MiB of heap or 16 files a worker cannot even start.
-      const expected = key === "max_user_processes" ? "a positive integer" : "an integer ≥ 16";
+      // A worker needs 16 MiB of heap, and about a hundred files to load its modules.
+      const expected =
+        { max_memory_per_worker: "an integer ≥ 16", max_open_files_per_worker: "an integer ≥ 256" }[key] ??
+        "a positive integer";
       expect(configError({ type: "ProcessPoolEngine", [key]: 0 })).toBe(`engine.${key} must be ${expected} (got 0).`);
       expect(configError({ type: "HighThroughputEngine", [key]: "1G" })).toBe(
         `engine.${key} must be ${expected} (got "1G").`,

@@ -129,10 +129,10 @@ describe.skipIf(!isRoot)("a task's processes and limits, as a local user", () =>
     }, 60_000);
 
     it(`${name}: EMFILE at max_open_files_per_worker, EAGAIN at max_user_processes`, async () => {
-      const engine = await start({ ...config, max_open_files_per_worker: 64, max_user_processes: 80 });
+      const engine = await start({ ...config, max_open_files_per_worker: 256, max_user_processes: 80 });
       const files = value<{ code: string; opened: number }>(await engine.run(OPEN_FILES));
       expect(files.code).toBe("EMFILE");
-      expect(files.opened).toBeLessThan(64);
+      expect(files.opened).toBeLessThan(256);
       const processes = value<{ code: string; started: number }>(await engine.run(START_PROCESSES));
       expect(processes.code).toBe("EAGAIN");
       expect(processes.started).toBeLessThan(80);

@@ -34,8 +34,8 @@ export const WORKER_LIMIT_FIELDS = {
     "no limit (V8's own)",
   ),
   max_open_files_per_worker: doc(
-    "Open files of each worker and of every process its tasks start (`RLIMIT_NOFILE`, soft and hard).",
-    integerField({ min: 16, fallback: undefined }),
+    "Open files of each worker and of every process its tasks start (`RLIMIT_NOFILE`, soft and hard); a worker needs about a hundred to load its modules.",
+    integerField({ min: 256, fallback: undefined }),
     "the endpoint's own limit",
   ),
   max_user_processes: doc(
