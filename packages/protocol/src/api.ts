@@ -46,6 +46,12 @@ import type { IdentityInfo } from "./messages.js";
 export const API_PREFIX = "/v1";
 export const DEFAULT_SERVICE_URL = "http://127.0.0.1:8400";
 export const DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672";
+
+/**
+ * The RabbitMQ management plugin's default port beside an AMQP listener, by
+ * the AMQP URL's protocol: http on 15672, https on 15671 beside `amqps://`.
+ */
+export const DEFAULT_MANAGEMENT_PORT = { "amqp:": 15672, "amqps:": 15671 } as const;
 /** Largest task (function + arguments) accepted by default. */
 export const DEFAULT_MAX_TASK_BYTES = 10 * 1024 * 1024;
 /** Largest submit request body accepted by default; the SDK splits batches to fit. */

@@ -129,7 +129,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       submitter,
       amqpPublicUrl: config.amqpPublicUrl,
       brokerAccounts,
-      managementPort: managementPortOf(config.amqpManagementUrl),
+      managementPort: brokerAccounts?.managementPort,
       maxTaskBytes: config.maxTaskBytes,
       version: SERVICE_VERSION,
     };
@@ -188,11 +188,4 @@ function serviceUrl(host: string, address: AddressInfo | string | null): string 
   if (h === "0.0.0.0" || h === "") h = "127.0.0.1";
   else if (h === "::") h = "::1";
   return `http://${h.includes(":") ? `[${h}]` : h}:${port}`;
-}
-
-/** The port of the management API URL (its scheme's default when the URL names none). */
-function managementPortOf(url: string | undefined): number | undefined {
-  if (url === undefined) return undefined;
-  const u = new URL(url);
-  return u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
 }

@@ -8,12 +8,11 @@
  */
 import http from "node:http";
 import https from "node:https";
+import { DEFAULT_MANAGEMENT_PORT } from "@conduit/protocol";
 import amqp from "amqplib";
 
 /** Each attempt gives up after this long: a host that does not answer does not accept the login. */
 const PROBE_TIMEOUT_MS = 3_000;
-/** The management plugin's ports, as the service finds them: http on 15672, https on 15671 for `amqps://`. */
-const MANAGEMENT_PORT = { "amqp:": 15672, "amqps:": 15671 } as const;
 
 /** The one sentence a multi-user MEP refuses to start with when guest/guest works at `host`. */
 export function defaultLoginRefusal(host: string): string {
@@ -30,7 +29,7 @@ export async function acceptsDefaultLogin(brokerUrl: string, managementPort?: nu
   const url = new URL(brokerUrl);
   const host = url.hostname;
   const secure = url.protocol === "amqps:";
-  const port = managementPort ?? MANAGEMENT_PORT[secure ? "amqps:" : "amqp:"];
+  const port = managementPort ?? DEFAULT_MANAGEMENT_PORT[secure ? "amqps:" : "amqp:"];
   const [viaAmqp, viaHttp] = await Promise.all([amqpLogin(url), managementLogin(host, port, secure)]);
   return viaAmqp || viaHttp ? host : undefined;
 }

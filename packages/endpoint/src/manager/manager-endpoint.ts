@@ -201,13 +201,9 @@ export class ManagerEndpoint {
     this.log.debug(`Consuming commands from ${queue}`);
   }
 
-  /** True when the service handed out this endpoint's own RabbitMQ account (`--amqp-management-url`). */
+  /** True when the service handed out this endpoint's own RabbitMQ account (not `--shared-broker-account`). */
   private scopedAccount(): boolean {
-    let user = "";
-    try {
-      user = decodeURIComponent(new URL(this.options.amqpUrl).username);
-    } catch {}
-    return user === endpointBrokerUser(this.options.endpointId);
+    return brokerUser(this.options.amqpUrl) === endpointBrokerUser(this.options.endpointId);
   }
 
   private onCommand(channel: ConfirmChannel, msg: ConsumeMessage | null): void {

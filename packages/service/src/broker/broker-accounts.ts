@@ -135,6 +135,11 @@ export class BrokerAccounts {
     this.vhost = vhostOf(publicAmqpUrl);
   }
 
+  /** The management API's port, told to MEPs for their guest/guest check. */
+  get managementPort(): number {
+    return this.api.port;
+  }
+
   /** Creates (or rotates) the endpoint's account; resolves to the AMQP URL carrying it. */
   endpointUrl(endpointId: string): Promise<string> {
     return this.account(

@@ -5,10 +5,8 @@
  * accounts on the service's vhost, and one sentence for every way it fails.
  * The URL carrying a password is never logged.
  */
+import { DEFAULT_MANAGEMENT_PORT } from "@conduit/protocol";
 import { brokerAccountsFailed } from "../errors.js";
-
-/** The port of the management API beside an AMQP listener: 15672, or 15671 (https) beside `amqps://`. */
-const MANAGEMENT_PORT = { "amqp:": "15672", "amqps:": "15671" } as const;
 
 /** A management request that gets no answer within this long fails (as an unreachable API does). */
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -21,7 +19,9 @@ const REQUEST_TIMEOUT_MS = 15_000;
 export function managementUrlFor(amqpUrl: string): string {
   const amqp = new URL(amqpUrl);
   const tls = amqp.protocol === "amqps:";
-  const url = new URL(`${tls ? "https" : "http"}://${amqp.hostname}:${MANAGEMENT_PORT[tls ? "amqps:" : "amqp:"]}`);
+  const url = new URL(
+    `${tls ? "https" : "http"}://${amqp.hostname}:${DEFAULT_MANAGEMENT_PORT[tls ? "amqps:" : "amqp:"]}`,
+  );
   // Both stay percent-encoded, as they were in the AMQP URL.
   url.username = amqp.username || "guest";
   url.password = amqp.password || "guest";
@@ -37,6 +37,8 @@ export function vhostOf(amqpUrl: string): string {
 export class ManagementApi {
   /** The API's base URL without credentials (safe to show). */
   readonly base: string;
+  /** The API's TCP port (told to MEPs, which check that guest/guest does not work there). */
+  readonly port: number;
   private readonly user: string;
   private readonly authorization: string;
 
@@ -48,6 +50,7 @@ export class ManagementApi {
     u.username = "";
     u.password = "";
     this.base = u.toString().replace(/\/+$/, "");
+    this.port = u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
   }
 
   /**
