@@ -334,7 +334,8 @@ class UserEndpoint {
       const waiting = await withTimeout(link.checkQueue(this.queue), BROKER_WAIT_MS).catch(() => undefined);
       const tasksLeft = consumer.outstanding + (waiting?.messageCount ?? 0);
       await withTimeout(this.heartbeat(link, 0, undefined, tasksLeft), BROKER_WAIT_MS);
-      await link.close();
+      // Bounded: the account's deletion (on that heartbeat) may close the connection under us.
+      await withTimeout(link.close(), BROKER_WAIT_MS);
     }
     await this.runTeardown();
   }
@@ -372,7 +373,8 @@ class UserEndpoint {
         // Order matters: on this last heartbeat the service deletes this UEP's broker account,
         // which closes the connection; sent before the queue is drained, it cut the drain short.
         await withTimeout(this.heartbeat(link, 0, startError), BROKER_WAIT_MS);
-        await link.close();
+        // Bounded: the account's deletion (on that heartbeat) may close the connection under us.
+        await withTimeout(link.close(), BROKER_WAIT_MS);
       }
     }
     // Tasks that arrive after the drain (or all of them, without a broker) are the MEP's to fail: it reads the reason here.
