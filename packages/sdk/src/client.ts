@@ -43,7 +43,8 @@ import {
   type TaskStatusResponse,
 } from "@conduit/protocol";
 import { ServiceUnreachableError } from "./errors.js";
-import { type AnyFunction, decodeOutcome, serializeFunction } from "./serialize.js";
+import type { AnyFunction } from "./function-source.js";
+import { decodeOutcome, serializeFunction } from "./serialize.js";
 
 export interface ClientOptions {
   /**

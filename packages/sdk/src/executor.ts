@@ -20,7 +20,6 @@ import {
   PayloadTooLargeError,
   payloadBytes,
   type ResultMessage,
-  SOURCE_CODE,
   type SubmitRequest,
   type SubmitTask,
 } from "@conduit/protocol";
@@ -33,8 +32,9 @@ import {
   compileExecutorOptions,
   type ExecutorOptions,
 } from "./executor-options.js";
+import type { AnyFunction } from "./function-source.js";
 import { ResultListener } from "./result-listener.js";
-import { type AnyFunction, decodeOutcome, functionSource, serializeArguments } from "./serialize.js";
+import { decodeOutcome, serializeArguments, serializeFunction } from "./serialize.js";
 import { createFuture, type FutureSettlers, type TaskFuture } from "./task-future.js";
 import { userRuntime } from "./user-runtime.js";
 
@@ -352,7 +352,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
     if (fn instanceof BundledCode) return shipped(fn.payload, fn.name);
     let code = this.functions.get(fn);
     if (!code) {
-      code = shipped({ strategy: SOURCE_CODE, data: functionSource(fn) }, typeof fn === "function" ? fn.name : "");
+      code = shipped(serializeFunction(fn), typeof fn === "function" ? fn.name : "");
       this.functions.set(fn, code);
     }
     return code;

@@ -66,11 +66,7 @@ export {
   type ShutdownOptions,
 } from "./executor.js";
 export type { ExecutorOptions } from "./executor-options.js";
-export {
-  type AnyFunction,
-  functionSource,
-  serializeArguments,
-  serializeFunction,
-} from "./serialize.js";
+export { type AnyFunction, functionSource } from "./function-source.js";
+export { serializeArguments, serializeFunction } from "./serialize.js";
 export { TaskFuture } from "./task-future.js";
 export { SDK_VERSION } from "./user-runtime.js";

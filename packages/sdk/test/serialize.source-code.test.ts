@@ -8,13 +8,8 @@ import {
   TaskExecutionFailed,
 } from "@conduit/protocol";
 import { describe, expect, it } from "vitest";
-import {
-  decodeOutcome,
-  functionSource,
-  normalizeSource,
-  serializeArguments,
-  serializeFunction,
-} from "../src/serialize.js";
+import { functionSource, normalizeSource } from "../src/function-source.js";
+import { decodeOutcome, serializeArguments, serializeFunction } from "../src/serialize.js";
 
 /** Evaluates shipped source the way a worker does: as an expression, with nothing else in scope. */
 function revive(source: string): (...args: unknown[]) => unknown {
