@@ -8,7 +8,8 @@
  * `resourceSpecification` at submit → queue → (next macrotask, or a full batch)
  * grouped by snapshot, split by `batchSize` and `maxRequestBytes` → POST submit
  * → the response names the result queue → a result message settles the future
- * (then the message is acked) → `result` and `progress` events.
+ * (then the message is acked) → `result` and `progress` events. Queueing,
+ * grouping, splitting and posting are the {@link SubmitBatcher}'s.
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -20,8 +21,7 @@ import {
   PayloadTooLargeError,
   payloadBytes,
   type ResultMessage,
-  type SubmitRequest,
-  type SubmitTask,
+  type SubmitResponse,
 } from "@conduit/protocol";
 import { BundledCode } from "./bundled-code.js";
 import type { Client } from "./client.js";
@@ -35,8 +35,8 @@ import {
 import type { AnyFunction } from "./function-source.js";
 import { ResultListener } from "./result-listener.js";
 import { decodeOutcome, serializeArguments, serializeFunction } from "./serialize.js";
+import { type FunctionRef, type ShippedCode, type Snapshot, SubmitBatcher } from "./submit-batcher.js";
 import { createFuture, type FutureSettlers, type TaskFuture } from "./task-future.js";
-import { userRuntime } from "./user-runtime.js";
 
 export interface ShutdownOptions {
   /** Resolve only once every future has settled and the broker link is closed. @default true */
@@ -69,32 +69,6 @@ export interface ExecutorEvents {
   progress: [ProgressEvent];
 }
 
-/** The user's per-submit values, frozen as JSON (a deep copy) at submit time. */
-interface Snapshot {
-  /** Canonical JSON of both values: equal keys go in the same requests. */
-  key: string;
-  userEndpointConfig: Record<string, unknown> | undefined;
-  resourceSpecification: Record<string, unknown> | undefined;
-}
-
-/** A function to register (once per payload), or the id of a registered one. */
-type FunctionRef = { code: ShippedCode } | { functionId: string };
-
-interface ShippedCode {
-  payload: Payload;
-  name: string;
-  /** Payloads with equal keys are one registration. */
-  key: string;
-  bytes: number;
-}
-
-interface QueuedTask {
-  taskId: string;
-  fn: FunctionRef;
-  args: Payload;
-  snapshot: Snapshot;
-}
-
 interface Tracked {
   future: TaskFuture<unknown>;
   settlers: FutureSettlers<unknown>;
@@ -110,11 +84,6 @@ interface Backlog {
   read: () => void;
 }
 
-/** Submit requests in flight at once. */
-const MAX_CONCURRENT_REQUESTS = 4;
-/** Room kept in every request for the task group id, which may be learnt after the request was sized. */
-const TASK_GROUP_ALLOWANCE = 128;
-
 export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDisposable {
   readonly endpointId: string;
   /** Template variables for the next submits; mutate it or replace it at will (see ExecutorOptions). */
@@ -124,14 +93,9 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
   readonly client: Client;
 
   private readonly options: CompiledExecutorOptions;
-  private readonly runtime = userRuntime();
-  private groupId: string | undefined;
-  private queue: QueuedTask[] = [];
-  private flushTimer: NodeJS.Immediate | undefined;
+  private readonly batcher: SubmitBatcher;
   /** Every unsettled future, from submit until its result (or failure). */
   private readonly pending = new Map<string, Tracked>();
-  /** The send (registration and POST) each task in flight belongs to. */
-  private readonly sendOf = new Map<string, Promise<void>>();
   /** Tasks this process asked the service to cancel: their `cancelled` result is ours. */
   private readonly cancelling = new Set<string>();
   private readonly counts = { submitted: 0, done: 0, failed: 0 };
@@ -139,9 +103,6 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
   private readonly functions = new WeakMap<AnyFunction, ShippedCode>();
   private readonly functionIds = new Map<string, Promise<string>>();
   private lastSnapshot: Snapshot | undefined;
-  private firstRequest: Promise<void> | undefined;
-  private readonly requestSlots = new Semaphore(MAX_CONCURRENT_REQUESTS);
-  private readonly sending = new Set<Promise<void>>();
   private readonly results: ResultListener;
   private backlog: Backlog | undefined;
   private closing: Promise<void> | undefined;
@@ -151,7 +112,11 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
     this.options = compileExecutorOptions(options);
     this.endpointId = this.options.endpointId;
     this.client = this.options.client;
-    this.groupId = this.options.taskGroupId;
+    this.batcher = new SubmitBatcher(this.options, {
+      functionId: (code) => this.functionId(code),
+      accepted: (taskIds, response) => this.listenFor(taskIds, response),
+      refused: (taskId, error) => this.settle(taskId, error),
+    });
     this.userEndpointConfig = options.userEndpointConfig ?? {};
     this.resourceSpecification = options.resourceSpecification;
     this.results = new ResultListener((results, queue) => this.onResults(results, queue), {
@@ -161,7 +126,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
 
   /** The task group every result of this Executor belongs to; known after the first submit response. */
   get taskGroupId(): string | undefined {
-    return this.groupId;
+    return this.batcher.taskGroupId;
   }
 
   /**
@@ -223,7 +188,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
    */
   async reload(): Promise<TaskFuture<unknown>[]> {
     this.refuseIfClosing();
-    const groupId = this.groupId;
+    const groupId = this.batcher.taskGroupId;
     if (groupId === undefined) {
       throw new ConduitError(
         "NO_TASK_GROUP",
@@ -264,11 +229,10 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
   async shutdown(options: ShutdownOptions = {}): Promise<void> {
     const { wait = true, cancelFutures = false } = options;
     if (cancelFutures) {
-      this.cancelTimer();
-      this.queue = [];
+      this.batcher.discard();
       for (const taskId of [...this.pending.keys()]) this.settle(taskId, new CancelledError(taskId, "shutdown"));
     } else {
-      this.flush();
+      this.batcher.flush();
     }
     this.closing ??= this.close();
     if (wait) await this.closing;
@@ -299,13 +263,10 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
       if (size > this.options.maxTaskBytes) {
         throw new PayloadTooLargeError(`Task ${taskId} (function and arguments)`, size, this.options.maxTaskBytes);
       }
-      this.queue.push({ taskId, fn, args: payload, snapshot: this.snapshot() });
+      this.batcher.add({ taskId, fn, args: payload, snapshot: this.snapshot() });
     } catch (err) {
       this.settle(taskId, err);
-      return future;
     }
-    if (this.queue.length >= this.options.batchSize) this.flush();
-    else this.flushTimer ??= setImmediate(() => this.flush());
     return future;
   }
 
@@ -321,14 +282,12 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
 
   private async cancel(taskId: string): Promise<boolean> {
     if (!this.pending.has(taskId)) return false;
-    const queued = this.queue.findIndex((task) => task.taskId === taskId);
-    if (queued >= 0) {
-      this.queue.splice(queued, 1);
+    if (this.batcher.remove(taskId)) {
       this.settle(taskId, new CancelledError(taskId, "not-started"));
       return true;
     }
     // Being registered or sent: the service must know the task before it can cancel it.
-    await this.sendOf.get(taskId);
+    await this.batcher.inFlight(taskId);
     if (!this.pending.has(taskId)) return false;
     this.cancelling.add(taskId);
     let response: CancelTaskResponse;
@@ -344,7 +303,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
 
   private async close(): Promise<void> {
     await this.idle();
-    await Promise.all(this.sending);
+    await this.batcher.drained();
     await this.results.close();
   }
 
@@ -383,79 +342,6 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
     return this.lastSnapshot;
   }
 
-  private cancelTimer(): void {
-    if (this.flushTimer) clearImmediate(this.flushTimer);
-    this.flushTimer = undefined;
-  }
-
-  private flush(): void {
-    this.cancelTimer();
-    if (this.queue.length === 0) return;
-    const bySnapshot = new Map<string, QueuedTask[]>();
-    for (const task of this.queue) {
-      const group = bySnapshot.get(task.snapshot.key);
-      if (group) group.push(task);
-      else bySnapshot.set(task.snapshot.key, [task]);
-    }
-    this.queue = [];
-    for (const tasks of bySnapshot.values()) {
-      const sending = this.sendGroup(tasks);
-      this.sending.add(sending);
-      for (const task of tasks) this.sendOf.set(task.taskId, sending);
-      void sending.finally(() => {
-        this.sending.delete(sending);
-        for (const task of tasks) this.sendOf.delete(task.taskId);
-      });
-    }
-  }
-
-  /** Sends tasks that share one snapshot; never rejects (failures reject the tasks' futures). */
-  private async sendGroup(tasks: QueuedTask[]): Promise<void> {
-    const ids = new Map<string, string | Error>();
-    const codes = new Map<string, ShippedCode>();
-    for (const { fn } of tasks) if ("code" in fn) codes.set(fn.code.key, fn.code);
-    await Promise.all(
-      [...codes].map(async ([key, code]) => {
-        try {
-          ids.set(key, await this.functionId(code));
-        } catch (err) {
-          ids.set(key, err as Error);
-        }
-      }),
-    );
-    const snapshot = tasks[0].snapshot;
-    const { batchSize, maxRequestBytes } = this.options;
-    const envelope = jsonBytes(this.requestBody([], snapshot)) + TASK_GROUP_ALLOWANCE;
-    const posts: Promise<void>[] = [];
-    let batch: SubmitTask[] = [];
-    let bytes = envelope;
-    for (const task of tasks) {
-      const functionId = "code" in task.fn ? ids.get(task.fn.code.key) : task.fn.functionId;
-      if (typeof functionId !== "string") {
-        this.settle(task.taskId, functionId);
-        continue;
-      }
-      const submitTask: SubmitTask = { task_id: task.taskId, function_id: functionId, args: task.args };
-      const size = jsonBytes(submitTask) + 1;
-      if (envelope + size > maxRequestBytes) {
-        this.settle(
-          task.taskId,
-          new PayloadTooLargeError(`The submit request for task ${task.taskId}`, envelope + size, maxRequestBytes),
-        );
-        continue;
-      }
-      if (batch.length === batchSize || bytes + size > maxRequestBytes) {
-        posts.push(this.post(batch, snapshot));
-        batch = [];
-        bytes = envelope;
-      }
-      batch.push(submitTask);
-      bytes += size;
-    }
-    if (batch.length > 0) posts.push(this.post(batch, snapshot));
-    await Promise.all(posts);
-  }
-
   /** The function id for a payload; concurrent submits of one payload share one registration. */
   private functionId(code: ShippedCode): Promise<string> {
     let id = this.functionIds.get(code.key);
@@ -471,40 +357,13 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
     return id;
   }
 
-  private async post(tasks: SubmitTask[], snapshot: Snapshot): Promise<void> {
-    const release = await this.requestSlots.acquire();
-    let first = false;
-    try {
-      // The first request creates the task group; the others wait for its id so that
-      // every result of this Executor arrives on one queue.
-      while (this.groupId === undefined && this.firstRequest) await this.firstRequest;
-      const call = this.client.submit(this.endpointId, this.requestBody(tasks, snapshot));
-      if (this.groupId === undefined) {
-        first = true;
-        this.firstRequest = call.then(noop, noop);
-      }
-      const response = await call;
-      this.groupId ??= response.task_group_id;
-      // Cancelled meanwhile (shutdown with cancelFutures): nobody waits for these results.
-      if (tasks.some((task) => this.pending.has(task.task_id))) {
-        this.results.listen(response.amqp, response.result_queue).catch((err: unknown) => {
-          for (const task of tasks) this.settle(task.task_id, err);
-        });
-      }
-    } catch (err) {
-      for (const task of tasks) this.settle(task.task_id, err);
-    } finally {
-      if (first) this.firstRequest = undefined;
-      release();
-    }
-  }
-
-  private requestBody(tasks: SubmitTask[], snapshot: Snapshot): SubmitRequest {
-    const body: SubmitRequest = { tasks, user_runtime: this.runtime };
-    if (this.groupId !== undefined) body.task_group_id = this.groupId;
-    if (snapshot.userEndpointConfig) body.user_endpoint_config = snapshot.userEndpointConfig;
-    if (snapshot.resourceSpecification) body.resource_specification = snapshot.resourceSpecification;
-    return body;
+  /** Consumes the result queue the service named for `taskIds`. */
+  private listenFor(taskIds: string[], response: SubmitResponse): void {
+    // Cancelled meanwhile (shutdown with cancelFutures): nobody waits for these results.
+    if (!taskIds.some((taskId) => this.pending.has(taskId))) return;
+    this.results.listen(response.amqp, response.result_queue).catch((err: unknown) => {
+      for (const taskId of taskIds) this.settle(taskId, err);
+    });
   }
 
   /** One message's results (each delivered once), before the message is acked. */
@@ -583,27 +442,4 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
 
 function shipped(payload: Payload, name: string): ShippedCode {
   return { payload, name, key: `${payload.strategy}\n${payload.data}`, bytes: payloadBytes(payload) };
-}
-
-function jsonBytes(value: unknown): number {
-  return Buffer.byteLength(JSON.stringify(value), "utf8");
-}
-
-function noop(): void {}
-
-/** At most `free` holders at once; the others wait in order. */
-class Semaphore {
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(private free: number) {}
-
-  async acquire(): Promise<() => void> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    return () => {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    };
-  }
 }
