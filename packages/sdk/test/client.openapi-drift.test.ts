@@ -5,13 +5,9 @@
  * the service answers without a definition, a definition the service does not
  * serve, or a parameter, body or answer that differs fails here.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { API_ROUTES, API_SHARED_SCHEMAS, type ApiRoute } from "@conduit/protocol";
-import { type RunningService, startService } from "@conduit/service";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createVhost } from "../../../scripts/local-stack.mjs";
+import { type InProcessService, startInProcessService } from "./stack.helpers.js";
 
 interface Parameter {
   in: string;
@@ -35,23 +31,17 @@ interface OpenApiDocument {
 }
 
 let document: OpenApiDocument;
-let service: RunningService;
-const disposers: Array<() => Promise<void>> = [];
+let running: InProcessService | undefined;
 
 beforeAll(async () => {
-  const vhost = await createVhost();
-  disposers.push(() => vhost.dispose());
-  const dataDir = await mkdtemp(join(tmpdir(), "conduit-openapi-drift-"));
-  disposers.push(() => rm(dataDir, { recursive: true, force: true }));
-  service = await startService({ port: 0, dataDir, amqpUrl: vhost.url, writeCredentials: false, logLevel: "silent" });
-  disposers.push(() => service.close());
-  const response = await fetch(`${service.url}/openapi.json`);
+  running = await startInProcessService();
+  const response = await fetch(`${running.service.url}/openapi.json`);
   expect(response.status).toBe(200);
   document = (await response.json()) as OpenApiDocument;
 });
 
 afterAll(async () => {
-  for (const dispose of disposers.reverse()) await dispose();
+  await running?.stop();
 });
 
 /** A definition as JSON (TypeBox's symbol keys dropped), its `$ref`s written as OpenAPI writes them. */

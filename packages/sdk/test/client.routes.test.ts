@@ -5,9 +5,6 @@
  * error and a cancellation.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   connectBroker,
   JSON_DATA,
@@ -19,30 +16,25 @@ import {
 } from "@conduit/protocol";
 import type { RunningService } from "@conduit/service";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createVhost } from "../../../scripts/local-stack.mjs";
 import { Client } from "../src/client.js";
 import { ConduitApiError } from "../src/errors.js";
 import { serializeArguments } from "../src/serialize.js";
+import { type InProcessService, startInProcessService } from "./stack.helpers.js";
 
-const disposers: Array<() => Promise<void>> = [];
+let running: InProcessService | undefined;
 let service: RunningService;
 let client: Client;
 let bob: Client;
 
 beforeAll(async () => {
-  const { startService } = await import("@conduit/service");
-  const vhost = await createVhost();
-  disposers.push(() => vhost.dispose());
-  const dataDir = await mkdtemp(join(tmpdir(), "conduit-sdk-client-"));
-  disposers.push(() => rm(dataDir, { recursive: true, force: true }));
-  service = await startService({ port: 0, dataDir, amqpUrl: vhost.url, writeCredentials: false, logLevel: "silent" });
-  disposers.push(() => service.close());
+  running = await startInProcessService();
+  service = running.service;
   client = new Client({ serviceUrl: service.url, token: service.adminToken, retries: 0 });
   bob = new Client({ serviceUrl: service.url, token: (await service.createIdentity("bob@example.org")).token });
 });
 
 afterAll(async () => {
-  for (const dispose of disposers.reverse()) await dispose();
+  await running?.stop();
 });
 
 /**

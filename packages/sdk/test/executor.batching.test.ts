@@ -1,29 +1,10 @@
 import { PayloadTooLargeError, payloadBytes, SOURCE_CODE } from "@conduit/protocol";
-import { afterEach, describe, expect, it } from "vitest";
-import { Client } from "../src/client.js";
-import { Executor } from "../src/executor.js";
+import { describe, expect, it } from "vitest";
+import type { ExecutorOptions } from "../src/executor-options.js";
 import { serializeArguments } from "../src/serialize.js";
-import { type FakeService, startFakeService } from "./helpers.js";
+import { type FakeService, startFakeExecutor } from "./helpers.js";
 
-const open: Array<{ ex: Executor; fake: FakeService }> = [];
-
-afterEach(async () => {
-  for (const { ex, fake } of open.splice(0)) {
-    await ex.shutdown({ cancelFutures: true });
-    await fake.close();
-  }
-});
-
-async function setup(options: Partial<ConstructorParameters<typeof Executor>[0]> = {}) {
-  const fake = await startFakeService({ echo: true });
-  const ex = new Executor({
-    endpointId: "ep-batching",
-    client: new Client({ serviceUrl: fake.url, token: "test-token" }),
-    ...options,
-  });
-  open.push({ ex, fake });
-  return { ex, fake };
-}
+const setup = (options: Partial<ExecutorOptions> = {}) => startFakeExecutor(options, { echo: true });
 
 function sentTaskIds(fake: FakeService): string[] {
   return fake.submits().flatMap((s) => s.tasks.map((t) => t.task_id));

@@ -4,26 +4,14 @@
  * the stand-in service of helpers.ts and the real RabbitMQ; cancel() itself is
  * proven against the real service in executor.methods and executor.reload.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { Client } from "../src/client.js";
+import { describe, expect, it } from "vitest";
 import { CancelledError } from "../src/errors.js";
-import { Executor, type ResultEvent } from "../src/executor.js";
-import { type FakeService, startFakeService } from "./helpers.js";
-
-const open: Array<{ ex: Executor; fake: FakeService }> = [];
-
-afterEach(async () => {
-  for (const { ex, fake } of open.splice(0)) {
-    await ex.shutdown({ cancelFutures: true });
-    await fake.close();
-  }
-});
+import type { ResultEvent } from "../src/executor.js";
+import { startFakeExecutor } from "./helpers.js";
 
 describe("Executor and cancelled results", () => {
   it("rejects a future with CancelledError when its task's result on the queue says cancelled", async () => {
-    const fake = await startFakeService();
-    const ex = new Executor({ endpointId: "ep-cancel", client: new Client({ serviceUrl: fake.url, token: "t" }) });
-    open.push({ ex, fake });
+    const { ex, fake } = await startFakeExecutor();
     const events: ResultEvent[] = [];
     ex.on("result", (event) => events.push(event));
     const future = ex.submit((x: number) => x, 1);

@@ -1,30 +1,12 @@
 import { hostname } from "node:os";
 import type { SubmitRequest } from "@conduit/protocol";
-import { afterEach, describe, expect, it } from "vitest";
-import { Client } from "../src/client.js";
+import { describe, expect, it } from "vitest";
 import { Executor } from "../src/executor.js";
 import { SDK_VERSION } from "../src/user-runtime.js";
-import { type FakeService, startFakeService } from "./helpers.js";
+import { type FakeService, startFakeExecutor } from "./helpers.js";
 
-const open: Array<{ ex: Executor; fake: FakeService }> = [];
-
-afterEach(async () => {
-  for (const { ex, fake } of open.splice(0)) {
-    await ex.shutdown({ cancelFutures: true });
-    await fake.close();
-  }
-});
-
-async function setup(userEndpointConfig?: Record<string, unknown>) {
-  const fake = await startFakeService({ echo: true });
-  const ex = new Executor({
-    endpointId: "ep-snapshot",
-    userEndpointConfig,
-    client: new Client({ serviceUrl: fake.url, token: "test-token" }),
-  });
-  open.push({ ex, fake });
-  return { ex, fake };
-}
+const setup = (userEndpointConfig?: Record<string, unknown>) =>
+  startFakeExecutor({ userEndpointConfig }, { echo: true });
 
 /** The request that carried each task. */
 function requestOf(fake: FakeService, taskId: string): SubmitRequest {

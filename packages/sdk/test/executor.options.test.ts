@@ -4,32 +4,15 @@
  * RabbitMQ.
  */
 import { JSON_DATA, STRUCTURED_DATA } from "@conduit/protocol";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Client } from "../src/client.js";
 import { CancelledError, FutureCancelledError } from "../src/errors.js";
 import { Executor } from "../src/executor.js";
 import type { ExecutorOptions } from "../src/executor-options.js";
-import { type FakeService, type FakeServiceOptions, startFakeService } from "./helpers.js";
+import { type FakeServiceOptions, startFakeExecutor } from "./helpers.js";
 
-const open: Array<{ ex: Executor; fake: FakeService }> = [];
-
-afterEach(async () => {
-  for (const { ex, fake } of open.splice(0)) {
-    await ex.shutdown({ cancelFutures: true });
-    await fake.close();
-  }
-});
-
-async function setup(options: Partial<ExecutorOptions> = {}, fakeOptions: FakeServiceOptions = { echo: true }) {
-  const fake = await startFakeService(fakeOptions);
-  const ex = new Executor({
-    endpointId: "ep-options",
-    client: new Client({ serviceUrl: fake.url, token: "test-token" }),
-    ...options,
-  });
-  open.push({ ex, fake });
-  return { ex, fake };
-}
+const setup = (options: Partial<ExecutorOptions> = {}, fakeOptions: FakeServiceOptions = { echo: true }) =>
+  startFakeExecutor(options, fakeOptions);
 
 const client = new Client({ serviceUrl: "http://127.0.0.1:9", token: "t" });
 const construct = (options: Partial<ExecutorOptions>) => () => new Executor({ endpointId: "ep", client, ...options });

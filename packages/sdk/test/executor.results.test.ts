@@ -1,30 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { JSON_DATA, TaskExecutionFailed } from "@conduit/protocol";
-import { afterEach, describe, expect, it } from "vitest";
-import { Client } from "../src/client.js";
+import { describe, expect, it } from "vitest";
 import { ConduitApiError, FutureCancelledError } from "../src/errors.js";
-import { Executor } from "../src/executor.js";
-import { type FakeService, type FakeServiceOptions, startFakeService } from "./helpers.js";
+import { type FakeService, type FakeServiceOptions, startFakeExecutor } from "./helpers.js";
 
-const open: Array<{ ex: Executor; fake: FakeService }> = [];
-
-afterEach(async () => {
-  for (const { ex, fake } of open.splice(0)) {
-    await ex.shutdown({ cancelFutures: true });
-    await fake.close();
-  }
-});
-
-async function setup(options: FakeServiceOptions = {}, taskGroupId?: (fake: FakeService) => string) {
-  const fake = await startFakeService(options);
-  const ex = new Executor({
-    endpointId: "ep-results",
-    client: new Client({ serviceUrl: fake.url, token: "test-token" }),
-    taskGroupId: taskGroupId?.(fake),
-  });
-  open.push({ ex, fake });
-  return { ex, fake };
-}
+const setup = (options: FakeServiceOptions = {}, taskGroupId?: (fake: FakeService) => string) =>
+  startFakeExecutor((fake) => ({ endpointId: "ep-results", taskGroupId: taskGroupId?.(fake) }), options);
 
 const json = (value: unknown) => ({ strategy: JSON_DATA, data: JSON.stringify(value) });
 

@@ -4,6 +4,7 @@
  * RabbitMQ behind it: each instance owns a unique task group whose result queue
  * it declares before answering a submit, as the service does. With `echo`, it
  * runs each task's source itself and publishes the result, like a tiny endpoint.
+ * {@link startFakeExecutor} gives a test an Executor talking to one.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -24,6 +25,10 @@ import {
   taskGroupResultQueue,
   toWireError,
 } from "@conduit/protocol";
+import { onTestFinished } from "vitest";
+import { Client } from "../src/client.js";
+import { Executor } from "../src/executor.js";
+import type { ExecutorOptions } from "../src/executor-options.js";
 
 /** The ids the fake service's results name (UUIDs, as the protocol's schema requires). */
 const FAKE_ENDPOINT_ID = "00000000-0000-4000-8000-00000000e1d0";
@@ -72,29 +77,17 @@ export async function startFakeService(options: FakeServiceOptions = {}): Promis
   const link: BrokerLink = await connectBroker(DEFAULT_AMQP_URL, { name: "sdk-test-fake-service", maxRetries: 3 });
   await (await link.ready()).assertQueue(resultQueue, QUEUE_OPTIONS);
 
-  const publish: FakeService["publish"] = (result) =>
-    link.publish("", resultQueue, {
-      v: 1,
-      kind: "result",
-      endpointId: FAKE_ENDPOINT_ID,
-      uepId: FAKE_UEP_ID,
-      completedAt: Date.now(),
-      ...result,
-    });
-
+  const resultMessage = (result: Parameters<FakeService["publish"]>[0]): ResultMessage => ({
+    v: 1,
+    kind: "result",
+    endpointId: FAKE_ENDPOINT_ID,
+    uepId: FAKE_UEP_ID,
+    completedAt: Date.now(),
+    ...result,
+  });
+  const publish: FakeService["publish"] = (result) => link.publish("", resultQueue, resultMessage(result));
   const publishBatch: FakeService["publishBatch"] = (results) =>
-    link.publish("", resultQueue, {
-      v: 1,
-      kind: "results",
-      results: results.map((result) => ({
-        v: 1,
-        kind: "result",
-        endpointId: FAKE_ENDPOINT_ID,
-        uepId: FAKE_UEP_ID,
-        completedAt: Date.now(),
-        ...result,
-      })),
-    });
+    link.publish("", resultQueue, { v: 1, kind: "results", results: results.map(resultMessage) });
 
   async function runTasks(request: SubmitRequest): Promise<void> {
     for (const task of request.tasks) {
@@ -181,4 +174,27 @@ export async function startFakeService(options: FakeServiceOptions = {}): Promis
       }
     },
   };
+}
+
+/**
+ * An Executor (endpoint `ep-fake` unless `options` names one) talking to a new
+ * fake service; when the test finishes, the Executor shuts down cancelling what
+ * is pending, then the fake service closes.
+ */
+export async function startFakeExecutor(
+  options: Partial<ExecutorOptions> | ((fake: FakeService) => Partial<ExecutorOptions>) = {},
+  fakeOptions: FakeServiceOptions = {},
+): Promise<{ ex: Executor; fake: FakeService }> {
+  const fake = await startFakeService(fakeOptions);
+  let ex: Executor | undefined;
+  onTestFinished(async () => {
+    await ex?.shutdown({ cancelFutures: true });
+    await fake.close();
+  });
+  ex = new Executor({
+    endpointId: "ep-fake",
+    client: new Client({ serviceUrl: fake.url, token: "test-token" }),
+    ...(typeof options === "function" ? options(fake) : options),
+  });
+  return { ex, fake };
 }

@@ -2,13 +2,16 @@
  * The whole of Conduit for the Executor tests: the built `conduit-service`
  * (PGlite, a RabbitMQ vhost of its own) and one started `conduit-endpoint`, as
  * real child processes (scripts/local-stack.mjs), and a Client holding the
- * service's token. Run `npm run build` first.
+ * service's token. Run `npm run build` first. For the Client tests, the
+ * service alone, in this process: {@link startInProcessService}.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Credentials } from "@conduit/protocol";
-import { type LocalStack, startLocalStack } from "../../../scripts/local-stack.mjs";
+import type { RunningService } from "@conduit/service";
+import { createVhost, type LocalStack, startLocalStack } from "../../../scripts/local-stack.mjs";
 import { Client } from "../src/client.js";
 
 export interface TestStack {
@@ -40,4 +43,37 @@ export async function startTestStack(): Promise<TestStack> {
       }
     },
   };
+}
+
+export interface InProcessService {
+  service: RunningService;
+  /** Closes the service, then removes its data directory and its vhost. */
+  stop(): Promise<void>;
+}
+
+/** The service in this process (PGlite), with a RabbitMQ vhost and a data directory of its own. */
+export async function startInProcessService(): Promise<InProcessService> {
+  const { startService } = await import("@conduit/service");
+  const disposers: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const dispose of disposers.reverse()) await dispose();
+  };
+  try {
+    const vhost = await createVhost();
+    disposers.push(() => vhost.dispose());
+    const dataDir = await mkdtemp(join(tmpdir(), "conduit-sdk-service-"));
+    disposers.push(() => rm(dataDir, { recursive: true, force: true }));
+    const service = await startService({
+      port: 0,
+      dataDir,
+      amqpUrl: vhost.url,
+      writeCredentials: false,
+      logLevel: "silent",
+    });
+    disposers.push(() => service.close());
+    return { service, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
