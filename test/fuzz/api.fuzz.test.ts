@@ -38,6 +38,8 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 30);
 const ROUTES = [
   "GET /healthz",
   "GET /openapi.json",
+  "GET /readyz",
+  "GET /metrics",
   "GET /v1/whoami",
   "GET /v1/admin/identities",
   "POST /v1/admin/identities",

@@ -78,6 +78,23 @@ const health = {
   response: { 200: Type.Object({ status: StringLiteral("ok"), version: Type.String() }) },
 } as const satisfies ApiRoute;
 
+const ready = {
+  method: "GET",
+  url: "/readyz",
+  summary: "Readiness (no token): 200 when the store and the broker answer, 503 naming the one that does not.",
+  tags: ["service"],
+  public: true,
+  response: { 200: Type.Object({ status: StringLiteral("ready"), version: Type.String() }), ...errors },
+} as const satisfies ApiRoute;
+
+const metrics = {
+  method: "GET",
+  url: "/metrics",
+  summary: "Prometheus metrics in the text exposition format (the service's administrator only).",
+  tags: ["service"],
+  response: { 200: Type.String(), ...errors },
+} as const satisfies ApiRoute;
+
 const openApi = {
   method: "GET",
   url: "/openapi.json",
@@ -353,6 +370,8 @@ function StringLiteral<const T extends string>(value: T) {
 /** Every route of the REST API, by the name the SDK's and the service's code use. */
 export const API_ROUTES = {
   health,
+  ready,
+  metrics,
   openApi,
   whoami,
   registerEndpoint,

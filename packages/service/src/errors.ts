@@ -163,10 +163,10 @@ export function invalidUsername(username: string): ServiceError {
   );
 }
 
-export function adminOnly(username: string): ServiceError {
+export function adminOnly(username: string, action = "manage identities"): ServiceError {
   return new ServiceError(
     "ADMIN_ONLY",
-    `Only the local administrator (admin@localhost) may manage identities, not ${username}; use ${ADMIN_TOKEN_HINT}.`,
+    `Only the local administrator (admin@localhost) may ${action}, not ${username}; use ${ADMIN_TOKEN_HINT}.`,
   );
 }
 

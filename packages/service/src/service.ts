@@ -3,6 +3,7 @@
  * and consumers), HTTP API, admin credentials. Used by the CLI, and by tests,
  * the demo and the benchmarks in-process.
  */
+
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { brokerUser, ConduitError } from "@conduit/protocol";
@@ -19,6 +20,7 @@ import { ServiceBroker } from "./broker/service-broker.js";
 import { ADMIN_USERNAME, ensureAdminCredentials } from "./credentials.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { sharedAccountOneIdentity, sharedAccountStoreHasIdentities } from "./errors.js";
+import { ServiceMetrics } from "./metrics.js";
 import { compileOptions, type ServiceConfig, type ServiceOptions } from "./service-options.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
@@ -110,7 +112,14 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
     const sharedAccounts = brokerAccounts
       ? undefined
       : new Set([brokerUser(config.amqpUrl), brokerUser(config.amqpPublicUrl)]);
-    await broker.addConsumer(new ResultConsumer(store, broker, app.log, { maxBatch: RESULT_BATCH, sharedAccounts }));
+    const metrics = new ServiceMetrics({
+      store,
+      management: config.amqpManagementUrl ? new ManagementApi(config.amqpManagementUrl) : undefined,
+      vhost: vhostOf(config.amqpUrl),
+    });
+    await broker.addConsumer(
+      new ResultConsumer(store, broker, app.log, { maxBatch: RESULT_BATCH, sharedAccounts, metrics }),
+    );
     await broker.addConsumer(new HeartbeatConsumer(store, app.log, sweeper, sharedAccounts));
     // Stop consuming before anything else closes: a half-handled result stays unacked and comes back.
     teardown.push(() => broker.stopConsumers());
@@ -122,6 +131,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       maxTaskBytes: config.maxTaskBytes,
       amqpPublicUrl: config.amqpPublicUrl,
       brokerAccounts,
+      metrics,
     });
     const ctx: ApiContext = {
       store,
@@ -132,6 +142,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       managementPort: brokerAccounts?.managementPort,
       maxTaskBytes: config.maxTaskBytes,
       version: SERVICE_VERSION,
+      metrics,
     };
     const authenticator = new Authenticator(store, (err) =>
       app.log.warn({ err }, "Could not record a token's last use."),

@@ -150,6 +150,8 @@ describe.each(backends)("API on $name", (backend) => {
       [
         "GET /healthz",
         "GET /openapi.json",
+        "GET /readyz",
+        "GET /metrics",
         "GET /v1/whoami",
         "POST /v1/endpoints",
         "GET /v1/endpoints",

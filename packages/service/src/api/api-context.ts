@@ -4,6 +4,7 @@
 import type { FastifyInstance } from "fastify";
 import type { BrokerAccounts } from "../broker/broker-accounts.js";
 import type { ServiceBroker } from "../broker/service-broker.js";
+import type { ServiceMetrics } from "../metrics.js";
 import type { Store } from "../store/store.js";
 import type { Identity } from "../store/store-types.js";
 import type { TaskSubmitter } from "../tasks/task-submitter.js";
@@ -14,7 +15,7 @@ declare module "fastify" {
     identity: Identity;
   }
   interface FastifyContextConfig {
-    /** Answered without a token (/healthz, /openapi.json). */
+    /** Answered without a token (/healthz, /readyz, /openapi.json). */
     public?: boolean;
   }
 }
@@ -34,6 +35,7 @@ export interface ApiContext {
   managementPort?: number;
   maxTaskBytes: number;
   version: string;
+  metrics: ServiceMetrics;
 }
 
 export type RouteRegistrar = (app: FastifyInstance, ctx: ApiContext) => void;

@@ -59,7 +59,7 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
         title: "Conduit service",
         version: options.version,
         description:
-          "REST API of the Conduit web service. Every route but /healthz and /openapi.json needs `Authorization: Bearer <token>`.",
+          "REST API of the Conduit web service. Every route but /healthz, /readyz and /openapi.json needs `Authorization: Bearer <token>`.",
       },
       components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer" } } },
       security: [{ bearerAuth: [] }],
@@ -89,6 +89,11 @@ export function installRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
   app.addHook("onRequest", async (request) => {
     if (request.routeOptions.config?.public) return;
     request.identity = await authenticator.identify(request.headers.authorization);
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    // The route's pattern, not its URL: one series per route, whatever the ids.
+    const route = request.routeOptions.url ?? "unmatched";
+    ctx.metrics.httpRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
   });
   // After parsing, before the schemas and any SQL: on every route, text no store can hold is a 400.
   app.addHook("preValidation", async (request) => {

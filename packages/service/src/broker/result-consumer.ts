@@ -35,6 +35,7 @@ import {
 } from "@conduit/protocol";
 import type { FastifyBaseLogger } from "fastify";
 import { TaskEndedError } from "../errors.js";
+import type { ServiceMetrics } from "../metrics.js";
 import type { Store } from "../store/store.js";
 import type { ReportSender, TaskResultInput } from "../store/store-types.js";
 import { hasNul, withoutNul } from "./message-checks.js";
@@ -50,6 +51,8 @@ export interface ResultConsumerOptions {
    * its endpoint's own account.
    */
   sharedAccounts?: ReadonlySet<string>;
+  /** Told of every result stored. */
+  metrics?: Pick<ServiceMetrics, "resultStored">;
 }
 
 /**
@@ -77,6 +80,7 @@ export class ResultConsumer implements BrokerConsumer {
   private stopped = false;
   private readonly sharedAccounts: ReadonlySet<string> | undefined;
   private readonly refused: RefusedSenders;
+  private readonly metrics: ResultConsumerOptions["metrics"];
 
   constructor(
     private readonly store: Store,
@@ -86,6 +90,7 @@ export class ResultConsumer implements BrokerConsumer {
   ) {
     this.maxBatch = options.maxBatch ?? 500;
     this.sharedAccounts = options.sharedAccounts;
+    this.metrics = options.metrics;
     this.refused = new RefusedSenders((line) => logger.warn(line));
   }
 
@@ -255,6 +260,7 @@ export class ResultConsumer implements BrokerConsumer {
       } else if (s.refused) {
         this.refused.refuse(result.sender, `a result for task ${result.taskId}, which it may not report`);
       } else if (s.updated || result.redelivered) {
+        if (s.updated) this.metrics?.resultStored(result.endpointId, result.taskId, result.state);
         // Stored now, or possibly stored by a delivery that died before it was
         // forwarded. A second result of a terminal task (a re-run, a UEP's
         // re-send) is not forwarded: the SDK has the first.

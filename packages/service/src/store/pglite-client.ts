@@ -38,10 +38,20 @@ class PGliteClient extends PGliteExecutor implements SqlClient {
   }
 }
 
+/**
+ * Postgres's buffer cache inside the WebAssembly heap. Its default, 128 MB, is
+ * resident once touched and never returned; 32 MB holds the service's hot rows
+ * (open tasks, tokens, endpoints) and the files stay in the OS's page cache.
+ * Measured on a restart: 350 MiB RSS for the whole service at 128 MB, about 230 at 32.
+ */
+const SHARED_BUFFERS = "32MB";
+
 /** Opens (creating on first use) the PGlite database under `dataDir`. */
 export async function openPGlite(dataDir: string): Promise<SqlClient> {
   const pgdata = join(dataDir, "pgdata");
   await mkdir(pgdata, { recursive: true, mode: 0o700 });
-  const db = await PGlite.create(pgdata);
+  const db = await PGlite.create(pgdata, {
+    startParams: [...PGlite.defaultStartParams, "-c", `shared_buffers=${SHARED_BUFFERS}`],
+  });
   return new PGliteClient(db, `PGlite at ${pgdata}`);
 }

@@ -3,6 +3,7 @@
  * same SQL). Hot-path methods take whole batches and run one statement each:
  * inserting N tasks, marking N tasks, storing N results.
  */
+
 import { randomUUID } from "node:crypto";
 import {
   endpointBrokerUser,
@@ -14,6 +15,7 @@ import {
 } from "@conduit/protocol";
 import { generateToken, hashToken, sha256Hex } from "../auth/tokens.js";
 import { insertTasks } from "./insert-tasks.js";
+import { countOpenTasks, countUeps, type OpenTaskCount, type UepCount } from "./metrics-queries.js";
 import type { SqlClient, SqlExecutor } from "./sql-client.js";
 import type {
   EndpointRecord,
@@ -149,6 +151,21 @@ export class Store {
 
   close(): Promise<void> {
     return this.sql.close();
+  }
+
+  /** Resolves when the database answers a query (readiness). */
+  async ping(): Promise<void> {
+    await this.sql.query("SELECT 1");
+  }
+
+  // ---- metrics (read when /metrics is scraped) ---------------------------------
+
+  countOpenTasks(): Promise<OpenTaskCount[]> {
+    return countOpenTasks(this.sql);
+  }
+
+  countUeps(recentSeconds: number): Promise<UepCount[]> {
+    return countUeps(this.sql, recentSeconds);
   }
 
   // ---- identities and tokens ------------------------------------------------

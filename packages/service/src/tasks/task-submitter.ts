@@ -6,6 +6,7 @@
  * them waiting in one statement. Tasks sent while the endpoint is offline wait
  * in their durable queue.
  */
+
 import { randomUUID } from "node:crypto";
 import {
   type AmqpInfo,
@@ -34,6 +35,7 @@ import {
   taskIdConflict,
   taskTooLarge,
 } from "../errors.js";
+import type { ServiceMetrics } from "../metrics.js";
 import type { Store } from "../store/store.js";
 import type { EndpointRecord, FunctionRecord, Identity } from "../store/store-types.js";
 import { SizedLruCache, TtlCache } from "./memory-caches.js";
@@ -47,6 +49,8 @@ export interface TaskSubmitterOptions {
    * carries the UEP's own broker URL, and each submit response its task group's (read-only).
    */
   brokerAccounts?: BrokerAccounts;
+  /** Told of every task published. */
+  metrics?: Pick<ServiceMetrics, "tasksPublishing" | "tasksSubmitted">;
 }
 
 /**
@@ -211,8 +215,10 @@ export class TaskSubmitter {
     const amqp = taskGroupId === newGroupId ? await groupAmqp : await this.groupAmqp(taskGroupId);
     await declaring;
     await this.broker.ensureQueues(new Set([taskGroupId, ...groupOf.values()].map(taskGroupResultQueue)));
+    this.options.metrics?.tasksPublishing([...groupOf.keys()]);
     await this.broker.publishAll(outgoing);
     await this.store.markTasksWaiting([...groupOf.keys()]);
+    this.options.metrics?.tasksSubmitted(endpointId, groupOf.size);
 
     return {
       task_group_id: taskGroupId,
