@@ -49,13 +49,19 @@ describe.each(TEST_STORES)("API on $name", ({ store }) => {
   let bobToken: string;
 
   beforeAll(async () => {
-    const started = await startTestService((vhostUrl) => {
-      publicUrl = `amqp://broker.example.org:5672${new URL(vhostUrl).pathname}`;
-      return { amqpPublicUrl: publicUrl, maxTaskBytes: MAX_TASK_BYTES, maxRequestBytes: MAX_REQUEST_BYTES };
-    }, store);
+    const publicUrlFor = (vhostUrl: string) => `amqp://broker.example.org:5672${new URL(vhostUrl).pathname}`;
+    const started = await startTestService(
+      (vhostUrl) => ({
+        amqpPublicUrl: publicUrlFor(vhostUrl),
+        maxTaskBytes: MAX_TASK_BYTES,
+        maxRequestBytes: MAX_REQUEST_BYTES,
+      }),
+      store,
+    );
     disposers.push(started.dispose);
     service = started.value;
     amqpUrl = started.amqpUrl;
+    publicUrl = publicUrlFor(amqpUrl);
     token = service.adminToken;
     bobToken = (await service.createIdentity("bob@example.org", { name: "Bob" })).token;
     const ch = await openChannel(amqpUrl);
