@@ -9,9 +9,9 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningService, startService } from "../src/index.js";
-import { createVhost } from "./helpers/broker.js";
+import type { RunningService } from "../src/index.js";
 import { createTempDir } from "./helpers/databases.js";
+import { startTestService } from "./helpers/service.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 
@@ -27,19 +27,12 @@ describe("conduit-service user", () => {
   let userDir: string;
 
   beforeAll(async () => {
-    const vhost = await createVhost();
-    disposers.push(() => vhost.dispose());
     const dir = await createTempDir();
     disposers.push(() => dir.dispose());
     userDir = dir.value;
-    service = await startService({
-      port: 0,
-      dataDir: join(dir.value, "service"),
-      amqpUrl: vhost.value,
-      writeCredentials: false,
-      logLevel: "silent",
-    });
-    disposers.push(() => service.close());
+    const started = await startTestService({ dataDir: join(dir.value, "service") });
+    disposers.push(started.dispose);
+    service = started.value;
   }, 60_000);
 
   afterAll(async () => {

@@ -16,7 +16,7 @@ import {
 } from "@conduit/protocol";
 import amqp, { type ChannelModel } from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningService, startService } from "../src/service.js";
+import type { RunningService } from "../src/service.js";
 import {
   deleteUsers,
   eventually,
@@ -26,12 +26,10 @@ import {
   suiteTitle,
   userExists,
 } from "./broker.helpers.js";
-import { createVhost } from "./helpers/broker.js";
-import { createPostgresDatabase, type Throwaway } from "./helpers/databases.js";
+import { startTestService, type TestService } from "./helpers/service.js";
 
 describe.skipIf(!managementReachable)(suiteTitle("user remove deletes the identity's broker accounts"), () => {
-  let vhost: Throwaway<string>;
-  let database: Throwaway<string>;
+  let started: TestService;
   let service: RunningService;
   /** Carol's endpoint (multi-user: Dave runs a UEP on it too) and Dave's (Carol runs a UEP on it). */
   let carolEndpoint: RegisterEndpointResponse;
@@ -44,16 +42,9 @@ describe.skipIf(!managementReachable)(suiteTitle("user remove deletes the identi
   const connections: Array<{ user: string; connection: ChannelModel; closed: boolean }> = [];
 
   beforeAll(async () => {
-    vhost = await createVhost();
     // Postgres: a first PGlite start spends seconds in initdb; the store does not matter here.
-    database = await createPostgresDatabase();
-    service = await startService({
-      port: 0,
-      databaseUrl: database.value,
-      writeCredentials: false,
-      amqpUrl: vhost.value,
-      logLevel: "silent",
-    });
+    started = await startTestService({}, "postgres");
+    service = started.value;
     const carol = new RestUser(service.url, (await service.createIdentity("carol@example.org")).token);
     const dave = new RestUser(service.url, (await service.createIdentity("dave@example.org")).token);
     carolEndpoint = await carol.call("POST", "/endpoints", { name: "carol-ep", multi_user: true });
@@ -70,9 +61,7 @@ describe.skipIf(!managementReachable)(suiteTitle("user remove deletes the identi
 
   afterAll(async () => {
     for (const { connection } of connections) await connection.close().catch(() => undefined);
-    await service?.close();
-    await database?.dispose();
-    await vhost?.dispose();
+    await started?.dispose();
     if (daveEndpoint) await deleteUsers([...carolsAccounts().keys(), endpointBrokerUser(daveEndpoint.endpoint_id)]);
   });
 

@@ -7,40 +7,19 @@
 import { randomUUID } from "node:crypto";
 import { JSON_DATA, SOURCE_CODE } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningService, startService } from "../src/index.js";
-import { createVhost } from "./helpers/broker.js";
-import { createPostgresDatabase, createTempDir } from "./helpers/databases.js";
+import type { RunningService } from "../src/index.js";
+import { startTestService, TEST_STORES, type TestService } from "./helpers/service.js";
 
-const backends = [
-  { name: "PGlite", store: async () => createTempDir().then((d) => ({ ...d, options: { dataDir: d.value } })) },
-  {
-    name: "Postgres",
-    store: async () => createPostgresDatabase().then((d) => ({ ...d, options: { databaseUrl: d.value } })),
-  },
-];
-
-describe.each(backends)("admin routes on $name", (backend) => {
-  const disposers: Array<() => Promise<void>> = [];
+describe.each(TEST_STORES)("admin routes on $name", ({ store }) => {
+  let started: TestService;
   let service: RunningService;
 
   beforeAll(async () => {
-    const vhost = await createVhost();
-    disposers.push(() => vhost.dispose());
-    const store = await backend.store();
-    disposers.push(() => store.dispose());
-    service = await startService({
-      port: 0,
-      ...store.options,
-      amqpUrl: vhost.value,
-      writeCredentials: false,
-      logLevel: "silent",
-    });
-    disposers.push(() => service.close());
+    started = await startTestService({}, store);
+    service = started.value;
   }, 60_000);
 
-  afterAll(async () => {
-    for (const dispose of disposers.reverse()) await dispose();
-  });
+  afterAll(() => started?.dispose());
 
   async function call<T = Record<string, unknown>>(
     method: string,

@@ -9,9 +9,8 @@ import { randomUUID } from "node:crypto";
 import { connect } from "node:net";
 import { type ApiErrorBody, ERROR_CODES, isErrorCode } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningService, startService } from "../src/index.js";
-import { createVhost } from "./helpers/broker.js";
-import { createTempDir } from "./helpers/databases.js";
+import type { RunningService } from "../src/index.js";
+import { startTestService, type TestService } from "./helpers/service.js";
 
 const MAX_REQUEST_BYTES = 10_000;
 
@@ -20,31 +19,17 @@ function tableStatus(code: string): number | undefined {
 }
 
 describe("error statuses", () => {
-  const disposers: Array<() => Promise<void>> = [];
+  let started: TestService;
   let service: RunningService;
   let bobToken: string;
 
   beforeAll(async () => {
-    const vhost = await createVhost();
-    disposers.push(() => vhost.dispose());
-    const dir = await createTempDir();
-    disposers.push(() => dir.dispose());
-    service = await startService({
-      port: 0,
-      dataDir: dir.value,
-      amqpUrl: vhost.value,
-      writeCredentials: false,
-      logLevel: "silent",
-      maxTaskBytes: MAX_REQUEST_BYTES,
-      maxRequestBytes: MAX_REQUEST_BYTES,
-    });
-    disposers.push(() => service.close());
+    started = await startTestService({ maxTaskBytes: MAX_REQUEST_BYTES, maxRequestBytes: MAX_REQUEST_BYTES });
+    service = started.value;
     bobToken = (await service.createIdentity("bob@example.org")).token;
   });
 
-  afterAll(async () => {
-    for (const dispose of disposers.reverse()) await dispose();
-  });
+  afterAll(() => started?.dispose());
 
   async function ask(
     method: string,

@@ -30,23 +30,15 @@ import {
 import type { Channel } from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sha256Hex } from "../src/auth/tokens.js";
-import { type RunningService, startService } from "../src/index.js";
-import { createVhost, openChannel } from "./helpers/broker.js";
-import { createPostgresDatabase, createTempDir } from "./helpers/databases.js";
+import type { RunningService } from "../src/index.js";
+import { openChannel } from "./helpers/broker.js";
 import { restHelpers, submitBody } from "./helpers/rest.js";
+import { startTestService, TEST_STORES } from "./helpers/service.js";
 
 const MAX_TASK_BYTES = 100_000;
 const MAX_REQUEST_BYTES = 1_000_000;
 
-const backends = [
-  { name: "PGlite", store: async () => createTempDir().then((d) => ({ ...d, options: { dataDir: d.value } })) },
-  {
-    name: "Postgres",
-    store: async () => createPostgresDatabase().then((d) => ({ ...d, options: { databaseUrl: d.value } })),
-  },
-];
-
-describe.each(backends)("API on $name", (backend) => {
+describe.each(TEST_STORES)("API on $name", ({ store }) => {
   const disposers: Array<() => Promise<void>> = [];
   let service: RunningService;
   let amqpUrl: string;
@@ -57,23 +49,19 @@ describe.each(backends)("API on $name", (backend) => {
   let bobToken: string;
 
   beforeAll(async () => {
-    const vhost = await createVhost();
-    disposers.push(() => vhost.dispose());
-    amqpUrl = vhost.value;
-    publicUrl = `amqp://broker.example.org:5672${new URL(amqpUrl).pathname}`;
-    const store = await backend.store();
-    disposers.push(() => store.dispose());
-    service = await startService({
-      port: 0,
-      ...store.options,
-      amqpUrl,
-      amqpPublicUrl: publicUrl,
-      writeCredentials: false,
-      logLevel: "silent",
-      maxTaskBytes: MAX_TASK_BYTES,
-      maxRequestBytes: MAX_REQUEST_BYTES,
-    });
-    disposers.push(() => service.close());
+    const publicUrlFor = (vhostUrl: string) => `amqp://broker.example.org:5672${new URL(vhostUrl).pathname}`;
+    const started = await startTestService(
+      (vhostUrl) => ({
+        amqpPublicUrl: publicUrlFor(vhostUrl),
+        maxTaskBytes: MAX_TASK_BYTES,
+        maxRequestBytes: MAX_REQUEST_BYTES,
+      }),
+      store,
+    );
+    disposers.push(started.dispose);
+    service = started.value;
+    amqpUrl = started.amqpUrl;
+    publicUrl = publicUrlFor(amqpUrl);
     token = service.adminToken;
     bobToken = (await service.createIdentity("bob@example.org", { name: "Bob" })).token;
     const ch = await openChannel(amqpUrl);

@@ -40,6 +40,7 @@ import {
 } from "./broker.helpers.js";
 import { createVhost, openChannel } from "./helpers/broker.js";
 import { createPostgresDatabase } from "./helpers/databases.js";
+import { startTestService, TEST_SERVICE_DEFAULTS, type TestService } from "./helpers/service.js";
 
 const RETENTION = "90s";
 const RETENTION_MS = 90_000;
@@ -61,8 +62,7 @@ describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), ()
   afterAll(() => deleteUsers(users));
 
   describe("on one service", () => {
-    let vhost: { value: string; dispose(): Promise<void> };
-    let database: { value: string; dispose(): Promise<void> };
+    let started: TestService;
     let service: RunningService;
     let alice: RestUser;
     let bob: RestUser;
@@ -74,18 +74,9 @@ describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), ()
     let replica: BrokerAccounts;
 
     beforeAll(async () => {
-      vhost = await createVhost();
       // Postgres: a first PGlite start spends seconds in initdb; the store does not matter here.
-      database = await createPostgresDatabase();
-      service = await startService({
-        port: 0,
-        databaseUrl: database.value,
-        writeCredentials: false,
-        amqpUrl: vhost.value,
-        amqpManagementUrl: MANAGEMENT_URL,
-        resultRetention: RETENTION,
-        logLevel: "silent",
-      });
+      started = await startTestService({ amqpManagementUrl: MANAGEMENT_URL, resultRetention: RETENTION }, "postgres");
+      service = started.value;
       alice = new RestUser(service.url, (await service.createIdentity("alice@example.org")).token);
       bob = new RestUser(service.url, (await service.createIdentity("bob@example.org")).token);
       aliceEndpoint = await alice.registerEndpoint("alice-ep");
@@ -97,19 +88,15 @@ describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), ()
       // Asking again returns the secret the service's start made, not this one.
       const secret = await service.store.serviceSecret("broker-accounts", () => "unused");
       expect(secret).not.toBe("unused");
-      replica = new BrokerAccounts(MANAGEMENT_URL, vhost.value, secret);
+      replica = new BrokerAccounts(MANAGEMENT_URL, started.amqpUrl, secret);
     }, 90_000);
 
-    afterAll(async () => {
-      await service?.close();
-      await database?.dispose();
-      await vhost?.dispose();
-    });
+    afterAll(() => started?.dispose());
 
     it("gives a task group's credentials read access to its own result queue only", async () => {
       expect(userOf(a.amqp.url)).toBe(taskGroupBrokerUser(a.task_group_id));
       expect(userOf(b.amqp.url)).toBe(taskGroupBrokerUser(b.task_group_id));
-      expect(new URL(a.amqp.url).pathname).toBe(new URL(vhost.value).pathname);
+      expect(new URL(a.amqp.url).pathname).toBe(new URL(started.amqpUrl).pathname);
       const queueA = a.result_queue;
       expect(queueA).toBe(taskGroupResultQueue(a.task_group_id));
 
@@ -156,7 +143,7 @@ describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), ()
 
     it("declares group result queues with x-expires = --result-retention", async () => {
       const { status, body } = await management(
-        `/api/queues/${encodeURIComponent(new URL(vhost.value).pathname.slice(1))}/${encodeURIComponent(a.result_queue)}`,
+        `/api/queues/${encodeURIComponent(new URL(started.amqpUrl).pathname.slice(1))}/${encodeURIComponent(a.result_queue)}`,
       );
       expect(status).toBe(200);
       expect((body as { arguments: Record<string, unknown> }).arguments).toEqual({ "x-expires": RETENTION_MS });
@@ -165,9 +152,9 @@ describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), ()
     it("keeps serving a group whose queue was declared with another retention", async () => {
       const group = randomUUID();
       const queue = taskGroupResultQueue(group);
-      const vhostName = encodeURIComponent(new URL(vhost.value).pathname.slice(1));
+      const vhostName = encodeURIComponent(new URL(started.amqpUrl).pathname.slice(1));
       // As a service with --result-retention 60s left it.
-      const earlier = await openChannel(vhost.value);
+      const earlier = await openChannel(started.amqpUrl);
       try {
         await earlier.channel.assertQueue(queue, taskGroupQueueOptions(60_000));
       } finally {
@@ -232,7 +219,7 @@ describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), ()
 
       // A last heartbeat from another account (here the public one): refused, neither stored nor acted on.
       const seen = await lastSeen(submitted.uep_id);
-      await beat(vhost.value, submitted.uep_id, 0, Date.now());
+      await beat(started.amqpUrl, submitted.uep_id, 0, Date.now());
       // Heartbeats are checked in arrival order: once the UEP's next one is stored, the forged one was refused.
       await beat(firstUrl, submitted.uep_id, 30, Date.now());
       await eventually("the UEP's next heartbeat is stored", async () => (await lastSeen(submitted.uep_id)) > seen);
@@ -290,7 +277,7 @@ describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), ()
       // Made by another replica for a group this store never saw (a submit that failed).
       const stray = randomUUID();
       users.add(taskGroupBrokerUser(stray));
-      await new BrokerAccounts(MANAGEMENT_URL, vhost.value, "any secret").taskGroupUrl(stray);
+      await new BrokerAccounts(MANAGEMENT_URL, started.amqpUrl, "any secret").taskGroupUrl(stray);
       expect(await userExists(taskGroupBrokerUser(stray))).toBe(true);
 
       const sweep = (retentionMs: number) =>
@@ -318,12 +305,10 @@ describe.skipIf(!managementReachable)(suiteTitle("broker account lifecycle"), ()
       database = await createPostgresDatabase();
       const start = () =>
         startService({
-          port: 0,
+          ...TEST_SERVICE_DEFAULTS,
           databaseUrl: database.value,
-          writeCredentials: false,
           amqpUrl: vhost.value,
           amqpManagementUrl: MANAGEMENT_URL,
-          logLevel: "silent",
         });
       // Started together: both race to make the secret, and must agree on one.
       services = await Promise.all([start(), start()]);

@@ -5,8 +5,7 @@
  * running a task to its result on those accounts.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   commandQueue,
@@ -21,9 +20,10 @@ import {
 import { Client, serializeArguments } from "@conduit/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2eStack, withStack } from "../../../test/e2e/helpers.js";
-import { type RunningService, startService } from "../src/service.js";
+import type { RunningService } from "../src/service.js";
 import { deleteUsers, MANAGEMENT_URL, managementReachable, replyCode, suiteTitle } from "./broker.helpers.js";
-import { createVhost, openChannel } from "./helpers/broker.js";
+import { openChannel } from "./helpers/broker.js";
+import { startTestService, type TestService } from "./helpers/service.js";
 
 /** Users the tests made (global in RabbitMQ, unlike the vhosts they live in). */
 const users = new Set<string>();
@@ -34,26 +34,13 @@ describe.skipIf(!managementReachable)(`scoped broker accounts (${suiteTitle})`, 
   afterAll(() => deleteUsers(users));
 
   describe("accounts from the service", () => {
-    let vhost: { value: string; dispose(): Promise<void> };
+    let started: TestService;
     let service: RunningService;
-    let dataDir: string;
     beforeAll(async () => {
-      vhost = await createVhost();
-      dataDir = mkdtempSync(join(tmpdir(), "conduit-iso-"));
-      service = await startService({
-        port: 0,
-        dataDir,
-        writeCredentials: false,
-        amqpUrl: vhost.value,
-        amqpManagementUrl: MANAGEMENT_URL,
-        logLevel: "silent",
-      });
+      started = await startTestService({ amqpManagementUrl: MANAGEMENT_URL });
+      service = started.value;
     });
-    afterAll(async () => {
-      await service?.close();
-      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-      await vhost?.dispose();
-    });
+    afterAll(() => started?.dispose());
 
     it("lets each endpoint and UEP reach only its own queues", async () => {
       const client = new Client({ serviceUrl: service.url, token: service.adminToken });
@@ -63,7 +50,7 @@ describe.skipIf(!managementReachable)(`scoped broker accounts (${suiteTitle})`, 
       users.add(endpointBrokerUser(endpointId)).add(endpointBrokerUser(other.endpoint_id));
       const epUrl = new URL(registered.amqp.url);
       expect(decodeURIComponent(epUrl.username)).toBe(endpointBrokerUser(endpointId));
-      expect(epUrl.pathname).toBe(new URL(vhost.value).pathname);
+      expect(epUrl.pathname).toBe(new URL(started.amqpUrl).pathname);
 
       const functionId = await client.registerFunction(add);
       const submit = (config: Record<string, unknown>) =>

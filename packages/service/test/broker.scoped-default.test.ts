@@ -42,6 +42,7 @@ import {
 } from "./broker.helpers.js";
 import { createVhost } from "./helpers/broker.js";
 import { createPostgresDatabase } from "./helpers/databases.js";
+import { TEST_SERVICE_DEFAULTS } from "./helpers/service.js";
 
 /** Users the tests made (global in RabbitMQ, unlike the vhosts they live in). */
 const users = new Set<string>();
@@ -104,11 +105,9 @@ describe.skipIf(!managementReachable)(suiteTitle("scoped broker accounts by defa
 
   const start = async (options: Parameters<typeof startService>[0] = {}) => {
     const service = await startService({
-      port: 0,
+      ...TEST_SERVICE_DEFAULTS,
       databaseUrl: database.value,
-      writeCredentials: false,
       amqpUrl: vhost.value,
-      logLevel: "silent",
       ...options,
     });
     services.push(service);

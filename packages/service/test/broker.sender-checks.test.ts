@@ -7,9 +7,6 @@
  * silence what is Alice's. Nothing they send is stored, every refusal is
  * logged with the account, and the legitimate senders still get through.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   endpointBrokerUser,
   HEARTBEATS_EXCHANGE,
@@ -26,7 +23,7 @@ import {
 } from "@conduit/protocol";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningService, startService } from "../src/service.js";
+import type { RunningService } from "../src/service.js";
 import {
   deleteUsers,
   MANAGEMENT_URL,
@@ -36,7 +33,7 @@ import {
   suiteTitle,
   userExists,
 } from "./broker.helpers.js";
-import { createVhost } from "./helpers/broker.js";
+import { startTestService, type TestService } from "./helpers/service.js";
 
 /** Users the tests made (global in RabbitMQ, unlike the vhosts they live in). */
 const users = new Set<string>();
@@ -88,8 +85,7 @@ function captureLogs(): { lines: string[]; restore(): void } {
 }
 
 describe.skipIf(!managementReachable)(suiteTitle("every consumer checks who published"), () => {
-  let vhost: { value: string; dispose(): Promise<void> };
-  let dataDir: string;
+  let started: TestService;
   let service: RunningService;
   let logs: ReturnType<typeof captureLogs>;
   let alice: RestUser;
@@ -107,17 +103,9 @@ describe.skipIf(!managementReachable)(suiteTitle("every consumer checks who publ
     logs.lines.filter((l) => l.startsWith("Refused ") && l.includes(`sent by broker account ${account};`));
 
   beforeAll(async () => {
-    vhost = await createVhost();
-    dataDir = mkdtempSync(join(tmpdir(), "conduit-sender-"));
     logs = captureLogs();
-    service = await startService({
-      port: 0,
-      dataDir,
-      writeCredentials: false,
-      amqpUrl: vhost.value,
-      amqpManagementUrl: MANAGEMENT_URL,
-      logLevel: "warn",
-    });
+    started = await startTestService({ amqpManagementUrl: MANAGEMENT_URL, logLevel: "warn" });
+    service = started.value;
     alice = new RestUser(service.url, (await service.createIdentity("alice@example.org")).token);
     bob = new RestUser(service.url, (await service.createIdentity("bob@example.org")).token);
     aliceEndpoint = await alice.registerEndpoint("alice-ep");
@@ -153,9 +141,7 @@ describe.skipIf(!managementReachable)(suiteTitle("every consumer checks who publ
 
   afterAll(async () => {
     logs?.restore();
-    await service?.close();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    await vhost?.dispose();
+    await started?.dispose();
     await deleteUsers(users);
   });
 

@@ -11,10 +11,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../../scripts/local-stack.mjs";
-import { openPGlite } from "../src/store/pglite-client.js";
 import { deleteUsers, makeBrokerUser, managementReachable } from "./broker.helpers.js";
-import { createVhost } from "./helpers/broker.js";
-import { createPostgresDatabase, createTempDir } from "./helpers/databases.js";
+import { createPostgresDatabase } from "./helpers/databases.js";
+import { prepareServiceHome } from "./helpers/service.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 
@@ -52,15 +51,9 @@ describe("conduit-service start", () => {
   let userDir: string;
 
   beforeAll(async () => {
-    const vhost = await createVhost();
-    disposers.push(() => vhost.dispose());
-    amqpUrl = vhost.value;
-    const dir = await createTempDir();
-    disposers.push(() => dir.dispose());
-    userDir = dir.value;
-    // PGlite's first start (initdb) takes seconds; spend them here, not in the timed test.
-    const pglite = await openPGlite(join(userDir, "service"));
-    await pglite.close();
+    const home = await prepareServiceHome();
+    disposers.push(home.dispose);
+    ({ amqpUrl, userDir } = home.value);
   });
 
   afterAll(async () => {

@@ -5,7 +5,7 @@
  */
 import { endpointBrokerUser } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningService, startService } from "../src/index.js";
+import type { RunningService } from "../src/index.js";
 import {
   deleteUsers,
   MANAGEMENT_URL,
@@ -15,32 +15,20 @@ import {
   suiteTitle,
   userExists,
 } from "./broker.helpers.js";
-import { createVhost } from "./helpers/broker.js";
-import { createTempDir } from "./helpers/databases.js";
+import { startTestService, type TestService } from "./helpers/service.js";
 
 describe.skipIf(!managementReachable)(suiteTitle("DELETE /v1/endpoints/:id with scoped accounts"), () => {
-  const disposers: Array<() => Promise<void>> = [];
   const users: string[] = [];
+  let started: TestService;
   let service: RunningService;
 
   beforeAll(async () => {
-    const vhost = await createVhost();
-    disposers.push(() => vhost.dispose());
-    const dir = await createTempDir();
-    disposers.push(() => dir.dispose());
-    service = await startService({
-      port: 0,
-      dataDir: dir.value,
-      amqpUrl: vhost.value,
-      amqpManagementUrl: MANAGEMENT_URL,
-      writeCredentials: false,
-      logLevel: "silent",
-    });
-    disposers.push(() => service.close());
+    started = await startTestService({ amqpManagementUrl: MANAGEMENT_URL });
+    service = started.value;
   });
 
   afterAll(async () => {
-    for (const dispose of disposers.reverse()) await dispose();
+    await started?.dispose();
     await deleteUsers(users);
   });
 

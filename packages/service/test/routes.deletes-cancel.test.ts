@@ -24,10 +24,10 @@ import {
 } from "@conduit/protocol";
 import type { Channel } from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningService, startService } from "../src/index.js";
-import { createVhost, openChannel } from "./helpers/broker.js";
-import { createTempDir } from "./helpers/databases.js";
+import type { RunningService } from "../src/index.js";
+import { openChannel } from "./helpers/broker.js";
 import { restHelpers, submitBody } from "./helpers/rest.js";
+import { startTestService } from "./helpers/service.js";
 
 const disposers: Array<() => Promise<void>> = [];
 let service: RunningService;
@@ -36,21 +36,12 @@ let token: string;
 let bobToken: string;
 
 beforeAll(async () => {
-  const vhost = await createVhost();
-  disposers.push(() => vhost.dispose());
-  const dir = await createTempDir();
-  disposers.push(() => dir.dispose());
-  service = await startService({
-    port: 0,
-    dataDir: dir.value,
-    amqpUrl: vhost.value,
-    writeCredentials: false,
-    logLevel: "silent",
-  });
-  disposers.push(() => service.close());
+  const started = await startTestService();
+  disposers.push(started.dispose);
+  service = started.value;
   token = service.adminToken;
   bobToken = (await service.createIdentity("bob@example.org")).token;
-  const ch = await openChannel(vhost.value);
+  const ch = await openChannel(started.amqpUrl);
   disposers.push(() => ch.close());
   channel = ch.channel;
 });

@@ -12,35 +12,22 @@ import type { ApiErrorBody, RegisterEndpointResponse } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningService, startService } from "../src/service.js";
 import { managementReachable } from "./broker.helpers.js";
-import { createVhost } from "./helpers/broker.js";
-import { createPostgresDatabase, type Throwaway } from "./helpers/databases.js";
+import { createPostgresDatabase } from "./helpers/databases.js";
+import { startTestService, TEST_SERVICE_DEFAULTS, type TestService } from "./helpers/service.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 
 describe("--shared-broker-account", () => {
-  let vhost: Throwaway<string>;
-  let database: Throwaway<string>;
+  let started: TestService;
   let service: RunningService;
 
   beforeAll(async () => {
-    vhost = await createVhost();
     // Postgres: a first PGlite start spends seconds in initdb; the store does not matter here.
-    database = await createPostgresDatabase();
-    service = await startService({
-      port: 0,
-      databaseUrl: database.value,
-      amqpUrl: vhost.value,
-      sharedBrokerAccount: true,
-      writeCredentials: false,
-      logLevel: "silent",
-    });
+    started = await startTestService({ sharedBrokerAccount: true }, "postgres");
+    service = started.value;
   }, 60_000);
 
-  afterAll(async () => {
-    await service?.close();
-    await database?.dispose();
-    await vhost?.dispose();
-  });
+  afterAll(() => started?.dispose());
 
   async function post<T>(path: string, body: unknown): Promise<{ status: number; body: T }> {
     const response = await fetch(`${service.url}${path}`, {
@@ -55,7 +42,7 @@ describe("--shared-broker-account", () => {
     expect(service.config.amqpManagementUrl).toBeUndefined();
     const r = await post<RegisterEndpointResponse>("/v1/endpoints", { name: "mine" });
     expect(r.status).toBe(200);
-    expect(r.body.amqp.url).toBe(vhost.value);
+    expect(r.body.amqp.url).toBe(started.amqpUrl);
   });
 
   it("refuses a multi-user endpoint, naming the flag", async () => {
@@ -96,11 +83,11 @@ describe("--shared-broker-account", () => {
     async () => {
       const db = await createPostgresDatabase();
       try {
-        const common = { port: 0, databaseUrl: db.value, amqpUrl: vhost.value, writeCredentials: false } as const;
-        const scoped = await startService({ ...common, logLevel: "silent" });
+        const common = { ...TEST_SERVICE_DEFAULTS, databaseUrl: db.value, amqpUrl: started.amqpUrl };
+        const scoped = await startService(common);
         await scoped.createIdentity("alice@example.org");
         await scoped.close();
-        await expect(startService({ ...common, sharedBrokerAccount: true, logLevel: "silent" })).rejects.toThrow(
+        await expect(startService({ ...common, sharedBrokerAccount: true })).rejects.toThrow(
           "The store holds identities besides the local administrator (alice@example.org), but --shared-broker-account would hand each of them the service's own RabbitMQ account; start without --shared-broker-account (scoped broker accounts, the default).",
         );
       } finally {

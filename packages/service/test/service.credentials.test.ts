@@ -7,9 +7,7 @@ import { join } from "node:path";
 import { paths } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningService, startService } from "../src/index.js";
-import { openPGlite } from "../src/store/pglite-client.js";
-import { createVhost } from "./helpers/broker.js";
-import { createTempDir } from "./helpers/databases.js";
+import { prepareServiceHome } from "./helpers/service.js";
 
 describe("service first start", () => {
   const disposers: Array<() => Promise<void>> = [];
@@ -18,17 +16,11 @@ describe("service first start", () => {
   const running: RunningService[] = [];
 
   beforeAll(async () => {
-    const vhost = await createVhost();
-    disposers.push(() => vhost.dispose());
-    amqpUrl = vhost.value;
-    const dir = await createTempDir();
-    disposers.push(() => dir.dispose());
-    userDir = dir.value;
+    const home = await prepareServiceHome();
+    disposers.push(home.dispose);
+    ({ amqpUrl, userDir } = home.value);
     // The test process is this suite's alone (vitest forks), so the env var is too.
     process.env.CONDUIT_USER_DIR = userDir;
-    // PGlite's first start (initdb) takes seconds; spend them here, not in the timed tests.
-    const pglite = await openPGlite(join(userDir, "service"));
-    await pglite.close();
   });
 
   afterAll(async () => {

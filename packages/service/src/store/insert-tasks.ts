@@ -8,6 +8,7 @@
  */
 import type { TaskState } from "@conduit/protocol";
 import type { SqlExecutor } from "./sql-client.js";
+import { UUID_LIST } from "./sql-select.js";
 import type { InsertTasksResult, TaskBatch } from "./store-types.js";
 
 /** What identifies a stored task, to compare with a task submitted again. */
@@ -107,7 +108,7 @@ export async function insertTasks(sql: SqlExecutor, batch: TaskBatch): Promise<I
   if (raced.length > 0) {
     const { rows: stored } = await sql.query<StoredTaskKey & { id: string }>(
       `SELECT id, owner_id, endpoint_id, uep_id, function_id, args_sha256, task_group_id, state
-       FROM tasks WHERE id IN (SELECT value::uuid FROM jsonb_array_elements_text($1::jsonb))`,
+       FROM tasks WHERE id IN ${UUID_LIST}`,
       [JSON.stringify(raced.map((r) => r.id))],
     );
     const byId = new Map(stored.map((t) => [t.id, t]));

@@ -1,6 +1,6 @@
 /**
- * What the store holds, as the rest of the service sees it (camelCase; the
- * SQL rows are mapped once, in store.ts).
+ * What the store holds and answers, as the rest of the service sees it
+ * (camelCase; each store module selects its rows in these shapes).
  */
 import type { EndpointStatus, Payload, TaskState, UserRuntime, WireError } from "@conduit/protocol";
 
@@ -42,6 +42,30 @@ export interface IdentityFields {
   identityProvider?: string | null;
 }
 
+/** The ids whose broker accounts act for an identity (see {@link IdentityHoldings}). */
+export interface IdentityBrokerIds {
+  /** Its endpoints (`conduit-ep-<id>`). */
+  endpointIds: string[];
+  /** UEPs that ran its tasks, or ran on its endpoints (`conduit-uep-<id>`). */
+  uepIds: string[];
+  /** Its task groups (`conduit-tg-<id>`). */
+  taskGroupIds: string[];
+}
+
+/** What an identity owns: counts that decide a removal without `force`, and its broker account ids. */
+export interface IdentityHoldings extends IdentityBrokerIds {
+  tasks: number;
+}
+
+/** What removing an identity did, and what the identity owned. */
+export interface IdentityRemoval {
+  removed: boolean;
+  endpoints: number;
+  tasks: number;
+  /** Read in the removing transaction: the broker accounts to delete with the identity. */
+  holdings: IdentityHoldings;
+}
+
 export interface EndpointRecord {
   id: string;
   ownerId: string;
@@ -71,6 +95,15 @@ export interface EndpointRegistration {
   /** null or absent: no restriction. */
   allowedFunctions?: string[] | null;
   metadata?: Record<string, unknown>;
+}
+
+/** What deleting an endpoint did. */
+export interface EndpointDeletion {
+  deleted: boolean;
+  /** Tasks of the endpoint not yet terminal when it was asked. */
+  activeTasks: number;
+  /** Tasks failed by a forced delete. */
+  failed: TaskRecord[];
 }
 
 export interface FunctionRecord {
@@ -145,6 +178,22 @@ export interface TaskRecord {
   error: WireError | null;
   createdAt: Date;
   completedAt: Date | null;
+}
+
+/** What cancelling a task found and did. */
+export interface TaskCancellation {
+  /** The task after the call. */
+  task: TaskRecord;
+  /** True when this call moved it to `cancelled`. */
+  cancelled: boolean;
+}
+
+export interface TaskGroupRecord {
+  id: string;
+  ownerId: string;
+  createdAt: Date;
+  /** Tasks per state (states with at least one task). */
+  taskCounts: Partial<Record<TaskState, number>>;
 }
 
 /**
