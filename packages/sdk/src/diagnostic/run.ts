@@ -1,0 +1,154 @@
+/**
+ * `conduit-diagnostic`: runs every section with its own time budget, redacts
+ * what each produced, and prints it (`-p`) or writes it to
+ * `conduit_diagnostic_<UTC time>.txt.gz` in the current directory.
+ *
+ * Exit codes: 0 done (a failed section is part of the report, not a failure of
+ * the tool), 64 bad command line, 66 no config dir (as upstream).
+ */
+import { createWriteStream, statSync } from "node:fs";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
+import { DEFAULT_SERVICE_URL, paths } from "@conduit/protocol";
+import { Client } from "../index.js";
+import { describeError } from "./connectivity.js";
+import { type DiagnosticOptions, HELP, parseDiagnosticArgs, UsageError } from "./diagnostic-options.js";
+import { redactSecrets } from "./redact.js";
+import {
+  type DiagnosticContext,
+  endpointSections,
+  endpointTaskSection,
+  MACHINE_SECTIONS,
+  SECTION_TIMEOUT_MS,
+  type Section,
+} from "./sections.js";
+
+export const EXIT_USAGE = 64;
+export const EXIT_NO_INPUT = 66;
+
+/** `conduit_diagnostic_YYYY-MM-DD-HH-mm-ssZ.txt.gz`, in UTC. */
+export function archiveName(now: Date): string {
+  const stamp = now
+    .toISOString()
+    .replace(/T/, "-")
+    .replace(/:/g, "-")
+    .replace(/\.\d+Z$/, "Z");
+  return `conduit_diagnostic_${stamp}.txt.gz`;
+}
+
+export async function runDiagnostic(argv: readonly string[]): Promise<number> {
+  let options: Readonly<DiagnosticOptions>;
+  try {
+    options = parseDiagnosticArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (options.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (!isDirectory(options.configDir)) {
+    process.stderr.write(
+      `Config directory ${options.configDir} does not exist; pass the directory that holds your endpoints with -c, or set CONDUIT_USER_DIR.\n`,
+    );
+    return EXIT_NO_INPUT;
+  }
+  // Everything below (credentials.json, `conduit-endpoint list`) reads the chosen directory.
+  process.env.CONDUIT_USER_DIR = options.configDir;
+  const { context, secrets } = resolveContext(options);
+  const sections: Section[] = [...MACHINE_SECTIONS];
+  if (options.endpointUuid) sections.push(endpointTaskSection(options.endpointUuid));
+  try {
+    sections.push(...(await endpointSections(options)));
+  } catch (err) {
+    sections.push({ name: "endpoints", run: () => Promise.reject(err) });
+  }
+
+  const texts = runSections(sections, context, secrets, options);
+  if (options.printOnly) {
+    for await (const text of texts) process.stdout.write(text);
+    return 0;
+  }
+  const name = archiveName(new Date());
+  const gzip = createGzip();
+  const written = pipeline(gzip, createWriteStream(join(process.cwd(), name), { mode: 0o600 }));
+  for await (const text of texts) gzip.write(text);
+  gzip.end();
+  await written;
+  process.stdout.write(`Compressed diagnostic output successfully written to ${name}\n`);
+  return 0;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The service URL and a client, and the literal secrets to redact wherever they show up. */
+function resolveContext(options: Readonly<DiagnosticOptions>): { context: DiagnosticContext; secrets: string[] } {
+  const secrets = [
+    process.env.CONDUIT_CLIENT_SECRET,
+    process.env.GLOBUS_COMPUTE_CLIENT_SECRET,
+    process.env.CONDUIT_TOKEN,
+  ];
+  let serviceUrl = DEFAULT_SERVICE_URL;
+  let serviceUrlSource = "the default";
+  let client: Client | string;
+  try {
+    const credentials = paths.readCredentials();
+    secrets.push(credentials?.token);
+    serviceUrl = paths.serviceUrl();
+    if (process.env.CONDUIT_SERVICE_URL) serviceUrlSource = "CONDUIT_SERVICE_URL";
+    else if (credentials?.service_url) serviceUrlSource = paths.credentialsFile();
+    client = new Client({ serviceUrl, token: paths.token(), retries: 0 });
+  } catch (err) {
+    client = `no token: ${(err as Error).message}`;
+  }
+  return {
+    context: { options, serviceUrl, serviceUrlSource, client },
+    secrets: secrets.filter((s): s is string => typeof s === "string" && s !== ""),
+  };
+}
+
+/** Each section's redacted text, headed `== Diagnostic: <name> ==`, one after another. */
+async function* runSections(
+  sections: readonly Section[],
+  context: DiagnosticContext,
+  secrets: readonly string[],
+  options: Readonly<DiagnosticOptions>,
+): AsyncGenerator<string> {
+  for (const section of sections) {
+    const header = `== Diagnostic: ${section.name} ==`;
+    if (options.verbose && !options.printOnly) process.stdout.write(`${header}\n`);
+    const body = await runBounded(section, context);
+    yield `${header}\n${redactSecrets(body, secrets).trimEnd()}\n\n`;
+  }
+}
+
+/** The section's text, or its error, or a line saying it ran out of time; never a rejection. */
+async function runBounded(section: Section, context: DiagnosticContext): Promise<string> {
+  const timeoutMs = section.timeoutMs ?? SECTION_TIMEOUT_MS;
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<string>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      resolve(`(section timed out after ${timeoutMs / 1000} s)`);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      section.run(context, controller.signal).catch((err: unknown) => `(section failed: ${describeError(err)})`),
+      timedOut,
+    ]);
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+}
