@@ -24,8 +24,8 @@ const SECRET_KEY =
 const KEY_NAME = `[\\w.-]*${SECRET_KEY}[\\w.-]*`;
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----[\s\S]*?(?:-----END \1-----|$(?![\s\S]))/g;
-/** A tail that starts inside a key block: everything before its END line. */
-const PEM_TAIL = /^(?:(?!-----BEGIN )[\s\S])*?-----END ([A-Z0-9 ]*PRIVATE KEY)-----/;
+const PEM_END_LINE = /^-----END [A-Z0-9 ]*PRIVATE KEY-----/;
+const BASE64_LINE = /^[A-Za-z0-9+/=]+\r?$/;
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s:/@"'<>]*):([^\s@/"'<>]+)@/gi;
 const AUTH_SCHEME = /\b(Bearer|Basic|Token)(\s+|%20)[A-Za-z0-9._~+/=-]{6,}/g;
 const JWT = /\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g;
@@ -48,8 +48,8 @@ export function redactSecrets(text: string, known: readonly string[] = []): stri
     // Short values would also erase ordinary words; a real secret is long.
     if (secret.length >= 8) out = out.split(secret).join(REDACTED);
   }
-  out = out.replace(PEM_TAIL, (_all, label: string) => `${REDACTED} -----END ${label}-----`);
   out = out.replace(PEM_BLOCK, (_all, label: string) => `-----BEGIN ${label}----- ${REDACTED} -----END ${label}-----`);
+  out = redactOrphanKeyLines(out);
   out = out.replace(URL_PASSWORD, (_all, scheme: string, user: string) => `${scheme}${user}:${REDACTED}@`);
   out = out.replace(AUTH_SCHEME, (_all, scheme: string, gap: string) => `${scheme}${gap}${REDACTED}`);
   out = out.replace(JWT, REDACTED);
@@ -66,6 +66,25 @@ export function redactSecrets(text: string, known: readonly string[] = []): stri
   out = out.replace(ASSIGNMENT, (_all, key: string) => `${key}${REDACTED}`);
   out = out.replace(FLAG_VALUE, (_all, flag: string) => `${flag}${REDACTED}`);
   return out;
+}
+
+/**
+ * A tail that starts inside a key block has its END line but not its BEGIN
+ * (which {@link PEM_BLOCK} needs): the base64 lines just before an END line go.
+ */
+function redactOrphanKeyLines(text: string): string {
+  if (!text.includes("-----END ")) return text;
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    if (!PEM_END_LINE.test(lines[i])) continue;
+    let first = i;
+    while (first > 0 && BASE64_LINE.test(lines[first - 1])) first--;
+    if (first < i) {
+      lines.splice(first, i - first, REDACTED);
+      i = first + 1;
+    }
+  }
+  return lines.join("\n");
 }
 
 function isJsonish(line: string): boolean {
