@@ -346,35 +346,44 @@ export function endpointTaskSection(endpointId: string): Section {
     timeoutMs: SECTION_TIMEOUT_MS + TASK_WAIT_MS,
     async run(context, signal) {
       if (typeof context.client === "string") return `Not tried: ${context.client}`;
-      const client = context.client;
       const lines: string[] = [];
-      const hello = () => `Hello World from ${process.version}`;
-      const functionId = await client.registerFunction(hello, { name: "conduit_diagnostic_hello" });
-      lines.push(`Registered function ${functionId}`);
-      const taskId = crypto.randomUUID();
-      await client.submit(endpointId, {
-        tasks: [{ task_id: taskId, function_id: functionId, args: serializeArguments([]) }],
-      });
-      lines.push(`Sent task ${taskId}`);
-      const deadline = Date.now() + TASK_WAIT_MS;
-      for (;;) {
-        const task = await client.getTask(taskId);
-        if (TERMINAL_TASK_STATES.has(task.state)) {
-          try {
-            lines.push(`Result: ${JSON.stringify(await client.getResult(taskId))}`);
-          } catch (err) {
-            lines.push(`Task ${task.state}: ${describeError(err)}`);
-          }
-          return lines.join("\n");
-        }
-        if (Date.now() >= deadline || signal.aborted) {
-          lines.push(`--> Timed out sending task, endpoint may be offline (state after 15 s: ${task.state})`);
-          return lines.join("\n");
-        }
-        await sleep(250);
+      try {
+        await sendSampleTask(context.client, endpointId, lines, signal);
+      } catch (err) {
+        // What was done before the failure (e.g. the function registered) stays in the report.
+        lines.push(`--> Failed: ${describeError(err)}`);
       }
+      return lines.join("\n");
     },
   };
+}
+
+async function sendSampleTask(client: Client, endpointId: string, lines: string[], signal: AbortSignal): Promise<void> {
+  const hello = () => `Hello World from ${process.version}`;
+  const functionId = await client.registerFunction(hello, { name: "conduit_diagnostic_hello" });
+  lines.push(`Registered function ${functionId}`);
+  const taskId = crypto.randomUUID();
+  await client.submit(endpointId, {
+    tasks: [{ task_id: taskId, function_id: functionId, args: serializeArguments([]) }],
+  });
+  lines.push(`Sent task ${taskId}`);
+  const deadline = Date.now() + TASK_WAIT_MS;
+  for (;;) {
+    const task = await client.getTask(taskId);
+    if (TERMINAL_TASK_STATES.has(task.state)) {
+      try {
+        lines.push(`Result: ${JSON.stringify(await client.getResult(taskId))}`);
+      } catch (err) {
+        lines.push(`Task ${task.state}: ${describeError(err)}`);
+      }
+      return;
+    }
+    if (Date.now() >= deadline || signal.aborted) {
+      lines.push(`--> Timed out sending task, endpoint may be offline (state after 15 s: ${task.state})`);
+      return;
+    }
+    await sleep(250);
+  }
 }
 
 /** The fixed sections, before the per-endpoint ones. */
