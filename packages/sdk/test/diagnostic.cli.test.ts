@@ -171,6 +171,24 @@ describe("conduit-diagnostic", () => {
     expect(sectionText(stdout, "endpoints")).toContain(`No endpoint directories in ${configDir}.`);
   });
 
+  it("a section still waiting after 15 s is cut off with what it had, and the next sections run", async () => {
+    // A service that accepts connections and never answers.
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      const { code, stdout } = await run(["-p", "-c", configDir], { CONDUIT_SERVICE_URL: url });
+      expect(code).toBe(0);
+      const service = sectionText(stdout, "service connectivity");
+      expect(service).toContain(`TCP ${new URL(url).host}: connected`);
+      expect(service).toMatch(/GET \/healthz: FAILED \(.*aborted.*\)\n\(section timed out after 15 s\)/);
+      expect(sectionText(stdout, "broker connectivity")).toContain("AMQP handshake: Connection.Start from RabbitMQ");
+    } finally {
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   it("without -p writes conduit_diagnostic_<UTC time>.txt.gz in the current directory and says so; -v names each section", async () => {
     plantEndpoint("diag_ep");
     const before = new Date();

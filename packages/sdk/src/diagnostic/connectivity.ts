@@ -12,7 +12,7 @@ import { performance } from "node:perf_hooks";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 
 /** What a connection check found, line by line. */
-export type Report = string[];
+type Report = string[];
 
 export interface Target {
   host: string;
@@ -23,7 +23,7 @@ export interface Target {
 const elapsed = (start: number) => `${Math.round(performance.now() - start)} ms`;
 
 /** DNS, then TCP, then TLS when asked; resolves the open socket (the caller closes it), or undefined after reporting why not. */
-export async function openConnection(target: Target, report: Report, signal: AbortSignal): Promise<Socket | undefined> {
+async function openConnection(target: Target, report: Report, signal: AbortSignal): Promise<Socket | undefined> {
   const { host, port } = target;
   let start = performance.now();
   try {
@@ -172,7 +172,7 @@ function readFirstFrame(socket: Socket, signal: AbortSignal): Promise<Buffer> {
 }
 
 /** `Connection.Start`: class 10, method 10, version, server properties, mechanisms, locales. */
-export function describeConnectionStart(frame: Buffer): string {
+function describeConnectionStart(frame: Buffer): string {
   const type = frame[0];
   const payload = frame.subarray(7, frame.length - 1);
   if (type !== 1 || payload.readUInt16BE(0) !== 10 || payload.readUInt16BE(2) !== 10) {

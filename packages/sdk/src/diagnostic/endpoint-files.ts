@@ -108,7 +108,7 @@ export async function collectFiles(dir: string, maxBytes: number): Promise<Colle
  * line is dropped: a secret cut in half there would lose the context that
  * marks it as one (its `token:` or `Bearer`).
  */
-export async function readTail(path: string, maxBytes: number): Promise<CollectedFile> {
+async function readTail(path: string, maxBytes: number): Promise<CollectedFile> {
   const handle = await open(path, "r");
   try {
     const { size } = await handle.stat();

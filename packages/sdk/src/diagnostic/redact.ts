@@ -15,7 +15,7 @@
  * value can find them.
  */
 
-export const REDACTED = "[REDACTED]";
+const REDACTED = "[REDACTED]";
 
 /** Words that make a field's value secret (matched case-insensitively anywhere in its name). */
 const SECRET_KEY =

@@ -9,6 +9,7 @@
 import { createWriteStream, statSync } from "node:fs";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createGzip } from "node:zlib";
 import { DEFAULT_SERVICE_URL, paths } from "@conduit/protocol";
 import { Client } from "../index.js";
@@ -24,11 +25,11 @@ import {
   type Section,
 } from "./sections.js";
 
-export const EXIT_USAGE = 64;
-export const EXIT_NO_INPUT = 66;
+const EXIT_USAGE = 64;
+const EXIT_NO_INPUT = 66;
 
 /** `conduit_diagnostic_YYYY-MM-DD-HH-mm-ssZ.txt.gz`, in UTC. */
-export function archiveName(now: Date): string {
+function archiveName(now: Date): string {
   const stamp = now
     .toISOString()
     .replace(/T/, "-")
@@ -131,24 +132,32 @@ async function* runSections(
   }
 }
 
-/** The section's text, or its error, or a line saying it ran out of time; never a rejection. */
+/** After a section's time is up and its signal aborted, how long it has to hand in what it has. */
+const GRACE_MS = 1_000;
+const TIMED_OUT = Symbol("timed out");
+
+/**
+ * The section's text, or its error, or what it had when its time ran out and
+ * a line saying so; never a rejection.
+ */
 async function runBounded(section: Section, context: DiagnosticContext): Promise<string> {
   const timeoutMs = section.timeoutMs ?? SECTION_TIMEOUT_MS;
   const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<string>((resolve) => {
-    timer = setTimeout(() => {
-      controller.abort();
-      resolve(`(section timed out after ${timeoutMs / 1000} s)`);
-    }, timeoutMs);
-  });
+  const timers = new AbortController();
+  const after = (ms: number): Promise<typeof TIMED_OUT> =>
+    sleep(ms, TIMED_OUT, { signal: timers.signal }).catch(() => TIMED_OUT);
+  const result = section
+    .run(context, controller.signal)
+    .catch((err: unknown) => `(section failed: ${describeError(err)})`);
   try {
-    return await Promise.race([
-      section.run(context, controller.signal).catch((err: unknown) => `(section failed: ${describeError(err)})`),
-      timedOut,
-    ]);
+    const first = await Promise.race([result, after(timeoutMs)]);
+    if (first !== TIMED_OUT) return first;
+    // Aborting ends its sockets and commands; most sections then report which step was cut off.
+    controller.abort();
+    const late = await Promise.race([result, after(GRACE_MS)]);
+    return `${late === TIMED_OUT ? "" : `${late}\n`}(section timed out after ${timeoutMs / 1000} s)`;
   } finally {
-    clearTimeout(timer);
+    timers.abort();
     controller.abort();
   }
 }

@@ -220,6 +220,28 @@ function findEndpointCli(): string[] | undefined {
   return bin && existsSync(bin) ? [process.execPath, bin] : undefined;
 }
 
+/** How long one REST call may take inside a section, so that a silent service leaves time for the rest of it. */
+const CALL_TIMEOUT_MS = 5_000;
+
+/** The Client takes no signal: its calls are raced against CALL_TIMEOUT_MS and the section's signal. */
+async function answerWithin<T>(call: Promise<T>, signal: AbortSignal): Promise<T> {
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await Promise.race([
+      call,
+      sleep(CALL_TIMEOUT_MS, undefined, { signal: stop.signal }).then(
+        () => Promise.reject(new Error(`no answer within ${CALL_TIMEOUT_MS / 1000} s`)),
+        () => Promise.reject(new Error("the section ran out of time")),
+      ),
+    ]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    stop.abort();
+  }
+}
+
 const service: Section = {
   name: "service connectivity",
   async run(context, signal) {
@@ -227,11 +249,12 @@ const service: Section = {
       `(service URL from ${context.serviceUrlSource})`,
       ...(await checkService(context.serviceUrl, signal)),
     ];
+    if (signal.aborted) return lines.join("\n");
     if (typeof context.client === "string") {
       lines.push(`GET /v1/whoami: not tried (${context.client})`);
     } else {
       try {
-        const me = await context.client.whoami();
+        const me = await answerWithin(context.client.whoami(), signal);
         lines.push(`GET /v1/whoami: ${JSON.stringify(me)}`);
       } catch (err) {
         lines.push(`GET /v1/whoami: FAILED (${describeError(err)})`);
@@ -244,7 +267,7 @@ const service: Section = {
 const broker: Section = {
   name: "broker connectivity",
   async run(context, signal) {
-    const { targets, source } = await brokerTargets(context);
+    const { targets, source } = await brokerTargets(context, signal);
     const lines = [`(broker from ${source})`];
     for (const target of targets) {
       lines.push(
@@ -262,28 +285,31 @@ const broker: Section = {
  * names for the caller's newest task group; else the service's host on the
  * AMQP ports (5672, and 5671 for TLS), as upstream tries its fixed ports.
  */
-async function brokerTargets(context: DiagnosticContext): Promise<{ targets: Target[]; source: string }> {
+async function brokerTargets(
+  context: DiagnosticContext,
+  signal: AbortSignal,
+): Promise<{ targets: Target[]; source: string }> {
   if (context.options.amqpUrl) return { targets: [amqpTarget(context.options.amqpUrl)], source: "--amqp-url" };
+  let why = typeof context.client === "string" ? context.client : "you have no task group yet";
   if (typeof context.client !== "string") {
     try {
-      const groups = await context.client.listTaskGroups();
+      const groups = await answerWithin(context.client.listTaskGroups(), signal);
       const newest = groups.at(-1);
       if (newest) {
-        const detail = await context.client.getTaskGroup(newest.task_group_id);
+        const detail = await answerWithin(context.client.getTaskGroup(newest.task_group_id), signal);
         return { targets: [amqpTarget(detail.amqp.url)], source: `the service (task group ${newest.task_group_id})` };
       }
-    } catch {
-      // Fall through to the guesses: the service check reports what is wrong with it.
+    } catch (err) {
+      why = `asking the service failed: ${describeError(err)}`;
     }
   }
   const host = new URL(context.serviceUrl).hostname.replace(/^\[(.*)\]$/, "$1");
-  const local = new URL(DEFAULT_AMQP_URL).port;
   return {
     targets: [
-      { host, port: Number(local), tls: false },
+      { host, port: Number(new URL(DEFAULT_AMQP_URL).port), tls: false },
       { host, port: 5671, tls: true },
     ],
-    source: "the service's host on the AMQP ports (no task group to ask the service about; --amqp-url names another)",
+    source: `the service's host on the AMQP ports, since the service could not name it (${why}); --amqp-url names another`,
   };
 }
 
