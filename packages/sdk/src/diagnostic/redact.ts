@@ -20,13 +20,13 @@ const REDACTED = "[REDACTED]";
 /** Words that make a field's value secret (matched case-insensitively anywhere in its name). */
 const SECRET_KEY =
   "(?:token|secret|passw(?:or)?d|passphrase|pwd|credential|api[_-]?key|private[_-]?key|authorization|cookie)";
-/** A field name containing one of {@link SECRET_KEY}. */
-const KEY_NAME = `[\\w.-]*${SECRET_KEY}[\\w.-]*`;
+/** A field name containing one of {@link SECRET_KEY}; bounded, so a long word costs linear time. */
+const KEY_NAME = `[\\w.-]{0,48}${SECRET_KEY}[\\w.-]{0,48}`;
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----[\s\S]*?(?:-----END \1-----|$(?![\s\S]))/g;
 const PEM_END_LINE = /^-----END [A-Z0-9 ]*PRIVATE KEY-----/;
 const BASE64_LINE = /^[A-Za-z0-9+/=]+\r?$/;
-const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s:/@"'<>]*):([^\s@/"'<>]+)@/gi;
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]{0,31}:\/\/)([^\s:/@"'<>]*):([^\s@/"'<>]+)@/gi;
 const AUTH_SCHEME = /\b(Bearer|Basic|Token)(\s+|%20)[A-Za-z0-9._~+/=-]{6,}/g;
 const JWT = /\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g;
 /** `"key": "value"`, also inside escaped JSON (`\"key\":\"value\"`); numbers and bare words too. */
@@ -58,10 +58,8 @@ export function redactSecrets(text: string, known: readonly string[] = []): stri
     open === undefined ? `${key}${REDACTED}` : `${key}${open}${REDACTED}${close}`,
   );
   out = out.replace(YAML_FIELD, (all, key: string, value: string) =>
-    // JSON lines were handled above; a YAML value that is already redacted stays as it is.
-    value.startsWith(REDACTED) || /^\\*"?\[REDACTED\]/.test(value) || isJsonish(all)
-      ? all
-      : `${key}${redactYamlValue(value)}`,
+    // JSON lines were handled above, and a value with a redaction in it (`Bearer [REDACTED]`) already is.
+    value.includes(REDACTED) || isJsonish(all) ? all : `${key}${redactYamlValue(value)}`,
   );
   out = out.replace(ASSIGNMENT, (_all, key: string) => `${key}${REDACTED}`);
   out = out.replace(FLAG_VALUE, (_all, flag: string) => `${flag}${REDACTED}`);
