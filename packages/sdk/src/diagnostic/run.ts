@@ -15,15 +15,10 @@ import { DEFAULT_SERVICE_URL, paths } from "@conduit/protocol";
 import { Client } from "../index.js";
 import { describeError } from "./connectivity.js";
 import { type DiagnosticOptions, HELP, parseDiagnosticArgs, UsageError } from "./diagnostic-options.js";
+import { endpointSections, endpointTaskSection } from "./endpoint-sections.js";
+import { MACHINE_SECTIONS } from "./machine-sections.js";
 import { redactSecrets } from "./redact.js";
-import {
-  type DiagnosticContext,
-  endpointSections,
-  endpointTaskSection,
-  MACHINE_SECTIONS,
-  SECTION_TIMEOUT_MS,
-  type Section,
-} from "./sections.js";
+import { type DiagnosticContext, SECTION_TIMEOUT_MS, type Section } from "./section.js";
 
 const EXIT_USAGE = 64;
 const EXIT_NO_INPUT = 66;

@@ -1,9 +1,8 @@
 /**
- * The diagnostic's sections, in the order they run: this machine (Node and
- * OS, CPU, memory, disks, network), Conduit's versions, the service and the
- * broker, `conduit-endpoint list`, the endpoints' files, and with `-e` a
- * sample task. Each resolves its text; the runner bounds it in time, redacts
- * it and carries on when one fails.
+ * The diagnostic's fixed sections, in the order they run: this machine (Node
+ * and OS, CPU, memory, disks, network), Conduit's versions, the service and
+ * the broker, and `conduit-endpoint list`. Each resolves its text; the runner
+ * bounds it in time, redacts it and carries on when one fails.
  */
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -26,31 +25,10 @@ import {
 import { delimiter, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { DEFAULT_AMQP_URL, TERMINAL_TASK_STATES } from "@conduit/protocol";
-import { type Client, SDK_VERSION, serializeArguments } from "../index.js";
+import { DEFAULT_AMQP_URL } from "@conduit/protocol";
+import { SDK_VERSION } from "../index.js";
 import { checkBroker, checkService, describeError, type Target } from "./connectivity.js";
-import type { DiagnosticOptions } from "./diagnostic-options.js";
-import { collectFiles, findEndpointDirs } from "./endpoint-files.js";
-
-/** What every section may use; resolved once before the first runs. */
-export interface DiagnosticContext {
-  options: Readonly<DiagnosticOptions>;
-  serviceUrl: string;
-  /** Where the service URL came from, for the report. */
-  serviceUrlSource: string;
-  /** A client with a token, or why there is none. */
-  client: Client | string;
-}
-
-export interface Section {
-  name: string;
-  /** The section's own time budget. @default SECTION_TIMEOUT_MS */
-  timeoutMs?: number;
-  run(context: DiagnosticContext, signal: AbortSignal): Promise<string>;
-}
-
-/** How long one section, or one command in it, may take (upstream's 15 s). */
-export const SECTION_TIMEOUT_MS = 15_000;
+import { type DiagnosticContext, SECTION_TIMEOUT_MS, type Section } from "./section.js";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -330,87 +308,6 @@ const endpointList: Section = {
     return command(file, [...args, "list"], signal, { ...process.env, CONDUIT_USER_DIR: context.options.configDir });
   },
 };
-
-/** One section per endpoint (the most recent `-r`), each file's last `-k` KB. */
-export async function endpointSections(options: Readonly<DiagnosticOptions>): Promise<Section[]> {
-  const all = await findEndpointDirs(options.configDir);
-  const chosen = all.slice(0, options.recentEndpoints);
-  const sections: Section[] = chosen.map((endpoint) => ({
-    name: `endpoint ${endpoint.name}`,
-    async run() {
-      const parts = [`Directory: ${endpoint.dir}`, `Endpoint id: ${endpoint.endpointId ?? "(not registered yet)"}`];
-      for (const dir of [endpoint.dir, ...endpoint.uepDirs]) {
-        for (const file of await collectFiles(dir, options.logKb * 1024)) {
-          const cut = file.truncated ? `, the last ${options.logKb} KB` : "";
-          parts.push("", `--- ${file.path} (${file.size} bytes${cut}) ---`, file.text.trimEnd());
-        }
-      }
-      return parts.join("\n");
-    },
-  }));
-  if (all.length > chosen.length) {
-    const skipped = all.slice(chosen.length).map((e) => e.name);
-    sections.push({
-      name: "other endpoints",
-      run: async () => `Not collected (raise -r to include them): ${skipped.join(", ")}`,
-    });
-  }
-  if (all.length === 0) {
-    sections.push({ name: "endpoints", run: async () => `No endpoint directories in ${options.configDir}.` });
-  }
-  return sections;
-}
-
-/** How long `-e` waits for its task's result. */
-const TASK_WAIT_MS = 15_000;
-
-/** `-e`: register a sample function, send it to the endpoint, wait at most 15 s for the result. */
-export function endpointTaskSection(endpointId: string): Section {
-  return {
-    name: `sample task on endpoint ${endpointId}`,
-    // Registering and submitting come before the 15 s wait.
-    timeoutMs: SECTION_TIMEOUT_MS + TASK_WAIT_MS,
-    async run(context, signal) {
-      if (typeof context.client === "string") return `Not tried: ${context.client}`;
-      const lines: string[] = [];
-      try {
-        await sendSampleTask(context.client, endpointId, lines, signal);
-      } catch (err) {
-        // What was done before the failure (e.g. the function registered) stays in the report.
-        lines.push(`--> Failed: ${describeError(err)}`);
-      }
-      return lines.join("\n");
-    },
-  };
-}
-
-async function sendSampleTask(client: Client, endpointId: string, lines: string[], signal: AbortSignal): Promise<void> {
-  const hello = () => `Hello World from ${process.version}`;
-  const functionId = await client.registerFunction(hello, { name: "conduit_diagnostic_hello" });
-  lines.push(`Registered function ${functionId}`);
-  const taskId = crypto.randomUUID();
-  await client.submit(endpointId, {
-    tasks: [{ task_id: taskId, function_id: functionId, args: serializeArguments([]) }],
-  });
-  lines.push(`Sent task ${taskId}`);
-  const deadline = Date.now() + TASK_WAIT_MS;
-  for (;;) {
-    const task = await client.getTask(taskId);
-    if (TERMINAL_TASK_STATES.has(task.state)) {
-      try {
-        lines.push(`Result: ${JSON.stringify(await client.getResult(taskId))}`);
-      } catch (err) {
-        lines.push(`Task ${task.state}: ${describeError(err)}`);
-      }
-      return;
-    }
-    if (Date.now() >= deadline || signal.aborted) {
-      lines.push(`--> Timed out sending task, endpoint may be offline (state after 15 s: ${task.state})`);
-      return;
-    }
-    await sleep(250);
-  }
-}
 
 /** The fixed sections, before the per-endpoint ones. */
 export const MACHINE_SECTIONS: readonly Section[] = [
