@@ -209,6 +209,16 @@ describe("conduit-diagnostic", () => {
     expect(sectionText(report, "endpoint diag_ep")).toContain("type: ThreadPoolEngine");
   });
 
+  it("a current directory it cannot write to exits 73 at once, with the way out", async () => {
+    // Even root cannot create files in /proc.
+    const { code, stdout, stderr } = await runDiagnosticBin(["-c", configDir], { cwd: "/proc" });
+    expect(code).toBe(73);
+    expect(stdout).toBe("");
+    expect(stderr).toMatch(
+      /^Cannot create conduit_diagnostic_[\d-]+Z\.txt\.gz in \/proc \(\w+\); run conduit-diagnostic from a directory you can write to, or print the report with -p\.\n$/,
+    );
+  });
+
   it("-k N keeps the last N KB of each file, whole lines only", async () => {
     const lines = Array.from({ length: 20_000 }, (_, i) => `line ${String(i).padStart(6, "0")} of the MEP log`);
     plantEndpoint("diag_ep", { "endpoint.log": `${lines.join("\n")}\n` });

@@ -4,9 +4,10 @@
  * `conduit_diagnostic_<UTC time>.txt.gz` in the current directory.
  *
  * Exit codes: 0 done (a failed section is part of the report, not a failure of
- * the tool), 64 bad command line, 66 no config dir (as upstream).
+ * the tool), 64 bad command line, 66 no config dir (as upstream), 73 the
+ * archive cannot be created in the current directory.
  */
-import { createWriteStream, statSync } from "node:fs";
+import { createWriteStream, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -22,6 +23,7 @@ import { type DiagnosticContext, SECTION_TIMEOUT_MS, type Section } from "./sect
 
 const EXIT_USAGE = 64;
 const EXIT_NO_INPUT = 66;
+const EXIT_CANT_CREATE = 73;
 
 /** `conduit_diagnostic_YYYY-MM-DD-HH-mm-ssZ.txt.gz`, in UTC. */
 function archiveName(now: Date): string {
@@ -69,8 +71,18 @@ export async function runDiagnostic(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const name = archiveName(new Date());
+  let fd: number;
+  try {
+    // Created before the first section runs, so an unwritable directory is said at once, not after a minute.
+    fd = openSync(join(process.cwd(), name), "wx", 0o600);
+  } catch (err) {
+    process.stderr.write(
+      `Cannot create ${name} in ${process.cwd()} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); run conduit-diagnostic from a directory you can write to, or print the report with -p.\n`,
+    );
+    return EXIT_CANT_CREATE;
+  }
   const gzip = createGzip();
-  const written = pipeline(gzip, createWriteStream(join(process.cwd(), name), { mode: 0o600 }));
+  const written = pipeline(gzip, createWriteStream("", { fd }));
   for await (const text of texts) gzip.write(text);
   gzip.end();
   await written;
