@@ -57,4 +57,14 @@ describe("conduit-diagnostic against a running service and endpoint", () => {
     );
     expect(stdout).toContain("== Diagnostic: endpoint diag_ep ==");
   });
+
+  it("-e to a stopped endpoint gives up after 15 s with upstream's sentence (runs last: it stops the endpoint)", async () => {
+    await stack.endpoint.stop();
+    const { code, stdout } = await runDiagnosticBin(["-p", "-e", stack.endpointId, "-c", stack.userDir], { cwd });
+    expect(code).toBe(0);
+    expect(sectionText(stdout, `sample task on endpoint ${stack.endpointId}`)).toMatch(
+      /\nSent task [0-9a-f-]{36}\n--> Timed out sending task, endpoint may be offline \(state after 15 s: [a-z-]+\)/,
+    );
+    expect(sectionText(stdout, "conduit-endpoint list")).toMatch(new RegExp(`\\| ${stack.endpointId} \\| Stopped `));
+  });
 });
