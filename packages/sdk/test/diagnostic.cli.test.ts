@@ -104,6 +104,16 @@ describe("conduit-diagnostic", () => {
     expect(archivesIn(cwd)).toEqual([]);
   });
 
+  it("a config dir that is a file exits 66 saying so", async () => {
+    const file = join(work, "a-file");
+    writeFileSync(file, "");
+    const { code, stderr } = await run(["-c", file]);
+    expect(code).toBe(66);
+    expect(stderr).toBe(
+      `Config directory ${file} is not a directory; pass the directory that holds your endpoints with -c, or set CONDUIT_USER_DIR.\n`,
+    );
+  });
+
   it("CONDUIT_USER_DIR is the default config dir (missing: exit 66 naming it)", async () => {
     const missing = join(work, "from-env");
     const { code, stderr } = await run([], { CONDUIT_USER_DIR: missing });

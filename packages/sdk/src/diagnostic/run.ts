@@ -48,9 +48,10 @@ export async function runDiagnostic(argv: readonly string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (!isDirectory(options.configDir)) {
+  const problem = configDirProblem(options.configDir);
+  if (problem) {
     process.stderr.write(
-      `Config directory ${options.configDir} does not exist; pass the directory that holds your endpoints with -c, or set CONDUIT_USER_DIR.\n`,
+      `Config directory ${options.configDir} ${problem}; pass the directory that holds your endpoints with -c, or set CONDUIT_USER_DIR.\n`,
     );
     return EXIT_NO_INPUT;
   }
@@ -90,11 +91,13 @@ export async function runDiagnostic(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-function isDirectory(path: string): boolean {
+/** Why `dir` cannot be read as the config directory, or undefined. */
+function configDirProblem(dir: string): string | undefined {
   try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
+    return statSync(dir).isDirectory() ? undefined : "is not a directory";
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === "ENOENT" ? "does not exist" : `cannot be read (${code ?? (err as Error).message})`;
   }
 }
 
