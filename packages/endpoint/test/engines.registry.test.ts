@@ -29,6 +29,14 @@ describe("engine registry", () => {
     ]);
   });
 
+  it("says which engines keep a queue of their own (the UEP hands them every task at once)", () => {
+    const provider = { type: "LocalProvider", init_blocks: 0 };
+    expect(createEngine({ type: "HighThroughputEngine", provider }).queuesTasks).toBe(true);
+    expect(createEngine({ type: "GlobusComputeEngine", provider }).queuesTasks).toBe(true);
+    expect(createEngine({ type: "ProcessPoolEngine" }).queuesTasks).toBe(false);
+    expect(createEngine({ type: "ThreadPoolEngine" }).queuesTasks).toBe(false);
+  });
+
   it("names an unknown engine type and every valid one", () => {
     expect(configError({ type: "DaskEngine" })).toBe(
       "'DaskEngine' is not a valid engine type. Valid options are: GlobusComputeEngine, HighThroughputEngine, ProcessPoolEngine, ThreadPoolEngine",

@@ -63,6 +63,13 @@ export interface Engine {
    * started once submitted.
    */
   readonly reportsStarts?: boolean;
+  /**
+   * True when the engine keeps a queue of its own and is handed every task at
+   * once (the high-throughput engine scales its blocks on the tasks it holds);
+   * false when it gets no more tasks than it has workers, the others waiting
+   * in the UEP, where a `cancel` can still drop them.
+   */
+  readonly queuesTasks: boolean;
   start(context: EngineContext): Promise<void>;
   /** Queues a task; its result arrives through `context.onResult`. */
   submit(task: EngineTask): void;

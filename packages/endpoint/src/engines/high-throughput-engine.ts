@@ -67,6 +67,8 @@ interface Running {
 export class HighThroughputEngine implements Engine {
   readonly type = "HighThroughputEngine";
   readonly reportsStarts = true;
+  /** Scales its blocks on the tasks it holds, so it is handed every task at once. */
+  readonly queuesTasks = true;
   private readonly provider: Provider;
   private running: Running | undefined;
   private readonly blocks = new Map<string, BlockRecord>();

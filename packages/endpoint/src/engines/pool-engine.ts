@@ -30,6 +30,8 @@ export interface PoolEngineSettings {
 
 export abstract class PoolEngine implements Engine {
   abstract readonly type: string;
+  /** Handed no more tasks than it has workers: the others wait in the UEP, still cancellable. */
+  readonly queuesTasks = false;
   private pool: WorkerPool | undefined;
   private ledger: TaskLedger | undefined;
   private context: EngineContext | undefined;
