@@ -4,11 +4,12 @@
  * worker died. The two differ only in how a worker is spawned.
  */
 import { ConduitError, toWireError } from "@conduit/protocol";
+import type { EngineTask } from "../engine-task.js";
 import { EngineError } from "../errors.js";
+import { doc, integerField } from "../option-fields.js";
 import { type SpawnWorker, WorkerPool } from "../worker/worker-pool.js";
 import { COMMON_ENGINE_FIELDS } from "./engine-options.js";
-import type { Engine, EngineContext, EngineStatus, EngineTask } from "./engine-types.js";
-import { doc, integerField } from "./option-fields.js";
+import type { Engine, EngineContext, EngineStatus } from "./engine-types.js";
 import { shutdownError, TaskLedger } from "./task-ledger.js";
 
 /** Workers get this long to exit on SIGTERM at shutdown before SIGKILL. */

@@ -7,13 +7,13 @@
  * limit each worker (see worker/worker-limits.ts).
  */
 import { availableParallelism } from "node:os";
+import { doc, integerField, type Options, parseOptions } from "../option-fields.js";
 import { processWorkerSpawner } from "../worker/spawn-process-worker.js";
 import { WorkerCgroups } from "../worker/worker-cgroups.js";
 import { checkHardLimits } from "../worker/worker-limits.js";
 import type { SpawnWorker } from "../worker/worker-pool.js";
 import { WORKER_LIMIT_FIELDS } from "./engine-options.js";
 import type { EngineContext } from "./engine-types.js";
-import { doc, integerField, type Options, parseOptions } from "./option-fields.js";
 import { POOL_ENGINE_FIELDS, PoolEngine } from "./pool-engine.js";
 
 export const PROCESS_POOL_FIELDS = {

@@ -10,10 +10,10 @@
  * ```
  */
 import { ConfigError } from "../errors.js";
+import { type Fields, type JsonSchema, show, typedBlockSchema } from "../option-fields.js";
 import type { Engine, EngineConfig } from "./engine-types.js";
 import { HighThroughputEngine } from "./high-throughput-engine.js";
 import { HIGH_THROUGHPUT_FIELDS } from "./high-throughput-options.js";
-import { type Fields, type JsonSchema, show, typedBlockSchema } from "./option-fields.js";
 import { PROCESS_POOL_FIELDS, ProcessPoolEngine } from "./process-pool-engine.js";
 import { THREAD_POOL_FIELDS, ThreadPoolEngine } from "./thread-pool-engine.js";
 

@@ -6,12 +6,12 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { doc, integerField, type Options, parseOptions } from "../option-fields.js";
 import { workerEntryPath } from "../worker/worker-entry.js";
 import type { SpawnWorker } from "../worker/worker-pool.js";
 import { decodeFromWorker, type ToWorker } from "../worker/worker-protocol.js";
 import { THREAD_WORKER_LIMIT_FIELDS } from "./engine-options.js";
 import type { EngineContext } from "./engine-types.js";
-import { doc, integerField, type Options, parseOptions } from "./option-fields.js";
 import { POOL_ENGINE_FIELDS, PoolEngine } from "./pool-engine.js";
 
 export const THREAD_POOL_FIELDS = {

@@ -38,11 +38,12 @@ import {
   type WireError,
 } from "@conduit/protocol";
 import type { ManagerConfig } from "../config/manager-config.js";
+import type { MappedIdentity } from "../config/render.js";
 import { UepError, UepStartError } from "../errors.js";
 import type { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { type LocalUser, lookupLocalUser } from "../identity-mapping/local-user.js";
 import type { Logger } from "../logging.js";
-import { type MappedIdentity, UEP_EXIT } from "../user-endpoint/bootstrap-types.js";
+import { UEP_EXIT } from "../user-endpoint/bootstrap-types.js";
 import { readStartFailure } from "../user-endpoint/start-failure.js";
 import { UepCgroups } from "./cgroups.js";
 import type { EndpointPaths } from "./endpoint-dir.js";

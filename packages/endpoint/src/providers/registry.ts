@@ -3,8 +3,9 @@
  * one line here: the error for an unknown type lists what this table holds,
  * and the JSON Schema of a `provider:` block is made from the same entries.
  */
-import { type Fields, type JsonSchema, show, typedBlockSchema } from "../engines/option-fields.js";
+
 import { ConfigError } from "../errors.js";
+import { type Fields, type JsonSchema, show, typedBlockSchema } from "../option-fields.js";
 import { LOCAL_PROVIDER_FIELDS, LocalProvider } from "./local-provider.js";
 import type { Provider } from "./provider-types.js";
 

@@ -41,10 +41,12 @@ import {
   toWireError,
   type WireError,
 } from "@conduit/protocol";
-import type { Engine, EngineResult, Logger } from "../engines/engine-types.js";
+import type { EngineResult } from "../engine-task.js";
+import type { Engine } from "../engines/engine-types.js";
+import type { SerializerAllowlist } from "../engines/serializer-allowlist.js";
 import { TaskError } from "../errors.js";
+import type { Logger } from "../logging.js";
 import { ResultBatcher } from "./result-batcher.js";
-import type { SerializerAllowlist } from "./serializer-allowlist.js";
 import { StatusBatcher } from "./status-batcher.js";
 
 /** What to do with each task: run it on the engine, or fail it because the UEP could not start. */
