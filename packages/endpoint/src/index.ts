@@ -11,10 +11,10 @@
  */
 
 export { runCli } from "./cli/program.js";
+export type { MappedIdentity } from "./config/render.js";
 export type { RenderTemplateFileOptions } from "./config/render-template-file.js";
 export { renderTemplateFile } from "./config/render-template-file.js";
 export type { RenderErrorKind } from "./errors.js";
 export { ConfigError } from "./errors.js";
 export type { EndpointListing, EndpointState } from "./manager/endpoint-state.js";
 export { listEndpoints } from "./manager/endpoint-state.js";
-export type { MappedIdentity } from "./user-endpoint/bootstrap-types.js";

@@ -6,9 +6,14 @@
 import { appendFileSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { formatWithOptions } from "node:util";
-import type { Logger } from "./engines/engine-types.js";
 
-export type { Logger };
+/** Where a component's log lines go (a file logger, a test's collector). */
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
 
 export interface LoggerOptions {
   /** Log file; created with mode 0600 (and its folder 0700) if missing. */

@@ -16,8 +16,10 @@ import {
   type TaskMessage,
 } from "@conduit/protocol";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Engine, EngineConfig, EngineResult, Logger } from "../src/engines/engine-types.js";
+import type { EngineResult } from "../src/engine-task.js";
+import type { Engine, EngineConfig } from "../src/engines/engine-types.js";
 import { createEngine } from "../src/engines/registry.js";
+import type { Logger } from "../src/logging.js";
 import { jsonArgs, sourceCode } from "./engines.harness.js";
 import { UepHarness } from "./user-endpoint.harness.js";
 

@@ -16,11 +16,11 @@ import {
   USER_ENDPOINT_FIELDS,
 } from "../src/config/user-endpoint-config.js";
 import { HIGH_THROUGHPUT_FIELDS, JOB_STATUS_FIELDS } from "../src/engines/high-throughput-options.js";
-import type { Fields } from "../src/engines/option-fields.js";
 import { PROCESS_POOL_FIELDS } from "../src/engines/process-pool-engine.js";
 import { createEngine } from "../src/engines/registry.js";
 import { THREAD_POOL_FIELDS } from "../src/engines/thread-pool-engine.js";
 import { ConfigError } from "../src/errors.js";
+import type { Fields } from "../src/option-fields.js";
 import { LOCAL_PROVIDER_FIELDS } from "../src/providers/local-provider.js";
 
 const ROOT = new URL("../../../", import.meta.url);

@@ -10,21 +10,7 @@ import { describe, expect, it } from "vitest";
 import { pythonFloatRepr, pythonStr, pythonStrRepr } from "../src/config/python-text.js";
 import { renderUserConfigTemplate } from "../src/config/render.js";
 import { rewriteTemplate } from "../src/config/strict-undefined.js";
-import { ConfigError } from "../src/errors.js";
-import { input, NAME } from "./config.render-input.js";
-
-function failure(text: string, siblings: Record<string, string> = {}, userConfig: Record<string, unknown> = {}) {
-  try {
-    renderUserConfigTemplate(input(text, { userConfig, template: { name: NAME, text, siblings } }));
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error(`expected ${JSON.stringify(text)} to fail`);
-}
-
-const render = (text: string, userConfig: Record<string, unknown> = {}) =>
-  renderUserConfigTemplate(input(text, { userConfig }));
+import { input, NAME, render, renderFailure } from "./config.render-input.js";
 
 describe("Jinja syntax minijinja lacks", () => {
   it("unpacks a tuple in set, from a list variable and from the user runtime", () => {
@@ -39,19 +25,21 @@ describe("Jinja syntax minijinja lacks", () => {
   });
 
   it("names the undefined value being unpacked, and says so when the lengths differ", () => {
-    const undefinedValue = failure("a: 1\n{% set a, b = versoin %}\n");
+    const undefinedValue = renderFailure("a: 1\n{% set a, b = versoin %}\n");
     expect(undefinedValue.kind).toBe("undefined-variable");
     expect(undefinedValue.message).toBe(
       `${NAME} line 2: undefined value 'versoin'; define it in userEndpointConfig or use |default().`,
     );
-    expect(failure("{% set a, b = v %}\n", {}, { v: [1, 2, 3] }).message).toMatch(/^[^\n]*cannot unpack/);
+    expect(renderFailure("{% set a, b = v %}\n", { userConfig: { v: [1, 2, 3] } }).message).toMatch(
+      /^[^\n]*cannot unpack/,
+    );
   });
 });
 
 describe("names Jinja does not define", () => {
   it("hides minijinja's debug global", () => {
     expect(render("debug: {{ debug|default(false) }}\n")).toBe("debug: False");
-    expect(failure("debug: {{ debug }}\n").kind).toBe("undefined-variable");
+    expect(renderFailure("debug: {{ debug }}\n").kind).toBe("undefined-variable");
     expect(render("debug: {{ debug }}\n", { debug: true })).toBe("debug: True");
   });
 
@@ -60,7 +48,7 @@ describe("names Jinja does not define", () => {
     ["filter", "split", "a: 1\nb: {{ s|split|list }}\n"],
     ["test", "startingwith", "a: 1\nb: {{ s is startingwith('x') }}\n"],
   ])("refuses minijinja's own %s %s where the template uses it, naming file and line", (kind, name, text) => {
-    const err = failure(text, {}, { s: "x y" });
+    const err = renderFailure(text, { userConfig: { s: "x y" } });
     expect(err.kind).toBe("template-syntax");
     expect(err.message).toBe(
       `${NAME} line 2: Jinja has no ${kind} named '${name}' (minijinja's own), so Globus Compute would refuse this template; use a Jinja ${kind} instead.`,
@@ -87,13 +75,15 @@ describe("a template that includes itself", () => {
     ["by importing itself", "{% import 'user_config_template.yaml.j2' as me %}a: 1\n", {}],
     ["inside a macro", "{% macro m() %}{% include 'user_config_template.yaml.j2' %}{% endmacro %}{{ m() }}\n", {}],
   ])("gets one sentence %s", (_, text, siblings: Record<string, string>) => {
-    const err = failure(text, siblings);
+    const err = renderFailure(text, { siblings });
     expect(err.message).toMatch(loop);
     expect(err.kind).toBe("sandbox");
   });
 
   it("gets one sentence for a loop of extends", () => {
-    const err = failure("{% extends 'b.j2' %}\n", { "b.j2": "{% extends 'user_config_template.yaml.j2' %}" });
+    const err = renderFailure("{% extends 'b.j2' %}\n", {
+      siblings: { "b.j2": "{% extends 'user_config_template.yaml.j2' %}" },
+    });
     expect(err.message).toBe(
       `${NAME} line 1: b.j2 extends itself, directly or through other files, so rendering it never ends; break the loop of extends tags.`,
     );

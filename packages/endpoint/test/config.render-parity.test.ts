@@ -8,9 +8,9 @@ import { readFileSync } from "node:fs";
 import type { UserRuntime } from "@conduit/protocol";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import type { MappedIdentity } from "../src/config/render.js";
 import { type RenderInput, renderUserConfigTemplate } from "../src/config/render.js";
 import { ConfigError, type RenderErrorKind } from "../src/errors.js";
-import type { MappedIdentity } from "../src/user-endpoint/bootstrap-types.js";
 
 interface Case {
   name: string;

@@ -8,23 +8,8 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { renderUserConfigTemplate } from "../src/config/render.js";
 import { guardStrictUndefined, type StrictSite } from "../src/config/strict-undefined.js";
-import { ConfigError } from "../src/errors.js";
-import { input, NAME } from "./config.render-input.js";
-
-function failure(text: string, userConfig: Record<string, unknown> = {}, siblings: Record<string, string> = {}) {
-  try {
-    renderUserConfigTemplate(input(text, { userConfig, template: { name: NAME, text, siblings } }));
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error(`expected ${JSON.stringify(text)} to fail`);
-}
-
-const render = (text: string, userConfig: Record<string, unknown> = {}) =>
-  renderUserConfigTemplate(input(text, { userConfig }));
+import { NAME, render, renderFailure } from "./config.render-input.js";
 
 describe("strict undefined, as Jinja's StrictUndefined", () => {
   it.each([
@@ -40,7 +25,7 @@ describe("strict undefined, as Jinja's StrictUndefined", () => {
     ["whitespace control", "a: 1\n{%- if not flag -%}\nb: {{- nope|upper -}}{%+ endif %}\n", 2, "flag"],
     ["a loop filter", "{% for x in xs if x.size > limit %}- {{ x }}\n{% endfor %}\n", 1, "limit"],
   ])("fails on an undefined value through %s, naming it and its line", (_, text, line, expression) => {
-    const err = failure(text, { cfg: { a: 1 }, xs: [{ size: 1 }] });
+    const err = renderFailure(text, { userConfig: { cfg: { a: 1 }, xs: [{ size: 1 }] } });
     expect(err.kind).toBe("undefined-variable");
     expect(err.message).toBe(
       `${NAME} line ${line}: undefined value '${expression}'; define it in userEndpointConfig or use |default().`,
@@ -48,19 +33,21 @@ describe("strict undefined, as Jinja's StrictUndefined", () => {
   });
 
   it("reports the first failure in rendering order, as Jinja raises at the first", () => {
-    const err = failure("{% for x in xs %}\n- {{ x.name|upper }}\n{% endfor %}\nz: {{ zzz ~ 1 }}\n", {
-      xs: [{ name: "a" }, { nome: "b" }],
+    const err = renderFailure("{% for x in xs %}\n- {{ x.name|upper }}\n{% endfor %}\nz: {{ zzz ~ 1 }}\n", {
+      userConfig: { xs: [{ name: "a" }, { nome: "b" }] },
     });
     expect(err.message).toMatch(/^user_config_template\.yaml\.j2 line 2: undefined value 'x\.name'/);
   });
 
   it("names the expression that failed, not another guard shown beside it", () => {
-    const err = failure("a: {{ x|upper ~ b.c.d }}\n", { x: "q" });
+    const err = renderFailure("a: {{ x|upper ~ b.c.d }}\n", { userConfig: { x: "q" } });
     expect(err.message).toMatch(/^user_config_template\.yaml\.j2 line 1: undefined value 'b\.c'/);
   });
 
   it("names the included sibling and its line", () => {
-    const err = failure("a: 1\n{% include 'provider.j2' %}\n", {}, { "provider.j2": "p: 1\nq: {{ qq|lower }}\n" });
+    const err = renderFailure("a: 1\n{% include 'provider.j2' %}\n", {
+      siblings: { "provider.j2": "p: 1\nq: {{ qq|lower }}\n" },
+    });
     expect(err.kind).toBe("undefined-variable");
     expect(err.message).toBe(
       "provider.j2 line 2: undefined value 'qq'; define it in userEndpointConfig or use |default().",
@@ -81,7 +68,7 @@ describe("strict undefined, as Jinja's StrictUndefined", () => {
   });
 
   it("leaves an unknown filter to the engine's own error", () => {
-    const err = failure("a: {{ nope|default_missing }}\n");
+    const err = renderFailure("a: {{ nope|default_missing }}\n");
     expect(err.kind).toBe("template-syntax");
     expect(err.message).toMatch(/unknown filter/);
   });

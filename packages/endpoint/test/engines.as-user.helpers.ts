@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import type { EngineResult } from "../src/engines/engine-types.js";
+import type { EngineResult } from "../src/engine-task.js";
 import type { LocalTestUser } from "./multi-user.helpers.js";
 
 const DRIVER = `

@@ -9,8 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JSON_DATA, type Payload, SOURCE_CODE } from "@conduit/protocol";
 import { expect } from "vitest";
-import type { Engine, EngineConfig, EngineResult, Logger } from "../src/engines/engine-types.js";
+import type { EngineResult } from "../src/engine-task.js";
+import type { Engine, EngineConfig } from "../src/engines/engine-types.js";
 import { createEngine } from "../src/engines/registry.js";
+import type { Logger } from "../src/logging.js";
 
 let counter = 0;
 

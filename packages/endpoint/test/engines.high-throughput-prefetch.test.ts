@@ -7,7 +7,8 @@
 import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EngineConfig, EngineResult } from "../src/engines/engine-types.js";
+import type { EngineResult } from "../src/engine-task.js";
+import type { EngineConfig } from "../src/engines/engine-types.js";
 import { BATCH_CHARS, intoBatches } from "../src/worker/interchange-protocol.js";
 import { EngineHarness, expectGone, jsonArgs, resultValue, sourceCode } from "./engines.harness.js";
 

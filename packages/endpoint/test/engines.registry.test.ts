@@ -8,6 +8,7 @@ import { ThreadPoolEngine } from "../src/engines/thread-pool-engine.js";
 import { ConfigError } from "../src/errors.js";
 import { LocalProvider } from "../src/providers/local-provider.js";
 import { createProvider, PROVIDER_TYPES } from "../src/providers/registry.js";
+import { TypeRegistry } from "../src/type-registry.js";
 
 function configError(config: unknown): string {
   try {
@@ -29,6 +30,14 @@ describe("engine registry", () => {
     ]);
   });
 
+  it("says which engines keep a queue of their own (the UEP hands them every task at once)", () => {
+    const provider = { type: "LocalProvider", init_blocks: 0 };
+    expect(createEngine({ type: "HighThroughputEngine", provider }).queuesTasks).toBe(true);
+    expect(createEngine({ type: "GlobusComputeEngine", provider }).queuesTasks).toBe(true);
+    expect(createEngine({ type: "ProcessPoolEngine" }).queuesTasks).toBe(false);
+    expect(createEngine({ type: "ThreadPoolEngine" }).queuesTasks).toBe(false);
+  });
+
   it("names an unknown engine type and every valid one", () => {
     expect(configError({ type: "DaskEngine" })).toBe(
       "'DaskEngine' is not a valid engine type. Valid options are: GlobusComputeEngine, HighThroughputEngine, ProcessPoolEngine, ThreadPoolEngine",
@@ -42,6 +51,29 @@ describe("engine registry", () => {
       "'KubernetesProvider' is not a valid provider. Valid options are: LocalProvider",
     );
     expect(() => createProvider({ type: "SlurmProviderX" })).toThrow(/Valid options are: LocalProvider$/);
+  });
+
+  it("words every kind's refusals the same way (a launcher table, say)", () => {
+    const launchers = new TypeRegistry<string>("launcher", "SimpleLauncher", {
+      SrunLauncher: { fields: {}, create: (options, path) => `srun ${JSON.stringify(options)} at ${path}` },
+      SimpleLauncher: { fields: {}, create: () => "simple" },
+    });
+    expect(launchers.types).toEqual(["SimpleLauncher", "SrunLauncher"]);
+    expect(launchers.create({ type: "SrunLauncher", overrides: "-N 2" }, "engine.launcher")).toBe(
+      'srun {"overrides":"-N 2"} at engine.launcher',
+    );
+    const refusal = (config: unknown) => () => launchers.create(config, "engine.launcher");
+    expect(refusal({ type: "MpiExecLauncher" })).toThrow(
+      new ConfigError("'MpiExecLauncher' is not a valid launcher. Valid options are: SimpleLauncher, SrunLauncher"),
+    );
+    expect(refusal({ type: 3 })).toThrow("'3' is not a valid launcher.");
+    expect(refusal({ type: null })).toThrow(
+      "engine.launcher.type is missing; set it to one of: SimpleLauncher, SrunLauncher.",
+    );
+    expect(refusal("SrunLauncher")).toThrow(
+      'engine.launcher must be a mapping with a type, e.g. {type: SimpleLauncher} (got "SrunLauncher").',
+    );
+    expect(launchers.schema()).toMatchObject({ required: ["type"], oneOf: [{}, {}] });
   });
 
   it("loads the seed's default template engine block (GlobusComputeEngine is an alias)", () => {

@@ -236,7 +236,7 @@ describe("mapping configuration list", () => {
   });
 
   it("the shipped example maps name@example.com to name", async () => {
-    const { EXAMPLE_IDENTITY_MAPPING_CONFIG } = await import("../src/identity-mapping/example-config.js");
+    const { EXAMPLE_IDENTITY_MAPPING_CONFIG } = await import("../src/config/example-identity-mapping.js");
     const path = writeConfig(JSON.parse(EXAMPLE_IDENTITY_MAPPING_CONFIG));
     const mapper = IdentityMapper.load(path, { endpointId: "ep", log: memoryLog() });
     expect(await mapper.map({ ...ALICE, username: "dana@example.com" })).toMatchObject({ username: "dana" });

@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Logger } from "../src/engines/engine-types.js";
+import type { Logger } from "../src/logging.js";
 import { type UepCgroup, UepCgroups } from "../src/manager/cgroups.js";
 import { UEP_CGROUP_ENV } from "../src/worker/worker-cgroups.js";
 import { alive, type EngineAsUser, engineAsUser } from "./engines.as-user.helpers.js";

@@ -6,54 +6,27 @@
  * the next `start` kills whatever process group the dead MEP had recorded.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type BrokerLink, commandQueue, connectBroker, uepName } from "@conduit/protocol";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  cleanupProcesses,
-  cliEnv,
-  listStates,
-  type Mep,
-  pidAlive,
-  readLog,
-  runCli,
-  startMep,
-  startTestService,
-  type TestService,
-  tempUserDir,
-} from "./cli.helpers.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { listStates, type Mep, pidAlive, readLog, runCli, startMep } from "./cli.helpers.js";
+import { configuredEndpoint, sendCommand, startUepCommand, useServiceAndBroker } from "./manager.helpers.js";
 
-let service: TestService;
-let broker: BrokerLink;
+const context = useServiceAndBroker("manager-shutdown-test");
 const strays: ChildProcess[] = [];
-
-beforeAll(async () => {
-  service = await startTestService();
-  broker = await connectBroker(service.amqpUrl, { name: "manager-shutdown-test" });
-});
-afterAll(async () => {
+afterAll(() => {
   for (const s of strays) if (s.pid && pidAlive(s.pid)) process.kill(-s.pid, "SIGKILL");
-  await cleanupProcesses();
-  await broker?.close();
-  await service?.close();
 });
 
 /** A started endpoint whose UEPs run `preload` (a CommonJS file) before any Conduit code. */
 async function endpointWithUep(name: string, preload?: string) {
-  const userDir = tempUserDir();
-  const env = cliEnv(userDir, service);
-  expect((await runCli(["configure", name], env)).code).toBe(0);
-  const dir = join(userDir, name);
-  writeFileSync(join(dir, "user_config_template.yaml.j2"), "engine:\n  type: ThreadPoolEngine\n  max_workers: 1\n");
+  const { userDir, env, dir, log } = await configuredEndpoint(context.service, name);
   if (preload) {
     const file = join(userDir, "preload.cjs");
     writeFileSync(file, preload);
     writeFileSync(join(dir, "user_environment.yaml"), `NODE_OPTIONS: --require=${file}\n`);
   }
   const mep = await startMep(name, env);
-  const log = join(dir, "endpoint.log");
   const uep = await startUep(mep, log);
   // The UEP runs in its own folder (its cwd).
   const stuck = () => existsSync(join(userDir, uep.name, "stuck"));
@@ -62,19 +35,9 @@ async function endpointWithUep(name: string, preload?: string) {
 }
 
 async function startUep(mep: Mep, log: string): Promise<{ uepPid: number; name: string }> {
-  const uepId = randomUUID();
-  const name = uepName(mep.endpointId, uepId);
-  await broker.publish("", commandQueue(mep.endpointId), {
-    v: 1,
-    kind: "start_uep",
-    endpointId: mep.endpointId,
-    uepId,
-    uepName: name,
-    identity: { id: randomUUID(), username: "ada@localhost" },
-    userEndpointConfig: {},
-    userRuntime: null,
-    sentAt: Date.now(),
-  });
+  const command = startUepCommand(mep);
+  await sendCommand(context.broker, command, mep.endpointId);
+  const name = command.uepName;
   const created = new RegExp(`Creating new user endpoint \\(pid: (\\d+)\\) \\[\\(\\S+, ${name}\\)`);
   await expect.poll(() => created.exec(readLog(log)), { timeout: 15_000 }).not.toBeNull();
   return { uepPid: Number(created.exec(readLog(log))![1]), name };

@@ -10,7 +10,6 @@ import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  type BrokerLink,
   commandQueue,
   connectBroker,
   decodeMessage,
@@ -23,76 +22,20 @@ import {
   SOURCE_CODE,
   type StartUepCommand,
   type TaskMessage,
-  uepName,
   uepTaskQueue,
 } from "@conduit/protocol";
 import amqp from "amqplib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createBrokerUser } from "../../../scripts/local-stack.mjs";
-import {
-  cleanupProcesses,
-  cliEnv,
-  type Mep,
-  pidAlive,
-  readLog,
-  runCli,
-  startMep,
-  startTestService,
-  type TestService,
-  tempUserDir,
-} from "./cli.helpers.js";
+import { pidAlive, readLog, runCli } from "./cli.helpers.js";
 import { alive } from "./engines.as-user.helpers.js";
+import { runningEndpoint, sendCommand, startUepCommand, useServiceAndBroker } from "./manager.helpers.js";
 
-let service: TestService;
-let broker: BrokerLink;
-beforeAll(async () => {
-  service = await startTestService();
-  broker = await connectBroker(service.amqpUrl, { name: "manager-test" });
-});
-afterAll(async () => {
-  await cleanupProcesses();
-  await broker?.close();
-  await service?.close();
-});
-
-/** A configured and started endpoint, with a ThreadPoolEngine template so UEPs start light. */
-async function runningEndpoint(name: string, configYaml?: string) {
-  const userDir = tempUserDir();
-  const env = cliEnv(userDir, service);
-  expect((await runCli(["configure", name], env)).code).toBe(0);
-  const dir = join(userDir, name);
-  writeFileSync(
-    join(dir, "user_config_template.yaml.j2"),
-    "engine:\n  type: ThreadPoolEngine\n  max_workers: 1\nidle_heartbeats_soft: 0\n",
-  );
-  if (configYaml) writeFileSync(join(dir, "config.yaml"), configYaml);
-  const mep = await startMep(name, env);
-  return { userDir, env, dir, log: join(dir, "endpoint.log"), mep };
-}
-
-function command(mep: Mep, overrides: Partial<StartUepCommand> = {}): StartUepCommand {
-  const uepId = overrides.uepId ?? randomUUID();
-  return {
-    v: 1,
-    kind: "start_uep",
-    endpointId: mep.endpointId,
-    uepId,
-    uepName: uepName(mep.endpointId, uepId),
-    identity: { id: randomUUID(), username: "ada@localhost" },
-    userEndpointConfig: {},
-    userRuntime: null,
-    sentAt: Date.now(),
-    ...overrides,
-  };
-}
-
-async function send(cmd: StartUepCommand | Buffer, endpointId: string): Promise<void> {
-  await broker.publish("", commandQueue(endpointId), cmd);
-}
+const context = useServiceAndBroker("manager-test");
 
 /** Puts `n` tasks in the UEP's queue, as the service would before commanding the MEP. */
 async function queueTasks(cmd: StartUepCommand, n: number): Promise<string[]> {
-  const channel = await broker.ready();
+  const channel = await context.broker.ready();
   const queue = uepTaskQueue(cmd.endpointId, cmd.uepId);
   await channel.assertQueue(queue, QUEUE_OPTIONS);
   const ids: string[] = [];
@@ -108,7 +51,7 @@ async function queueTasks(cmd: StartUepCommand, n: number): Promise<string[]> {
       function: { strategy: SOURCE_CODE, data: "(a, b) => a + b" },
       args: { strategy: JSON_DATA, data: JSON.stringify({ args: [1, 2] }) },
     };
-    await broker.publish("", queue, task);
+    await context.broker.publish("", queue, task);
     ids.push(task.taskId);
   }
   return ids;
@@ -116,7 +59,7 @@ async function queueTasks(cmd: StartUepCommand, n: number): Promise<string[]> {
 
 /** Copies of every result published for this endpoint (beside the service's own consumer). */
 async function tapResults(endpointId: string): Promise<ResultMessage[]> {
-  const channel = await broker.ready();
+  const channel = await context.broker.ready();
   const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
   await channel.bindQueue(queue, RESULTS_EXCHANGE, resultsRoutingKey(endpointId));
   const results: ResultMessage[] = [];
@@ -139,9 +82,9 @@ function count(text: string, needle: string): number {
 
 describe("MEP start_uep commands", () => {
   it("spawns one UEP per command with the seed's log lines, and not a second one while it runs", async () => {
-    const { userDir, dir, log, mep, env } = await runningEndpoint("ueps");
-    const cmd = command(mep);
-    await send(cmd, mep.endpointId);
+    const { userDir, dir, log, mep, env } = await runningEndpoint(context.service, "ueps");
+    const cmd = startUepCommand(mep);
+    await sendCommand(context.broker, cmd, mep.endpointId);
     const created = new RegExp(
       `Creating new user endpoint \\(pid: (\\d+)\\) \\[\\((\\S+), ${cmd.uepName}\\) conduit-endpoint _start-user-endpoint ${cmd.uepName}\\]`,
     );
@@ -161,7 +104,7 @@ describe("MEP start_uep commands", () => {
     // Its stdout/stderr and its own log live in its own folder.
     expect(existsSync(join(userDir, cmd.uepName, "endpoint.log"))).toBe(true);
 
-    await send({ ...cmd, sentAt: Date.now() }, mep.endpointId);
+    await sendCommand(context.broker, { ...cmd, sentAt: Date.now() }, mep.endpointId);
     await expect
       .poll(() => readLog(log), { timeout: 10_000 })
       .toContain(`User endpoint ${cmd.uepName} is already running (pid: ${pid})`);
@@ -181,15 +124,15 @@ describe("MEP start_uep commands", () => {
   });
 
   it("ends a stopped UEP's whole process tree, setsid'd processes included", async () => {
-    const { dir, userDir, log, mep, env } = await runningEndpoint("tree");
+    const { dir, userDir, log, mep, env } = await runningEndpoint(context.service, "tree");
     const pidFile = join(userDir, "daemon.pid");
     // endpoint_setup starts a daemon in a session of its own: outside the UEP's process group.
     writeFileSync(
       join(dir, "user_config_template.yaml.j2"),
       `endpoint_setup: "setsid sleep 300 >/dev/null 2>&1 < /dev/null & echo $! > ${pidFile}"\nengine:\n  type: ThreadPoolEngine\n  max_workers: 1\nidle_heartbeats_soft: 0\n`,
     );
-    const cmd = command(mep);
-    await send(cmd, mep.endpointId);
+    const cmd = startUepCommand(mep);
+    await sendCommand(context.broker, cmd, mep.endpointId);
     await expect
       .poll(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "", { timeout: 15_000 })
       .toBe(true);
@@ -201,10 +144,10 @@ describe("MEP start_uep commands", () => {
   });
 
   it("ignores commands that are too old or malformed", async () => {
-    const { log, mep, env } = await runningEndpoint("picky");
-    await send(command(mep, { sentAt: Date.now() - 10 * 60_000 }), mep.endpointId);
-    await send(Buffer.from("not json"), mep.endpointId);
-    await send(command(mep, { uepName: "uep.elsewhere" }), mep.endpointId);
+    const { log, mep, env } = await runningEndpoint(context.service, "picky");
+    await sendCommand(context.broker, startUepCommand(mep, { sentAt: Date.now() - 10 * 60_000 }), mep.endpointId);
+    await sendCommand(context.broker, Buffer.from("not json"), mep.endpointId);
+    await sendCommand(context.broker, startUepCommand(mep, { uepName: "uep.elsewhere" }), mep.endpointId);
     await expect.poll(() => count(readLog(log), "Dropped a command"), { timeout: 10_000 }).toBe(2);
     await expect
       .poll(() => readLog(log), { timeout: 10_000 })
@@ -214,15 +157,15 @@ describe("MEP start_uep commands", () => {
   });
 
   it("drops a command not published by the service's broker user, logging the account", async () => {
-    const { log, mep, env } = await runningEndpoint("wary");
-    const intruder = await createBrokerUser(service.amqpUrl);
+    const { log, mep, env } = await runningEndpoint(context.service, "wary");
+    const intruder = await createBrokerUser(context.service.amqpUrl);
     const forger = await connectBroker(intruder.url, { name: "forger", maxRetries: 0 });
-    const plain = await amqp.connect(service.amqpUrl);
+    const plain = await amqp.connect(context.service.amqpUrl);
     try {
       // Another account (its user-id stamped and checked by RabbitMQ), then the service's own without user-id.
-      await forger.publish("", commandQueue(mep.endpointId), command(mep));
+      await forger.publish("", commandQueue(mep.endpointId), startUepCommand(mep));
       const ch = await plain.createConfirmChannel();
-      ch.sendToQueue(commandQueue(mep.endpointId), encodeMessage(command(mep)), { persistent: true });
+      ch.sendToQueue(commandQueue(mep.endpointId), encodeMessage(startUepCommand(mep)), { persistent: true });
       await ch.waitForConfirms();
       await expect
         .poll(() => readLog(log), { timeout: 10_000 })
@@ -233,8 +176,8 @@ describe("MEP start_uep commands", () => {
         .poll(() => readLog(log), { timeout: 10_000 })
         .toContain("only guest may send one, sent by broker account (no user-id); it was dropped.");
       // The service's command, sent after them, is the one that starts a UEP.
-      const real = command(mep);
-      await send(real, mep.endpointId);
+      const real = startUepCommand(mep);
+      await sendCommand(context.broker, real, mep.endpointId);
       await expect.poll(() => count(readLog(log), "Creating new user endpoint"), { timeout: 15_000 }).toBe(1);
       expect(readLog(log)).toContain(real.uepName);
     } finally {
@@ -246,14 +189,14 @@ describe("MEP start_uep commands", () => {
   });
 
   it("restarts a crashing UEP with queued tasks at most 5 times, then fails its tasks with UEP_CRASHED", async () => {
-    const { dir, log, mep, env, userDir } = await runningEndpoint("crashes");
+    const { dir, log, mep, env, userDir } = await runningEndpoint(context.service, "crashes");
     // Written after start: the MEP reads user_environment.yaml afresh for each UEP.
     // This one makes node itself fail before any UEP code runs (exit code 1).
     writeFileSync(join(dir, "user_environment.yaml"), `NODE_OPTIONS: --require=/nonexistent/${randomUUID()}.cjs\n`);
     const results = await tapResults(mep.endpointId);
-    const cmd = command(mep);
+    const cmd = startUepCommand(mep);
     const taskIds = await queueTasks(cmd, 2);
-    await send(cmd, mep.endpointId);
+    await sendCommand(context.broker, cmd, mep.endpointId);
 
     await expect.poll(() => results.length, { timeout: 40_000, interval: 200 }).toBe(2);
     const text = readLog(log);
@@ -278,11 +221,15 @@ describe("MEP start_uep commands", () => {
 
   it("does not restart a UEP that could not start, and that UEP tells the submitter why", async () => {
     const missing = `/nonexistent/${randomUUID()}/template.yaml.j2`;
-    const { log, mep, env } = await runningEndpoint("broken", `user_config_template_path: ${missing}\n`);
+    const { log, mep, env } = await runningEndpoint(
+      context.service,
+      "broken",
+      `user_config_template_path: ${missing}\n`,
+    );
     const results = await tapResults(mep.endpointId);
-    const cmd = command(mep);
+    const cmd = startUepCommand(mep);
     const [taskId] = await queueTasks(cmd, 1);
-    await send(cmd, mep.endpointId);
+    await sendCommand(context.broker, cmd, mep.endpointId);
 
     await expect.poll(() => results.length, { timeout: 30_000, interval: 200 }).toBe(1);
     expect(results[0]).toMatchObject({ taskId, state: "failed" });
@@ -298,15 +245,19 @@ describe("MEP start_uep commands", () => {
 
   it("fails, with the UEP's reason, the tasks a UEP that could not start left in its queue", async () => {
     const missing = `/nonexistent/${randomUUID()}/template.yaml.j2`;
-    const { log, mep, env } = await runningEndpoint("unreachable", `user_config_template_path: ${missing}\n`);
+    const { log, mep, env } = await runningEndpoint(
+      context.service,
+      "unreachable",
+      `user_config_template_path: ${missing}\n`,
+    );
     const results = await tapResults(mep.endpointId);
     // A broker account that does not exist: the UEP cannot fail its tasks itself (as when the service deleted it).
-    const badUrl = new URL(service.amqpUrl);
+    const badUrl = new URL(context.service.amqpUrl);
     badUrl.username = `nobody-${randomUUID()}`;
     badUrl.password = "wrong";
-    const cmd = command(mep, { amqpUrl: badUrl.toString() });
+    const cmd = startUepCommand(mep, { amqpUrl: badUrl.toString() });
     const taskIds = await queueTasks(cmd, 2);
-    await send(cmd, mep.endpointId);
+    await sendCommand(context.broker, cmd, mep.endpointId);
 
     await expect.poll(() => results.length, { timeout: 60_000, interval: 200 }).toBe(2);
     expect(results.map((r) => r.taskId).sort()).toEqual([...taskIds].sort());

@@ -14,13 +14,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type StartUepCommand, uepName } from "@conduit/protocol";
 import { afterAll, describe, expect, it } from "vitest";
+import { EXAMPLE_IDENTITY_MAPPING_CONFIG } from "../src/config/example-identity-mapping.js";
 import { parseManagerConfig } from "../src/config/manager-config.js";
 import { renderUserConfigTemplate } from "../src/config/render.js";
 import { templateReferences } from "../src/config/strict-undefined.js";
-import { EXAMPLE_IDENTITY_MAPPING_CONFIG } from "../src/identity-mapping/example-config.js";
+import type { TemplateFiles } from "../src/config/template-files.js";
 import { endpointPaths } from "../src/manager/endpoint-dir.js";
 import { buildBootstrap } from "../src/manager/uep-bootstrap.js";
-import type { TemplateFiles } from "../src/user-endpoint/bootstrap-types.js";
 import { createUser, removeUsersAndGroups } from "./multi-user.helpers.js";
 
 const isRoot = process.getuid?.() === 0;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createEngine } from "../src/engines/registry.js";
+import { SerializerAllowlist } from "../src/engines/serializer-allowlist.js";
 import { ConfigError } from "../src/errors.js";
-import { SerializerAllowlist } from "../src/user-endpoint/serializer-allowlist.js";
 
 const task = (code: string, data: string) => ({
   function: { strategy: code, data: "() => 1" },

@@ -15,7 +15,7 @@ import {
 } from "@conduit/protocol";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EngineResult, EngineTask } from "../src/engines/engine-types.js";
+import type { EngineResult, EngineTask } from "../src/engine-task.js";
 import {
   DEFAULT_RESULT_SIZE_LIMIT,
   executeTask,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Logger } from "../src/engines/engine-types.js";
+import type { Logger } from "../src/logging.js";
 import { IdleTracker } from "../src/user-endpoint/idle-tracker.js";
 
 function recorder(): Logger & { lines: string[] } {

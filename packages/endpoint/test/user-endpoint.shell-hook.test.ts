@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Logger } from "../src/engines/engine-types.js";
 import { UepStartError } from "../src/errors.js";
+import type { Logger } from "../src/logging.js";
 import { runShellHook } from "../src/user-endpoint/shell-hook.js";
 
 function recorder(): Logger & { lines: string[] } {

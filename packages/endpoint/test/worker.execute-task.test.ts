@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { EngineTask } from "../src/engines/engine-types.js";
+import type { EngineTask } from "../src/engine-task.js";
 import { executeTask } from "../src/worker/execute-task.js";
 import { jsonArgs, resultValue, sourceCode } from "./engines.harness.js";
 

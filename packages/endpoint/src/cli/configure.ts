@@ -7,8 +7,8 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { ConduitError } from "@conduit/protocol";
 import { DEFAULT_CONFIG_YAML, DEFAULT_SCHEMA, DEFAULT_TEMPLATE, DEFAULT_USER_ENVIRONMENT } from "../config/defaults.js";
+import { EXAMPLE_IDENTITY_MAPPING_CONFIG, exampleIdentityMappingPath } from "../config/example-identity-mapping.js";
 import { parseManagerConfig } from "../config/manager-config.js";
-import { EXAMPLE_IDENTITY_MAPPING_CONFIG, exampleIdentityMappingPath } from "../identity-mapping/example-config.js";
 import { type EndpointPaths, endpointPaths, validateEndpointName } from "../manager/endpoint-dir.js";
 
 export interface ConfigureOptions {

@@ -9,14 +9,14 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { ConduitError, type UserRuntime } from "@conduit/protocol";
 import { parseManagerConfig } from "../config/manager-config.js";
+import type { MappedIdentity } from "../config/render.js";
 import { renderTemplateFile } from "../config/render-template-file.js";
 import { identityMappingFiles } from "../config/template-files.js";
 import { parseUserEndpointConfig, RENDERED_CONFIG_SOURCE } from "../config/user-endpoint-config.js";
 import { createEngine } from "../engines/registry.js";
+import { SerializerAllowlist } from "../engines/serializer-allowlist.js";
 import { ConfigError } from "../errors.js";
 import { configuredEndpoint } from "../manager/endpoint-dir.js";
-import type { MappedIdentity } from "../user-endpoint/bootstrap-types.js";
-import { SerializerAllowlist } from "../user-endpoint/serializer-allowlist.js";
 
 export interface RenderCommandOptions {
   userDir: string;

@@ -4,8 +4,9 @@
  * one ConfigError that names the file, the key, what the key must be and how
  * to fix it: "<file>: `<key>` must be <what>, not <value>; <fix>."
  */
-import { type Field, type JsonSchema, notImplementedField } from "../engines/option-fields.js";
+
 import { ConfigError } from "../errors.js";
+import { type Field, type JsonSchema, notImplementedField } from "../option-fields.js";
 import { describeValue } from "./yaml-text.js";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -6,7 +6,7 @@
  * `packages/endpoint/schemas/` for editors; what a schema cannot say (two
  * keys compared, such as `min_blocks` ≤ `max_blocks`) only the parsers check.
  */
-import { type JsonSchema, tableSchema } from "../engines/option-fields.js";
+import { type JsonSchema, tableSchema } from "../option-fields.js";
 import { MANAGER_FIELDS } from "./manager-config.js";
 import { USER_ENDPOINT_FIELDS } from "./user-endpoint-config.js";
 

@@ -5,8 +5,9 @@
  * not implement yet (`high_assurance`, `audit_log_path`, …) is refused with a
  * sentence saying so, never silently ignored.
  */
-import { doc, type Options, parseOptions } from "../engines/option-fields.js";
+
 import { ConfigError } from "../errors.js";
+import { doc, type Options, parseOptions } from "../option-fields.js";
 import {
   flagField,
   functionIdsField,

@@ -4,9 +4,9 @@
  * a test fails when README.md holds anything else there).
  */
 import { HIGH_THROUGHPUT_FIELDS, JOB_STATUS_FIELDS } from "../engines/high-throughput-options.js";
-import { defaultText, type Field, type Fields } from "../engines/option-fields.js";
 import { PROCESS_POOL_FIELDS } from "../engines/process-pool-engine.js";
 import { THREAD_POOL_FIELDS } from "../engines/thread-pool-engine.js";
+import { defaultText, type Field, type Fields } from "../option-fields.js";
 import { LOCAL_PROVIDER_FIELDS } from "../providers/local-provider.js";
 import { ENDPOINT_FILES } from "./defaults.js";
 import { MANAGER_FIELDS } from "./manager-config.js";

@@ -7,10 +7,9 @@
 import { dirname, join } from "node:path";
 import type { UserRuntime } from "@conduit/protocol";
 import { ConfigError } from "../errors.js";
-import type { MappedIdentity, TemplateFiles } from "../user-endpoint/bootstrap-types.js";
 import { ENDPOINT_FILES } from "./defaults.js";
-import { renderUserConfigTemplate } from "./render.js";
-import { readSchemaText, readTemplateFiles, TemplateFileError } from "./template-files.js";
+import { type MappedIdentity, renderUserConfigTemplate } from "./render.js";
+import { readSchemaText, readTemplateFiles, TemplateFileError, type TemplateFiles } from "./template-files.js";
 
 export interface RenderTemplateFileOptions {
   /** The template, e.g. `~/.conduit/my_ep/user_config_template.yaml.j2`; the files it names sit beside it. */

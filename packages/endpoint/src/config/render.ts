@@ -20,11 +20,17 @@
 import type { UserRuntime } from "@conduit/protocol";
 import { Environment } from "minijinja-js";
 import { ConfigError, type RenderErrorKind } from "../errors.js";
-import type { MappedIdentity, TemplateFiles } from "../user-endpoint/bootstrap-types.js";
 import { jinjaFloatText, jinjaIntText, pythonStr } from "./python-text.js";
 import { rewriteTemplate, type StrictSite, strictSiteOf } from "./strict-undefined.js";
+import type { TemplateFiles } from "./template-files.js";
 import { sanitiseUserValue, shellEscape, type TemplateValue, toTemplateData } from "./template-values.js";
 import { validateUserConfig } from "./user-config-schema.js";
+
+/** `mapped_identity` as the template sees it. */
+export interface MappedIdentity {
+  local: { uname: string; uid: number; gid: number; groups: number[]; gecos: string; shell: string; dir: string };
+  conduit: { id: string };
+}
 
 export interface RenderInput {
   template: TemplateFiles;

@@ -15,13 +15,20 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { ConfigError } from "../errors.js";
-import { exampleIdentityMappingPath } from "../identity-mapping/example-config.js";
-import type { TemplateFiles } from "../user-endpoint/bootstrap-types.js";
+import { exampleIdentityMappingPath } from "./example-identity-mapping.js";
 import type { ManagerConfig } from "./manager-config.js";
 import { templateReferences } from "./strict-undefined.js";
 
 /** Larger than this is no template (the endpoint's own log may sit in the same folder). */
 const MAX_FILE_BYTES = 256 * 1024;
+
+export interface TemplateFiles {
+  /** File name of the template, e.g. `user_config_template.yaml.j2`. */
+  name: string;
+  text: string;
+  /** The files of the template's folder it names (transitively), by name, for `include`, `extends` and `import`. */
+  siblings: Record<string, string>;
+}
 
 export interface ReadTemplateOptions {
   /** Files that never leave the MEP, even when the template names them (the identity mapping file). @default [] */

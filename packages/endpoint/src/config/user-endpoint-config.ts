@@ -7,9 +7,9 @@
  * engine's own table.
  */
 import type { EngineConfig } from "../engines/engine-types.js";
-import { doc, type Field, type Options, parseOptions } from "../engines/option-fields.js";
 import { engineSchema } from "../engines/registry.js";
 import { ConfigError } from "../errors.js";
+import { doc, type Field, type Options, parseOptions } from "../option-fields.js";
 import { countField, flagField, functionIdsField, heartbeatPeriodField, textField } from "./config-fields.js";
 import { ENDPOINT_FILES } from "./defaults.js";
 import { asMapping, describeValue, parseYamlText } from "./yaml-text.js";

@@ -4,8 +4,9 @@
  * worker thread shares the UEP's process, so a ThreadPoolEngine refuses them
  * with a sentence that says which engines take them.
  */
-import { allowedSerializersField } from "../user-endpoint/serializer-allowlist.js";
-import { doc, integerField, notImplementedField, refusedField, stringField } from "./option-fields.js";
+
+import { doc, integerField, notImplementedField, refusedField, stringField } from "../option-fields.js";
+import { allowedSerializersField } from "./serializer-allowlist.js";
 
 export const COMMON_ENGINE_FIELDS = {
   // Checked here; the UEP applies allowed_serializers to each task before it reaches the engine.

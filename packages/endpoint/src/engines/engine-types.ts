@@ -3,30 +3,8 @@
  * (worker threads, child processes, blocks of workers from a provider).
  * Implementations register in `engines/registry.ts` by `type`.
  */
-import type { Payload, WireError } from "@conduit/protocol";
-
-export interface Logger {
-  debug(message: string): void;
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
-
-/** One task as the engine receives it (already checked against allowed_functions). */
-export interface EngineTask {
-  taskId: string;
-  functionId: string;
-  function: Payload;
-  args: Payload;
-  resourceSpecification?: Record<string, unknown>;
-  /** Node and SDK versions of the submitter: a StructuredData payload from a newer Node major fails. */
-  submitter?: { nodeVersion: string; sdkVersion: string };
-}
-
-/** The outcome of one task; exactly one per submitted task, whatever happens. */
-export type EngineResult =
-  | { taskId: string; ok: true; value: Payload }
-  | { taskId: string; ok: false; error: WireError };
+import type { EngineResult, EngineTask } from "../engine-task.js";
+import type { Logger } from "../logging.js";
 
 export interface EngineContext {
   /** The UEP's directory; engines keep run files under it (e.g. `<runDir>/submit_scripts`). */
@@ -63,6 +41,13 @@ export interface Engine {
    * started once submitted.
    */
   readonly reportsStarts?: boolean;
+  /**
+   * True when the engine keeps a queue of its own and is handed every task at
+   * once (the high-throughput engine scales its blocks on the tasks it holds);
+   * false when it gets no more tasks than it has workers, the others waiting
+   * in the UEP, where a `cancel` can still drop them.
+   */
+  readonly queuesTasks: boolean;
   start(context: EngineContext): Promise<void>;
   /** Queues a task; its result arrives through `context.onResult`. */
   submit(task: EngineTask): void;

@@ -21,15 +21,16 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConduitError, toWireError } from "@conduit/protocol";
+import type { EngineTask } from "../engine-task.js";
 import { EngineError } from "../errors.js";
+import { parseOptions } from "../option-fields.js";
 import { describeJobEnd, readTail } from "../providers/job-output.js";
 import { type JobStatus, type Provider, TERMINAL_JOB_STATES } from "../providers/provider-types.js";
 import { blockManagerCommand } from "../worker/block-manager-command.js";
 import { checkHardLimits } from "../worker/worker-limits.js";
-import type { Engine, EngineContext, EngineStatus, EngineTask } from "./engine-types.js";
+import type { Engine, EngineContext, EngineStatus } from "./engine-types.js";
 import { HIGH_THROUGHPUT_FIELDS, type HighThroughputOptions } from "./high-throughput-options.js";
 import { type ConnectedBlock, Interchange } from "./interchange.js";
-import { parseOptions } from "./option-fields.js";
 import { shutdownError, TaskLedger } from "./task-ledger.js";
 
 /** Blocks that end before connecting this many times in a row fail the waiting tasks. */
@@ -67,6 +68,8 @@ interface Running {
 export class HighThroughputEngine implements Engine {
   readonly type = "HighThroughputEngine";
   readonly reportsStarts = true;
+  /** Scales its blocks on the tasks it holds, so it is handed every task at once. */
+  readonly queuesTasks = true;
   private readonly provider: Provider;
   private running: Running | undefined;
   private readonly blocks = new Map<string, BlockRecord>();

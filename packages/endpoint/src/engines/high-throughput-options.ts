@@ -3,9 +3,6 @@
  * configs), as a table: checked once, defaults applied, frozen.
  */
 
-import type { Provider } from "../providers/provider-types.js";
-import { createProvider, providerSchema } from "../providers/registry.js";
-import { COMMON_ENGINE_FIELDS, WORKER_LIMIT_FIELDS } from "./engine-options.js";
 import {
   booleanField,
   choiceField,
@@ -18,7 +15,10 @@ import {
   partlyImplementedField,
   secondsField,
   stringField,
-} from "./option-fields.js";
+} from "../option-fields.js";
+import type { Provider } from "../providers/provider-types.js";
+import { createProvider, providerSchema } from "../providers/registry.js";
+import { COMMON_ENGINE_FIELDS, WORKER_LIMIT_FIELDS } from "./engine-options.js";
 
 /** What `address` may be: the interchange listens on loopback only. */
 const LOOPBACK_ADDRESSES: readonly string[] = ["127.0.0.1", "localhost", "::1"];

@@ -19,6 +19,8 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
+import type { EngineResult, EngineTask } from "../engine-task.js";
+import type { Logger } from "../logging.js";
 import { Fifo } from "../worker/fifo.js";
 import { encodeFrame, FrameReader } from "../worker/frames.js";
 import {
@@ -29,7 +31,6 @@ import {
   MAX_FRAME_CHARS,
   MAX_REGISTRATION_CHARS,
 } from "../worker/interchange-protocol.js";
-import type { EngineResult, EngineTask, Logger } from "./engine-types.js";
 
 /** A connection that has not registered within this time is closed. */
 const REGISTRATION_TIMEOUT_MS = 10_000;

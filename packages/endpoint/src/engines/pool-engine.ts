@@ -3,49 +3,62 @@
  * workers inside the UEP, a FIFO queue, and bounded re-runs of tasks whose
  * worker died. The two differ only in how a worker is spawned.
  */
+import { availableParallelism } from "node:os";
 import { ConduitError, toWireError } from "@conduit/protocol";
+import type { EngineTask } from "../engine-task.js";
 import { EngineError } from "../errors.js";
+import { doc, type Fields, integerField } from "../option-fields.js";
 import { type SpawnWorker, WorkerPool } from "../worker/worker-pool.js";
 import { COMMON_ENGINE_FIELDS } from "./engine-options.js";
-import type { Engine, EngineContext, EngineStatus, EngineTask } from "./engine-types.js";
-import { doc, integerField } from "./option-fields.js";
+import type { Engine, EngineContext, EngineStatus } from "./engine-types.js";
 import { shutdownError, TaskLedger } from "./task-ledger.js";
 
 /** Workers get this long to exit on SIGTERM at shutdown before SIGKILL. */
 const SHUTDOWN_GRACE_MS = 2000;
 
-/** Options both pool engines take, besides `max_workers` and the per-worker limits. */
-export const POOL_ENGINE_FIELDS = {
-  max_retries_on_system_failure: doc(
-    "Times a task runs again after its worker died under it.",
-    integerField({ min: 0, fallback: 0 }),
-  ),
-  ...COMMON_ENGINE_FIELDS,
-};
-
-export interface PoolEngineSettings {
-  readonly maxWorkers: number;
-  readonly maxRetries: number;
+/**
+ * A pool engine's option table: `max_workers` (`workers` says what they are,
+ * e.g. "Worker threads."), the options both pool engines take, then its
+ * per-worker `limits`.
+ */
+export function poolEngineFields<Limits extends Fields>(workers: string, limits: Limits) {
+  return {
+    max_workers: doc(workers, integerField({ min: 1, fallback: () => availableParallelism() }), "the number of CPUs"),
+    max_retries_on_system_failure: doc(
+      "Times a task runs again after its worker died under it.",
+      integerField({ min: 0, fallback: 0 }),
+    ),
+    ...COMMON_ENGINE_FIELDS,
+    ...limits,
+  };
 }
 
-export abstract class PoolEngine implements Engine {
+/** What the pool itself reads of a pool engine's options. */
+export interface PoolEngineOptions {
+  readonly max_workers: number;
+  readonly max_retries_on_system_failure: number;
+}
+
+export abstract class PoolEngine<Options extends PoolEngineOptions = PoolEngineOptions> implements Engine {
   abstract readonly type: string;
+  /** Handed no more tasks than it has workers: the others wait in the UEP, still cancellable. */
+  readonly queuesTasks = false;
   private pool: WorkerPool | undefined;
   private ledger: TaskLedger | undefined;
   private context: EngineContext | undefined;
   private stopping: Promise<void> | undefined;
 
-  constructor(readonly settings: PoolEngineSettings) {}
+  constructor(readonly options: Options) {}
 
   /** How this engine starts one worker. */
   protected abstract spawner(context: EngineContext): SpawnWorker;
 
   async start(context: EngineContext): Promise<void> {
     this.context = context;
-    const ledger = new TaskLedger(this.settings.maxRetries, context.onResult);
+    const ledger = new TaskLedger(this.options.max_retries_on_system_failure, context.onResult);
     this.ledger = ledger;
     const pool = new WorkerPool({
-      size: this.settings.maxWorkers,
+      size: this.options.max_workers,
       spawn: this.spawner(context),
       log: context.log,
       onResult: (result) => ledger.complete(result),
@@ -71,7 +84,7 @@ export abstract class PoolEngine implements Engine {
         cause: err,
       });
     }
-    context.log.info(`${this.type} started with ${this.settings.maxWorkers} worker(s).`);
+    context.log.info(`${this.type} started with ${this.options.max_workers} worker(s).`);
   }
 
   submit(task: EngineTask): void {

@@ -6,34 +6,21 @@
  * `max_memory_per_worker`, `max_open_files_per_worker` and `max_user_processes`
  * limit each worker (see worker/worker-limits.ts).
  */
-import { availableParallelism } from "node:os";
+import { type Options, parseOptions } from "../option-fields.js";
 import { processWorkerSpawner } from "../worker/spawn-process-worker.js";
 import { WorkerCgroups } from "../worker/worker-cgroups.js";
 import { checkHardLimits } from "../worker/worker-limits.js";
 import type { SpawnWorker } from "../worker/worker-pool.js";
 import { WORKER_LIMIT_FIELDS } from "./engine-options.js";
 import type { EngineContext } from "./engine-types.js";
-import { doc, integerField, type Options, parseOptions } from "./option-fields.js";
-import { POOL_ENGINE_FIELDS, PoolEngine } from "./pool-engine.js";
+import { PoolEngine, poolEngineFields } from "./pool-engine.js";
 
-export const PROCESS_POOL_FIELDS = {
-  max_workers: doc(
-    "Worker processes.",
-    integerField({ min: 1, fallback: () => availableParallelism() }),
-    "the number of CPUs",
-  ),
-  ...POOL_ENGINE_FIELDS,
-  ...WORKER_LIMIT_FIELDS,
-};
+export const PROCESS_POOL_FIELDS = poolEngineFields("Worker processes.", WORKER_LIMIT_FIELDS);
 
 export type ProcessPoolOptions = Options<typeof PROCESS_POOL_FIELDS>;
 
-export class ProcessPoolEngine extends PoolEngine {
+export class ProcessPoolEngine extends PoolEngine<ProcessPoolOptions> {
   readonly type = "ProcessPoolEngine";
-
-  constructor(readonly options: ProcessPoolOptions) {
-    super({ maxWorkers: options.max_workers, maxRetries: options.max_retries_on_system_failure });
-  }
 
   /** Checks the `engine:` options (without `type`) and builds the engine. */
   static parse(raw: Record<string, unknown>, path = "engine", source?: string): ProcessPoolEngine {

@@ -4,8 +4,8 @@
  * `max_retries_on_system_failure` times.
  */
 import { toWireError, type WireError } from "@conduit/protocol";
+import type { EngineResult, EngineTask } from "../engine-task.js";
 import { EngineError, WorkerLostError } from "../errors.js";
-import type { EngineResult, EngineTask } from "./engine-types.js";
 
 export class TaskLedger {
   /** Outstanding task ids, with how many times each has lost its worker. */

@@ -4,34 +4,21 @@
  * microseconds); a task that exits its thread (`process.exit` in a worker
  * thread ends only that thread) loses its worker, which is replaced.
  */
-import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { type Options, parseOptions } from "../option-fields.js";
 import { workerEntryPath } from "../worker/worker-entry.js";
 import type { SpawnWorker } from "../worker/worker-pool.js";
 import { decodeFromWorker, type ToWorker } from "../worker/worker-protocol.js";
 import { THREAD_WORKER_LIMIT_FIELDS } from "./engine-options.js";
 import type { EngineContext } from "./engine-types.js";
-import { doc, integerField, type Options, parseOptions } from "./option-fields.js";
-import { POOL_ENGINE_FIELDS, PoolEngine } from "./pool-engine.js";
+import { PoolEngine, poolEngineFields } from "./pool-engine.js";
 
-export const THREAD_POOL_FIELDS = {
-  max_workers: doc(
-    "Worker threads.",
-    integerField({ min: 1, fallback: () => availableParallelism() }),
-    "the number of CPUs",
-  ),
-  ...POOL_ENGINE_FIELDS,
-  ...THREAD_WORKER_LIMIT_FIELDS,
-};
+export const THREAD_POOL_FIELDS = poolEngineFields("Worker threads.", THREAD_WORKER_LIMIT_FIELDS);
 
 export type ThreadPoolOptions = Options<typeof THREAD_POOL_FIELDS>;
 
-export class ThreadPoolEngine extends PoolEngine {
+export class ThreadPoolEngine extends PoolEngine<ThreadPoolOptions> {
   readonly type = "ThreadPoolEngine";
-
-  constructor(readonly options: ThreadPoolOptions) {
-    super({ maxWorkers: options.max_workers, maxRetries: options.max_retries_on_system_failure });
-  }
 
   /** Checks the `engine:` options (without `type`) and builds the engine. */
   static parse(raw: Record<string, unknown>, path = "engine", source?: string): ThreadPoolEngine {

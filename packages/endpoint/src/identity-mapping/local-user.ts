@@ -5,7 +5,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import type { MappedIdentity } from "../user-endpoint/bootstrap-types.js";
+import type { MappedIdentity } from "../config/render.js";
 
 /** `mapped_identity.local` of the template. */
 export type LocalUser = MappedIdentity["local"];

@@ -8,6 +8,7 @@
 import { readFileSync } from "node:fs";
 import type { StartUepCommand } from "@conduit/protocol";
 import type { ManagerConfig } from "../config/manager-config.js";
+import type { MappedIdentity } from "../config/render.js";
 import {
   identityMappingFiles,
   readSchemaText,
@@ -15,7 +16,7 @@ import {
   TemplateFileError,
 } from "../config/template-files.js";
 import { parseUserEnvironment } from "../config/user-environment.js";
-import type { MappedIdentity, UepBootstrap } from "../user-endpoint/bootstrap-types.js";
+import type { UepBootstrap } from "../user-endpoint/bootstrap-types.js";
 import type { EndpointPaths } from "./endpoint-dir.js";
 
 export interface BootstrapSources {

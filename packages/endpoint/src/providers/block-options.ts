@@ -1,6 +1,7 @@
 /** Options every provider shares: how many blocks, and what runs before each one. */
-import { doc, integerField, stringField } from "../engines/option-fields.js";
+
 import { ConfigError } from "../errors.js";
+import { doc, integerField, stringField } from "../option-fields.js";
 
 export const BLOCK_FIELDS = {
   init_blocks: doc("Blocks started with the engine (at most `max_blocks`).", integerField({ min: 0, fallback: 1 })),

@@ -9,8 +9,8 @@ import { closeSync, existsSync, openSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ConduitError } from "@conduit/protocol";
-import { type Options, parseOptions } from "../engines/option-fields.js";
 import { ConfigError } from "../errors.js";
+import { type Options, parseOptions } from "../option-fields.js";
 import { BLOCK_FIELDS, checkBlockCounts } from "./block-options.js";
 import type { JobState, JobStatus, Provider, ProviderContext } from "./provider-types.js";
 

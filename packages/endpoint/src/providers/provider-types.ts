@@ -4,7 +4,7 @@
  * it submits a shell command as a job, reports job states, and cancels jobs;
  * the engine decides how many blocks to run (Parsl's ExecutionProvider).
  */
-import type { Logger } from "../engines/engine-types.js";
+import type { Logger } from "../logging.js";
 
 /**
  * The state of one job (block), whatever the scheduler calls it; each provider

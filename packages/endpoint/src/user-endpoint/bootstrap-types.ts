@@ -5,20 +5,8 @@
  * and the UEP shuts down (it dies with its parent however the MEP died).
  */
 import type { IdentityInfo, UserRuntime } from "@conduit/protocol";
-
-/** `mapped_identity` as the template sees it. */
-export interface MappedIdentity {
-  local: { uname: string; uid: number; gid: number; groups: number[]; gecos: string; shell: string; dir: string };
-  conduit: { id: string };
-}
-
-export interface TemplateFiles {
-  /** File name of the template, e.g. `user_config_template.yaml.j2`. */
-  name: string;
-  text: string;
-  /** The files of the template's folder it names (transitively), by name, for `include`, `extends` and `import`. */
-  siblings: Record<string, string>;
-}
+import type { MappedIdentity } from "../config/render.js";
+import type { TemplateFiles } from "../config/template-files.js";
 
 export interface UepBootstrap {
   v: 1;

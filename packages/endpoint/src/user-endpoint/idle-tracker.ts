@@ -8,7 +8,7 @@
  *   a task, or whose tasks hang), with limit `max(soft + 1, idle_heartbeats_hard)`;
  * - `idle_heartbeats_soft: 0` turns idle shutdown off entirely ("always on").
  */
-import type { Logger } from "../engines/engine-types.js";
+import type { Logger } from "../logging.js";
 
 /** Which limit stopped the UEP. */
 export type IdleStop = "soft" | "hard";

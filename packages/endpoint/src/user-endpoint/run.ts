@@ -28,17 +28,17 @@ import {
   RENDERED_CONFIG_SOURCE,
   type UserEndpointConfig,
 } from "../config/user-endpoint-config.js";
-import type { Engine, Logger } from "../engines/engine-types.js";
+import type { Engine } from "../engines/engine-types.js";
 import { createEngine } from "../engines/registry.js";
+import { SerializerAllowlist } from "../engines/serializer-allowlist.js";
 import { UepStartError } from "../errors.js";
-import { createLogger } from "../logging.js";
+import { createLogger, type Logger } from "../logging.js";
 import { withModulesDir } from "../worker/bundled-code.js";
 import { withResultSizeLimit } from "../worker/execute-task.js";
 import { UEP_EXIT, type UepBootstrap } from "./bootstrap-types.js";
 import { IdleTracker } from "./idle-tracker.js";
 import { watchParent } from "./parent-watch.js";
 import { parseBootstrap, readBootstrapLine } from "./read-bootstrap.js";
-import { SerializerAllowlist } from "./serializer-allowlist.js";
 import { runShellHook } from "./shell-hook.js";
 import { clearStartFailure, writeStartFailure } from "./start-failure.js";
 import { TaskConsumer } from "./task-consumer.js";

@@ -5,8 +5,8 @@
  */
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Logger } from "../engines/engine-types.js";
 import { UepStartError } from "../errors.js";
+import type { Logger } from "../logging.js";
 
 export type ShellHookName = "endpoint_setup" | "endpoint_teardown";
 

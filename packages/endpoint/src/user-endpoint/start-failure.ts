@@ -6,7 +6,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "../engines/engine-types.js";
+import type { Logger } from "../logging.js";
 
 const FILE = "start-failure.txt";
 /** A reason is one sentence or a few lines; anything longer is cut. */

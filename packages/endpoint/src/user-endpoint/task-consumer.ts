@@ -9,7 +9,7 @@
  * names in the same queue) can still drop them. Cancelled ids are remembered,
  * so a copy arriving later is dropped too; nothing is reported for them (the
  * service already stored `cancelled` and told the submitter). An engine that
- * queues tasks itself (`reportsStarts`: the high-throughput engine) gets every
+ * queues tasks itself (`queuesTasks`: the high-throughput engine) gets every
  * task at once; each is reported `running` only when the engine says it
  * reached a worker, and a `cancel` takes it out of the engine's queue
  * (`engine.cancel`) until then.
@@ -41,10 +41,12 @@ import {
   toWireError,
   type WireError,
 } from "@conduit/protocol";
-import type { Engine, EngineResult, Logger } from "../engines/engine-types.js";
+import type { EngineResult } from "../engine-task.js";
+import type { Engine } from "../engines/engine-types.js";
+import type { SerializerAllowlist } from "../engines/serializer-allowlist.js";
 import { TaskError } from "../errors.js";
+import type { Logger } from "../logging.js";
 import { ResultBatcher } from "./result-batcher.js";
-import type { SerializerAllowlist } from "./serializer-allowlist.js";
 import { StatusBatcher } from "./status-batcher.js";
 
 /** What to do with each task: run it on the engine, or fail it because the UEP could not start. */
@@ -78,13 +80,6 @@ interface Delivery {
 const RECENT_DONE = 10_000;
 /** Cancelled task ids remembered, so a copy that arrives after its cancel is dropped. */
 const RECENT_CANCELLED = 10_000;
-
-/**
- * Engines handed only as many tasks as they have workers (the others wait
- * here, cancellable). The high-throughput engine scales its blocks on the
- * tasks it holds, so it is handed every task at once.
- */
-const HOLDING_ENGINES: ReadonlySet<string> = new Set(["ThreadPoolEngine", "ProcessPoolEngine"]);
 
 /** The only `resource_specification` keys the local engines accept (as Globus Compute's MPI engine). */
 const RESOURCE_SPECIFICATION_KEYS: readonly string[] = Object.freeze([
@@ -304,7 +299,7 @@ export class TaskConsumer {
     const { engine } = this.options.policy;
     this.dispatching = true;
     try {
-      const room = HOLDING_ENGINES.has(engine.type) ? Math.max(1, engine.status().totalWorkers) : Infinity;
+      const room = engine.queuesTasks ? Infinity : Math.max(1, engine.status().totalWorkers);
       while (this.held.length > 0 && this.inEngine.size < room && !this.droppingResults) {
         this.submitToEngine(engine, this.held.shift() as TaskMessage);
       }

@@ -18,7 +18,7 @@ import { readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
-import type { EngineResult, EngineTask } from "../engines/engine-types.js";
+import type { EngineResult, EngineTask } from "../engine-task.js";
 import { createLogger } from "../logging.js";
 import { Fifo } from "./fifo.js";
 import { encodeFrame, FrameReader } from "./frames.js";

@@ -31,7 +31,7 @@ import {
   serializeData,
   toWireError,
 } from "@conduit/protocol";
-import type { EngineResult, EngineTask } from "../engines/engine-types.js";
+import type { EngineResult, EngineTask } from "../engine-task.js";
 import { TaskError } from "../errors.js";
 import { loadBundledFunction, workerModulesDir } from "./bundled-code.js";
 

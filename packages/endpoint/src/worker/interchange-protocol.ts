@@ -8,7 +8,7 @@
  * block, `results` every result a block has at hand), so a burst of short
  * tasks costs a few frames and writes, not one per task.
  */
-import type { EngineResult, EngineTask } from "../engines/engine-types.js";
+import type { EngineResult, EngineTask } from "../engine-task.js";
 import { describeMessage } from "./frames.js";
 
 export const INTERCHANGE_PROTOCOL_VERSION = 1;

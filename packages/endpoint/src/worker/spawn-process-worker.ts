@@ -8,7 +8,7 @@
  */
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { EngineTask } from "../engines/engine-types.js";
+import type { EngineTask } from "../engine-task.js";
 import { endProcesses, findProcesses, ticksNow } from "./process-tree.js";
 import type { WorkerCgroups } from "./worker-cgroups.js";
 import { workerEntryPath } from "./worker-entry.js";

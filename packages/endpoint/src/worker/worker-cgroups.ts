@@ -9,7 +9,7 @@
  */
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "../engines/engine-types.js";
+import type { Logger } from "../logging.js";
 import { CGROUP_HEADROOM_MIB } from "./worker-limits.js";
 
 export interface WorkerCgroup {

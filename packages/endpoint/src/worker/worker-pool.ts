@@ -9,7 +9,8 @@
  * through this one class.
  */
 import type { WireError } from "@conduit/protocol";
-import type { EngineResult, EngineTask, Logger } from "../engines/engine-types.js";
+import type { EngineResult, EngineTask } from "../engine-task.js";
+import type { Logger } from "../logging.js";
 import { Fifo } from "./fifo.js";
 
 /** One running worker, as the pool drives it. */

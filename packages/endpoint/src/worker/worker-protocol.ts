@@ -3,7 +3,7 @@
  * forked worker process), over postMessage or the IPC channel. A worker runs
  * one task at a time; the pool sends a task only to a worker that is idle.
  */
-import type { EngineResult, EngineTask } from "../engines/engine-types.js";
+import type { EngineResult, EngineTask } from "../engine-task.js";
 import { describeMessage } from "./frames.js";
 
 export const WORKER_PROTOCOL_VERSION = 1;

@@ -13,7 +13,7 @@ export function exampleIdentityMappingPath(endpointDir: string): string {
   return join(endpointDir, EXAMPLE_IDENTITY_MAPPING_FILE);
 }
 
-// src/identity-mapping/ and dist/identity-mapping/ are both two levels below the package root.
+// src/config/ and dist/config/ are both two levels below the package root.
 export const EXAMPLE_IDENTITY_MAPPING_CONFIG: string = readFileSync(
   new URL(`../../templates/${EXAMPLE_IDENTITY_MAPPING_FILE}`, import.meta.url),
   "utf8",

@@ -18,8 +18,8 @@ import {
   toWireError,
   type WireError,
 } from "@conduit/protocol";
-import type { Field } from "../engines/option-fields.js";
 import { ConfigError, TaskError } from "../errors.js";
+import type { Field } from "../option-fields.js";
 
 export const ALL_CODE = "conduit.*Code";
 export const ALL_DATA = "conduit.*Data";

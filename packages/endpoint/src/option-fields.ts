@@ -9,7 +9,7 @@
  * A YAML key with no value (`worker_init:` or a template's `{{ x|default() }}`)
  * is null, and null means "the default".
  */
-import { ConfigError } from "../errors.js";
+import { ConfigError } from "./errors.js";
 
 /** A JSON Schema (draft 2020-12) object. */
 export type JsonSchema = { readonly [keyword: string]: unknown };
