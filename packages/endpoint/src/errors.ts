@@ -51,10 +51,11 @@ export class UepStartError extends ReportedError {
 /** The wire names of the MEP's task errors. */
 const UEP_ERROR_NAMES = {
   UEP_CRASHED: "UepCrashed",
+  UEP_IDLE_HARD_LIMIT: "UepIdleHardLimit",
   IDENTITY_NOT_MAPPED: "IdentityNotMapped",
 } as const satisfies Partial<Record<ErrorCode, string>>;
 
-/** The MEP fails a UEP's queued tasks: the UEP kept crashing, or its identity maps to no usable account. */
+/** The MEP fails a UEP's queued tasks: the UEP kept crashing, stopped at its idle_heartbeats_hard limit, or its identity maps to no usable account. */
 export class UepError extends ReportedError {
   constructor(code: keyof typeof UEP_ERROR_NAMES, message: string) {
     super(code, UEP_ERROR_NAMES[code], message);

@@ -34,7 +34,7 @@ import { runningEndpoint, sendCommand, startUepCommand, useServiceAndBroker } fr
 const context = useServiceAndBroker("manager-test");
 
 /** Puts `n` tasks in the UEP's queue, as the service would before commanding the MEP. */
-async function queueTasks(cmd: StartUepCommand, n: number): Promise<string[]> {
+async function queueTasks(cmd: StartUepCommand, n: number, source = "(a, b) => a + b"): Promise<string[]> {
   const channel = await context.broker.ready();
   const queue = uepTaskQueue(cmd.endpointId, cmd.uepId);
   await channel.assertQueue(queue, QUEUE_OPTIONS);
@@ -48,7 +48,7 @@ async function queueTasks(cmd: StartUepCommand, n: number): Promise<string[]> {
       endpointId: cmd.endpointId,
       uepId: cmd.uepId,
       taskGroupId: randomUUID(),
-      function: { strategy: SOURCE_CODE, data: "(a, b) => a + b" },
+      function: { strategy: SOURCE_CODE, data: source },
       args: { strategy: JSON_DATA, data: JSON.stringify({ args: [1, 2] }) },
     };
     await context.broker.publish("", queue, task);
@@ -217,6 +217,34 @@ describe("MEP start_uep commands", () => {
     // node's own error went to the UEP's log.
     expect(readLog(uepLog)).toContain("Cannot find module");
     expect((await runCli(["stop", "crashes"], env)).code).toBe(0);
+  });
+
+  it("does not restart a UEP stopped at idle_heartbeats_hard, and fails its stuck task at once naming the limit", async () => {
+    const { dir, log, mep, env } = await runningEndpoint(context.service, "hard-idle");
+    // Read afresh for each UEP: one-second beats, stopped after 2 without movement.
+    writeFileSync(
+      join(dir, "user_config_template.yaml.j2"),
+      "engine:\n  type: ThreadPoolEngine\n  max_workers: 1\nheartbeat_period: 1\nidle_heartbeats_soft: 1\nidle_heartbeats_hard: 2\n",
+    );
+    const results = await tapResults(mep.endpointId);
+    const cmd = startUepCommand(mep);
+    const [taskId] = await queueTasks(cmd, 1, "() => new Promise(() => {})");
+    await sendCommand(context.broker, cmd, mep.endpointId);
+
+    await expect.poll(() => results.length, { timeout: 30_000, interval: 200 }).toBe(1);
+    expect(results[0]).toMatchObject({ taskId, state: "failed", uepId: cmd.uepId });
+    expect(results[0].error?.code).toBe("UEP_IDLE_HARD_LIMIT");
+    expect(results[0].error?.name).toBe("UepIdleHardLimit");
+    expect(results[0].error?.message).toContain("idle_heartbeats_hard limit (2 heartbeats of 1 s, 2 s without");
+    const text = readLog(log);
+    expect(text).toMatch(/Command return code: 5 \(\d+\)/);
+    expect(text).toContain(
+      `User endpoint ${cmd.uepName} stopped at its idle_heartbeats_hard limit with tasks unfinished; not restarting it`,
+    );
+    expect(count(text, "Creating new user endpoint")).toBe(1);
+    expect(text).not.toContain("starting it again");
+    expect(text).not.toContain("UEP_CRASHED");
+    expect((await runCli(["stop", "hard-idle"], env)).code).toBe(0);
   });
 
   it("does not restart a UEP that could not start, and that UEP tells the submitter why", async () => {

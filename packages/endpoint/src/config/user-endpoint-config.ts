@@ -41,7 +41,7 @@ export const USER_ENDPOINT_FIELDS = {
     countField(0, "heartbeats"),
   ),
   idle_heartbeats_hard: doc(
-    "Heartbeats without any task movement before the UEP stops regardless (5760 is 48 h at 30 s).",
+    "Heartbeats without any task movement before the UEP stops regardless (5760 is 48 h at 30 s); its unfinished tasks then fail with UepIdleHardLimit, and it is not restarted for them.",
     countField(5760, "heartbeats"),
   ),
   heartbeat_period: doc("Seconds between heartbeats (and idle checks), at least 1.", heartbeatPeriodField()),

@@ -199,12 +199,26 @@ export class UepSupervisor {
       this.forget(entry);
       return;
     }
+    if (exit.code === UEP_EXIT.idleHardLimit) {
+      this.log.info(
+        `User endpoint ${proc.name} stopped at its idle_heartbeats_hard limit with tasks unfinished; not restarting it (its tasks fail with the reason)`,
+      );
+      this.forget(entry);
+      await this.failLeftBehind(entry, proc, {
+        stopped: "stopped at its idle_heartbeats_hard limit",
+        error: (reason) => new UepError("UEP_IDLE_HARD_LIMIT", reason),
+      });
+      return;
+    }
     if (exit.code === UEP_EXIT.startFailed) {
       this.log.info(
         `User endpoint ${proc.name} could not start; not restarting it (it failed its tasks with the reason)`,
       );
       this.forget(entry);
-      await this.failLeftAfterStartFailure(entry, proc);
+      await this.failLeftBehind(entry, proc, {
+        stopped: "could not start",
+        error: (reason) => new UepStartError(reason),
+      });
       return;
     }
 
@@ -240,18 +254,23 @@ export class UepSupervisor {
   /**
    * A UEP that could not start fails the tasks it finds; those it could not
    * reach (it lost the broker, or they came after its drain) are failed here,
-   * with the reason it left (see start-failure.ts).
+   * with the reason it left (see start-failure.ts). A UEP stopped at its
+   * idle_heartbeats_hard limit leaves its unfinished tasks here the same way.
    */
-  private async failLeftAfterStartFailure(entry: UepEntry, proc: UepProcess): Promise<void> {
+  private async failLeftBehind(
+    entry: UepEntry,
+    proc: UepProcess,
+    how: { stopped: string; error: (reason: string) => Error },
+  ): Promise<void> {
     if (this.isRunning(proc.name)) return;
     const waiting = await this.options.queues.queuedTasks(entry.command);
     if (!waiting || this.options.stopping() || this.isRunning(proc.name)) return;
     const uid = entry.user?.uid ?? process.getuid?.() ?? -1;
     const reason =
       readStartFailure(dirname(proc.logFile), uid) ??
-      `The user endpoint could not start and left no reason; its log is ${proc.logFile} on the endpoint host.`;
-    this.log.warn(`User endpoint ${proc.name} could not start and left ${waiting} task(s) in its queue; failing them`);
-    await this.options.queues.failQueuedTasks(entry.command, toWireError(new UepStartError(reason)));
+      `The user endpoint ${how.stopped} and left no reason; its log is ${proc.logFile} on the endpoint host.`;
+    this.log.warn(`User endpoint ${proc.name} ${how.stopped} and left ${waiting} task(s) in its queue; failing them`);
+    await this.options.queues.failQueuedTasks(entry.command, toWireError(how.error(reason)));
   }
 
   /** Drops a stopped UEP's entry (unless a newer command replaced or restarted it meanwhile). */

@@ -61,6 +61,8 @@ const GRACE_MS: Record<StopReason, number> = {
   signal: 3000,
   parent: 500,
   idle: 3000,
+  // No task or result moved for the whole hard limit: what runs is stuck, and fails.
+  idleHard: 0,
   broker: 0,
   queue: 3000,
   account: 0,
@@ -71,8 +73,11 @@ const DRAIN_QUIET_MS = 1000;
 const BROKER_WAIT_MS = 2000;
 const UEP_NAME = /^uep\.[A-Za-z0-9-]+\.[A-Za-z0-9-]+$/;
 
-/** `account`: the broker refused this UEP's account at a reconnect (deleted with its identity). */
-type StopReason = "signal" | "parent" | "idle" | "broker" | "queue" | "account";
+/**
+ * `account`: the broker refused this UEP's account at a reconnect (deleted with its identity).
+ * `idleHard`: idle_heartbeats_hard beats without a task or result moving.
+ */
+type StopReason = "signal" | "parent" | "idle" | "idleHard" | "broker" | "queue" | "account";
 
 /** Runs a UEP to the end; resolves with its exit code (see UEP_EXIT). */
 export async function runUserEndpoint(options: RunUserEndpointOptions): Promise<number> {
@@ -299,7 +304,8 @@ class UserEndpoint {
         timer = setInterval(
           () => {
             this.heartbeat(link!, period);
-            if (idle.beat()) this.requestStop("idle");
+            const limit = idle.beat();
+            if (limit) this.requestStop(limit === "hard" ? "idleHard" : "idle");
           },
           Math.max(period * 1000, 100),
         );
@@ -310,6 +316,16 @@ class UserEndpoint {
       await this.shutdown(engine, consumer, link);
     }
     if (this.stopReason === "account") return UEP_EXIT.accountRefused;
+    if (this.stopReason === "idleHard") {
+      // Not a crash: the MEP does not restart this UEP, and fails what it left with this reason.
+      const beats = config.idle_heartbeats_hard;
+      writeStartFailure(
+        this.dir,
+        `The user endpoint stopped at its idle_heartbeats_hard limit (${beats} heartbeats of ${config.heartbeat_period} s, ${beats * config.heartbeat_period} s without a task or result moving) with this task unfinished; if tasks may run that long without a result, raise idle_heartbeats_hard in the endpoint's user config template.`,
+        this.log,
+      );
+      return UEP_EXIT.idleHardLimit;
+    }
     return this.stopReason === "broker" ? EXIT_BROKER_LOST : UEP_EXIT.ok;
   }
 
