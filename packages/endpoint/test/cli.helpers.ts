@@ -69,9 +69,13 @@ function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: Nod
   });
 }
 
-/** Runs `conduit-endpoint ARGS` to completion. */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+/** Runs `conduit-endpoint ARGS` to completion (as another user with `as`, when root). */
+export async function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  as?: { uid: number; gid: number },
+): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"], ...as });
   started.add(child);
   const out = collect(child);
   const { code } = await exitOf(child);

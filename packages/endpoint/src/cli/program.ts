@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { ConduitError, paths } from "@conduit/protocol";
 import { Command, CommanderError } from "commander";
 import { listEndpoints } from "../manager/endpoint-state.js";
+import { DEFAULT_UNIT_DIR, disableOnBoot, enabledMessage, enableOnBoot, UNIT_DIR_ENV } from "./boot-persistence.js";
 import { configureEndpoint, configureMessage } from "./configure.js";
 import { deleteEndpoint } from "./delete.js";
 import { testIdentityMapping } from "./idmap.js";
@@ -95,6 +96,32 @@ Quickstart:
     .action(async (name: string, opts: { yes?: boolean }) => {
       const deleted = await deleteEndpoint({ userDir: paths.userDir(), name, yes: opts.yes === true, print });
       if (!deleted) setExitCode(1);
+    });
+
+  const unitDirOption = `the systemd unit directory (default $${UNIT_DIR_ENV}, else ${DEFAULT_UNIT_DIR})`;
+  program
+    .command("enable-on-boot")
+    .description("install a systemd unit that starts the endpoint at boot (checks its credentials first)")
+    .argument("<name>", "a configured endpoint, not running")
+    .option("--unit-dir <dir>", unitDirOption)
+    .action(async (name: string, opts: { unitDir?: string }) => {
+      const result = await enableOnBoot({ userDir: paths.userDir(), name, unitDir: opts.unitDir });
+      if (result.installed) {
+        process.stdout.write(enabledMessage(result.unit));
+        return;
+      }
+      process.stderr.write(`Error: ${result.reason}\n`);
+      process.stdout.write(`\n${result.text}`);
+      setExitCode(1);
+    });
+
+  program
+    .command("disable-on-boot")
+    .description("print the commands that stop, disable and remove the endpoint's systemd unit (removes nothing)")
+    .argument("<name>", "a configured endpoint with a unit")
+    .option("--unit-dir <dir>", unitDirOption)
+    .action((name: string, opts: { unitDir?: string }) => {
+      process.stdout.write(disableOnBoot({ userDir: paths.userDir(), name, unitDir: opts.unitDir }));
     });
 
   program
