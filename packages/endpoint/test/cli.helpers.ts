@@ -82,9 +82,14 @@ export async function runCli(
   return { code, ...out };
 }
 
-/** Starts `conduit-endpoint start NAME` and waits for `>>> Endpoint ID: <id> <<<`. */
-export async function startMep(name: string, env: NodeJS.ProcessEnv, args: string[] = []): Promise<Mep> {
-  const child = spawn(process.execPath, [CLI, "start", name, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+/** Starts `conduit-endpoint start NAME` (or `restart NAME`) and waits for `>>> Endpoint ID: <id> <<<`. */
+export async function startMep(
+  name: string,
+  env: NodeJS.ProcessEnv,
+  args: string[] = [],
+  command: "start" | "restart" = "start",
+): Promise<Mep> {
+  const child = spawn(process.execPath, [CLI, command, name, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   started.add(child);
   const output = collect(child);
   const exited = exitOf(child);
@@ -94,7 +99,7 @@ export async function startMep(name: string, env: NodeJS.ProcessEnv, args: strin
     if (id) return { child, endpointId: id, output, exited };
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`conduit-endpoint start ${name} did not print its id: ${output.stderr.trim()}`);
+      throw new Error(`conduit-endpoint ${command} ${name} did not print its id: ${output.stderr.trim()}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

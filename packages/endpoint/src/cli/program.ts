@@ -13,6 +13,7 @@ import { deleteEndpoint } from "./delete.js";
 import { testIdentityMapping } from "./idmap.js";
 import { renderEndpointTable } from "./list.js";
 import { renderCommand } from "./render.js";
+import { restartEndpoint } from "./restart.js";
 import { startEndpoint } from "./start.js";
 import { stopEndpoint } from "./stop.js";
 
@@ -79,6 +80,24 @@ Quickstart:
     .argument("<name>", "a configured endpoint")
     .action(async (name: string) => {
       await stopEndpoint({ userDir: paths.userDir(), name, print });
+    });
+
+  program
+    .command("restart")
+    .description("stop the endpoint if it runs, then start it attached (as `stop` then `start`)")
+    .argument("<name>", "a configured endpoint")
+    .option("--log-to-console", "also write the log to the console (stderr)")
+    .action(async (name: string, opts: { logToConsole?: boolean }, cmd: Command) => {
+      const debug = cmd.optsWithGlobals().debug === true;
+      setExitCode(
+        await restartEndpoint({
+          userDir: paths.userDir(),
+          name,
+          logToConsole: opts.logToConsole === true,
+          debug,
+          print,
+        }),
+      );
     });
 
   program
