@@ -102,7 +102,7 @@ Quickstart:
 
   program
     .command("list")
-    .description("show the endpoints of this machine: id, status, name")
+    .description("show the endpoints of this machine: id, status, name, and the cause of a Failed one")
     .action(() => {
       process.stdout.write(renderEndpointTable(listEndpoints(paths.userDir())));
     });
