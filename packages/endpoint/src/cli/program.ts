@@ -53,13 +53,13 @@ Quickstart:
     .option("--display-name <name>", "name shown in the web UI (config.yaml display_name)")
     .option("--multi-user", "map submitting identities to local accounts (start it as root)")
     .action((name: string, opts: { displayName?: string; multiUser?: boolean }) => {
-      const ep = configureEndpoint({
+      const configured = configureEndpoint({
         userDir: paths.userDir(),
         name,
         displayName: opts.displayName,
         multiUser: opts.multiUser === true,
       });
-      process.stdout.write(configureMessage(ep));
+      process.stdout.write(configureMessage(configured));
     });
 
   program
