@@ -2,10 +2,17 @@
  * Endpoint logs: `endpoint.log` in the endpoint (or UEP) directory, the same
  * line format for MEP and UEP, optionally echoed to the console
  * (`--log-to-console`), DEBUG lines only with `--debug` (or `debug: true`).
+ *
+ * Logs rotate by size (100 MiB, 5 backups: `endpoint.log.1` … `.5`; set by
+ * CONDUIT_LOG_MAX_BYTES and CONDUIT_LOG_BACKUPS). They rotate by copy and
+ * truncate, not by rename: a UEP's log is also the stdout and stderr of the
+ * UEP and of what it starts (opened with O_APPEND), and those descriptors
+ * must go on writing into the file that is watched and rotated.
  */
-import { appendFileSync, mkdirSync, openSync } from "node:fs";
+import { appendFileSync, copyFileSync, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync } from "node:fs";
 import { dirname } from "node:path";
 import { formatWithOptions } from "node:util";
+import { ConduitError } from "@conduit/protocol";
 import type { Logger } from "./engines/engine-types.js";
 
 export type { Logger };
@@ -19,10 +26,63 @@ export interface LoggerOptions {
   debug?: boolean;
   /** Process label in each line, e.g. `MEP` or `UEP uep.<id>.<id>`. */
   name: string;
+  /** @default logRotationFromEnv() */
+  rotation?: LogRotation;
+  /**
+   * Also check the size on a timer this often, for what other processes write
+   * to the file (a UEP's workers print to it); otherwise only at each line.
+   */
+  checkEveryMs?: number;
 }
 
 export interface FileLogger extends Logger {
   readonly file: string | undefined;
+}
+
+export interface LogRotation {
+  /** The file is rotated once it holds this many bytes. @default 104857600 (100 MiB) */
+  maxBytes: number;
+  /** Rotated copies kept, `<file>.1` the newest; 0 keeps none (the file is just emptied). @default 5 */
+  backups: number;
+}
+
+export const DEFAULT_LOG_ROTATION: Readonly<LogRotation> = Object.freeze({ maxBytes: 100 * 1024 * 1024, backups: 5 });
+
+/** The rotation set by CONDUIT_LOG_MAX_BYTES and CONDUIT_LOG_BACKUPS, else the defaults. */
+export function logRotationFromEnv(env: NodeJS.ProcessEnv = process.env): LogRotation {
+  const read = (name: string, fallback: number, min: number): number => {
+    const text = env[name];
+    if (text === undefined || text === "") return fallback;
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new ConduitError(
+        "CONFIG_INVALID",
+        `${name} is ${JSON.stringify(text)}, not a whole number of at least ${min}; set it to e.g. ${fallback}, or unset it for the default.`,
+      );
+    }
+    return value;
+  };
+  return {
+    maxBytes: read("CONDUIT_LOG_MAX_BYTES", DEFAULT_LOG_ROTATION.maxBytes, 1024),
+    backups: read("CONDUIT_LOG_BACKUPS", DEFAULT_LOG_ROTATION.backups, 0),
+  };
+}
+
+/**
+ * `file` → `file.1` → … → `file.<backups>` (the oldest dropped), then `file`
+ * emptied in place. Lines other processes write between the copy and the
+ * truncation are lost, as with logrotate's copytruncate.
+ */
+function rotate(file: string, fd: number, backups: number): void {
+  for (let i = backups - 1; i >= 1; i--) {
+    try {
+      renameSync(`${file}.${i}`, `${file}.${i + 1}`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+  if (backups > 0) copyFileSync(file, `${file}.1`);
+  ftruncateSync(fd, 0);
 }
 
 type Level = "DEBUG" | "INFO" | "WARNING" | "ERROR";
@@ -31,16 +91,33 @@ const COLORS: Record<Level, string> = { DEBUG: "\x1b[2m", INFO: "", WARNING: "\x
 
 export function createLogger(options: LoggerOptions): FileLogger {
   let fd: number | undefined;
-  if (options.file) {
-    mkdirSync(dirname(options.file), { recursive: true, mode: 0o700 });
-    fd = openSync(options.file, "a", 0o600);
+  const { file } = options;
+  const rotation = file ? (options.rotation ?? logRotationFromEnv()) : DEFAULT_LOG_ROTATION;
+  if (file) {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    fd = openSync(file, "a", 0o600);
   }
+  let rotateFailed = false;
+  const checkSize = (): void => {
+    if (fd === undefined || file === undefined) return;
+    try {
+      if (fstatSync(fd).size >= rotation.maxBytes) rotate(file, fd, rotation.backups);
+    } catch (err) {
+      // A log that cannot rotate (disk full, a folder made read-only) must not stop the endpoint; said once.
+      if (!rotateFailed) process.stderr.write(`Could not rotate ${file}: ${(err as Error).message}\n`);
+      rotateFailed = true;
+    }
+  };
+  if (fd !== undefined && options.checkEveryMs !== undefined) setInterval(checkSize, options.checkEveryMs).unref();
   const color = options.console === true && process.stderr.isTTY;
   const write = (level: Level, message: string): void => {
     if (level === "DEBUG" && !options.debug) return;
     const line = `[${new Date().toISOString()}] ${level} ${process.pid} ${options.name} ${message}\n`;
     // Synchronous on purpose: a crash right after a log line must not lose it.
-    if (fd !== undefined) appendFileSync(fd, line);
+    if (fd !== undefined) {
+      appendFileSync(fd, line);
+      checkSize();
+    }
     if (options.console)
       process.stderr.write(color && COLORS[level] ? `${COLORS[level]}${line.trimEnd()}\x1b[0m\n` : line);
   };
