@@ -17,7 +17,7 @@ export const DEFAULT_UNIT_DIR = "/etc/systemd/system";
 /** Overrides the unit directory (tests, or an admin staging units elsewhere); `--unit-dir` overrides this. */
 export const UNIT_DIR_ENV = "CONDUIT_SYSTEMD_UNIT_DIR";
 /** The environment file's name in the endpoint directory. */
-export const BOOT_ENV_FILE = "systemd.env";
+const BOOT_ENV_FILE = "systemd.env";
 /**
  * Copied into the environment file when set where `enable-on-boot` runs:
  * the service URL and token the endpoint would use now (without them it
@@ -46,18 +46,18 @@ export interface BootUnit {
   envFile: string;
 }
 
-export function bootUnit(ep: EndpointPaths, unitDir: string): BootUnit {
+function bootUnit(ep: EndpointPaths, unitDir: string): BootUnit {
   const service = `conduit-endpoint-${ep.name}.service`;
   return { service, path: join(unitDir, service), envFile: resolve(ep.dir, BOOT_ENV_FILE) };
 }
 
-export function unitDirOf(option: string | undefined): string {
+function unitDirOf(option: string | undefined): string {
   const fromEnv = process.env[UNIT_DIR_ENV];
   return resolve(option ?? (fromEnv === undefined || fromEnv === "" ? DEFAULT_UNIT_DIR : fromEnv));
 }
 
 /** The unit text: Globus's unit, with the environment file and Conduit's names. */
-export function unitText(ep: EndpointPaths, unit: BootUnit, user: string): string {
+function unitText(ep: EndpointPaths, unit: BootUnit, user: string): string {
   return [
     "[Unit]",
     `Description=Conduit Endpoint "${ep.name}"`,

@@ -44,7 +44,9 @@ const EX_CONFIG = 78;
  * Resolves with the exit code once the MEP has shut down; a configuration that
  * cannot be loaded ends the start at once with EX_NOPERM (77) for a permission
  * problem, EX_CONFIG (78) for anything else, its one sentence on stderr.
- * Whatever ends it on an error is recorded for `list` (Failed, and why).
+ * Whatever ends it on an error is recorded for `list` (Failed, and why),
+ * except what says nothing about the endpoint: another instance running, or
+ * a service or broker that cannot be reached (the endpoint stays as it was).
  */
 export async function startEndpoint(options: StartOptions): Promise<number> {
   const ep = configuredEndpoint(options.userDir, options.name);
@@ -53,17 +55,28 @@ export async function startEndpoint(options: StartOptions): Promise<number> {
   try {
     code = await startAttached(options, ep, failure);
   } catch (err) {
-    // Another instance holding the endpoint is not this endpoint failing.
-    if (!(err instanceof ConduitError && err.code === "ENDPOINT_RUNNING")) {
+    if (!(err instanceof ConduitError && NOT_A_FAILURE.has(err.code))) {
       failure.set(causeOf(err), (err as Error).message);
-      recordFailure(ep, { cause: failure.cause ?? "", message: failure.message, exit_code: 1 });
+      record(ep, { cause: failure.cause ?? "", message: failure.message, exit_code: 1 });
     }
     throw err;
   }
   if (code !== 0) {
-    recordFailure(ep, { cause: failure.cause ?? `exit code ${code}`, message: failure.message, exit_code: code });
+    record(ep, { cause: failure.cause ?? `exit code ${code}`, message: failure.message, exit_code: code });
   }
   return code;
+}
+
+/** Errors that end a start without saying anything about the endpoint. */
+const NOT_A_FAILURE: ReadonlySet<string> = new Set(["ENDPOINT_RUNNING", "SERVICE_UNREACHABLE", "BROKER_UNREACHABLE"]);
+
+/** Best effort: a user who cannot write the endpoint dir (its config unreadable to them, too) still gets the exit code and sentence. */
+function record(ep: EndpointPaths, failure: Parameters<typeof recordFailure>[1]): void {
+  try {
+    recordFailure(ep, failure);
+  } catch {
+    // not recorded; the sentence was printed
+  }
 }
 
 /** The first reason this start fails for, as `list` shows it and the sentence it printed. */
@@ -85,8 +98,6 @@ const CAUSES: Record<string, string> = {
   NO_TOKEN: "no credentials",
   REGISTRATION_FAILED: "registration refused",
   ENDPOINT_ID_MISMATCH: "registration refused",
-  SERVICE_UNREACHABLE: "service unreachable",
-  BROKER_UNREACHABLE: "broker unreachable",
   BROKER_ACCOUNT_REFUSED: "broker account removed",
 };
 

@@ -20,7 +20,7 @@ export interface EndpointFailure {
 
 const FILE_NAME = "last_failure.json";
 
-export function failureFile(ep: EndpointPaths): string {
+function failureFile(ep: EndpointPaths): string {
   return join(ep.dir, FILE_NAME);
 }
 
