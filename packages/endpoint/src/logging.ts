@@ -9,7 +9,17 @@
  * UEP and of what it starts (opened with O_APPEND), and those descriptors
  * must go on writing into the file that is watched and rotated.
  */
-import { appendFileSync, copyFileSync, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  fstatSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  writeSync,
+} from "node:fs";
 import { dirname } from "node:path";
 import { formatWithOptions } from "node:util";
 import { ConduitError } from "@conduit/protocol";
@@ -46,10 +56,10 @@ export interface LogRotation {
   backups: number;
 }
 
-export const DEFAULT_LOG_ROTATION: Readonly<LogRotation> = Object.freeze({ maxBytes: 100 * 1024 * 1024, backups: 5 });
+const DEFAULT_LOG_ROTATION: Readonly<LogRotation> = Object.freeze({ maxBytes: 100 * 1024 * 1024, backups: 5 });
 
 /** The rotation set by CONDUIT_LOG_MAX_BYTES and CONDUIT_LOG_BACKUPS, else the defaults. */
-export function logRotationFromEnv(env: NodeJS.ProcessEnv = process.env): LogRotation {
+function logRotationFromEnv(env: NodeJS.ProcessEnv = process.env): LogRotation {
   const read = (name: string, fallback: number, min: number): number => {
     const text = env[name];
     if (text === undefined || text === "") return fallback;
@@ -71,9 +81,13 @@ export function logRotationFromEnv(env: NodeJS.ProcessEnv = process.env): LogRot
 /**
  * `file` → `file.1` → … → `file.<backups>` (the oldest dropped), then `file`
  * emptied in place. Lines other processes write between the copy and the
- * truncation are lost, as with logrotate's copytruncate.
+ * truncation are lost, as with logrotate's copytruncate. A file that grew
+ * well past the limit between two checks (a task printing fast) keeps only
+ * its last `maxBytes` in `file.1`, after a line saying how much was dropped,
+ * so no copy is larger than the limit and a long line or two.
  */
-function rotate(file: string, fd: number, backups: number): void {
+function rotate(file: string, fd: number, size: number, rotation: LogRotation): void {
+  const { maxBytes, backups } = rotation;
   for (let i = backups - 1; i >= 1; i--) {
     try {
       renameSync(`${file}.${i}`, `${file}.${i + 1}`);
@@ -81,8 +95,42 @@ function rotate(file: string, fd: number, backups: number): void {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
   }
-  if (backups > 0) copyFileSync(file, `${file}.1`);
+  if (backups > 0) copyTail(fd, size, maxBytes, `${file}.1`);
   ftruncateSync(fd, 0);
+}
+
+/** What a file may hold past the limit and still be copied whole: the line that crossed it. */
+const LINE_SLACK = 64 * 1024;
+/** Copied a piece at a time: a log of 100 MiB is never read into memory at once. */
+const COPY_CHUNK = 1024 * 1024;
+
+function copyTail(fd: number, size: number, maxBytes: number, to: string): void {
+  let position = size - maxBytes > LINE_SLACK ? size - maxBytes : 0;
+  let cut = position > 0;
+  const buffer = Buffer.alloc(Math.min(COPY_CHUNK, Math.max(1, size - position)));
+  const out = openSync(to, "w", 0o600);
+  try {
+    while (position < size) {
+      const read = readSync(fd, buffer, 0, Math.min(buffer.length, size - position), position);
+      if (read === 0) break;
+      let chunk = buffer.subarray(0, read);
+      if (cut) {
+        // Start at a line: the first, cut one goes with what was dropped.
+        cut = false;
+        const newline = chunk.indexOf(10);
+        const dropped = position + newline + 1;
+        writeSync(
+          out,
+          `[${new Date().toISOString()}] WARNING ${process.pid} log rotation: ${dropped} bytes written since the last check were dropped (over ${maxBytes})\n`,
+        );
+        chunk = chunk.subarray(newline + 1);
+      }
+      writeSync(out, chunk);
+      position += read;
+    }
+  } finally {
+    closeSync(out);
+  }
 }
 
 type Level = "DEBUG" | "INFO" | "WARNING" | "ERROR";
@@ -95,13 +143,15 @@ export function createLogger(options: LoggerOptions): FileLogger {
   const rotation = file ? (options.rotation ?? logRotationFromEnv()) : DEFAULT_LOG_ROTATION;
   if (file) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    fd = openSync(file, "a", 0o600);
+    // Read too: a rotation copies the file's tail through this descriptor.
+    fd = openSync(file, "a+", 0o600);
   }
   let rotateFailed = false;
   const checkSize = (): void => {
     if (fd === undefined || file === undefined) return;
     try {
-      if (fstatSync(fd).size >= rotation.maxBytes) rotate(file, fd, rotation.backups);
+      const { size } = fstatSync(fd);
+      if (size >= rotation.maxBytes) rotate(file, fd, size, rotation);
     } catch (err) {
       // A log that cannot rotate (disk full, a folder made read-only) must not stop the endpoint; said once.
       if (!rotateFailed) process.stderr.write(`Could not rotate ${file}: ${(err as Error).message}\n`);

@@ -23,6 +23,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { createLogger } from "../dist/logging.js";
 import { cleanupProcesses, cliEnv, runCli, startMep, startTestService, tempUserDir } from "./cli.helpers.js";
+import { UepHarness } from "./user-endpoint.harness.js";
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -44,14 +45,15 @@ function logFiles(dir: string): Array<{ name: string; size: number; text: string
     .map((name) => ({ name, size: statSync(join(dir, name)).size, text: readFileSync(join(dir, name), "utf8") }));
 }
 
-/** A child that appends `size` bytes to its stdout (the log) each time it is told, then says so. */
+/** A child that appends `size` bytes (lines of 100, the marker last) to its stdout (the log) each time it is told, then says so. */
 function printer(logFd: number): ChildProcess {
   const script = join(tempDir(), "printer.cjs");
   writeFileSync(
     script,
     `process.on("message", (m) => {
       if (m === "exit") process.exit(0);
-      require("fs").writeSync(1, "x".repeat(m.size - m.marker.length - 1) + m.marker + "\\n");
+      const filler = m.size - m.marker.length - 1;
+      require("fs").writeSync(1, ("x".repeat(99) + "\\n").repeat(Math.floor(filler / 100)) + "y".repeat(filler % 100) + m.marker + "\\n");
       process.send("done");
     });`,
   );
@@ -132,9 +134,51 @@ describe("endpoint log rotation", () => {
       if (waited > 10_000) throw new Error("endpoint.log was not emptied after its copy");
       await sleep(20);
     }
-    expect(readFileSync(`${file}.1`, "utf8")).toContain("big\n");
+    // 100 KiB against a limit of 8: only the last 8 KiB are kept, after a line saying so.
+    const copy = readFileSync(`${file}.1`, "utf8");
+    expect(copy).toMatch(
+      /^\[.*\] WARNING \d+ log rotation: \d+ bytes written since the last check were dropped \(over 8192\)\n/,
+    );
+    expect(copy.endsWith("big\n")).toBe(true);
+    expect(statSync(`${file}.1`).size).toBeLessThanOrEqual(8192 + 200);
     child.send("exit");
   });
+
+  it("bounds the log of a real UEP whose task prints 2 MB through its inherited stdout", async () => {
+    const h = await new UepHarness().open();
+    try {
+      const noisy = h.task({
+        source:
+          '() => { for (let i = 0; i < 2000; i++) console.log(String(i).padStart(6, "0") + " " + "y".repeat(1000)); return 7; }',
+        args: [],
+      });
+      await h.publish(noisy);
+      const uep = h.start({
+        outputToLog: true,
+        env: { CONDUIT_LOG_MAX_BYTES: String(64 * 1024), CONDUIT_LOG_BACKUPS: "2" },
+      });
+      await expect.poll(() => h.resultOf(noisy.taskId), { timeout: 30_000, interval: 100 }).toBeDefined();
+      const dir = join(h.userDir, h.uepName);
+      // The UEP checks every second: wait for the check after the last line.
+      await expect
+        .poll(() => existsSync(join(dir, "endpoint.log.1")) && statSync(join(dir, "endpoint.log")).size < 64 * 1024, {
+          timeout: 20_000,
+          interval: 100,
+        })
+        .toBe(true);
+      const files = logFiles(dir);
+      expect(files.map((f) => f.name).filter((n) => n !== "endpoint.log.2")).toEqual([
+        "endpoint.log.1",
+        "endpoint.log",
+      ]);
+      for (const f of files) expect(f.size, f.name).toBeLessThanOrEqual(64 * 1024 + 64 * 1024 + 2000);
+      expect(files.map((f) => f.text).join("")).toContain(`001999 ${"y".repeat(1000)}\n`);
+      uep.child.kill("SIGTERM");
+      expect(await uep.exit).toEqual({ code: 0, signal: null });
+    } finally {
+      await h.close();
+    }
+  }, 90_000);
 
   it("rotates the MEP's endpoint.log under the real CLI, and refuses a bad setting with one sentence", async () => {
     const userDir = tempUserDir();
