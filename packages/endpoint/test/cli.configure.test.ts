@@ -3,7 +3,7 @@
  * seed's message, the names it refuses, never overwriting an endpoint; an
  * endpoint that was never started lists as Initialized.
  */
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
@@ -28,12 +28,25 @@ describe("conduit-endpoint configure", () => {
     expect(readFileSync(join(dir, "user_config_template.yaml.j2"), "utf8")).toBe(DEFAULT_TEMPLATE);
     expect(readFileSync(join(dir, "user_config_schema.json"), "utf8")).toBe(DEFAULT_SCHEMA);
     expect(readFileSync(join(dir, "user_environment.yaml"), "utf8")).toBe(DEFAULT_USER_ENVIRONMENT);
-    expect(stdout).toContain("Created profile for endpoint named <my_endpoint>");
-    expect(stdout).toContain(`Configuration file: ${join(dir, "config.yaml")}`);
-    expect(stdout).toContain(`User endpoint configuration template: ${join(dir, "user_config_template.yaml.j2")}`);
-    expect(stdout).toContain(`User endpoint configuration schema: ${join(dir, "user_config_schema.json")}`);
-    expect(stdout).toContain(`User endpoint environment variables: ${join(dir, "user_environment.yaml")}`);
-    expect(stdout).toContain("Use the `start` subcommand to run it:\n\n    conduit-endpoint start my_endpoint");
+    // The seed's first line says "multi-user profile" for a plain configure too.
+    expect(stdout).toBe(`Created multi-user profile for endpoint named <my_endpoint>
+
+    Configuration file: ${join(dir, "config.yaml")}
+
+    User endpoint configuration template: ${join(dir, "user_config_template.yaml.j2")}
+    User endpoint configuration schema: ${join(dir, "user_config_schema.json")}
+    User endpoint environment variables: ${join(dir, "user_environment.yaml")}
+
+Use the \`start\` subcommand to run it:
+
+    conduit-endpoint start my_endpoint
+`);
+    expect(readdirSync(dir).sort()).toEqual([
+      "config.yaml",
+      "user_config_schema.json",
+      "user_config_template.yaml.j2",
+      "user_environment.yaml",
+    ]);
   });
 
   it("writes --display-name and --multi-user into config.yaml, and start checks root and the mapping key first", async () => {
@@ -41,6 +54,22 @@ describe("conduit-endpoint configure", () => {
     const env = cliEnv(userDir);
     const made = await runCli(["configure", "shared", "--display-name", 'Lab "A" cluster', "--multi-user"], env);
     expect(made.code).toBe(0);
+    // Every file it wrote is named, the identity mapping beside the config the MEP reads.
+    const dir = join(userDir, "shared");
+    expect(made.stdout).toBe(`Created multi-user profile for endpoint named <shared>
+
+    Configuration file: ${join(dir, "config.yaml")}
+    Identity mapping configuration: ${join(dir, "example_identity_mapping_config.json")}
+
+    User endpoint configuration template: ${join(dir, "user_config_template.yaml.j2")}
+    User endpoint configuration schema: ${join(dir, "user_config_schema.json")}
+    User endpoint environment variables: ${join(dir, "user_environment.yaml")}
+
+Use the \`start\` subcommand to run it (as root: it maps users to local accounts):
+
+    conduit-endpoint start shared
+`);
+    expect(readdirSync(dir)).toHaveLength(5);
     const config = readFileSync(join(userDir, "shared", "config.yaml"), "utf8");
     expect(config).toContain('display_name: "Lab \\"A\\" cluster"');
     expect(config).toContain("multi_user: true");

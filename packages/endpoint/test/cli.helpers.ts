@@ -69,18 +69,27 @@ function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: Nod
   });
 }
 
-/** Runs `conduit-endpoint ARGS` to completion. */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+/** Runs `conduit-endpoint ARGS` to completion (as another user with `as`, when root). */
+export async function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  as?: { uid: number; gid: number },
+): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"], ...as });
   started.add(child);
   const out = collect(child);
   const { code } = await exitOf(child);
   return { code, ...out };
 }
 
-/** Starts `conduit-endpoint start NAME` and waits for `>>> Endpoint ID: <id> <<<`. */
-export async function startMep(name: string, env: NodeJS.ProcessEnv, args: string[] = []): Promise<Mep> {
-  const child = spawn(process.execPath, [CLI, "start", name, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+/** Starts `conduit-endpoint start NAME` (or `restart NAME`) and waits for `>>> Endpoint ID: <id> <<<`. */
+export async function startMep(
+  name: string,
+  env: NodeJS.ProcessEnv,
+  args: string[] = [],
+  command: "start" | "restart" = "start",
+): Promise<Mep> {
+  const child = spawn(process.execPath, [CLI, command, name, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   started.add(child);
   const output = collect(child);
   const exited = exitOf(child);
@@ -90,29 +99,38 @@ export async function startMep(name: string, env: NodeJS.ProcessEnv, args: strin
     if (id) return { child, endpointId: id, output, exited };
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`conduit-endpoint start ${name} did not print its id: ${output.stderr.trim()}`);
+      throw new Error(`conduit-endpoint ${command} ${name} did not print its id: ${output.stderr.trim()}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
+/** A row of `conduit-endpoint list`; `cause` only for a Failed endpoint. */
+export interface ListRow {
+  id: string;
+  status: string;
+  cause?: string;
+}
+
 /** One row per endpoint of `conduit-endpoint list`, by name. */
-export function parseList(stdout: string): Map<string, { id: string; status: string }> {
+export function parseList(stdout: string): Map<string, ListRow> {
   const lines = stdout.split("\n");
-  const rows = new Map<string, { id: string; status: string }>();
+  const rows = new Map<string, ListRow>();
   if (stdout.startsWith("No endpoints configured!")) return rows;
-  const header = lines.findIndex((l) => /^\|\s+Endpoint ID\s+\|\s+Status\s+\|\s+Endpoint Name\s+\|$/.test(l));
-  if (header < 0 || !/^\+(=+\+){3}$/.test(lines[header + 1] ?? "")) throw new Error(`Not the list table:\n${stdout}`);
+  const header = lines.findIndex((l) =>
+    /^\|\s+Endpoint ID\s+\|\s+Status\s+\|\s+Endpoint Name\s+\|\s+Cause\s+\|$/.test(l),
+  );
+  if (header < 0 || !/^\+(=+\+){4}$/.test(lines[header + 1] ?? "")) throw new Error(`Not the list table:\n${stdout}`);
   for (const line of lines.slice(header + 2)) {
-    if (/^\+(-+\+){3}$/.test(line) || line === "") continue;
+    if (/^\+(-+\+){4}$/.test(line) || line === "") continue;
     const cells = line.split("|").map((c) => c.trim());
-    if (cells.length !== 5) throw new Error(`Bad table row: ${line}`);
-    rows.set(cells[3], { id: cells[1], status: cells[2] });
+    if (cells.length !== 6) throw new Error(`Bad table row: ${line}`);
+    rows.set(cells[3], { id: cells[1], status: cells[2], ...(cells[4] === "" ? {} : { cause: cells[4] }) });
   }
   return rows;
 }
 
-export async function listStates(env: NodeJS.ProcessEnv): Promise<Map<string, { id: string; status: string }>> {
+export async function listStates(env: NodeJS.ProcessEnv): Promise<Map<string, ListRow>> {
   const { code, stdout, stderr } = await runCli(["list"], env);
   if (code !== 0) throw new Error(`list failed: ${stderr}`);
   return parseList(stdout);

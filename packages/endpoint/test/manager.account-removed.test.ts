@@ -4,7 +4,8 @@
  * Real accounts of their own, made through RabbitMQ's management API on a
  * throwaway vhost, are deleted mid-run: the UEP exits with its own code (4)
  * and one sentence, its MEP logs why and does not restart it; the MEP itself
- * reports its own account's deletion with one sentence and `start` exits 1.
+ * reports its own account's deletion with one sentence and `start` exits 1
+ * (`list`: Failed, broker account removed).
  * A connection closed for any other reason still reconnects.
  */
 import { randomBytes, randomUUID } from "node:crypto";
@@ -31,7 +32,7 @@ import { parseManagerConfig } from "../dist/config/manager-config.js";
 import { createLogger } from "../dist/logging.js";
 import { endpointPaths } from "../dist/manager/endpoint-dir.js";
 import { ManagerEndpoint } from "../dist/manager/manager-endpoint.js";
-import { cleanupProcesses, cliEnv, readLog, runCli, startMep, tempUserDir } from "./cli.helpers.js";
+import { cleanupProcesses, cliEnv, listStates, readLog, runCli, startMep, tempUserDir } from "./cli.helpers.js";
 
 // From dist: the MEP spawns its UEPs through the built CLI next to its own module.
 
@@ -209,6 +210,11 @@ describe("a deleted broker account", () => {
       expect(exit.code).toBe(1);
       expect(mep.output.stderr).toBe(`Error: ${sentence}\n`);
       expect(readLog(join(userDir, "gone", "endpoint.log"))).toContain(sentence);
+      expect((await listStates(env)).get("gone")).toEqual({
+        id: mep.endpointId,
+        status: "Failed",
+        cause: "broker account removed",
+      });
     } finally {
       await service.close();
     }

@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -47,6 +47,10 @@ export interface StartOptions {
   mepPid?: number;
   /** Replaces the bootstrap line entirely. */
   stdinText?: string;
+  /** Added to the UEP's environment. */
+  env?: Record<string, string>;
+  /** Its stdout and stderr appended to its endpoint.log, as the MEP starts it (else piped to `output()`). */
+  outputToLog?: boolean;
 }
 
 export interface UepChild {
@@ -179,10 +183,16 @@ export class UepHarness {
 
   /** Starts a UEP child as the MEP would; its stdin stays open until the test closes it. */
   start(options: StartOptions = {}): UepChild {
+    let logFd: number | undefined;
+    if (options.outputToLog) {
+      mkdirSync(join(this.userDir, this.uepName), { recursive: true, mode: 0o700 });
+      logFd = openSync(join(this.userDir, this.uepName, "endpoint.log"), "a", 0o600);
+    }
     const child = spawn(process.execPath, [UEP_MAIN, this.uepName], {
-      env: { ...process.env, CONDUIT_USER_DIR: this.userDir },
-      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, ...options.env, CONDUIT_USER_DIR: this.userDir },
+      stdio: ["pipe", logFd ?? "pipe", logFd ?? "pipe"],
     });
+    if (logFd !== undefined) closeSync(logFd);
     this.children.push(child);
     let output = "";
     child.stdout?.on("data", (d) => {

@@ -20,7 +20,22 @@ export interface ConfigureOptions {
   multiUser?: boolean;
 }
 
-export function configureEndpoint(options: ConfigureOptions): EndpointPaths {
+/** One file `configure` wrote, as its message names it. */
+export interface WrittenFile {
+  label: string;
+  path: string;
+  /** Read by the MEP (config, identity mapping) or by each UEP (template, schema, environment). */
+  readBy: "manager" | "user endpoint";
+}
+
+export interface ConfiguredEndpoint {
+  ep: EndpointPaths;
+  multiUser: boolean;
+  /** Every file written, in order. */
+  files: readonly WrittenFile[];
+}
+
+export function configureEndpoint(options: ConfigureOptions): ConfiguredEndpoint {
   const { userDir, name } = options;
   validateEndpointName(name);
   const ep = endpointPaths(userDir, name);
@@ -40,23 +55,31 @@ export function configureEndpoint(options: ConfigureOptions): EndpointPaths {
   const config = configText(options, ep);
   parseManagerConfig(config, ep.config);
   mkdirSync(userDir, { recursive: true, mode: 0o700 });
+  const files: Array<[WrittenFile, string]> = [
+    [{ label: "Configuration file", path: ep.config, readBy: "manager" }, config],
+  ];
+  if (options.multiUser) {
+    const path = exampleIdentityMappingPath(ep.dir);
+    files.push([{ label: "Identity mapping configuration", path, readBy: "manager" }, EXAMPLE_IDENTITY_MAPPING_CONFIG]);
+  }
+  files.push(
+    [{ label: "User endpoint configuration template", path: ep.template, readBy: "user endpoint" }, DEFAULT_TEMPLATE],
+    [{ label: "User endpoint configuration schema", path: ep.schema, readBy: "user endpoint" }, DEFAULT_SCHEMA],
+    [
+      { label: "User endpoint environment variables", path: ep.environment, readBy: "user endpoint" },
+      DEFAULT_USER_ENVIRONMENT,
+    ],
+  );
   // Not recursive: of two `configure`s racing, the second fails here.
   mkdirSync(ep.dir, { mode: 0o700 });
   try {
-    const files: Array<[string, string]> = [
-      [ep.config, config],
-      [ep.template, DEFAULT_TEMPLATE],
-      [ep.schema, DEFAULT_SCHEMA],
-      [ep.environment, DEFAULT_USER_ENVIRONMENT],
-    ];
-    if (options.multiUser) files.push([exampleIdentityMappingPath(ep.dir), EXAMPLE_IDENTITY_MAPPING_CONFIG]);
-    for (const [path, text] of files) writeFileSync(path, text, { mode: 0o600, flag: "wx" });
+    for (const [file, text] of files) writeFileSync(file.path, text, { mode: 0o600, flag: "wx" });
   } catch (err) {
     // A half-written endpoint would be listed and started; leave nothing behind.
     rmSync(ep.dir, { recursive: true, force: true });
     throw err;
   }
-  return ep;
+  return { ep, multiUser: options.multiUser === true, files: files.map(([file]) => file) };
 }
 
 /** The default config.yaml with the options applied, keeping its comments. */
@@ -77,18 +100,25 @@ function setKey(text: string, key: string, value: string): string {
   return `${text}${text.endsWith("\n") || text === "" ? "" : "\n"}${key}: ${value}\n`;
 }
 
-/** What `configure` prints, as in the seed. */
-export function configureMessage(ep: EndpointPaths): string {
+/**
+ * What `configure` prints: the seed's message (whose first line says
+ * "multi-user profile" for every endpoint), naming every file written, the
+ * manager's files first.
+ */
+export function configureMessage(configured: ConfiguredEndpoint): string {
+  const { ep, files } = configured;
+  const lines = (readBy: WrittenFile["readBy"]) =>
+    files.filter((f) => f.readBy === readBy).map((f) => `    ${f.label}: ${f.path}`);
   return [
-    `Created profile for endpoint named <${ep.name}>`,
+    `Created multi-user profile for endpoint named <${ep.name}>`,
     "",
-    `    Configuration file: ${ep.config}`,
+    ...lines("manager"),
     "",
-    `    User endpoint configuration template: ${ep.template}`,
-    `    User endpoint configuration schema: ${ep.schema}`,
-    `    User endpoint environment variables: ${ep.environment}`,
+    ...lines("user endpoint"),
     "",
-    "Use the `start` subcommand to run it:",
+    configured.multiUser
+      ? "Use the `start` subcommand to run it (as root: it maps users to local accounts):"
+      : "Use the `start` subcommand to run it:",
     "",
     `    conduit-endpoint start ${ep.name}`,
     "",

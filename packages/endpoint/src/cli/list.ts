@@ -4,12 +4,13 @@
  */
 import type { EndpointListing } from "../manager/endpoint-state.js";
 
-const HEADERS = ["Endpoint ID", "Status", "Endpoint Name"] as const;
+/** The seed's three columns, and the cause of a Failed endpoint. */
+const HEADERS = ["Endpoint ID", "Status", "Endpoint Name", "Cause"] as const;
 
 /** The table, `+---+` borders and `=` under the header, as texttable draws it for Globus. */
 export function renderEndpointTable(endpoints: readonly EndpointListing[]): string {
   if (endpoints.length === 0) return "No endpoints configured!\n\n (Hint: conduit-endpoint configure)\n";
-  const rows = endpoints.map((e) => [e.endpointId ?? "", e.state, e.name]);
+  const rows = endpoints.map((e) => [e.endpointId ?? "", e.state, e.name, e.cause ?? ""]);
   const widths = HEADERS.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const rule = (fill: string) => `+${widths.map((w) => fill.repeat(w + 2)).join("+")}+`;
   const line = (cells: readonly string[], align: (text: string, width: number) => string) =>

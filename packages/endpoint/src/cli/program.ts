@@ -7,11 +7,13 @@ import { readFileSync } from "node:fs";
 import { ConduitError, paths } from "@conduit/protocol";
 import { Command, CommanderError } from "commander";
 import { listEndpoints } from "../manager/endpoint-state.js";
+import { DEFAULT_UNIT_DIR, disableOnBoot, enabledMessage, enableOnBoot, UNIT_DIR_ENV } from "./boot-persistence.js";
 import { configureEndpoint, configureMessage } from "./configure.js";
 import { deleteEndpoint } from "./delete.js";
 import { testIdentityMapping } from "./idmap.js";
 import { renderEndpointTable } from "./list.js";
 import { renderCommand } from "./render.js";
+import { restartEndpoint } from "./restart.js";
 import { startEndpoint } from "./start.js";
 import { stopEndpoint } from "./stop.js";
 
@@ -51,13 +53,13 @@ Quickstart:
     .option("--display-name <name>", "name shown in the web UI (config.yaml display_name)")
     .option("--multi-user", "map submitting identities to local accounts (start it as root)")
     .action((name: string, opts: { displayName?: string; multiUser?: boolean }) => {
-      const ep = configureEndpoint({
+      const configured = configureEndpoint({
         userDir: paths.userDir(),
         name,
         displayName: opts.displayName,
         multiUser: opts.multiUser === true,
       });
-      process.stdout.write(configureMessage(ep));
+      process.stdout.write(configureMessage(configured));
     });
 
   program
@@ -81,8 +83,26 @@ Quickstart:
     });
 
   program
+    .command("restart")
+    .description("stop the endpoint if it runs, then start it attached (as `stop` then `start`)")
+    .argument("<name>", "a configured endpoint")
+    .option("--log-to-console", "also write the log to the console (stderr)")
+    .action(async (name: string, opts: { logToConsole?: boolean }, cmd: Command) => {
+      const debug = cmd.optsWithGlobals().debug === true;
+      setExitCode(
+        await restartEndpoint({
+          userDir: paths.userDir(),
+          name,
+          logToConsole: opts.logToConsole === true,
+          debug,
+          print,
+        }),
+      );
+    });
+
+  program
     .command("list")
-    .description("show the endpoints of this machine: id, status, name")
+    .description("show the endpoints of this machine: id, status, name, and the cause of a Failed one")
     .action(() => {
       process.stdout.write(renderEndpointTable(listEndpoints(paths.userDir())));
     });
@@ -95,6 +115,32 @@ Quickstart:
     .action(async (name: string, opts: { yes?: boolean }) => {
       const deleted = await deleteEndpoint({ userDir: paths.userDir(), name, yes: opts.yes === true, print });
       if (!deleted) setExitCode(1);
+    });
+
+  const unitDirOption = `the systemd unit directory (default $${UNIT_DIR_ENV}, else ${DEFAULT_UNIT_DIR})`;
+  program
+    .command("enable-on-boot")
+    .description("install a systemd unit that starts the endpoint at boot (checks its credentials first)")
+    .argument("<name>", "a configured endpoint, not running")
+    .option("--unit-dir <dir>", unitDirOption)
+    .action(async (name: string, opts: { unitDir?: string }) => {
+      const result = await enableOnBoot({ userDir: paths.userDir(), name, unitDir: opts.unitDir });
+      if (result.installed) {
+        process.stdout.write(enabledMessage(result.unit));
+        return;
+      }
+      process.stderr.write(`Error: ${result.reason}\n`);
+      process.stdout.write(`\n${result.text}`);
+      setExitCode(1);
+    });
+
+  program
+    .command("disable-on-boot")
+    .description("print the commands that stop, disable and remove the endpoint's systemd unit (removes nothing)")
+    .argument("<name>", "a configured endpoint with a unit")
+    .option("--unit-dir <dir>", unitDirOption)
+    .action((name: string, opts: { unitDir?: string }) => {
+      process.stdout.write(disableOnBoot({ userDir: paths.userDir(), name, unitDir: opts.unitDir }));
     });
 
   program

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { ConduitError, paths, redactUrl, type StartUepCommand } from "@conduit/protocol";
+import { ConduitApiError, ConduitError, paths, redactUrl, type StartUepCommand } from "@conduit/protocol";
 import { type ManagerConfig, parseManagerConfig } from "../config/manager-config.js";
 import { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { createLogger, type FileLogger } from "../logging.js";
@@ -21,6 +21,7 @@ import {
   removePidFile,
   writeEndpointId,
 } from "../manager/endpoint-dir.js";
+import { clearFailure, recordFailure } from "../manager/endpoint-failure.js";
 import { ManagerEndpoint } from "../manager/manager-endpoint.js";
 import { localUser, type Registration, registerEndpoint } from "../manager/registration.js";
 import { killLeftoverUeps, readUepRecords } from "../manager/uep-records.js";
@@ -43,11 +44,72 @@ const EX_CONFIG = 78;
  * Resolves with the exit code once the MEP has shut down; a configuration that
  * cannot be loaded ends the start at once with EX_NOPERM (77) for a permission
  * problem, EX_CONFIG (78) for anything else, its one sentence on stderr.
+ * Whatever ends it on an error is recorded for `list` (Failed, and why),
+ * except what says nothing about the endpoint: another instance running, or
+ * a service or broker that cannot be reached (the endpoint stays as it was).
  */
 export async function startEndpoint(options: StartOptions): Promise<number> {
-  const { userDir, name } = options;
-  const ep = configuredEndpoint(userDir, name);
-  const loaded = loadConfig(ep, name);
+  const ep = configuredEndpoint(options.userDir, options.name);
+  const failure = new FailureNote();
+  let code: number;
+  try {
+    code = await startAttached(options, ep, failure);
+  } catch (err) {
+    if (!(err instanceof ConduitError && NOT_A_FAILURE.has(err.code))) {
+      failure.set(causeOf(err), (err as Error).message);
+      record(ep, { cause: failure.cause ?? "", message: failure.message, exit_code: 1 });
+    }
+    throw err;
+  }
+  if (code !== 0) {
+    record(ep, { cause: failure.cause ?? `exit code ${code}`, message: failure.message, exit_code: code });
+  }
+  return code;
+}
+
+/** Errors that end a start without saying anything about the endpoint. */
+const NOT_A_FAILURE: ReadonlySet<string> = new Set(["ENDPOINT_RUNNING", "SERVICE_UNREACHABLE", "BROKER_UNREACHABLE"]);
+
+/** Best effort: a user who cannot write the endpoint dir (its config unreadable to them, too) still gets the exit code and sentence. */
+function record(ep: EndpointPaths, failure: Parameters<typeof recordFailure>[1]): void {
+  try {
+    recordFailure(ep, failure);
+  } catch {
+    // not recorded; the sentence was printed
+  }
+}
+
+/** The first reason this start fails for, as `list` shows it and the sentence it printed. */
+class FailureNote {
+  cause: string | undefined;
+  message = "";
+
+  set(cause: string, message: string): void {
+    if (this.cause !== undefined) return;
+    this.cause = cause;
+    this.message = message;
+  }
+}
+
+/** `list`'s short cause for the errors that end a start; other codes read as themselves. */
+const CAUSES: Record<string, string> = {
+  UNAUTHORIZED: "credentials refused",
+  TOKEN_EXPIRED: "credentials refused",
+  NO_TOKEN: "no credentials",
+  REGISTRATION_FAILED: "registration refused",
+  ENDPOINT_ID_MISMATCH: "registration refused",
+  BROKER_ACCOUNT_REFUSED: "broker account removed",
+};
+
+function causeOf(err: unknown): string {
+  if (!(err instanceof ConduitError)) return "unexpected error";
+  const cause = CAUSES[err.code] ?? err.code.toLowerCase().replaceAll("_", " ");
+  return err.cause instanceof ConduitApiError ? `${cause} (HTTP ${err.cause.statusCode})` : cause;
+}
+
+async function startAttached(options: StartOptions, ep: EndpointPaths, failure: FailureNote): Promise<number> {
+  const { name } = options;
+  const loaded = loadConfig(ep, name, failure);
   if (typeof loaded === "number") return loaded;
   const { configText, config } = loaded;
   const log = createLogger({
@@ -82,9 +144,9 @@ export async function startEndpoint(options: StartOptions): Promise<number> {
     );
   }
 
-  const stop = new StopRequests(log, () => releasePidFile(ep));
+  const stop = new StopRequests(log, () => releasePidFile(ep), failure);
   try {
-    return await run(options, ep, configText, config, log, stop, leftoverUeps);
+    return await run(options, ep, configText, config, log, stop, leftoverUeps, failure);
   } finally {
     stop.dispose();
     releasePidFile(ep);
@@ -95,8 +157,13 @@ export async function startEndpoint(options: StartOptions): Promise<number> {
  * Reads and checks config.yaml, and what a multi-user start needs (root, an
  * identity mapping path), before anything changes. The exit code or the config.
  */
-function loadConfig(ep: EndpointPaths, name: string): { configText: string; config: ManagerConfig } | number {
+function loadConfig(
+  ep: EndpointPaths,
+  name: string,
+  failure: FailureNote,
+): { configText: string; config: ManagerConfig } | number {
   const fail = (code: number, message: string): number => {
+    failure.set(code === EX_NOPERM ? "permission denied" : "config invalid", message);
     process.stderr.write(`Error: ${message}\n`);
     return code;
   };
@@ -150,6 +217,7 @@ function loadIdentityMapper(
   config: ManagerConfig,
   endpointId: string,
   log: FileLogger,
+  failure: FailureNote,
 ): IdentityMapper | number {
   const path = resolve(ep.dir, config.identity_mapping_config_path as string);
   try {
@@ -161,6 +229,7 @@ function loadIdentityMapper(
     const message = `(${e.name}) ${e.message} -- Unable to read identity mapping configuration from: ${path}`;
     log.error(message);
     process.stderr.write(`Error: ${message}\n`);
+    failure.set(isPermissionError(err) ? "permission denied" : "identity mapping invalid", message);
     return isPermissionError(err) ? EX_NOPERM : EX_CONFIG;
   }
 }
@@ -176,6 +245,7 @@ async function refuseDefaultBrokerLogin(
   amqpUrl: string,
   managementPort: number | undefined,
   log: FileLogger,
+  failure: FailureNote,
 ): Promise<number | undefined> {
   if (config.allow_default_broker_login) {
     log.warn(
@@ -188,6 +258,7 @@ async function refuseDefaultBrokerLogin(
   const message = defaultLoginRefusal(host);
   log.error(message);
   process.stderr.write(`Error: ${message}\n`);
+  failure.set("broker accepts guest/guest", message);
   return EX_CONFIG;
 }
 
@@ -199,6 +270,7 @@ async function run(
   log: FileLogger,
   stop: StopRequests,
   leftoverUeps: readonly StartUepCommand[],
+  failure: FailureNote,
 ): Promise<number> {
   const { name, userDir } = options;
   const serviceUrl = paths.serviceUrl();
@@ -231,11 +303,11 @@ async function run(
   log.info(`Registered with ${serviceUrl}; broker ${redactUrl(amqpUrl)}`);
   let identityMapper: IdentityMapper | undefined;
   if (config.multi_user) {
-    const loaded = loadIdentityMapper(ep, config, endpointId, log);
+    const loaded = loadIdentityMapper(ep, config, endpointId, log, failure);
     if (typeof loaded === "number") return loaded;
     identityMapper = loaded;
     identityMapper.watch();
-    const refused = await refuseDefaultBrokerLogin(ep, config, amqpUrl, managementPort, log);
+    const refused = await refuseDefaultBrokerLogin(ep, config, amqpUrl, managementPort, log, failure);
     if (refused !== undefined) {
       identityMapper.stop();
       return refused;
@@ -259,6 +331,7 @@ async function run(
     leftoverUeps,
     onAccountRefused: (message) => {
       if (!options.logToConsole) process.stderr.write(`Error: ${message}\n`);
+      failure.set("broker account removed", message);
       stop.fail("the broker refused the endpoint's account");
     },
   });
@@ -279,6 +352,8 @@ async function run(
     log.error((failure as Error).message);
     throw failure;
   }
+  // This start succeeded: whatever the last one failed for is history.
+  clearFailure(ep);
   // Printed once the MEP takes commands: whoever waits for this line can submit.
   process.stdout.write(`        >>> Endpoint ID: ${endpointId} <<<\n`);
   const stopTicker = process.stderr.isTTY && !options.logToConsole ? startTicker(process.stderr) : undefined;
@@ -312,6 +387,7 @@ class StopRequests {
   private readonly onSignal = (signal: NodeJS.Signals) => this.request(signal);
   private readonly onError = (err: unknown) => {
     this.log.error(`Unexpected error: ${(err as Error)?.stack ?? String(err)}`);
+    this.failure.set("unexpected error", (err as Error)?.message ?? String(err));
     this.exitCode = 1;
     this.request("unexpected error");
   };
@@ -319,6 +395,7 @@ class StopRequests {
   constructor(
     private readonly log: FileLogger,
     private readonly pidFileRelease: () => void,
+    private readonly failure: FailureNote,
   ) {
     this.requested = new Promise((resolve) => {
       this.resolve = resolve;

@@ -6,8 +6,8 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConduitError } from "@conduit/protocol";
-import { configuredEndpoint, readPidFile, removePidFile } from "../manager/endpoint-dir.js";
-import { isOurProcess, waitUntil } from "../manager/processes.js";
+import { configuredEndpoint, isMepProcess, readPidFile, removePidFile } from "../manager/endpoint-dir.js";
+import { waitUntil } from "../manager/processes.js";
 import { killLeftoverUeps } from "../manager/uep-records.js";
 
 /** The MEP gives its UEPs 10 s; this leaves it time to say goodbye. */
@@ -51,7 +51,7 @@ export async function stopEndpoint(options: StopOptions): Promise<void> {
       );
     }
   }
-  const isMep = () => isOurProcess(pid, ["start", name]);
+  const isMep = () => isMepProcess(pid, name);
   if (!(await waitUntil(() => !isMep(), STOP_GRACE_MS))) {
     print(`Endpoint <${name}> did not stop within ${STOP_GRACE_MS / 1000} s; killing it (pid ${pid})`);
     try {

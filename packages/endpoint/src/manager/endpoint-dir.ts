@@ -129,8 +129,13 @@ export function readPidFile(ep: EndpointPaths): PidFileStatus {
   }
   const pid = Number.parseInt(text.trim(), 10);
   if (!Number.isInteger(pid) || pid <= 0) return { state: "stale" };
-  if (pid !== process.pid && isOurProcess(pid, ["start", ep.name])) return { state: "running", pid };
+  if (pid !== process.pid && isMepProcess(pid, ep.name)) return { state: "running", pid };
   return { state: "stale", pid };
+}
+
+/** Whether `pid` is the MEP of endpoint `name`: a `conduit-endpoint start` or `restart` of it. */
+export function isMepProcess(pid: number, name: string): boolean {
+  return isOurProcess(pid, ["start", name]) || isOurProcess(pid, ["restart", name]);
 }
 
 /**

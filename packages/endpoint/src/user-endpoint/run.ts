@@ -139,7 +139,13 @@ class UserEndpoint {
     // A reason left by an earlier run of this UEP must not be read as this run's.
     clearStartFailure(dir);
     // DEBUG lines are filtered here rather than by the logger: `debug` is known only once the config is rendered.
-    const file = createLogger({ file: join(dir, "endpoint.log"), name: `UEP ${bootstrap.uepName}`, debug: true });
+    // Checked every second too: its workers and their tasks print to the same file.
+    const file = createLogger({
+      file: join(dir, "endpoint.log"),
+      name: `UEP ${bootstrap.uepName}`,
+      debug: true,
+      checkEveryMs: 1000,
+    });
     this.log = { ...file, debug: (m) => this.debug && file.debug(m) };
     this.queue = uepTaskQueue(bootstrap.endpointId, bootstrap.uepId);
   }
