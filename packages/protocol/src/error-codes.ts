@@ -108,7 +108,15 @@ export const ERROR_CODES = {
   // SDK.
   BAD_OPTION: {},
   BAD_ID: {},
-  NO_TOKEN: {},
+  // Credentials and logins (protocol/src/credentials.ts, login-flows.ts, oauth-client.ts).
+  NO_CREDENTIALS: {},
+  BAD_CLIENT_CREDENTIALS: {},
+  CLIENT_CREDENTIALS_REFUSED: {},
+  LOGIN_EXPIRED: {},
+  LOGIN_FAILED: {},
+  LOGIN_UNAVAILABLE: {},
+  BAD_TOKENS_FILE: {},
+  OAUTH_ERROR: {},
   BAD_CREDENTIALS_FILE: {},
   NO_TASK_GROUP: {},
   EXECUTOR_SHUT_DOWN: {},

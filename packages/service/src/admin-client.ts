@@ -8,23 +8,26 @@ import {
   type AdminIdentityInfo,
   type CreateIdentityRequest,
   type CreateIdentityResponse,
+  type Credential,
   type IssueTokenResponse,
   paths,
   type RemoveIdentityResponse,
   type RestRequest,
-  requestJson,
+  requestWithCredential,
+  requireCredential,
 } from "@conduit/protocol";
 import { serviceUnreachable } from "./errors.js";
 
 export class AdminClient {
   constructor(
     readonly serviceUrl: string,
-    private readonly token: string,
+    private readonly credential: Credential,
   ) {}
 
-  /** The local admin's client: CONDUIT_SERVICE_URL / CONDUIT_TOKEN, else credentials.json. */
+  /** The admin's client: the service at CONDUIT_SERVICE_URL (else credentials.json's), credentials in the one order. */
   static fromEnvironment(): AdminClient {
-    return new AdminClient(paths.serviceUrl(), paths.token());
+    const serviceUrl = paths.serviceUrl();
+    return new AdminClient(serviceUrl, requireCredential({ serviceUrl, loginCommand: "conduit-endpoint login" }));
   }
 
   listIdentities(): Promise<AdminIdentityInfo[]> {
@@ -52,10 +55,9 @@ export class AdminClient {
   }
 
   private call<T>(method: RestRequest["method"], path: string, body?: unknown): Promise<T> {
-    return requestJson<T>({
+    return requestWithCredential<T>(this.credential, {
       method,
       url: `${this.serviceUrl}${path}`,
-      token: this.token,
       body,
       urlSetting: "CONDUIT_SERVICE_URL",
       unreachable: (cause) => serviceUnreachable(this.serviceUrl, cause),
