@@ -21,7 +21,7 @@
  */
 import { ConduitApiError, ConduitError } from "./errors.js";
 import { type LoginIo, loginWithCode } from "./login-flows.js";
-import { discover, OAUTH_CLIENT_ID, OAuthError, type TokenResponse, tokenRequest } from "./oauth-client.js";
+import { API_SCOPE, discover, OAUTH_CLIENT_ID, OAuthError, type TokenResponse, tokenRequest } from "./oauth-client.js";
 import { paths } from "./paths.js";
 import { type RestRequest, requestJson } from "./rest-request.js";
 import { type CachedLogin, readLogin, saveLogin, toCachedLogin, tokensFile, withTokensLock } from "./token-store.js";
@@ -243,7 +243,7 @@ class ClientCredential implements Credential {
     try {
       response = await tokenRequest(
         provider.token_endpoint,
-        { grant_type: "client_credentials" },
+        { grant_type: "client_credentials", scope: API_SCOPE },
         { clientId: this.clientId, clientSecret: this.clientSecret },
       );
     } catch (err) {

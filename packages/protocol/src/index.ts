@@ -104,6 +104,7 @@ export {
 } from "./messages.js";
 export type { ProviderMetadata, TokenResponse } from "./oauth-client.js";
 export {
+  API_SCOPE,
   DISCOVERY_PATH,
   discover,
   LOGIN_CODE_PATH,

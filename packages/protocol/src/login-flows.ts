@@ -72,8 +72,6 @@ export async function loginWithCode(serviceUrl: string, io: LoginIo): Promise<Ca
     code_challenge: challenge,
     code_challenge_method: "S256",
     state: base64url(randomBytes(16)),
-    // OpenID Connect issues a refresh token (offline_access) only after a consent prompt.
-    prompt: "consent",
   }).toString();
   io.print("Please authenticate with Conduit here:");
   io.print(RULE);

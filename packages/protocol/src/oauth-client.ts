@@ -17,8 +17,10 @@ import { ConduitError } from "./errors.js";
 export const OAUTH_CLIENT_ID = "conduit-cli";
 /** The service's page the code flow redirects to: it shows the one-time code to paste. */
 export const LOGIN_CODE_PATH = "/login/code";
-/** What a login asks for: an identity, and a refresh token for long runs. */
-export const OAUTH_SCOPES = "openid offline_access";
+/** The scope of the service API: the one scope of the resource its access tokens are for. */
+export const API_SCOPE = "conduit";
+/** What a login asks for: an identity, a refresh token for long runs, and the API. */
+export const OAUTH_SCOPES = `openid offline_access ${API_SCOPE}`;
 /** Where a service publishes its provider's metadata (OpenID Connect Discovery 1.0). */
 export const DISCOVERY_PATH = "/.well-known/openid-configuration";
 

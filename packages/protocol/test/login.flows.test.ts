@@ -71,7 +71,7 @@ describe("the code flow", () => {
       response_type: "code",
       redirect_uri: `${fake.url}/login/code`,
       code_challenge_method: "S256",
-      scope: "openid offline_access",
+      scope: "openid offline_access conduit",
     });
     const exchange = fake.requests.find((r) => r.form.grant_type === "authorization_code");
     expect(exchange?.form.code_verifier).toMatch(/^[A-Za-z0-9_-]{43}$/);
