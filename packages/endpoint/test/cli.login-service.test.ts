@@ -89,7 +89,7 @@ describe("logging in to the real service", () => {
     expect(await run.exited).toBe(0);
 
     const whoami = await runCli(["whoami"], env);
-    expect(whoami.stdout).toMatch(new RegExp(`^${ALICE.replace(".", "\\.")} \\(${await aliceId()}\\) at `));
+    expect(whoami.stdout).toMatch(new RegExp(`^${ALICE.replaceAll(".", "\\.")} \\(${await aliceId()}\\) at `));
     // No terminal now: the cached login (its refresh token, when the access token expires) is enough.
     const again = await startMep("ep", env);
     expect(again.endpointId).toBe(endpointId);
@@ -112,5 +112,48 @@ describe("logging in to the real service", () => {
     const functionId = (await run.waitFor(/function: ([0-9a-f-]{36})/))[1] as string;
     expect(await run.exited).toBe(0);
     expect((await service.store.getFunction(functionId))?.ownerId).toBe(await aliceId());
+  });
+
+  it("client credentials through either variable pair: the endpoint is the client identity's", async () => {
+    const created = await fetch(`${service.url}/v1/admin/clients`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${service.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "ci-bot", owner: ALICE }),
+    });
+    const text = await created.text();
+    expect(created.status, text).toBe(201);
+    const { client, client_secret: secret } = JSON.parse(text) as {
+      client: { client_id: string; username: string };
+      client_secret: string;
+    };
+    const userDir = tempUserDir();
+    const seen: string[] = [];
+    for (const [id, key] of [
+      ["CONDUIT_CLIENT_ID", "CONDUIT_CLIENT_SECRET"],
+      ["GLOBUS_COMPUTE_CLIENT_ID", "GLOBUS_COMPUTE_CLIENT_SECRET"],
+    ]) {
+      const whoami = await runCli(["whoami"], { ...bareEnv(userDir), [id]: client.client_id, [key]: secret });
+      // The client identity's id is its client id.
+      const line = new RegExp(`^(\\S+@clients\\.conduit) \\(${client.client_id}\\) at \\S+, from ${id} and ${key}\\n$`);
+      seen.push(line.exec(whoami.stdout)?.[1] ?? `no match: ${whoami.stdout}${whoami.stderr}`);
+    }
+    expect(seen[1]).toBe(seen[0]);
+    const wrong = await runCli(["whoami"], {
+      ...bareEnv(userDir),
+      CONDUIT_CLIENT_ID: client.client_id,
+      CONDUIT_CLIENT_SECRET: "nope",
+    });
+    expect(wrong.stderr).toMatch(
+      /^Error: The Conduit service at \S+ refused the client credentials in CONDUIT_CLIENT_ID and CONDUIT_CLIENT_SECRET \(invalid_client/,
+    );
+
+    const env = { ...bareEnv(userDir), CONDUIT_CLIENT_ID: client.client_id, CONDUIT_CLIENT_SECRET: secret };
+    expect((await runCli(["configure", "bot-ep"], env)).code).toBe(0);
+    const mep = await startMep("bot-ep", env);
+    const endpoint = await service.store.getEndpoint(mep.endpointId);
+    expect(endpoint?.ownerId).toBe(client.client_id);
+    expect(endpoint?.ownerUsername).toBe(seen[0]);
+    expect((await runCli(["stop", "bot-ep"], env)).code).toBe(0);
+    expect((await mep.exited).code).toBe(0);
   });
 });
