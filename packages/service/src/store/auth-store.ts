@@ -168,12 +168,27 @@ export class AuthStore {
 
   // ---- client identities ----------------------------------------------------
 
-  /** Records the client of an identity made for it (its id is the client id). */
-  async insertClient(clientId: string, name: string, ownerId: string | null, secretHash: string): Promise<void> {
-    await this.sql.query(
-      "INSERT INTO oidc_clients (client_id, name, owner_id, secret_sha256) VALUES ($1::uuid, $2, $3::uuid, $4)",
-      [clientId, name, ownerId, secretHash],
-    );
+  /**
+   * Creates a client identity: its identity (`username`, id = the client id)
+   * and its client row, in one transaction.
+   */
+  async createClient(
+    clientId: string,
+    username: string,
+    name: string,
+    ownerId: string | null,
+    secretHash: string,
+  ): Promise<void> {
+    await this.sql.transaction(async (tx) => {
+      await tx.query(
+        "INSERT INTO identities (id, username, name, identity_provider) VALUES ($1::uuid, $2, $3, 'client_credentials')",
+        [clientId, username, name],
+      );
+      await tx.query(
+        "INSERT INTO oidc_clients (client_id, name, owner_id, secret_sha256) VALUES ($1::uuid, $2, $3::uuid, $4)",
+        [clientId, name, ownerId, secretHash],
+      );
+    });
   }
 
   async listClients(): Promise<ClientRecord[]> {

@@ -75,15 +75,9 @@ export const clientRoutes: RouteRegistrar = (app, ctx) => {
     }
     const clientId = randomUUID();
     const secret = newSecret();
-    const identity = await ctx.store.insertIdentity(clientUsername(clientId), {
-      name,
-      identityProvider: "client_credentials",
-    });
-    if (!identity) throw new Error(`The client id ${clientId} was taken, which a random UUID never is.`);
-    // The identity's id is the client id.
-    await ctx.authStore.insertClient(identity.id, name, ownerId, clientSecretHash(secret));
+    await ctx.authStore.createClient(clientId, clientUsername(clientId), name, ownerId, clientSecretHash(secret));
     reply.code(201);
-    return { client: clientInfo(await existingClient(ctx, identity.id)), client_secret: secret };
+    return { client: clientInfo(await existingClient(ctx, clientId)), client_secret: secret };
   });
 
   addRoute(app, API_ROUTES.rotateClientSecret, { onRequest: requireAdmin }, async (request) => {
