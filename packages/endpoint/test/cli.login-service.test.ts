@@ -9,9 +9,11 @@
  * function it registers is that account's; client credentials are checked
  * through both variable pairs.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { RunningService } from "@conduit/service";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createVhost } from "../../../scripts/local-stack.mjs";
@@ -21,6 +23,7 @@ import { inPty, killPtys } from "./pty.helpers.js";
 
 const ALICE = "alice@example.edu";
 const ALICE_PASSWORD = "correct horse battery staple";
+const SERVICE_CLI = fileURLToPath(new URL("../../service/bin/conduit-service.js", import.meta.url));
 const LINK = /Please authenticate with Conduit here:\r?\n-+\r?\n(\S+)\r?\n-+/;
 
 let service: RunningService;
@@ -34,12 +37,8 @@ beforeAll(async () => {
   disposers.push(async () => rmSync(dataDir, { recursive: true, force: true }));
   service = await startService({ port: 0, dataDir, writeCredentials: false, amqpUrl: vhost.url, logLevel: "silent" });
   disposers.push(() => service.close());
-  const created = await fetch(`${service.url}/v1/admin/identities`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${service.adminToken}`, "content-type": "application/json" },
-    body: JSON.stringify({ username: ALICE, password: ALICE_PASSWORD }),
-  });
-  expect(created.status, await created.text()).toBe(201);
+  const added = await serviceCli(["user", "add", ALICE, "--password-stdin"], `${ALICE_PASSWORD}\n`);
+  expect(added.code, added.stderr).toBe(0);
 }, 120_000);
 
 afterEach(async () => {
@@ -50,6 +49,25 @@ afterEach(async () => {
 afterAll(async () => {
   for (const dispose of disposers.reverse()) await dispose();
 });
+
+/** `conduit-service ARGS` as the local admin, with `input` on stdin. */
+async function serviceCli(
+  args: string[],
+  input = "",
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env = { ...process.env, CONDUIT_SERVICE_URL: service.url, CONDUIT_TOKEN: service.adminToken };
+  const child = spawn(process.execPath, [SERVICE_CLI, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+  child.stdin.end(input);
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  return new Promise((resolve) => child.once("close", (code) => resolve({ code, stdout, stderr })));
+}
 
 function bareEnv(userDir: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, CONDUIT_USER_DIR: userDir, CONDUIT_SERVICE_URL: service.url };
@@ -115,17 +133,10 @@ describe("logging in to the real service", () => {
   });
 
   it("client credentials through either variable pair: the endpoint is the client identity's", async () => {
-    const created = await fetch(`${service.url}/v1/admin/clients`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${service.adminToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ name: "ci-bot", owner: ALICE }),
-    });
-    const text = await created.text();
-    expect(created.status, text).toBe(201);
-    const { client, client_secret: secret } = JSON.parse(text) as {
-      client: { client_id: string; username: string };
-      client_secret: string;
-    };
+    const created = await serviceCli(["client", "create", "--name", "ci-bot", "--owner", ALICE]);
+    expect(created.code, created.stderr).toBe(0);
+    const [, clientId, secret] = created.stdout.split("\n") as [string, string, string];
+    const client = { client_id: clientId };
     const userDir = tempUserDir();
     const seen: string[] = [];
     for (const [id, key] of [
@@ -137,7 +148,7 @@ describe("logging in to the real service", () => {
       const line = new RegExp(`^(\\S+@clients\\.conduit) \\(${client.client_id}\\) at \\S+, from ${id} and ${key}\\n$`);
       seen.push(line.exec(whoami.stdout)?.[1] ?? `no match: ${whoami.stdout}${whoami.stderr}`);
     }
-    expect(seen[1]).toBe(seen[0]);
+    expect(seen).toEqual([`${clientId}@clients.conduit`, `${clientId}@clients.conduit`]);
     const wrong = await runCli(["whoami"], {
       ...bareEnv(userDir),
       CONDUIT_CLIENT_ID: client.client_id,
