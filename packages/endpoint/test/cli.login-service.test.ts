@@ -7,22 +7,27 @@
  * owner (not admin@localhost). A later start uses the cached refresh token
  * without a terminal. The SDK's first call logs in the same way, and the
  * function it registers is that account's; client credentials are checked
- * through both variable pairs.
+ * through both variable pairs; `login --device`, a refresh (the refresh
+ * token rotated) and `logout` (the refresh token revoked) against the
+ * provider itself.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { CachedLogin } from "@conduit/protocol";
 import type { RunningService } from "@conduit/service";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createVhost } from "../../../scripts/local-stack.mjs";
-import { Browser, codeOnPage, signIn } from "../../service/test/helpers/oidc-flows.js";
+import { Browser, codeOnPage, formAction, hiddenInputs, signIn } from "../../service/test/helpers/oidc-flows.js";
 import { CLI, cleanupProcesses, runCli, startMep, tempUserDir } from "./cli.helpers.js";
 import { inPty, killPtys } from "./pty.helpers.js";
 
 const ALICE = "alice@example.edu";
 const ALICE_PASSWORD = "correct horse battery staple";
+const BOB = "bob@example.edu";
+const BOB_PASSWORD = "another long password";
 const SERVICE_CLI = fileURLToPath(new URL("../../service/bin/conduit-service.js", import.meta.url));
 const LINK = /Please authenticate with Conduit here:\r?\n-+\r?\n(\S+)\r?\n-+/;
 
@@ -37,8 +42,13 @@ beforeAll(async () => {
   disposers.push(async () => rmSync(dataDir, { recursive: true, force: true }));
   service = await startService({ port: 0, dataDir, writeCredentials: false, amqpUrl: vhost.url, logLevel: "silent" });
   disposers.push(() => service.close());
-  const added = await serviceCli(["user", "add", ALICE, "--password-stdin"], `${ALICE_PASSWORD}\n`);
-  expect(added.code, added.stderr).toBe(0);
+  for (const [username, password] of [
+    [ALICE, ALICE_PASSWORD],
+    [BOB, BOB_PASSWORD],
+  ] as const) {
+    const added = await serviceCli(["user", "add", username, "--password-stdin"], `${password}\n`);
+    expect(added.code, added.stderr).toBe(0);
+  }
 }, 120_000);
 
 afterEach(async () => {
@@ -166,5 +176,49 @@ describe("logging in to the real service", () => {
     expect(endpoint?.ownerUsername).toBe(seen[0]);
     expect((await runCli(["stop", "bot-ep"], env)).code).toBe(0);
     expect((await mep.exited).code).toBe(0);
+  });
+
+  it("login --device, a refresh with the rotated refresh token, and logout revoking it", async () => {
+    const userDir = tempUserDir();
+    const env = bareEnv(userDir);
+    const login = inPty([process.execPath, CLI, "login", "--device"], env);
+    const userCode = (await login.waitFor(/enter the code (\S+) \(it expires/))[1] as string;
+    // What a person does on another device: the verification page, the code, then the login form.
+    const browser = new Browser(service.url);
+    const input = await browser.follow(`${service.url}/oidc/device`);
+    const confirm = await browser.request(formAction(input.text), {
+      form: { ...hiddenInputs(input.text), user_code: userCode },
+    });
+    const toLogin = await browser.request(formAction(confirm.text), { form: hiddenInputs(confirm.text) });
+    const form = await browser.follow(toLogin.location ?? "", toLogin);
+    const posted = await browser.request(formAction(form.text), { form: { username: BOB, password: BOB_PASSWORD } });
+    expect((await browser.follow(posted.location ?? "", posted)).text).toContain("Device signed in");
+    await login.waitFor(/Logged in to \S+ as bob@example\.edu;/);
+    expect(await login.exited).toBe(0);
+
+    // The access token expires: the next use refreshes it, and the service rotates the refresh token.
+    const file = join(userDir, "tokens.json");
+    const cached = () =>
+      (JSON.parse(readFileSync(file, "utf8")) as { logins: Record<string, CachedLogin> }).logins[
+        service.url
+      ] as CachedLogin;
+    const first = cached();
+    writeFileSync(file, JSON.stringify({ version: 1, logins: { [service.url]: { ...first, expires_at: 0 } } }));
+    expect((await runCli(["whoami"], env)).stdout).toMatch(/^bob@example\.edu /);
+    const second = cached();
+    expect(second.refresh_token).not.toBe(first.refresh_token);
+    expect(second.access_token).not.toBe(first.access_token);
+
+    expect((await runCli(["logout"], env)).stdout).toMatch(/^Logged out of /);
+    const reuse = await fetch(`${service.url}/oidc/token`, {
+      method: "POST",
+      body: new URLSearchParams({
+        grant_type: "refresh_token",
+        refresh_token: second.refresh_token as string,
+        client_id: "conduit-cli",
+      }),
+    });
+    expect(reuse.status).toBe(400);
+    expect(((await reuse.json()) as { error: string }).error).toBe("invalid_grant");
   });
 });
