@@ -64,6 +64,12 @@ export interface ClientOptions {
    */
   token?: string;
   /**
+   * With no credentials found, log in on the terminal (link on stderr, code
+   * read from stdin) instead of failing with a sentence naming `npx conduit login`.
+   * @default true when stdin is a terminal
+   */
+  interactiveLogin?: boolean;
+  /**
    * Further attempts after a connection error (refused, reset), with backoff, for calls
    * that are safe to repeat (reads, and submits: their task ids are chosen by the SDK).
    * @default 3
@@ -98,6 +104,7 @@ export class Client {
   /** Base URL of the service, without a trailing slash. */
   readonly serviceUrl: string;
   private readonly retries: number;
+  private readonly interactiveLogin: boolean;
   private credential: Promise<Credential> | undefined;
 
   constructor(options: ClientOptions = {}) {
@@ -123,6 +130,7 @@ export class Client {
     }
     this.serviceUrl = serviceUrl;
     this.retries = retries;
+    this.interactiveLogin = options.interactiveLogin ?? process.stdin.isTTY === true;
     if (options.token !== undefined) this.credential = Promise.resolve(fixedToken(options.token));
   }
 
@@ -243,7 +251,7 @@ export class Client {
       const pending = obtainCredential({
         serviceUrl: this.serviceUrl,
         loginCommand: "npx conduit login",
-        interactive: process.stdin.isTTY === true,
+        interactive: this.interactiveLogin,
         io: terminalIo(process.stderr),
       });
       this.credential = pending;
