@@ -17,19 +17,17 @@
  */
 import { generateKeyPairSync, randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { API_SCOPE, OAUTH_CLIENT_ID as CLI_CLIENT_ID, LOGIN_CODE_PATH as CODE_PAGE_PATH } from "@conduit/protocol";
 import type { FastifyBaseLogger } from "fastify";
 import Provider, { type ClientMetadata, type Configuration, errors } from "oidc-provider";
 import { type AuthStore, clientSecretHash, type SigningKeyRecord } from "../store/auth-store.js";
 import type { Store } from "../store/store.js";
 
-/** The first-party public client of the CLIs and the SDK. */
-export const CLI_CLIENT_ID = "conduit-cli";
-
-/** The scope that grants the service API (the resource's only scope). */
-export const API_SCOPE = "conduit";
-
-/** The page the authorization code lands on; it shows the code to paste. */
-export const CODE_PAGE_PATH = "/login/code";
+/**
+ * The client id of the CLIs and the SDK, the scope of the service API and the
+ * page the code lands on: protocol's, the one definition both sides use.
+ */
+export { API_SCOPE, CLI_CLIENT_ID, CODE_PAGE_PATH };
 
 /** Where the provider's routes live (but discovery, at the issuer's `/.well-known/…`). */
 export const OIDC_PREFIX = "/oidc";
