@@ -6,7 +6,15 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { ConduitError, paths, redactUrl, type StartUepCommand } from "@conduit/protocol";
+import {
+  ConduitError,
+  type Credential,
+  obtainCredential,
+  paths,
+  redactUrl,
+  type StartUepCommand,
+  terminalIo,
+} from "@conduit/protocol";
 import { type ManagerConfig, parseManagerConfig } from "../config/manager-config.js";
 import { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { createLogger, type FileLogger } from "../logging.js";
@@ -64,6 +72,14 @@ export async function startEndpoint(options: StartOptions): Promise<number> {
       `Another instance of this endpoint is running (pid ${previous.pid}); stop it with: conduit-endpoint stop ${name}`,
     );
   }
+  // Before anything changes: on a terminal this may ask for a login; without one it fails at once.
+  const serviceUrl = paths.serviceUrl();
+  const credential = await obtainCredential({
+    serviceUrl,
+    loginCommand: "conduit-endpoint login",
+    interactive: process.stdin.isTTY === true,
+    io: terminalIo(process.stdout),
+  });
   if (previous.state === "stale") {
     const note = "Previous endpoint instance failed to shutdown cleanly.  Removing PID file.";
     log.info(note);
@@ -84,7 +100,7 @@ export async function startEndpoint(options: StartOptions): Promise<number> {
 
   const stop = new StopRequests(log, () => releasePidFile(ep));
   try {
-    return await run(options, ep, configText, config, log, stop, leftoverUeps);
+    return await run(options, ep, { serviceUrl, credential }, configText, config, log, stop, leftoverUeps);
   } finally {
     stop.dispose();
     releasePidFile(ep);
@@ -194,6 +210,7 @@ async function refuseDefaultBrokerLogin(
 async function run(
   options: StartOptions,
   ep: EndpointPaths,
+  service: { serviceUrl: string; credential: Credential },
   configText: string,
   config: ManagerConfig,
   log: FileLogger,
@@ -201,12 +218,12 @@ async function run(
   leftoverUeps: readonly StartUepCommand[],
 ): Promise<number> {
   const { name, userDir } = options;
-  const serviceUrl = paths.serviceUrl();
+  const { serviceUrl, credential } = service;
   let registration: Registration | undefined;
   try {
     const registering = registerEndpoint({
       serviceUrl,
-      token: paths.token(),
+      credential,
       name,
       endpointId: readEndpointId(ep),
       displayName: config.display_name,
