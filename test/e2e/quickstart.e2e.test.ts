@@ -24,7 +24,7 @@ function listRows(stdout: string): Map<string, { id: string; status: string }> {
   const rows = new Map<string, { id: string; status: string }>();
   for (const line of stdout.split("\n")) {
     const cells = line.split("|").map((c) => c.trim());
-    if (cells.length === 5 && cells[1] !== "Endpoint ID") rows.set(cells[3], { id: cells[1], status: cells[2] });
+    if (cells.length === 6 && cells[1] !== "Endpoint ID") rows.set(cells[3], { id: cells[1], status: cells[2] });
   }
   return rows;
 }

@@ -322,6 +322,12 @@ const createIdentity = {
     organization: Type.Optional(Type.String({ maxLength: 1024 })),
     identity_provider: Type.Optional(Type.String({ maxLength: 1024 })),
     token_expires_in_seconds: Type.Optional(ExpiresInSeconds()),
+    password: Type.Optional(
+      Type.String({
+        maxLength: 1024,
+        description: "A password for the service's login page, 8 to 1024 characters (kept as a scrypt hash).",
+      }),
+    ),
   }),
   response: { 201: CreateIdentityResponseSchema, ...errors },
 } as const satisfies ApiRoute;
@@ -362,6 +368,77 @@ const removeIdentity = {
   },
 } as const satisfies ApiRoute;
 
+const rotateKeys = {
+  method: "POST",
+  url: "/v1/admin/keys/rotate",
+  summary: "A new token signing key; the old one still verifies until the tokens it signed have expired (admin only).",
+  tags: ["admin"],
+  response: {
+    200: Type.Object({
+      kid: Type.String({ description: "The new signing key's id." }),
+      retired: Type.Array(Type.String(), { description: "The keys it replaced." }),
+      retired_keys_verify_until: Type.String({ format: "date-time" }),
+    }),
+    ...errors,
+  },
+} as const satisfies ApiRoute;
+
+const ClientInfoSchema = Type.Object({
+  client_id: Uuid,
+  name: Type.String(),
+  username: Type.String({ description: "The client identity's username: <client_id>@clients.conduit." }),
+  owner: Type.Union([Type.String(), Type.Null()], { description: "The identity responsible for it, if any." }),
+  created_at: Type.String({ format: "date-time" }),
+});
+
+const clientParams = Type.Object({ client_id: Uuid });
+
+const listClients = {
+  method: "GET",
+  url: "/v1/admin/clients",
+  summary: "Every client identity (admin only).",
+  tags: ["admin"],
+  response: { 200: Type.Array(ClientInfoSchema), ...errors },
+} as const satisfies ApiRoute;
+
+const createClient = {
+  method: "POST",
+  url: "/v1/admin/clients",
+  summary: "Create a client identity; its secret is in this answer only (admin only).",
+  tags: ["admin"],
+  body: Type.Object({
+    name: Type.String({ minLength: 1, maxLength: 256, examples: ["ci-bot"] }),
+    owner: Type.Optional(Type.String({ maxLength: 512, examples: ["alice@example.org"] })),
+  }),
+  response: { 201: Type.Object({ client: ClientInfoSchema, client_secret: Type.String() }), ...errors },
+} as const satisfies ApiRoute;
+
+const rotateClientSecret = {
+  method: "POST",
+  url: "/v1/admin/clients/:client_id/secret",
+  summary: "A new secret for a client identity; the old one stops working (admin only).",
+  tags: ["admin"],
+  params: clientParams,
+  response: { 200: Type.Object({ client: ClientInfoSchema, client_secret: Type.String() }), ...errors },
+} as const satisfies ApiRoute;
+
+const removeClient = {
+  method: "DELETE",
+  url: "/v1/admin/clients/:client_id",
+  summary: "Remove a client identity; with force, also its endpoints, functions and tasks (admin only).",
+  tags: ["admin"],
+  params: clientParams,
+  querystring: forceQuery,
+  response: {
+    200: Type.Object({
+      client: ClientInfoSchema,
+      endpoints: Type.Integer({ description: "Endpoints removed with it." }),
+      tasks: Type.Integer({ description: "Tasks removed with it." }),
+    }),
+    ...errors,
+  },
+} as const satisfies ApiRoute;
+
 /** `{type: "string", enum: [value]}`, typed as that one value. */
 function StringLiteral<const T extends string>(value: T) {
   return Type.Unsafe<T>({ type: "string", enum: [value] });
@@ -392,6 +469,11 @@ export const API_ROUTES = {
   createIdentity,
   issueToken,
   removeIdentity,
+  rotateKeys,
+  listClients,
+  createClient,
+  rotateClientSecret,
+  removeClient,
 } as const;
 
 type Defined<S> = S extends TSchema ? Static<S> : undefined;

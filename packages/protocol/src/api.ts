@@ -26,6 +26,10 @@
  * | GET, POST | /v1/admin/identities | → {@link AdminIdentityInfo}[]; {@link CreateIdentityRequest} → {@link CreateIdentityResponse} (admin only) |
  * | POST | /v1/admin/identities/:username/tokens | → {@link IssueTokenResponse} (admin only) |
  * | DELETE | /v1/admin/identities/:username | → {@link RemoveIdentityResponse} (admin only) |
+ * | POST | /v1/admin/keys/rotate | → {@link RotateKeysResponse} (admin only) |
+ * | GET, POST | /v1/admin/clients | → {@link ClientInfo}[]; {@link CreateClientRequest} → {@link ClientSecretResponse} (admin only) |
+ * | POST | /v1/admin/clients/:client_id/secret | → {@link ClientSecretResponse} (admin only) |
+ * | DELETE | /v1/admin/clients/:client_id | → {@link RemoveClientResponse} (admin only) |
  *
  * Every route but /healthz and /openapi.json needs `Authorization: Bearer <token>`.
  * Errors are {@link ApiErrorBody} with an HTTP status.
@@ -106,5 +110,13 @@ export type AdminIdentityInfo = RouteReply<Routes["listIdentities"]>[number];
 export type IssueTokenResponse = RouteReply<Routes["issueToken"]>;
 /** DELETE /v1/admin/identities/:username: the endpoints and tasks removed with it (only with `force`). */
 export type RemoveIdentityResponse = RouteReply<Routes["removeIdentity"]>;
+/** `POST /v1/admin/keys/rotate`. */
+export type RotateKeysResponse = RouteReply<Routes["rotateKeys"]>;
+/** A client identity, as the admin routes show it. */
+export type ClientInfo = RouteReply<Routes["listClients"]>[number];
+export type CreateClientRequest = RouteBody<Routes["createClient"]>;
+/** The new client (or its new secret): the secret is shown in this answer only. */
+export type ClientSecretResponse = RouteReply<Routes["createClient"]>;
+export type RemoveClientResponse = RouteReply<Routes["removeClient"]>;
 
 export type { IdentityInfo };

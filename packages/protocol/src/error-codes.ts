@@ -41,6 +41,8 @@ export const ERROR_CODES = {
   BROKER_ACCOUNTS_FAILED: { status: 503 },
   DATABASE_UNREACHABLE: { status: 503 },
   SHARED_BROKER_ACCOUNT: { status: 403 },
+  /** A provider route or login page asked for before the provider is up (it starts right after listen). */
+  SERVICE_STARTING: { status: 503 },
 
   // REST API: endpoints, functions, tasks, task groups.
   ENDPOINT_NOT_FOUND: { status: 404 },
@@ -66,6 +68,8 @@ export const ERROR_CODES = {
   IDENTITY_EXISTS: { status: 409 },
   IDENTITY_NOT_FOUND: { status: 404 },
   IDENTITY_IN_USE: { status: 409 },
+  INVALID_PASSWORD: { status: 400 },
+  CLIENT_NOT_FOUND: { status: 404 },
 
   // A task's error (WireError in a result): what the function raised, or why it did not run.
   TASK_EXCEPTION: {},
@@ -109,7 +113,15 @@ export const ERROR_CODES = {
   // SDK.
   BAD_OPTION: {},
   BAD_ID: {},
-  NO_TOKEN: {},
+  // Credentials and logins (protocol/src/credentials.ts, login-flows.ts, oauth-client.ts).
+  NO_CREDENTIALS: {},
+  BAD_CLIENT_CREDENTIALS: {},
+  CLIENT_CREDENTIALS_REFUSED: {},
+  LOGIN_EXPIRED: {},
+  LOGIN_FAILED: {},
+  LOGIN_UNAVAILABLE: {},
+  BAD_TOKENS_FILE: {},
+  OAUTH_ERROR: {},
   BAD_CREDENTIALS_FILE: {},
   NO_TASK_GROUP: {},
   EXECUTOR_SHUT_DOWN: {},

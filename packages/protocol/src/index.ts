@@ -18,6 +18,9 @@ export type {
   BatchStatusRequest,
   BatchStatusResponse,
   CancelTaskResponse,
+  ClientInfo,
+  ClientSecretResponse,
+  CreateClientRequest,
   CreateIdentityRequest,
   CreateIdentityResponse,
   DeleteResponse,
@@ -31,7 +34,9 @@ export type {
   RegisterEndpointResponse,
   RegisterFunctionRequest,
   RegisterFunctionResponse,
+  RemoveClientResponse,
   RemoveIdentityResponse,
+  RotateKeysResponse,
   SubmitRequest,
   SubmitResponse,
   SubmitTask,
@@ -56,6 +61,14 @@ export type { AmqpOptions, BrokerLink, BrokerOptions, ConfirmChannel, ConsumeMes
 export { brokerUser, connectBroker, isAccountRefused, redactUrl } from "./broker.js";
 export type { BundledCodeData } from "./bundled-code.js";
 export { bundleHash, checkBundleHash, decodeBundledCode, encodeBundledCode } from "./bundled-code.js";
+export type { Credential, CredentialKind, ObtainOptions, ResolveOptions } from "./credentials.js";
+export {
+  obtainCredential,
+  requestWithCredential,
+  requireCredential,
+  resolveCredential,
+  trimUrl,
+} from "./credentials.js";
 export type { ErrorCode, ErrorCodeInfo, HttpErrorCode } from "./error-codes.js";
 export { ERROR_CODES, httpStatus, isErrorCode } from "./error-codes.js";
 export type { WireError } from "./errors.js";
@@ -69,6 +82,10 @@ export {
   TaskExecutionFailed,
   toWireError,
 } from "./errors.js";
+export type { LoginCommandOptions } from "./login-commands.js";
+export { fetchIdentity, loginCommand, logoutCommand, whoamiCommand } from "./login-commands.js";
+export type { DeviceFlowOptions, LoginIo } from "./login-flows.js";
+export { loginWithCode, loginWithDevice, logout, terminalIo } from "./login-flows.js";
 export type {
   BrokerMessage,
   CancelTasksMessage,
@@ -90,6 +107,17 @@ export {
   MESSAGE_SCHEMAS,
   PROTOCOL_VERSION,
 } from "./messages.js";
+export type { ProviderMetadata, TokenResponse } from "./oauth-client.js";
+export {
+  API_SCOPE,
+  DISCOVERY_PATH,
+  discover,
+  LOGIN_CODE_PATH,
+  loginRedirectUri,
+  OAUTH_CLIENT_ID,
+  OAUTH_SCOPES,
+  OAuthError,
+} from "./oauth-client.js";
 export type { ConduitPaths, Credentials } from "./paths.js";
 export { paths } from "./paths.js";
 export type { RestRequest } from "./rest-request.js";
@@ -117,6 +145,8 @@ export {
 } from "./serialization.js";
 export type { EndpointStatus, TaskState } from "./states.js";
 export { ENDPOINT_STATUSES, TASK_STATES, TERMINAL_TASK_STATES } from "./states.js";
+export type { CachedLogin } from "./token-store.js";
+export { readLogin, tokensFile } from "./token-store.js";
 export type { ExchangeSpec, QueueSpec, TopologyChannel } from "./topology.js";
 export {
   checkExchanges,

@@ -3,7 +3,8 @@
  * `CONDUIT_USER_DIR` (default `~/.conduit`) holds endpoint directories, the
  * local service's data (`service/`) and `credentials.json` (mode 0600).
  * The service URL comes from `CONDUIT_SERVICE_URL`, else `credentials.json`,
- * else the default; the token from `CONDUIT_TOKEN`, else `credentials.json`.
+ * else the default; which credentials are used for it is credentials.ts's
+ * ordered resolution.
  */
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
@@ -24,8 +25,6 @@ export interface ConduitPaths {
   serviceDataDir(): string;
   readCredentials(): Credentials | undefined;
   serviceUrl(): string;
-  /** The token to use, or a ConduitError saying how to get one. */
-  token(): string;
 }
 
 function env(name: string): string | undefined {
@@ -56,14 +55,4 @@ export const paths: ConduitPaths = {
   },
   serviceUrl: () =>
     (env("CONDUIT_SERVICE_URL") ?? paths.readCredentials()?.service_url ?? DEFAULT_SERVICE_URL).replace(/\/+$/, ""),
-  token() {
-    const token = env("CONDUIT_TOKEN") ?? paths.readCredentials()?.token;
-    if (!token) {
-      throw new ConduitError(
-        "NO_TOKEN",
-        `No API token: set CONDUIT_TOKEN, or start the service once (npx conduit-service start) so it writes ${paths.credentialsFile()}.`,
-      );
-    }
-    return token;
-  },
 };

@@ -23,6 +23,7 @@ import {
   type BatchStatusResponse,
   type CancelTaskResponse,
   ConduitError,
+  type Credential,
   paths as conduitPaths,
   type DeleteResponse,
   type EndpointInfo,
@@ -30,17 +31,19 @@ import {
   type FunctionInfo,
   type IdentityInfo,
   MAX_BATCH_STATUS_IDS,
+  obtainCredential,
   type Payload,
   type RegisterEndpointRequest,
   type RegisterEndpointResponse,
   type RegisterFunctionRequest,
   type RegisterFunctionResponse,
-  requestJson,
+  requestWithCredential,
   type SubmitRequest,
   type SubmitResponse,
   type TaskGroupDetail,
   type TaskGroupInfo,
   type TaskStatusResponse,
+  terminalIo,
 } from "@conduit/protocol";
 import { ServiceUnreachableError } from "./errors.js";
 import type { AnyFunction } from "./function-source.js";
@@ -53,10 +56,20 @@ export interface ClientOptions {
    */
   serviceUrl?: string;
   /**
-   * Bearer token.
-   * @default `CONDUIT_TOKEN`, else the token in `$CONDUIT_USER_DIR/credentials.json` (read at the first call)
+   * Bearer token; without one, the first call finds credentials in the one
+   * order (README "Logging in"): `CONDUIT_CLIENT_ID`/`_SECRET` (or the
+   * `GLOBUS_COMPUTE_` pair), `CONDUIT_TOKEN`, the login cached for this
+   * service in `tokens.json` (refreshed as it expires), `credentials.json`
+   * for this service; else, when stdin is a terminal, it logs in (the link on
+   * stderr, the code read from stdin).
    */
   token?: string;
+  /**
+   * With no credentials found, log in on the terminal (link on stderr, code
+   * read from stdin) instead of failing with a sentence naming `npx conduit login`.
+   * @default true when stdin is a terminal
+   */
+  interactiveLogin?: boolean;
   /**
    * Further attempts after a connection error (refused, reset), with backoff, for calls
    * that are safe to repeat (reads, and submits: their task ids are chosen by the SDK).
@@ -92,7 +105,8 @@ export class Client {
   /** Base URL of the service, without a trailing slash. */
   readonly serviceUrl: string;
   private readonly retries: number;
-  private token: string | undefined;
+  private readonly interactiveLogin: boolean;
+  private credential: Promise<Credential> | undefined;
 
   constructor(options: ClientOptions = {}) {
     const serviceUrl = (options.serviceUrl ?? conduitPaths.serviceUrl()).replace(/\/+$/, "");
@@ -117,7 +131,8 @@ export class Client {
     }
     this.serviceUrl = serviceUrl;
     this.retries = retries;
-    this.token = options.token;
+    this.interactiveLogin = options.interactiveLogin ?? process.stdin.isTTY === true;
+    if (options.token !== undefined) this.credential = Promise.resolve(fixedToken(options.token));
   }
 
   /** The identity the token belongs to. */
@@ -233,18 +248,30 @@ export class Client {
   }
 
   private async request<T>(method: Method, path: string, body?: unknown, repeatable = true): Promise<T> {
-    this.token ??= conduitPaths.token();
+    if (this.credential === undefined) {
+      const pending = obtainCredential({
+        serviceUrl: this.serviceUrl,
+        loginCommand: "npx conduit login",
+        interactive: this.interactiveLogin,
+        io: terminalIo(process.stderr),
+      });
+      this.credential = pending;
+      // A failure (no credentials, a login refused) is not kept: the next call tries again.
+      pending.catch(() => {
+        if (this.credential === pending) this.credential = undefined;
+      });
+    }
+    const credential = await this.credential;
     const request = {
       method,
       url: `${this.serviceUrl}${API_PREFIX}${path}`,
-      token: this.token,
       body,
       urlSetting: "serviceUrl",
       unreachable: (cause: unknown) => new ServiceUnreachableError(this.serviceUrl, cause),
     };
     for (let attempt = 0; ; attempt++) {
       try {
-        return await requestJson<T>(request);
+        return await requestWithCredential<T>(credential, request);
       } catch (err) {
         // A refused connection never reached the service, so any call may be repeated.
         const retry =
@@ -254,6 +281,16 @@ export class Client {
       }
     }
   }
+}
+
+/** The `token` option: used as given, never renewed. */
+function fixedToken(token: string): Credential {
+  return {
+    kind: "token",
+    origin: "the Client's token option",
+    accessToken: () => Promise.resolve(token),
+    renew: () => Promise.resolve(undefined),
+  };
 }
 
 function segment(id: string): string {

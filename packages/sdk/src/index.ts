@@ -5,8 +5,10 @@
  *   are batched, and results are pushed back over AMQP (no polling).
  * - {@link Client}: the REST API (endpoints, functions, tasks, results).
  *
- * The service URL and token come from `CONDUIT_SERVICE_URL` / `CONDUIT_TOKEN`, else
- * from `$CONDUIT_USER_DIR/credentials.json` (written by `npx conduit-service start`).
+ * The service URL comes from `CONDUIT_SERVICE_URL`, else `$CONDUIT_USER_DIR/credentials.json`;
+ * credentials in one order: a client identity (`CONDUIT_CLIENT_ID`/`_SECRET`),
+ * `CONDUIT_TOKEN`, the login cached in `tokens.json` (`npx conduit login`), `credentials.json`
+ * for that service; on a terminal, the first call logs in when none is found.
  *
  * ```ts
  * import { Executor } from "@conduit/sdk";

@@ -185,10 +185,11 @@ describe("Client", () => {
       process.env.CONDUIT_USER_DIR = userDir;
       delete process.env.CONDUIT_TOKEN;
       process.env.CONDUIT_SERVICE_URL = `${url}/`;
-      const client = new Client();
+      // As in a batch job, whether or not this test runs on a terminal.
+      const client = new Client({ interactiveLogin: false });
       expect(client.serviceUrl).toBe(url);
       await expect(client.whoami()).rejects.toThrow(
-        `No API token: set CONDUIT_TOKEN, or start the service once (npx conduit-service start) so it writes ${join(userDir, "credentials.json")}.`,
+        `No credentials for the Conduit service at ${url}: run \`npx conduit login\` on a terminal, or set CONDUIT_CLIENT_ID and CONDUIT_CLIENT_SECRET to a client identity's id and secret.`,
       );
 
       delete process.env.CONDUIT_SERVICE_URL;

@@ -6,25 +6,33 @@
  */
 import {
   type AdminIdentityInfo,
+  type ClientInfo,
+  type ClientSecretResponse,
+  type CreateClientRequest,
   type CreateIdentityRequest,
   type CreateIdentityResponse,
+  type Credential,
   type IssueTokenResponse,
   paths,
+  type RemoveClientResponse,
   type RemoveIdentityResponse,
   type RestRequest,
-  requestJson,
+  type RotateKeysResponse,
+  requestWithCredential,
+  requireCredential,
 } from "@conduit/protocol";
 import { serviceUnreachable } from "./errors.js";
 
 export class AdminClient {
   constructor(
     readonly serviceUrl: string,
-    private readonly token: string,
+    private readonly credential: Credential,
   ) {}
 
-  /** The local admin's client: CONDUIT_SERVICE_URL / CONDUIT_TOKEN, else credentials.json. */
+  /** The admin's client: the service at CONDUIT_SERVICE_URL (else credentials.json's), credentials in the one order. */
   static fromEnvironment(): AdminClient {
-    return new AdminClient(paths.serviceUrl(), paths.token());
+    const serviceUrl = paths.serviceUrl();
+    return new AdminClient(serviceUrl, requireCredential({ serviceUrl, loginCommand: "conduit-endpoint login" }));
   }
 
   listIdentities(): Promise<AdminIdentityInfo[]> {
@@ -51,11 +59,31 @@ export class AdminClient {
     return this.call("DELETE", `/v1/admin/identities/${encodeURIComponent(username)}${query}`);
   }
 
+  rotateKeys(): Promise<RotateKeysResponse> {
+    return this.call("POST", "/v1/admin/keys/rotate");
+  }
+
+  listClients(): Promise<ClientInfo[]> {
+    return this.call("GET", "/v1/admin/clients");
+  }
+
+  createClient(request: CreateClientRequest): Promise<ClientSecretResponse> {
+    return this.call("POST", "/v1/admin/clients", request);
+  }
+
+  rotateClientSecret(clientId: string): Promise<ClientSecretResponse> {
+    return this.call("POST", `/v1/admin/clients/${encodeURIComponent(clientId)}/secret`);
+  }
+
+  removeClient(clientId: string, options: { force?: boolean } = {}): Promise<RemoveClientResponse> {
+    const query = options.force ? "?force=true" : "";
+    return this.call("DELETE", `/v1/admin/clients/${encodeURIComponent(clientId)}${query}`);
+  }
+
   private call<T>(method: RestRequest["method"], path: string, body?: unknown): Promise<T> {
-    return requestJson<T>({
+    return requestWithCredential<T>(this.credential, {
       method,
       url: `${this.serviceUrl}${path}`,
-      token: this.token,
       body,
       urlSetting: "CONDUIT_SERVICE_URL",
       unreachable: (cause) => serviceUnreachable(this.serviceUrl, cause),

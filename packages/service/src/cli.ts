@@ -4,7 +4,8 @@
  * the database unreachable, the data directory in use, a bad option) is one
  * sentence on stderr and exit code 1.
  *
- * `conduit-service user add|list|token|remove`: the admin's identity tool. It
+ * `conduit-service user add|list|token|remove`, `client create|list|remove|rotate-secret`
+ * and `keys rotate`: the admin's identity tools. They
  * calls the RUNNING service's admin routes with the local admin credentials
  * (PGlite admits one process, so it cannot open the store beside the service).
  */
@@ -12,7 +13,7 @@ import { ConduitError, DEFAULT_AMQP_URL, paths, redactUrl } from "@conduit/proto
 import { Command, InvalidArgumentError } from "commander";
 import { AdminClient } from "./admin-client.js";
 import { plural } from "./errors.js";
-import { type RunningService, startService } from "./service.js";
+import type { RunningService } from "./service.js";
 import { LOG_LEVELS, type LogLevel, parseDuration, type ServiceOptions } from "./service-options.js";
 import { SERVICE_VERSION } from "./version.js";
 
@@ -63,6 +64,8 @@ async function start(flags: StartFlags): Promise<void> {
   };
   let service: RunningService;
   try {
+    // Loaded here only: the admin commands need none of the service (nor the provider's import-time checks).
+    const { startService } = await import("./service.js");
     service = await startService(options);
   } catch (err) {
     const message = err instanceof ConduitError ? err.message : `${(err as Error).stack ?? err}`;
@@ -168,7 +171,23 @@ function table(header: string[], rows: string[][]): string {
   return line(header) + line(widths.map((w) => "-".repeat(w))) + rows.map(line).join("");
 }
 
+/** All of stdin, without its final line break: a password piped in (`--password-stdin`). */
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) {
+    throw new ConduitError(
+      "INVALID_OPTIONS",
+      '--password-stdin reads the password from standard input; pipe it in, e.g. `printf %s "$PW" | conduit-service user add alice@example.edu --password-stdin`.',
+    );
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
+}
+
 interface AddFlags {
+  passwordStdin?: boolean;
   name?: string;
   email?: string;
   organization?: string;
@@ -188,10 +207,13 @@ user
   .option("--organization <organization>", "organization")
   .option("--identity-provider <provider>", "identity provider")
   .option("--expires <duration>", EXPIRES_HELP)
+  .option("--password-stdin", "read a password for the login page from standard input")
   .action((username: string, flags: AddFlags) =>
     admin(async (client) => {
+      const password = flags.passwordStdin ? await readStdin() : undefined;
       const { identity, token, token_expires_at } = await client.createIdentity({
         username,
+        password,
         name: flags.name,
         email: flags.email,
         organization: flags.organization,
@@ -257,6 +279,84 @@ user
           ? `, ${plural(removed.endpoints, "endpoint")} and ${plural(removed.tasks, "task")}`
           : "";
       return `Removed identity ${removed.identity.username} (id ${removed.identity.id}) with its tokens${owned}.\n`;
+    })(),
+  );
+
+const keys = program.command("keys").description("Token signing keys of the running service (local admin only).");
+
+keys
+  .command("rotate")
+  .description("Sign new tokens with a new key; tokens signed by the old one keep working until they expire.")
+  .action(
+    admin(async (client) => {
+      const r = await client.rotateKeys();
+      const old =
+        r.retired.length > 0
+          ? `; ${r.retired.join(", ")} verifies until ${shortTime(r.retired_keys_verify_until)}`
+          : "";
+      return `New signing key ${r.kid}${old}.\n`;
+    }),
+  );
+
+const clients = program
+  .command("client")
+  .description("Client identities (client credentials, for robots and CI) on the running service (local admin only).");
+
+/** The id and secret (each on a line of its own, for scripts), then how to use them. */
+function clientSecretLines(clientId: string, secret: string): string {
+  return `${clientId}\n${secret}\nexport CONDUIT_CLIENT_ID=${clientId}\nexport CONDUIT_CLIENT_SECRET=${secret}\n`;
+}
+
+clients
+  .command("create")
+  .description("Create a client identity and print its id and secret (the secret is shown only now).")
+  .requiredOption("--name <name>", "what it is for, e.g. ci-bot")
+  .option("--owner <username>", "the identity responsible for it, user@domain")
+  .action((flags: { name: string; owner?: string }) =>
+    admin(async (client) => {
+      const r = await client.createClient({ name: flags.name, owner: flags.owner });
+      return (
+        `Created client identity ${r.client.name} (${r.client.username}). Its id and secret, the secret shown only now:\n` +
+        clientSecretLines(r.client.client_id, r.client_secret)
+      );
+    })(),
+  );
+
+clients
+  .command("list")
+  .description("List the client identities.")
+  .action(
+    admin(async (client) => {
+      const list = await client.listClients();
+      return table(
+        ["Name", "Client ID", "Owner", "Created"],
+        list.map((c) => [c.name, c.client_id, c.owner ?? "-", shortTime(c.created_at)]),
+      );
+    }),
+  );
+
+clients
+  .command("rotate-secret <client_id>")
+  .description("Give a client identity a new secret; the old one stops working at once.")
+  .action((clientId: string) =>
+    admin(async (client) => {
+      const r = await client.rotateClientSecret(clientId);
+      return `New secret for client ${r.client.name} (the old one no longer works):\n${clientSecretLines(r.client.client_id, r.client_secret)}`;
+    })(),
+  );
+
+clients
+  .command("remove <client_id>")
+  .description(
+    "Remove a client identity and its broker accounts; --force also removes its endpoints, functions and tasks.",
+  )
+  .option("--force", "remove it even if it owns endpoints or tasks")
+  .action((clientId: string, flags: { force?: boolean }) =>
+    admin(async (client) => {
+      const r = await client.removeClient(clientId, { force: flags.force });
+      const owned =
+        r.endpoints + r.tasks > 0 ? `, ${plural(r.endpoints, "endpoint")} and ${plural(r.tasks, "task")}` : "";
+      return `Removed client identity ${r.client.name} (${r.client.client_id})${owned}.\n`;
     })(),
   );
 

@@ -61,6 +61,36 @@ export function tokenExpired(username: string, expiresAt: Date): ServiceError {
   );
 }
 
+/** The login's JWT access token, refused for `reason` (a clause). */
+export function accessTokenInvalid(reason: string): ServiceError {
+  return new ServiceError(
+    "UNAUTHORIZED",
+    `This access token is not accepted because ${reason}; log in again (conduit-endpoint login, or npx conduit login) or use client credentials.`,
+  );
+}
+
+export function accessTokenExpired(expiresAt: Date | undefined): ServiceError {
+  const when = expiresAt ? ` at ${expiresAt.toISOString()}` : "";
+  return new ServiceError(
+    "TOKEN_EXPIRED",
+    `This access token expired${when}; refresh it with the login's refresh token, or log in again (conduit-endpoint login, or npx conduit login).`,
+  );
+}
+
+export function invalidPassword(): ServiceError {
+  return new ServiceError(
+    "INVALID_PASSWORD",
+    "A password must be 8 to 1024 characters with no control characters (no line breaks); choose another.",
+  );
+}
+
+export function clientNotFound(clientId: string): ServiceError {
+  return new ServiceError(
+    "CLIENT_NOT_FOUND",
+    `There is no client identity ${clientId}; see the existing ones with \`conduit-service client list\`.`,
+  );
+}
+
 export function endpointNotFound(endpointId: string): ServiceError {
   return new ServiceError(
     "ENDPOINT_NOT_FOUND",

@@ -8,8 +8,11 @@ import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { brokerUser, ConduitError } from "@conduit/protocol";
 import type { ApiContext } from "./api/api-context.js";
+import { loginRoutes } from "./api/routes/login-routes.js";
 import { createApp, installRoutes } from "./api/server.js";
 import { Authenticator } from "./auth/authenticator.js";
+import { JwtVerifier } from "./auth/jwt-verifier.js";
+import { OidcService } from "./auth/oidc.js";
 import { checkUsername } from "./auth/username.js";
 import { BrokerAccountSweeper } from "./broker/broker-account-sweeper.js";
 import { BrokerAccounts } from "./broker/broker-accounts.js";
@@ -22,7 +25,8 @@ import { lockDataDir } from "./data-dir-lock.js";
 import { sharedAccountOneIdentity, sharedAccountStoreHasIdentities } from "./errors.js";
 import { ServiceMetrics } from "./metrics.js";
 import { compileOptions, type ServiceConfig, type ServiceOptions } from "./service-options.js";
-import { openStore } from "./store/open-store.js";
+import type { AuthStore } from "./store/auth-store.js";
+import { openStores } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import type { Identity, IdentityFields } from "./store/store-types.js";
 import { TaskSubmitter } from "./tasks/task-submitter.js";
@@ -38,6 +42,10 @@ export interface RunningService {
   /** The frozen, validated options in force. */
   config: ServiceConfig;
   store: Store;
+  /** The login side of the store: provider models, signing keys, passwords, clients, logins. */
+  authStore: AuthStore;
+  /** The OpenID provider (issuer: {@link url}). */
+  oidc: OidcService;
   /**
    * Creates an identity (or finds the one with this `user@domain` username) and
    * a new token for it; with `sharedBrokerAccount`, for the local administrator only.
@@ -49,6 +57,12 @@ export interface RunningService {
 
 /** Name of the service secret (store) the derived broker passwords are keyed with. */
 const BROKER_SECRET = "broker-accounts";
+
+/** Name of the service secret the OpenID provider's cookies are signed with. */
+const COOKIE_SECRET = "oidc-cookies";
+
+/** How often expired provider rows and deny-list entries are deleted. */
+const SWEEP_EVERY_MS = 10 * 60_000;
 
 /** Result batches are up to this size, so each consumer may hold this many unacked deliveries. */
 const RESULT_BATCH = 500;
@@ -89,7 +103,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
     teardown.push(() => broker.close());
     // Scoped accounts or none: a service that cannot make them refuses to start rather than hand out its own.
     if (config.amqpManagementUrl) await new ManagementApi(config.amqpManagementUrl).check(vhostOf(config.amqpUrl));
-    const store = await openStore(config.store);
+    const { store, authStore } = await openStores(config.store);
     teardown.push(() => store.close());
     if (config.sharedBrokerAccount) {
       const others = (await store.listIdentities()).filter((i) => i.username !== ADMIN_USERNAME);
@@ -133,8 +147,11 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       brokerAccounts,
       metrics,
     });
+    let oidc: OidcService | undefined;
     const ctx: ApiContext = {
       store,
+      authStore,
+      oidc: () => oidc,
       broker,
       submitter,
       amqpPublicUrl: config.amqpPublicUrl,
@@ -148,6 +165,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       app.log.warn({ err }, "Could not record a token's last use."),
     );
     installRoutes(app, ctx, authenticator);
+    loginRoutes(app, { store, authStore, oidc: () => oidc });
 
     try {
       await app.listen({ host: config.host, port: config.port });
@@ -159,6 +177,20 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       );
     }
     const url = serviceUrl(config.host, app.server.address());
+    // The issuer is the URL the service is reached at, known once it listens.
+    oidc = await OidcService.start({
+      issuer: url,
+      authStore,
+      store,
+      cookieKey: await store.serviceSecret(COOKIE_SECRET, () => randomBytes(32).toString("base64url")),
+      logger: app.log,
+    });
+    authenticator.useJwt(new JwtVerifier(oidc, store, authStore));
+    const sweep = setInterval(() => {
+      authStore.sweepExpired().catch((err: unknown) => app.log.warn({ err }, "Could not delete expired logins."));
+    }, SWEEP_EVERY_MS);
+    sweep.unref();
+    teardown.push(async () => clearInterval(sweep));
     const admin = await ensureAdminCredentials(store, url, config.writeCredentials);
 
     let closing: Promise<void> | undefined;
@@ -168,6 +200,8 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       credentialsFile: admin.written,
       config,
       store,
+      authStore,
+      oidc,
       async createIdentity(username, fields) {
         if (config.sharedBrokerAccount && username !== ADMIN_USERNAME) throw sharedAccountOneIdentity();
         const identity = await store.createIdentity(checkUsername(username), fields);

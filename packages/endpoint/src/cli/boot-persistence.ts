@@ -8,7 +8,16 @@
 import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { API_PREFIX, ConduitApiError, ConduitError, type IdentityInfo, paths, requestJson } from "@conduit/protocol";
+import {
+  API_PREFIX,
+  ConduitApiError,
+  ConduitError,
+  type IdentityInfo,
+  obtainCredential,
+  paths,
+  requestWithCredential,
+  terminalIo,
+} from "@conduit/protocol";
 import { configuredEndpoint, type EndpointPaths, readPidFile } from "../manager/endpoint-dir.js";
 import { localUser } from "../manager/registration.js";
 
@@ -23,7 +32,14 @@ const BOOT_ENV_FILE = "systemd.env";
  * the service URL and token the endpoint would use now (without them it
  * reads `credentials.json` in its user dir, as now).
  */
-const CARRIED_VARIABLES = ["CONDUIT_SERVICE_URL", "CONDUIT_TOKEN"] as const;
+const CARRIED_VARIABLES = [
+  "CONDUIT_SERVICE_URL",
+  "CONDUIT_TOKEN",
+  "CONDUIT_CLIENT_ID",
+  "CONDUIT_CLIENT_SECRET",
+  "GLOBUS_COMPUTE_CLIENT_ID",
+  "GLOBUS_COMPUTE_CLIENT_SECRET",
+] as const;
 /** systemd's own default PATH, after the folder of the node running this command (the bin's shebang is `env node`). */
 const SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** The bin shim npm links as `conduit-endpoint`: executable, with its own shebang. */
@@ -176,11 +192,17 @@ export function disableOnBoot(options: BootOptions): string {
 async function checkCredentials(name: string): Promise<IdentityInfo> {
   const serviceUrl = paths.serviceUrl();
   const again = `then run conduit-endpoint enable-on-boot ${name} again`;
+  // The order `start` uses (client pair, CONDUIT_TOKEN, the cached login, credentials.json); a login on a terminal.
+  const credential = await obtainCredential({
+    serviceUrl,
+    loginCommand: "conduit-endpoint login",
+    interactive: process.stdin.isTTY === true,
+    io: terminalIo(process.stdout),
+  });
   try {
-    return await requestJson<IdentityInfo>({
+    return await requestWithCredential<IdentityInfo>(credential, {
       method: "GET",
       url: `${serviceUrl}${API_PREFIX}/whoami`,
-      token: paths.token(),
       signal: AbortSignal.timeout(CHECK_TIMEOUT_MS),
       urlSetting: "CONDUIT_SERVICE_URL",
       unreachable: (err) => {
@@ -197,7 +219,7 @@ async function checkCredentials(name: string): Promise<IdentityInfo> {
     if (!(err instanceof ConduitApiError)) throw err;
     throw new ConduitError(
       "UNAUTHORIZED",
-      `The Conduit service at ${serviceUrl} refuses the endpoint's token (HTTP ${err.statusCode}: ${err.message}); set CONDUIT_TOKEN to a valid token (or fix ${paths.credentialsFile()}), ${again}.`,
+      `The Conduit service at ${serviceUrl} refuses the endpoint's token (HTTP ${err.statusCode}: ${err.message}); log in again with conduit-endpoint login (or fix ${credential.origin}), ${again}.`,
       { cause: err },
     );
   }

@@ -4,7 +4,7 @@
  * `--debug`.
  */
 import { readFileSync } from "node:fs";
-import { ConduitError, paths } from "@conduit/protocol";
+import { ConduitError, loginCommand, logoutCommand, paths, terminalIo, whoamiCommand } from "@conduit/protocol";
 import { Command, CommanderError } from "commander";
 import { listEndpoints } from "../manager/endpoint-state.js";
 import { DEFAULT_UNIT_DIR, disableOnBoot, enabledMessage, enableOnBoot, UNIT_DIR_ENV } from "./boot-persistence.js";
@@ -38,7 +38,9 @@ function buildProgram(setExitCode: (code: number) => void): Command {
       `
 Endpoints live in $CONDUIT_USER_DIR (default ~/.conduit), one folder each.
 The service is found at $CONDUIT_SERVICE_URL, else the URL in credentials.json,
-else http://127.0.0.1:8400; the token in $CONDUIT_TOKEN, else credentials.json.
+else http://127.0.0.1:8400. Credentials, the first found: CONDUIT_CLIENT_ID and
+CONDUIT_CLIENT_SECRET (or GLOBUS_COMPUTE_CLIENT_ID/_SECRET), CONDUIT_TOKEN, the
+login cached for the service in tokens.json, credentials.json for that service.
 
 Quickstart:
   conduit-endpoint configure my_endpoint
@@ -72,6 +74,30 @@ Quickstart:
       setExitCode(
         await startEndpoint({ userDir: paths.userDir(), name, logToConsole: opts.logToConsole === true, debug }),
       );
+    });
+
+  const session = { loginCommand: "conduit-endpoint login" };
+  program
+    .command("login")
+    .description("log in to the service (a link to open, then the code it shows) and cache the tokens in tokens.json")
+    .option("--device", "log in with a code entered on another device's browser (no code to paste back)")
+    .action(async (opts: { device?: boolean }) => {
+      const io = terminalIo(process.stdout);
+      print(await loginCommand({ ...session, serviceUrl: paths.serviceUrl(), device: opts.device === true, io }));
+    });
+
+  program
+    .command("logout")
+    .description("forget the login cached for the service, and revoke its refresh token")
+    .action(async () => {
+      print(await logoutCommand({ ...session, serviceUrl: paths.serviceUrl() }));
+    });
+
+  program
+    .command("whoami")
+    .description("show the identity the service sees for the credentials in use, and where they came from")
+    .action(async () => {
+      print(await whoamiCommand({ ...session, serviceUrl: paths.serviceUrl() }));
     });
 
   program

@@ -6,7 +6,16 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { ConduitApiError, ConduitError, paths, redactUrl, type StartUepCommand } from "@conduit/protocol";
+import {
+  ConduitApiError,
+  ConduitError,
+  type Credential,
+  obtainCredential,
+  paths,
+  redactUrl,
+  type StartUepCommand,
+  terminalIo,
+} from "@conduit/protocol";
 import { type ManagerConfig, parseManagerConfig } from "../config/manager-config.js";
 import { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { createLogger, type FileLogger } from "../logging.js";
@@ -126,6 +135,14 @@ async function startAttached(options: StartOptions, ep: EndpointPaths, failure: 
       `Another instance of this endpoint is running (pid ${previous.pid}); stop it with: conduit-endpoint stop ${name}`,
     );
   }
+  // Before anything changes: on a terminal this may ask for a login; without one it fails at once.
+  const serviceUrl = paths.serviceUrl();
+  const credential = await obtainCredential({
+    serviceUrl,
+    loginCommand: "conduit-endpoint login",
+    interactive: process.stdin.isTTY === true,
+    io: terminalIo(process.stdout),
+  });
   if (previous.state === "stale") {
     const note = "Previous endpoint instance failed to shutdown cleanly.  Removing PID file.";
     log.info(note);
@@ -146,7 +163,7 @@ async function startAttached(options: StartOptions, ep: EndpointPaths, failure: 
 
   const stop = new StopRequests(log, () => releasePidFile(ep), failure);
   try {
-    return await run(options, ep, configText, config, log, stop, leftoverUeps, failure);
+    return await run(options, ep, { serviceUrl, credential }, configText, config, log, stop, leftoverUeps, failure);
   } finally {
     stop.dispose();
     releasePidFile(ep);
@@ -265,6 +282,7 @@ async function refuseDefaultBrokerLogin(
 async function run(
   options: StartOptions,
   ep: EndpointPaths,
+  service: { serviceUrl: string; credential: Credential },
   configText: string,
   config: ManagerConfig,
   log: FileLogger,
@@ -273,12 +291,12 @@ async function run(
   failure: FailureNote,
 ): Promise<number> {
   const { name, userDir } = options;
-  const serviceUrl = paths.serviceUrl();
+  const { serviceUrl, credential } = service;
   let registration: Registration | undefined;
   try {
     const registering = registerEndpoint({
       serviceUrl,
-      token: paths.token(),
+      credential,
       name,
       endpointId: readEndpointId(ep),
       displayName: config.display_name,

@@ -9,14 +9,16 @@ import {
   API_PREFIX,
   ConduitApiError,
   ConduitError,
+  type Credential,
   type RegisterEndpointRequest,
   type RegisterEndpointResponse,
-  requestJson,
+  requestWithCredential,
 } from "@conduit/protocol";
 
 export interface RegistrationOptions {
   serviceUrl: string;
-  token: string;
+  /** Whose endpoint this is: renewed once if the service answers 401. */
+  credential: Credential;
   name: string;
   /** The id from `endpoint.json`; undefined at the first start. */
   endpointId: string | undefined;
@@ -61,10 +63,9 @@ export async function registerEndpoint(options: RegistrationOptions): Promise<Re
 
   let reply: RegisterEndpointResponse | undefined;
   try {
-    reply = await requestJson<RegisterEndpointResponse>({
+    reply = await requestWithCredential<RegisterEndpointResponse>(options.credential, {
       method: "POST",
       url,
-      token: options.token,
       body,
       signal: AbortSignal.timeout(REGISTER_TIMEOUT_MS),
       urlSetting: "CONDUIT_SERVICE_URL",

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createGzip } from "node:zlib";
-import { DEFAULT_SERVICE_URL, paths } from "@conduit/protocol";
+import { DEFAULT_SERVICE_URL, paths, readLogin, resolveCredential, trimUrl } from "@conduit/protocol";
 import { Client } from "../index.js";
 import { describeError } from "./connectivity.js";
 import { type DiagnosticOptions, HELP, parseDiagnosticArgs, UsageError } from "./diagnostic-options.js";
@@ -117,7 +117,12 @@ function resolveContext(options: Readonly<DiagnosticOptions>): { context: Diagno
     serviceUrl = paths.serviceUrl();
     if (process.env.CONDUIT_SERVICE_URL) serviceUrlSource = "CONDUIT_SERVICE_URL";
     else if (credentials?.service_url) serviceUrlSource = paths.credentialsFile();
-    client = new Client({ serviceUrl, token: paths.token(), retries: 0 });
+    const login = readLogin(trimUrl(serviceUrl));
+    secrets.push(login?.access_token, login?.refresh_token);
+    // The credential order of every client; never a login prompt in a diagnostic.
+    const found = resolveCredential({ serviceUrl: trimUrl(serviceUrl), loginCommand: "npx conduit login" });
+    if (!found) throw new Error("no credentials (log in with npx conduit login, or set CONDUIT_TOKEN)");
+    client = new Client({ serviceUrl, retries: 0, interactiveLogin: false });
   } catch (err) {
     client = `no token: ${(err as Error).message}`;
   }

@@ -2,9 +2,11 @@
  * What route handlers share, and the request fields the auth hook fills in.
  */
 import type { FastifyInstance } from "fastify";
+import type { OidcService } from "../auth/oidc.js";
 import type { BrokerAccounts } from "../broker/broker-accounts.js";
 import type { ServiceBroker } from "../broker/service-broker.js";
 import type { ServiceMetrics } from "../metrics.js";
+import type { AuthStore } from "../store/auth-store.js";
 import type { Store } from "../store/store.js";
 import type { Identity } from "../store/store-types.js";
 import type { TaskSubmitter } from "../tasks/task-submitter.js";
@@ -22,6 +24,10 @@ declare module "fastify" {
 
 export interface ApiContext {
   store: Store;
+  /** Provider models, signing keys, passwords, client identities, logins. */
+  authStore: AuthStore;
+  /** The OpenID provider, once the service listens (its issuer is the service's URL). */
+  oidc(): OidcService | undefined;
   broker: ServiceBroker;
   submitter: TaskSubmitter;
   /** Handed to endpoints and SDKs. */

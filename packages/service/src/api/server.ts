@@ -13,6 +13,7 @@ import type { ApiContext } from "./api-context.js";
 import { clientErrorReply, toApiError } from "./error-reply.js";
 import { checkRequestText } from "./hostile-input.js";
 import { adminRoutes } from "./routes/admin-routes.js";
+import { clientRoutes } from "./routes/client-routes.js";
 import { endpointRoutes } from "./routes/endpoint-routes.js";
 import { functionRoutes } from "./routes/function-routes.js";
 import { identityRoutes } from "./routes/identity-routes.js";
@@ -103,6 +104,7 @@ export function installRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
     serviceRoutes,
     identityRoutes,
     adminRoutes,
+    clientRoutes,
     endpointRoutes,
     functionRoutes,
     taskRoutes,
