@@ -172,11 +172,11 @@ function table(header: string[], rows: string[][]): string {
 }
 
 /** All of stdin, without its final line break: a password piped in (`--password-stdin`). */
-async function readStdin(): Promise<string> {
+async function readStdin(flag = "--password-stdin"): Promise<string> {
   if (process.stdin.isTTY) {
     throw new ConduitError(
       "INVALID_OPTIONS",
-      '--password-stdin reads the password from standard input; pipe it in, e.g. `printf %s "$PW" | conduit-service user add alice@example.edu --password-stdin`.',
+      `${flag} reads the secret from standard input; pipe it in, e.g. \`printf %s "$SECRET" | conduit-service … ${flag}\`.`,
     );
   }
   const chunks: Buffer[] = [];
@@ -357,6 +357,53 @@ clients
       const owned =
         r.endpoints + r.tasks > 0 ? `, ${plural(r.endpoints, "endpoint")} and ${plural(r.tasks, "task")}` : "";
       return `Removed client identity ${r.client.name} (${r.client.client_id})${owned}.\n`;
+    })(),
+  );
+
+const idp = program
+  .command("idp")
+  .description("Upstream OpenID Connect providers a domain's users sign in at (local admin only).");
+
+idp
+  .command("add")
+  .description("Send the users of --domain to the provider at --issuer; they become user@domain here.")
+  .requiredOption("--issuer <url>", "the provider's issuer URL (its /.well-known/openid-configuration is read)")
+  .requiredOption("--client-id <id>", "this service's client id at that provider")
+  .requiredOption("--client-secret-stdin", "read this service's client secret at that provider from standard input")
+  .requiredOption("--domain <domain>", "the users' domain, e.g. example.edu")
+  .action((flags: { issuer: string; clientId: string; domain: string }) =>
+    admin(async (client) => {
+      const secret = await readStdin("--client-secret-stdin");
+      const r = await client.addIdp({
+        issuer: flags.issuer,
+        client_id: flags.clientId,
+        client_secret: secret,
+        domain: flags.domain,
+      });
+      return `Users of ${r.domain} now sign in at ${r.issuer}; register ${client.serviceUrl}/login/federated as the redirect URI of client ${r.client_id} there.\n`;
+    })(),
+  );
+
+idp
+  .command("list")
+  .description("List the upstream providers.")
+  .action(
+    admin(async (client) => {
+      const list = await client.listIdps();
+      return table(
+        ["Domain", "Issuer", "Client ID"],
+        list.map((i) => [i.domain, i.issuer, i.client_id]),
+      );
+    }),
+  );
+
+idp
+  .command("remove <domain>")
+  .description("Stop sending a domain's users to its upstream provider.")
+  .action((domain: string) =>
+    admin(async (client) => {
+      const r = await client.removeIdp(domain);
+      return `Users of ${r.domain} no longer sign in at ${r.issuer}.\n`;
     })(),
   );
 

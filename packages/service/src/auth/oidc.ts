@@ -21,6 +21,7 @@ import type { FastifyBaseLogger } from "fastify";
 import Provider, { type ClientMetadata, type Configuration, errors } from "oidc-provider";
 import { type AuthStore, clientSecretHash, type SigningKeyRecord } from "../store/auth-store.js";
 import type { Store } from "../store/store.js";
+import { Federation } from "./federation.js";
 
 /** The first-party public client of the CLIs and the SDK. */
 export const CLI_CLIENT_ID = "conduit-cli";
@@ -77,8 +78,12 @@ export interface OidcOptions {
 export class OidcService {
   private provider!: Provider;
   private keys: SigningKeyRecord[] = [];
+  /** Sign-in through upstream providers (`idp add`). */
+  readonly federation: Federation;
 
-  private constructor(private readonly options: OidcOptions) {}
+  private constructor(private readonly options: OidcOptions) {
+    this.federation = new Federation(options.issuer, options.authStore);
+  }
 
   static async start(options: OidcOptions): Promise<OidcService> {
     const oidc = new OidcService(options);
