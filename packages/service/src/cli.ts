@@ -30,6 +30,7 @@ interface StartFlags {
   maxTaskBytes?: number;
   maxRequestBytes?: number;
   logLevel: LogLevel;
+  publicUrl?: string;
 }
 
 function wholeNumber(value: string): number {
@@ -61,6 +62,7 @@ async function start(flags: StartFlags): Promise<void> {
     maxTaskBytes: flags.maxTaskBytes,
     maxRequestBytes: flags.maxRequestBytes,
     logLevel: flags.logLevel,
+    publicUrl: flags.publicUrl,
   };
   let service: RunningService;
   try {
@@ -125,6 +127,10 @@ program
   .option("--max-task-bytes <n>", "largest task (function + arguments) in bytes (default: 10 MiB)", wholeNumber)
   .option("--max-request-bytes <n>", "largest request body in bytes (default: 32 MiB)", wholeNumber)
   .option("--log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, logLevel, "info")
+  .option(
+    "--public-url <url>",
+    "the origin people and tools reach the service at, behind a proxy (the OpenID issuer and login links; default: the listen address)",
+  )
   .action((flags: StartFlags) => start(flags));
 
 /** Runs one admin command: its output on stdout, or its error as one sentence on stderr and exit 1. */
