@@ -439,6 +439,45 @@ const removeClient = {
   },
 } as const satisfies ApiRoute;
 
+const IdpInfoSchema = Type.Object({
+  domain: Type.String(),
+  issuer: Type.String(),
+  client_id: Type.String(),
+  created_at: Type.String({ format: "date-time" }),
+});
+
+const listIdps = {
+  method: "GET",
+  url: "/v1/admin/idps",
+  summary: "The upstream identity providers, by domain (admin only).",
+  tags: ["admin"],
+  response: { 200: Type.Array(IdpInfoSchema), ...errors },
+} as const satisfies ApiRoute;
+
+const addIdp = {
+  method: "POST",
+  url: "/v1/admin/idps",
+  summary:
+    "Send the users of a domain to an upstream OpenID Connect provider to sign in (admin only); replaces the domain's provider.",
+  tags: ["admin"],
+  body: Type.Object({
+    domain: Type.String({ minLength: 1, maxLength: 253, examples: ["example.edu"] }),
+    issuer: Type.String({ minLength: 1, maxLength: 2048, examples: ["https://login.example.edu"] }),
+    client_id: Type.String({ minLength: 1, maxLength: 1024 }),
+    client_secret: Type.String({ minLength: 1, maxLength: 4096 }),
+  }),
+  response: { 201: IdpInfoSchema, ...errors },
+} as const satisfies ApiRoute;
+
+const removeIdp = {
+  method: "DELETE",
+  url: "/v1/admin/idps/:domain",
+  summary: "Stop sending a domain's users to an upstream provider (admin only).",
+  tags: ["admin"],
+  params: Type.Object({ domain: Type.String({ maxLength: 253 }) }),
+  response: { 200: IdpInfoSchema, ...errors },
+} as const satisfies ApiRoute;
+
 /** `{type: "string", enum: [value]}`, typed as that one value. */
 function StringLiteral<const T extends string>(value: T) {
   return Type.Unsafe<T>({ type: "string", enum: [value] });
@@ -474,6 +513,9 @@ export const API_ROUTES = {
   createClient,
   rotateClientSecret,
   removeClient,
+  listIdps,
+  addIdp,
+  removeIdp,
 } as const;
 
 type Defined<S> = S extends TSchema ? Static<S> : undefined;

@@ -30,6 +30,8 @@
  * | GET, POST | /v1/admin/clients | → {@link ClientInfo}[]; {@link CreateClientRequest} → {@link ClientSecretResponse} (admin only) |
  * | POST | /v1/admin/clients/:client_id/secret | → {@link ClientSecretResponse} (admin only) |
  * | DELETE | /v1/admin/clients/:client_id | → {@link RemoveClientResponse} (admin only) |
+ * | GET, POST | /v1/admin/idps | → {@link IdpInfo}[]; {@link AddIdpRequest} → {@link IdpInfo} (admin only) |
+ * | DELETE | /v1/admin/idps/:domain | → {@link IdpInfo} (admin only) |
  *
  * Every route but /healthz and /openapi.json needs `Authorization: Bearer <token>`.
  * Errors are {@link ApiErrorBody} with an HTTP status.
@@ -118,5 +120,8 @@ export type CreateClientRequest = RouteBody<Routes["createClient"]>;
 /** The new client (or its new secret): the secret is shown in this answer only. */
 export type ClientSecretResponse = RouteReply<Routes["createClient"]>;
 export type RemoveClientResponse = RouteReply<Routes["removeClient"]>;
+/** An upstream identity provider, as the admin routes show it (never its secret). */
+export type IdpInfo = RouteReply<Routes["listIdps"]>[number];
+export type AddIdpRequest = RouteBody<Routes["addIdp"]>;
 
 export type { IdentityInfo };

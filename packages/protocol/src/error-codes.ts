@@ -70,6 +70,8 @@ export const ERROR_CODES = {
   IDENTITY_IN_USE: { status: 409 },
   INVALID_PASSWORD: { status: 400 },
   CLIENT_NOT_FOUND: { status: 404 },
+  IDP_DISCOVERY_FAILED: { status: 400 },
+  IDP_NOT_FOUND: { status: 404 },
 
   // A task's error (WireError in a result): what the function raised, or why it did not run.
   TASK_EXCEPTION: {},

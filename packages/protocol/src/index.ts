@@ -12,6 +12,7 @@
  */
 
 export type {
+  AddIdpRequest,
   AdminIdentityInfo,
   AmqpInfo,
   ApiErrorBody,
@@ -29,6 +30,7 @@ export type {
   EndpointStatusResponse,
   FunctionInfo,
   HealthResponse,
+  IdpInfo,
   IssueTokenResponse,
   RegisterEndpointRequest,
   RegisterEndpointResponse,

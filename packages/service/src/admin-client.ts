@@ -5,6 +5,7 @@
  * ConduitApiErrors carrying the service's code and sentence.
  */
 import {
+  type AddIdpRequest,
   type AdminIdentityInfo,
   type ClientInfo,
   type ClientSecretResponse,
@@ -12,6 +13,7 @@ import {
   type CreateIdentityRequest,
   type CreateIdentityResponse,
   type Credential,
+  type IdpInfo,
   type IssueTokenResponse,
   paths,
   type RemoveClientResponse,
@@ -78,6 +80,18 @@ export class AdminClient {
   removeClient(clientId: string, options: { force?: boolean } = {}): Promise<RemoveClientResponse> {
     const query = options.force ? "?force=true" : "";
     return this.call("DELETE", `/v1/admin/clients/${encodeURIComponent(clientId)}${query}`);
+  }
+
+  listIdps(): Promise<IdpInfo[]> {
+    return this.call("GET", "/v1/admin/idps");
+  }
+
+  addIdp(request: AddIdpRequest): Promise<IdpInfo> {
+    return this.call("POST", "/v1/admin/idps", request);
+  }
+
+  removeIdp(domain: string): Promise<IdpInfo> {
+    return this.call("DELETE", `/v1/admin/idps/${encodeURIComponent(domain)}`);
   }
 
   private call<T>(method: RestRequest["method"], path: string, body?: unknown): Promise<T> {

@@ -30,6 +30,7 @@ interface StartFlags {
   maxTaskBytes?: number;
   maxRequestBytes?: number;
   logLevel: LogLevel;
+  publicUrl?: string;
 }
 
 function wholeNumber(value: string): number {
@@ -61,6 +62,7 @@ async function start(flags: StartFlags): Promise<void> {
     maxTaskBytes: flags.maxTaskBytes,
     maxRequestBytes: flags.maxRequestBytes,
     logLevel: flags.logLevel,
+    publicUrl: flags.publicUrl,
   };
   let service: RunningService;
   try {
@@ -125,6 +127,10 @@ program
   .option("--max-task-bytes <n>", "largest task (function + arguments) in bytes (default: 10 MiB)", wholeNumber)
   .option("--max-request-bytes <n>", "largest request body in bytes (default: 32 MiB)", wholeNumber)
   .option("--log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, logLevel, "info")
+  .option(
+    "--public-url <url>",
+    "the origin people and tools reach the service at, behind a proxy (the OpenID issuer and login links; default: the listen address)",
+  )
   .action((flags: StartFlags) => start(flags));
 
 /** Runs one admin command: its output on stdout, or its error as one sentence on stderr and exit 1. */
@@ -172,11 +178,11 @@ function table(header: string[], rows: string[][]): string {
 }
 
 /** All of stdin, without its final line break: a password piped in (`--password-stdin`). */
-async function readStdin(): Promise<string> {
+async function readStdin(flag = "--password-stdin"): Promise<string> {
   if (process.stdin.isTTY) {
     throw new ConduitError(
       "INVALID_OPTIONS",
-      '--password-stdin reads the password from standard input; pipe it in, e.g. `printf %s "$PW" | conduit-service user add alice@example.edu --password-stdin`.',
+      `${flag} reads the secret from standard input; pipe it in, e.g. \`printf %s "$SECRET" | conduit-service … ${flag}\`.`,
     );
   }
   const chunks: Buffer[] = [];
@@ -357,6 +363,53 @@ clients
       const owned =
         r.endpoints + r.tasks > 0 ? `, ${plural(r.endpoints, "endpoint")} and ${plural(r.tasks, "task")}` : "";
       return `Removed client identity ${r.client.name} (${r.client.client_id})${owned}.\n`;
+    })(),
+  );
+
+const idp = program
+  .command("idp")
+  .description("Upstream OpenID Connect providers a domain's users sign in at (local admin only).");
+
+idp
+  .command("add")
+  .description("Send the users of --domain to the provider at --issuer; they become user@domain here.")
+  .requiredOption("--issuer <url>", "the provider's issuer URL (its /.well-known/openid-configuration is read)")
+  .requiredOption("--client-id <id>", "this service's client id at that provider")
+  .requiredOption("--client-secret-stdin", "read this service's client secret at that provider from standard input")
+  .requiredOption("--domain <domain>", "the users' domain, e.g. example.edu")
+  .action((flags: { issuer: string; clientId: string; domain: string }) =>
+    admin(async (client) => {
+      const secret = await readStdin("--client-secret-stdin");
+      const r = await client.addIdp({
+        issuer: flags.issuer,
+        client_id: flags.clientId,
+        client_secret: secret,
+        domain: flags.domain,
+      });
+      return `Users of ${r.domain} now sign in at ${r.issuer}; register ${client.serviceUrl}/login/federated as the redirect URI of client ${r.client_id} there.\n`;
+    })(),
+  );
+
+idp
+  .command("list")
+  .description("List the upstream providers.")
+  .action(
+    admin(async (client) => {
+      const list = await client.listIdps();
+      return table(
+        ["Domain", "Issuer", "Client ID"],
+        list.map((i) => [i.domain, i.issuer, i.client_id]),
+      );
+    }),
+  );
+
+idp
+  .command("remove <domain>")
+  .description("Stop sending a domain's users to its upstream provider.")
+  .action((domain: string) =>
+    admin(async (client) => {
+      const r = await client.removeIdp(domain);
+      return `Users of ${r.domain} no longer sign in at ${r.issuer}.\n`;
     })(),
   );
 

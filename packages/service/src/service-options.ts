@@ -63,6 +63,14 @@ export interface ServiceOptions {
   writeCredentials?: boolean;
   /** @default "info" */
   logLevel?: LogLevel;
+  /**
+   * The URL people and tools reach the service at, when that is not the
+   * listen address (behind a proxy: `https://conduit.example.edu`): the OpenID
+   * issuer, the audience of its tokens and the login links use it. An origin,
+   * without a path.
+   * @default the listen address, e.g. `http://127.0.0.1:8400`
+   */
+  publicUrl?: string;
 }
 
 export interface ServiceConfig {
@@ -79,6 +87,7 @@ export interface ServiceConfig {
   readonly maxRequestBytes: number;
   readonly writeCredentials: boolean;
   readonly logLevel: LogLevel;
+  readonly publicUrl: string | undefined;
 }
 
 function invalid(message: string): ConduitError {
@@ -163,6 +172,16 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
       `maxRequestBytes (${maxRequestBytes}) is below maxTaskBytes (${maxTaskBytes}), so a task at the limit could never be sent; raise maxRequestBytes or lower maxTaskBytes.`,
     );
   }
+  let publicUrl: string | undefined;
+  if (options.publicUrl !== undefined) {
+    const u = URL.canParse(options.publicUrl) ? new URL(options.publicUrl) : undefined;
+    if (!u || !/^https?:$/.test(u.protocol) || u.pathname !== "/" || u.search || u.hash || u.username) {
+      throw invalid(
+        `publicUrl must be the http(s) origin the service is reached at, without a path, e.g. https://conduit.example.edu; got ${JSON.stringify(options.publicUrl)}.`,
+      );
+    }
+    publicUrl = u.origin;
+  }
   const logLevel = options.logLevel ?? "info";
   if (!LOG_LEVELS.includes(logLevel)) {
     throw invalid(`logLevel ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(", ")}.`);
@@ -184,5 +203,6 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
     maxRequestBytes,
     writeCredentials: options.writeCredentials ?? true,
     logLevel,
+    publicUrl,
   });
 }

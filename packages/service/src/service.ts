@@ -177,9 +177,9 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       );
     }
     const url = serviceUrl(config.host, app.server.address());
-    // The issuer is the URL the service is reached at, known once it listens.
+    // The issuer is the URL the service is reached at: --public-url, else the listen address (known now).
     oidc = await OidcService.start({
-      issuer: url,
+      issuer: config.publicUrl ?? url,
       authStore,
       store,
       cookieKey: await store.serviceSecret(COOKIE_SECRET, () => randomBytes(32).toString("base64url")),

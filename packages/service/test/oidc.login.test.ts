@@ -185,6 +185,33 @@ describe.each(backends)("OpenID provider on $name", (backend) => {
     expect((await api("GET", "/v1/whoami", aliceTokens.access_token)).status).toBe(200);
   });
 
+  it("logs out by revoking the refresh token: it stops refreshing, and its access tokens stop within 5 s", async () => {
+    const login = await codeLogin(service.url, BOB, BOB_PASSWORD);
+    expect((await api("GET", "/v1/whoami", login.access_token)).status).toBe(200);
+    const revoked = await fetch(`${service.url}/oidc/token/revocation`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        token: login.refresh_token ?? "",
+        token_type_hint: "refresh_token",
+        client_id: CLI_CLIENT,
+      }).toString(),
+    });
+    expect(revoked.status).toBe(200);
+    const refresh = await tokenRequest(service.url, {
+      grant_type: "refresh_token",
+      refresh_token: login.refresh_token ?? "",
+      client_id: CLI_CLIENT,
+    });
+    expect(refresh.status).toBe(400);
+    let status = 200;
+    while (status === 200) {
+      status = (await api("GET", "/v1/whoami", login.access_token)).status;
+      if (status === 200) await sleep(250);
+    }
+    expect(status).toBe(401);
+  });
+
   it("logs in with the device flow; the device code works once", async () => {
     const start = await fetch(`${service.url}/oidc/device/auth`, {
       method: "POST",

@@ -22,6 +22,7 @@ import type { FastifyBaseLogger } from "fastify";
 import Provider, { type ClientMetadata, type Configuration, errors } from "oidc-provider";
 import { type AuthStore, clientSecretHash, type SigningKeyRecord } from "../store/auth-store.js";
 import type { Store } from "../store/store.js";
+import { Federation } from "./federation.js";
 
 /**
  * The client id of the CLIs and the SDK, the scope of the service API and the
@@ -75,8 +76,12 @@ export interface OidcOptions {
 export class OidcService {
   private provider!: Provider;
   private keys: SigningKeyRecord[] = [];
+  /** Sign-in through upstream providers (`idp add`). */
+  readonly federation: Federation;
 
-  private constructor(private readonly options: OidcOptions) {}
+  private constructor(private readonly options: OidcOptions) {
+    this.federation = new Federation(options.issuer, options.authStore);
+  }
 
   static async start(options: OidcOptions): Promise<OidcService> {
     const oidc = new OidcService(options);
@@ -256,6 +261,7 @@ export class OidcService {
     };
     const provider = new Provider(issuer, configuration);
     hashedClientSecrets(provider);
+    unsavedSessionsStayUnsaved(provider);
     // A client identity's token is its login: recorded like a user's, for the policies.
     provider.on(
       "grant.success",
@@ -282,6 +288,20 @@ function hashedClientSecrets(provider: Provider): void {
     const expected = Buffer.from(this.clientSecret ?? "", "utf8");
     const given = Buffer.from(clientSecretHash(String(actual)), "utf8");
     return expected.length === given.length && timingSafeEqual(expected, given);
+  };
+}
+
+/**
+ * oidc-provider 9.13 answers 500 when a request whose session cookie names no
+ * stored session touches that session (found by the fuzz suite: POST
+ * /oidc/device with a made-up `_session` cookie): it insists on persisting a
+ * session that was never saved. Such a session has nothing worth keeping.
+ */
+function unsavedSessionsStayUnsaved(provider: Provider): void {
+  const prototype = provider.Session.prototype as { persist(): Promise<unknown>; exp?: number };
+  const persist = prototype.persist;
+  prototype.persist = function keepOrSkip(this: { exp?: number }): Promise<unknown> {
+    return typeof this.exp === "number" ? persist.call(this) : Promise.resolve(undefined);
   };
 }
 

@@ -25,6 +25,14 @@ export interface ClientRecord {
   createdAt: Date;
 }
 
+export interface UpstreamIdp {
+  domain: string;
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  createdAt: Date;
+}
+
 export interface LoginRecord {
   identityId: string;
   method: string;
@@ -166,6 +174,33 @@ export class AuthStore {
     }));
   }
 
+  // ---- upstream identity providers ----------------------------------------
+
+  /** Adds (or replaces) the provider of a domain. */
+  async putIdp(domain: string, issuer: string, clientId: string, clientSecret: string): Promise<void> {
+    await this.sql.query(
+      `INSERT INTO upstream_idps (domain, issuer, client_id, client_secret) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (domain) DO UPDATE SET issuer = EXCLUDED.issuer, client_id = EXCLUDED.client_id,
+         client_secret = EXCLUDED.client_secret`,
+      [domain, issuer, clientId, clientSecret],
+    );
+  }
+
+  async idps(): Promise<UpstreamIdp[]> {
+    const { rows } = await this.sql.query<IdpRow>(`${IDP_SELECT} ORDER BY domain`);
+    return rows.map(toIdp);
+  }
+
+  async idpForDomain(domain: string): Promise<UpstreamIdp | undefined> {
+    const { rows } = await this.sql.query<IdpRow>(`${IDP_SELECT} WHERE domain = $1`, [domain]);
+    return rows[0] && toIdp(rows[0]);
+  }
+
+  async removeIdp(domain: string): Promise<boolean> {
+    const { rows } = await this.sql.query("DELETE FROM upstream_idps WHERE domain = $1 RETURNING domain", [domain]);
+    return rows.length > 0;
+  }
+
   // ---- client identities ----------------------------------------------------
 
   /**
@@ -211,6 +246,26 @@ export class AuthStore {
     );
     return rows.length > 0;
   }
+}
+
+interface IdpRow {
+  domain: string;
+  issuer: string;
+  client_id: string;
+  client_secret: string;
+  created_at: Date;
+}
+
+const IDP_SELECT = "SELECT domain, issuer, client_id, client_secret, created_at FROM upstream_idps";
+
+function toIdp(r: IdpRow): UpstreamIdp {
+  return {
+    domain: r.domain,
+    issuer: r.issuer,
+    clientId: r.client_id,
+    clientSecret: r.client_secret,
+    createdAt: r.created_at,
+  };
 }
 
 interface ClientRow {

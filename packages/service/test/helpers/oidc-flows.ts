@@ -25,16 +25,23 @@ export interface PageResponse {
   text: string;
 }
 
-/** Cookies by name (paths ignored: one site, one test); redirects followed by hand. */
+/** Cookies by host and name (paths ignored); redirects followed by hand. */
 export class Browser {
-  private readonly cookies = new Map<string, string>();
+  /** host → name → value */
+  private readonly jars = new Map<string, Map<string, string>>();
 
   constructor(private readonly base: string) {}
 
   async request(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<PageResponse> {
     const absolute = new URL(url, this.base).toString();
+    const host = new URL(absolute).hostname;
+    let cookies = this.jars.get(host);
+    if (!cookies) {
+      cookies = new Map();
+      this.jars.set(host, cookies);
+    }
     const headers: Record<string, string> = {};
-    if (this.cookies.size > 0) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
+    if (cookies.size > 0) headers.cookie = [...cookies].map(([k, v]) => `${k}=${v}`).join("; ");
     let body: string | undefined;
     if (init.form) {
       headers["content-type"] = "application/x-www-form-urlencoded";
@@ -52,8 +59,8 @@ export class Browser {
       const name = pair.slice(0, eq).trim();
       const value = pair.slice(eq + 1).trim();
       const gone = attributes.some((a) => /^\s*max-age=0\s*$/i.test(a) || /^\s*expires=Thu, 01 Jan 1970/i.test(a));
-      if (gone || value === "") this.cookies.delete(name);
-      else this.cookies.set(name, value);
+      if (gone || value === "") cookies.delete(name);
+      else cookies.set(name, value);
     }
     const location = response.headers.get("location") ?? undefined;
     return {

@@ -7,11 +7,12 @@
  * a SHA-256.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { API_ROUTES, type ClientInfo } from "@conduit/protocol";
+import { API_ROUTES, type ClientInfo, type IdpInfo } from "@conduit/protocol";
+import { discover } from "../../auth/federation.js";
 import { RETIRED_KEY_GRACE_MS } from "../../auth/oidc.js";
 import { checkUsername } from "../../auth/username.js";
 import { clientNotFound, identityNotFound, ServiceError, sharedAccountOneIdentity } from "../../errors.js";
-import { type ClientRecord, clientSecretHash } from "../../store/auth-store.js";
+import { type ClientRecord, clientSecretHash, type UpstreamIdp } from "../../store/auth-store.js";
 import type { ApiContext, RouteRegistrar } from "../api-context.js";
 import { addRoute } from "../api-route.js";
 import { removeWithBrokerAccounts, requireAdmin } from "./admin-routes.js";
@@ -49,7 +50,52 @@ function oidcOf(ctx: ApiContext) {
   return oidc;
 }
 
+function idpInfo(idp: UpstreamIdp): IdpInfo {
+  return { domain: idp.domain, issuer: idp.issuer, client_id: idp.clientId, created_at: idp.createdAt.toISOString() };
+}
+
 export const clientRoutes: RouteRegistrar = (app, ctx) => {
+  addRoute(app, API_ROUTES.listIdps, { onRequest: requireAdmin }, async () =>
+    (await ctx.authStore.idps()).map(idpInfo),
+  );
+
+  addRoute(app, API_ROUTES.addIdp, { onRequest: requireAdmin }, async (request, reply) => {
+    const { client_secret, client_id } = request.body;
+    const domain = request.body.domain.trim().toLowerCase();
+    const issuer = request.body.issuer.trim().replace(/\/$/, "");
+    if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(domain)) {
+      throw new ServiceError(
+        "INVALID_REQUEST",
+        `${JSON.stringify(domain)} is not a domain name; give one such as example.edu.`,
+      );
+    }
+    // Checked now, so that a typo is told to the admin rather than to the first user signing in.
+    try {
+      await discover(issuer, client_id, client_secret);
+    } catch (err) {
+      throw new ServiceError(
+        "IDP_DISCOVERY_FAILED",
+        `Cannot read ${issuer}/.well-known/openid-configuration (${(err as Error).message.replace(/\.$/, "")}); check --issuer (an https URL, or http on this machine).`,
+      );
+    }
+    await ctx.authStore.putIdp(domain, issuer, client_id, client_secret);
+    const idp = await ctx.authStore.idpForDomain(domain);
+    if (!idp) throw new Error(`The provider of ${domain} vanished right after it was added.`);
+    reply.code(201);
+    return idpInfo(idp);
+  });
+
+  addRoute(app, API_ROUTES.removeIdp, { onRequest: requireAdmin }, async (request) => {
+    const idp = await ctx.authStore.idpForDomain(request.params.domain.toLowerCase());
+    if (!idp || !(await ctx.authStore.removeIdp(idp.domain))) {
+      throw new ServiceError(
+        "IDP_NOT_FOUND",
+        `No identity provider serves ${request.params.domain}; see them with \`conduit-service idp list\`.`,
+      );
+    }
+    return idpInfo(idp);
+  });
+
   addRoute(app, API_ROUTES.rotateKeys, { onRequest: requireAdmin }, async () => {
     const { kid, retired } = await oidcOf(ctx).rotateKeys();
     return {

@@ -12,6 +12,7 @@
  * /openapi.json (the fuzz suite lists them by hand).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { FEDERATED_CALLBACK_PATH } from "../../auth/federation.js";
 import { CLI_CLIENT_ID, escapeHtml, type OidcService, page } from "../../auth/oidc.js";
 import { MAX_PASSWORD_LENGTH, verifyPassword } from "../../auth/passwords.js";
 import { FailureLimiter } from "../../auth/rate-limit.js";
@@ -78,6 +79,25 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
     },
   );
 
+  app.get(FEDERATED_CALLBACK_PATH, { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
+    const oidc = deps.oidc();
+    if (!oidc) throw starting();
+    try {
+      const { uid, state } = await oidc.federation.callback(new URL(request.url, oidc.issuer));
+      return reply.redirect(`/login/${encodeURIComponent(uid)}?federated=${encodeURIComponent(state)}`, 303);
+    } catch (err) {
+      reply.code(400).type("text/html; charset=utf-8");
+      const why =
+        err instanceof Error && err.message.endsWith(".")
+          ? err.message
+          : "Your organization's answer could not be verified.";
+      return page(
+        "Sign-in failed",
+        `<p class="error">${escapeHtml(why)}</p><p>Start the login again from the command that sent you here.</p>`,
+      );
+    }
+  });
+
   app.register(async (scope) => {
     scope.addContentTypeParser(
       "application/x-www-form-urlencoded",
@@ -101,6 +121,28 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
           return confirmForm(reply, request.params.uid, identity?.username ?? "your account");
         }
         if (details.prompt.name !== "login") return deny(oidc, request, reply);
+        const federated = (request.query as { federated?: unknown }).federated;
+        if (typeof federated === "string") {
+          const vouched = await oidc.federation.take(request.params.uid, federated);
+          if (!vouched) {
+            reply.code(400);
+            return loginForm(
+              reply,
+              request.params.uid,
+              "",
+              "That sign-in at your organization expired or was used; sign in again.",
+            );
+          }
+          const identity = await deps.store.createIdentity(vouched.username, { identityProvider: vouched.issuer });
+          await deps.authStore.recordLogin(identity.id, `federated:${vouched.issuer}`, request.ip);
+          const to = await oidc.current.interactionResult(
+            request.raw,
+            reply.raw,
+            { login: { accountId: identity.id, amr: ["fed"], remember: true } },
+            { mergeWithLastSubmission: false },
+          );
+          return reply.redirect(to, 303);
+        }
         return loginForm(reply, request.params.uid, String(details.params.login_hint ?? ""));
       },
     );
@@ -125,6 +167,21 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
           .trim()
           .toLowerCase();
         const password = String(request.body?.password ?? "");
+        const domain = username.slice(username.lastIndexOf("@") + 1);
+        const idp = username.includes("@") ? await deps.authStore.idpForDomain(domain) : undefined;
+        if (idp) {
+          try {
+            return reply.redirect(await oidc.federation.start(uid, idp, username), 303);
+          } catch {
+            reply.code(502);
+            return loginForm(
+              reply,
+              uid,
+              username,
+              `The identity provider of ${domain} cannot be reached; try again later.`,
+            );
+          }
+        }
         const address = request.ip;
         const wait = Math.max(byAccount.retryAfterMs(username), byAddress.retryAfterMs(address));
         if (wait > 0) {
