@@ -44,6 +44,6 @@ export const UEP_EXIT = {
   startFailed: 3,
   /** The broker refused its account at a reconnect (deleted with its identity): not restarted. */
   accountRefused: 4,
-  /** Stopped at idle_heartbeats_hard with tasks unfinished: not restarted; its reason file says why, and the MEP fails what is left. */
+  /** Stopped at idle_heartbeats_hard with tasks unfinished (without any, it exits 0): not restarted; its reason file says why, and the MEP fails what is left. */
   idleHardLimit: 5,
 } as const;

@@ -280,6 +280,7 @@ class UserEndpoint {
     const { config, engine, consumer, idle } = started;
     let link: BrokerLink | undefined;
     let timer: NodeJS.Timeout | undefined;
+    let tasksLeft = 0;
     try {
       if (!stop.signal.aborted) {
         const workers = engine.status().totalWorkers;
@@ -319,10 +320,10 @@ class UserEndpoint {
       }
     } finally {
       if (timer) clearInterval(timer);
-      await this.shutdown(engine, consumer, link);
+      tasksLeft = await this.shutdown(engine, consumer, link);
     }
     if (this.stopReason === "account") return UEP_EXIT.accountRefused;
-    if (this.stopReason === "idleHard") {
+    if (this.stopReason === "idleHard" && tasksLeft > 0) {
       // Not a crash: the MEP does not restart this UEP, and fails what it left with this reason.
       const beats = config.idle_heartbeats_hard;
       writeStartFailure(
@@ -335,7 +336,8 @@ class UserEndpoint {
     return this.stopReason === "broker" ? EXIT_BROKER_LOST : UEP_EXIT.ok;
   }
 
-  private async shutdown(engine: Engine, consumer: TaskConsumer, link: BrokerLink | undefined): Promise<void> {
+  /** Resolves with the number of tasks left unfinished (running here or still queued). */
+  private async shutdown(engine: Engine, consumer: TaskConsumer, link: BrokerLink | undefined): Promise<number> {
     const { log } = this;
     const reason = this.stopReason ?? "signal";
     log.info(`Shutting down (${reason})`);
@@ -350,16 +352,18 @@ class UserEndpoint {
     }
     consumer.dropResults();
     await engine.shutdown().catch((err: Error) => log.error(`Engine shutdown failed: ${err.message}`));
+    let tasksLeft = consumer.outstanding;
     if (link) {
       // The service keeps the account of a UEP that leaves tasks behind: the next
       // manager starts this UEP again with the same URL (after a crash, from ueps.json).
       const waiting = await withTimeout(link.checkQueue(this.queue), BROKER_WAIT_MS).catch(() => undefined);
-      const tasksLeft = consumer.outstanding + (waiting?.messageCount ?? 0);
+      tasksLeft += waiting?.messageCount ?? 0;
       await withTimeout(this.heartbeat(link, 0, undefined, tasksLeft), BROKER_WAIT_MS);
       // Bounded: the account's deletion (on that heartbeat) may close the connection under us.
       await withTimeout(link.close(), BROKER_WAIT_MS);
     }
     await this.runTeardown();
+    return tasksLeft;
   }
 
   /**
