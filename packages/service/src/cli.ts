@@ -14,7 +14,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { AdminClient } from "./admin-client.js";
 import { plural } from "./errors.js";
 import type { RunningService } from "./service.js";
-import { LOG_LEVELS, type LogLevel, parseDuration, type ServiceOptions } from "./service-options.js";
+import { compileOptions, LOG_LEVELS, type LogLevel, parseDuration, type ServiceOptions } from "./service-options.js";
 import { SERVICE_VERSION } from "./version.js";
 
 interface StartFlags {
@@ -66,6 +66,9 @@ async function start(flags: StartFlags): Promise<void> {
   };
   let service: RunningService;
   try {
+    // Options first: a bad one gets its sentence alone, before the OpenID provider's
+    // import prints its runtime notice (it asks for Node 22; Conduit runs it on 20.19+).
+    compileOptions(options);
     // Loaded here only: the admin commands need none of the service (nor the provider's import-time checks).
     const { startService } = await import("./service.js");
     service = await startService(options);
