@@ -105,10 +105,15 @@ export function endpointNotPermitted(endpointId: string): ServiceError {
   );
 }
 
-export function endpointIdTaken(endpointId: string): ServiceError {
+/**
+ * Another identity registered this endpoint id first, and keeps it. The owner
+ * is named only to the service's administrator (`owner` is undefined otherwise).
+ */
+export function endpointIdTaken(endpointId: string, name: string, caller: string, owner?: string): ServiceError {
+  const whose = owner === undefined ? "another identity" : owner;
   return new ServiceError(
     "ENDPOINT_ID_CONFLICT",
-    `Endpoint id ${endpointId} is registered by another identity; register without an id (remove endpoint.json from the endpoint directory) to get a new one.`,
+    `Endpoint id ${endpointId} is registered to ${whose}, not to ${caller}; start it logged in as that identity (conduit-endpoint logout, then start it again), or give it a new id (conduit-endpoint delete ${name}, then configure it again; or remove endpoint.json from its directory).`,
   );
 }
 

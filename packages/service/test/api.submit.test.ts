@@ -82,7 +82,20 @@ describe.each(TEST_STORES)("API submits on $name", ({ store }) => {
       token: api.bobToken,
       body: { endpoint_id: id, name: "mine" },
     });
-    expect(expectError(stolen, 409, "ENDPOINT_ID_CONFLICT").message).toContain(id);
+    const refusal = expectError(stolen, 409, "ENDPOINT_ID_CONFLICT").message;
+    expect(refusal).toContain(id);
+    // What to do, and the owner named only to the administrator.
+    expect(refusal).toContain("not to bob@example.org");
+    expect(refusal).toContain("conduit-endpoint delete mine");
+    expect(refusal).not.toContain("admin@localhost");
+    const bobsId = randomUUID();
+    expect(
+      (await call("POST", "/v1/endpoints", { token: api.bobToken, body: { endpoint_id: bobsId, name: "b" } })).status,
+    ).toBe(200);
+    const taken = await call("POST", "/v1/endpoints", { body: { endpoint_id: bobsId, name: "b" } });
+    expect(expectError(taken, 409, "ENDPOINT_ID_CONFLICT").message).toContain(
+      "registered to bob@example.org, not to admin@localhost",
+    );
   });
 
   it("registers a payload once and returns it", async () => {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { API_ROUTES, commandQueue, type EndpointInfo, endpointBrokerUser, toWireError } from "@conduit/protocol";
+import { ADMIN_USERNAME } from "../../credentials.js";
 import {
   endpointHasTasks,
   endpointIdTaken,
@@ -31,7 +32,13 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
       allowedFunctions: body.allowed_functions?.length ? body.allowed_functions.map((id) => id.toLowerCase()) : null,
       metadata: body.metadata ?? {},
     });
-    if (!endpoint) throw endpointIdTaken(endpointId);
+    if (!endpoint) {
+      // The owner's name only for the administrator: to anyone else it would say who runs what.
+      const isAdmin = identity.username === ADMIN_USERNAME;
+      const ownerId = isAdmin ? (await ctx.store.getEndpoint(endpointId))?.ownerId : undefined;
+      const owner = ownerId ? (await ctx.store.getIdentity(ownerId))?.username : undefined;
+      throw endpointIdTaken(endpointId, body.name, identity.username, owner);
+    }
     ctx.submitter.forgetEndpoint(endpointId);
     // Declared and bound again at every registration (not from the cache): a
     // MEP with a scoped broker account may not bind, so it relies on this.
