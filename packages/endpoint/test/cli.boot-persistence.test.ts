@@ -11,17 +11,8 @@ import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  cleanupProcesses,
-  cliEnv,
-  closedServiceUrl,
-  runCli,
-  startMep,
-  startTestService,
-  type TestService,
-  tempUserDir,
-} from "./cli.helpers.js";
+import { describe, expect, it } from "vitest";
+import { cliEnv, closedServiceUrl, runCli, startMep, tempUserDir, useTestService } from "./cli.helpers.js";
 import { createUser, removeUsersAndGroups } from "./multi-user.helpers.js";
 
 const ENDPOINT_FILES = [
@@ -32,15 +23,7 @@ const ENDPOINT_FILES = [
 ];
 const BIN = fileURLToPath(new URL("../bin/conduit-endpoint.js", import.meta.url));
 
-let service: TestService;
-beforeAll(async () => {
-  service = await startTestService();
-});
-afterAll(async () => {
-  await cleanupProcesses();
-  removeUsersAndGroups();
-  await service?.close();
-});
+const context = useTestService({ afterProcesses: removeUsersAndGroups });
 
 /** `systemd-analyze verify`: exit 0 and nothing on stderr (unknown keys are only warned about). */
 function verifyUnit(path: string): void {
@@ -51,7 +34,7 @@ function verifyUnit(path: string): void {
 }
 
 async function configured(name: string, userDir = tempUserDir()) {
-  const env = { ...cliEnv(userDir, service), CONDUIT_SYSTEMD_UNIT_DIR: tempUserDir() };
+  const env = { ...cliEnv(userDir, context.service), CONDUIT_SYSTEMD_UNIT_DIR: tempUserDir() };
   expect((await runCli(["configure", name], env)).code).toBe(0);
   const unitDir = env.CONDUIT_SYSTEMD_UNIT_DIR;
   return {
@@ -98,14 +81,14 @@ to enable the service and start the endpoint.
     expect(statSync(unit).mode & 0o777).toBe(0o644);
     const text = readFileSync(unit, "utf8");
     expect(text).toBe(unitFor("lab", envFile, userInfo().username));
-    expect(text).not.toContain(service.token);
+    expect(text).not.toContain(context.service.token);
     verifyUnit(unit);
 
     expect(statSync(envFile).mode & 0o777).toBe(0o600);
     const vars = readFileSync(envFile, "utf8");
     expect(vars).toContain(`CONDUIT_USER_DIR='${userDir}'\n`);
-    expect(vars).toContain(`CONDUIT_SERVICE_URL='${service.url}'\n`);
-    expect(vars).toContain(`CONDUIT_TOKEN='${service.token}'\n`);
+    expect(vars).toContain(`CONDUIT_SERVICE_URL='${context.service.url}'\n`);
+    expect(vars).toContain(`CONDUIT_TOKEN='${context.service.token}'\n`);
     // The bin's shebang is `env node`: the node that ran enable-on-boot comes first.
     expect(vars).toContain(
       `PATH='${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'\n`,
@@ -162,7 +145,7 @@ to enable the service and start the endpoint.
       ],
       [
         { ...env, CONDUIT_TOKEN: "not-a-token" },
-        `Error: The Conduit service at ${service.url} refuses the endpoint's token (HTTP 401: `,
+        `Error: The Conduit service at ${context.service.url} refuses the endpoint's token (HTTP 401: `,
       ],
     ];
     for (const [caseEnv, sentence] of cases) {

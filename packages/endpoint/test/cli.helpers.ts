@@ -10,6 +10,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 import { createVhost } from "../../../scripts/local-stack.mjs";
 
 export const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
@@ -221,4 +222,22 @@ export async function startTestService(): Promise<TestService> {
       await vhost.dispose();
     },
   };
+}
+
+/**
+ * Starts a service before the file's tests; after them, ends every process
+ * the tests started and closes it. Read `.service` inside tests and hooks.
+ */
+export function useTestService(options: { afterProcesses?: () => void } = {}): { readonly service: TestService } {
+  const context = {} as { service: TestService };
+  beforeAll(async () => {
+    context.service = await startTestService();
+  });
+  afterAll(async () => {
+    await cleanupProcesses();
+    // After the processes, which may run as the users it removes.
+    options.afterProcesses?.();
+    await context.service?.close();
+  });
+  return context;
 }

@@ -6,32 +6,23 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
-  cleanupProcesses,
   cliEnv,
   closedServiceUrl,
   listStates,
   readLog,
   runCli,
   startMep,
-  startTestService,
-  type TestService,
   tempUserDir,
+  useTestService,
 } from "./cli.helpers.js";
 
-let service: TestService;
-beforeAll(async () => {
-  service = await startTestService();
-});
-afterAll(async () => {
-  await cleanupProcesses();
-  await service?.close();
-});
+const context = useTestService();
 
 async function configured(name: string) {
   const userDir = tempUserDir();
-  const env = cliEnv(userDir, service);
+  const env = cliEnv(userDir, context.service);
   const made = await runCli(["configure", name], env);
   expect(made.code).toBe(0);
   const dir = join(userDir, name);

@@ -9,31 +9,14 @@
  */
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  cleanupProcesses,
-  cliEnv,
-  closedServiceUrl,
-  listStates,
-  runCli,
-  startMep,
-  startTestService,
-  type TestService,
-  tempUserDir,
-} from "./cli.helpers.js";
+import { describe, expect, it } from "vitest";
+import { cliEnv, closedServiceUrl, listStates, runCli, startMep, tempUserDir, useTestService } from "./cli.helpers.js";
 
-let service: TestService;
-beforeAll(async () => {
-  service = await startTestService();
-});
-afterAll(async () => {
-  await cleanupProcesses();
-  await service?.close();
-});
+const context = useTestService();
 
 async function configured(name: string) {
   const userDir = tempUserDir();
-  const env = cliEnv(userDir, service);
+  const env = cliEnv(userDir, context.service);
   expect((await runCli(["configure", name], env)).code).toBe(0);
   const dir = join(userDir, name);
   return { env, dir, failure: join(dir, "last_failure.json") };

@@ -6,31 +6,14 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  cleanupProcesses,
-  cliEnv,
-  listStates,
-  readLog,
-  runCli,
-  startMep,
-  startTestService,
-  type TestService,
-  tempUserDir,
-} from "./cli.helpers.js";
+import { describe, expect, it } from "vitest";
+import { cliEnv, listStates, readLog, runCli, startMep, tempUserDir, useTestService } from "./cli.helpers.js";
 
-let service: TestService;
-beforeAll(async () => {
-  service = await startTestService();
-});
-afterAll(async () => {
-  await cleanupProcesses();
-  await service?.close();
-});
+const context = useTestService();
 
 async function configured(name: string) {
   const userDir = tempUserDir();
-  const env = cliEnv(userDir, service);
+  const env = cliEnv(userDir, context.service);
   expect((await runCli(["configure", name], env)).code).toBe(0);
   const dir = join(userDir, name);
   return { env, log: join(dir, "endpoint.log"), pidFile: join(dir, "daemon.pid") };

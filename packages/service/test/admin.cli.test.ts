@@ -1,25 +1,10 @@
-/**
- * `conduit-service user add|list|token|remove` as real child processes against
- * a real service (in-process, PGlite, a vhost of its own), with the admin's
- * credentials in CONDUIT_SERVICE_URL / CONDUIT_TOKEN.
- */
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningService } from "../src/index.js";
 import { createTempDir } from "./helpers/databases.js";
+import { type Ran, runServiceCli } from "./helpers/run.js";
 import { startTestService } from "./helpers/service.js";
-
-const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 describe("conduit-service user", () => {
   const disposers: Array<() => Promise<void>> = [];
@@ -40,26 +25,14 @@ describe("conduit-service user", () => {
   });
 
   /** Runs the CLI to its end (it is short-lived), as the admin unless `env` says otherwise. */
-  async function cli(args: string[], env: Record<string, string> = {}): Promise<Ran> {
-    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
-      env: {
-        ...process.env,
-        CONDUIT_USER_DIR: userDir,
-        CONDUIT_SERVICE_URL: service.url,
-        CONDUIT_TOKEN: service.adminToken,
-        ...env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+  function cli(args: string[], env: Record<string, string> = {}): Promise<Ran> {
+    return runServiceCli(args, {
+      ...process.env,
+      CONDUIT_USER_DIR: userDir,
+      CONDUIT_SERVICE_URL: service.url,
+      CONDUIT_TOKEN: service.adminToken,
+      ...env,
     });
-    const ran: Ran = { code: null, stdout: "", stderr: "" };
-    child.stdout.on("data", (d: Buffer) => {
-      ran.stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      ran.stderr += d.toString();
-    });
-    [ran.code] = (await once(child, "exit")) as [number | null];
-    return ran;
   }
 
   async function whoami(token: string): Promise<{ status: number; username?: string }> {

@@ -1,29 +1,11 @@
-/**
- * Client identities and the admin commands of logins, as real child processes
- * (`conduit-service client …`, `user add --password-stdin`, `keys rotate`)
- * against a real service: the client credentials grant gives a JWT whose
- * identity is the client's (an endpoint it registers is owned by it), a
- * rotated secret stops the old one, removing the client removes it (and its
- * broker accounts), and --shared-broker-account refuses clients as it refuses users.
- */
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningService, startService } from "../src/index.js";
 import { createVhost } from "./helpers/broker.js";
 import { createTempDir } from "./helpers/databases.js";
-import { codeLogin, jwtPayload, tokenRequest } from "./helpers/oidc-flows.js";
-
-const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { bearerCall, codeLogin, jwtPayload, tokenRequest } from "./helpers/oidc-flows.js";
+import { type Ran, runServiceCli } from "./helpers/run.js";
 
 describe("client identities and login administration", () => {
   const disposers: Array<() => Promise<void>> = [];
@@ -50,43 +32,18 @@ describe("client identities and login administration", () => {
     for (const dispose of disposers.reverse()) await dispose();
   });
 
-  async function cli(args: string[], stdin?: string): Promise<Ran> {
-    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
-      env: {
-        ...process.env,
-        CONDUIT_USER_DIR: userDir,
-        CONDUIT_SERVICE_URL: service.url,
-        CONDUIT_TOKEN: service.adminToken,
-      },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const ran: Ran = { code: null, stdout: "", stderr: "" };
-    child.stdout.on("data", (d: Buffer) => {
-      ran.stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      ran.stderr += d.toString();
-    });
-    child.stdin.end(stdin ?? "");
-    [ran.code] = (await once(child, "exit")) as [number | null];
-    return ran;
+  function cli(args: string[], stdin?: string): Promise<Ran> {
+    const env = {
+      ...process.env,
+      CONDUIT_USER_DIR: userDir,
+      CONDUIT_SERVICE_URL: service.url,
+      CONDUIT_TOKEN: service.adminToken,
+    };
+    return runServiceCli(args, env, stdin);
   }
 
-  async function api<T = Record<string, unknown>>(
-    method: string,
-    path: string,
-    token: string,
-    body?: unknown,
-  ): Promise<{ status: number; body: T }> {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-    if (body !== undefined) headers["content-type"] = "application/json";
-    const response = await fetch(`${service.url}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+  function api<T = Record<string, unknown>>(method: string, path: string, token: string, body?: unknown) {
+    return bearerCall<T>(service.url, method, path, token, body);
   }
 
   /** The id and secret `client create` / `rotate-secret` print on their export lines. */

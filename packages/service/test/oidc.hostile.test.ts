@@ -24,6 +24,7 @@ import { createPostgresDatabase, createTempDir } from "./helpers/databases.js";
 import {
   authorizeUrl,
   Browser,
+  bearerCall,
   CLI_CLIENT,
   CLI_SCOPE,
   codeLogin,
@@ -140,21 +141,8 @@ describe("hostile input to the logins", () => {
     for (const dispose of disposers.reverse()) await dispose();
   });
 
-  async function api<T = Record<string, unknown>>(
-    method: string,
-    path: string,
-    token: string,
-    body?: unknown,
-  ): Promise<{ status: number; body: T }> {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-    if (body !== undefined) headers["content-type"] = "application/json";
-    const response = await fetch(`${url}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+  function api<T = Record<string, unknown>>(method: string, path: string, token: string, body?: unknown) {
+    return bearerCall<T>(url, method, path, token, body);
   }
 
   /** A bearer token against the API: the status and the error's sentence. */

@@ -12,6 +12,7 @@ import { createVhost } from "./helpers/broker.js";
 import { createPostgresDatabase, createTempDir } from "./helpers/databases.js";
 import {
   Browser,
+  bearerCall,
   CLI_CLIENT,
   CLI_SCOPE,
   codeLogin,
@@ -66,21 +67,8 @@ describe.each(backends)("OpenID provider on $name", (backend) => {
     for (const dispose of disposers.reverse()) await dispose();
   });
 
-  async function api<T = Record<string, unknown>>(
-    method: string,
-    path: string,
-    token: string,
-    body?: unknown,
-  ): Promise<{ status: number; body: T }> {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-    if (body !== undefined) headers["content-type"] = "application/json";
-    const response = await fetch(`${service.url}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+  function api<T = Record<string, unknown>>(method: string, path: string, token: string, body?: unknown) {
+    return bearerCall<T>(service.url, method, path, token, body);
   }
 
   async function identityId(username: string): Promise<string> {

@@ -1,17 +1,10 @@
-/**
- * The README's "Logins, client identities and signing keys" commands, run as
- * written (through `sh -c` and `npx conduit-service` at the repo root, an
- * optional `[…]` part filled in) against a service started in-process: each
- * exits 0 and does what the README says it does.
- */
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningService } from "../src/index.js";
 import { createTempDir } from "./helpers/databases.js";
 import { codeLogin, jwtHeader, tokenRequest } from "./helpers/oidc-flows.js";
+import { type Ran, runToEnd } from "./helpers/run.js";
 import { startTestService } from "./helpers/service.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -43,12 +36,6 @@ function readmeCommand(commands: string[], pattern: RegExp, what: string): strin
   return line.replace(/\[([^\]]*)\]/g, "$1");
 }
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 describe("the README's login and client-identity commands", () => {
   const disposers: Array<() => Promise<void>> = [];
   let service: RunningService;
@@ -68,27 +55,15 @@ describe("the README's login and client-identity commands", () => {
     for (const dispose of disposers.reverse()) await dispose();
   });
 
-  async function sh(line: string): Promise<Ran> {
-    const child = spawn("sh", ["-c", line], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        ALICE_PASSWORD,
-        CONDUIT_USER_DIR: userDir,
-        CONDUIT_SERVICE_URL: service.url,
-        CONDUIT_TOKEN: service.adminToken,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const ran: Ran = { code: null, stdout: "", stderr: "" };
-    child.stdout.on("data", (d: Buffer) => {
-      ran.stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      ran.stderr += d.toString();
-    });
-    [ran.code] = (await once(child, "exit")) as [number | null];
-    return ran;
+  function sh(line: string): Promise<Ran> {
+    const env = {
+      ...process.env,
+      ALICE_PASSWORD,
+      CONDUIT_USER_DIR: userDir,
+      CONDUIT_SERVICE_URL: service.url,
+      CONDUIT_TOKEN: service.adminToken,
+    };
+    return runToEnd("sh", ["-c", line], { cwd: ROOT, env });
   }
 
   async function whoami(token: string): Promise<{ username: string }> {
