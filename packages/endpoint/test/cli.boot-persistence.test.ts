@@ -7,13 +7,13 @@
  * CONDUIT_SYSTEMD_UNIT_DIR), never /etc/systemd/system.
  */
 import { spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { cliEnv, closedServiceUrl, runCli, startMep, tempUserDir, useTestService } from "./cli.helpers.js";
-import { createUser, removeUsersAndGroups } from "./multi-user.helpers.js";
+import { createUser, installedCli, removeUsersAndGroups } from "./multi-user.helpers.js";
 
 const ENDPOINT_FILES = [
   "config.yaml",
@@ -46,14 +46,14 @@ async function configured(name: string, userDir = tempUserDir()) {
   };
 }
 
-function unitFor(name: string, envFile: string, user: string): string {
+function unitFor(name: string, envFile: string, user: string, bin = BIN): string {
   return `[Unit]
 Description=Conduit Endpoint "${name}"
 After=network.target
 StartLimitIntervalSec=0
 
 [Service]
-ExecStart=${BIN} start ${name}
+ExecStart=${bin} start ${name}
 EnvironmentFile=${envFile.replaceAll("%", "%%")}
 User=${user}
 Type=simple
@@ -193,14 +193,15 @@ to enable the service and start the endpoint.
         chownSync(path, user.uid, user.gid);
       }
       // Not spawnSync: the service answering the credential check runs in this process.
-      const result = await runCli(["enable-on-boot", "mine"], env, { uid: user.uid, gid: user.gid });
+      const cli = realpathSync(installedCli());
+      const result = await runCli(["enable-on-boot", "mine"], env, { uid: user.uid, gid: user.gid, cli });
       expect(result.stderr).toMatch(
         new RegExp(
           `^Error: Cannot write the systemd unit ${unit} \\((EACCES|EPERM); do you need to be root\\?\\); run conduit-endpoint enable-on-boot mine again with sudo, or install this unit there yourself:\\n$`,
         ),
       );
       expect(result.code).toBe(1);
-      expect(result.stdout).toBe(`\n${unitFor("mine", envFile, user.name)}`);
+      expect(result.stdout).toBe(`\n${unitFor("mine", envFile, user.name, cli)}`);
       expect(existsSync(unit)).toBe(false);
       // The environment file is ready for the unit the admin installs by hand.
       expect(statSync(envFile).mode & 0o777).toBe(0o600);

@@ -74,9 +74,14 @@ function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 export async function runCli(
   args: string[],
   env: NodeJS.ProcessEnv,
-  as?: { uid: number; gid: number },
+  as?: { uid: number; gid: number; cli: string },
 ): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"], ...as });
+  // Another user runs an installed copy (multi-user.helpers' installedCli): this checkout may sit in a 0700 folder.
+  const child = spawn(process.execPath, [as?.cli ?? CLI, ...args], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(as ? { uid: as.uid, gid: as.gid } : {}),
+  });
   started.add(child);
   const out = collect(child);
   const { code } = await exitOf(child);
