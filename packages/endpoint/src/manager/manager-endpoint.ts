@@ -37,31 +37,12 @@ import {
   uepTaskQueueSpec,
   type WireError,
 } from "@conduit/protocol";
-import type { ManagerConfig } from "../config/manager-config.js";
-import type { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import type { Logger } from "../logging.js";
-import type { EndpointPaths } from "./endpoint-dir.js";
-import { RESTART_CHECK_DELAY_MS, UepSupervisor } from "./uep-supervisor.js";
+import { RESTART_CHECK_DELAY_MS, type UepLaunchOptions, UepSupervisor } from "./uep-supervisor.js";
 import { withTimeout } from "./with-timeout.js";
 
-export interface ManagerEndpointOptions {
+export interface ManagerEndpointOptions extends UepLaunchOptions {
   name: string;
-  ep: EndpointPaths;
-  config: ManagerConfig;
-  endpointId: string;
-  /** Broker URL (credentials included, `amqp_port` applied); UEPs get the same. */
-  amqpUrl: string;
-  /**
-   * The RabbitMQ user the service publishes as (from the registration): a
-   * command or queued task with another `user-id` is dropped, and the UEPs are told it.
-   */
-  serviceUser: string;
-  userDir: string;
-  /** Local account the MEP (and, single-user, every UEP) runs as. */
-  localUser: string;
-  /** Multi-user mode: maps each command's identity to the local account its UEP runs as. */
-  identityMapper?: IdentityMapper;
-  log: Logger;
   /**
    * Commands of the UEPs a crashed MEP left behind (from its `ueps.json`,
    * killed before this MEP began): each one whose queue still holds tasks is

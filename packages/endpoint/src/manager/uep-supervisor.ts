@@ -43,13 +43,17 @@ export interface UepQueues {
   failQueuedTasks(command: StartUepCommand, error: WireError): Promise<void>;
 }
 
-export interface UepSupervisorOptions {
+/** What the MEP knows that its UEPs are started with; the MEP's own options extend it. */
+export interface UepLaunchOptions {
   ep: EndpointPaths;
   config: ManagerConfig;
   endpointId: string;
-  /** Broker URL the UEPs get (unless their command carries their own). */
+  /** Broker URL (credentials included, `amqp_port` applied); UEPs get it unless their command carries their own. */
   amqpUrl: string;
-  /** The RabbitMQ user the service publishes as; the UEPs are told it. */
+  /**
+   * The RabbitMQ user the service publishes as (from the registration): a
+   * command or queued task with another `user-id` is dropped, and the UEPs are told it.
+   */
   serviceUser: string;
   userDir: string;
   /** Local account the MEP (and, single-user, every UEP) runs as. */
@@ -57,6 +61,9 @@ export interface UepSupervisorOptions {
   /** Multi-user mode: maps each command's identity to the local account its UEP runs as. */
   identityMapper?: IdentityMapper;
   log: Logger;
+}
+
+export interface UepSupervisorOptions extends UepLaunchOptions {
   queues: UepQueues;
   /** True once the MEP shuts down: from then on nothing starts or restarts. */
   stopping(): boolean;
