@@ -215,9 +215,10 @@ export class TaskSubmitter {
     const amqp = taskGroupId === newGroupId ? await groupAmqp : await this.groupAmqp(taskGroupId);
     await declaring;
     await this.broker.ensureQueues(new Set([taskGroupId, ...groupOf.values()].map(taskGroupResultQueue)));
-    this.options.metrics?.tasksPublishing([...groupOf.keys()]);
+    const published = [...groupOf.keys()];
+    this.options.metrics?.tasksPublishing(published);
     await this.broker.publishAll(outgoing);
-    await this.store.markTasksWaiting([...groupOf.keys()]);
+    await this.store.markTasksWaiting(published);
     this.options.metrics?.tasksSubmitted(endpointId, groupOf.size);
 
     return {
