@@ -19,6 +19,7 @@ import {
 import { type ManagerConfig, parseManagerConfig } from "../config/manager-config.js";
 import { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { createLogger, type FileLogger } from "../logging.js";
+import { AuditLog } from "../manager/audit-log.js";
 import { acceptsDefaultLogin, defaultLoginRefusal } from "../manager/default-login.js";
 import {
   claimPidFile,
@@ -335,6 +336,14 @@ async function run(
       "Running as root without multi-user mode: this endpoint is single-user and every user endpoint process runs as root; configure a multi-user endpoint to map identities to local accounts.",
     );
   }
+  const audit = openAuditLog(config, endpointId, log, failure, (message) => {
+    if (!options.logToConsole) process.stderr.write(`Error: ${message}\n`);
+    stop.fail("the audit log could not be written");
+  });
+  if (audit === "failed") {
+    identityMapper?.stop();
+    return 1;
+  }
   const manager = new ManagerEndpoint({
     name,
     ep,
@@ -345,6 +354,7 @@ async function run(
     userDir,
     localUser: localUser(),
     identityMapper,
+    audit,
     log,
     leftoverUeps,
     onAccountRefused: (message) => {
@@ -359,6 +369,7 @@ async function run(
   } catch (err) {
     identityMapper?.stop();
     await manager.shutdown();
+    await audit?.end(AUDIT_DRAIN_MS);
     const failure =
       err instanceof ConduitError && err.code === "BROKER_UNREACHABLE"
         ? new ConduitError(
@@ -380,12 +391,60 @@ async function run(
   stopTicker?.();
   log.info(`Shutting down (${reason})`);
   await manager.shutdown();
+  await audit?.end(AUDIT_DRAIN_MS);
   identityMapper?.stop();
   releasePidFile(ep);
   log.info("Shutdown complete.");
   log.info(`---------- Endpoint Manager ends: ${endpointId}`);
   return stop.exitCode;
 }
+
+/**
+ * High-Assurance with `audit_log_path`: the audit log, its `Begin MEP session`
+ * written; undefined without one; "failed" (logged, on stderr and recorded)
+ * when it cannot be opened or written. A later failed write calls `onFailure`
+ * with the logged sentence: the MEP stops (fail closed).
+ */
+function openAuditLog(
+  config: ManagerConfig,
+  endpointId: string,
+  log: FileLogger,
+  failure: FailureNote,
+  onFailure: (message: string) => void,
+): AuditLog | undefined | "failed" {
+  if (!config.high_assurance || !config.audit_log_path) return undefined;
+  const refuse = (message: string): "failed" => {
+    log.error(message);
+    process.stderr.write(`Error: ${message}\n`);
+    failure.set("audit log failed", message);
+    return "failed";
+  };
+  let audit: AuditLog;
+  try {
+    audit = AuditLog.open({
+      path: config.audit_log_path,
+      endpointId,
+      log,
+      onFailure: (message) => {
+        failure.set("audit log failed", message);
+        onFailure(message);
+      },
+    });
+  } catch (err) {
+    return refuse((err as Error).message);
+  }
+  const problem = audit.session("begin");
+  if (problem === undefined) {
+    log.info(`Audit log: ${config.audit_log_path}`);
+    return audit;
+  }
+  // Logged, on stderr and recorded by onFailure already.
+  audit.close();
+  return "failed";
+}
+
+/** How long the UEPs' last task records may take to arrive once they stopped. */
+const AUDIT_DRAIN_MS = 5_000;
 
 const STOP_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP"];
 

@@ -126,8 +126,6 @@ export function functionIdsField(): Field<string[] | null> {
 
 /** Keys of Globus features that this version of Conduit refuses (never silently ignores) in config.yaml. */
 export const NOT_IMPLEMENTED_MANAGER_FIELDS = {
-  high_assurance: notImplementedField("high-assurance endpoints"),
-  audit_log_path: notImplementedField("an audit log of task events; none would be written"),
   authentication_policy: notImplementedField("an authentication policy checked before tasks are accepted"),
   subscription_id: notImplementedField("Globus subscriptions"),
   public: notImplementedField("listing the endpoint for everyone"),

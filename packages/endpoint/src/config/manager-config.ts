@@ -2,7 +2,7 @@
  * config.yaml: what the manager endpoint process (MEP) reads at start, as a
  * table of its keys. The table is the whole list: any other key is refused
  * (naming the nearest valid one), and a key of a Globus feature Conduit does
- * not implement yet (`high_assurance`, `audit_log_path`, …) is refused with a
+ * not implement yet (`authentication_policy`, `subscription_id`, …) is refused with a
  * sentence saying so, never silently ignored.
  */
 
@@ -61,6 +61,15 @@ export const MANAGER_FIELDS = {
     flagField(false),
   ),
   debug: doc("Log at DEBUG level.", flagField(false)),
+  high_assurance: doc(
+    "High-Assurance endpoint; with `audit_log_path`, task events are written to an audit log.",
+    flagField(false),
+  ),
+  audit_log_path: doc(
+    "High-Assurance only: the audit log the MEP appends task events to (created with mode 0600 if absent).",
+    textField("/var/log/conduit/audit.log"),
+    "no audit log",
+  ),
   ...NOT_IMPLEMENTED_MANAGER_FIELDS,
 };
 

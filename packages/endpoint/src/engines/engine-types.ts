@@ -15,11 +15,18 @@ export interface EngineContext {
   /**
    * Called by an engine with `reportsStarts` when tasks leave its queue for a
    * worker or block (from then on they count as started and can no longer be
-   * cancelled); may be called again for a task that is run again.
+   * cancelled); may be called again for a task that is run again. An engine
+   * with blocks says which one (and its provider's job) got them.
    */
-  onStarted?(taskIds: string[]): void;
+  onStarted?(taskIds: string[], placement?: TaskPlacement): void;
   /** Environment for workers (the UEP's environment, user_environment.yaml applied). */
   env: NodeJS.ProcessEnv;
+}
+
+/** Where an engine with blocks sent tasks: the block, and its job once the provider has named it. */
+export interface TaskPlacement {
+  blockId: string;
+  jobId?: string;
 }
 
 export interface EngineStatus {

@@ -107,7 +107,11 @@ export class HighThroughputEngine implements Engine {
             : `block ${blockId} is not one this engine is starting`,
         connected: (block) => this.onConnected(block),
         reserved: () => this.startingSlots(),
-        dispatched: (tasks) => context.onStarted?.(tasks.map((task) => task.taskId)),
+        dispatched: (tasks, blockId) =>
+          context.onStarted?.(
+            tasks.map((task) => task.taskId),
+            { blockId, jobId: this.blocks.get(blockId)?.jobId },
+          ),
         result: (result) => ledger.complete(result),
         lost: (task, reason) => this.onLost(task, reason),
         closed: (block, started, unstarted) => void this.onClosed(block, started, unstarted),

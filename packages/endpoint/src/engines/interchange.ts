@@ -55,8 +55,8 @@ export interface InterchangeEvents {
   connected(block: ConnectedBlock): void;
   /** Worker slots of blocks still starting: that many queued tasks are kept for them rather than prefetched. */
   reserved(): number;
-  /** These tasks were just sent to a block (to a worker, or prefetched): they count as started. */
-  dispatched(tasks: EngineTask[]): void;
+  /** These tasks were just sent to block `blockId` (to a worker, or prefetched): they count as started. */
+  dispatched(tasks: EngineTask[], blockId: string): void;
   result(result: EngineResult): void;
   /** A worker of a block died while running `task`. */
   lost(task: EngineTask, reason: string): void;
@@ -197,12 +197,11 @@ export class Interchange {
       }
       if (this.queue.length <= keep) break;
     }
-    const sent: EngineTask[] = [];
     for (const [c, tasks] of batches) {
+      if (tasks.length === 0) continue;
       for (const batch of intoBatches(tasks)) write(c.socket, { v: 1, cmd: "run", tasks: batch });
-      for (const task of tasks) sent.push(task);
+      this.events.dispatched(tasks, c.blockId);
     }
-    if (sent.length > 0) this.events.dispatched(sent);
   }
 
   private accept(socket: Socket): void {

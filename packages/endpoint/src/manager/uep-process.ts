@@ -8,11 +8,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { chownSync, closeSync, constants, fchownSync, lstatSync, mkdirSync, openSync } from "node:fs";
 import { dirname, join } from "node:path";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { MappedIdentity } from "../config/render.js";
 import type { UepBootstrap } from "../user-endpoint/bootstrap-types.js";
 import { endProcesses, findProcesses } from "../worker/process-tree.js";
 import { UEP_CGROUP_ENV } from "../worker/worker-cgroups.js";
+import type { AuditLog } from "./audit-log.js";
 import type { UepCgroup, UepCgroups } from "./cgroups.js";
 import { signalGroup } from "./processes.js";
 
@@ -31,7 +33,19 @@ export interface SpawnUepOptions {
   runAs?: MappedIdentity["local"];
   /** A root MEP's cgroups: the UEP gets one of its own. */
   cgroups?: UepCgroups;
+  /**
+   * High-Assurance: the UEP gets a channel of its own as descriptor
+   * {@link AUDIT_FD} for its task records, which this log files under its prefix.
+   */
+  audit?: AuditLog;
 }
+
+/**
+ * The UEP's end of its audit channel (a socket, which no other process can
+ * open through /proc). Node marks it close-on-exec at start, and the UEP
+ * checks that it did, so no block manager or worker inherits it.
+ */
+export const AUDIT_FD = 3;
 
 /**
  * Marks every process of a UEP (inherited through the environment), so that
@@ -94,7 +108,8 @@ export class UepProcess {
   }
 
   static spawn(options: SpawnUepOptions): UepProcess {
-    const { bootstrap, runAs } = options;
+    const { runAs, audit } = options;
+    const bootstrap: UepBootstrap = audit ? { ...options.bootstrap, auditFd: AUDIT_FD } : options.bootstrap;
     const userDir = runAs ? mappedUserDir(runAs) : options.userDir;
     const name = bootstrap.uepName;
     const dir = join(userDir, name);
@@ -132,7 +147,7 @@ export class UepProcess {
         // Its own folder: it exists (HOME may not, for a service account), and run files land there.
         cwd: dir,
         detached: true,
-        stdio: ["pipe", logFd, logFd],
+        stdio: audit ? ["pipe", logFd, logFd, "pipe"] : ["pipe", logFd, logFd],
         env,
       });
     } finally {
@@ -147,10 +162,14 @@ export class UepProcess {
         `Could not start a user endpoint process (${runAs ? `${SETPRIV} … ` : ""}${process.execPath} ${CLI_MAIN}).`,
       );
     }
+    const uid = runAs?.uid ?? process.getuid?.() ?? -1;
+    // A "pipe" beyond stdio is a socket, readable and writable.
+    const channel = child.stdio[AUDIT_FD] as Readable | null | undefined;
+    if (audit && channel) audit.follow({ uid, pid: child.pid, uepId: bootstrap.uepId }, channel);
     // A UEP that died before reading its stdin makes this write fail with EPIPE; its exit is logged instead.
     child.stdin?.on("error", () => {});
     child.stdin?.write(`${JSON.stringify(bootstrap)}\n`);
-    return new UepProcess(child, name, child.pid, logFile, runAs?.uid ?? process.getuid?.() ?? -1, cgroup);
+    return new UepProcess(child, name, child.pid, logFile, uid, cgroup);
   }
 
   get running(): boolean {

@@ -20,6 +20,7 @@ import { chooseLocalUser } from "../identity-mapping/local-user-policy.js";
 import type { Logger } from "../logging.js";
 import { UEP_EXIT } from "../user-endpoint/bootstrap-types.js";
 import { readStartFailure } from "../user-endpoint/start-failure.js";
+import type { AuditLog } from "./audit-log.js";
 import { UepCgroups } from "./cgroups.js";
 import type { EndpointPaths } from "./endpoint-dir.js";
 import { buildBootstrap } from "./uep-bootstrap.js";
@@ -60,6 +61,8 @@ export interface UepLaunchOptions {
   localUser: string;
   /** Multi-user mode: maps each command's identity to the local account its UEP runs as. */
   identityMapper?: IdentityMapper;
+  /** High-Assurance with `audit_log_path`: every UEP sends its task records here. */
+  audit?: AuditLog;
   log: Logger;
 }
 
@@ -166,6 +169,7 @@ export class UepSupervisor {
         env: bootstrap.userEnvironment,
         runAs: user,
         cgroups: this.cgroups,
+        audit: this.options.audit,
       });
     } catch (err) {
       this.log.error(`Unable to start user endpoint process for ${localUser} ${describe}: ${(err as Error).message}`);

@@ -34,6 +34,12 @@ export interface UepBootstrap {
   identity: IdentityInfo;
   /** From the MEP's config.yaml; overrides the template's list when set. */
   allowedFunctions: string[] | null;
+  /**
+   * High-Assurance with an audit log: the descriptor on which the UEP writes
+   * its task records, one JSON string a line, for the MEP to file. Absent
+   * (or null) without an audit log.
+   */
+  auditFd?: number | null;
 }
 
 /** UEP exit codes the MEP acts on. */

@@ -108,6 +108,9 @@ export function parseBootstrap(line: string): UepBootstrap {
   if (allowed !== null && !(Array.isArray(allowed) && allowed.every((f) => typeof f === "string"))) {
     throw new BootstrapError("allowedFunctions is not a list of strings or null");
   }
+  if (b.auditFd != null && !(Number.isInteger(b.auditFd) && (b.auditFd as number) > 2)) {
+    throw new BootstrapError("auditFd is not a descriptor number above 2 or null");
+  }
   return value as unknown as UepBootstrap;
 }
 

@@ -41,6 +41,7 @@ import { watchParent } from "./parent-watch.js";
 import { parseBootstrap, readBootstrapLine } from "./read-bootstrap.js";
 import { runShellHook } from "./shell-hook.js";
 import { clearStartFailure, writeStartFailure } from "./start-failure.js";
+import { TaskAudit } from "./task-audit.js";
 import { TaskConsumer } from "./task-consumer.js";
 
 export interface RunUserEndpointOptions {
@@ -56,6 +57,8 @@ export interface RunUserEndpointOptions {
 const EXIT_REFUSED = 1;
 /** Exit code for a UEP that started but lost the broker. */
 const EXIT_BROKER_LOST = 1;
+/** Exit code for a UEP that could not write a task record to the audit log. */
+const EXIT_AUDIT_FAILED = 1;
 /** How long running tasks may finish at shutdown; the rest go back to the queue. */
 const GRACE_MS: Record<StopReason, number> = {
   signal: 3000,
@@ -66,6 +69,7 @@ const GRACE_MS: Record<StopReason, number> = {
   broker: 0,
   queue: 3000,
   account: 0,
+  audit: 0,
 };
 /** A failed UEP drains its queue until no task arrived for this long. */
 const DRAIN_QUIET_MS = 1000;
@@ -76,8 +80,9 @@ const UEP_NAME = /^uep\.[A-Za-z0-9-]+\.[A-Za-z0-9-]+$/;
 /**
  * `account`: the broker refused this UEP's account at a reconnect (deleted with its identity).
  * `idleHard`: idle_heartbeats_hard beats without a task or result moving.
+ * `audit`: a task record could not be written to the audit log (fail closed).
  */
-type StopReason = "signal" | "parent" | "idle" | "idleHard" | "broker" | "queue" | "account";
+type StopReason = "signal" | "parent" | "idle" | "idleHard" | "broker" | "queue" | "account" | "audit";
 
 /** Runs a UEP to the end; resolves with its exit code (see UEP_EXIT). */
 export async function runUserEndpoint(options: RunUserEndpointOptions): Promise<number> {
@@ -130,6 +135,8 @@ class UserEndpoint {
   /** Set once endpoint_setup succeeded (or there was none): teardown runs at exit. */
   private teardown: string | undefined;
   private readonly queue: string;
+  /** High-Assurance with an audit log: where task records go. */
+  private audit: TaskAudit | undefined;
 
   constructor(
     private readonly bootstrap: UepBootstrap,
@@ -162,6 +169,18 @@ class UserEndpoint {
     };
     const signals: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGQUIT"];
     for (const s of signals) process.on(s, onSignal);
+    if (bootstrap.auditFd != null) {
+      try {
+        this.audit = TaskAudit.toDescriptor(bootstrap.auditFd, (message) => {
+          log.error(message);
+          this.requestStop("audit");
+        });
+      } catch (err) {
+        log.error((err as Error).message);
+        for (const s of signals) process.removeListener(s, onSignal);
+        return EXIT_REFUSED;
+      }
+    }
     const stopWatching = watchParent({
       stdin,
       stdinEnded,
@@ -236,6 +255,7 @@ class UserEndpoint {
       serviceUser: bootstrap.serviceUser,
       policy: { engine, allowedFunctions, serializers },
       log,
+      audit: this.audit,
       onTask: () => idle.taskReceived(),
       onResult: () => idle.resultForwarded(),
       onCancelled: () => this.requestStop("queue"),
@@ -249,7 +269,7 @@ class UserEndpoint {
           config.engine.result_size_limit,
         ),
         onResult: (r) => consumer.onEngineResult(r),
-        onStarted: (taskIds) => consumer.onEngineStarted(taskIds),
+        onStarted: (taskIds, placement) => consumer.onEngineStarted(taskIds, placement),
       });
     } catch (err) {
       await engine.shutdown().catch(() => undefined);
@@ -333,6 +353,7 @@ class UserEndpoint {
       );
       return UEP_EXIT.idleHardLimit;
     }
+    if (this.stopReason === "audit") return EXIT_AUDIT_FAILED;
     return this.stopReason === "broker" ? EXIT_BROKER_LOST : UEP_EXIT.ok;
   }
 
@@ -384,6 +405,7 @@ class UserEndpoint {
         serviceUser: bootstrap.serviceUser,
         policy: { startError },
         log,
+        audit: this.audit,
         onResult: () => failed++,
       });
       let link: BrokerLink | undefined;

@@ -42,12 +42,13 @@ import {
   type WireError,
 } from "@conduit/protocol";
 import type { EngineResult } from "../engine-task.js";
-import type { Engine } from "../engines/engine-types.js";
+import type { Engine, TaskPlacement } from "../engines/engine-types.js";
 import type { SerializerAllowlist } from "../engines/serializer-allowlist.js";
 import { TaskError } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { ResultBatcher } from "./result-batcher.js";
 import { StatusBatcher } from "./status-batcher.js";
+import type { TaskAudit } from "./task-audit.js";
 
 /** What to do with each task: run it on the engine, or fail it because the UEP could not start. */
 export type TaskPolicy =
@@ -63,6 +64,8 @@ export interface TaskConsumerOptions {
   serviceUser: string;
   policy: TaskPolicy;
   log: Logger;
+  /** High-Assurance with an audit log: each task's states are recorded here. */
+  audit?: TaskAudit;
   /** A new task arrived (for idle counting). */
   onTask?(): void;
   /** A result was confirmed by the broker (for idle counting). */
@@ -281,6 +284,7 @@ export class TaskConsumer {
       void this.finish({ taskId, ok: false, error: task.malformed });
       return;
     }
+    this.options.audit?.received(taskId, task.functionId);
     if (task.resourceSpecification !== undefined) {
       log.debug(`Task ${taskId} resource_specification: ${JSON.stringify(task.resourceSpecification)}`);
     }
@@ -356,6 +360,7 @@ export class TaskConsumer {
     // Reported before submit: an engine may call back synchronously, and the result must win.
     // An engine that reports starts says so itself (onEngineStarted), before any result.
     if (engine.reportsStarts !== true) this.statuses.add(taskId);
+    this.options.audit?.execStart(taskId);
     try {
       engine.submit({
         taskId,
@@ -378,6 +383,7 @@ export class TaskConsumer {
     if (policy.allowedFunctions !== null && !policy.allowedFunctions.includes(task.functionId)) {
       const message = `Function ${task.functionId} not permitted on endpoint ${uepId}`;
       log.warn(message);
+      this.options.audit?.notPermitted(task.taskId);
       return toWireError(new TaskError("FUNCTION_NOT_ALLOWED", message));
     }
     return resourceSpecificationProblem(task) ?? policy.serializers?.check(task);
@@ -388,8 +394,10 @@ export class TaskConsumer {
    * worker. A task whose result already came (or that was dropped) is not
    * reported, so a `running` never follows its result.
    */
-  onEngineStarted(taskIds: string[]): void {
-    for (const taskId of taskIds) if (this.inEngine.has(taskId)) this.statuses.add(taskId);
+  onEngineStarted(taskIds: string[], placement?: TaskPlacement): void {
+    const started = taskIds.filter((taskId) => this.inEngine.has(taskId));
+    for (const taskId of started) this.statuses.add(taskId);
+    if (placement) this.options.audit?.running(started, placement);
   }
 
   /** The engine's callback: one outcome per submitted task. */
@@ -421,6 +429,7 @@ export class TaskConsumer {
     };
     if (result.ok) message.result = result.value;
     else message.error = result.error;
+    this.options.audit?.execEnd(taskId);
     try {
       await this.results.add(message);
     } catch (err) {
