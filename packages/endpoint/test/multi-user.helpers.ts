@@ -139,6 +139,17 @@ export function uepPids(endpointId: string): number[] {
   return pids;
 }
 
+/** Kills (SIGKILL) the process group of every UEP of these endpoints still running. */
+export function killUeps(endpointIds: readonly string[]): void {
+  for (const pid of endpointIds.flatMap((id) => uepPids(id))) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+}
+
 /** The fields of a `/proc/<pid>/status` text. */
 export function parseStatus(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -147,4 +158,68 @@ export function parseStatus(text: string): Record<string, string> {
     if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
   }
   return out;
+}
+
+/** A running MEP started by {@link startMultiUserMep}. */
+export interface StartedMep {
+  child: import("node:child_process").ChildProcess;
+  endpointId: string;
+  /** Its stdout and stderr so far. */
+  output(): string;
+}
+
+/**
+ * Configures endpoint `name` in `userDir` as multi-user with `mappings` as
+ * its one expression mapper (and `extraConfig` appended to config.yaml),
+ * starts it with the installed `cli` and waits for its id (or its exit).
+ */
+export async function startMultiUserMep(options: {
+  cli: string;
+  env: NodeJS.ProcessEnv;
+  userDir: string;
+  name: string;
+  mappings: object[];
+  extraConfig?: string;
+}): Promise<StartedMep> {
+  const { spawn } = await import("node:child_process");
+  const { writeFileSync } = await import("node:fs");
+  const { cli, env, userDir, name, mappings } = options;
+  const configure = spawn(cli, ["configure", name, "--multi-user"], { env, stdio: "ignore" });
+  const configured = await new Promise((r) => configure.once("exit", r));
+  if (configured !== 0) throw new Error(`configure ${name} exited ${String(configured)}`);
+  const epDir = join(userDir, name);
+  writeFileSync(
+    join(epDir, "idmap.json"),
+    JSON.stringify([{ DATA_TYPE: "expression_identity_mapping#1.0.0", mappings }]),
+  );
+  const config = readFileSync(join(epDir, "config.yaml"), "utf8").replace(
+    /^identity_mapping_config_path:.*$/m,
+    "identity_mapping_config_path: idmap.json",
+  );
+  // The shared test broker accepts guest/guest from here: only this key lets a multi-user MEP start on it.
+  writeFileSync(join(epDir, "config.yaml"), `${config}allow_default_broker_login: true\n${options.extraConfig ?? ""}`);
+  const child = spawn(cli, ["start", name], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout?.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+  });
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+  });
+  const deadline = Date.now() + 30_000;
+  while (!/Endpoint ID: [0-9a-f-]{36}/.test(out) && child.exitCode === null && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { child, endpointId: /Endpoint ID: ([0-9a-f-]{36})/.exec(out)?.[1] ?? "", output: () => out };
+}
+
+/** Resolves once `check` returns a value, polling every 100 ms; throws `what` after `ms`. */
+export async function waitFor<T>(what: string, check: () => T | undefined, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

@@ -18,9 +18,11 @@ import {
   createGroup,
   createUser,
   installedCli,
+  killUeps,
   type LocalTestUser,
   parseStatus,
   removeUsersAndGroups,
+  startMultiUserMep,
   uepPids,
   uniqueName,
 } from "./multi-user.helpers.js";
@@ -92,37 +94,11 @@ describe.skipIf(process.getuid?.() !== 0)("multi-user endpoint", () => {
     mappings: object[],
     extraConfig = "",
   ): Promise<{ child: ChildProcess; endpointId: string }> {
-    const env = cliEnv();
-    const configure = spawn(cli, ["configure", name, "--multi-user"], { env, stdio: "ignore" });
-    expect(await new Promise((r) => configure.once("exit", r))).toBe(0);
-    const epDir = join(userDir, name);
-    writeFileSync(
-      join(epDir, "idmap.json"),
-      JSON.stringify([{ DATA_TYPE: "expression_identity_mapping#1.0.0", mappings }]),
-    );
-    const config = readFileSync(join(epDir, "config.yaml"), "utf8").replace(
-      /^identity_mapping_config_path:.*$/m,
-      "identity_mapping_config_path: idmap.json",
-    );
-    // The shared test broker accepts guest/guest from here: only this key lets a multi-user MEP start on it.
-    writeFileSync(join(epDir, "config.yaml"), `${config}allow_default_broker_login: true\n${extraConfig}`);
-    const child = spawn(cli, ["start", name], { env, stdio: ["ignore", "pipe", "pipe"] });
-    mepChildren.push(child);
-    let out = "";
-    child.stdout?.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-    });
-    child.stderr?.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-    });
-    const deadline = Date.now() + 30_000;
-    while (!/Endpoint ID: [0-9a-f-]{36}/.test(out)) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`The MEP did not start: ${out}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    const id = /Endpoint ID: ([0-9a-f-]{36})/.exec(out)?.[1] ?? "";
-    endpointIds.push(id);
-    return { child, endpointId: id };
+    const started = await startMultiUserMep({ cli, env: cliEnv(), userDir, name, mappings, extraConfig });
+    mepChildren.push(started.child);
+    if (!started.endpointId) throw new Error(`The MEP did not start: ${started.output()}`);
+    endpointIds.push(started.endpointId);
+    return started;
   }
 
   beforeAll(async () => {
@@ -162,13 +138,7 @@ describe.skipIf(process.getuid?.() !== 0)("multi-user endpoint", () => {
         });
       });
     }
-    for (const pid of endpointIds.flatMap((id) => uepPids(id))) {
-      try {
-        process.kill(-pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
+    killUeps(endpointIds);
     await service?.close();
     await vhost?.dispose();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
