@@ -33,8 +33,16 @@ afterAll(async () => {
 
 const newClient = () => new Client({ serviceUrl: service.url, token: service.adminToken, retries: 0 });
 
-/** Reports `value` as the task's result once the service has stored the task (as its endpoint's MEP would). */
-async function complete(endpoint: RegisterEndpointResponse, future: TaskFuture<unknown>, value: unknown) {
+/**
+ * Reports `value` as the task's result (or `outcome` as given) once the
+ * service has stored the task, as its endpoint's MEP would.
+ */
+async function complete(
+  endpoint: RegisterEndpointResponse,
+  future: TaskFuture<unknown>,
+  value: unknown,
+  outcome: Pick<ResultMessage, "state" | "result" | "error"> = { state: "success", result: serializeJson(value) },
+) {
   await expect
     .poll(() =>
       observer.getTask(future.taskId).then(
@@ -43,7 +51,7 @@ async function complete(endpoint: RegisterEndpointResponse, future: TaskFuture<u
       ),
     )
     .toBe(true);
-  await report(endpoint, randomUUID(), future.taskId, { state: "success", result: serializeJson(value) });
+  await report(endpoint, randomUUID(), future.taskId, outcome);
 }
 
 /** How often the disclaimer was written to stderr while `run` ran. */
@@ -84,15 +92,7 @@ describe("High Assurance in the SDK", () => {
 
     // A failure's error too: the notice says `failed`, the error comes over REST.
     const bad = executor.submitToRegisteredFunction(fnId, 1);
-    await expect
-      .poll(() =>
-        observer.getTask(bad.taskId).then(
-          () => true,
-          () => false,
-        ),
-      )
-      .toBe(true);
-    await report(endpoint, randomUUID(), bad.taskId, {
+    await complete(endpoint, bad, undefined, {
       state: "failed",
       error: { code: "TASK_EXCEPTION", name: "RangeError", message: "patient 7 out of range" },
     });
