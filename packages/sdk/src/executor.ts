@@ -2,7 +2,8 @@
  * The Executor: `submit(fn, ...args)` returns a {@link TaskFuture} at once;
  * tasks are queued, registered (one function registration per payload), sent
  * in batches, and their results pushed back over AMQP from the task group's
- * queue: nothing polls.
+ * queue: nothing polls. A High-Assurance endpoint's results are not pushed:
+ * a notice is, and the result is then fetched over REST (one GET per task).
  *
  * Order of a task's life here: snapshot of `userEndpointConfig` and
  * `resourceSpecification` at submit → queue → (next macrotask, or a full batch)
