@@ -69,6 +69,11 @@ const TaskGroupDetailSchema = Type.Object({
   result_queue: Type.String(),
 });
 
+/** HA_DISCLAIMER, in answers that involve a High-Assurance endpoint. */
+const Disclaimer = Type.String({
+  description: "Given for a High-Assurance endpoint or function: a sentence for the caller to show its user.",
+});
+
 const health = {
   method: "GET",
   url: "/healthz",
@@ -125,6 +130,12 @@ const registerEndpoint = {
     multi_user: Type.Optional(Type.Boolean()),
     allowed_functions: Type.Optional(Type.Unsafe<string[] | null>({ type: ["array", "null"], items: Uuid })),
     metadata: Type.Optional(JsonObject),
+    high_assurance: Type.Optional(
+      Type.Boolean({
+        description:
+          "High Assurance, fixed at the endpoint's first registration: a later registration saying otherwise is refused (409). Absent means false.",
+      }),
+    ),
   }),
   response: {
     200: Type.Object({
@@ -186,8 +197,18 @@ const registerFunction = {
   url: "/v1/functions",
   summary: "Register a function; the same payload registered again keeps its id.",
   tags: ["functions"],
-  body: Type.Object({ function: Type.Ref(PayloadSchema), name: Type.Optional(Type.String({ maxLength: 1024 })) }),
-  response: { 200: Type.Object({ function_id: Uuid }), ...errors },
+  body: Type.Object({
+    function: Type.Ref(PayloadSchema),
+    name: Type.Optional(Type.String({ maxLength: 1024 })),
+    ha_endpoint_id: Type.Optional(
+      Type.String({
+        format: "uuid",
+        description:
+          "A High-Assurance function of this HA endpoint: it runs there only, and is deleted after the service's retention period unused.",
+      }),
+    ),
+  }),
+  response: { 200: Type.Object({ function_id: Uuid, disclaimer: Type.Optional(Disclaimer) }), ...errors },
 } as const satisfies ApiRoute;
 
 const getFunction = {
@@ -197,7 +218,12 @@ const getFunction = {
   tags: ["functions"],
   params: functionIdParams,
   response: {
-    200: Type.Object({ function_id: Uuid, name: NullableString(), function: Type.Ref(PayloadSchema) }),
+    200: Type.Object({
+      function_id: Uuid,
+      name: NullableString(),
+      function: Type.Ref(PayloadSchema),
+      ha_endpoint_id: Type.Optional(Uuid),
+    }),
     ...errors,
   },
 } as const satisfies ApiRoute;
@@ -239,6 +265,7 @@ const submit = {
       /** Where the results of this task group are pushed. */
       amqp: AmqpInfoSchema,
       result_queue: Type.String(),
+      disclaimer: Type.Optional(Disclaimer),
     }),
     ...errors,
   },

@@ -106,6 +106,7 @@ export const EndpointInfoSchema = Type.Object(
     display_name: NullableString(),
     owner: Type.String({ description: "The owner's username." }),
     multi_user: Type.Boolean(),
+    high_assurance: Type.Boolean({ description: "Fixed at the endpoint's first registration." }),
     status: EndpointStatusSchema,
     last_heartbeat: NullableString({ format: "date-time" }),
   },

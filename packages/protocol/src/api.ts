@@ -64,6 +64,12 @@ export const DEFAULT_MAX_TASK_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024;
 /** Most task ids one `batch_status` request may name (more get 413); the SDK splits longer lists. */
 export const MAX_BATCH_STATUS_IDS = 1_000;
+/**
+ * The `disclaimer` of every answer to a submit to a High-Assurance endpoint
+ * and to a registration of a High-Assurance function; the SDK prints it.
+ */
+export const HA_DISCLAIMER =
+  "It is your responsibility to ensure disclosure of regulated data, such as Protected Health Information, resulting from the submission of this function and its arguments is legally authorized.";
 
 type Routes = typeof API_ROUTES;
 

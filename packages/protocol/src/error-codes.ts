@@ -60,6 +60,10 @@ export const ERROR_CODES = {
   DUPLICATE_TASK_ID: { status: 400 },
   TASK_GROUP_NOT_FOUND: { status: 404 },
   TASK_GROUP_CONFLICT: { status: 409 },
+  // High Assurance: fixed at the first registration; HA functions run on their endpoint only.
+  HIGH_ASSURANCE_FIXED: { status: 409 },
+  ENDPOINT_NOT_HIGH_ASSURANCE: { status: 400 },
+  HA_FUNCTION_NOT_PERMITTED: { status: 403 },
 
   // REST API: the admin's identities.
   ADMIN_ONLY: { status: 403 },

@@ -54,6 +54,7 @@ export {
   DEFAULT_MAX_REQUEST_BYTES,
   DEFAULT_MAX_TASK_BYTES,
   DEFAULT_SERVICE_URL,
+  HA_DISCLAIMER,
   MAX_BATCH_STATUS_IDS,
 } from "./api.js";
 export type { ApiMethod, ApiRoute, RouteBody, RouteParams, RouteQuery, RouteReply } from "./api-routes.js";

@@ -16,6 +16,7 @@ export type Schema =
   | { readonly const: string | number }
   | { readonly type: "string"; readonly format?: "uuid"; readonly enum?: readonly string[] }
   | { readonly type: "number"; readonly minimum?: number }
+  | { readonly type: "boolean" }
   | { readonly type: "null" }
   | { readonly type: "array"; readonly items: Schema }
   | {
@@ -42,17 +43,19 @@ export type Static<S> = S extends { const: infer C }
           ? string
           : S extends { type: "number" }
             ? number
-            : S extends { type: "null" }
-              ? null
-              : S extends { type: "array"; items: infer I }
-                ? Static<I>[]
-                : S extends { type: "object"; properties: infer P; required: readonly (infer R)[] }
-                  ? StaticObject<P, R & string>
-                  : S extends { type: "object"; properties: infer P }
-                    ? StaticObject<P, never>
-                    : S extends { type: "object" }
-                      ? Record<string, unknown>
-                      : unknown;
+            : S extends { type: "boolean" }
+              ? boolean
+              : S extends { type: "null" }
+                ? null
+                : S extends { type: "array"; items: infer I }
+                  ? Static<I>[]
+                  : S extends { type: "object"; properties: infer P; required: readonly (infer R)[] }
+                    ? StaticObject<P, R & string>
+                    : S extends { type: "object"; properties: infer P }
+                      ? StaticObject<P, never>
+                      : S extends { type: "object" }
+                        ? Record<string, unknown>
+                        : unknown;
 
 type StaticObject<P, R extends string> = Flatten<
   { -readonly [K in keyof P & R]: Static<P[K]> } & { -readonly [K in Exclude<keyof P, R>]?: Static<P[K]> }
@@ -106,6 +109,8 @@ export function schemaProblem(schema: Schema, value: unknown, path: string, dept
         return `${path} is not a number >= ${schema.minimum}`;
       }
       return undefined;
+    case "boolean":
+      return typeof value === "boolean" ? undefined : `${path} is not true or false`;
     case "null":
       return value === null ? undefined : `${path} is not null`;
     case "array": {

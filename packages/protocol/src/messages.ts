@@ -97,7 +97,10 @@ const CANCEL_SCHEMA = {
 /**
  * UEP → service → SDK: the outcome of one task. `taskGroupId` is filled in by
  * the service before it forwards the result; `cancelled` comes only from the
- * service (a cancel before the task started), never from a UEP.
+ * service (a cancel before the task started), never from a UEP. For a task of
+ * a High-Assurance endpoint the service forwards only a notice: `highAssurance`
+ * set, no `result` nor `error`; the SDK fetches the outcome over REST, where
+ * the endpoint's policy is checked at that moment.
  */
 const RESULT_SCHEMA = {
   type: "object",
@@ -112,6 +115,7 @@ const RESULT_SCHEMA = {
     result: PAYLOAD_SCHEMA,
     error: WIRE_ERROR_SCHEMA,
     completedAt: timestamp,
+    highAssurance: { type: "boolean" },
   },
   required: ["v", "kind", "taskId", "endpointId", "uepId", "state", "completedAt"],
 } as const satisfies Schema;

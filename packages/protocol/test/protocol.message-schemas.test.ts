@@ -26,6 +26,7 @@ function result(): ResultMessage {
     result: payload,
     error,
     completedAt: 1,
+    highAssurance: false,
   };
 }
 
@@ -99,9 +100,11 @@ describe.each(KINDS)("the %s message", (kind) => {
     expect(decodeMessage(JSON.stringify(VALID[kind]), kind)).toEqual(VALID[kind]);
   });
 
+  const types = schema.properties as Readonly<Record<string, { type?: string }>>;
   it.each(fields)("names %s when it has the wrong type", (field) => {
-    // `true` fits no field of any message.
-    const err = decodeError(kind, { ...VALID[kind], [field]: true });
+    // `true` fits no field of any message but the booleans, and `"yes"` no boolean.
+    const wrong = types[field]?.type === "boolean" ? "yes" : true;
+    const err = decodeError(kind, { ...VALID[kind], [field]: wrong });
     expect(err.message).toMatch(new RegExp(`^Broker message ${kind}: ${field} is not .+; it was dropped\\.$`));
     expect(err.details).toMatchObject({ kind, field, problem: expect.stringMatching(new RegExp(`^${field} is not `)) });
   });

@@ -47,6 +47,7 @@ import {
 } from "@conduit/protocol";
 import { ServiceUnreachableError } from "./errors.js";
 import type { AnyFunction } from "./function-source.js";
+import { OnceOnStderr } from "./once-on-stderr.js";
 import { decodeOutcome, serializeFunction } from "./serialize.js";
 
 export interface ClientOptions {
@@ -80,6 +81,17 @@ export interface ClientOptions {
 
 type Method = ApiMethod;
 
+export interface RegisterFunctionOptions {
+  /** Shown in listings. @default the function's own name */
+  name?: string;
+  /**
+   * Makes it a High-Assurance function of this High-Assurance endpoint: a
+   * submit of it to any other endpoint is refused (403), and the service
+   * deletes it once unused for its retention period (90 days by default).
+   */
+  haEndpointId?: string;
+}
+
 /** A task's state, and its result or error once it finished (GET /v1/tasks/:task_id). */
 export type TaskStatus = TaskStatusResponse;
 export type {
@@ -92,6 +104,7 @@ export type {
   IdentityInfo,
   RegisterEndpointRequest,
   RegisterEndpointResponse,
+  RegisterFunctionResponse,
   SubmitRequest,
   SubmitResponse,
   TaskGroupDetail,
@@ -107,6 +120,7 @@ export class Client {
   private readonly retries: number;
   private readonly interactiveLogin: boolean;
   private credential: Promise<Credential> | undefined;
+  private readonly disclaimer = new OnceOnStderr();
 
   constructor(options: ClientOptions = {}) {
     const serviceUrl = (options.serviceUrl ?? conduitPaths.serviceUrl()).replace(/\/+$/, "");
@@ -171,17 +185,30 @@ export class Client {
 
   /**
    * Registers a function (a JS function, shipped as `conduit.SourceCode`, or a
-   * payload serialized elsewhere) and resolves its id.
+   * payload serialized elsewhere) and resolves its id. With `haEndpointId` it
+   * is a High-Assurance function of that HA endpoint: it runs there only, and
+   * the service deletes it after its retention period (90 days by default)
+   * unused; the service's disclaimer is printed to stderr, once per Client.
    * @param options.name shown in listings; defaults to the function's own name
    */
-  async registerFunction(fnOrPayload: AnyFunction | Payload, options: { name?: string } = {}): Promise<string> {
+  async registerFunction(fnOrPayload: AnyFunction | Payload, options: RegisterFunctionOptions = {}): Promise<string> {
+    const response = await this.registerFunctionReply(fnOrPayload, options);
+    if (response.disclaimer !== undefined) this.disclaimer.show(response.disclaimer);
+    return response.function_id;
+  }
+
+  /** As {@link registerFunction}, but resolves the service's whole answer (its `disclaimer` too) and prints nothing. */
+  registerFunctionReply(
+    fnOrPayload: AnyFunction | Payload,
+    options: RegisterFunctionOptions = {},
+  ): Promise<RegisterFunctionResponse> {
     const body: RegisterFunctionRequest =
       typeof fnOrPayload === "function" ? { function: serializeFunction(fnOrPayload) } : { function: fnOrPayload };
     const name = options.name ?? (typeof fnOrPayload === "function" ? fnOrPayload.name : undefined);
     if (name) body.name = name;
+    if (options.haEndpointId !== undefined) body.ha_endpoint_id = checkId("haEndpointId", options.haEndpointId);
     // A repeat after a lost answer registers a second copy: harmless, so it is retried too.
-    const response = await this.request<RegisterFunctionResponse>("POST", "/functions", body);
-    return response.function_id;
+    return this.request<RegisterFunctionResponse>("POST", "/functions", body);
   }
 
   getFunction(functionId: string): Promise<FunctionInfo> {
@@ -291,6 +318,17 @@ function fixedToken(token: string): Credential {
     accessToken: () => Promise.resolve(token),
     renew: () => Promise.resolve(undefined),
   };
+}
+
+/** A non-empty id option, else a sentence naming the option. */
+function checkId(option: string, id: unknown): string {
+  if (typeof id !== "string" || id === "") {
+    throw new ConduitError(
+      "BAD_OPTION",
+      `${option} must be an endpoint id (a UUID string), got ${JSON.stringify(id) ?? String(id)}.`,
+    );
+  }
+  return id;
 }
 
 function segment(id: string): string {

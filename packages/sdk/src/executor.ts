@@ -2,7 +2,8 @@
  * The Executor: `submit(fn, ...args)` returns a {@link TaskFuture} at once;
  * tasks are queued, registered (one function registration per payload), sent
  * in batches, and their results pushed back over AMQP from the task group's
- * queue: nothing polls.
+ * queue: nothing polls. A High-Assurance endpoint's results are not pushed:
+ * a notice is, and the result is then fetched over REST (one GET per task).
  *
  * Order of a task's life here: snapshot of `userEndpointConfig` and
  * `resourceSpecification` at submit → queue → (next macrotask, or a full batch)
@@ -24,7 +25,7 @@ import {
   type SubmitResponse,
 } from "@conduit/protocol";
 import { BundledCode } from "./bundled-code.js";
-import type { Client } from "./client.js";
+import type { Client, RegisterFunctionOptions } from "./client.js";
 import { CancelledError, type CancelReason } from "./errors.js";
 import {
   type CompiledExecutorOptions,
@@ -33,6 +34,7 @@ import {
   type ExecutorOptions,
 } from "./executor-options.js";
 import type { AnyFunction } from "./function-source.js";
+import { OnceOnStderr } from "./once-on-stderr.js";
 import { ResultListener } from "./result-listener.js";
 import { decodeOutcome, serializeArguments, serializeFunction } from "./serialize.js";
 import { type FunctionRef, type ShippedCode, type Snapshot, SubmitBatcher } from "./submit-batcher.js";
@@ -101,7 +103,10 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
   private readonly counts = { submitted: 0, done: 0, failed: 0 };
   private idleWaiters: Array<() => void> = [];
   private readonly functions = new WeakMap<AnyFunction, ShippedCode>();
+  /** Registrations by payload key (and HA endpoint, for a High-Assurance function). */
   private readonly functionIds = new Map<string, Promise<string>>();
+  /** The service's High-Assurance disclaimer, printed once by this Executor. */
+  private readonly disclaimer = new OnceOnStderr();
   private lastSnapshot: Snapshot | undefined;
   private readonly results: ResultListener;
   private backlog: Backlog | undefined;
@@ -170,10 +175,15 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
   /**
    * Registers a function (or a BundledCode) and resolves its id; one payload is
    * registered once per Executor, however often it is registered or submitted.
+   * With `haEndpointId` it is a High-Assurance function of that HA endpoint (see
+   * `Client.registerFunction`); submit it with {@link submitToRegisteredFunction}.
    */
-  registerFunction(fn: AnyFunction | BundledCode): Promise<string> {
+  registerFunction(
+    fn: AnyFunction | BundledCode,
+    options: Pick<RegisterFunctionOptions, "haEndpointId"> = {},
+  ): Promise<string> {
     try {
-      return this.functionId(this.shippedCode(fn));
+      return this.functionId(this.shippedCode(fn), options.haEndpointId);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -343,14 +353,20 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
   }
 
   /** The function id for a payload; concurrent submits of one payload share one registration. */
-  private functionId(code: ShippedCode): Promise<string> {
-    let id = this.functionIds.get(code.key);
+  private functionId(code: ShippedCode, haEndpointId?: string): Promise<string> {
+    const key = haEndpointId === undefined ? code.key : `${haEndpointId.toLowerCase()}\n${code.key}`;
+    let id = this.functionIds.get(key);
     if (!id) {
-      const registering = this.client.registerFunction(code.payload, code.name ? { name: code.name } : {});
-      this.functionIds.set(code.key, registering);
+      const options: RegisterFunctionOptions = code.name ? { name: code.name } : {};
+      if (haEndpointId !== undefined) options.haEndpointId = haEndpointId;
+      const registering = this.client.registerFunctionReply(code.payload, options).then((reply) => {
+        if (reply.disclaimer !== undefined) this.disclaimer.show(reply.disclaimer);
+        return reply.function_id;
+      });
+      this.functionIds.set(key, registering);
       // A failed registration is tried again by the next submit of the function.
       registering.catch(() => {
-        if (this.functionIds.get(code.key) === registering) this.functionIds.delete(code.key);
+        if (this.functionIds.get(key) === registering) this.functionIds.delete(key);
       });
       id = registering;
     }
@@ -359,6 +375,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
 
   /** Consumes the result queue the service named for `taskIds`. */
   private listenFor(taskIds: string[], response: SubmitResponse): void {
+    if (response.disclaimer !== undefined) this.disclaimer.show(response.disclaimer);
     // Cancelled meanwhile (shutdown with cancelFutures): nobody waits for these results.
     if (!taskIds.some((taskId) => this.pending.has(taskId))) return;
     this.results.listen(response.amqp, response.result_queue).catch((err: unknown) => {
@@ -380,19 +397,41 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
   }
 
   private settleFrom(result: ResultMessage): void {
+    if (result.highAssurance) {
+      this.fetchOutcome(result.taskId);
+      return;
+    }
     if (result.state === "cancelled") {
       const reason: CancelReason = this.cancelling.has(result.taskId) ? "not-started" : "remote";
       this.settle(result.taskId, new CancelledError(result.taskId, reason));
       return;
     }
+    this.settleWith(result);
+  }
+
+  /** Settles the task's future with what its outcome holds: its value, or what the task raised. */
+  private settleWith(outcome: Parameters<typeof decodeOutcome>[0]): void {
     let value: unknown;
     try {
-      value = decodeOutcome(result);
+      value = decodeOutcome(outcome);
     } catch (err) {
-      this.settle(result.taskId, err);
+      this.settle(outcome.taskId, err);
       return;
     }
-    this.settle(result.taskId, undefined, value);
+    this.settle(outcome.taskId, undefined, value);
+  }
+
+  /**
+   * A High-Assurance endpoint's result is never pushed, only a notice that it
+   * is stored: it is fetched over REST, where the service checks the
+   * endpoint's policy at this moment. The notice is acked meanwhile; the result
+   * stays in the service (`client.getResult`) should this process stop first.
+   */
+  private fetchOutcome(taskId: string): void {
+    this.client.getTask(taskId).then(
+      (task) => this.settleWith({ taskId, state: task.state, result: task.result, error: task.error }),
+      (err: unknown) => this.settle(taskId, err),
+    );
   }
 
   /** Settles a pending future: rejects with `error` when it is given, else resolves with `value`. */

@@ -47,6 +47,8 @@ export {
   type IdentityInfo,
   type RegisterEndpointRequest,
   type RegisterEndpointResponse,
+  type RegisterFunctionOptions,
+  type RegisterFunctionResponse,
   type SubmitRequest,
   type SubmitResponse,
   type TaskGroupDetail,

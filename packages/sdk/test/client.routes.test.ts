@@ -5,21 +5,13 @@
  * error and a cancellation.
  */
 import { randomUUID } from "node:crypto";
-import {
-  connectBroker,
-  JSON_DATA,
-  MAX_BATCH_STATUS_IDS,
-  RESULTS_EXCHANGE,
-  type ResultMessage,
-  resultsRoutingKey,
-  serializeJson,
-} from "@conduit/protocol";
+import { JSON_DATA, MAX_BATCH_STATUS_IDS, serializeJson } from "@conduit/protocol";
 import type { RunningService } from "@conduit/service";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "../src/client.js";
 import { ConduitApiError } from "../src/errors.js";
 import { serializeArguments } from "../src/serialize.js";
-import { type InProcessService, startInProcessService } from "./stack.helpers.js";
+import { type InProcessService, report, startInProcessService } from "./stack.helpers.js";
 
 let running: InProcessService | undefined;
 let service: RunningService;
@@ -36,33 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await running?.stop();
 });
-
-/**
- * Publishes a result for a task as the endpoint's MEP would (it fails tasks
- * itself): with the broker account its registration handed out, whose
- * user-id the service checks.
- */
-async function report(
-  endpoint: { endpoint_id: string; amqp: { url: string } },
-  uepId: string,
-  taskId: string,
-  outcome: Pick<ResultMessage, "state" | "result" | "error">,
-): Promise<void> {
-  const link = await connectBroker(endpoint.amqp.url, { name: "sdk-client-test-endpoint" });
-  try {
-    await link.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpoint.endpoint_id), {
-      v: 1,
-      kind: "result",
-      taskId,
-      endpointId: endpoint.endpoint_id,
-      uepId,
-      completedAt: Date.now(),
-      ...outcome,
-    });
-  } finally {
-    await link.close();
-  }
-}
 
 function task(functionId: string, args: unknown[]) {
   return { task_id: randomUUID(), function_id: functionId, args: serializeArguments(args, JSON_DATA) };

@@ -9,7 +9,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Credentials } from "@conduit/protocol";
+import {
+  type Credentials,
+  connectBroker,
+  RESULTS_EXCHANGE,
+  type ResultMessage,
+  resultsRoutingKey,
+} from "@conduit/protocol";
 import type { RunningService } from "@conduit/service";
 import { createVhost, type LocalStack, startLocalStack } from "../../../scripts/local-stack.mjs";
 import { Client } from "../src/client.js";
@@ -75,5 +81,32 @@ export async function startInProcessService(): Promise<InProcessService> {
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/**
+ * Publishes a result for a task as the endpoint's MEP would (it fails tasks
+ * itself): with the broker account its registration handed out, whose
+ * user-id the service checks.
+ */
+export async function report(
+  endpoint: { endpoint_id: string; amqp: { url: string } },
+  uepId: string,
+  taskId: string,
+  outcome: Pick<ResultMessage, "state" | "result" | "error">,
+): Promise<void> {
+  const link = await connectBroker(endpoint.amqp.url, { name: "sdk-client-test-endpoint" });
+  try {
+    await link.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpoint.endpoint_id), {
+      v: 1,
+      kind: "result",
+      taskId,
+      endpointId: endpoint.endpoint_id,
+      uepId,
+      completedAt: Date.now(),
+      ...outcome,
+    });
+  } finally {
+    await link.close();
   }
 }

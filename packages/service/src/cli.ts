@@ -31,6 +31,7 @@ interface StartFlags {
   maxRequestBytes?: number;
   logLevel: LogLevel;
   publicUrl?: string;
+  haFunctionRetentionDays?: number;
 }
 
 function wholeNumber(value: string): number {
@@ -63,6 +64,7 @@ async function start(flags: StartFlags): Promise<void> {
     maxRequestBytes: flags.maxRequestBytes,
     logLevel: flags.logLevel,
     publicUrl: flags.publicUrl,
+    haFunctionRetentionDays: flags.haFunctionRetentionDays,
   };
   let service: RunningService;
   try {
@@ -133,6 +135,11 @@ program
   .option(
     "--public-url <url>",
     "the origin people and tools reach the service at, behind a proxy (the OpenID issuer and login links; default: the listen address)",
+  )
+  .option(
+    "--ha-function-retention-days <days>",
+    "days a High-Assurance function may go unused before it is deleted (default: 90)",
+    wholeNumber,
   )
   .action((flags: StartFlags) => start(flags));
 

@@ -129,6 +129,31 @@ export function functionNotPermitted(functionId: string, endpointId: string): Se
   return new ServiceError("FUNCTION_NOT_PERMITTED", `Function ${functionId} not permitted on endpoint ${endpointId}`);
 }
 
+/** A re-registration that would change what the first registration fixed, either way. */
+export function highAssuranceFixed(endpointId: string, name: string, highAssurance: boolean): ServiceError {
+  const was = highAssurance ? "High-Assurance" : "not High-Assurance";
+  const want = highAssurance ? "without High Assurance" : "with High Assurance";
+  return new ServiceError(
+    "HIGH_ASSURANCE_FIXED",
+    `Endpoint ${endpointId} (${name}) was registered ${was} at its first registration, which cannot change; to run ${want}, configure a new endpoint (conduit-endpoint configure <new name>) and start that one.`,
+  );
+}
+
+export function endpointNotHighAssurance(endpointId: string): ServiceError {
+  return new ServiceError(
+    "ENDPOINT_NOT_HIGH_ASSURANCE",
+    `Endpoint ${endpointId} is not a High-Assurance endpoint, so it cannot have High-Assurance functions; name an endpoint configured with --high-assurance in haEndpointId, or register the function without haEndpointId.`,
+  );
+}
+
+/** An HA function submitted to another endpoint than its own. */
+export function haFunctionNotPermitted(functionId: string, haEndpointId: string, endpointId: string): ServiceError {
+  return new ServiceError(
+    "HA_FUNCTION_NOT_PERMITTED",
+    `Function ${functionId} is a High-Assurance function of endpoint ${haEndpointId} and may not run on endpoint ${endpointId}; submit it to endpoint ${haEndpointId}, or register it for endpoint ${endpointId}.`,
+  );
+}
+
 export function taskNotFound(taskId: string): ServiceError {
   return new ServiceError(
     "TASK_NOT_FOUND",

@@ -71,6 +71,18 @@ export interface ServiceOptions {
    * @default the listen address, e.g. `http://127.0.0.1:8400`
    */
   publicUrl?: string;
+  /**
+   * Days a High-Assurance function may go unused (neither registered again
+   * nor submitted) before the retention job deletes it.
+   * @default 90
+   */
+  haFunctionRetentionDays?: number;
+  /**
+   * The service's clock, in milliseconds since the epoch: what time-judged
+   * decisions (such as the HA function retention) read. For tests in-process.
+   * @default Date.now
+   */
+  clock?: () => number;
 }
 
 export interface ServiceConfig {
@@ -88,6 +100,8 @@ export interface ServiceConfig {
   readonly writeCredentials: boolean;
   readonly logLevel: LogLevel;
   readonly publicUrl: string | undefined;
+  readonly haFunctionRetentionMs: number;
+  readonly clock: () => number;
 }
 
 function invalid(message: string): ConduitError {
@@ -186,6 +200,15 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
   if (!LOG_LEVELS.includes(logLevel)) {
     throw invalid(`logLevel ${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(", ")}.`);
   }
+  const retentionDays = options.haFunctionRetentionDays ?? 90;
+  if (!Number.isSafeInteger(retentionDays) || retentionDays <= 0 || retentionDays > 3650) {
+    throw invalid(
+      `haFunctionRetentionDays must be a whole number of days from 1 to 3650 (--ha-function-retention-days); got ${JSON.stringify(options.haFunctionRetentionDays)}.`,
+    );
+  }
+  if (options.clock !== undefined && typeof options.clock !== "function") {
+    throw invalid("clock must be a function returning milliseconds since the epoch, such as Date.now.");
+  }
   const store: StoreLocation =
     options.databaseUrl !== undefined
       ? { kind: "postgres", url: options.databaseUrl }
@@ -204,5 +227,7 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
     writeCredentials: options.writeCredentials ?? true,
     logLevel,
     publicUrl,
+    haFunctionRetentionMs: retentionDays * 86_400_000,
+    clock: options.clock ?? Date.now,
   });
 }

@@ -29,6 +29,7 @@ import type { AuthStore } from "./store/auth-store.js";
 import { openStores } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import type { Identity, IdentityFields } from "./store/store-types.js";
+import { HaFunctionRetention } from "./tasks/ha-function-retention.js";
 import { TaskSubmitter } from "./tasks/task-submitter.js";
 import { SERVICE_VERSION } from "./version.js";
 
@@ -51,6 +52,12 @@ export interface RunningService {
    * a new token for it; with `sharedBrokerAccount`, for the local administrator only.
    */
   createIdentity(username: string, fields?: IdentityFields): Promise<{ identity: Identity; token: string }>;
+  /**
+   * Runs the retention job of High-Assurance functions now (it also runs every
+   * hour): deletes those unused for longer than `haFunctionRetentionDays` on
+   * the service's `clock`; resolves with their ids.
+   */
+  purgeIdleHaFunctions(): Promise<string[]>;
   /** Stops consuming, closes HTTP, the broker and the store; safe to call twice. */
   close(): Promise<void>;
 }
@@ -146,7 +153,15 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       amqpPublicUrl: config.amqpPublicUrl,
       brokerAccounts,
       metrics,
+      clock: config.clock,
+      haFunctionRetentionMs: config.haFunctionRetentionMs,
     });
+    const retention = new HaFunctionRetention(store, submitter, app.log, {
+      retentionMs: config.haFunctionRetentionMs,
+      clock: config.clock,
+    });
+    retention.start();
+    teardown.push(() => retention.stop());
     let oidc: OidcService | undefined;
     const ctx: ApiContext = {
       store,
@@ -160,6 +175,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       maxTaskBytes: config.maxTaskBytes,
       version: SERVICE_VERSION,
       metrics,
+      clock: config.clock,
     };
     const authenticator = new Authenticator(store, (err) =>
       app.log.warn({ err }, "Could not record a token's last use."),
@@ -207,6 +223,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
         const identity = await store.createIdentity(checkUsername(username), fields);
         return { identity, token: await store.createToken(identity.id) };
       },
+      purgeIdleHaFunctions: () => retention.runOnce(),
       close() {
         closing ??= undo();
         return closing;

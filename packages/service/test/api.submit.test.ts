@@ -74,6 +74,7 @@ describe.each(TEST_STORES)("API submits on $name", ({ store }) => {
       display_name: null,
       owner: "admin@localhost",
       multi_user: false,
+      high_assurance: false,
       status: "offline",
       last_heartbeat: null,
     });

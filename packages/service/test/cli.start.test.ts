@@ -175,4 +175,12 @@ describe("conduit-service start", () => {
     expect(await r.exit).toBe(1);
     expect(r.stderr).toContain("is not a whole number");
   });
+
+  it("exits 1 naming --ha-function-retention-days when it is not 1 to 3650 days", async () => {
+    const r = run(["start", "--ha-function-retention-days", "0"], userDir);
+    expect(await r.exit).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      "conduit-service: haFunctionRetentionDays must be a whole number of days from 1 to 3650 (--ha-function-retention-days); got 0.",
+    );
+  });
 });

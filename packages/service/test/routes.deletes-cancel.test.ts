@@ -179,6 +179,7 @@ describe("GET and DELETE /v1/endpoints/:id", () => {
         display_name: "Mine",
         owner: "admin@localhost",
         multi_user: false,
+        high_assurance: false,
         status: "offline",
         last_heartbeat: null,
       },

@@ -285,6 +285,34 @@ describe.each(backends)("Store on $name", (backend) => {
     expect(await store.getFunction(first.id)).toEqual(first);
   });
 
+  it("keeps High Assurance fixed, one HA function per endpoint, and purges the idle ones on the given clock", async () => {
+    const owner = await store.createIdentity(`ha-${randomUUID()}@example.org`);
+    const ha = await store.registerEndpoint({ id: randomUUID(), ownerId: owner.id, name: "phi", highAssurance: true });
+    expect(ha?.highAssurance).toBe(true);
+    // A re-registration that changes it is not applied.
+    expect(await store.registerEndpoint({ id: ha!.id, ownerId: owner.id, name: "x" })).toBeUndefined();
+    expect(await store.getEndpoint(ha!.id)).toMatchObject({ name: "phi", highAssurance: true });
+
+    const day = 86_400_000;
+    const t0 = Date.UTC(2030, 0, 1);
+    const payload = { strategy: "conduit.SourceCode", data: `(x) => x - ${Math.random()}` };
+    const plain = await store.registerFunction(owner.id, payload);
+    const fn = await store.registerFunction(owner.id, payload, null, { haEndpointId: ha!.id, now: t0 });
+    expect(fn).toMatchObject({ haEndpointId: ha!.id, payload });
+    expect(plain.haEndpointId).toBeNull();
+    expect(fn.id).not.toBe(plain.id);
+    expect((await store.registerFunction(owner.id, payload)).id).toBe(plain.id);
+    const again = await store.registerFunction(owner.id, payload, null, { haEndpointId: ha!.id, now: t0 + day });
+    expect(again.id).toBe(fn.id);
+
+    // Last used at t0 + 1 day: alive 90 days later, gone after.
+    expect(await store.touchHaFunctions([fn.id, plain.id], t0 + 91 * day, 90 * day)).toEqual(new Set([fn.id]));
+    expect(await store.purgeIdleHaFunctions(t0 + 180 * day, 90 * day)).not.toContain(fn.id);
+    expect(await store.touchHaFunctions([fn.id], t0 + 182 * day, 90 * day)).toEqual(new Set());
+    expect(await store.purgeIdleHaFunctions(t0 + 182 * day, 90 * day)).toContain(fn.id);
+    expect(await store.getFunctions([fn.id, plain.id])).toEqual([plain]);
+  });
+
   it("inserts a batch of tasks, its task group and UEP in one statement", async () => {
     const f = await fixture();
     const b = batch(
@@ -437,7 +465,13 @@ describe.each(backends)("Store on $name", (backend) => {
       { taskId: t3, endpointId: randomUUID(), ...uep, state: "success", completedAt: Date.now() },
     ]);
     expect(sql.statements - before).toBe(1);
-    const answer = { taskGroupId: b.taskGroupId, sender: uep.sender, refused: false, updated: true };
+    const answer = {
+      taskGroupId: b.taskGroupId,
+      sender: uep.sender,
+      refused: false,
+      updated: true,
+      highAssurance: false,
+    };
     expect(stored.sort((a, b) => a.state.localeCompare(b.state))).toEqual([
       { ...answer, taskId: t2, state: "failed" },
       { ...answer, taskId: t1, state: "success" },

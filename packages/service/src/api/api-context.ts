@@ -42,6 +42,8 @@ export interface ApiContext {
   maxTaskBytes: number;
   version: string;
   metrics: ServiceMetrics;
+  /** The service's clock (ms since the epoch; ServiceOptions.clock). */
+  clock: () => number;
 }
 
 export type RouteRegistrar = (app: FastifyInstance, ctx: ApiContext) => void;

@@ -9,7 +9,9 @@
  * forwarded, one `results` message per task group queue, and only after that
  * are the originals acked. While one batch is forwarded the next is stored.
  * A crash anywhere before the ack means a redelivery, which the store ignores
- * (the task is terminal) and forwards again: the SDK dedupes by task id.
+ * (the task is terminal) and forwards again: the SDK dedupes by task id. The
+ * results of a High-Assurance endpoint's tasks are stored as any, but only a
+ * notice of each is forwarded (no result, no error): the SDK fetches them.
  *
  * Who sent a message is its `user-id` (RabbitMQ checks it against the
  * publishing connection's user), never the ids in its body: a message without
@@ -270,7 +272,7 @@ export class ResultConsumer implements BrokerConsumer {
           group = [];
           forward.set(queue, group);
         }
-        group.push({
+        const message: ResultMessage = {
           v: 1,
           kind: "result",
           taskId: result.taskId,
@@ -278,10 +280,15 @@ export class ResultConsumer implements BrokerConsumer {
           uepId: result.uepId,
           taskGroupId: s.taskGroupId,
           state: result.state,
-          ...(result.result ? { result: result.result } : {}),
-          ...(result.error ? { error: result.error } : {}),
           completedAt: result.completedAt,
-        });
+        };
+        // A High-Assurance result is never pushed: the SDK fetches it over REST, where the policy is checked.
+        if (s.highAssurance) message.highAssurance = true;
+        else {
+          if (result.result) message.result = result.result;
+          if (result.error) message.error = result.error;
+        }
+        group.push(message);
         forwarded.add(result.taskId);
       }
     }

@@ -29,6 +29,7 @@ const ENDPOINT_COLUMNS = selectList<EndpointRecord>({
   lastHeartbeat: "e.last_heartbeat",
   heartbeatPeriod: "e.heartbeat_period",
   lastError: "e.last_error",
+  highAssurance: "e.high_assurance",
   createdAt: "e.created_at",
 });
 
@@ -36,19 +37,20 @@ const FROM_ENDPOINTS = "FROM endpoints e JOIN identities i ON i.id = e.owner_id"
 
 /**
  * Registers a new endpoint or updates a known one of the same owner.
- * Returns undefined when the id belongs to another owner.
+ * Returns undefined when the id belongs to another owner, or when the
+ * registration's `highAssurance` differs from the first one's (which stays).
  */
 export async function registerEndpoint(
   sql: SqlExecutor,
   reg: EndpointRegistration,
 ): Promise<EndpointRecord | undefined> {
   const { rows } = await sql.query<{ id: string }>(
-    `INSERT INTO endpoints (id, owner_id, name, display_name, multi_user, allowed_functions, metadata)
-     VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb, $7::jsonb)
+    `INSERT INTO endpoints (id, owner_id, name, display_name, multi_user, allowed_functions, metadata, high_assurance)
+     VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb, $7::jsonb, $8)
      ON CONFLICT (id) DO UPDATE SET
        name = EXCLUDED.name, display_name = EXCLUDED.display_name, multi_user = EXCLUDED.multi_user,
        allowed_functions = EXCLUDED.allowed_functions, metadata = EXCLUDED.metadata, updated_at = now()
-     WHERE endpoints.owner_id = EXCLUDED.owner_id
+     WHERE endpoints.owner_id = EXCLUDED.owner_id AND endpoints.high_assurance = EXCLUDED.high_assurance
      RETURNING id`,
     [
       reg.id,
@@ -58,6 +60,7 @@ export async function registerEndpoint(
       reg.multiUser ?? false,
       reg.allowedFunctions ? JSON.stringify(reg.allowedFunctions) : null,
       JSON.stringify(reg.metadata ?? {}),
+      reg.highAssurance ?? false,
     ],
   );
   return rows[0] && getEndpoint(sql, reg.id);

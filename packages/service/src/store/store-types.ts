@@ -83,6 +83,8 @@ export interface EndpointRecord {
   /** Seconds; 0 once the MEP said it is shutting down. */
   heartbeatPeriod: number;
   lastError: WireError | null;
+  /** High Assurance, fixed at the first registration. */
+  highAssurance: boolean;
   createdAt: Date;
 }
 
@@ -95,6 +97,8 @@ export interface EndpointRegistration {
   /** null or absent: no restriction. */
   allowedFunctions?: string[] | null;
   metadata?: Record<string, unknown>;
+  /** Only at the first registration; a later one must say the same. @default false */
+  highAssurance?: boolean;
 }
 
 /** What deleting an endpoint did. */
@@ -112,6 +116,8 @@ export interface FunctionRecord {
   name: string | null;
   payload: Payload;
   payloadSha256: string;
+  /** A High-Assurance function runs only on this endpoint; null: anywhere. */
+  haEndpointId: string | null;
   createdAt: Date;
 }
 
@@ -234,4 +240,6 @@ export interface StoredResult {
   updated: boolean;
   /** The task's state after the call. */
   state: TaskState;
+  /** The task's endpoint is High-Assurance: its result is not forwarded, only a notice that it is stored. */
+  highAssurance: boolean;
 }

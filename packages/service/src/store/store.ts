@@ -177,8 +177,14 @@ export class Store {
 
   // ---- functions (function-store.ts) -----------------------------------------
 
-  registerFunction(ownerId: string, payload: Payload, name?: string | null): Promise<FunctionRecord> {
-    return functions.registerFunction(this.sql, ownerId, payload, name ?? null);
+  /** `haEndpointId` makes it a High-Assurance function of that endpoint, last used `now` (ms). */
+  registerFunction(
+    ownerId: string,
+    payload: Payload,
+    name?: string | null,
+    ha?: { haEndpointId: string; now: number },
+  ): Promise<FunctionRecord> {
+    return functions.registerFunction(this.sql, ownerId, payload, name ?? null, ha?.haEndpointId ?? null, ha?.now ?? 0);
   }
 
   async getFunction(id: string): Promise<FunctionRecord | undefined> {
@@ -191,6 +197,14 @@ export class Store {
 
   deleteFunction(id: string, ownerId: string): Promise<boolean> {
     return functions.deleteFunction(this.sql, id, ownerId);
+  }
+
+  touchHaFunctions(ids: readonly string[], now: number, retentionMs: number): Promise<Set<string>> {
+    return functions.touchHaFunctions(this.sql, ids, now, retentionMs);
+  }
+
+  purgeIdleHaFunctions(now: number, retentionMs: number): Promise<string[]> {
+    return functions.purgeIdleHaFunctions(this.sql, now, retentionMs);
   }
 
   // ---- tasks (insert-tasks.ts, task-store.ts, task-reports.ts) ---------------

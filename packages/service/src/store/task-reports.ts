@@ -78,7 +78,8 @@ export async function markTasksRunning(
  * terminal changes nothing (re-runs and redeliveries happen); one for an
  * unknown task, or reported by another endpoint than the task's, is left out
  * of the answer; one from an account not allowed to report the task (see
- * {@link ReportSender}) changes nothing and is answered `refused`.
+ * {@link ReportSender}) changes nothing and is answered `refused`. Each
+ * answer says whether the task's endpoint is High-Assurance.
  */
 export async function storeResults(sql: SqlExecutor, results: readonly TaskResultInput[]): Promise<StoredResult[]> {
   if (results.length === 0) return [];
@@ -99,8 +100,10 @@ export async function storeResults(sql: SqlExecutor, results: readonly TaskResul
          state text, result_strategy text, result_data text, error jsonb, completed_at double precision)
      ),
      checked AS (
-       SELECT i.*, t.task_group_id, t.state AS old_state, ${SENDER_ALLOWED} AS allowed
+       SELECT i.*, t.task_group_id, t.state AS old_state, ${SENDER_ALLOWED} AS allowed,
+         COALESCE(e.high_assurance, false) AS high_assurance
        FROM input i JOIN tasks t ON t.id = i.id AND t.endpoint_id = i.endpoint_id
+         LEFT JOIN endpoints e ON e.id = t.endpoint_id
      ),
      updated AS (
        UPDATE tasks t SET state = c.state, result_strategy = c.result_strategy, result_data = c.result_data,
@@ -110,7 +113,8 @@ export async function storeResults(sql: SqlExecutor, results: readonly TaskResul
        RETURNING t.id, c.sender, c.state
      )
      SELECT c.id AS "taskId", c.task_group_id AS "taskGroupId", c.sender, NOT c.allowed AS refused,
-       (u.id IS NOT NULL AND u.sender = c.sender) AS updated, COALESCE(u.state, c.old_state) AS state
+       (u.id IS NOT NULL AND u.sender = c.sender) AS updated, COALESCE(u.state, c.old_state) AS state,
+       c.high_assurance AS "highAssurance"
      FROM checked c LEFT JOIN updated u ON u.id = c.id`,
     reportParams(input),
   );

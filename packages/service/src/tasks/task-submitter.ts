@@ -12,6 +12,7 @@ import {
   type AmqpInfo,
   commandQueue,
   computeUepId,
+  HA_DISCLAIMER,
   type IdentityInfo,
   payloadBytes,
   type StartUepCommand,
@@ -31,6 +32,7 @@ import {
   endpointNotPermitted,
   functionNotFound,
   functionNotPermitted,
+  haFunctionNotPermitted,
   taskGroupConflict,
   taskIdConflict,
   taskTooLarge,
@@ -51,6 +53,10 @@ export interface TaskSubmitterOptions {
   brokerAccounts?: BrokerAccounts;
   /** Told of every task published. */
   metrics?: Pick<ServiceMetrics, "tasksPublishing" | "tasksSubmitted">;
+  /** The service's clock (ms): when a High-Assurance function was last used. @default Date.now */
+  clock?: () => number;
+  /** An HA function unused for longer than this is gone, whether or not the retention job deleted it yet. @default 90 days */
+  haFunctionRetentionMs?: number;
 }
 
 /**
@@ -125,10 +131,14 @@ export class TaskSubmitter {
 
     const functions = await this.functionsOf(request);
     for (const fn of functions.values()) {
+      if (fn.haEndpointId !== null && fn.haEndpointId !== endpointId) {
+        throw haFunctionNotPermitted(fn.id, fn.haEndpointId, endpointId);
+      }
       if (endpoint.allowedFunctions && !endpoint.allowedFunctions.includes(fn.id)) {
         throw functionNotPermitted(fn.id, endpointId);
       }
     }
+    await this.useHaFunctions(functions);
     for (const task of request.tasks) {
       const size = payloadBytes(functions.get(task.function_id)!.payload) + payloadBytes(task.args);
       if (size > this.options.maxTaskBytes) throw taskTooLarge(task.task_id, size, this.options.maxTaskBytes);
@@ -227,7 +237,26 @@ export class TaskSubmitter {
       task_ids: request.tasks.map((t) => t.task_id),
       amqp,
       result_queue: taskGroupResultQueue(taskGroupId),
+      ...(endpoint.highAssurance ? { disclaimer: HA_DISCLAIMER } : {}),
     };
+  }
+
+  /**
+   * Records the submit of the High-Assurance functions among `functions` (one
+   * statement, only when there are any); one unused for longer than the
+   * retention period is gone (404), even before the retention job deletes it,
+   * and so is one another replica's job deleted while this one cached it.
+   */
+  private async useHaFunctions(functions: Map<string, FunctionRecord>): Promise<void> {
+    const ha = [...functions.values()].filter((fn) => fn.haEndpointId !== null).map((fn) => fn.id);
+    if (ha.length === 0) return;
+    const now = (this.options.clock ?? Date.now)();
+    const used = await this.store.touchHaFunctions(ha, now, this.options.haFunctionRetentionMs ?? 90 * 86_400_000);
+    const gone = ha.find((id) => !used.has(id));
+    if (gone !== undefined) {
+      this.forgetFunction(gone);
+      throw functionNotFound(gone);
+    }
   }
 
   private async endpoint(endpointId: string): Promise<EndpointRecord> {

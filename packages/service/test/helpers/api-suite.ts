@@ -1,7 +1,7 @@
 import type { ResultBatchMessage, ResultMessage } from "@conduit/protocol";
 import type { Channel } from "amqplib";
 import { afterAll, beforeAll, expect } from "vitest";
-import type { RunningService } from "../../src/index.js";
+import type { RunningService, ServiceOptions } from "../../src/index.js";
 import { openChannel } from "./broker.js";
 import { restHelpers } from "./rest.js";
 import { startTestService, type TestStore } from "./service.js";
@@ -9,7 +9,8 @@ import { startTestService, type TestStore } from "./service.js";
 export const MAX_TASK_BYTES = 100_000;
 export const MAX_REQUEST_BYTES = 1_000_000;
 
-export function useApiService(store: TestStore) {
+/** @param extra options on top of the suite's (e.g. a `clock`). */
+export function useApiService(store: TestStore, extra: ServiceOptions = {}) {
   const disposers: Array<() => Promise<void>> = [];
   let service: RunningService;
   let amqpUrl: string;
@@ -26,6 +27,7 @@ export function useApiService(store: TestStore) {
         amqpPublicUrl: publicUrlFor(vhostUrl),
         maxTaskBytes: MAX_TASK_BYTES,
         maxRequestBytes: MAX_REQUEST_BYTES,
+        ...extra,
       }),
       store,
     );

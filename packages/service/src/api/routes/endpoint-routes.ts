@@ -7,6 +7,7 @@ import {
   endpointNotFound,
   endpointNotOwned,
   endpointNotPermitted,
+  highAssuranceFixed,
   sharedAccountMultiUser,
   TaskEndedError,
 } from "../../errors.js";
@@ -21,6 +22,7 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
     // Every UEP of a multi-user endpoint would hold the one account that reads and forges everything.
     if (body.multi_user && !ctx.brokerAccounts) throw sharedAccountMultiUser();
     const endpointId = body.endpoint_id?.toLowerCase() ?? randomUUID();
+    const highAssurance = body.high_assurance ?? false;
     const endpoint = await ctx.store.registerEndpoint({
       id: endpointId,
       ownerId: identity.id,
@@ -31,11 +33,17 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
       // endpoint itself then refuses every task.
       allowedFunctions: body.allowed_functions?.length ? body.allowed_functions.map((id) => id.toLowerCase()) : null,
       metadata: body.metadata ?? {},
+      highAssurance,
     });
     if (!endpoint) {
+      const existing = await ctx.store.getEndpoint(endpointId);
+      // Refused by the owner: what the first registration fixed stays, either way.
+      if (existing?.ownerId === identity.id && existing.highAssurance !== highAssurance) {
+        throw highAssuranceFixed(endpointId, body.name, existing.highAssurance);
+      }
       // The owner's name only for the administrator: to anyone else it would say who runs what.
       const isAdmin = identity.username === ADMIN_USERNAME;
-      const ownerId = isAdmin ? (await ctx.store.getEndpoint(endpointId))?.ownerId : undefined;
+      const ownerId = isAdmin ? existing?.ownerId : undefined;
       const owner = ownerId ? (await ctx.store.getIdentity(ownerId))?.username : undefined;
       throw endpointIdTaken(endpointId, body.name, identity.username, owner);
     }
@@ -112,6 +120,7 @@ function toEndpointInfo(e: EndpointRecord): EndpointInfo {
     display_name: e.displayName,
     owner: e.ownerUsername,
     multi_user: e.multiUser,
+    high_assurance: e.highAssurance,
     status: e.status,
     last_heartbeat: e.lastHeartbeat?.toISOString() ?? null,
   };

@@ -1,5 +1,12 @@
-import { API_ROUTES, payloadBytes } from "@conduit/protocol";
-import { functionNotFound, functionNotOwned, functionTooLarge } from "../../errors.js";
+import { API_ROUTES, HA_DISCLAIMER, payloadBytes } from "@conduit/protocol";
+import {
+  endpointNotFound,
+  endpointNotHighAssurance,
+  endpointNotPermitted,
+  functionNotFound,
+  functionNotOwned,
+  functionTooLarge,
+} from "../../errors.js";
 import type { RouteRegistrar } from "../api-context.js";
 import { addRoute } from "../api-route.js";
 
@@ -10,16 +17,35 @@ export const functionRoutes: RouteRegistrar = (app, ctx) => {
     if (size > ctx.maxTaskBytes) {
       throw functionTooLarge(size, ctx.maxTaskBytes);
     }
-    const fn = await ctx.store.registerFunction(request.identity.id, payload, name);
+    const haEndpointId = request.body.ha_endpoint_id?.toLowerCase();
+    if (haEndpointId === undefined) {
+      const fn = await ctx.store.registerFunction(request.identity.id, payload, name);
+      ctx.submitter.rememberFunction(fn);
+      return { function_id: fn.id };
+    }
+    // A High-Assurance function belongs to an HA endpoint the caller may submit to.
+    const endpoint = await ctx.store.getEndpoint(haEndpointId);
+    if (!endpoint) throw endpointNotFound(haEndpointId);
+    if (!endpoint.multiUser && endpoint.ownerId !== request.identity.id) throw endpointNotPermitted(haEndpointId);
+    if (!endpoint.highAssurance) throw endpointNotHighAssurance(haEndpointId);
+    const fn = await ctx.store.registerFunction(request.identity.id, payload, name, {
+      haEndpointId,
+      now: ctx.clock(),
+    });
     ctx.submitter.rememberFunction(fn);
-    return { function_id: fn.id };
+    return { function_id: fn.id, disclaimer: HA_DISCLAIMER };
   });
 
   // Any identity may read (and run) a function whose id it knows, as with Globus.
   addRoute(app, API_ROUTES.getFunction, {}, async (request) => {
     const fn = await ctx.store.getFunction(request.params.function_id);
     if (!fn) throw functionNotFound(request.params.function_id);
-    return { function_id: fn.id, name: fn.name, function: fn.payload };
+    return {
+      function_id: fn.id,
+      name: fn.name,
+      function: fn.payload,
+      ...(fn.haEndpointId ? { ha_endpoint_id: fn.haEndpointId } : {}),
+    };
   });
 
   addRoute(app, API_ROUTES.deleteFunction, {}, async (request) => {
