@@ -9,7 +9,7 @@
 import type { EngineConfig } from "../engines/engine-types.js";
 import { engineSchema } from "../engines/registry.js";
 import { ConfigError } from "../errors.js";
-import { doc, type Field, type Options, parseOptions } from "../option-fields.js";
+import { doc, type Field, type Options, parseOptions, refusedField } from "../option-fields.js";
 import { countField, flagField, functionIdsField, heartbeatPeriodField, textField } from "./config-fields.js";
 import { ENDPOINT_FILES } from "./defaults.js";
 import { asMapping, describeValue, parseYamlText } from "./yaml-text.js";
@@ -51,6 +51,14 @@ export const USER_ENDPOINT_FIELDS = {
     "Function ids this UEP runs (config.yaml's list, when set, replaces it).",
     functionIdsField(),
     "any function",
+  ),
+  // Only the administrator decides: a template that could set it would let a user's variables turn it off.
+  high_assurance: doc(
+    "Refused: a UEP is High-Assurance when its manager's config.yaml says so.",
+    refusedField(
+      (path) =>
+        `\`${path}\` may not be set in the user config template, because a user endpoint is High-Assurance exactly when its manager's config.yaml says so; remove it, and set high_assurance in ${ENDPOINT_FILES.config} instead.`,
+    ),
   ),
 };
 
