@@ -87,19 +87,22 @@ export function parseManagerConfig(yamlText: string, source: string): ManagerCon
   return config;
 }
 
-/** {@link checkHighAssurance}'s rules as JSON Schema (a null value is an absent key). */
+/** "`a` holds only if `b` does", as JSON Schema: not `a`, or `b`. */
+function implies(a: JsonSchema, b: JsonSchema): JsonSchema {
+  return { anyOf: [{ not: a }, b] };
+}
+
+/** `key` is present with a value of `schema` (a null value is an absent key). */
+function present(key: string, schema: JsonSchema): JsonSchema {
+  return { required: [key], properties: { [key]: schema } };
+}
+
+/** {@link checkHighAssurance}'s rules as JSON Schema. */
 export const HIGH_ASSURANCE_SCHEMA_RULES: JsonSchema[] = [
-  {
-    if: { required: ["audit_log_path"], properties: { audit_log_path: { type: "string" } } },
-    then: { required: ["high_assurance"], properties: { high_assurance: { const: true } } },
-  },
-  {
-    if: { required: ["high_assurance"], properties: { high_assurance: { const: true } } },
-    then: {
-      required: ["authentication_policy", "subscription_id"],
-      properties: { authentication_policy: { type: "string" }, subscription_id: { type: "string" } },
-    },
-  },
+  implies(present("audit_log_path", { type: "string" }), present("high_assurance", { const: true })),
+  implies(present("high_assurance", { const: true }), {
+    allOf: [present("authentication_policy", { type: "string" }), present("subscription_id", { type: "string" })],
+  }),
 ];
 
 /** The rules between the High-Assurance keys (each key's own value is checked by its field). */
