@@ -347,7 +347,7 @@ describe("a High-Assurance endpoint's user endpoints", () => {
     const result = await runCli(["render", name], env);
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(
-      "Error (config): The rendered user_config_template.yaml.j2: `high_assurance` may not be set in the user config template, because a user endpoint is High-Assurance exactly when its manager's config.yaml says so; remove it, and set high_assurance in config.yaml instead.\n",
+      "Error (config): The rendered user_config_template.yaml.j2: `high_assurance` may not be specified in template; remove it: a user endpoint is High-Assurance exactly when high_assurance is set in the manager's config.yaml.\n",
     );
   });
 });

@@ -318,7 +318,7 @@ describe("parseUserEndpointConfig", () => {
       `${RENDERED}: \`idle_heartbeat_soft\` is not a valid user endpoint config key (did you mean \`idle_heartbeats_soft\`?); valid user endpoint config keys are: allowed_functions, debug, display_name, endpoint_setup, endpoint_teardown, engine, heartbeat_period, idle_heartbeats_hard, idle_heartbeats_soft.`,
     );
     expect(errorOf(() => parseUserEndpointConfig("engine: {type: ThreadPoolEngine}\nhigh_assurance: true\n"))).toMatch(
-      /^The rendered user_config_template\.yaml\.j2: `high_assurance` may not be set in the user config template/,
+      /^The rendered user_config_template\.yaml\.j2: `high_assurance` may not be specified in template; remove it/,
     );
   });
 

@@ -153,6 +153,17 @@ describe("user endpoint process of a High-Assurance endpoint", () => {
     await h.close();
   });
 
+  it("logs why the HighThroughputEngine is not compliant", async () => {
+    const uep = h.start({
+      template: "engine:\n  type: HighThroughputEngine\n",
+      parentConfig: { high_assurance: true },
+    });
+    expect((await uep.exit).code).toBe(UEP_EXIT.startFailed);
+    expect(h.log()).toContain(
+      "Engine configuration is not High Assurance compliant: High-Assurance HighThroughputEngines must enable the `encrypted` configuration value",
+    );
+  });
+
   it("runs tasks on a thread pool (HA-compliant), where the HighThroughputEngine above fails to start", async () => {
     const task = h.task();
     await h.publish(task);

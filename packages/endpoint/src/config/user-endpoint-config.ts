@@ -53,11 +53,12 @@ export const USER_ENDPOINT_FIELDS = {
     "any function",
   ),
   // Only the administrator decides: a template that could set it would let a user's variables turn it off.
+  // The sentence starts with upstream's (endpoint_manager.py).
   high_assurance: doc(
     "Refused: a UEP is High-Assurance when its manager's config.yaml says so.",
     refusedField(
       (path) =>
-        `\`${path}\` may not be set in the user config template, because a user endpoint is High-Assurance exactly when its manager's config.yaml says so; remove it, and set high_assurance in ${ENDPOINT_FILES.config} instead.`,
+        `\`${path}\` may not be specified in template; remove it: a user endpoint is High-Assurance exactly when high_assurance is set in the manager's ${ENDPOINT_FILES.config}.`,
     ),
   ),
 };

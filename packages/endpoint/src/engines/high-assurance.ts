@@ -13,9 +13,17 @@ const LOCAL_ENGINES: ReadonlySet<string> = new Set(["ThreadPoolEngine", "Process
 /** The HighThroughputEngine under both its names. */
 const NETWORKED_ENGINES: ReadonlySet<string> = new Set(["HighThroughputEngine", "GlobusComputeEngine"]);
 
+/** Why `engine` may not run on a High-Assurance endpoint (logged before the refusal, as upstream does), or undefined. */
+export function highAssuranceProblem(engine: EngineConfig): string | undefined {
+  if (LOCAL_ENGINES.has(engine.type)) return undefined;
+  if (NETWORKED_ENGINES.has(engine.type)) {
+    // `encrypted: true` is refused by the engine's option table until TLS lands, so today this always answers.
+    if (engine.encrypted === true) return undefined;
+    return `High-Assurance ${engine.type}s must enable the \`encrypted\` configuration value, which this version of Conduit does not implement yet; use a ThreadPoolEngine or ProcessPoolEngine`;
+  }
+  return `${engine.type} is not known to be High-Assurance compliant; use a ThreadPoolEngine or ProcessPoolEngine`;
+}
+
 export function isHighAssuranceCompliant(engine: EngineConfig): boolean {
-  if (LOCAL_ENGINES.has(engine.type)) return true;
-  // `encrypted: true` is refused by the engine's option table until TLS lands, so today this is always false.
-  if (NETWORKED_ENGINES.has(engine.type)) return engine.encrypted === true;
-  return false;
+  return highAssuranceProblem(engine) === undefined;
 }
