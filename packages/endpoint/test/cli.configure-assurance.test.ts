@@ -221,19 +221,42 @@ describe("configure writes the keys into config.yaml", () => {
     expect(parsed(name)).toMatchObject({ authentication_policy: policy?.id, high_assurance: false });
   });
 
-  it("on a terminal without --auth-policy-project-id, lists the user's projects and creates a new one by name", async () => {
+  it("on a terminal without --auth-policy-project-id, lists the user's projects, then creates one when none is picked", async () => {
     stub.projects.length = 0;
     stub.projects.push({ id: crypto.randomUUID(), display_name: "Existing" });
     const name = fresh();
-    const run = inPty([process.execPath, CLI, "configure", name, "--allowed-domains", "example.org"], env);
-    await run.waitFor(/1\. Existing \(/);
-    await run.waitFor(/a name for a new project\): $/);
+    const args = ["configure", name, "--allowed-domains", "example.org", "--contact-email", "ops@example.org"];
+    const run = inPty([process.execPath, CLI, ...args], env);
+    await run.waitFor(/1\. id: [0-9a-f-]+, name: Existing/);
+    await run.waitFor(/Project number \(1-1, or blank\): $/);
+    run.type("");
+    await run.waitFor(/Enter a name for this project: $/);
     run.type("Fresh project");
+    await run.waitFor(/contact email for this project \[ops@example\.org\]: $/);
+    run.type("");
+    await run.waitFor(/start over\): $/);
+    run.type("y");
     await run.waitFor(/Created project Fresh project \(([0-9a-f-]+)\)/);
     expect(await run.exited).toBe(0);
+    const created = stub.requests.filter((r) => r.method === "POST" && r.path === "/v1/projects").at(-1);
+    expect(created?.body).toEqual({ display_name: "Fresh project", contact_email: "ops@example.org" });
     const project = stub.projects.find((p) => p.display_name === "Fresh project");
     const policy = [...stub.policies.values()].find((p) => p.project_id === project?.id);
     expect(policy?.domain_constraints_include).toEqual(["example.org"]);
+    expect(parsed(name).authentication_policy).toBe(policy?.id);
+  });
+
+  it("on a terminal, a picked project gets the policy", async () => {
+    stub.projects.length = 0;
+    const picked = { id: crypto.randomUUID(), display_name: "Picked" };
+    stub.projects.push({ id: crypto.randomUUID(), display_name: "Other" }, picked);
+    const name = fresh();
+    const run = inPty([process.execPath, CLI, "configure", name, "--excluded-domains", "bad.org"], env);
+    await run.waitFor(/Project number \(1-2, or blank\): $/);
+    run.type("2");
+    expect(await run.exited).toBe(0);
+    const policy = [...stub.policies.values()].find((p) => p.project_id === picked.id);
+    expect(policy?.domain_constraints_exclude).toEqual(["bad.org"]);
     expect(parsed(name).authentication_policy).toBe(policy?.id);
   });
 });

@@ -247,7 +247,11 @@ export async function resolveAssurance(plan: AssurancePlan, context: AssuranceCo
   return keys;
 }
 
-/** Without a terminal: the error naming the option. On one: the user's projects, one to pick or a new one. */
+/**
+ * Without a terminal: the error naming the option. On one, as upstream: pick
+ * one of the user's projects by number, or leave it blank to create one
+ * (name, contact email, confirmation).
+ */
 async function chooseProject(api: ServiceApi, context: AssuranceContext, contactEmail?: string): Promise<string> {
   if (!context.interactive) {
     refuse(
@@ -257,27 +261,46 @@ async function chooseProject(api: ServiceApi, context: AssuranceContext, contact
   const { io } = context;
   const { projects } = await api.call<{ projects: Project[] }>("GET", "/projects");
   if (projects.length > 0) {
-    io.print("Your projects:");
+    io.print("Please select a project to contain new auth policy (leave blank to create a new one):");
     projects.forEach((p, i) => {
-      io.print(`  ${i + 1}. ${p.display_name} (${p.id})`);
+      io.print(`  ${i + 1}. id: ${p.id}, name: ${p.display_name}`);
     });
-  } else {
-    io.print("You have no projects yet.");
-  }
-  const choices = projects.length > 0 ? `a number from 1 to ${projects.length}, or ` : "";
-  for (;;) {
-    const answer = (await io.prompt(`Project for the new policy (${choices}a name for a new project): `)).trim();
-    const index = /^\d+$/.test(answer) ? Number(answer) - 1 : -1;
-    if (index >= 0 && index < projects.length) return projects[index].id;
-    if (answer !== "" && !/^\d+$/.test(answer)) {
-      const project = await api.call<Project>("POST", "/projects", {
-        display_name: answer,
-        ...(contactEmail === undefined ? {} : { contact_email: contactEmail }),
-      });
-      io.print(`Created project ${project.display_name} (${project.id})`);
-      return project.id;
+    for (;;) {
+      const answer = (await io.prompt(`Project number (1-${projects.length}, or blank): `)).trim();
+      if (answer === "") break;
+      const index = /^\d+$/.test(answer) ? Number(answer) - 1 : -1;
+      if (index >= 0 && index < projects.length) return projects[index].id;
+      io.print(`Enter a number from 1 to ${projects.length}, or nothing to create a new project.`);
     }
-    io.print(`Enter ${choices}a name that is not a number.`);
+  }
+  io.print("Creating a new auth project.");
+  for (;;) {
+    const displayName = (await io.prompt("Enter a name for this project: ")).trim();
+    const hint = contactEmail === undefined ? "" : ` [${contactEmail}]`;
+    const email = (await io.prompt(`Enter the contact email for this project${hint}: `)).trim() || contactEmail;
+    const confirm = (
+      await io.prompt("Create this auth project? (Y/y to confirm, Q/q to quit, otherwise start over): ")
+    ).toLowerCase();
+    if (confirm === "q") {
+      refuse(
+        "Canceled: no project was created and nothing was configured; run configure again, or pass --auth-policy-project-id.",
+      );
+    }
+    if (confirm !== "y") continue;
+    if (displayName === "") {
+      io.print("A project needs a name; start over.");
+      continue;
+    }
+    if (email !== undefined && email !== "" && !isEmail(email)) {
+      io.print(`${JSON.stringify(email)} is not an email address; start over.`);
+      continue;
+    }
+    const project = await api.call<Project>("POST", "/projects", {
+      display_name: displayName,
+      ...(email ? { contact_email: email } : {}),
+    });
+    io.print(`Created project ${project.display_name} (${project.id})`);
+    return project.id;
   }
 }
 
