@@ -33,14 +33,6 @@ async function endpoint(files: Record<string, string> = {}): Promise<{ name: str
 
 const MANAGER_REFUSALS: Array<[string, string]> = [
   [
-    "authentication_policy: 498c6a5c-0a3d-4ab6-8a9b-6bcfb9f8a6bd",
-    "this version of Conduit does not implement `authentication_policy` (an authentication policy checked before tasks are accepted); remove it.",
-  ],
-  [
-    "subscription_id: 2c94f030-d346-11e9-939f-02ff96a5aa76",
-    "this version of Conduit does not implement `subscription_id` (Globus subscriptions); remove it.",
-  ],
-  [
     "public: true",
     "this version of Conduit does not implement `public` (listing the endpoint for everyone); remove it.",
   ],

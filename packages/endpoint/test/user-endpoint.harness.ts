@@ -44,6 +44,8 @@ export interface StartOptions {
   schema?: string | null;
   userConfig?: Record<string, unknown>;
   allowedFunctions?: string[] | null;
+  /** The MEP's config.yaml, parsed (e.g. `high_assurance`). */
+  parentConfig?: Record<string, unknown>;
   mepPid?: number;
   /** Replaces the bootstrap line entirely. */
   stdinText?: string;
@@ -174,7 +176,7 @@ export class UepHarness {
       userEnvironment: {},
       userConfig: options.userConfig ?? {},
       userRuntime: null,
-      parentConfig: {},
+      parentConfig: options.parentConfig ?? {},
       mappedIdentity: null,
       identity: { id: randomUUID(), username: "tester@localhost" },
       allowedFunctions: options.allowedFunctions ?? null,

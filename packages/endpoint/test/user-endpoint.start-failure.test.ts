@@ -57,6 +57,14 @@ const cases: Array<{ name: string; start: StartOptions; reason: RegExp }> = [
       /^engine\.max_open_files_per_worker is 2000000000, above this endpoint's hard limit of \d+ open files \(ulimit -Hn\); lower it, or raise the hard limit of the endpoint manager\.$/,
   },
   {
+    name: "a High-Assurance endpoint's UEP given an engine that is not HA-compliant",
+    start: {
+      template: "engine:\n  type: HighThroughputEngine\n",
+      parentConfig: { high_assurance: true },
+    },
+    reason: /^Engine configuration is not High Assurance compliant\. {2}Endpoint will not start\.$/,
+  },
+  {
     name: "a template the endpoint manager could not read",
     start: {
       template: { error: "The endpoint cannot read its user config template /x (EACCES); ask the administrator." },
@@ -134,4 +142,35 @@ describe("user endpoint process: start failures against a service that deletes t
       await Promise.all(Array.from({ length: PARALLEL }, once));
     }
   }, 300_000);
+});
+
+describe("user endpoint process of a High-Assurance endpoint", () => {
+  let h: UepHarness;
+  beforeEach(async () => {
+    h = await new UepHarness().open();
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it("logs why the HighThroughputEngine is not compliant", async () => {
+    const uep = h.start({
+      template: "engine:\n  type: HighThroughputEngine\n",
+      parentConfig: { high_assurance: true },
+    });
+    expect((await uep.exit).code).toBe(UEP_EXIT.startFailed);
+    expect(h.log()).toContain(
+      "Engine configuration is not High Assurance compliant: High-Assurance HighThroughputEngines must enable the `encrypted` configuration value",
+    );
+  });
+
+  it("runs tasks on a thread pool (HA-compliant), where the HighThroughputEngine above fails to start", async () => {
+    const task = h.task();
+    await h.publish(task);
+    const uep = h.start({ template: THREAD_POOL_TEMPLATE, parentConfig: { high_assurance: true } });
+    await expect.poll(() => h.resultOf(task.taskId), WAIT).toBeDefined();
+    expect(h.resultOf(task.taskId)).toMatchObject({ state: "success" });
+    uep.child.kill("SIGTERM");
+    expect((await uep.exit).code).toBe(UEP_EXIT.ok);
+  });
 });

@@ -130,6 +130,11 @@ const registerEndpoint = {
     multi_user: Type.Optional(Type.Boolean()),
     allowed_functions: Type.Optional(Type.Unsafe<string[] | null>({ type: ["array", "null"], items: Uuid })),
     metadata: Type.Optional(JsonObject),
+    /** The authentication policy the service checks for this endpoint's tasks (config.yaml). */
+    authentication_policy: Type.Optional(NullableString({ format: "uuid" })),
+    subscription_id: Type.Optional(NullableString({ format: "uuid" })),
+    contact_email: Type.Optional(NullableString({ maxLength: 1024 })),
+    /** Fixed at the first registration. */
     high_assurance: Type.Optional(
       Type.Boolean({
         description:

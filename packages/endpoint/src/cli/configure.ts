@@ -1,6 +1,7 @@
 /**
  * `conduit-endpoint configure <name>`: creates the endpoint directory and its
- * four files from the defaults. Works with the service down; never overwrites
+ * four files from the defaults. Works with the service down (unless a policy
+ * is to be created or checked, see configure-assurance.ts); never overwrites
  * an existing endpoint.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -10,6 +11,10 @@ import { DEFAULT_CONFIG_YAML, DEFAULT_SCHEMA, DEFAULT_TEMPLATE, DEFAULT_USER_ENV
 import { EXAMPLE_IDENTITY_MAPPING_CONFIG, exampleIdentityMappingPath } from "../config/example-identity-mapping.js";
 import { parseManagerConfig } from "../config/manager-config.js";
 import { type EndpointPaths, endpointPaths, validateEndpointName } from "../manager/endpoint-dir.js";
+import type { AssuranceKeys } from "./configure-assurance.js";
+
+/** The audit log `configure --high-assurance` names, in the endpoint directory. */
+export const AUDIT_LOG_FILE = "audit.log";
 
 export interface ConfigureOptions {
   userDir: string;
@@ -18,6 +23,8 @@ export interface ConfigureOptions {
   displayName?: string;
   /** Written as `multi_user: true` in config.yaml, with `identity_mapping_config_path` naming the example mapping file written next to it. */
   multiUser?: boolean;
+  /** The policy and High-Assurance keys (see configure-assurance.ts), already checked with the service. */
+  assurance?: AssuranceKeys;
 }
 
 /** One file `configure` wrote, as its message names it. */
@@ -35,8 +42,12 @@ export interface ConfiguredEndpoint {
   files: readonly WrittenFile[];
 }
 
-export function configureEndpoint(options: ConfigureOptions): ConfiguredEndpoint {
-  const { userDir, name } = options;
+/**
+ * The paths of endpoint `name`, which must not exist yet: checked before
+ * anything else happens (a policy created for a name that is taken would be
+ * left behind).
+ */
+export function newEndpointPaths(userDir: string, name: string): EndpointPaths {
   validateEndpointName(name);
   const ep = endpointPaths(userDir, name);
   if (existsSync(ep.config)) {
@@ -51,6 +62,12 @@ export function configureEndpoint(options: ConfigureOptions): ConfiguredEndpoint
       `${ep.dir} already exists but holds no config.yaml; move it away or choose another name.`,
     );
   }
+  return ep;
+}
+
+export function configureEndpoint(options: ConfigureOptions): ConfiguredEndpoint {
+  const { userDir, name } = options;
+  const ep = newEndpointPaths(userDir, name);
   // The file is checked as `start` will read it, before anything is written: configure never leaves a config start refuses.
   const config = configText(options, ep);
   parseManagerConfig(config, ep.config);
@@ -63,7 +80,10 @@ export function configureEndpoint(options: ConfigureOptions): ConfiguredEndpoint
     files.push([{ label: "Identity mapping configuration", path, readBy: "manager" }, EXAMPLE_IDENTITY_MAPPING_CONFIG]);
   }
   files.push(
-    [{ label: "User endpoint configuration template", path: ep.template, readBy: "user endpoint" }, DEFAULT_TEMPLATE],
+    [
+      { label: "User endpoint configuration template", path: ep.template, readBy: "user endpoint" },
+      options.assurance?.highAssurance ? highAssuranceTemplate(DEFAULT_TEMPLATE) : DEFAULT_TEMPLATE,
+    ],
     [{ label: "User endpoint configuration schema", path: ep.schema, readBy: "user endpoint" }, DEFAULT_SCHEMA],
     [
       { label: "User endpoint environment variables", path: ep.environment, readBy: "user endpoint" },
@@ -90,7 +110,32 @@ function configText(options: ConfigureOptions, ep: EndpointPaths): string {
     text = setKey(text, "multi_user", "true");
     text = setKey(text, "identity_mapping_config_path", JSON.stringify(resolve(exampleIdentityMappingPath(ep.dir))));
   }
+  const assurance = options.assurance;
+  if (assurance?.contactEmail !== undefined)
+    text = setKey(text, "contact_email", JSON.stringify(assurance.contactEmail));
+  if (assurance?.authenticationPolicy !== undefined) {
+    text = setKey(text, "authentication_policy", assurance.authenticationPolicy);
+  }
+  if (assurance?.subscriptionId !== undefined) text = setKey(text, "subscription_id", assurance.subscriptionId);
+  if (assurance?.highAssurance) {
+    text = setKey(text, "high_assurance", "true");
+    text = setKey(text, "audit_log_path", JSON.stringify(resolve(ep.dir, AUDIT_LOG_FILE)));
+  }
   return text;
+}
+
+/**
+ * The default template with its engine block replaced by a process pool: a
+ * High-Assurance UEP refuses the HighThroughputEngine until it encrypts its
+ * traffic (engines/high-assurance.ts).
+ */
+export function highAssuranceTemplate(template: string): string {
+  const engine = /^engine:\n(?:[ \t]+.*\n|\n(?=[ \t]))*/m;
+  if (!engine.test(template)) throw new Error("The default template has no engine block to replace.");
+  return template.replace(
+    engine,
+    "# High-Assurance: an engine whose tasks never leave this host (the HighThroughputEngine is not HA-compliant yet).\nengine:\n   type: ProcessPoolEngine\n   max_workers: 1\n",
+  );
 }
 
 /** Replaces the top-level `key:` line, or appends one. JSON strings are valid YAML scalars. */

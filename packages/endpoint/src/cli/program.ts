@@ -8,7 +8,13 @@ import { ConduitError, loginCommand, logoutCommand, paths, terminalIo, whoamiCom
 import { Command, CommanderError } from "commander";
 import { listEndpoints } from "../manager/endpoint-state.js";
 import { DEFAULT_UNIT_DIR, disableOnBoot, enabledMessage, enableOnBoot, UNIT_DIR_ENV } from "./boot-persistence.js";
-import { configureEndpoint, configureMessage } from "./configure.js";
+import { configureEndpoint, configureMessage, newEndpointPaths } from "./configure.js";
+import {
+  type AssuranceFlags,
+  DEFAULT_POLICY_DISPLAY_NAME,
+  planAssurance,
+  resolveAssurance,
+} from "./configure-assurance.js";
 import { deleteEndpoint } from "./delete.js";
 import { testIdentityMapping } from "./idmap.js";
 import { renderEndpointTable } from "./list.js";
@@ -54,12 +60,40 @@ Quickstart:
     .argument("<name>", "endpoint name: letters, digits, _ . -")
     .option("--display-name <name>", "name shown in the web UI (config.yaml display_name)")
     .option("--multi-user", "map submitting identities to local accounts (start it as root)")
-    .action((name: string, opts: { displayName?: string; multiUser?: boolean }) => {
+    .option("--auth-policy <uuid>", "apply an existing authentication policy (config.yaml authentication_policy)")
+    .option(
+      "--auth-policy-project-id <uuid>",
+      "create a policy in this project (absent: choose or create one on a terminal)",
+    )
+    .option("--auth-policy-display-name <name>", `name of the new policy (default "${DEFAULT_POLICY_DISPLAY_NAME}")`)
+    .option("--auth-policy-description <text>", "description of the new policy")
+    .option("--allowed-domains <a,b>", "new policy: identity domains that satisfy it (wildcards such as *.edu)")
+    .option("--excluded-domains <a,b>", "new policy: identity domains that fail it")
+    .option("--auth-timeout <seconds>", "new policy: maximum age of the last login; makes the policy High-Assurance")
+    .option("--auth-policy-mfa-required", "new policy (High-Assurance only): require a second factor")
+    .option(
+      "--high-assurance",
+      "High-Assurance endpoint: needs an HA policy and --subscription-id of an HA subscription",
+    )
+    .option("--subscription-id <uuid>", "the subscription the endpoint belongs to (config.yaml subscription_id)")
+    .option("--contact-email <address>", "whom to contact about the endpoint, sent at registration")
+    .action(async (name: string, opts: { displayName?: string; multiUser?: boolean } & AssuranceFlags) => {
+      const userDir = paths.userDir();
+      // Every check that needs no network first, then the name, then the service (which may create a policy).
+      const plan = planAssurance(opts);
+      newEndpointPaths(userDir, name);
+      const assurance = await resolveAssurance(plan, {
+        serviceUrl: paths.serviceUrl(),
+        interactive: process.stdin.isTTY === true,
+        io: terminalIo(process.stdout),
+        warn: (line) => process.stderr.write(`Warning: ${line}\n`),
+      });
       const configured = configureEndpoint({
-        userDir: paths.userDir(),
+        userDir,
         name,
         displayName: opts.displayName,
         multiUser: opts.multiUser === true,
+        assurance,
       });
       process.stdout.write(configureMessage(configured));
     });

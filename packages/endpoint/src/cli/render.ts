@@ -13,6 +13,7 @@ import type { MappedIdentity } from "../config/render.js";
 import { renderTemplateFile } from "../config/render-template-file.js";
 import { identityMappingFiles } from "../config/template-files.js";
 import { parseUserEndpointConfig, RENDERED_CONFIG_SOURCE } from "../config/user-endpoint-config.js";
+import { HA_ENGINE_REFUSAL, isHighAssuranceCompliant } from "../engines/high-assurance.js";
 import { createEngine } from "../engines/registry.js";
 import { SerializerAllowlist } from "../engines/serializer-allowlist.js";
 import { ConfigError } from "../errors.js";
@@ -62,7 +63,7 @@ export async function renderCommand(options: RenderCommandOptions): Promise<numb
       mappedIdentity,
       parentConfig: { ...config },
     });
-    const problem = configProblem(text);
+    const problem = configProblem(text, config.high_assurance);
     if (problem) {
       options.printError(`Error (config): ${problem}`);
       return 1;
@@ -79,12 +80,14 @@ export async function renderCommand(options: RenderCommandOptions): Promise<numb
 /**
  * What the UEP would refuse in the rendered text before it runs anything:
  * not YAML, unknown keys, a bad engine block or engine option, a bad
- * `allowed_serializers`. Undefined when the UEP would accept it.
+ * `allowed_serializers`, an engine a High-Assurance endpoint may not run.
+ * Undefined when the UEP would accept it.
  */
-function configProblem(text: string): string | undefined {
+function configProblem(text: string, highAssurance: boolean): string | undefined {
   try {
     const config = parseUserEndpointConfig(text);
     createEngine(config.engine, "engine", RENDERED_CONFIG_SOURCE);
+    if (highAssurance && !isHighAssuranceCompliant(config.engine)) return HA_ENGINE_REFUSAL;
     SerializerAllowlist.fromEngineConfig(config.engine);
     return undefined;
   } catch (err) {

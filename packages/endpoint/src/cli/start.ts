@@ -305,6 +305,12 @@ async function run(
       configText,
       amqpPort: config.amqp_port,
       multiUser: config.multi_user,
+      assurance: {
+        authenticationPolicy: config.authentication_policy,
+        subscriptionId: config.subscription_id,
+        contactEmail: config.contact_email,
+        highAssurance: config.high_assurance,
+      },
     });
     registration = await Promise.race([registering, stop.requested.then(() => undefined)]);
   } catch (err) {

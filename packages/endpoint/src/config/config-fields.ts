@@ -6,7 +6,7 @@
  */
 
 import { ConfigError } from "../errors.js";
-import { type Field, type JsonSchema, notImplementedField } from "../option-fields.js";
+import { doc, type Field, type JsonSchema, notImplementedField } from "../option-fields.js";
 import { describeValue } from "./yaml-text.js";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -124,10 +124,70 @@ export function functionIdsField(): Field<string[] | null> {
   };
 }
 
+/** An id (a UUID, lower-cased), or null when absent; `what` names the thing it identifies. */
+export function uuidField(what: string, example: string): Field<string | null> {
+  return configField<string | null>({
+    expected: `${what} id (a UUID)`,
+    schema: { type: "string", pattern: CASELESS_UUID },
+    fallback: null,
+    check: (value, key) =>
+      typeof value === "string" && UUID_RE.test(value)
+        ? { ok: value.toLowerCase() }
+        : { fix: `write it as ${key}: ${example}, or remove it` },
+  });
+}
+
+/** A UUID as the command line and config.yaml accept it. */
+export function isUuid(value: string): boolean {
+  return UUID_RE.test(value);
+}
+
+const EMAIL_RE = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+
+/** An email address (one `@`, a dotted domain, no spaces), or null when absent. */
+export function emailField(): Field<string | null> {
+  return configField<string | null>({
+    expected: "an email address",
+    schema: { type: "string", pattern: "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$" },
+    fallback: null,
+    check: (value, key) =>
+      typeof value === "string" && EMAIL_RE.test(value)
+        ? { ok: value }
+        : { fix: `write it as ${key}: admin@example.org or remove it` },
+  });
+}
+
+export function isEmail(value: string): boolean {
+  return EMAIL_RE.test(value);
+}
+
+/** Upstream's sentence for an HA endpoint without an HA policy and an HA subscription. */
+export const HA_NEEDS_POLICY_AND_SUBSCRIPTION =
+  "High Assurance(HA) endpoints require both a HA policy and a HA subscription id";
+
+/** config.yaml's High-Assurance keys, with what they do. */
+export const HIGH_ASSURANCE_MANAGER_FIELDS = {
+  high_assurance: doc(
+    "High-Assurance endpoint: needs `authentication_policy` and `subscription_id` (both HA), an HA-compliant engine, and is fixed at first registration.",
+    flagField(false),
+  ),
+  audit_log_path: doc(
+    "HA only: the audit log of task events (created 0600 if absent).",
+    textField("/var/log/conduit/audit.log"),
+  ),
+  authentication_policy: doc(
+    "The authentication policy the service checks for every submit, status and result of this endpoint's tasks.",
+    uuidField("an authentication policy", "498c6a5c-0a3d-4ab6-8a9b-6bcfb9f8a6bd"),
+  ),
+  subscription_id: doc(
+    "The subscription the endpoint belongs to (an HA one for an HA endpoint).",
+    uuidField("a subscription", "2c94f030-d346-11e9-939f-02ff96a5aa76"),
+  ),
+  contact_email: doc("Whom to contact about this endpoint; sent at registration.", emailField()),
+};
+
 /** Keys of Globus features that this version of Conduit refuses (never silently ignores) in config.yaml. */
 export const NOT_IMPLEMENTED_MANAGER_FIELDS = {
-  authentication_policy: notImplementedField("an authentication policy checked before tasks are accepted"),
-  subscription_id: notImplementedField("Globus subscriptions"),
   public: notImplementedField("listing the endpoint for everyone"),
   admins: notImplementedField("endpoint administrators other than its owner"),
 };

@@ -7,7 +7,7 @@
  * keys compared, such as `min_blocks` ≤ `max_blocks`) only the parsers check.
  */
 import { type JsonSchema, tableSchema } from "../option-fields.js";
-import { MANAGER_FIELDS } from "./manager-config.js";
+import { HIGH_ASSURANCE_SCHEMA_RULES, MANAGER_FIELDS } from "./manager-config.js";
 import { USER_ENDPOINT_FIELDS } from "./user-endpoint-config.js";
 
 const DRAFT = "https://json-schema.org/draft/2020-12/schema";
@@ -19,6 +19,7 @@ export function managerConfigSchema(): JsonSchema {
     $id: "https://conduit.dev/schemas/config.schema.json",
     title: "Conduit endpoint config.yaml",
     ...tableSchema(MANAGER_FIELDS),
+    allOf: HIGH_ASSURANCE_SCHEMA_RULES,
   };
 }
 

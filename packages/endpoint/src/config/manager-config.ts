@@ -2,15 +2,19 @@
  * config.yaml: what the manager endpoint process (MEP) reads at start, as a
  * table of its keys. The table is the whole list: any other key is refused
  * (naming the nearest valid one), and a key of a Globus feature Conduit does
- * not implement yet (`authentication_policy`, `subscription_id`, …) is refused with a
- * sentence saying so, never silently ignored.
+ * not implement yet (`public`, `admins`) is refused with a
+ * sentence saying so, never silently ignored. The High-Assurance keys are
+ * checked together: `high_assurance: true` needs a policy and a subscription,
+ * and `audit_log_path` needs `high_assurance: true`.
  */
 
 import { ConfigError } from "../errors.js";
-import { doc, type Options, parseOptions } from "../option-fields.js";
+import { doc, type JsonSchema, type Options, parseOptions } from "../option-fields.js";
 import {
   flagField,
   functionIdsField,
+  HA_NEEDS_POLICY_AND_SUBSCRIPTION,
+  HIGH_ASSURANCE_MANAGER_FIELDS,
   heartbeatPeriodField,
   NOT_IMPLEMENTED_MANAGER_FIELDS,
   portField,
@@ -61,15 +65,7 @@ export const MANAGER_FIELDS = {
     flagField(false),
   ),
   debug: doc("Log at DEBUG level.", flagField(false)),
-  high_assurance: doc(
-    "High-Assurance endpoint; with `audit_log_path`, task events are written to an audit log.",
-    flagField(false),
-  ),
-  audit_log_path: doc(
-    "High-Assurance only: the audit log the MEP appends task events to (created with mode 0600 if absent).",
-    textField("/var/log/conduit/audit.log"),
-    "no audit log",
-  ),
+  ...HIGH_ASSURANCE_MANAGER_FIELDS,
   ...NOT_IMPLEMENTED_MANAGER_FIELDS,
 };
 
@@ -86,5 +82,43 @@ export function parseManagerConfig(yamlText: string, source: string): ManagerCon
       `${source} has an \`engine\` block, but engines belong to the user endpoint processes; move the \`engine\` block to ${ENDPOINT_FILES.template}.`,
     );
   }
-  return parseOptions(data, "", ENDPOINT_FILES.config, MANAGER_FIELDS, source);
+  const config = parseOptions(data, "", ENDPOINT_FILES.config, MANAGER_FIELDS, source);
+  checkHighAssurance(config, source);
+  return config;
+}
+
+/** "`a` holds only if `b` does", as JSON Schema: not `a`, or `b`. */
+function implies(a: JsonSchema, b: JsonSchema): JsonSchema {
+  return { anyOf: [{ not: a }, b] };
+}
+
+/** `key` is present with a value of `schema` (a null value is an absent key). */
+function present(key: string, schema: JsonSchema): JsonSchema {
+  return { required: [key], properties: { [key]: schema } };
+}
+
+/** {@link checkHighAssurance}'s rules as JSON Schema. */
+export const HIGH_ASSURANCE_SCHEMA_RULES: JsonSchema[] = [
+  implies(present("audit_log_path", { type: "string" }), present("high_assurance", { const: true })),
+  implies(present("high_assurance", { const: true }), {
+    allOf: [present("authentication_policy", { type: "string" }), present("subscription_id", { type: "string" })],
+  }),
+];
+
+/** The rules between the High-Assurance keys (each key's own value is checked by its field). */
+function checkHighAssurance(config: ManagerConfig, source: string): void {
+  if (config.audit_log_path !== null && !config.high_assurance) {
+    throw new ConfigError(
+      `${source}: \`audit_log_path\` is set but \`high_assurance\` is not true, and audit logging is only for High-Assurance endpoints; set high_assurance: true (with an HA authentication_policy and subscription_id) or remove audit_log_path.`,
+    );
+  }
+  if (config.high_assurance && (config.authentication_policy === null || config.subscription_id === null)) {
+    const missing = [
+      config.authentication_policy === null ? "authentication_policy" : undefined,
+      config.subscription_id === null ? "subscription_id" : undefined,
+    ].filter((key) => key !== undefined);
+    throw new ConfigError(
+      `${source}: ${HA_NEEDS_POLICY_AND_SUBSCRIPTION}, and ${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not set; set ${missing.join(" and ")} to HA ids or remove high_assurance.`,
+    );
+  }
 }

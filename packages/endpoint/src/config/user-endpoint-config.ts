@@ -9,7 +9,7 @@
 import type { EngineConfig } from "../engines/engine-types.js";
 import { engineSchema } from "../engines/registry.js";
 import { ConfigError } from "../errors.js";
-import { doc, type Field, type Options, parseOptions } from "../option-fields.js";
+import { doc, type Field, type Options, parseOptions, refusedField } from "../option-fields.js";
 import { countField, flagField, functionIdsField, heartbeatPeriodField, textField } from "./config-fields.js";
 import { ENDPOINT_FILES } from "./defaults.js";
 import { asMapping, describeValue, parseYamlText } from "./yaml-text.js";
@@ -51,6 +51,15 @@ export const USER_ENDPOINT_FIELDS = {
     "Function ids this UEP runs (config.yaml's list, when set, replaces it).",
     functionIdsField(),
     "any function",
+  ),
+  // Only the administrator decides: a template that could set it would let a user's variables turn it off.
+  // The sentence starts with upstream's (endpoint_manager.py).
+  high_assurance: doc(
+    "Refused: a UEP is High-Assurance when its manager's config.yaml says so.",
+    refusedField(
+      (path) =>
+        `\`${path}\` may not be specified in template; remove it: a user endpoint is High-Assurance exactly when high_assurance is set in the manager's ${ENDPOINT_FILES.config}.`,
+    ),
   ),
 };
 

@@ -30,6 +30,17 @@ export interface RegistrationOptions {
   amqpPort: number | null;
   /** Multi-user: the service lets any identity submit, and the MEP maps each to a local account. */
   multiUser: boolean;
+  /** config.yaml's `authentication_policy`, `subscription_id`, `contact_email`, `high_assurance`. */
+  assurance: EndpointAssurance;
+}
+
+/** What the service needs to judge submitters and to hold an endpoint to High-Assurance rules. */
+export interface EndpointAssurance {
+  authenticationPolicy: string | null;
+  subscriptionId: string | null;
+  contactEmail: string | null;
+  /** Fixed at the first registration: the service refuses a later change. */
+  highAssurance: boolean;
 }
 
 export interface Registration {
@@ -51,6 +62,10 @@ export async function registerEndpoint(options: RegistrationOptions): Promise<Re
     display_name: options.displayName,
     multi_user: options.multiUser,
     allowed_functions: options.allowedFunctions,
+    authentication_policy: options.assurance.authenticationPolicy,
+    subscription_id: options.assurance.subscriptionId,
+    contact_email: options.assurance.contactEmail,
+    high_assurance: options.assurance.highAssurance,
     metadata: {
       hostname: hostname(),
       node_version: process.version,
@@ -69,15 +84,7 @@ export async function registerEndpoint(options: RegistrationOptions): Promise<Re
       body,
       signal: AbortSignal.timeout(REGISTER_TIMEOUT_MS),
       urlSetting: "CONDUIT_SERVICE_URL",
-      unreachable: (err) => {
-        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        const why = cause?.code ?? cause?.message ?? (err as Error).message;
-        return new ConduitError(
-          "SERVICE_UNREACHABLE",
-          `Cannot reach the Conduit service at ${options.serviceUrl} (${why}); start it with \`npx conduit-service start\`, or point CONDUIT_SERVICE_URL at a running service.`,
-          { cause: err },
-        );
-      },
+      unreachable: (err) => serviceUnreachable(options.serviceUrl, err),
     });
   } catch (err) {
     if (!(err instanceof ConduitApiError)) throw err;
@@ -105,6 +112,17 @@ export async function registerEndpoint(options: RegistrationOptions): Promise<Re
     serviceUser: reply.amqp.serviceUser,
     managementPort: Number.isInteger(reply.amqp.managementPort) ? reply.amqp.managementPort : undefined,
   };
+}
+
+/** The sentence for a service that did not answer at all. */
+export function serviceUnreachable(serviceUrl: string, err: unknown): ConduitError {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const why = cause?.code ?? cause?.message ?? (err as Error).message;
+  return new ConduitError(
+    "SERVICE_UNREACHABLE",
+    `Cannot reach the Conduit service at ${serviceUrl} (${why}); start it with \`npx conduit-service start\`, or point CONDUIT_SERVICE_URL at a running service.`,
+    { cause: err },
+  );
 }
 
 function badReply(serviceUrl: string, what: string): ConduitError {

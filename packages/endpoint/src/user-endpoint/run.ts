@@ -29,6 +29,7 @@ import {
   type UserEndpointConfig,
 } from "../config/user-endpoint-config.js";
 import type { Engine } from "../engines/engine-types.js";
+import { HA_ENGINE_REFUSAL, highAssuranceProblem } from "../engines/high-assurance.js";
 import { createEngine } from "../engines/registry.js";
 import { SerializerAllowlist } from "../engines/serializer-allowlist.js";
 import { UepStartError } from "../errors.js";
@@ -234,6 +235,11 @@ class UserEndpoint {
     this.logConfig(rendered);
     const config = parseUserEndpointConfig(rendered);
     this.debug = config.debug === true;
+    const haProblem = bootstrap.parentConfig.high_assurance === true ? highAssuranceProblem(config.engine) : undefined;
+    if (haProblem !== undefined) {
+      log.error(`Engine configuration is not High Assurance compliant: ${haProblem}`);
+      throw new UepStartError(HA_ENGINE_REFUSAL);
+    }
     // Every config error is found before endpoint_setup runs, so a bad config has no side effects.
     const engine = createEngine(config.engine, "engine", RENDERED_CONFIG_SOURCE);
     const serializers = SerializerAllowlist.fromEngineConfig(config.engine);

@@ -1,0 +1,376 @@
+/**
+ * `configure`'s authentication policy and High-Assurance options, config.yaml's
+ * keys for them, the registration body and the HA engine rule, through the
+ * built CLI. Policy creation and the HA checks run against the contract stub
+ * (contract-stub.helpers.ts): the service's routes are built on another branch.
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { HA_ENGINE_REFUSAL } from "../dist/engines/high-assurance.js";
+import { parseManagerConfig } from "../src/config/manager-config.js";
+import { CLI, cleanupProcesses, cliEnv, runCli, tempUserDir } from "./cli.helpers.js";
+import { type ContractStub, startContractStub } from "./contract-stub.helpers.js";
+import { inPty, killPtys } from "./pty.helpers.js";
+
+const POLICY = "498c6a5c-0a3d-4ab6-8a9b-6bcfb9f8a6bd";
+const SUBSCRIPTION = "2c94f030-d346-11e9-939f-02ff96a5aa76";
+const HA_MESSAGE = "High Assurance(HA) endpoints require both a HA policy and a HA subscription id";
+
+let stub: ContractStub;
+let userDir: string;
+let env: NodeJS.ProcessEnv;
+let counter = 0;
+
+beforeAll(async () => {
+  stub = await startContractStub();
+  userDir = tempUserDir();
+  env = cliEnv(userDir, { url: stub.url, token: stub.token });
+});
+afterAll(async () => {
+  await cleanupProcesses();
+  await stub.close();
+});
+afterEach(killPtys);
+
+const fresh = () => `ep${counter++}`;
+const configYaml = (name: string) => readFileSync(join(userDir, name, "config.yaml"), "utf8");
+const parsed = (name: string) => parseManagerConfig(configYaml(name), "config.yaml");
+
+/** Runs a configure that must be refused: exit 1, one line, nothing written, nothing asked of the service. */
+async function refused(args: string[], sentence: string): Promise<void> {
+  const name = fresh();
+  const before = stub.requests.length;
+  const result = await runCli(["configure", name, ...args], env);
+  expect(result.stderr).toContain(sentence);
+  expect(result.stderr.startsWith("Error: ")).toBe(true);
+  expect(result.stderr.trim().split("\n")).toHaveLength(1);
+  expect(result.code).toBe(1);
+  expect(existsSync(join(userDir, name))).toBe(false);
+  expect(stub.requests.length).toBe(before);
+}
+
+describe("configure refuses upstream's contradictions before asking the service", () => {
+  it.each([
+    [
+      "a policy id with creation options",
+      ["--auth-policy", POLICY, "--allowed-domains", "example.edu"],
+      "Cannot specify an existing auth policy and create a new one at the same time; drop --auth-policy, or drop --allowed-domains.",
+    ],
+    ["HA without a subscription", ["--high-assurance", "--auth-policy", POLICY], HA_MESSAGE],
+    ["HA without a policy", ["--high-assurance", "--subscription-id", SUBSCRIPTION], HA_MESSAGE],
+    ["MFA without creation", ["--auth-policy-mfa-required"], "MFA may only be specified when creating a policy"],
+    [
+      "MFA with an existing policy",
+      ["--auth-policy", POLICY, "--auth-policy-mfa-required"],
+      "MFA may only be specified when creating a policy",
+    ],
+    [
+      "MFA without HA",
+      ["--auth-policy-project-id", POLICY, "--auth-policy-mfa-required"],
+      "MFA may only be enabled for High Assurance(HA) policies",
+    ],
+    [
+      "a policy id that is no UUID",
+      ["--auth-policy", "my-policy"],
+      "--auth-policy must be an authentication policy id",
+    ],
+    [
+      "a bad timeout",
+      ["--auth-policy-project-id", POLICY, "--auth-timeout", "1h"],
+      "--auth-timeout must be a whole number",
+    ],
+    ["a bad email", ["--contact-email", "admin"], "--contact-email must be an email address"],
+  ])("%s", async (_what, args, sentence) => {
+    await refused(args, sentence);
+  });
+
+  it("creating a policy without a project and without a terminal names the option, before any policy exists", async () => {
+    const name = fresh();
+    const result = await runCli(["configure", name, "--allowed-domains", "example.edu"], env);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("pass --auth-policy-project-id with one of your projects' ids.");
+    expect(existsSync(join(userDir, name))).toBe(false);
+    expect(stub.requests.some((r) => r.method === "POST")).toBe(false);
+  });
+});
+
+describe("configure writes the keys into config.yaml", () => {
+  it("--auth-policy, --subscription-id and --contact-email need no service, and start's checks accept them", async () => {
+    const name = fresh();
+    const before = stub.requests.length;
+    const args = [
+      "--auth-policy",
+      POLICY.toUpperCase(),
+      "--subscription-id",
+      SUBSCRIPTION,
+      "--contact-email",
+      "ops@example.org",
+    ];
+    const result = await runCli(["configure", name, ...args], env);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(stub.requests.length).toBe(before);
+    expect(configYaml(name)).toContain(`authentication_policy: ${POLICY}\n`);
+    expect(parsed(name)).toMatchObject({
+      authentication_policy: POLICY,
+      subscription_id: SUBSCRIPTION,
+      contact_email: "ops@example.org",
+      high_assurance: false,
+      audit_log_path: null,
+    });
+  });
+
+  it("--high-assurance checks that the policy and the subscription are HA, then writes high_assurance and audit_log_path", async () => {
+    const policy = "11111111-2222-4333-8444-555555555555";
+    const subscription = "66666666-7777-4888-8999-000000000000";
+    stub.policies.set(policy, { id: policy, project_id: policy, high_assurance: true });
+    stub.subscriptions.set(subscription, { id: subscription, display_name: "HA", high_assurance: true });
+    const name = fresh();
+    const result = await runCli(
+      ["configure", name, "--high-assurance", "--auth-policy", policy, "--subscription-id", subscription],
+      env,
+    );
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(parsed(name)).toMatchObject({
+      high_assurance: true,
+      audit_log_path: join(userDir, name, "audit.log"),
+      authentication_policy: policy,
+      subscription_id: subscription,
+    });
+    // Its template runs an HA-compliant engine, so the endpoint it wrote can run tasks.
+    const rendered = await runCli(["render", name], env);
+    expect(rendered.stderr).toBe("");
+    expect(rendered.stdout).toContain("type: ProcessPoolEngine");
+  });
+
+  it.each([
+    ["policy", { policyHa: false, subscriptionHa: true }, "authentication policy"],
+    ["subscription", { policyHa: true, subscriptionHa: false }, "subscription"],
+  ])("--high-assurance refuses a %s that is not HA", async (_what, ha, named) => {
+    const policy = crypto.randomUUID();
+    const subscription = crypto.randomUUID();
+    stub.policies.set(policy, { id: policy, project_id: policy, high_assurance: ha.policyHa });
+    stub.subscriptions.set(subscription, { id: subscription, display_name: "s", high_assurance: ha.subscriptionHa });
+    const name = fresh();
+    const result = await runCli(
+      ["configure", name, "--high-assurance", "--auth-policy", policy, "--subscription-id", subscription],
+      env,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${HA_MESSAGE}, and ${named} `);
+    expect(result.stderr).toContain("is not High-Assurance");
+    expect(existsSync(join(userDir, name))).toBe(false);
+  });
+
+  it("creates a policy in the given project with the options' constraints, prints the service's warnings and writes its id", async () => {
+    const project = { id: crypto.randomUUID(), display_name: "Lab" };
+    stub.projects.push(project);
+    const subscription = crypto.randomUUID();
+    stub.subscriptions.set(subscription, { id: subscription, display_name: "HA", high_assurance: true });
+    stub.policyWarnings = ["the service caches policy lookups for 60 s, so a 30 s timeout acts as 60 s"];
+    const name = fresh();
+    const result = await runCli(
+      [
+        "configure",
+        name,
+        "--high-assurance",
+        "--subscription-id",
+        subscription,
+        "--auth-policy-project-id",
+        project.id,
+        "--allowed-domains",
+        "example.edu,*.example.edu",
+        "--excluded-domains",
+        "bad.example.edu",
+        "--auth-timeout",
+        "30",
+        "--auth-policy-mfa-required",
+      ],
+      env,
+    );
+    stub.policyWarnings = [];
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe("Warning: the service caches policy lookups for 60 s, so a 30 s timeout acts as 60 s\n");
+    const created = stub.requests.filter((r) => r.method === "POST" && r.path === "/v1/auth_policies").at(-1);
+    expect(created?.body).toEqual({
+      project_id: project.id,
+      display_name: "Conduit Authentication Policy",
+      description: "This policy was created automatically by Conduit.",
+      domain_constraints_include: ["example.edu", "*.example.edu"],
+      domain_constraints_exclude: ["bad.example.edu"],
+      high_assurance: true,
+      authentication_assurance_timeout: 30,
+      required_mfa: true,
+    });
+    const policyId = [...stub.policies.values()].find((p) => p.project_id === project.id)?.id;
+    expect(parsed(name)).toMatchObject({ authentication_policy: policyId, high_assurance: true });
+  });
+
+  it("--auth-timeout alone makes the new policy High-Assurance (the endpoint stays non-HA)", async () => {
+    const project = { id: crypto.randomUUID(), display_name: "Timeouts" };
+    stub.projects.push(project);
+    const name = fresh();
+    const args = ["--auth-policy-project-id", project.id, "--auth-timeout", "600", "--auth-policy-display-name", "T"];
+    const result = await runCli(["configure", name, ...args], env);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const policy = [...stub.policies.values()].find((p) => p.project_id === project.id);
+    expect(policy).toMatchObject({ high_assurance: true, authentication_assurance_timeout: 600, display_name: "T" });
+    expect(parsed(name)).toMatchObject({ authentication_policy: policy?.id, high_assurance: false });
+  });
+
+  it("on a terminal without --auth-policy-project-id, lists the user's projects, then creates one when none is picked", async () => {
+    stub.projects.length = 0;
+    stub.projects.push({ id: crypto.randomUUID(), display_name: "Existing" });
+    const name = fresh();
+    const args = ["configure", name, "--allowed-domains", "example.org", "--contact-email", "ops@example.org"];
+    const run = inPty([process.execPath, CLI, ...args], env);
+    await run.waitFor(/1\. id: [0-9a-f-]+, name: Existing/);
+    await run.waitFor(/Project number \(1-1, or blank\): $/);
+    run.type("");
+    await run.waitFor(/Enter a name for this project: $/);
+    run.type("Fresh project");
+    await run.waitFor(/contact email for this project \[ops@example\.org\]: $/);
+    run.type("");
+    await run.waitFor(/start over\): $/);
+    run.type("y");
+    await run.waitFor(/Created project Fresh project \(([0-9a-f-]+)\)/);
+    expect(await run.exited).toBe(0);
+    const created = stub.requests.filter((r) => r.method === "POST" && r.path === "/v1/projects").at(-1);
+    expect(created?.body).toEqual({ display_name: "Fresh project", contact_email: "ops@example.org" });
+    const project = stub.projects.find((p) => p.display_name === "Fresh project");
+    const policy = [...stub.policies.values()].find((p) => p.project_id === project?.id);
+    expect(policy?.domain_constraints_include).toEqual(["example.org"]);
+    expect(parsed(name).authentication_policy).toBe(policy?.id);
+  });
+
+  it("on a terminal, a picked project gets the policy", async () => {
+    stub.projects.length = 0;
+    const picked = { id: crypto.randomUUID(), display_name: "Picked" };
+    stub.projects.push({ id: crypto.randomUUID(), display_name: "Other" }, picked);
+    const name = fresh();
+    const run = inPty([process.execPath, CLI, "configure", name, "--excluded-domains", "bad.org"], env);
+    await run.waitFor(/Project number \(1-2, or blank\): $/);
+    run.type("2");
+    expect(await run.exited).toBe(0);
+    const policy = [...stub.policies.values()].find((p) => p.project_id === picked.id);
+    expect(policy?.domain_constraints_exclude).toEqual(["bad.org"]);
+    expect(parsed(name).authentication_policy).toBe(policy?.id);
+  });
+});
+
+describe("config.yaml's High-Assurance keys", () => {
+  it("start refuses audit_log_path without high_assurance with exit 78 and one sentence", async () => {
+    const name = fresh();
+    expect((await runCli(["configure", name], env)).code).toBe(0);
+    const config = join(userDir, name, "config.yaml");
+    writeFileSync(config, `${readFileSync(config, "utf8")}audit_log_path: /tmp/audit.log\n`);
+    const result = await runCli(["start", name], env);
+    expect(result.code).toBe(78);
+    expect(result.stderr).toBe(
+      `Error: ${config}: \`audit_log_path\` is set but \`high_assurance\` is not true, and audit logging is only for High-Assurance endpoints; set high_assurance: true (with an HA authentication_policy and subscription_id) or remove audit_log_path.\n`,
+    );
+  });
+
+  // The same checks start runs (the CLI path of a config error is the test above's).
+  it.each([
+    [`high_assurance: true\nsubscription_id: ${SUBSCRIPTION}`, `${HA_MESSAGE}, and authentication_policy is not set;`],
+    ["high_assurance: true", `${HA_MESSAGE}, and authentication_policy and subscription_id are not set;`],
+    ["high_assurance: yes please", "`high_assurance` must be true or false"],
+    ["authentication_policy: policy-1", "`authentication_policy` must be an authentication policy id (a UUID"],
+    ["subscription_id: 12", "`subscription_id` must be a subscription id (a UUID"],
+    ["contact_email: nobody", "`contact_email` must be an email address"],
+  ])("refuses %j with one sentence", (lines, sentence) => {
+    expect(() => parseManagerConfig(`${lines}\n`, "config.yaml")).toThrow(sentence);
+  });
+
+  it("accepts an HA endpoint's keys, lower-casing the ids", () => {
+    const text = `high_assurance: true\naudit_log_path: /var/log/a.log\nauthentication_policy: ${POLICY.toUpperCase()}\nsubscription_id: ${SUBSCRIPTION}\n`;
+    expect(parseManagerConfig(text, "config.yaml")).toMatchObject({
+      high_assurance: true,
+      audit_log_path: "/var/log/a.log",
+      authentication_policy: POLICY,
+      subscription_id: SUBSCRIPTION,
+    });
+  });
+
+  it("sends the policy, subscription, contact and HA flag in the registration body", async () => {
+    const name = fresh();
+    const policy = crypto.randomUUID();
+    const subscription = crypto.randomUUID();
+    stub.policies.set(policy, { id: policy, project_id: policy, high_assurance: true });
+    stub.subscriptions.set(subscription, { id: subscription, display_name: "HA", high_assurance: true });
+    const args = ["--high-assurance", "--auth-policy", policy, "--subscription-id", subscription];
+    expect((await runCli(["configure", name, ...args, "--contact-email", "ha@example.org"], env)).code).toBe(0);
+    // The contract stub records the body and refuses (409), so the start ends there.
+    const result = await runCli(["start", name], env);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("Contract stub: registration recorded");
+    const registered = stub.requests.filter((r) => r.method === "POST" && r.path === "/v1/endpoints").at(-1);
+    expect(registered?.body).toMatchObject({
+      name,
+      authentication_policy: policy,
+      subscription_id: subscription,
+      contact_email: "ha@example.org",
+      high_assurance: true,
+    });
+  });
+
+  it("a plain endpoint registers with high_assurance false and no policy", async () => {
+    const name = fresh();
+    expect((await runCli(["configure", name], env)).code).toBe(0);
+    await runCli(["start", name], env);
+    const registered = stub.requests.filter((r) => r.method === "POST" && r.path === "/v1/endpoints").at(-1);
+    expect(registered?.body).toMatchObject({
+      name,
+      authentication_policy: null,
+      subscription_id: null,
+      contact_email: null,
+      high_assurance: false,
+    });
+  });
+});
+
+describe("a High-Assurance endpoint's user endpoints", () => {
+  /** An HA endpoint whose template is `template`. */
+  async function haEndpoint(template: string): Promise<string> {
+    const name = fresh();
+    expect((await runCli(["configure", name], env)).code).toBe(0);
+    const config = join(userDir, name, "config.yaml");
+    const ha = `high_assurance: true\nauthentication_policy: ${POLICY}\nsubscription_id: ${SUBSCRIPTION}\n`;
+    writeFileSync(config, `${readFileSync(config, "utf8")}${ha}`);
+    writeFileSync(join(userDir, name, "user_config_template.yaml.j2"), template);
+    return name;
+  }
+
+  it("refuse the HighThroughputEngine (GlobusComputeEngine)", async () => {
+    const name = await haEndpoint("engine:\n  type: GlobusComputeEngine\n  encrypted: false\n");
+    const result = await runCli(["render", name], env);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`Error (config): ${HA_ENGINE_REFUSAL}\n`);
+    expect(HA_ENGINE_REFUSAL).toBe("Engine configuration is not High Assurance compliant.  Endpoint will not start.");
+  });
+
+  it("accept the ThreadPoolEngine (the ProcessPoolEngine: see configure --high-assurance above)", async () => {
+    const name = await haEndpoint("engine:\n  type: ThreadPoolEngine\n");
+    const result = await runCli(["render", name], env);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+  });
+
+  it("refuse a template that sets high_assurance itself", async () => {
+    const name = fresh();
+    expect((await runCli(["configure", name], env)).code).toBe(0);
+    writeFileSync(
+      join(userDir, name, "user_config_template.yaml.j2"),
+      "engine:\n  type: ThreadPoolEngine\nhigh_assurance: false\n",
+    );
+    const result = await runCli(["render", name], env);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      "Error (config): The rendered user_config_template.yaml.j2: `high_assurance` may not be specified in template; remove it: a user endpoint is High-Assurance exactly when high_assurance is set in the manager's config.yaml.\n",
+    );
+  });
+});
