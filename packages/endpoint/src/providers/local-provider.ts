@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { ConduitError } from "@conduit/protocol";
 import { ConfigError } from "../errors.js";
 import { type Options, parseOptions } from "../option-fields.js";
-import { BLOCK_FIELDS, checkBlockCounts } from "./block-options.js";
+import { BLOCK_FIELDS, checkBlockCounts, workerInitLines } from "./block-options.js";
 import type { JobState, JobStatus, Provider, ProviderContext } from "./provider-types.js";
 
 export const LOCAL_PROVIDER_FIELDS = BLOCK_FIELDS;
@@ -173,25 +173,14 @@ export class LocalProvider implements Provider {
   }
 }
 
-/**
- * The block's script. worker_init's status is checked, so a worker_init that
- * fails (a missing command, a failed `source`) stops the block with that
- * status instead of starting workers in a broken environment.
- */
+/** The block's script: worker_init (checked, see workerInitLines), then `exec` of the launch command. */
 function blockScript(workerInit: string, command: string, jobName: string): string {
-  const lines = [`# ${jobName}, started by Conduit's LocalProvider`];
-  if (workerInit.trim() !== "") {
-    lines.push(
-      workerInit,
-      "conduit_worker_init_status=$?",
-      'if [ "$conduit_worker_init_status" -ne 0 ]; then',
-      '  echo "worker_init failed with exit status $conduit_worker_init_status" >&2',
-      '  exit "$conduit_worker_init_status"',
-      "fi",
-    );
-  }
-  lines.push(`exec ${command}`, "");
-  return lines.join("\n");
+  return [
+    `# ${jobName}, started by Conduit's LocalProvider`,
+    ...workerInitLines(workerInit),
+    `exec ${command}`,
+    "",
+  ].join("\n");
 }
 
 function killGroup(pgid: number, signal: NodeJS.Signals): void {
