@@ -23,6 +23,17 @@ export function readTail(path: string, maxLines = 20, maxBytes = 2048): string {
   }
 }
 
+/** A cause of a block's end that gets its own task error (anything else is a lost worker). */
+export type JobEndCause = "walltime" | "cancelled" | "out-of-memory";
+
+/** The named cause of a job's end, if it has one. */
+export function jobEndCause(status: JobStatus): JobEndCause | undefined {
+  if (status.state === "timeout") return "walltime";
+  if (status.outOfMemory) return "out-of-memory";
+  if (status.state === "cancelled") return "cancelled";
+  return undefined;
+}
+
 /**
  * How a job ended, by cause, for a message: "reached its walltime (00:10:00)",
  * "was killed by the scheduler for exceeding its memory …", "was cancelled
@@ -55,7 +66,7 @@ export function describeJobOutput(status: JobStatus | undefined): string {
     ["stderr", status.stderrPath],
   ] as const) {
     const tail = path ? readTail(path) : "";
-    if (tail) parts.push(` Last lines of its ${name} (${path}):\n${tail}`);
+    if (tail) parts.push(`\nLast lines of its ${name} (${path}):\n${tail}`);
   }
   return parts.join("");
 }

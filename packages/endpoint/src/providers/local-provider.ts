@@ -28,6 +28,7 @@ interface LocalJob {
   signal?: string;
   cancelled: boolean;
   exited: Promise<void>;
+  scriptPath: string;
   stdoutPath: string;
   stderrPath: string;
 }
@@ -120,6 +121,7 @@ export class LocalProvider implements Provider {
       state: "running",
       cancelled: false,
       exited: new Promise((resolve) => child.once("exit", () => resolve())),
+      scriptPath,
       stdoutPath,
       stderrPath,
     };
@@ -145,7 +147,12 @@ export class LocalProvider implements Provider {
         statuses.set(jobId, { state: "missing", message: `LocalProvider started no job ${jobId}.` });
         continue;
       }
-      const status: JobStatus = { state: job.state, stdoutPath: job.stdoutPath, stderrPath: job.stderrPath };
+      const status: JobStatus = {
+        state: job.state,
+        scriptPath: job.scriptPath,
+        stdoutPath: job.stdoutPath,
+        stderrPath: job.stderrPath,
+      };
       if (job.exitCode !== undefined) status.exitCode = job.exitCode;
       if (job.signal !== undefined) status.signal = job.signal;
       statuses.set(jobId, status);
