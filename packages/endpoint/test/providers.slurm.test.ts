@@ -58,9 +58,12 @@ afterAll(async () => {
 });
 
 describe("SlurmProvider on a real Slurm", () => {
-  it("runs tasks in sbatch jobs, watches them with squeue and cancels them with scancel at shutdown", async () => {
+  it("runs tasks in sbatch jobs (srun inside: SrunLauncher), watches them with squeue, cancels them with scancel", async () => {
     const h = await engine(
-      slurmEngine({ init_blocks: 1, worker_init: "export FROM_WORKER_INIT=yes" }, { max_workers_per_node: 2 }),
+      slurmEngine(
+        { init_blocks: 1, worker_init: "export FROM_WORKER_INIT=yes", launcher: { type: "SrunLauncher" } },
+        { max_workers_per_node: 2 },
+      ),
     );
     const seen = (await Promise.all(
       [1, 2, 3].map(() => h.run("() => [process.env.SLURM_JOB_ID, process.env.FROM_WORKER_INIT]")),
@@ -80,6 +83,7 @@ describe("SlurmProvider on a real Slurm", () => {
       "utf8",
     );
     expect(script).toContain("#SBATCH --time=10\n");
+    expect(script).toContain("srun --ntasks 1 -l  bash $path_cmd/cmd_$SLURM_JOB_NAME.sh");
     await h.engine.shutdown();
     expect(await slurm.client(["scontrol", "show", "job", "-o", jobId])).toMatch(/JobState=CANCELLED/);
     expect(h.logs.join("\n")).toContain("Starting block 0 with SlurmProvider.");

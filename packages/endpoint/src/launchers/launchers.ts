@@ -108,7 +108,8 @@ export NODES=$SLURM_JOB_NUM_NODES
 [[ "${debug}" == "1" ]] && echo "Found nodes : $NODES"
 WORKERCOUNT=${taskBlocks}
 
-path_cmd=$(dirname $SLURM_JOB_STDOUT)
+# SLURM_JOB_STDOUT exists from Slurm 23.02 on (Parsl's bare \`dirname $SLURM_JOB_STDOUT\` stops older ones under set -e).
+path_cmd=$(dirname "\${SLURM_JOB_STDOUT:-$PWD/.}")
 
 cat << SLURM_EOF > $path_cmd/cmd_$SLURM_JOB_NAME.sh
 ${command}
