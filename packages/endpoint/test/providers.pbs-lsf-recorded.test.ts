@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { describeJobEnd } from "../src/providers/job-output.js";
 import type { JobStatus } from "../src/providers/provider-types.js";
 import { createProvider } from "../src/providers/registry.js";
-import { RecordedScheduler, startRecorded } from "./providers.recorded.helpers.js";
+import { RecordedScheduler, readmeHpcEngine, startRecorded } from "./providers.recorded.helpers.js";
 
 let cleanup: (() => void) | undefined;
 afterEach(() => {
@@ -133,6 +133,23 @@ describe("PBSProProvider (recorded PBS Pro answers)", () => {
     await expect(provider.submit("true", "block-0")).rejects.toThrow(
       /^`qsub -q nope \S+\.submit` exited with code 168; stdout: \(empty\); stderr: "qsub: Unknown queue"$/,
     );
+  });
+
+  it("takes the README's PBS Pro template as it renders", async () => {
+    const engine = readmeHpcEngine("PBSProProvider", { account: "proj1", select_options: "ngpus=1" });
+    const { scheduler, provider } = await recorded(engine.provider as Record<string, unknown>);
+    scheduler.answer("qsub", "7.pbs01\n");
+    await provider.submit("node manager.js", "block-0");
+    const [argv] = scheduler.callsOf("qsub");
+    expect(argv.slice(0, 5)).toEqual(["qsub", "-q", "workq", "-A", "proj1"]);
+    expect(directives(argv[5], "#PBS")).toEqual(
+      expect.arrayContaining([
+        "#PBS -l select=1:ncpus=8:ngpus=1",
+        "#PBS -l walltime=01:00:00",
+        "#PBS -l filesystems=home",
+      ]),
+    );
+    expect(readFileSync(argv[5], "utf8")).toContain("module load nodejs\nconduit_worker_init_status=$?");
   });
 
   it("cancels with qdel", async () => {

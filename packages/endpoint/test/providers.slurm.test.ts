@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EngineResult } from "../src/engine-task.js";
 import type { EngineConfig } from "../src/engines/engine-types.js";
 import { EngineHarness } from "./engines.harness.js";
+import { readmeHpcEngine } from "./providers.recorded.helpers.js";
 import { type SlurmCluster, startSlurm } from "./slurm.helpers.js";
 
 /** Writes the job id to `marker`, then runs until its block ends. */
@@ -87,6 +88,16 @@ describe("SlurmProvider on a real Slurm", () => {
     await h.engine.shutdown();
     expect(await slurm.client(["scontrol", "show", "job", "-o", jobId])).toMatch(/JobState=CANCELLED/);
     expect(h.logs.join("\n")).toContain("Starting block 0 with SlurmProvider.");
+  });
+
+  it("runs a task with the README's Slurm template", async () => {
+    const h = await engine(
+      readmeHpcEngine("SlurmProvider", { worker_init: "export FROM_README=1", workers_per_node: 1 }),
+    );
+    expect(await h.run("() => [process.env.FROM_README, process.env.SLURM_JOB_PARTITION]")).toEqual(["1", "debug"]);
+    const script = readdirSync(join(h.runDir, "submit_scripts")).find((f) => f.endsWith(".submit")) as string;
+    expect(readFileSync(join(h.runDir, "submit_scripts", script), "utf8")).toContain("#SBATCH --partition=debug\n");
+    await h.engine.shutdown();
   });
 
   it("fails the running task with BlockCancelled when the job is cancelled outside Conduit (scancel)", async () => {
