@@ -28,6 +28,37 @@ function debugFlag(options: LauncherOptions): number {
   return options.debug ? 1 : 0;
 }
 
+/** Parsl's opening lines of the launchers that count cores on the node they run on. */
+function coresHeader(options: LauncherOptions, workers: number): string {
+  return `set -e
+export CORES=$(getconf _NPROCESSORS_ONLN)
+[[ "${debugFlag(options)}" == "1" ]] && echo "Found cores : $CORES"
+WORKERCOUNT=${workers}
+`;
+}
+
+/** Parsl's opening lines of the Slurm launchers: cores and nodes from the allocation. */
+function slurmHeader(options: LauncherOptions, workers: number): string {
+  const debug = debugFlag(options);
+  return `set -e
+export CORES=$SLURM_CPUS_ON_NODE
+export NODES=$SLURM_JOB_NUM_NODES
+
+[[ "${debug}" == "1" ]] && echo "Found cores : $CORES"
+[[ "${debug}" == "1" ]] && echo "Found nodes : $NODES"
+WORKERCOUNT=${workers}
+`;
+}
+
+/** The here-document that writes the command to a file the parallel launcher runs on every node. */
+function commandFile(marker: string, command: string, file: string, mode: "u+x" | "a+x"): string {
+  return `cat << ${marker} > ${file}
+${command}
+${marker}
+chmod ${mode} ${file}
+`;
+}
+
 /** Runs the command as it is: one block manager per job (a single node). */
 export class SimpleLauncher implements Launcher {
   readonly type = "SimpleLauncher";
@@ -51,11 +82,7 @@ export class SingleNodeLauncher implements Launcher {
   constructor(private readonly options: LauncherOptions & { readonly fail_on_any: boolean }) {}
   wrap(command: string, tasksPerNode: number, nodesPerBlock: number): string {
     const debug = debugFlag(this.options);
-    return `set -e
-export CORES=$(getconf _NPROCESSORS_ONLN)
-[[ "${debug}" == "1" ]] && echo "Found cores : $CORES"
-WORKERCOUNT=${tasksPerNode * nodesPerBlock}
-FAILONANY=${this.options.fail_on_any ? 1 : 0}
+    return `${coresHeader(this.options, tasksPerNode * nodesPerBlock)}FAILONANY=${this.options.fail_on_any ? 1 : 0}
 PIDS=""
 
 CMD() {
@@ -98,27 +125,15 @@ export class SrunLauncher implements Launcher {
   readonly type = "SrunLauncher";
   constructor(private readonly options: OverridesOptions) {}
   wrap(command: string, tasksPerNode: number, nodesPerBlock: number): string {
-    const debug = debugFlag(this.options);
     const taskBlocks = tasksPerNode * nodesPerBlock;
-    return `set -e
-export CORES=$SLURM_CPUS_ON_NODE
-export NODES=$SLURM_JOB_NUM_NODES
-
-[[ "${debug}" == "1" ]] && echo "Found cores : $CORES"
-[[ "${debug}" == "1" ]] && echo "Found nodes : $NODES"
-WORKERCOUNT=${taskBlocks}
-
+    return `${slurmHeader(this.options, taskBlocks)}
 # SLURM_JOB_STDOUT exists from Slurm 23.02 on (Parsl's bare \`dirname $SLURM_JOB_STDOUT\` stops older ones under set -e).
 path_cmd=$(dirname "\${SLURM_JOB_STDOUT:-$PWD/.}")
 
-cat << SLURM_EOF > $path_cmd/cmd_$SLURM_JOB_NAME.sh
-${command}
-SLURM_EOF
-chmod a+x $path_cmd/cmd_$SLURM_JOB_NAME.sh
-
+${commandFile("SLURM_EOF", command, "$path_cmd/cmd_$SLURM_JOB_NAME.sh", "a+x")}
 srun --ntasks ${taskBlocks} -l ${this.options.overrides} bash $path_cmd/cmd_$SLURM_JOB_NAME.sh
 
-[[ "${debug}" == "1" ]] && echo "Done"
+[[ "${debugFlag(this.options)}" == "1" ]] && echo "Done"
 `;
   }
 }
@@ -131,19 +146,8 @@ export class SrunMPILauncher implements Launcher {
     const debug = debugFlag(this.options);
     const taskBlocks = tasksPerNode * nodesPerBlock;
     const overrides = this.options.overrides;
-    return `set -e
-export CORES=$SLURM_CPUS_ON_NODE
-export NODES=$SLURM_JOB_NUM_NODES
-
-[[ "${debug}" == "1" ]] && echo "Found cores : $CORES"
-[[ "${debug}" == "1" ]] && echo "Found nodes : $NODES"
-WORKERCOUNT=${taskBlocks}
-
-cat << SLURM_EOF > cmd_$SLURM_JOB_NAME.sh
-${command}
-SLURM_EOF
-chmod a+x cmd_$SLURM_JOB_NAME.sh
-
+    return `${slurmHeader(this.options, taskBlocks)}
+${commandFile("SLURM_EOF", command, "cmd_$SLURM_JOB_NAME.sh", "a+x")}
 TASKBLOCKS=${taskBlocks}
 
 # If there are more taskblocks to be launched than nodes use
@@ -180,11 +184,7 @@ export class MpiExecLauncher implements Launcher {
   constructor(private readonly options: OverridesOptions & { readonly bind_cmd: string }) {}
   wrap(command: string, tasksPerNode: number, nodesPerBlock: number): string {
     const debug = debugFlag(this.options);
-    return `set -e
-export CORES=$(getconf _NPROCESSORS_ONLN)
-[[ "${debug}" == "1" ]] && echo "Found cores : $CORES"
-WORKERCOUNT=${tasksPerNode * nodesPerBlock}
-
+    return `${coresHeader(this.options, tasksPerNode * nodesPerBlock)}
 # Deduplicate the nodefile
 HOSTFILE="$JOBNAME.nodes"
 if [ -z "$PBS_NODEFILE" ]; then
@@ -193,11 +193,7 @@ else
     sort -u $PBS_NODEFILE > $HOSTFILE
 fi
 
-cat << MPIEXEC_EOF > cmd_$JOBNAME.sh
-${command}
-MPIEXEC_EOF
-chmod u+x cmd_$JOBNAME.sh
-
+${commandFile("MPIEXEC_EOF", command, "cmd_$JOBNAME.sh", "u+x")}
 mpiexec ${this.options.bind_cmd} none ${this.options.overrides} -n $WORKERCOUNT --hostfile $HOSTFILE /usr/bin/sh cmd_$JOBNAME.sh
 
 [[ "${debug}" == "1" ]] && echo "All workers done"
@@ -211,16 +207,8 @@ export class MpiRunLauncher implements Launcher {
   constructor(private readonly options: OverridesOptions & { readonly bash_location: string }) {}
   wrap(command: string, tasksPerNode: number, nodesPerBlock: number): string {
     const debug = debugFlag(this.options);
-    return `set -e
-export CORES=$(getconf _NPROCESSORS_ONLN)
-[[ "${debug}" == "1" ]] && echo "Found cores : $CORES"
-WORKERCOUNT=${tasksPerNode * nodesPerBlock}
-
-cat << MPIRUN_EOF > cmd_$JOBNAME.sh
-${command}
-MPIRUN_EOF
-chmod u+x cmd_$JOBNAME.sh
-
+    return `${coresHeader(this.options, tasksPerNode * nodesPerBlock)}
+${commandFile("MPIRUN_EOF", command, "cmd_$JOBNAME.sh", "u+x")}
 mpirun -np $WORKERCOUNT ${this.options.overrides} ${this.options.bash_location} cmd_$JOBNAME.sh
 
 [[ "${debug}" == "1" ]] && echo "All workers done"
@@ -237,11 +225,7 @@ function perNodeRunner(runner: "aprun" | "jsrun", options: OverridesOptions) {
     return `set -e
 WORKERCOUNT=${tasksPerBlock}
 
-cat << ${marker} > cmd_$JOBNAME.sh
-${command}
-${marker}
-chmod a+x cmd_$JOBNAME.sh
-
+${commandFile(marker, command, "cmd_$JOBNAME.sh", "a+x")}
 ${runner} -n ${tasksPerBlock} ${perNodeFlag} ${tasksPerNode} ${options.overrides} /bin/bash cmd_$JOBNAME.sh &
 wait
 

@@ -14,6 +14,36 @@ export const BLOCK_FIELDS = {
   ),
 };
 
+/** The block options every provider's table has. */
+export interface BlockOptions {
+  readonly init_blocks: number;
+  readonly min_blocks: number;
+  readonly max_blocks: number;
+  readonly nodes_per_block: number;
+  readonly worker_init: string;
+}
+
+/** The Provider properties read straight from its block options, written once for every provider. */
+export abstract class BlockOptionsProvider<O extends BlockOptions> {
+  constructor(protected readonly options: O) {}
+
+  get initBlocks(): number {
+    return this.options.init_blocks;
+  }
+  get minBlocks(): number {
+    return this.options.min_blocks;
+  }
+  get maxBlocks(): number {
+    return this.options.max_blocks;
+  }
+  get nodesPerBlock(): number {
+    return this.options.nodes_per_block;
+  }
+  get workerInit(): string {
+    return this.options.worker_init;
+  }
+}
+
 export function checkBlockCounts(
   options: { init_blocks: number; min_blocks: number; max_blocks: number },
   path: string,

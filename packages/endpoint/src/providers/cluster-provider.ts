@@ -12,17 +12,12 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConduitError } from "@conduit/protocol";
 import type { Launcher } from "../launchers/launchers.js";
-import { workerInitLines } from "./block-options.js";
+import { type BlockOptions, BlockOptionsProvider, workerInitLines } from "./block-options.js";
 import { type CommandResult, type CommandRunner, execCommand, SchedulerCommandError } from "./command-runner.js";
 import { type JobStatus, type Provider, type ProviderContext, TERMINAL_JOB_STATES } from "./provider-types.js";
 
 /** The options the base class reads; each provider's table has at least these. */
-export interface ClusterOptions {
-  readonly init_blocks: number;
-  readonly min_blocks: number;
-  readonly max_blocks: number;
-  readonly nodes_per_block: number;
-  readonly worker_init: string;
+export interface ClusterOptions extends BlockOptions {
   readonly walltime: string;
   readonly scheduler_options: string;
   readonly cmd_timeout: number;
@@ -50,7 +45,7 @@ const CLUSTER_POLLING_INTERVAL_MS = 2000;
 /** How often cancel asks whether the cancelled jobs are gone. */
 const CANCEL_POLL_MS = 200;
 
-export abstract class ClusterProvider<O extends ClusterOptions> implements Provider {
+export abstract class ClusterProvider<O extends ClusterOptions> extends BlockOptionsProvider<O> implements Provider {
   abstract readonly type: string;
   readonly pollingIntervalMs = CLUSTER_POLLING_INTERVAL_MS;
   private readonly jobs = new Map<string, ClusterJob>();
@@ -59,24 +54,10 @@ export abstract class ClusterProvider<O extends ClusterOptions> implements Provi
 
   /** @param runCommand replaces the context's runner (and the default, a child process): tests replay recorded answers. */
   constructor(
-    protected readonly options: O,
+    options: O,
     private runCommand?: CommandRunner,
-  ) {}
-
-  get initBlocks(): number {
-    return this.options.init_blocks;
-  }
-  get minBlocks(): number {
-    return this.options.min_blocks;
-  }
-  get maxBlocks(): number {
-    return this.options.max_blocks;
-  }
-  get nodesPerBlock(): number {
-    return this.options.nodes_per_block;
-  }
-  get workerInit(): string {
-    return this.options.worker_init;
+  ) {
+    super(options);
   }
 
   /** The scheduler's directive lines (`#SBATCH …`), the admin's scheduler_options among them. */

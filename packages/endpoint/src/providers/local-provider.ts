@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { ConduitError } from "@conduit/protocol";
 import { ConfigError } from "../errors.js";
 import { type Options, parseOptions } from "../option-fields.js";
-import { BLOCK_FIELDS, checkBlockCounts, workerInitLines } from "./block-options.js";
+import { BLOCK_FIELDS, BlockOptionsProvider, checkBlockCounts, workerInitLines } from "./block-options.js";
 import type { JobState, JobStatus, Provider, ProviderContext } from "./provider-types.js";
 
 export const LOCAL_PROVIDER_FIELDS = BLOCK_FIELDS;
@@ -33,7 +33,7 @@ interface LocalJob {
   stderrPath: string;
 }
 
-export class LocalProvider implements Provider {
+export class LocalProvider extends BlockOptionsProvider<LocalProviderOptions> implements Provider {
   readonly type = "LocalProvider";
   /** Job states are known in memory the moment a process exits: polling them is cheap. */
   readonly pollingIntervalMs = 500;
@@ -41,8 +41,6 @@ export class LocalProvider implements Provider {
   private scriptDir = "";
   private shell = "/bin/sh";
   private context: ProviderContext | undefined;
-
-  constructor(private readonly options: LocalProviderOptions) {}
 
   static parse(raw: unknown, path: string, source?: string): LocalProvider {
     const options = parseOptions(raw, path, "LocalProvider", LOCAL_PROVIDER_FIELDS, source);
@@ -53,22 +51,6 @@ export class LocalProvider implements Provider {
       );
     }
     return new LocalProvider(options);
-  }
-
-  get initBlocks(): number {
-    return this.options.init_blocks;
-  }
-  get minBlocks(): number {
-    return this.options.min_blocks;
-  }
-  get maxBlocks(): number {
-    return this.options.max_blocks;
-  }
-  get nodesPerBlock(): number {
-    return this.options.nodes_per_block;
-  }
-  get workerInit(): string {
-    return this.options.worker_init;
   }
 
   async start(context: ProviderContext): Promise<void> {
