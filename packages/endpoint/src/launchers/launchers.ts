@@ -50,8 +50,9 @@ WORKERCOUNT=${workers}
 `;
 }
 
-/** The here-document that writes the command to a file the parallel launcher runs on every node. */
-function commandFile(marker: string, command: string, file: string, mode: "u+x" | "a+x"): string {
+/** The here-document (ended by `<RUNNER>_EOF`) that writes the command to a file the parallel launcher runs on every node. */
+function commandFile(runner: string, command: string, file: string, mode: "u+x" | "a+x"): string {
+  const marker = `${runner}_EOF`;
   return `cat << ${marker} > ${file}
 ${command}
 ${marker}
@@ -130,7 +131,7 @@ export class SrunLauncher implements Launcher {
 # SLURM_JOB_STDOUT exists from Slurm 23.02 on (Parsl's bare \`dirname $SLURM_JOB_STDOUT\` stops older ones under set -e).
 path_cmd=$(dirname "\${SLURM_JOB_STDOUT:-$PWD/.}")
 
-${commandFile("SLURM_EOF", command, "$path_cmd/cmd_$SLURM_JOB_NAME.sh", "a+x")}
+${commandFile("SLURM", command, "$path_cmd/cmd_$SLURM_JOB_NAME.sh", "a+x")}
 srun --ntasks ${taskBlocks} -l ${this.options.overrides} bash $path_cmd/cmd_$SLURM_JOB_NAME.sh
 
 [[ "${debugFlag(this.options)}" == "1" ]] && echo "Done"
@@ -147,7 +148,7 @@ export class SrunMPILauncher implements Launcher {
     const taskBlocks = tasksPerNode * nodesPerBlock;
     const overrides = this.options.overrides;
     return `${slurmHeader(this.options, taskBlocks)}
-${commandFile("SLURM_EOF", command, "cmd_$SLURM_JOB_NAME.sh", "a+x")}
+${commandFile("SLURM", command, "cmd_$SLURM_JOB_NAME.sh", "a+x")}
 TASKBLOCKS=${taskBlocks}
 
 # If there are more taskblocks to be launched than nodes use
@@ -193,7 +194,7 @@ else
     sort -u $PBS_NODEFILE > $HOSTFILE
 fi
 
-${commandFile("MPIEXEC_EOF", command, "cmd_$JOBNAME.sh", "u+x")}
+${commandFile("MPIEXEC", command, "cmd_$JOBNAME.sh", "u+x")}
 mpiexec ${this.options.bind_cmd} none ${this.options.overrides} -n $WORKERCOUNT --hostfile $HOSTFILE /usr/bin/sh cmd_$JOBNAME.sh
 
 [[ "${debug}" == "1" ]] && echo "All workers done"
@@ -208,7 +209,7 @@ export class MpiRunLauncher implements Launcher {
   wrap(command: string, tasksPerNode: number, nodesPerBlock: number): string {
     const debug = debugFlag(this.options);
     return `${coresHeader(this.options, tasksPerNode * nodesPerBlock)}
-${commandFile("MPIRUN_EOF", command, "cmd_$JOBNAME.sh", "u+x")}
+${commandFile("MPIRUN", command, "cmd_$JOBNAME.sh", "u+x")}
 mpirun -np $WORKERCOUNT ${this.options.overrides} ${this.options.bash_location} cmd_$JOBNAME.sh
 
 [[ "${debug}" == "1" ]] && echo "All workers done"
@@ -218,14 +219,13 @@ mpirun -np $WORKERCOUNT ${this.options.overrides} ${this.options.bash_location} 
 
 /** Cray ALPS (`aprun -n <per block> -N <per node>`) and IBM LSF CSM (`jsrun -n … -r …`): the same script, another runner. */
 function perNodeRunner(runner: "aprun" | "jsrun", options: OverridesOptions) {
-  const marker = `${runner.toUpperCase()}_EOF`;
   const perNodeFlag = runner === "aprun" ? "-N" : "-r";
   return (command: string, tasksPerNode: number, nodesPerBlock: number): string => {
     const tasksPerBlock = tasksPerNode * nodesPerBlock;
     return `set -e
 WORKERCOUNT=${tasksPerBlock}
 
-${commandFile(marker, command, "cmd_$JOBNAME.sh", "a+x")}
+${commandFile(runner.toUpperCase(), command, "cmd_$JOBNAME.sh", "a+x")}
 ${runner} -n ${tasksPerBlock} ${perNodeFlag} ${tasksPerNode} ${options.overrides} /bin/bash cmd_$JOBNAME.sh &
 wait
 
