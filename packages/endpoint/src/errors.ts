@@ -75,9 +75,11 @@ const ENGINE_ERROR_NAMES = {
   WORKER_START_FAILED: "WorkerStartError",
   WORKER_OUT_OF_MEMORY: "WorkerOutOfMemory",
   BLOCK_START_FAILED: "BlockStartError",
+  BLOCK_WALLTIME: "BlockWalltime",
+  BLOCK_CANCELLED: "BlockCancelled",
 } as const satisfies Partial<Record<ErrorCode, string>>;
 
-/** An engine fails a task it cannot run on: its workers or blocks would not start, died of memory, or it shut down. */
+/** An engine fails a task it cannot run on: its workers or blocks would not start, died of memory, reached their walltime or were cancelled, or it shut down. */
 export class EngineError extends ReportedError {
   constructor(code: keyof typeof ENGINE_ERROR_NAMES, message: string) {
     super(code, ENGINE_ERROR_NAMES[code], message);

@@ -50,9 +50,14 @@ export class EngineHarness {
     readonly runDir: string,
   ) {}
 
-  static async start(config: EngineConfig, env: NodeJS.ProcessEnv = process.env): Promise<EngineHarness> {
+  static start(config: EngineConfig, env: NodeJS.ProcessEnv = process.env): Promise<EngineHarness> {
+    return EngineHarness.startEngine(createEngine(config), env);
+  }
+
+  /** Starts an engine built by the test (e.g. around a provider with a recorded command runner). */
+  static async startEngine(engine: Engine, env: NodeJS.ProcessEnv = process.env): Promise<EngineHarness> {
     const runDir = mkdtempSync(join(tmpdir(), "conduit-engine-"));
-    const harness = new EngineHarness(createEngine(config), runDir);
+    const harness = new EngineHarness(engine, runDir);
     const line = (level: string) => (message: string) => harness.logs.push(`${level} ${message}`);
     const log: Logger = { debug: line("DEBUG"), info: line("INFO"), warn: line("WARNING"), error: line("ERROR") };
     await harness.engine.start({

@@ -76,7 +76,7 @@ describe("HighThroughputEngine scaling", () => {
       expect(result).toMatchObject({ ok: false, error: { code: "BLOCK_START_FAILED", name: "BlockStartError" } });
       if (result.ok) continue;
       expect(result.error.message).toMatch(
-        /^Blocks failed to start 3 times in a row \(the last, block 2: job \d+ exited with code 3 before connecting\); fix worker_init or the provider settings in the endpoint config\. Last lines of its stderr \(.*submit_scripts\/block-2\.\d+\.stderr\):\nconda: environment xyz not found$/,
+        /^Blocks failed to start 3 times in a row \(the last, block 2: job \d+ exited with code 3 before its block manager registered\); fix worker_init or the provider settings in the endpoint config\. Its submit script: .*submit_scripts\/block-2\.\d+\.sh\.\nLast lines of its stderr \(.*submit_scripts\/block-2\.\d+\.stderr\):\nconda: environment xyz not found$/,
       );
     }
     h.expectOneResultEach();
@@ -87,7 +87,7 @@ describe("HighThroughputEngine scaling", () => {
     const first = await h.submit("() => 1");
     expect(first).toMatchObject({ ok: false, error: { code: "BLOCK_START_FAILED" } });
     if (!first.ok) {
-      expect(first.error.message).toContain("exited with code 127 before connecting");
+      expect(first.error.message).toContain("exited with code 127 before its block manager registered");
       expect(first.error.message).toMatch(/no_such_cmd_conduit: (command )?not found/);
       expect(first.error.message).toContain("worker_init failed with exit status 127");
     }

@@ -46,11 +46,19 @@ describe("engine registry", () => {
   });
 
   it("names an unknown provider type and every valid one", () => {
-    expect(PROVIDER_TYPES).toEqual(["LocalProvider"]);
+    expect(PROVIDER_TYPES).toEqual([
+      "GridEngineProvider",
+      "LSFProvider",
+      "LocalProvider",
+      "PBSProProvider",
+      "SlurmProvider",
+    ]);
     expect(configError({ type: "HighThroughputEngine", provider: { type: "KubernetesProvider" } })).toBe(
-      "'KubernetesProvider' is not a valid provider. Valid options are: LocalProvider",
+      "'KubernetesProvider' is not a valid provider. Valid options are: GridEngineProvider, LSFProvider, LocalProvider, PBSProProvider, SlurmProvider",
     );
-    expect(() => createProvider({ type: "SlurmProviderX" })).toThrow(/Valid options are: LocalProvider$/);
+    expect(() => createProvider({ type: "SlurmProviderX" })).toThrow(
+      /Valid options are: GridEngineProvider, .*, SlurmProvider$/,
+    );
   });
 
   it("words every kind's refusals the same way (a launcher table, say)", () => {

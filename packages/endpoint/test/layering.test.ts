@@ -1,7 +1,7 @@
 /**
  * Inside src/, a folder imports only the folders below it:
  *
- *   cli → manager → identity-mapping → user-endpoint → config → engines → providers → worker
+ *   cli → manager → identity-mapping → user-endpoint → config → engines → providers → launchers → worker
  *
  * and every folder may use the top-level modules (errors.ts, logging.ts,
  * option-fields.ts…), which import no folder. index.ts, the package's entry,
@@ -24,6 +24,7 @@ const ORDER = [
   "config",
   "engines",
   "providers",
+  "launchers",
   "worker",
 ] as const;
 

@@ -7,7 +7,11 @@ import { HIGH_THROUGHPUT_FIELDS, JOB_STATUS_FIELDS } from "../engines/high-throu
 import { PROCESS_POOL_FIELDS } from "../engines/process-pool-engine.js";
 import { THREAD_POOL_FIELDS } from "../engines/thread-pool-engine.js";
 import { defaultText, type Field, type Fields } from "../option-fields.js";
+import { GRID_ENGINE_PROVIDER_FIELDS } from "../providers/grid-engine-provider.js";
 import { LOCAL_PROVIDER_FIELDS } from "../providers/local-provider.js";
+import { LSF_PROVIDER_FIELDS } from "../providers/lsf-provider.js";
+import { PBSPRO_PROVIDER_FIELDS } from "../providers/pbspro-provider.js";
+import { SLURM_PROVIDER_FIELDS } from "../providers/slurm-provider.js";
 import { ENDPOINT_FILES } from "./defaults.js";
 import { MANAGER_FIELDS } from "./manager-config.js";
 import { USER_ENDPOINT_FIELDS } from "./user-endpoint-config.js";
@@ -22,6 +26,10 @@ const SECTIONS: ReadonlyArray<[title: string, fields: Fields]> = [
   ["`engine` of type `HighThroughputEngine` (alias `GlobusComputeEngine`)", HIGH_THROUGHPUT_FIELDS],
   ["`engine.job_status_kwargs` (HighThroughputEngine)", JOB_STATUS_FIELDS],
   ["`engine.provider` of type `LocalProvider`", LOCAL_PROVIDER_FIELDS],
+  ["`engine.provider` of type `SlurmProvider`", SLURM_PROVIDER_FIELDS],
+  ["`engine.provider` of type `PBSProProvider`", PBSPRO_PROVIDER_FIELDS],
+  ["`engine.provider` of type `LSFProvider`", LSF_PROVIDER_FIELDS],
+  ["`engine.provider` of type `GridEngineProvider`", GRID_ENGINE_PROVIDER_FIELDS],
   ["`engine` of type `ProcessPoolEngine`", PROCESS_POOL_FIELDS],
   ["`engine` of type `ThreadPoolEngine`", THREAD_POOL_FIELDS],
 ];

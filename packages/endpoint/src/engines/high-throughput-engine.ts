@@ -24,7 +24,7 @@ import { ConduitError, toWireError } from "@conduit/protocol";
 import type { EngineTask } from "../engine-task.js";
 import { EngineError } from "../errors.js";
 import { parseOptions } from "../option-fields.js";
-import { describeJobEnd, readTail } from "../providers/job-output.js";
+import { describeJobEnd, describeJobOutput, type JobEndCause, jobEndCause } from "../providers/job-output.js";
 import { type JobStatus, type Provider, TERMINAL_JOB_STATES } from "../providers/provider-types.js";
 import { blockManagerCommand } from "../worker/block-manager-command.js";
 import { checkHardLimits } from "../worker/worker-limits.js";
@@ -261,10 +261,10 @@ export class HighThroughputEngine implements Engine {
     );
   }
 
-  private onLost(task: EngineTask, reason: string): void {
+  private onLost(task: EngineTask, reason: string, cause?: JobEndCause): void {
     const running = this.running;
     if (!running || this.stopping) return;
-    if (running.ledger.lost(task, reason)) {
+    if (running.ledger.lost(task, reason, cause)) {
       running.context.log.warn(`${reason}; running it again.`);
       running.interchange.requeue(task);
     } else {
@@ -286,25 +286,28 @@ export class HighThroughputEngine implements Engine {
       running.interchange.requeue(...unstarted);
       this.scheduleScale();
     }
-    const how = await this.describeLostBlock(record);
+    const { how, cause } = await this.describeLostBlock(record);
     const reason = `block ${block.blockId} (block manager pid ${block.pid} on ${block.hostname}${record?.jobId ? `, job ${record.jobId}` : ""}) was lost: ${how}`;
     running.context.log.warn(`The ${reason}.`);
     // Whatever is left of the block (a worker busy in a long computation) is stopped too.
     if (record?.jobId) void this.cancelJob(record.jobId);
-    for (const task of started) this.onLost(task, `${reason}, while running task ${task.taskId}`);
+    for (const task of started) this.onLost(task, `${reason}, while running task ${task.taskId}`, cause);
     this.scheduleScale();
   }
 
-  /** How a lost block's job ended, if the provider can tell within a short wait. */
-  private async describeLostBlock(record: BlockRecord | undefined): Promise<string> {
+  /** How a lost block's job ended, and its named cause, if the provider can tell within a short wait. */
+  private async describeLostBlock(record: BlockRecord | undefined): Promise<{ how: string; cause?: JobEndCause }> {
     const jobId = record?.jobId;
     const deadline = Date.now() + LOST_BLOCK_STATUS_WAIT_MS;
     while (jobId && Date.now() < deadline) {
       const status = (await this.provider.status([jobId]).catch(() => undefined))?.get(jobId);
-      if (status && TERMINAL_JOB_STATES.has(status.state)) return `its block manager ${describeJobEnd(status)}`;
+      if (status && TERMINAL_JOB_STATES.has(status.state)) {
+        const cause = jobEndCause(status);
+        return { how: `its ${cause ? "job" : "block manager"} ${describeJobEnd(status)}`, cause };
+      }
       await sleep(100);
     }
-    return "its connection to the interchange closed";
+    return { how: "its connection to the interchange closed" };
   }
 
   private async pollPendingBlocks(): Promise<void> {
@@ -327,7 +330,11 @@ export class HighThroughputEngine implements Engine {
       if (status && TERMINAL_JOB_STATES.has(status.state)) {
         this.blocks.delete(record.id);
         this.liveJobs.delete(record.jobId as string);
-        this.startFailed(record, `job ${record.jobId} ${describeJobEnd(status)} before connecting`, status.stderrPath);
+        this.startFailed(
+          record,
+          `job ${record.jobId} ${describeJobEnd(status)} before its block manager registered`,
+          status,
+        );
       } else if (!record.warnedSlow && Date.now() - record.submittedAt > SLOW_START_WARNING_MS) {
         record.warnedSlow = true;
         running.context.log.warn(
@@ -337,12 +344,11 @@ export class HighThroughputEngine implements Engine {
     }
   }
 
-  private startFailed(record: BlockRecord, detail: string, stderrPath?: string): void {
+  private startFailed(record: BlockRecord, detail: string, status?: JobStatus): void {
     const running = this.running;
     if (!running || this.stopping) return;
     this.startFailures++;
-    const tail = stderrPath ? readTail(stderrPath) : "";
-    const output = tail ? ` Last lines of its stderr (${stderrPath}):\n${tail}` : "";
+    const output = describeJobOutput(status);
     running.context.log.warn(
       `Block ${record.id} failed to start: ${detail} (${this.startFailures} in a row).${output}`,
     );

@@ -1,11 +1,15 @@
 /**
  * The tasks an engine holds: each gets exactly one result, whatever happens
  * to its worker, and a task whose worker dies runs again at most
- * `max_retries_on_system_failure` times.
+ * `max_retries_on_system_failure` times. A task lost with its block fails
+ * with the block's cause when the scheduler named one: BlockWalltime (the
+ * job reached its walltime), BlockCancelled (cancelled outside Conduit),
+ * WorkerOutOfMemory (the scheduler killed the job for its memory).
  */
 import { toWireError, type WireError } from "@conduit/protocol";
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import { EngineError, WorkerLostError } from "../errors.js";
+import type { JobEndCause } from "../providers/job-output.js";
 
 export class TaskLedger {
   /** Outstanding task ids, with how many times each has lost its worker. */
@@ -42,13 +46,23 @@ export class TaskLedger {
   }
 
   /**
-   * The task's worker (or block) died while running it. Returns true when the
-   * task should run again; otherwise it has been failed with WORKER_LOST.
+   * The task's worker (or block) died while running it; `cause` names why,
+   * when the scheduler said (see LOST_CAUSE_ERRORS). Returns true when the
+   * task should run again; otherwise it has been failed with the cause's
+   * error (WORKER_LOST when there is none). A job killed for its memory is
+   * never re-run: it would be killed again.
    */
-  lost(task: EngineTask, reason: string): boolean {
+  lost(task: EngineTask, reason: string, cause?: JobEndCause): boolean {
     const previous = this.outstanding.get(task.taskId);
     if (previous === undefined) return false;
     const failures = previous + 1;
+    if (cause === "out-of-memory") {
+      this.fail(
+        task.taskId,
+        toWireError(new EngineError("WORKER_OUT_OF_MEMORY", `${capitalize(reason)}; it was not re-run.`)),
+      );
+      return false;
+    }
     if (failures <= this.maxRetries) {
       this.outstanding.set(task.taskId, failures);
       return true;
@@ -57,7 +71,14 @@ export class TaskLedger {
       this.maxRetries === 0
         ? "it was not re-run (set max_retries_on_system_failure to re-run tasks whose worker dies)"
         : `it ran ${failures} times and max_retries_on_system_failure is ${this.maxRetries} (raise it to re-run such tasks more often)`;
-    this.fail(task.taskId, toWireError(new WorkerLostError(`${capitalize(reason)}; ${advice}.`)));
+    const message = `${capitalize(reason)}; ${advice}.`;
+    const error =
+      cause === "walltime"
+        ? new EngineError("BLOCK_WALLTIME", message)
+        : cause === "cancelled"
+          ? new EngineError("BLOCK_CANCELLED", message)
+          : new WorkerLostError(message);
+    this.fail(task.taskId, toWireError(error));
     return false;
   }
 

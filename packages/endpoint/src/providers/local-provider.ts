@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { ConduitError } from "@conduit/protocol";
 import { ConfigError } from "../errors.js";
 import { type Options, parseOptions } from "../option-fields.js";
-import { BLOCK_FIELDS, checkBlockCounts } from "./block-options.js";
+import { BLOCK_FIELDS, BlockOptionsProvider, checkBlockCounts, workerInitLines } from "./block-options.js";
 import type { JobState, JobStatus, Provider, ProviderContext } from "./provider-types.js";
 
 export const LOCAL_PROVIDER_FIELDS = BLOCK_FIELDS;
@@ -28,11 +28,12 @@ interface LocalJob {
   signal?: string;
   cancelled: boolean;
   exited: Promise<void>;
+  scriptPath: string;
   stdoutPath: string;
   stderrPath: string;
 }
 
-export class LocalProvider implements Provider {
+export class LocalProvider extends BlockOptionsProvider<LocalProviderOptions> implements Provider {
   readonly type = "LocalProvider";
   /** Job states are known in memory the moment a process exits: polling them is cheap. */
   readonly pollingIntervalMs = 500;
@@ -40,8 +41,6 @@ export class LocalProvider implements Provider {
   private scriptDir = "";
   private shell = "/bin/sh";
   private context: ProviderContext | undefined;
-
-  constructor(private readonly options: LocalProviderOptions) {}
 
   static parse(raw: unknown, path: string, source?: string): LocalProvider {
     const options = parseOptions(raw, path, "LocalProvider", LOCAL_PROVIDER_FIELDS, source);
@@ -52,22 +51,6 @@ export class LocalProvider implements Provider {
       );
     }
     return new LocalProvider(options);
-  }
-
-  get initBlocks(): number {
-    return this.options.init_blocks;
-  }
-  get minBlocks(): number {
-    return this.options.min_blocks;
-  }
-  get maxBlocks(): number {
-    return this.options.max_blocks;
-  }
-  get nodesPerBlock(): number {
-    return this.options.nodes_per_block;
-  }
-  get workerInit(): string {
-    return this.options.worker_init;
   }
 
   async start(context: ProviderContext): Promise<void> {
@@ -120,6 +103,7 @@ export class LocalProvider implements Provider {
       state: "running",
       cancelled: false,
       exited: new Promise((resolve) => child.once("exit", () => resolve())),
+      scriptPath,
       stdoutPath,
       stderrPath,
     };
@@ -145,7 +129,12 @@ export class LocalProvider implements Provider {
         statuses.set(jobId, { state: "missing", message: `LocalProvider started no job ${jobId}.` });
         continue;
       }
-      const status: JobStatus = { state: job.state, stdoutPath: job.stdoutPath, stderrPath: job.stderrPath };
+      const status: JobStatus = {
+        state: job.state,
+        scriptPath: job.scriptPath,
+        stdoutPath: job.stdoutPath,
+        stderrPath: job.stderrPath,
+      };
       if (job.exitCode !== undefined) status.exitCode = job.exitCode;
       if (job.signal !== undefined) status.signal = job.signal;
       statuses.set(jobId, status);
@@ -173,25 +162,14 @@ export class LocalProvider implements Provider {
   }
 }
 
-/**
- * The block's script. worker_init's status is checked, so a worker_init that
- * fails (a missing command, a failed `source`) stops the block with that
- * status instead of starting workers in a broken environment.
- */
+/** The block's script: worker_init (checked, see workerInitLines), then `exec` of the launch command. */
 function blockScript(workerInit: string, command: string, jobName: string): string {
-  const lines = [`# ${jobName}, started by Conduit's LocalProvider`];
-  if (workerInit.trim() !== "") {
-    lines.push(
-      workerInit,
-      "conduit_worker_init_status=$?",
-      'if [ "$conduit_worker_init_status" -ne 0 ]; then',
-      '  echo "worker_init failed with exit status $conduit_worker_init_status" >&2',
-      '  exit "$conduit_worker_init_status"',
-      "fi",
-    );
-  }
-  lines.push(`exec ${command}`, "");
-  return lines.join("\n");
+  return [
+    `# ${jobName}, started by Conduit's LocalProvider`,
+    ...workerInitLines(workerInit),
+    `exec ${command}`,
+    "",
+  ].join("\n");
 }
 
 function killGroup(pgid: number, signal: NodeJS.Signals): void {

@@ -5,6 +5,7 @@
  * the engine decides how many blocks to run (Parsl's ExecutionProvider).
  */
 import type { Logger } from "../logging.js";
+import type { CommandRunner } from "./command-runner.js";
 
 /**
  * The state of one job (block), whatever the scheduler calls it; each provider
@@ -62,6 +63,12 @@ export interface JobStatus {
   message?: string;
   stdoutPath?: string;
   stderrPath?: string;
+  /** The job script the provider submitted (batch schedulers). */
+  scriptPath?: string;
+  /** The job's walltime, `HH:MM:SS`, when it ended at it (`timeout`). */
+  walltime?: string;
+  /** The scheduler killed the job for exceeding its memory (Slurm's OUT_OF_MEMORY, LSF's TERM_MEMLIMIT, …). */
+  outOfMemory?: boolean;
 }
 
 /** What a provider needs from the engine that owns it, given at start. */
@@ -71,6 +78,8 @@ export interface ProviderContext {
   /** Environment jobs start with. */
   env: NodeJS.ProcessEnv;
   log: Logger;
+  /** Runs the scheduler's commands (sbatch, qstat, …); default: a child process. */
+  runCommand?: CommandRunner;
 }
 
 export interface Provider {
