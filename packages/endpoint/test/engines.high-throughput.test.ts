@@ -1,10 +1,9 @@
 /**
  * HighThroughputEngine with LocalProvider blocks: worker_init reaching the
- * workers, a worker or a whole block dying mid-task, the interchange's
- * secret, and blocks going away with their UEP.
+ * workers, a worker or a whole block dying mid-task, and blocks going away
+ * with their UEP (the network side: engines.high-throughput-network.test.ts).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -102,27 +101,6 @@ describe("HighThroughputEngine", () => {
     expect(next.ppid).not.toBe(first.ppid);
     // The orphaned worker goes too (its IPC channel closed, and the block's process group was swept).
     await expectGone([first.pid, first.ppid]);
-  });
-
-  it("rejects a block that does not present the engine's secret", async () => {
-    h = await EngineHarness.start(hte({}, { init_blocks: 0 }));
-    const port = Number(/interchange on 127\.0\.0\.1:(\d+)/.exec(h.logs.join("\n"))?.[1]);
-    expect(port).toBeGreaterThan(0);
-    const reply = await new Promise<string>((resolve, reject) => {
-      const socket = connect({ host: "127.0.0.1", port, noDelay: true }, () => {
-        socket.write(
-          `${JSON.stringify({ v: 1, cmd: "register", blockId: "0", secret: "guess", pid: 1, hostname: "x", workers: 4, nodeVersion: "v0" })}\n`,
-        );
-      });
-      let text = "";
-      socket.on("data", (chunk) => {
-        text += chunk;
-      });
-      socket.on("close", () => resolve(text));
-      socket.on("error", reject);
-    });
-    expect(JSON.parse(reply)).toEqual({ v: 1, cmd: "rejected", reason: "wrong secret" });
-    expect(h.engine.status()).toMatchObject({ totalWorkers: 0, blocks: 0 });
   });
 });
 

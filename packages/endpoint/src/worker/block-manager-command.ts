@@ -7,14 +7,19 @@ import { workerEntryPath } from "./worker-entry.js";
 import { limitArgs, type WorkerLimits } from "./worker-limits.js";
 
 export interface BlockManagerLaunch {
-  /** Where the interchange listens. */
-  host: string;
+  /** Addresses the interchange may be reached at: the block manager tries each and uses the first that answers. */
+  addresses: readonly string[];
   port: number;
   blockId: string;
   /** Worker processes the block manager forks. */
   workers: number;
   /** File holding the engine's secret (mode 0600). */
   secretFile: string;
+  /** The folder of the interchange's CA and client certificate (encrypted); none: plain TCP. */
+  tlsDir?: string;
+  /** Seconds between heartbeats, and of silence from the interchange after which the block stops. */
+  heartbeatPeriod: number;
+  heartbeatThreshold: number;
   /** The engine's max_memory_per_worker, max_open_files_per_worker and max_user_processes. */
   limits?: WorkerLimits;
 }
@@ -24,8 +29,8 @@ export function blockManagerCommand(launch: BlockManagerLaunch): string {
   return shellJoin([
     process.execPath,
     workerEntryPath("block-manager"),
-    "--host",
-    launch.host,
+    "--addresses",
+    launch.addresses.join(","),
     "--port",
     String(launch.port),
     "--block-id",
@@ -34,6 +39,11 @@ export function blockManagerCommand(launch: BlockManagerLaunch): string {
     String(launch.workers),
     "--secret-file",
     launch.secretFile,
+    ...(launch.tlsDir ? ["--tls-dir", launch.tlsDir] : []),
+    "--heartbeat-period",
+    String(launch.heartbeatPeriod),
+    "--heartbeat-threshold",
+    String(launch.heartbeatThreshold),
     ...limitArgs(launch.limits),
   ]);
 }
