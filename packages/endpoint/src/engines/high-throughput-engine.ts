@@ -20,7 +20,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConduitError, toWireError } from "@conduit/protocol";
 import type { EngineTask } from "../engine-task.js";
@@ -155,6 +155,13 @@ export class HighThroughputEngine implements Engine {
         tlsDir,
         heartbeatPeriod: heartbeat_period,
         heartbeatThreshold: heartbeat_threshold,
+        coresPerWorker: this.options.cores_per_worker,
+        accelerators: this.options.available_accelerators,
+        workingDir:
+          this.options.working_dir === undefined ? undefined : resolve(context.runDir, this.options.working_dir),
+        sandboxDir: this.options.run_in_sandbox
+          ? resolve(context.runDir, this.options.working_dir ?? "tasks_working_dir")
+          : undefined,
         limits: this.options,
       };
       // Fail now, not at the first block, when the package is not built.
@@ -420,18 +427,28 @@ export class HighThroughputEngine implements Engine {
     });
   }
 
+  /** Workers a block is expected to bring (its manager may start fewer, on a node with fewer cores). */
+  private workersPerBlock(): number {
+    const accelerators = this.options.available_accelerators.length;
+    const perNode = Math.min(
+      this.options.max_workers_per_node,
+      accelerators > 0 ? accelerators : Number.POSITIVE_INFINITY,
+    );
+    return perNode * this.provider.nodesPerBlock;
+  }
+
   /** Workers that blocks being started will bring. */
   private startingSlots(): number {
     let pending = 0;
     for (const block of this.blocks.values()) if (block.state === "pending") pending++;
-    return pending * this.options.max_workers_per_node * this.provider.nodesPerBlock;
+    return pending * this.workersPerBlock();
   }
 
   /** Adds blocks while tasks wait for a worker that no block, running or starting, will have free. */
   private scale(): void {
     const running = this.running;
     if (!running || this.stopping || this.broken) return;
-    const perBlock = this.options.max_workers_per_node * this.provider.nodesPerBlock;
+    const perBlock = this.workersPerBlock();
     let active = 0;
     for (const block of this.blocks.values()) if (block.state !== "draining") active++;
     // Prefetched tasks count as waiting: behind a long task they need another block as much as queued ones.

@@ -16,6 +16,7 @@ import {
   type Options,
   secondsField,
   show,
+  stringField,
 } from "../option-fields.js";
 import type { Provider } from "../providers/provider-types.js";
 import { createProvider, providerSchema } from "../providers/registry.js";
@@ -108,6 +109,45 @@ function portRangeField(): Field<readonly [number, number] | undefined> {
   };
 }
 
+/** `available_accelerators`: a count N (devices "0" to "N-1") or the device ids; none: no accelerators. */
+function acceleratorsField(): Field<readonly string[]> {
+  const expected = "a positive integer or a list of device ids (strings)";
+  return {
+    expected,
+    schema: () => ({
+      anyOf: [
+        { type: "integer", minimum: 1 },
+        { type: "array", items: { type: "string" }, minItems: 1 },
+      ],
+    }),
+    parse(value, path) {
+      if (typeof value === "number" && Number.isInteger(value) && value >= 1) {
+        return Object.freeze(Array.from({ length: value }, (_, i) => String(i)));
+      }
+      if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "string")) {
+        return Object.freeze([...(value as string[])]);
+      }
+      throw new ConfigError(`${path} must be ${expected} (got ${show(value)}).`);
+    },
+    fallback: () => Object.freeze([]),
+    defaultText: "none",
+  };
+}
+
+function positiveNumberField(fallback: number): Field<number> {
+  return {
+    expected: "a number > 0",
+    schema: () => ({ type: "number", exclusiveMinimum: 0 }),
+    parse(value, path) {
+      if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
+        throw new ConfigError(`${path} must be a number > 0 (got ${show(value)}).`);
+      }
+      return value;
+    },
+    fallback: () => fallback,
+  };
+}
+
 export const HIGH_THROUGHPUT_FIELDS = {
   max_workers_per_node: doc("Worker processes each block (node) runs.", integerField({ min: 1, fallback: 1 })),
   /*
@@ -123,6 +163,18 @@ export const HIGH_THROUGHPUT_FIELDS = {
    * decides to add blocks; a small number bounds how many tasks one long task
    * can hold up. Set 0 for long, uneven tasks, where that matters more.
    */
+  cores_per_worker: doc(
+    "CPU cores each worker takes: a block runs at most (the node's CPUs ÷ cores_per_worker) workers, at least one.",
+    positiveNumberField(1),
+  ),
+  available_accelerators: doc(
+    "Accelerators of each node (a count or device ids): one worker per accelerator (at most `max_workers_per_node`), each seeing only its own through `CUDA_VISIBLE_DEVICES`, `ROCR_VISIBLE_DEVICES` and `ZE_AFFINITY_MASK`.",
+    acceleratorsField(),
+  ),
+  run_in_sandbox: doc(
+    "Run each task in a folder of its own, `<working_dir>/<task id>`, named by `CONDUIT_TASK_SANDBOX_DIR`.",
+    booleanField(false),
+  ),
   prefetch_capacity: doc(
     "Tasks a block holds beyond one per worker, handed to its workers as they free up; 0 for long, uneven tasks.",
     integerField({ min: 0, fallback: 2 }),
@@ -137,6 +189,11 @@ export const HIGH_THROUGHPUT_FIELDS = {
   ),
   provider: providerField(),
   ...COMMON_ENGINE_FIELDS,
+  working_dir: doc(
+    "The folder block managers and workers run in (relative paths: below the UEP's folder); also the root of `run_in_sandbox` folders.",
+    stringField(undefined),
+    "the UEP's folder; `tasks_working_dir` for sandboxes",
+  ),
   ...WORKER_LIMIT_FIELDS,
   encrypted: doc(
     "TLS between the interchange and its block managers, with certificates made at each start and checked both ways; `false`: plain TCP with the secret only.",

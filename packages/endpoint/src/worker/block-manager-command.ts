@@ -20,6 +20,13 @@ export interface BlockManagerLaunch {
   /** Seconds between heartbeats, and of silence from the interchange after which the block stops. */
   heartbeatPeriod: number;
   heartbeatThreshold: number;
+  coresPerWorker: number;
+  /** Device ids: one worker per accelerator. */
+  accelerators: readonly string[];
+  /** The folder the block runs in; none: where its provider started it. */
+  workingDir?: string;
+  /** The root of the tasks' own folders (run_in_sandbox); none: no sandbox. */
+  sandboxDir?: string;
   /** The engine's max_memory_per_worker, max_open_files_per_worker and max_user_processes. */
   limits?: WorkerLimits;
 }
@@ -44,6 +51,11 @@ export function blockManagerCommand(launch: BlockManagerLaunch): string {
     String(launch.heartbeatPeriod),
     "--heartbeat-threshold",
     String(launch.heartbeatThreshold),
+    "--cores-per-worker",
+    String(launch.coresPerWorker),
+    ...(launch.accelerators.length > 0 ? ["--accelerators", launch.accelerators.join(",")] : []),
+    ...(launch.workingDir ? ["--working-dir", launch.workingDir] : []),
+    ...(launch.sandboxDir ? ["--sandbox-dir", launch.sandboxDir] : []),
     ...limitArgs(launch.limits),
   ]);
 }

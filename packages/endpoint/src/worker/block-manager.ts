@@ -19,15 +19,16 @@
  *   node block-manager.js --addresses 10.0.0.1,127.0.0.1 --port 41234 --block-id 0 --workers 2 \
  *     --secret-file <path> [--tls-dir <dir>] --heartbeat-period 30 --heartbeat-threshold 120
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { connect, isIPv6, type Socket } from "node:net";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { join } from "node:path";
 import { connect as connectTls } from "node:tls";
 import { parseArgs } from "node:util";
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import { createLogger } from "../logging.js";
 import { CONDUIT_VERSION } from "../version.js";
+import { SANDBOX_ROOT_ENV } from "./execute-task.js";
 import { Fifo } from "./fifo.js";
 import { encodeFrame, FrameReader } from "./frames.js";
 import {
@@ -59,6 +60,10 @@ const { values } = parseArgs({
     "tls-dir": { type: "string" },
     "heartbeat-period": { type: "string" },
     "heartbeat-threshold": { type: "string" },
+    "cores-per-worker": { type: "string" },
+    accelerators: { type: "string" },
+    "working-dir": { type: "string" },
+    "sandbox-dir": { type: "string" },
     ...LIMIT_ARG_OPTIONS,
   },
 });
@@ -66,7 +71,9 @@ const limits = limitsFromArgs(values);
 const addresses = (values.addresses ?? "").split(",").filter((a) => a !== "");
 const port = Number(values.port);
 const blockId = values["block-id"] ?? "";
-const workers = Number(values.workers ?? "1");
+const maxWorkers = Number(values.workers ?? "1");
+const coresPerWorker = Number(values["cores-per-worker"] ?? "1");
+const accelerators = (values.accelerators ?? "").split(",").filter((a) => a !== "");
 const secretFile = values["secret-file"] ?? "";
 const tlsDir = values["tls-dir"];
 const heartbeatMs = Number(values["heartbeat-period"] ?? "30") * 1000;
@@ -75,19 +82,56 @@ if (
   addresses.length === 0 ||
   !Number.isInteger(port) ||
   blockId === "" ||
-  !Number.isInteger(workers) ||
-  workers < 1 ||
+  !Number.isInteger(maxWorkers) ||
+  maxWorkers < 1 ||
+  !(coresPerWorker > 0) ||
   secretFile === "" ||
   !(heartbeatMs > 0 && thresholdMs > 0)
 ) {
   process.stderr.write(
-    "usage: block-manager.js --addresses A[,B…] --port PORT --block-id ID --workers N --secret-file PATH [--tls-dir DIR] --heartbeat-period S --heartbeat-threshold S (started by a HighThroughputEngine, not by hand)\n",
+    "usage: block-manager.js --addresses A[,B…] --port PORT --block-id ID --workers N --secret-file PATH [--tls-dir DIR] --heartbeat-period S --heartbeat-threshold S [--cores-per-worker C] [--accelerators A,B…] [--working-dir DIR] [--sandbox-dir DIR] (started by a HighThroughputEngine, not by hand)\n",
   );
   process.exit(2);
 }
 
 // Its stderr is the block's stderr file in submit_scripts/: what went wrong is read there.
 const log = createLogger({ name: `block ${blockId}`, console: true });
+
+/** As Parsl's managers: as many workers as the node's cores and accelerators allow, up to max_workers_per_node. */
+const workers = Math.max(
+  1,
+  Math.min(
+    maxWorkers,
+    Math.floor(availableParallelism() / coresPerWorker),
+    accelerators.length > 0 ? accelerators.length : Number.POSITIVE_INFINITY,
+  ),
+);
+
+const workingDir = values["working-dir"];
+if (workingDir) {
+  // Workers inherit this directory: tasks start in it.
+  mkdirSync(workingDir, { recursive: true, mode: 0o700 });
+  process.chdir(workingDir);
+}
+
+/** A worker's environment: its rank, and its own accelerator when the node has some. */
+function workerEnv(rank: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    CONDUIT_BLOCK_ID: blockId,
+    CONDUIT_WORKER_COUNT: String(workers),
+    CONDUIT_WORKER_RANK: String(rank),
+  };
+  if (values["sandbox-dir"]) env[SANDBOX_ROOT_ENV] = values["sandbox-dir"];
+  const device = accelerators[rank];
+  if (device !== undefined) {
+    env.CUDA_VISIBLE_DEVICES = device;
+    env.ROCR_VISIBLE_DEVICES = device;
+    env.ZE_AFFINITY_MASK = device;
+    env.ZE_ENABLE_PCI_ID_DEVICE_ORDER = "1";
+  }
+  return env;
+}
 
 let socket: Socket | undefined;
 let stopping = false;
@@ -104,7 +148,7 @@ let pumpQueued = false;
 const pool = new WorkerPool({
   size: workers,
   spawn: processWorkerSpawner({
-    env: { ...process.env, CONDUIT_BLOCK_ID: blockId, CONDUIT_WORKER_COUNT: String(workers) },
+    env: workerEnv,
     limits,
     cgroups: limits.max_memory_per_worker ? WorkerCgroups.open(limits.max_memory_per_worker, log) : undefined,
   }),
