@@ -10,21 +10,10 @@ import { connect as connectTcp, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { connect as connectTls } from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EngineConfig } from "../src/engines/engine-types.js";
 import { HighThroughputEngine } from "../src/engines/high-throughput-engine.js";
 import { createInterchangeTls } from "../src/engines/interchange-tls.js";
 import { workerEntryPath } from "../src/worker/worker-entry.js";
-import { EngineHarness, expectGone, killQuietly, PIDS, WAIT_FOR_FILE } from "./engines.harness.js";
-
-function hte(extra: Record<string, unknown> = {}, provider: Record<string, unknown> = {}): EngineConfig {
-  return {
-    type: "HighThroughputEngine",
-    max_workers_per_node: 1,
-    job_status_kwargs: { strategy_period: 0.2 },
-    ...extra,
-    provider: { type: "LocalProvider", init_blocks: 1, min_blocks: 0, max_blocks: 1, ...provider },
-  };
-}
+import { EngineHarness, expectGone, hteConfig, killQuietly, PIDS, WAIT_FOR_FILE } from "./engines.harness.js";
 
 let h: EngineHarness | undefined;
 afterEach(async () => {
@@ -65,7 +54,7 @@ async function exchange(socket: Socket, ready: string, send: string): Promise<{ 
 
 describe("HighThroughputEngine over TLS (encrypted, the default)", () => {
   it("runs tasks over TLS, with the certificates in a 0700 folder of 0600 files and no CA key left", async () => {
-    h = await EngineHarness.start(hte());
+    h = await EngineHarness.start(hteConfig());
     expect(await h.run("(a, b) => a + b", [2, 3])).toBe(5);
     expect(h.logs.join("\n")).toMatch(/interchange on 127\.0\.0\.1:\d+ \(TLS; blocks try 127\.0\.0\.1\)/);
     const dir = tlsDir(h);
@@ -76,7 +65,7 @@ describe("HighThroughputEngine over TLS (encrypted, the default)", () => {
   });
 
   it("refuses a client without a certificate, with another CA's certificate, or speaking plain TCP", async () => {
-    h = await EngineHarness.start(hte({}, { init_blocks: 0 }));
+    h = await EngineHarness.start(hteConfig({}, { init_blocks: 0 }));
     const port = interchangePort(h);
     const noCert = await exchange(
       connectTls({ host: "127.0.0.1", port, rejectUnauthorized: false }),
@@ -106,7 +95,7 @@ describe("HighThroughputEngine over TLS (encrypted, the default)", () => {
   });
 
   it("rejects a client with the engine's certificate but a wrong secret", async () => {
-    h = await EngineHarness.start(hte({}, { init_blocks: 0 }));
+    h = await EngineHarness.start(hteConfig({}, { init_blocks: 0 }));
     const dir = tlsDir(h);
     const reply = await exchange(
       connectTls({
@@ -126,7 +115,7 @@ describe("HighThroughputEngine over TLS (encrypted, the default)", () => {
 
 describe("HighThroughputEngine with encrypted: false", () => {
   it("runs tasks over plain TCP and rejects a block that does not present the engine's secret", async () => {
-    h = await EngineHarness.start(hte({ encrypted: false }));
+    h = await EngineHarness.start(hteConfig({ encrypted: false }));
     expect(await h.run("(a, b) => a * b", [6, 7])).toBe(42);
     expect(readdirSync(h.runDir).filter((f) => f.endsWith(".tls"))).toEqual([]);
     const reply = await exchange(
@@ -164,7 +153,7 @@ describe("HighThroughputEngine network options", () => {
 describe("HighThroughputEngine: addresses, ports, versions, heartbeats", () => {
   it("listens on worker_port when given, and a block manager logs the address it used", async () => {
     const port = await freePort();
-    h = await EngineHarness.start(hte({ worker_port: port }));
+    h = await EngineHarness.start(hteConfig({ worker_port: port }));
     expect(await h.run(PIDS)).toBeTruthy();
     expect(h.logs.join("\n")).toContain(`interchange on 127.0.0.1:${port} (TLS`);
     expect(h.logs.join("\n")).toMatch(new RegExp(`Block 0 connected: .* \\(via 127\\.0\\.0\\.1:${port}\\)`));
@@ -209,7 +198,7 @@ describe("HighThroughputEngine: addresses, ports, versions, heartbeats", () => {
     const fake = "v18.20.4";
     // Backquotes: NODE_OPTIONS takes double quotes as its own quoting.
     const preload = `data:text/javascript,Object.defineProperty(process,\`version\`,{value:\`${fake}\`})`;
-    h = await EngineHarness.start(hte({}, { worker_init: `export NODE_OPTIONS='--import=${preload}'` }));
+    h = await EngineHarness.start(hteConfig({}, { worker_init: `export NODE_OPTIONS='--import=${preload}'` }));
     const result = await h.submit(PIDS);
     expect(result).toMatchObject({ ok: false, error: { code: "BLOCK_START_FAILED" } });
     if (result.ok) return;
@@ -224,7 +213,7 @@ describe("HighThroughputEngine: addresses, ports, versions, heartbeats", () => {
   });
 
   it("counts a block that stops sending heartbeats as lost, naming the heartbeat, and runs the next task on a new block", async () => {
-    h = await EngineHarness.start(hte({ heartbeat_period: 0.2, heartbeat_threshold: 1 }));
+    h = await EngineHarness.start(hteConfig({ heartbeat_period: 0.2, heartbeat_threshold: 1 }));
     const marker = join(h.runDir, "never");
     const stuck = h.submit(WAIT_FOR_FILE, [marker]);
     await expect.poll(() => h?.engine.status().totalWorkers, { timeout: 20_000 }).toBe(1);

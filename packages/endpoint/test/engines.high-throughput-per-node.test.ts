@@ -7,17 +7,7 @@ import { mkdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EngineConfig } from "../src/engines/engine-types.js";
-import { EngineHarness } from "./engines.harness.js";
-
-function hte(extra: Record<string, unknown>): EngineConfig {
-  return {
-    type: "HighThroughputEngine",
-    job_status_kwargs: { strategy_period: 0.2 },
-    ...extra,
-    provider: { type: "LocalProvider", init_blocks: 1, min_blocks: 0, max_blocks: 1 },
-  };
-}
+import { EngineHarness, hteConfig } from "./engines.harness.js";
 
 let h: EngineHarness | undefined;
 afterEach(async () => {
@@ -41,7 +31,7 @@ const WHERE = "() => [process.cwd(), process.env.CONDUIT_TASK_SANDBOX_DIR ?? nul
 
 describe("HighThroughputEngine per-node options", () => {
   it("runs one worker per accelerator, each seeing only its own device", async () => {
-    h = await EngineHarness.start(hte({ max_workers_per_node: 4, available_accelerators: ["gpu-a", "gpu-b"] }));
+    h = await EngineHarness.start(hteConfig({ max_workers_per_node: 4, available_accelerators: ["gpu-a", "gpu-b"] }));
     const dir = join(h.runDir, "barrier");
     mkdirSync(dir);
     const seen = (await Promise.all([h.run(BARRIER, [dir, 2]), h.run(BARRIER, [dir, 2])])) as string[][];
@@ -53,22 +43,22 @@ describe("HighThroughputEngine per-node options", () => {
   });
 
   it("sizes a block by cores_per_worker: no more workers than the node's cores allow", async () => {
-    h = await EngineHarness.start(hte({ max_workers_per_node: 8, cores_per_worker: availableParallelism() }));
+    h = await EngineHarness.start(hteConfig({ max_workers_per_node: 8, cores_per_worker: availableParallelism() }));
     await h.run("() => 1");
     expect(h.engine.status()).toMatchObject({ totalWorkers: 1 });
     await h.close();
-    h = await EngineHarness.start(hte({ max_workers_per_node: 2, cores_per_worker: 0.25 }));
+    h = await EngineHarness.start(hteConfig({ max_workers_per_node: 2, cores_per_worker: 0.25 }));
     await h.run("() => 1");
     expect(h.engine.status()).toMatchObject({ totalWorkers: 2 });
   });
 
   it("runs tasks in working_dir, below the UEP's folder", async () => {
-    h = await EngineHarness.start(hte({ working_dir: "work" }));
+    h = await EngineHarness.start(hteConfig({ working_dir: "work" }));
     expect(await h.run(WHERE)).toEqual([join(h.runDir, "work"), null, expect.any(String)]);
   });
 
   it("with run_in_sandbox, runs each task in a folder of its own named by CONDUIT_TASK_SANDBOX_DIR", async () => {
-    h = await EngineHarness.start(hte({ run_in_sandbox: true }));
+    h = await EngineHarness.start(hteConfig({ run_in_sandbox: true }));
     const [cwd, sandbox, taskId] = (await h.run(WHERE)) as string[];
     expect(cwd).toBe(join(h.runDir, "tasks_working_dir", taskId));
     expect(sandbox).toBe(cwd);

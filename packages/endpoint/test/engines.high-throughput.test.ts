@@ -7,8 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EngineConfig } from "../src/engines/engine-types.js";
-import { EngineHarness, expectGone, killQuietly, PIDS, startUepFixture } from "./engines.harness.js";
+import { EngineHarness, expectGone, hteConfig, killQuietly, PIDS, startUepFixture } from "./engines.harness.js";
 
 /** Writes "<pid> <ppid>" to `marker` the first time it runs, then never finishes; later runs return their pids. */
 const HANG_FIRST_TIME = `async (marker) => {
@@ -19,16 +18,6 @@ const HANG_FIRST_TIME = `async (marker) => {
   }
   return { pid: process.pid, ppid: process.ppid };
 }`;
-
-function hte(extra: Record<string, unknown> = {}, provider: Record<string, unknown> = {}): EngineConfig {
-  return {
-    type: "HighThroughputEngine",
-    max_workers_per_node: 1,
-    job_status_kwargs: { strategy_period: 0.2 },
-    ...extra,
-    provider: { type: "LocalProvider", init_blocks: 1, min_blocks: 0, max_blocks: 1, ...provider },
-  };
-}
 
 let h: EngineHarness | undefined;
 afterEach(async () => {
@@ -47,7 +36,7 @@ type Pids = { pid: number; ppid: number };
 describe("HighThroughputEngine", () => {
   it("runs worker_init in the block's shell: its exports reach the tasks", async () => {
     h = await EngineHarness.start(
-      hte({}, { worker_init: "export CONDUIT_TEST_INIT='from worker_init'\nexport PATH=\"$PATH\"" }),
+      hteConfig({}, { worker_init: "export CONDUIT_TEST_INIT='from worker_init'\nexport PATH=\"$PATH\"" }),
     );
     expect(await h.run("() => [process.env.CONDUIT_TEST_INIT, process.env.CONDUIT_BLOCK_ID]")).toEqual([
       "from worker_init",
@@ -56,7 +45,7 @@ describe("HighThroughputEngine", () => {
   });
 
   it("fails the task of a worker killed with SIGKILL with WORKER_LOST, and the block replaces the worker", async () => {
-    h = await EngineHarness.start(hte());
+    h = await EngineHarness.start(hteConfig());
     const marker = join(h.runDir, "marker");
     const result = h.submit(HANG_FIRST_TIME, [marker]);
     const first = await markerPids(marker);
@@ -73,7 +62,7 @@ describe("HighThroughputEngine", () => {
   });
 
   it("re-runs the task of a killed worker when max_retries_on_system_failure allows", async () => {
-    h = await EngineHarness.start(hte({ max_retries_on_system_failure: 1 }));
+    h = await EngineHarness.start(hteConfig({ max_retries_on_system_failure: 1 }));
     const marker = join(h.runDir, "marker");
     const result = h.submit(HANG_FIRST_TIME, [marker]);
     const first = await markerPids(marker);
@@ -84,7 +73,7 @@ describe("HighThroughputEngine", () => {
   });
 
   it("fails the tasks of a block manager killed with SIGKILL, and starts a new block for the next task", async () => {
-    h = await EngineHarness.start(hte());
+    h = await EngineHarness.start(hteConfig());
     const marker = join(h.runDir, "marker");
     const result = h.submit(HANG_FIRST_TIME, [marker]);
     const first = await markerPids(marker);
@@ -107,7 +96,7 @@ describe("HighThroughputEngine", () => {
 describe("HighThroughputEngine and its UEP", () => {
   it("its block managers and workers exit when the UEP is killed", async () => {
     const runDir = mkdtempSync(join(tmpdir(), "conduit-uep-"));
-    const { child, pids } = await startUepFixture(hte({ max_workers_per_node: 2 }), runDir, 2);
+    const { child, pids } = await startUepFixture(hteConfig({ max_workers_per_node: 2 }), runDir, 2);
     try {
       const processes = [...new Set(pids.flatMap((p) => [p.pid, p.ppid]))];
       expect(processes).toHaveLength(3);
