@@ -259,7 +259,8 @@ async function main(): Promise<void> {
       void stop(1);
       return;
     }
-    send({ v: 1, cmd: "heartbeat" });
+    // Never before the registration: the interchange reads nothing else first.
+    if (registered) send({ v: 1, cmd: "heartbeat" });
   }, heartbeatMs);
   heartbeat.unref();
   const reader = new FrameReader(MAX_FRAME_CHARS, (raw) => {
