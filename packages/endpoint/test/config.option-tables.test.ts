@@ -127,7 +127,7 @@ describe("the JSON Schema files", () => {
     { max_workers: 2 },
     { type: "HighThroughputEngine", encrypted: true, address: "0.0.0.0", worker_port_range: [54000, 55000] },
     { type: "HighThroughputEngine", address: "::1", worker_port: 54321, heartbeat_period: 5, heartbeat_threshold: 20 },
-    { type: "HighThroughputEngine", address: "login1" },
+    { type: "HighThroughputEngine", address: "login 1" },
     { type: "HighThroughputEngine", worker_port: 70000 },
     { type: "HighThroughputEngine", heartbeat_period: 0 },
     { type: "HighThroughputEngine", container_type: "docker" },

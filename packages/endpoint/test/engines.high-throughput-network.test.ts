@@ -130,8 +130,8 @@ describe("HighThroughputEngine with encrypted: false", () => {
 describe("HighThroughputEngine network options", () => {
   it.each([
     [
-      { address: "login1.cluster" },
-      'engine.address must be an IPv4 or IPv6 address of this host (0.0.0.0 or :: for every address) (got "login1.cluster").',
+      { address: "login node 1" },
+      'engine.address must be an IP address or host name of this host (0.0.0.0 or :: for every address) (got "login node 1").',
     ],
     [
       { worker_port: 54000, worker_port_range: [54000, 55000] },

@@ -22,6 +22,10 @@ import type { Provider } from "../providers/provider-types.js";
 import { createProvider, providerSchema } from "../providers/registry.js";
 import { COMMON_ENGINE_FIELDS, WORKER_LIMIT_FIELDS } from "./engine-options.js";
 
+/** A DNS host name (RFC 1123 labels), as JSON Schema's `hostname` format. */
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
 /** `address` values that mean "every address of this host". */
 export const EVERY_ADDRESS: readonly string[] = ["0.0.0.0", "::"];
 
@@ -58,12 +62,12 @@ function providerField(): Field<Provider> {
 }
 
 function addressField(): Field<string | undefined> {
-  const expected = "an IPv4 or IPv6 address of this host (0.0.0.0 or :: for every address)";
+  const expected = "an IP address or host name of this host (0.0.0.0 or :: for every address)";
   return {
     expected,
-    schema: () => ({ type: "string", anyOf: [{ format: "ipv4" }, { format: "ipv6" }] }),
+    schema: () => ({ type: "string", anyOf: [{ format: "ipv4" }, { format: "ipv6" }, { format: "hostname" }] }),
     parse(value, path) {
-      if (typeof value !== "string" || isIP(value) === 0) {
+      if (typeof value !== "string" || (isIP(value) === 0 && !HOST_NAME.test(value))) {
         throw new ConfigError(`${path} must be ${expected} (got ${show(value)}).`);
       }
       return value;
