@@ -197,4 +197,29 @@ describe.skipIf(unavailable !== undefined)("HighThroughputEngine across two netw
       rmSync(runDir, { recursive: true, force: true });
     }
   });
+
+  it("warns when the interchange listens beyond loopback with encrypted: false", async () => {
+    const runDir = mkdtempSync(join(tmpdir(), "conduit-netns-"));
+    const uep = RemoteUep.start(
+      uepNs,
+      {
+        type: "HighThroughputEngine",
+        encrypted: false,
+        address: UEP_ADDRESS,
+        provider: { type: "LocalProvider", init_blocks: 0, max_blocks: 1 },
+      },
+      runDir,
+    );
+    try {
+      await expect.poll(() => uep.logs.join("\n"), { timeout: 20_000 }).toContain("(plain TCP, encrypted: false;");
+      await expect
+        .poll(() => uep.logs)
+        .toContain(
+          `WARNING The interchange listens on ${UEP_ADDRESS} with encrypted: false: tasks and results cross the network in clear text; set encrypted: true unless that network is trusted.`,
+        );
+    } finally {
+      await uep.stop();
+      rmSync(runDir, { recursive: true, force: true });
+    }
+  });
 });

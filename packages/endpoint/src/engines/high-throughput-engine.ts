@@ -188,6 +188,11 @@ export class HighThroughputEngine implements Engine {
         `(init ${this.provider.initBlocks}, min ${this.provider.minBlocks}, max ${this.provider.maxBlocks}) ` +
         `of ${this.options.max_workers_per_node} worker(s), prefetch_capacity ${this.options.prefetch_capacity}.`,
     );
+    if (!tlsDir && address !== undefined && !isLoopback(address)) {
+      context.log.warn(
+        `The interchange listens on ${address} with encrypted: false: tasks and results cross the network in clear text; set encrypted: true unless that network is trusted.`,
+      );
+    }
     for (let i = 0; i < this.provider.initBlocks; i++) this.launch();
   }
 
@@ -501,6 +506,10 @@ export class HighThroughputEngine implements Engine {
     }
     return this.running;
   }
+}
+
+function isLoopback(address: string): boolean {
+  return address === "localhost" || address === "::1" || address.startsWith("127.");
 }
 
 /** What block managers are told to try: the one `address`, or every address of this host (non-loopback first). */
