@@ -95,14 +95,6 @@ describe("conduit-endpoint render", () => {
       "this version of Conduit does not implement `engine.container_cmd_options` (options of the container command; tasks would run on the host); remove it.",
     ],
     [
-      "engine:\n  type: HighThroughputEngine\n  encrypted: true\n",
-      "this version of Conduit does not implement `engine.encrypted: true` (encrypted traffic between the interchange and its workers); remove it or set it to false.",
-    ],
-    [
-      "engine:\n  type: HighThroughputEngine\n  address: 0.0.0.0\n",
-      'this version of Conduit does not implement an `engine.address` other than loopback ("0.0.0.0": blocks on other hosts reaching the interchange); remove it or set it to 127.0.0.1.',
-    ],
-    [
       "engine:\n  type: ProcessPoolEngine\n  working_dir: tasks\n",
       "this version of Conduit does not implement `engine.working_dir` (the folder blocks and workers run in; they run in the UEP's folder); remove it.",
     ],

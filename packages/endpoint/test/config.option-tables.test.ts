@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Ajv2020 } from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
 import { describe, expect, it } from "vitest";
 import { managerConfigSchema, schemaFiles, userEndpointConfigSchema } from "../src/config/config-schema.js";
 import { MANAGER_FIELDS, parseManagerConfig } from "../src/config/manager-config.js";
@@ -62,6 +63,8 @@ describe("the JSON Schema files", () => {
   });
 
   const ajv = new Ajv2020({ strict: true, allErrors: true });
+  // As the UEP's own schema check does (config/user-config-schema.ts): `address` is an ipv4 or ipv6 format.
+  addFormats.default(ajv);
   const manager = ajv.compile(managerConfigSchema());
   const rendered = ajv.compile(userEndpointConfigSchema());
 
@@ -129,8 +132,11 @@ describe("the JSON Schema files", () => {
     { type: "ProcessPoolEngine", max_user_processes: -1 },
     { type: "DaskEngine" },
     { max_workers: 2 },
-    { type: "HighThroughputEngine", encrypted: true },
-    { type: "HighThroughputEngine", address: "0.0.0.0" },
+    { type: "HighThroughputEngine", encrypted: true, address: "0.0.0.0", worker_port_range: [54000, 55000] },
+    { type: "HighThroughputEngine", address: "::1", worker_port: 54321, heartbeat_period: 5, heartbeat_threshold: 20 },
+    { type: "HighThroughputEngine", address: "login 1" },
+    { type: "HighThroughputEngine", worker_port: 70000 },
+    { type: "HighThroughputEngine", heartbeat_period: 0 },
     { type: "HighThroughputEngine", container_type: "docker" },
     { type: "HighThroughputEngine", container_uri: "worker:1" },
     { type: "HighThroughputEngine", container_cmd_options: "-v /tmp:/tmp" },

@@ -40,6 +40,21 @@ export const WAIT_FOR_FILE = `async (path) => {
 /** Returns its worker's pid and the pid of the worker's parent (a block manager, or the UEP). */
 export const PIDS = "() => ({ pid: process.pid, ppid: process.ppid })";
 
+/**
+ * A HighThroughputEngine of one LocalProvider block (at most one) of one
+ * worker, scaling every 0.2 s; `extra` overrides engine options, `provider`
+ * the provider's.
+ */
+export function hteConfig(extra: Record<string, unknown> = {}, provider: Record<string, unknown> = {}): EngineConfig {
+  return {
+    type: "HighThroughputEngine",
+    max_workers_per_node: 1,
+    job_status_kwargs: { strategy_period: 0.2 },
+    ...extra,
+    provider: { type: "LocalProvider", init_blocks: 1, min_blocks: 0, max_blocks: 1, ...provider },
+  };
+}
+
 export class EngineHarness {
   readonly logs: string[] = [];
   readonly results = new Map<string, EngineResult[]>();

@@ -8,9 +8,8 @@ import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EngineResult } from "../src/engine-task.js";
-import type { EngineConfig } from "../src/engines/engine-types.js";
 import { BATCH_CHARS, intoBatches } from "../src/worker/interchange-protocol.js";
-import { EngineHarness, expectGone, jsonArgs, resultValue, sourceCode } from "./engines.harness.js";
+import { EngineHarness, expectGone, hteConfig, jsonArgs, resultValue, sourceCode } from "./engines.harness.js";
 
 /** Writes "<pid> <ppid>" to `marker` the first time it runs, then never finishes; later runs return their pids. */
 const HANG_FIRST_TIME = `async (marker) => {
@@ -27,17 +26,6 @@ const RECORD = `(log, name) => {
   process.getBuiltinModule("node:fs").appendFileSync(log, name + "\\n");
   return process.ppid;
 }`;
-
-function hte(extra: Record<string, unknown> = {}): EngineConfig {
-  return {
-    type: "HighThroughputEngine",
-    max_workers_per_node: 1,
-    prefetch_capacity: 2,
-    job_status_kwargs: { strategy_period: 0.2 },
-    ...extra,
-    provider: { type: "LocalProvider", init_blocks: 1, min_blocks: 0, max_blocks: 1 },
-  };
-}
 
 let h: EngineHarness | undefined;
 afterEach(async () => {
@@ -76,11 +64,11 @@ async function longThenShorts(harness: EngineHarness): Promise<{
 
 describe("HighThroughputEngine prefetch", () => {
   it("rejects a negative prefetch_capacity with a clear error", async () => {
-    await expect(EngineHarness.start(hte({ prefetch_capacity: -1 }))).rejects.toThrow(/prefetch_capacity/);
+    await expect(EngineHarness.start(hteConfig({ prefetch_capacity: -1 }))).rejects.toThrow(/prefetch_capacity/);
   });
 
   it("holds the next tasks in the block behind a long one and runs them in order once its worker frees up", async () => {
-    h = await EngineHarness.start(hte());
+    h = await EngineHarness.start(hteConfig());
     const { first, shorts, order } = await longThenShorts(h);
     // Kill the long task's worker: the block's replacement worker then runs the held tasks, in order.
     process.kill(first.pid, "SIGKILL");
@@ -92,7 +80,7 @@ describe("HighThroughputEngine prefetch", () => {
   });
 
   it("queues again the tasks a block held but never started when the block is killed with SIGKILL", async () => {
-    h = await EngineHarness.start(hte());
+    h = await EngineHarness.start(hteConfig());
     const { first, long, shorts, order } = await longThenShorts(h);
     process.kill(first.ppid, "SIGKILL");
     // The running task is lost (max_retries_on_system_failure is 0); the prefetched ones never ran, so they run on a new block.
@@ -110,7 +98,7 @@ describe("HighThroughputEngine prefetch", () => {
   });
 
   it("re-runs the running task per max_retries_on_system_failure and the held ones once, when the block dies", async () => {
-    h = await EngineHarness.start(hte({ max_retries_on_system_failure: 1 }));
+    h = await EngineHarness.start(hteConfig({ max_retries_on_system_failure: 1 }));
     const { first, long, shorts, order } = await longThenShorts(h);
     process.kill(first.ppid, "SIGKILL");
     const rerun = await long;
@@ -122,7 +110,7 @@ describe("HighThroughputEngine prefetch", () => {
   });
 
   it("fails prefetched tasks with ENGINE_SHUTDOWN when the engine shuts down", async () => {
-    h = await EngineHarness.start(hte());
+    h = await EngineHarness.start(hteConfig());
     const { first, long, shorts } = await longThenShorts(h);
     await h.engine.shutdown();
     for (const result of await Promise.all([long, ...shorts])) {
@@ -133,14 +121,14 @@ describe("HighThroughputEngine prefetch", () => {
   });
 
   it("runs a burst of big tasks, which travel in several frames", async () => {
-    h = await EngineHarness.start(hte());
+    h = await EngineHarness.start(hteConfig());
     const big = "x".repeat(BATCH_CHARS / 2 + 1);
     const results = await Promise.all([1, 2, 3, 4].map((i) => h?.run("(s, i) => s.length + i", [big, i])));
     expect(results).toEqual([1, 2, 3, 4].map((i) => big.length + i));
   });
 
   it("sends a task only to an idle worker when prefetch_capacity is 0", async () => {
-    h = await EngineHarness.start(hte({ prefetch_capacity: 0 }));
+    h = await EngineHarness.start(hteConfig({ prefetch_capacity: 0 }));
     const { first, shorts, order } = await longThenShorts(h);
     process.kill(first.pid, "SIGKILL");
     expect((await Promise.all(shorts)).map(resultValue)).toEqual([first.ppid, first.ppid, first.ppid]);

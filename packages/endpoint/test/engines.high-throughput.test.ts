@@ -1,15 +1,13 @@
 /**
  * HighThroughputEngine with LocalProvider blocks: worker_init reaching the
- * workers, a worker or a whole block dying mid-task, the interchange's
- * secret, and blocks going away with their UEP.
+ * workers, a worker or a whole block dying mid-task, and blocks going away
+ * with their UEP (the network side: engines.high-throughput-network.test.ts).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EngineConfig } from "../src/engines/engine-types.js";
-import { EngineHarness, expectGone, killQuietly, PIDS, startUepFixture } from "./engines.harness.js";
+import { EngineHarness, expectGone, hteConfig, killQuietly, PIDS, startUepFixture } from "./engines.harness.js";
 
 /** Writes "<pid> <ppid>" to `marker` the first time it runs, then never finishes; later runs return their pids. */
 const HANG_FIRST_TIME = `async (marker) => {
@@ -20,16 +18,6 @@ const HANG_FIRST_TIME = `async (marker) => {
   }
   return { pid: process.pid, ppid: process.ppid };
 }`;
-
-function hte(extra: Record<string, unknown> = {}, provider: Record<string, unknown> = {}): EngineConfig {
-  return {
-    type: "HighThroughputEngine",
-    max_workers_per_node: 1,
-    job_status_kwargs: { strategy_period: 0.2 },
-    ...extra,
-    provider: { type: "LocalProvider", init_blocks: 1, min_blocks: 0, max_blocks: 1, ...provider },
-  };
-}
 
 let h: EngineHarness | undefined;
 afterEach(async () => {
@@ -48,7 +36,7 @@ type Pids = { pid: number; ppid: number };
 describe("HighThroughputEngine", () => {
   it("runs worker_init in the block's shell: its exports reach the tasks", async () => {
     h = await EngineHarness.start(
-      hte({}, { worker_init: "export CONDUIT_TEST_INIT='from worker_init'\nexport PATH=\"$PATH\"" }),
+      hteConfig({}, { worker_init: "export CONDUIT_TEST_INIT='from worker_init'\nexport PATH=\"$PATH\"" }),
     );
     expect(await h.run("() => [process.env.CONDUIT_TEST_INIT, process.env.CONDUIT_BLOCK_ID]")).toEqual([
       "from worker_init",
@@ -57,7 +45,7 @@ describe("HighThroughputEngine", () => {
   });
 
   it("fails the task of a worker killed with SIGKILL with WORKER_LOST, and the block replaces the worker", async () => {
-    h = await EngineHarness.start(hte());
+    h = await EngineHarness.start(hteConfig());
     const marker = join(h.runDir, "marker");
     const result = h.submit(HANG_FIRST_TIME, [marker]);
     const first = await markerPids(marker);
@@ -74,7 +62,7 @@ describe("HighThroughputEngine", () => {
   });
 
   it("re-runs the task of a killed worker when max_retries_on_system_failure allows", async () => {
-    h = await EngineHarness.start(hte({ max_retries_on_system_failure: 1 }));
+    h = await EngineHarness.start(hteConfig({ max_retries_on_system_failure: 1 }));
     const marker = join(h.runDir, "marker");
     const result = h.submit(HANG_FIRST_TIME, [marker]);
     const first = await markerPids(marker);
@@ -85,7 +73,7 @@ describe("HighThroughputEngine", () => {
   });
 
   it("fails the tasks of a block manager killed with SIGKILL, and starts a new block for the next task", async () => {
-    h = await EngineHarness.start(hte());
+    h = await EngineHarness.start(hteConfig());
     const marker = join(h.runDir, "marker");
     const result = h.submit(HANG_FIRST_TIME, [marker]);
     const first = await markerPids(marker);
@@ -103,33 +91,12 @@ describe("HighThroughputEngine", () => {
     // The orphaned worker goes too (its IPC channel closed, and the block's process group was swept).
     await expectGone([first.pid, first.ppid]);
   });
-
-  it("rejects a block that does not present the engine's secret", async () => {
-    h = await EngineHarness.start(hte({}, { init_blocks: 0 }));
-    const port = Number(/interchange on 127\.0\.0\.1:(\d+)/.exec(h.logs.join("\n"))?.[1]);
-    expect(port).toBeGreaterThan(0);
-    const reply = await new Promise<string>((resolve, reject) => {
-      const socket = connect({ host: "127.0.0.1", port, noDelay: true }, () => {
-        socket.write(
-          `${JSON.stringify({ v: 1, cmd: "register", blockId: "0", secret: "guess", pid: 1, hostname: "x", workers: 4, nodeVersion: "v0" })}\n`,
-        );
-      });
-      let text = "";
-      socket.on("data", (chunk) => {
-        text += chunk;
-      });
-      socket.on("close", () => resolve(text));
-      socket.on("error", reject);
-    });
-    expect(JSON.parse(reply)).toEqual({ v: 1, cmd: "rejected", reason: "wrong secret" });
-    expect(h.engine.status()).toMatchObject({ totalWorkers: 0, blocks: 0 });
-  });
 });
 
 describe("HighThroughputEngine and its UEP", () => {
   it("its block managers and workers exit when the UEP is killed", async () => {
     const runDir = mkdtempSync(join(tmpdir(), "conduit-uep-"));
-    const { child, pids } = await startUepFixture(hte({ max_workers_per_node: 2 }), runDir, 2);
+    const { child, pids } = await startUepFixture(hteConfig({ max_workers_per_node: 2 }), runDir, 2);
     try {
       const processes = [...new Set(pids.flatMap((p) => [p.pid, p.ppid]))];
       expect(processes).toHaveLength(3);

@@ -131,26 +131,19 @@ describe("engine registry", () => {
         { type: "HighThroughputEngine", container_cmd_options: "-v /tmp:/tmp" },
         "this version of Conduit does not implement `engine.container_cmd_options` (options of the container command; tasks would run on the host); remove it.",
       ],
-      [
-        { type: "HighThroughputEngine", encrypted: true },
-        "this version of Conduit does not implement `engine.encrypted: true` (encrypted traffic between the interchange and its workers); remove it or set it to false.",
-      ],
-      [
-        { type: "HighThroughputEngine", address: "10.0.0.5" },
-        'this version of Conduit does not implement an `engine.address` other than loopback ("10.0.0.5": blocks on other hosts reaching the interchange); remove it or set it to 127.0.0.1.',
-      ],
     ];
     for (const engine of ["HighThroughputEngine", "ProcessPoolEngine", "ThreadPoolEngine"]) {
-      refused.push(
-        [
-          { type: engine, label: "htex" },
-          "this version of Conduit does not implement `engine.label` (a name for the engine in logs); remove it.",
-        ],
-        [
-          { type: engine, working_dir: "tasks" },
-          "this version of Conduit does not implement `engine.working_dir` (the folder blocks and workers run in; they run in the UEP's folder); remove it.",
-        ],
-      );
+      refused.push([
+        { type: engine, label: "htex" },
+        "this version of Conduit does not implement `engine.label` (a name for the engine in logs); remove it.",
+      ]);
+    }
+    // The HighThroughputEngine takes working_dir (its blocks' folder); the pools run in the UEP's.
+    for (const engine of ["ProcessPoolEngine", "ThreadPoolEngine"]) {
+      refused.push([
+        { type: engine, working_dir: "tasks" },
+        "this version of Conduit does not implement `engine.working_dir` (the folder blocks and workers run in; they run in the UEP's folder); remove it.",
+      ]);
     }
     for (const [config, sentence] of refused) expect(configError(config)).toBe(sentence);
     // The file, when the caller knows it, leads the sentence.
@@ -174,7 +167,7 @@ describe("engine registry", () => {
         job_status_kwargs: { max_idletime: 30, strategy_period: 1, strategy: "htex_auto_scale" },
       }),
     ).not.toThrow();
-    for (const address of ["localhost", "::1"]) {
+    for (const address of ["localhost", "::1", "10.0.0.5", "0.0.0.0", "login1.cluster"]) {
       expect(() => createEngine({ type: "HighThroughputEngine", address })).not.toThrow();
     }
     const hte = createEngine({ type: "HighThroughputEngine", label: null }) as HighThroughputEngine;
@@ -239,7 +232,7 @@ describe("engine registry", () => {
       "`engine.max_worker` is not a valid ThreadPoolEngine option (did you mean `max_workers`?); valid ThreadPoolEngine options are: allowed_serializers, max_retries_on_system_failure, max_workers, modules_dir, result_size_limit.",
     );
     expect(configError({ type: "HighThroughputEngine", max_workers: 2 })).toMatch(
-      /^`engine\.max_workers` is not a valid HighThroughputEngine option; valid HighThroughputEngine options are: address, allowed_serializers, encrypted, job_status_kwargs, max_memory_per_worker, .*max_workers_per_node, .*prefetch_capacity, provider, result_size_limit\.$/,
+      /^`engine\.max_workers` is not a valid HighThroughputEngine option; valid HighThroughputEngine options are: address, allowed_serializers, available_accelerators, cores_per_worker, encrypted, heartbeat_period, heartbeat_threshold, job_status_kwargs, max_memory_per_worker, .*max_workers_per_node, .*prefetch_capacity, provider, result_size_limit, run_in_sandbox, worker_port, worker_port_range, working_dir\.$/,
     );
     expect(configError({ type: "HighThroughputEngine", provider: { type: "LocalProvider", walltime: "1:00" } })).toBe(
       "`engine.provider.walltime` is not a valid LocalProvider option; valid LocalProvider options are: init_blocks, max_blocks, min_blocks, nodes_per_block, worker_init.",

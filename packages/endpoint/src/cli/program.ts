@@ -3,10 +3,10 @@
  * naming the problem and the fix and exits non-zero; a stack trace only with
  * `--debug`.
  */
-import { readFileSync } from "node:fs";
 import { ConduitError, loginCommand, logoutCommand, paths, terminalIo, whoamiCommand } from "@conduit/protocol";
 import { Command, CommanderError } from "commander";
 import { listEndpoints } from "../manager/endpoint-state.js";
+import { CONDUIT_VERSION } from "../version.js";
 import { DEFAULT_UNIT_DIR, disableOnBoot, enabledMessage, enableOnBoot, UNIT_DIR_ENV } from "./boot-persistence.js";
 import { configureEndpoint, configureMessage, newEndpointPaths } from "./configure.js";
 import {
@@ -23,10 +23,6 @@ import { restartEndpoint } from "./restart.js";
 import { startEndpoint } from "./start.js";
 import { stopEndpoint } from "./stop.js";
 
-const VERSION = (
-  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
-).version;
-
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
 function buildProgram(setExitCode: (code: number) => void): Command {
@@ -34,7 +30,7 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .description(
       "Run a Conduit compute endpoint: configure it, start it (it stays attached), stop it, list the endpoints of this machine.",
     )
-    .version(VERSION, "-V, --version", "print the version")
+    .version(CONDUIT_VERSION, "-V, --version", "print the version")
     .option("--debug", "log DEBUG lines, and print stack traces on errors")
     .helpOption("-h, --help", "show help")
     .configureHelp({ showGlobalOptions: true })

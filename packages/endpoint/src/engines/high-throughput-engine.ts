@@ -1,6 +1,7 @@
 /**
  * HighThroughputEngine (`GlobusComputeEngine` in Globus configs): an
- * interchange inside the UEP, listening on loopback, and blocks of workers
+ * interchange inside the UEP, listening on loopback or on `address` (TLS
+ * unless `encrypted: false`), and blocks of workers
  * that a provider starts (a local shell, later Slurm or PBS jobs). Each block
  * runs a block manager that connects back to the interchange and forks
  * `max_workers_per_node` workers, and holds up to `prefetch_capacity` more
@@ -18,7 +19,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { networkInterfaces } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConduitError, toWireError } from "@conduit/protocol";
 import type { EngineTask } from "../engine-task.js";
@@ -26,11 +28,19 @@ import { EngineError } from "../errors.js";
 import { parseOptions } from "../option-fields.js";
 import { describeJobEnd, describeJobOutput, type JobEndCause, jobEndCause } from "../providers/job-output.js";
 import { type JobStatus, type Provider, TERMINAL_JOB_STATES } from "../providers/provider-types.js";
-import { blockManagerCommand } from "../worker/block-manager-command.js";
+import { CONDUIT_VERSION } from "../version.js";
+import { type BlockManagerLaunch, blockManagerCommand } from "../worker/block-manager-command.js";
+import { INTERCHANGE_PROTOCOL_VERSION, type Registration } from "../worker/interchange-protocol.js";
 import { checkHardLimits } from "../worker/worker-limits.js";
 import type { Engine, EngineContext, EngineStatus } from "./engine-types.js";
-import { HIGH_THROUGHPUT_FIELDS, type HighThroughputOptions } from "./high-throughput-options.js";
+import {
+  checkHighThroughputOptions,
+  EVERY_ADDRESS,
+  HIGH_THROUGHPUT_FIELDS,
+  type HighThroughputOptions,
+} from "./high-throughput-options.js";
 import { type ConnectedBlock, Interchange } from "./interchange.js";
+import { createInterchangeTls } from "./interchange-tls.js";
 import { shutdownError, TaskLedger } from "./task-ledger.js";
 
 /** Blocks that end before connecting this many times in a row fail the waiting tasks. */
@@ -60,8 +70,11 @@ interface Running {
   context: EngineContext;
   ledger: TaskLedger;
   interchange: Interchange;
-  port: number;
+  /** How every block manager reaches the interchange; each launch adds its block id. */
+  launch: Omit<BlockManagerLaunch, "blockId">;
+  /** Files to delete at shutdown: the secret, and the TLS folder. */
   secretPath: string;
+  tlsDir?: string;
   timers: NodeJS.Timeout[];
 }
 
@@ -89,7 +102,9 @@ export class HighThroughputEngine implements Engine {
 
   /** Checks the `engine:` options (without `type`) and builds the engine; nothing starts yet. */
   static parse(raw: Record<string, unknown>, path = "engine", source?: string): HighThroughputEngine {
-    return new HighThroughputEngine(parseOptions(raw, path, "HighThroughputEngine", HIGH_THROUGHPUT_FIELDS, source));
+    const options = parseOptions(raw, path, "HighThroughputEngine", HIGH_THROUGHPUT_FIELDS, source);
+    checkHighThroughputOptions(options, path);
+    return new HighThroughputEngine(options);
   }
 
   async start(context: EngineContext): Promise<void> {
@@ -97,39 +112,69 @@ export class HighThroughputEngine implements Engine {
     checkHardLimits(this.options, "engine");
     const ledger = new TaskLedger(this.options.max_retries_on_system_failure, context.onResult);
     const secret = randomBytes(32).toString("hex");
-    const interchange = new Interchange(
-      secret,
-      this.options.prefetch_capacity,
-      {
-        admit: (blockId) =>
-          this.blocks.get(blockId)?.state === "pending"
-            ? undefined
-            : `block ${blockId} is not one this engine is starting`,
-        connected: (block) => this.onConnected(block),
-        reserved: () => this.startingSlots(),
-        dispatched: (tasks, blockId) =>
-          context.onStarted?.(
-            tasks.map((task) => task.taskId),
-            { blockId, jobId: this.blocks.get(blockId)?.jobId },
-          ),
-        result: (result) => ledger.complete(result),
-        lost: (task, reason) => this.onLost(task, reason),
-        closed: (block, started, unstarted) => void this.onClosed(block, started, unstarted),
-      },
-      context.log,
-    );
-    const port = await interchange.listen();
+    const tag = `${process.pid}.${randomBytes(4).toString("hex")}`;
     // The secret goes to blocks in a file only its owner can read, not on a command line anyone can see in `ps`.
-    const secretPath = join(context.runDir, `interchange.${process.pid}.${randomBytes(4).toString("hex")}.secret`);
+    const secretPath = join(context.runDir, `interchange.${tag}.secret`);
+    const tlsDir = this.options.encrypted ? join(context.runDir, `interchange.${tag}.tls`) : undefined;
+    const { address, heartbeat_period, heartbeat_threshold } = this.options;
+    let interchange: Interchange | undefined;
+    let launch: Running["launch"];
     try {
       await mkdir(dirname(secretPath), { recursive: true, mode: 0o700 });
       await writeFile(secretPath, secret, { mode: 0o600 });
+      const tls = tlsDir ? await createInterchangeTls(tlsDir) : undefined;
+      interchange = new Interchange(
+        {
+          secret,
+          prefetch: this.options.prefetch_capacity,
+          tls,
+          heartbeatPeriodMs: heartbeat_period * 1000,
+          heartbeatThresholdMs: heartbeat_threshold * 1000,
+        },
+        {
+          admit: (registration) => this.admit(registration),
+          connected: (block) => this.onConnected(block),
+          reserved: () => this.startingSlots(),
+          dispatched: (tasks, blockId) =>
+            context.onStarted?.(
+              tasks.map((task) => task.taskId),
+              { blockId, jobId: this.blocks.get(blockId)?.jobId },
+            ),
+          result: (result) => ledger.complete(result),
+          lost: (task, reason) => this.onLost(task, reason),
+          closed: (block, started, unstarted, why) => void this.onClosed(block, started, unstarted, why),
+        },
+        context.log,
+      );
+      const port = await interchange.listen({
+        host: address ?? "127.0.0.1",
+        port: this.options.worker_port,
+        range: this.options.worker_port_range,
+      });
+      launch = {
+        addresses: blockAddresses(address),
+        port,
+        workers: this.options.max_workers_per_node,
+        secretFile: secretPath,
+        tlsDir,
+        heartbeatPeriod: heartbeat_period,
+        heartbeatThreshold: heartbeat_threshold,
+        coresPerWorker: this.options.cores_per_worker,
+        accelerators: this.options.available_accelerators,
+        workingDir:
+          this.options.working_dir === undefined ? undefined : resolve(context.runDir, this.options.working_dir),
+        sandboxDir: this.options.run_in_sandbox
+          ? resolve(context.runDir, this.options.working_dir ?? "tasks_working_dir")
+          : undefined,
+        limits: this.options,
+      };
       // Fail now, not at the first block, when the package is not built.
-      blockManagerCommand({ host: "127.0.0.1", port, blockId: "0", workers: 1, secretFile: secretPath });
+      blockManagerCommand({ ...launch, blockId: "0" });
       await this.provider.start({ runDir: context.runDir, env: context.env, log: context.log });
     } catch (err) {
-      await interchange.close();
+      await interchange?.close();
       await rm(secretPath, { force: true });
+      if (tlsDir) await rm(tlsDir, { recursive: true, force: true });
       throw new ConduitError("ENGINE_START_FAILED", `The ${this.type} could not start: ${(err as Error).message}`, {
         cause: err,
       });
@@ -141,19 +186,17 @@ export class HighThroughputEngine implements Engine {
       setInterval(() => void this.pollPendingBlocks(), this.provider.pollingIntervalMs),
     ];
     for (const timer of timers) timer.unref();
-    this.running = {
-      context,
-      ledger,
-      interchange,
-      port,
-      secretPath,
-      timers,
-    };
+    this.running = { context, ledger, interchange, launch, secretPath, tlsDir, timers };
     context.log.info(
-      `HighThroughputEngine: interchange on 127.0.0.1:${port}; ${this.provider.type} blocks ` +
+      `HighThroughputEngine: interchange on ${address ?? "127.0.0.1"}:${launch.port} (${tlsDir ? "TLS" : "plain TCP, encrypted: false"}; blocks try ${launch.addresses.join(", ")}); ${this.provider.type} blocks ` +
         `(init ${this.provider.initBlocks}, min ${this.provider.minBlocks}, max ${this.provider.maxBlocks}) ` +
         `of ${this.options.max_workers_per_node} worker(s), prefetch_capacity ${this.options.prefetch_capacity}.`,
     );
+    if (!tlsDir && address !== undefined && !isLoopback(address)) {
+      context.log.warn(
+        `The interchange listens on ${address} with encrypted: false: tasks and results cross the network in clear text; set encrypted: true unless that network is trusted.`,
+      );
+    }
     for (let i = 0; i < this.provider.initBlocks; i++) this.launch();
   }
 
@@ -218,6 +261,7 @@ export class HighThroughputEngine implements Engine {
     this.blocks.clear();
     await running.interchange.close();
     await rm(running.secretPath, { force: true });
+    if (running.tlsDir) await rm(running.tlsDir, { recursive: true, force: true });
     running.context.log.info("HighThroughputEngine shut down.");
   }
 
@@ -227,14 +271,7 @@ export class HighThroughputEngine implements Engine {
     const id = String(this.nextBlockId++);
     const record: BlockRecord = { id, state: "pending", submittedAt: Date.now(), warnedSlow: false };
     this.blocks.set(id, record);
-    const command = blockManagerCommand({
-      host: "127.0.0.1",
-      port: running.port,
-      blockId: id,
-      workers: this.options.max_workers_per_node,
-      secretFile: running.secretPath,
-      limits: this.options,
-    });
+    const command = blockManagerCommand({ ...running.launch, blockId: id });
     running.context.log.info(`Starting block ${id} with ${this.provider.type}.`);
     const submission = this.provider.submit(command, `block-${id}`).then(
       (jobId) => {
@@ -251,13 +288,29 @@ export class HighThroughputEngine implements Engine {
     void submission.finally(() => this.submissions.delete(submission));
   }
 
+  /**
+   * Why a block may not register: not a block this engine is starting, or a
+   * block manager of other versions, which fails its block at once (it
+   * would fail again on every node set up the same way).
+   */
+  private admit(registration: Registration): string | undefined {
+    const record = this.blocks.get(registration.blockId);
+    if (record?.state !== "pending") return `block ${registration.blockId} is not one this engine is starting`;
+    const mismatch = versionMismatch(registration);
+    if (!mismatch) return undefined;
+    this.blocks.delete(record.id);
+    this.startFailed(record, mismatch, undefined, true);
+    if (record.jobId) void this.cancelJob(record.jobId);
+    return mismatch;
+  }
+
   private onConnected(block: ConnectedBlock): void {
     const record = this.blocks.get(block.blockId);
     if (record) record.state = "connected";
     this.startFailures = 0;
     this.broken = false;
     this.running?.context.log.info(
-      `Block ${block.blockId} connected: block manager pid ${block.pid} on ${block.hostname}, ${block.workers} worker(s).`,
+      `Block ${block.blockId} connected: block manager pid ${block.pid} on ${block.hostname} (via ${block.via}), ${block.workers} worker(s).`,
     );
   }
 
@@ -272,7 +325,12 @@ export class HighThroughputEngine implements Engine {
     }
   }
 
-  private async onClosed(block: ConnectedBlock, started: EngineTask[], unstarted: EngineTask[]): Promise<void> {
+  private async onClosed(
+    block: ConnectedBlock,
+    started: EngineTask[],
+    unstarted: EngineTask[],
+    why?: string,
+  ): Promise<void> {
     const record = this.blocks.get(block.blockId);
     this.blocks.delete(block.blockId);
     const running = this.running;
@@ -286,7 +344,7 @@ export class HighThroughputEngine implements Engine {
       running.interchange.requeue(...unstarted);
       this.scheduleScale();
     }
-    const { how, cause } = await this.describeLostBlock(record);
+    const { how, cause } = why ? { how: why, cause: undefined } : await this.describeLostBlock(record);
     const reason = `block ${block.blockId} (block manager pid ${block.pid} on ${block.hostname}${record?.jobId ? `, job ${record.jobId}` : ""}) was lost: ${how}`;
     running.context.log.warn(`The ${reason}.`);
     // Whatever is left of the block (a worker busy in a long computation) is stopped too.
@@ -344,10 +402,11 @@ export class HighThroughputEngine implements Engine {
     }
   }
 
-  private startFailed(record: BlockRecord, detail: string, status?: JobStatus): void {
+  /** `final`: the cause would not go away by itself (other versions), so the waiting tasks fail now. */
+  private startFailed(record: BlockRecord, detail: string, status?: JobStatus, final = false): void {
     const running = this.running;
     if (!running || this.stopping) return;
-    this.startFailures++;
+    this.startFailures = final ? BLOCK_START_ATTEMPTS : this.startFailures + 1;
     const output = describeJobOutput(status);
     running.context.log.warn(
       `Block ${record.id} failed to start: ${detail} (${this.startFailures} in a row).${output}`,
@@ -361,7 +420,9 @@ export class HighThroughputEngine implements Engine {
     const error = toWireError(
       new EngineError(
         "BLOCK_START_FAILED",
-        `Blocks failed to start ${BLOCK_START_ATTEMPTS} times in a row (the last, block ${record.id}: ${detail}); fix worker_init or the provider settings in the endpoint config.${output}`,
+        final
+          ? `Block ${record.id} failed to start: ${detail}.`
+          : `Blocks failed to start ${BLOCK_START_ATTEMPTS} times in a row (the last, block ${record.id}: ${detail}); fix worker_init or the provider settings in the endpoint config.${output}`,
       ),
     );
     for (const task of running.interchange.takeQueued()) running.ledger.fail(task.taskId, error);
@@ -381,18 +442,28 @@ export class HighThroughputEngine implements Engine {
     });
   }
 
+  /** Workers a block is expected to bring (its manager may start fewer, on a node with fewer cores). */
+  private workersPerBlock(): number {
+    const accelerators = this.options.available_accelerators.length;
+    const perNode = Math.min(
+      this.options.max_workers_per_node,
+      accelerators > 0 ? accelerators : Number.POSITIVE_INFINITY,
+    );
+    return perNode * this.provider.nodesPerBlock;
+  }
+
   /** Workers that blocks being started will bring. */
   private startingSlots(): number {
     let pending = 0;
     for (const block of this.blocks.values()) if (block.state === "pending") pending++;
-    return pending * this.options.max_workers_per_node * this.provider.nodesPerBlock;
+    return pending * this.workersPerBlock();
   }
 
   /** Adds blocks while tasks wait for a worker that no block, running or starting, will have free. */
   private scale(): void {
     const running = this.running;
     if (!running || this.stopping || this.broken) return;
-    const perBlock = this.options.max_workers_per_node * this.provider.nodesPerBlock;
+    const perBlock = this.workersPerBlock();
     let active = 0;
     for (const block of this.blocks.values()) if (block.state !== "draining") active++;
     // Prefetched tasks count as waiting: behind a long task they need another block as much as queued ones.
@@ -445,4 +516,40 @@ export class HighThroughputEngine implements Engine {
     }
     return this.running;
   }
+}
+
+function isLoopback(address: string): boolean {
+  return address === "localhost" || address === "::1" || address.startsWith("127.");
+}
+
+/** What block managers are told to try: the one `address`, or every address of this host (non-loopback first). */
+function blockAddresses(address: string | undefined): string[] {
+  if (address === undefined) return ["127.0.0.1"];
+  if (!EVERY_ADDRESS.includes(address)) return [address];
+  const wantV6 = address === "::";
+  const all = Object.values(networkInterfaces())
+    .flat()
+    .filter((i) => i !== undefined && (wantV6 || i.family === "IPv4") && !(i.family === "IPv6" && i.scopeid))
+    .sort((a, b) => Number(a?.internal) - Number(b?.internal));
+  return [...new Set(all.map((i) => i?.address as string))];
+}
+
+/**
+ * Why a block manager's versions do not fit this UEP, or undefined: the same
+ * interchange protocol and Conduit version, and Node of the same major
+ * version (tasks and bundled code run in the workers' Node).
+ */
+function versionMismatch(r: Registration): string | undefined {
+  const major = (v: string) => v.replace(/^v/, "").split(".")[0];
+  if (
+    r.v === INTERCHANGE_PROTOCOL_VERSION &&
+    r.conduitVersion === CONDUIT_VERSION &&
+    major(r.nodeVersion) === major(process.version)
+  )
+    return undefined;
+  return (
+    `its block manager on ${r.hostname} runs Conduit ${r.conduitVersion} on Node ${r.nodeVersion} (interchange protocol ${r.v}), ` +
+    `but the user endpoint runs Conduit ${CONDUIT_VERSION} on Node ${process.version} (interchange protocol ${INTERCHANGE_PROTOCOL_VERSION}); ` +
+    `fix the provider's worker_init (or the install on the nodes) so that blocks run Node ${major(process.version)} and Conduit ${CONDUIT_VERSION}, as the endpoint does`
+  );
 }

@@ -3,6 +3,8 @@
  * configs), as a table: checked once, defaults applied, frozen.
  */
 
+import { isIP } from "node:net";
+import { ConfigError } from "../errors.js";
 import {
   booleanField,
   choiceField,
@@ -12,16 +14,20 @@ import {
   mappingField,
   notImplementedField,
   type Options,
-  partlyImplementedField,
   secondsField,
+  show,
   stringField,
 } from "../option-fields.js";
 import type { Provider } from "../providers/provider-types.js";
 import { createProvider, providerSchema } from "../providers/registry.js";
 import { COMMON_ENGINE_FIELDS, WORKER_LIMIT_FIELDS } from "./engine-options.js";
 
-/** What `address` may be: the interchange listens on loopback only. */
-const LOOPBACK_ADDRESSES: readonly string[] = ["127.0.0.1", "localhost", "::1"];
+/** A DNS host name (RFC 1123 labels), as JSON Schema's `hostname` format. */
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** `address` values that mean "every address of this host". */
+export const EVERY_ADDRESS: readonly string[] = ["0.0.0.0", "::"];
 
 /** How blocks follow the load. */
 export type ScalingStrategy =
@@ -55,6 +61,97 @@ function providerField(): Field<Provider> {
   };
 }
 
+function addressField(): Field<string | undefined> {
+  const expected = "an IP address or host name of this host (0.0.0.0 or :: for every address)";
+  return {
+    expected,
+    schema: () => ({ type: "string", anyOf: [{ format: "ipv4" }, { format: "ipv6" }, { format: "hostname" }] }),
+    parse(value, path) {
+      if (typeof value !== "string" || (isIP(value) === 0 && !HOST_NAME.test(value))) {
+        throw new ConfigError(`${path} must be ${expected} (got ${show(value)}).`);
+      }
+      return value;
+    },
+    fallback: () => undefined,
+  };
+}
+
+function portField(): Field<number | undefined> {
+  return {
+    ...integerField({ min: 1, fallback: undefined }),
+    expected: "a port number (1-65535)",
+    schema: () => ({ type: "integer", minimum: 1, maximum: 65535 }),
+    parse(value, path) {
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535) {
+        throw new ConfigError(`${path} must be a port number (1-65535) (got ${show(value)}).`);
+      }
+      return value;
+    },
+  };
+}
+
+function portRangeField(): Field<readonly [number, number] | undefined> {
+  const expected = "a list of two port numbers [low, high] with low ≤ high";
+  return {
+    expected,
+    schema: () => ({
+      type: "array",
+      items: { type: "integer", minimum: 1, maximum: 65535 },
+      minItems: 2,
+      maxItems: 2,
+    }),
+    parse(value, path) {
+      const ok =
+        Array.isArray(value) &&
+        value.length === 2 &&
+        value.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535) &&
+        value[0] <= value[1];
+      if (!ok) throw new ConfigError(`${path} must be ${expected} (got ${show(value)}).`);
+      return Object.freeze([value[0], value[1]] as [number, number]);
+    },
+    fallback: () => undefined,
+  };
+}
+
+/** `available_accelerators`: a count N (devices "0" to "N-1") or the device ids; none: no accelerators. */
+function acceleratorsField(): Field<readonly string[]> {
+  const expected = "a positive integer or a list of device ids (strings)";
+  return {
+    expected,
+    schema: () => ({
+      anyOf: [
+        { type: "integer", minimum: 1 },
+        { type: "array", items: { type: "string" }, minItems: 1 },
+      ],
+    }),
+    parse(value, path) {
+      if (typeof value === "number" && Number.isInteger(value) && value >= 1) {
+        return Object.freeze(Array.from({ length: value }, (_, i) => String(i)));
+      }
+      if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "string")) {
+        return Object.freeze([...(value as string[])]);
+      }
+      throw new ConfigError(`${path} must be ${expected} (got ${show(value)}).`);
+    },
+    fallback: () => Object.freeze([]),
+    defaultText: "none",
+  };
+}
+
+function positiveNumberField(fallback: number): Field<number> {
+  return {
+    expected: "a number > 0",
+    schema: () => ({ type: "number", exclusiveMinimum: 0 }),
+    parse(value, path) {
+      if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
+        throw new ConfigError(`${path} must be a number > 0 (got ${show(value)}).`);
+      }
+      return value;
+    },
+    fallback: () => fallback,
+  };
+}
+
 export const HIGH_THROUGHPUT_FIELDS = {
   max_workers_per_node: doc("Worker processes each block (node) runs.", integerField({ min: 1, fallback: 1 })),
   /*
@@ -70,6 +167,18 @@ export const HIGH_THROUGHPUT_FIELDS = {
    * decides to add blocks; a small number bounds how many tasks one long task
    * can hold up. Set 0 for long, uneven tasks, where that matters more.
    */
+  cores_per_worker: doc(
+    "CPU cores each worker takes: a block runs at most (the node's CPUs ÷ cores_per_worker) workers, at least one.",
+    positiveNumberField(1),
+  ),
+  available_accelerators: doc(
+    "Accelerators of each node (a count or device ids): one worker per accelerator (at most `max_workers_per_node`), each seeing only its own through `CUDA_VISIBLE_DEVICES`, `ROCR_VISIBLE_DEVICES` and `ZE_AFFINITY_MASK`.",
+    acceleratorsField(),
+  ),
+  run_in_sandbox: doc(
+    "Run each task in a folder of its own, `<working_dir>/<task id>`, named by `CONDUIT_TASK_SANDBOX_DIR`.",
+    booleanField(false),
+  ),
   prefetch_capacity: doc(
     "Tasks a block holds beyond one per worker, handed to its workers as they free up; 0 for long, uneven tasks.",
     integerField({ min: 0, fallback: 2 }),
@@ -84,29 +193,34 @@ export const HIGH_THROUGHPUT_FIELDS = {
   ),
   provider: providerField(),
   ...COMMON_ENGINE_FIELDS,
+  working_dir: doc(
+    "The folder block managers and workers run in (relative paths: below the UEP's folder); also the root of `run_in_sandbox` folders.",
+    stringField(undefined),
+    "the UEP's folder; `tasks_working_dir` for sandboxes",
+  ),
   ...WORKER_LIMIT_FIELDS,
   encrypted: doc(
-    "Encryption between the interchange and its workers; only `false` is implemented.",
-    partlyImplementedField(booleanField(undefined), {
-      expected: "false",
-      schema: { const: false },
-      allows: (value) => value === false,
-      what: (path) => `\`${path}: true\` (encrypted traffic between the interchange and its workers)`,
-      fix: "remove it or set it to false",
-    }),
-    "`false`",
+    "TLS between the interchange and its block managers, with certificates made at each start and checked both ways; `false`: plain TCP with the secret only.",
+    booleanField(true),
   ),
   address: doc(
-    "The address blocks reach the interchange at; only loopback is implemented (it listens on 127.0.0.1).",
-    partlyImplementedField(stringField(undefined), {
-      expected: `a loopback address (${LOOPBACK_ADDRESSES.join(", ")})`,
-      schema: { enum: [...LOOPBACK_ADDRESSES] },
-      allows: (value) => LOOPBACK_ADDRESSES.includes(value as string),
-      what: (path, value) =>
-        `an \`${path}\` other than loopback (${JSON.stringify(value)}: blocks on other hosts reaching the interchange)`,
-      fix: "remove it or set it to 127.0.0.1",
-    }),
-    "`127.0.0.1`",
+    "The address the interchange listens on and blocks reach it at; `0.0.0.0` or `::`: every address, and blocks try each address of this host.",
+    addressField(),
+    "`127.0.0.1` (blocks on this host only)",
+  ),
+  worker_port: doc("The port the interchange listens on for block managers.", portField(), "any free port"),
+  worker_port_range: doc(
+    "Ports `[low, high]` the interchange may listen on (the first free one, tried in random order).",
+    portRangeField(),
+    "any free port",
+  ),
+  heartbeat_period: doc(
+    "Seconds between a block manager's heartbeats to the interchange.",
+    secondsField({ positive: true, fallback: 30 }),
+  ),
+  heartbeat_threshold: doc(
+    "Seconds without a heartbeat after which the interchange counts a block as lost (and the block manager, the interchange).",
+    secondsField({ positive: true, fallback: 120 }),
   ),
   container_type: notImplementedField("running tasks in containers; they would run on the host"),
   container_uri: notImplementedField("the image of a task container; tasks would run on the host"),
@@ -114,3 +228,17 @@ export const HIGH_THROUGHPUT_FIELDS = {
 };
 
 export type HighThroughputOptions = Options<typeof HIGH_THROUGHPUT_FIELDS>;
+
+/** Checks the combinations one field alone cannot: throws a ConfigError naming both fields. */
+export function checkHighThroughputOptions(options: HighThroughputOptions, path: string): void {
+  if (options.worker_port !== undefined && options.worker_port_range !== undefined) {
+    throw new ConfigError(
+      `${path}.worker_port and ${path}.worker_port_range are both set; keep one (worker_port for one port, worker_port_range for any of several).`,
+    );
+  }
+  if (options.heartbeat_threshold < 2 * options.heartbeat_period) {
+    throw new ConfigError(
+      `${path}.heartbeat_threshold (${options.heartbeat_threshold} s) is less than twice ${path}.heartbeat_period (${options.heartbeat_period} s), so one late heartbeat would count a block as lost; raise heartbeat_threshold or lower heartbeat_period.`,
+    );
+  }
+}

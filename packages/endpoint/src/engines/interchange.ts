@@ -1,6 +1,7 @@
 /**
- * The interchange of a HighThroughputEngine: a TCP server on loopback inside
- * the UEP that block managers connect back to. It keeps the FIFO queue of
+ * The interchange of a HighThroughputEngine: a TLS (or, with `encrypted:
+ * false`, plain TCP) server inside the UEP that block managers connect back
+ * to, on loopback or on the engine's `address`. It keeps the FIFO queue of
  * tasks and sends them to blocks with idle workers first; only when no block
  * has one does it send a block up to `prefetch` more, which its block manager
  * queues and starts as its workers free up. So a block busy with long tasks
@@ -14,11 +15,16 @@
  * A task counts as started once it is sent to a block (prefetched ones
  * too); until then `remove` can still take it out of the queue (a cancel).
  *
- * A connection counts only once its first frame registered it with the
- * engine's secret and a block id the engine is waiting for.
+ * A connection counts only once its TLS handshake presented a certificate of
+ * the engine's own CA (when encrypted) and its first frame registered it with
+ * the engine's secret, a block id the engine is waiting for and versions the
+ * engine accepts. A registered block that sends nothing (not even a
+ * heartbeat) for `heartbeatThresholdMs` is dropped as lost: its node may be
+ * down or cut off without its connection ever closing.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import type { Logger } from "../logging.js";
 import { Fifo } from "../worker/fifo.js";
@@ -30,6 +36,7 @@ import {
   intoBatches,
   MAX_FRAME_CHARS,
   MAX_REGISTRATION_CHARS,
+  type Registration,
 } from "../worker/interchange-protocol.js";
 
 /** A connection that has not registered within this time is closed. */
@@ -40,6 +47,8 @@ export interface ConnectedBlock {
   readonly blockId: string;
   readonly pid: number;
   readonly hostname: string;
+  /** The interchange address (host:port) it connected to. */
+  readonly via: string;
   readonly workers: number;
   /** Tasks sent to it and not yet answered, in the order they were sent (running first, then prefetched). */
   readonly inFlight: Map<string, EngineTask>;
@@ -49,9 +58,29 @@ export interface ConnectedBlock {
   draining: boolean;
 }
 
+export interface InterchangeOptions {
+  /** What a block manager must present in its registration. */
+  secret: string;
+  /** Tasks a block may hold beyond one per worker (prefetch_capacity). */
+  prefetch: number;
+  /** The server's certificate and key and the CA its clients' certificates must chain to; none: plain TCP. */
+  tls?: { ca: Buffer; cert: Buffer; key: Buffer };
+  /** How often blocks send heartbeats (the interchange checks for silent ones as often). */
+  heartbeatPeriodMs: number;
+  /** A registered block silent for this long is dropped as lost. */
+  heartbeatThresholdMs: number;
+}
+
+/** Where to listen: one port, or the first free one of a range (inclusive); neither: any free port. */
+export interface ListenOn {
+  host: string;
+  port?: number;
+  range?: readonly [number, number];
+}
+
 export interface InterchangeEvents {
-  /** Why a block with this id may not register, or undefined to accept it. */
-  admit(blockId: string): string | undefined;
+  /** Why this block may not register (an unknown block id, other versions), or undefined to accept it. */
+  admit(registration: Registration): string | undefined;
   connected(block: ConnectedBlock): void;
   /** Worker slots of blocks still starting: that many queued tasks are kept for them rather than prefetched. */
   reserved(): number;
@@ -63,13 +92,18 @@ export interface InterchangeEvents {
   /**
    * A registered block's connection closed. `started` are the tasks it had not
    * answered and may have started (at most one per worker); `unstarted` are the
-   * ones it held and had certainly not started, in order.
+   * ones it held and had certainly not started, in order. `why` is set when the
+   * interchange dropped it itself (no heartbeat within the threshold).
    */
-  closed(block: ConnectedBlock, started: EngineTask[], unstarted: EngineTask[]): void;
+  closed(block: ConnectedBlock, started: EngineTask[], unstarted: EngineTask[], why?: string): void;
 }
 
 interface Connection extends ConnectedBlock {
   socket: Socket;
+  /** When it last sent a frame (ms since the epoch). */
+  lastHeard: number;
+  /** Why the interchange dropped it, if it did. */
+  dropped?: string;
 }
 
 export class Interchange {
@@ -78,24 +112,62 @@ export class Interchange {
   private readonly connections = new Map<string, Connection>();
   private readonly sockets = new Set<Socket>();
   private readonly secretDigest: Buffer;
+  private readonly prefetch: number;
+  private readonly heartbeatTimer: NodeJS.Timeout;
   private dispatchQueued = false;
 
-  /** `prefetch`: tasks a block may hold beyond one per worker (prefetch_capacity). */
   constructor(
-    secret: string,
-    private readonly prefetch: number,
+    private readonly options: InterchangeOptions,
     private readonly events: InterchangeEvents,
     private readonly log: Logger,
   ) {
-    this.secretDigest = digest(secret);
-    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.secretDigest = digest(options.secret);
+    this.prefetch = options.prefetch;
+    const tls = options.tls;
+    if (tls) {
+      // Both sides verified: a peer without a certificate of this engine's CA never gets to send a frame.
+      this.server = createTlsServer(
+        {
+          ...tls,
+          requestCert: true,
+          rejectUnauthorized: true,
+          minVersion: "TLSv1.3",
+          handshakeTimeout: REGISTRATION_TIMEOUT_MS,
+        },
+        (socket) => this.accept(socket),
+      );
+      this.server.on("tlsClientError", (err: Error & { reason?: string }, socket) =>
+        this.log.warn(
+          `The interchange refused a TLS connection from ${socket.remoteAddress ?? "an unknown address"}: ${err.reason ?? err.message}.`,
+        ),
+      );
+    } else {
+      this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    }
+    this.heartbeatTimer = setInterval(() => this.dropSilentBlocks(), options.heartbeatPeriodMs);
+    this.heartbeatTimer.unref();
   }
 
-  /** Listens on a random loopback port; returns it. */
-  listen(): Promise<number> {
+  /** Listens on `on.host` and the given port, the first free one of the range, or any free one; returns it. */
+  async listen(on: ListenOn): Promise<number> {
+    const ports = on.port !== undefined ? [on.port] : on.range ? shuffledRange(on.range) : [0];
+    let last: Error | undefined;
+    for (const port of ports) {
+      try {
+        return await this.listenOn(on.host, port);
+      } catch (err) {
+        last = err as Error;
+        if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") break;
+      }
+    }
+    const which = on.range ? `any port of ${on.range[0]}-${on.range[1]}` : `port ${ports[0]}`;
+    throw new Error(`the interchange could not listen on ${on.host} ${which}: ${last?.message}`);
+  }
+
+  private listenOn(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen(0, "127.0.0.1", () => {
+      this.server.listen(port, host, () => {
         this.server.off("error", reject);
         resolve((this.server.address() as { port: number }).port);
       });
@@ -169,6 +241,7 @@ export class Interchange {
 
   /** Closes every connection and stops listening. */
   async close(): Promise<void> {
+    clearInterval(this.heartbeatTimer);
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -204,6 +277,19 @@ export class Interchange {
     }
   }
 
+  /** Drops the blocks that sent nothing for longer than the heartbeat threshold. */
+  private dropSilentBlocks(): void {
+    const now = Date.now();
+    const { heartbeatThresholdMs } = this.options;
+    for (const c of this.connections.values()) {
+      const silent = now - c.lastHeard;
+      if (silent <= heartbeatThresholdMs) continue;
+      c.dropped = `its block manager sent no heartbeat for ${seconds(silent)} s (heartbeat_threshold: ${seconds(heartbeatThresholdMs)} s): its node is down or cannot reach the interchange`;
+      this.log.warn(`Too many heartbeats missed by block ${c.blockId} on ${c.hostname}; removing it.`);
+      c.socket.destroy();
+    }
+  }
+
   private accept(socket: Socket): void {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
@@ -216,6 +302,7 @@ export class Interchange {
 
     const reader = new FrameReader(MAX_REGISTRATION_CHARS, (raw) => {
       const message = decodeBlockMessage(raw);
+      if (connection) connection.lastHeard = Date.now();
       if (!connection) {
         connection = this.register(socket, message);
         if (connection) {
@@ -244,11 +331,16 @@ export class Interchange {
       this.connections.delete(connection.blockId);
       const unanswered = [...connection.inFlight.values()];
       connection.inFlight.clear();
-      this.events.closed(connection, unanswered.slice(0, connection.workers), unanswered.slice(connection.workers));
+      this.events.closed(
+        connection,
+        unanswered.slice(0, connection.workers),
+        unanswered.slice(connection.workers),
+        connection.dropped,
+      );
     });
   }
 
-  private register(socket: Socket, message: BlockMessage): Connection | undefined {
+  private register(socket: Socket, message: BlockMessage | Registration): Connection | undefined {
     const reject = (reason: string): undefined => {
       this.log.warn(`The interchange rejected a block registration: ${reason}.`);
       write(socket, { v: 1, cmd: "rejected", reason });
@@ -257,17 +349,19 @@ export class Interchange {
     };
     if (message.cmd !== "register") return reject(`the first message must be a registration, not ${message.cmd}`);
     if (!timingSafeEqual(digest(message.secret), this.secretDigest)) return reject("wrong secret");
-    const refusal = this.events.admit(message.blockId);
+    const refusal = this.events.admit(message);
     if (refusal) return reject(refusal);
     const connection: Connection = {
       blockId: message.blockId,
       pid: message.pid,
       hostname: message.hostname,
+      via: message.via,
       workers: message.workers,
       inFlight: new Map(),
       idleSince: Date.now(),
       draining: false,
       socket,
+      lastHeard: Date.now(),
     };
     this.connections.set(message.blockId, connection);
     write(socket, { v: 1, cmd: "registered" });
@@ -276,8 +370,12 @@ export class Interchange {
     return connection;
   }
 
-  private onMessage(connection: Connection, message: BlockMessage): void {
+  private onMessage(connection: Connection, message: BlockMessage | Registration): void {
     if (message.cmd === "register") return;
+    if (message.cmd === "heartbeat") {
+      write(connection.socket, { v: 1, cmd: "heartbeat" });
+      return;
+    }
     if (message.cmd === "results") {
       const answered = message.results.filter((result) => this.answered(connection, result.taskId));
       // Refill the block before reporting, so its workers are not idle while the UEP publishes.
@@ -304,6 +402,20 @@ export class Interchange {
 
 function write(socket: Socket, message: InterchangeMessage): void {
   if (!socket.destroyed) socket.write(encodeFrame(message));
+}
+
+function seconds(ms: number): string {
+  return String(Math.round(ms / 100) / 10);
+}
+
+/** The ports of an inclusive range in random order, so that two engines rarely race for the same one. */
+function shuffledRange([low, high]: readonly [number, number]): number[] {
+  const ports = Array.from({ length: high - low + 1 }, (_, i) => low + i);
+  for (let i = ports.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [ports[i], ports[j]] = [ports[j], ports[i]];
+  }
+  return ports;
 }
 
 /** Equal-length digests, so the comparison takes the same time whatever the secret's length. */

@@ -7,14 +7,26 @@ import { workerEntryPath } from "./worker-entry.js";
 import { limitArgs, type WorkerLimits } from "./worker-limits.js";
 
 export interface BlockManagerLaunch {
-  /** Where the interchange listens. */
-  host: string;
+  /** Addresses the interchange may be reached at: the block manager tries each and uses the first that answers. */
+  addresses: readonly string[];
   port: number;
   blockId: string;
   /** Worker processes the block manager forks. */
   workers: number;
   /** File holding the engine's secret (mode 0600). */
   secretFile: string;
+  /** The folder of the interchange's CA and client certificate (encrypted); none: plain TCP. */
+  tlsDir?: string;
+  /** Seconds between heartbeats, and of silence from the interchange after which the block stops. */
+  heartbeatPeriod: number;
+  heartbeatThreshold: number;
+  coresPerWorker: number;
+  /** Device ids: one worker per accelerator. */
+  accelerators: readonly string[];
+  /** The folder the block runs in; none: where its provider started it. */
+  workingDir?: string;
+  /** The root of the tasks' own folders (run_in_sandbox); none: no sandbox. */
+  sandboxDir?: string;
   /** The engine's max_memory_per_worker, max_open_files_per_worker and max_user_processes. */
   limits?: WorkerLimits;
 }
@@ -24,8 +36,8 @@ export function blockManagerCommand(launch: BlockManagerLaunch): string {
   return shellJoin([
     process.execPath,
     workerEntryPath("block-manager"),
-    "--host",
-    launch.host,
+    "--addresses",
+    launch.addresses.join(","),
     "--port",
     String(launch.port),
     "--block-id",
@@ -34,6 +46,16 @@ export function blockManagerCommand(launch: BlockManagerLaunch): string {
     String(launch.workers),
     "--secret-file",
     launch.secretFile,
+    ...(launch.tlsDir ? ["--tls-dir", launch.tlsDir] : []),
+    "--heartbeat-period",
+    String(launch.heartbeatPeriod),
+    "--heartbeat-threshold",
+    String(launch.heartbeatThreshold),
+    "--cores-per-worker",
+    String(launch.coresPerWorker),
+    ...(launch.accelerators.length > 0 ? ["--accelerators", launch.accelerators.join(",")] : []),
+    ...(launch.workingDir ? ["--working-dir", launch.workingDir] : []),
+    ...(launch.sandboxDir ? ["--sandbox-dir", launch.sandboxDir] : []),
     ...limitArgs(launch.limits),
   ]);
 }

@@ -1,10 +1,14 @@
 /**
  * Entry of a block manager: one per block of a HighThroughputEngine, started
  * by the engine's provider (a local shell, a Slurm job, …) after worker_init.
- * It forks its worker processes, waits until they are ready, connects back to
- * the interchange with its block id and the engine's secret, and runs what it
- * is sent. It exits when the interchange says so or its connection closes
- * (the UEP is gone), and its workers go with it.
+ * It forks its worker processes, waits until they are ready, tries every
+ * address it was given for the interchange and uses the first that answers
+ * (a node may reach the UEP's host on only some of its networks), connects
+ * over TLS with the engine's client certificate (unless `encrypted: false`),
+ * registers with its block id, the engine's secret and its versions, and runs
+ * what it is sent. It exits when the interchange says so, when its connection
+ * closes (the UEP is gone), or when the interchange stays silent beyond the
+ * heartbeat threshold; its workers go with it.
  *
  * The interchange may send more tasks than there are workers (prefetch): the
  * extra ones wait here and start in the order they came as workers free up.
@@ -12,22 +16,29 @@
  * have been written, so the interchange can tell, if this block dies, which
  * of its tasks never started (see interchange.ts).
  *
- *   node block-manager.js --host 127.0.0.1 --port 41234 --block-id 0 --workers 2 --secret-file <path>
+ *   node block-manager.js --addresses 10.0.0.1,127.0.0.1 --port 41234 --block-id 0 --workers 2 \
+ *     --secret-file <path> [--tls-dir <dir>] --heartbeat-period 30 --heartbeat-threshold 120
  */
-import { readFileSync } from "node:fs";
-import { connect, type Socket } from "node:net";
-import { hostname } from "node:os";
+import { mkdirSync, readFileSync } from "node:fs";
+import { connect, isIPv6, type Socket } from "node:net";
+import { availableParallelism, hostname } from "node:os";
+import { join } from "node:path";
+import { connect as connectTls } from "node:tls";
 import { parseArgs } from "node:util";
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import { createLogger } from "../logging.js";
+import { CONDUIT_VERSION } from "../version.js";
+import { SANDBOX_ROOT_ENV } from "./execute-task.js";
 import { Fifo } from "./fifo.js";
 import { encodeFrame, FrameReader } from "./frames.js";
 import {
   type BlockMessage,
   decodeInterchangeMessage,
+  INTERCHANGE_PROTOCOL_VERSION,
   type InterchangeMessage,
   intoBatches,
   MAX_FRAME_CHARS,
+  TLS_FILES,
 } from "./interchange-protocol.js";
 import { processWorkerSpawner } from "./spawn-process-worker.js";
 import { WorkerCgroups } from "./worker-cgroups.js";
@@ -36,32 +47,91 @@ import { WorkerPool } from "./worker-pool.js";
 
 /** Workers get this long to exit on SIGTERM before SIGKILL. */
 const WORKER_GRACE_MS = 2000;
+/** An address that has not answered within this time (or the heartbeat threshold, if shorter) counts as unreachable. */
+const PROBE_TIMEOUT_MS = 10_000;
 
 const { values } = parseArgs({
   options: {
-    host: { type: "string" },
+    addresses: { type: "string" },
     port: { type: "string" },
     "block-id": { type: "string" },
     workers: { type: "string" },
     "secret-file": { type: "string" },
+    "tls-dir": { type: "string" },
+    "heartbeat-period": { type: "string" },
+    "heartbeat-threshold": { type: "string" },
+    "cores-per-worker": { type: "string" },
+    accelerators: { type: "string" },
+    "working-dir": { type: "string" },
+    "sandbox-dir": { type: "string" },
     ...LIMIT_ARG_OPTIONS,
   },
 });
 const limits = limitsFromArgs(values);
-const host = values.host ?? "127.0.0.1";
+const addresses = (values.addresses ?? "").split(",").filter((a) => a !== "");
 const port = Number(values.port);
 const blockId = values["block-id"] ?? "";
-const workers = Number(values.workers ?? "1");
+const maxWorkers = Number(values.workers ?? "1");
+const coresPerWorker = Number(values["cores-per-worker"] ?? "1");
+const accelerators = (values.accelerators ?? "").split(",").filter((a) => a !== "");
 const secretFile = values["secret-file"] ?? "";
-if (!Number.isInteger(port) || blockId === "" || !Number.isInteger(workers) || workers < 1 || secretFile === "") {
+const tlsDir = values["tls-dir"];
+const heartbeatMs = Number(values["heartbeat-period"] ?? "30") * 1000;
+const thresholdMs = Number(values["heartbeat-threshold"] ?? "120") * 1000;
+if (
+  addresses.length === 0 ||
+  !Number.isInteger(port) ||
+  blockId === "" ||
+  !Number.isInteger(maxWorkers) ||
+  maxWorkers < 1 ||
+  !(coresPerWorker > 0) ||
+  secretFile === "" ||
+  !(heartbeatMs > 0 && thresholdMs > 0)
+) {
   process.stderr.write(
-    "usage: block-manager.js --host HOST --port PORT --block-id ID --workers N --secret-file PATH (started by a HighThroughputEngine, not by hand)\n",
+    "usage: block-manager.js --addresses A[,B…] --port PORT --block-id ID --workers N --secret-file PATH [--tls-dir DIR] --heartbeat-period S --heartbeat-threshold S [--cores-per-worker C] [--accelerators A,B…] [--working-dir DIR] [--sandbox-dir DIR] (started by a HighThroughputEngine, not by hand)\n",
   );
   process.exit(2);
 }
 
 // Its stderr is the block's stderr file in submit_scripts/: what went wrong is read there.
 const log = createLogger({ name: `block ${blockId}`, console: true });
+
+/** As Parsl's managers: as many workers as the node's cores and accelerators allow, up to max_workers_per_node. */
+const workers = Math.max(
+  1,
+  Math.min(
+    maxWorkers,
+    Math.floor(availableParallelism() / coresPerWorker),
+    accelerators.length > 0 ? accelerators.length : Number.POSITIVE_INFINITY,
+  ),
+);
+
+const workingDir = values["working-dir"];
+if (workingDir) {
+  // Workers inherit this directory: tasks start in it.
+  mkdirSync(workingDir, { recursive: true, mode: 0o700 });
+  process.chdir(workingDir);
+}
+
+/** A worker's environment: its rank, and its own accelerator when the node has some. */
+function workerEnv(rank: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    CONDUIT_BLOCK_ID: blockId,
+    CONDUIT_WORKER_COUNT: String(workers),
+    CONDUIT_WORKER_RANK: String(rank),
+  };
+  if (values["sandbox-dir"]) env[SANDBOX_ROOT_ENV] = values["sandbox-dir"];
+  const device = accelerators[rank];
+  if (device !== undefined) {
+    env.CUDA_VISIBLE_DEVICES = device;
+    env.ROCR_VISIBLE_DEVICES = device;
+    env.ZE_AFFINITY_MASK = device;
+    env.ZE_ENABLE_PCI_ID_DEVICE_ORDER = "1";
+  }
+  return env;
+}
 
 let socket: Socket | undefined;
 let stopping = false;
@@ -78,7 +148,7 @@ let pumpQueued = false;
 const pool = new WorkerPool({
   size: workers,
   spawn: processWorkerSpawner({
-    env: { ...process.env, CONDUIT_BLOCK_ID: blockId, CONDUIT_WORKER_COUNT: String(workers) },
+    env: workerEnv,
     limits,
     cgroups: limits.max_memory_per_worker ? WorkerCgroups.open(limits.max_memory_per_worker, log) : undefined,
   }),
@@ -163,23 +233,48 @@ process.on("SIGINT", () => void stop(0));
 
 async function main(): Promise<void> {
   const secret = readFileSync(secretFile, "utf8").trim();
+  const tls = tlsDir ? readTls(tlsDir) : undefined;
   // Workers first: a block whose workers cannot start never registers, and the engine reports it as failed to start.
   await pool.start();
   if (stopping) return;
-  const conn = connect({ host, port, noDelay: true });
+  const reached = await probe(addresses, port, Math.min(PROBE_TIMEOUT_MS, thresholdMs));
+  const where = hostPort(reached.address, port);
+  log.info(
+    `Reached the interchange at ${where}${addresses.length > 1 ? ` (tried ${addresses.map((a) => hostPort(a, port)).join(", ")})` : ""}${tls ? " (TLS)" : ""}.`,
+  );
+  // No host name check: the interchange's certificate is the only one its CA, made for this engine alone, ever issued.
+  const conn = tls
+    ? connectTls({ socket: reached.socket, ...tls, checkServerIdentity: () => undefined, minVersion: "TLSv1.3" })
+    : reached.socket;
   socket = conn;
   conn.setKeepAlive(true, 10_000);
   let registered = false;
+  let lastHeard = Date.now();
+  const heartbeat = setInterval(() => {
+    const silent = Date.now() - lastHeard;
+    if (silent > thresholdMs) {
+      log.error(
+        `Missing contact with the interchange at ${where} for ${Math.round(silent / 1000)} s (beyond heartbeat_threshold); stopping.`,
+      );
+      void stop(1);
+      return;
+    }
+    // Never before the registration: the interchange reads nothing else first.
+    if (registered) send({ v: 1, cmd: "heartbeat" });
+  }, heartbeatMs);
+  heartbeat.unref();
   const reader = new FrameReader(MAX_FRAME_CHARS, (raw) => {
     const message: InterchangeMessage = decodeInterchangeMessage(raw);
     switch (message.cmd) {
       case "registered":
         registered = true;
-        log.info(`Registered with the interchange at ${host}:${port} with ${workers} worker(s).`);
+        log.info(`Registered with the interchange at ${where} with ${workers} worker(s).`);
         break;
       case "rejected":
-        log.error(`The interchange at ${host}:${port} rejected block ${blockId}: ${message.reason}.`);
+        log.error(`The interchange at ${where} rejected block ${blockId}: ${message.reason}.`);
         void stop(1);
+        break;
+      case "heartbeat":
         break;
       case "run":
         for (const task of message.tasks) prefetched.push(task);
@@ -191,9 +286,9 @@ async function main(): Promise<void> {
         break;
     }
   });
-  conn.on("connect", () =>
+  const register = () =>
     send({
-      v: 1,
+      v: INTERCHANGE_PROTOCOL_VERSION,
       cmd: "register",
       blockId,
       secret,
@@ -201,9 +296,13 @@ async function main(): Promise<void> {
       hostname: hostname(),
       workers,
       nodeVersion: process.version,
-    }),
-  );
+      conduitVersion: CONDUIT_VERSION,
+      via: where,
+    });
+  if (tls) conn.once("secureConnect", register);
+  else register();
   conn.on("data", (chunk) => {
+    lastHeard = Date.now();
     try {
       reader.push(chunk);
     } catch (err) {
@@ -211,12 +310,75 @@ async function main(): Promise<void> {
       void stop(1);
     }
   });
-  conn.on("error", (err) => log.error(`Connection to the interchange at ${host}:${port}: ${err.message}.`));
+  conn.on("error", (err) => log.error(`Connection to the interchange at ${where}: ${err.message}.`));
   conn.on("close", () => {
+    clearInterval(heartbeat);
     if (stopping) return;
-    if (!registered) log.error(`Could not register with the interchange at ${host}:${port}; stopping.`);
+    if (!registered) log.error(`Could not register with the interchange at ${where}; stopping.`);
     else log.info("The interchange closed the connection (the user endpoint stopped); stopping.");
     void stop(registered ? 0 : 1);
+  });
+}
+
+function readTls(dir: string): { ca: Buffer; cert: Buffer; key: Buffer } {
+  try {
+    return {
+      ca: readFileSync(join(dir, TLS_FILES.ca)),
+      cert: readFileSync(join(dir, TLS_FILES.clientCert)),
+      key: readFileSync(join(dir, TLS_FILES.clientKey)),
+    };
+  } catch (err) {
+    throw new Error(
+      `cannot read the interchange's certificates in ${dir} (${(err as Error).message}); the node must see the user endpoint's folder (a shared file system), or set encrypted: false`,
+    );
+  }
+}
+
+function hostPort(address: string, port: number): string {
+  return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/**
+ * Connects to every address at once and keeps the first connection made;
+ * rejects naming each address and why it failed when none answers in time.
+ */
+function probe(candidates: string[], port: number, timeoutMs: number): Promise<{ address: string; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const failures = new Map<string, string>();
+    const sockets: Socket[] = [];
+    let settled = false;
+    const settle = () => {
+      settled = true;
+      clearTimeout(timer);
+    };
+    const giveUp = () => {
+      settle();
+      for (const s of sockets) s.destroy();
+      const tried = candidates.map(
+        (a) => `${hostPort(a, port)} (${failures.get(a) ?? `no answer in ${timeoutMs / 1000} s`})`,
+      );
+      reject(
+        new Error(
+          `could not reach the interchange at any of ${tried.join(", ")}; set the engine's address to one this node (${hostname()}) can reach, and check that no firewall blocks port ${port}`,
+        ),
+      );
+    };
+    const timer = setTimeout(giveUp, timeoutMs);
+    for (const address of candidates) {
+      const candidate = connect({ host: address, port, noDelay: true });
+      sockets.push(candidate);
+      candidate.once("connect", () => {
+        if (settled) return;
+        settle();
+        for (const s of sockets) if (s !== candidate) s.destroy();
+        resolve({ address, socket: candidate });
+      });
+      candidate.once("error", (err: NodeJS.ErrnoException) => {
+        if (settled) return;
+        failures.set(address, err.code ?? err.message);
+        if (failures.size === candidates.length) giveUp();
+      });
+    }
   });
 }
 

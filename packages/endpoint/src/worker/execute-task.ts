@@ -16,6 +16,8 @@
  * usual globals, and `await import("node:fs")` or
  * `process.getBuiltinModule("node:fs")` reach Node's modules.
  */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import {
   BUNDLED_CODE,
   type CallArguments,
@@ -62,6 +64,30 @@ export function resultSizeLimit(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isInteger(configured) && configured > 0 ? configured : DEFAULT_RESULT_SIZE_LIMIT;
 }
 
+/** Set by a block manager when its engine has `run_in_sandbox`: each task runs in a folder of its own below it. */
+export const SANDBOX_ROOT_ENV = "CONDUIT_SANDBOX_ROOT";
+/** The task's own folder (its working directory), while it runs in a sandbox. */
+export const TASK_SANDBOX_ENV = "CONDUIT_TASK_SANDBOX_DIR";
+
+/**
+ * Makes the task's folder `<root>/<task id>` (0700), enters it and names it
+ * in the environment; the returned function leaves it. Tasks of a process
+ * worker run one at a time, so changing the process's directory is safe.
+ */
+function enterSandbox(taskId: string): (() => void) | undefined {
+  const root = process.env[SANDBOX_ROOT_ENV];
+  if (!root) return undefined;
+  const dir = join(root, taskId.replace(/[^A-Za-z0-9._-]/g, "_").replace(/^\.+$/, "_"));
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const previous = process.cwd();
+  process.chdir(dir);
+  process.env[TASK_SANDBOX_ENV] = dir;
+  return () => {
+    process.chdir(previous);
+    delete process.env[TASK_SANDBOX_ENV];
+  };
+}
+
 /** Compiled functions by function id; a worker sees few distinct functions, so a small bound suffices. */
 const MAX_CACHED_FUNCTIONS = 256;
 const compiled = new Map<string, { source: string; fn: UserFunction }>();
@@ -81,11 +107,14 @@ export async function executeTask(task: EngineTask): Promise<EngineResult> {
   const previousTaskId = process.env.CONDUIT_TASK_ID;
   process.env.CONDUIT_TASK_ID = task.taskId;
   let value: unknown;
+  let leaveSandbox: (() => void) | undefined;
   try {
+    leaveSandbox = enterSandbox(task.taskId);
     value = await fn(...args);
   } catch (err) {
     return { taskId: task.taskId, ok: false, error: toWireError(trimStack(err)) };
   } finally {
+    leaveSandbox?.();
     if (previousTaskId === undefined) delete process.env.CONDUIT_TASK_ID;
     else process.env.CONDUIT_TASK_ID = previousTaskId;
   }

@@ -1,8 +1,11 @@
 /**
  * Messages between a HighThroughputEngine's interchange (in the UEP) and the
  * block managers that connect to it over TCP, as newline-delimited JSON
- * frames. The first frame of a connection must be `register`, carrying the
- * engine's secret; nothing else is read before it.
+ * frames, over TLS unless the engine has `encrypted: false`. The first frame
+ * of a connection must be `register`, carrying the engine's secret and the
+ * block manager's versions; nothing else is read before it. Both sides send
+ * `heartbeat` (the interchange answers each one), so a node lost without a
+ * closed connection is noticed after `heartbeat_threshold`.
  *
  * Tasks and results travel in batches (`run` carries every task ready for a
  * block, `results` every result a block has at hand), so a burst of short
@@ -11,7 +14,20 @@
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import { describeMessage } from "./frames.js";
 
+/**
+ * The `v` of every frame. A registration is decoded whatever its `v`, so a
+ * block manager of another version is told so by name, not as malformed data.
+ */
 export const INTERCHANGE_PROTOCOL_VERSION = 1;
+
+/** The files of an encrypted interchange's TLS folder (engines/interchange-tls.ts makes them). */
+export const TLS_FILES = {
+  ca: "ca.pem",
+  serverCert: "server.pem",
+  serverKey: "server.key",
+  clientCert: "client.pem",
+  clientKey: "client.key",
+} as const;
 
 /** Longest frame read before a block has registered. */
 export const MAX_REGISTRATION_CHARS = 64 * 1024;
@@ -30,8 +46,14 @@ export type BlockMessage =
       hostname: string;
       /** Workers it runs: it runs at most this many tasks at a time (and holds up to prefetch_capacity more). */
       workers: number;
+      /** `process.version` of the block manager's Node. */
       nodeVersion: string;
+      /** The version of the Conduit endpoint package the block manager runs. */
+      conduitVersion: string;
+      /** The address (host:port) it reached the interchange at. */
+      via: string;
     }
+  | { v: 1; cmd: "heartbeat" }
   /** Results in the order the block got them; never empty. */
   | { v: 1; cmd: "results"; results: EngineResult[] }
   /** The worker running this task died; `reason` names it, how it died, and the task. */
@@ -41,6 +63,8 @@ export type BlockMessage =
 export type InterchangeMessage =
   | { v: 1; cmd: "registered" }
   | { v: 1; cmd: "rejected"; reason: string }
+  /** The answer to each of the block manager's heartbeats. */
+  | { v: 1; cmd: "heartbeat" }
   /** Tasks to run, in order; those beyond its idle workers wait in the block manager. Never empty. */
   | { v: 1; cmd: "run"; tasks: EngineTask[] }
   /** Stop the workers and exit (scale-in, or the engine shuts down). */
@@ -77,21 +101,29 @@ function payloadChars(item: EngineTask | EngineResult): number {
   return item.ok ? item.value.data.length : JSON.stringify(item.error).length;
 }
 
-export function decodeBlockMessage(raw: unknown): BlockMessage {
+/** A registration as it came, whatever its protocol version: the interchange checks the versions itself. */
+export type Registration = Omit<Extract<BlockMessage, { cmd: "register" }>, "v"> & { v: number };
+
+export function decodeBlockMessage(raw: unknown): BlockMessage | Registration {
   const msg = raw as Record<string, unknown> | null;
+  if (
+    msg?.cmd === "register" &&
+    typeof msg.v === "number" &&
+    typeof msg.blockId === "string" &&
+    typeof msg.secret === "string" &&
+    typeof msg.pid === "number" &&
+    typeof msg.hostname === "string" &&
+    Number.isInteger(msg.workers) &&
+    (msg.workers as number) > 0 &&
+    typeof msg.nodeVersion === "string" &&
+    typeof msg.conduitVersion === "string" &&
+    typeof msg.via === "string"
+  )
+    return msg as Registration;
   if (msg?.v === INTERCHANGE_PROTOCOL_VERSION) {
     switch (msg.cmd) {
-      case "register":
-        if (
-          typeof msg.blockId === "string" &&
-          typeof msg.secret === "string" &&
-          typeof msg.pid === "number" &&
-          typeof msg.hostname === "string" &&
-          Number.isInteger(msg.workers) &&
-          (msg.workers as number) > 0
-        )
-          return msg as BlockMessage;
-        break;
+      case "heartbeat":
+        return msg as BlockMessage;
       case "results":
         if (isListOfIdentified(msg.results)) return msg as BlockMessage;
         break;
@@ -108,6 +140,7 @@ export function decodeInterchangeMessage(raw: unknown): InterchangeMessage {
   if (msg?.v === INTERCHANGE_PROTOCOL_VERSION) {
     switch (msg.cmd) {
       case "registered":
+      case "heartbeat":
       case "shutdown":
         return msg as InterchangeMessage;
       case "rejected":

@@ -17,7 +17,8 @@ import type { SpawnWorker } from "./worker-pool.js";
 import { decodeFromWorker, type ToWorker } from "./worker-protocol.js";
 
 export interface ProcessWorkerOptions {
-  env: NodeJS.ProcessEnv;
+  /** Each worker's environment, or a function of its rank (e.g. its accelerator). */
+  env: NodeJS.ProcessEnv | ((rank: number) => NodeJS.ProcessEnv);
   limits?: WorkerLimits;
   /** Where each worker gets a memory cgroup of its own (max_memory_per_worker set and a delegated cgroup). */
   cgroups?: WorkerCgroups;
@@ -33,9 +34,9 @@ const STDERR_DRAIN_MS = 300;
 export function processWorkerSpawner(options: ProcessWorkerOptions): SpawnWorker {
   const entry = workerEntryPath("process-worker");
   const [command, args] = workerCommand(entry, options.limits);
-  return (events) => {
+  return (events, rank) => {
     const child = spawn(command, args, {
-      env: options.env,
+      env: typeof options.env === "function" ? options.env(rank) : options.env,
       // stderr is read (and passed on) to tell an out-of-memory death from a crash.
       stdio: ["ignore", "inherit", "pipe", "ipc"],
       serialization: "json",

@@ -34,7 +34,11 @@ export interface WorkerEvents {
   exit(code: number | null, signal: NodeJS.Signals | null, detail?: string, failure?: WireError): void;
 }
 
-export type SpawnWorker = (events: WorkerEvents) => PoolWorker;
+/**
+ * `rank`: the worker's place in the pool, 0 to size − 1; a worker that
+ * replaces a dead one takes its rank (and so its accelerator, if any).
+ */
+export type SpawnWorker = (events: WorkerEvents, rank: number) => PoolWorker;
 
 export interface WorkerPoolOptions {
   size: number;
@@ -57,6 +61,7 @@ type SlotState = "starting" | "idle" | "busy";
 
 interface Slot {
   worker: PoolWorker;
+  rank: number;
   state: SlotState;
   task?: EngineTask;
   exited: Promise<void>;
@@ -168,15 +173,21 @@ export class WorkerPool {
     const exited = new Promise<void>((resolve) => {
       markExited = resolve;
     });
-    const slot = { state: "starting", exited } as Slot;
-    slot.worker = this.options.spawn({
-      ready: () => this.onReady(slot),
-      result: (result) => this.onWorkerResult(slot, result),
-      exit: (code, signal, detail, failure) => {
-        markExited();
-        this.onExit(slot, code, signal, detail, failure);
+    const taken = new Set([...this.slots].map((s) => s.rank));
+    let rank = 0;
+    while (taken.has(rank)) rank++;
+    const slot = { state: "starting", exited, rank } as Slot;
+    slot.worker = this.options.spawn(
+      {
+        ready: () => this.onReady(slot),
+        result: (result) => this.onWorkerResult(slot, result),
+        exit: (code, signal, detail, failure) => {
+          markExited();
+          this.onExit(slot, code, signal, detail, failure);
+        },
       },
-    });
+      rank,
+    );
     this.slots.add(slot);
   }
 
