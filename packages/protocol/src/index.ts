@@ -119,6 +119,7 @@ export {
   OAUTH_CLIENT_ID,
   OAUTH_SCOPES,
   OAuthError,
+  tokenRequest,
 } from "./oauth-client.js";
 export type { ConduitPaths, Credentials } from "./paths.js";
 export { paths } from "./paths.js";
