@@ -92,6 +92,7 @@ export type {
   BrokerMessage,
   CancelTasksMessage,
   CommandMessage,
+  EngineStatusReport,
   HeartbeatMessage,
   IdentityInfo,
   MessageKind,

@@ -99,7 +99,7 @@ describe.each(TEST_STORES)("web console pages on $name", ({ store }) => {
   it("shows an endpoint's tasks with filters, a task's timings and its error as text, and live figures", async () => {
     const endpointId = await registerEndpoint({ name: "console-lab", display_name: `Lab ${HOSTILE}` });
     const functionId = await registerFunction();
-    const submitted = await call<{ task_ids: string[]; task_group_id: string }>(
+    const submitted = await call<{ task_ids: string[]; task_group_id: string; uep_id: string }>(
       "POST",
       `/v1/endpoints/${endpointId}/submit`,
       { body: submitBody(functionId, 3) },
@@ -108,6 +108,8 @@ describe.each(TEST_STORES)("web console pages on $name", ({ store }) => {
     const [failedId, doneId] = submitted.body.task_ids;
     const sender = { sender: "console-test", sharedAccount: true };
     const { store: db } = api.service;
+    const engine = { type: "HighThroughputEngine", totalWorkers: 4, idleWorkers: 2, pendingTasks: 0, blocks: 1 };
+    expect(await db.recordUepHeartbeat(endpointId, submitted.body.uep_id, undefined, engine)).toBe(true);
     await db.markTasksRunning([failedId, doneId].map((taskId) => ({ taskId, endpointId, ...sender })));
     await db.storeResults([
       {
@@ -137,7 +139,8 @@ describe.each(TEST_STORES)("web console pages on $name", ({ store }) => {
     const page = await browser.get(`/console/endpoints/${endpointId}`);
     expect(page.response.status).toBe(200);
     expect(page.text.match(/<tr data-task=/g)).toHaveLength(3);
-    expect(page.text).toContain('<table class="ueps">');
+    expect(page.text).toContain(`<tr><td><code>${submitted.body.uep_id}</code></td><td>admin@localhost</td>`);
+    expect(page.text).toContain('<td>HighThroughputEngine</td><td class="workers">2 of 4</td>\n<td>1</td><td>1</td>');
     const failed = await browser.get(`/console/endpoints/${endpointId}?state=failed`);
     expect(failed.text.match(/<tr data-task="([^"]+)"/g)).toEqual([`<tr data-task="${failedId}"`]);
     const byGroup = await browser.get(

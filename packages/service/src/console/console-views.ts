@@ -107,10 +107,11 @@ ${endpoint.lastError ? html`<dt>Last error</dt><dd class="error">${endpoint.last
 ${
   ueps.length === 0
     ? html`<p class="empty">No user endpoint has started here yet.</p>`
-    : html`<table class="ueps"><thead><tr><th>UEP</th><th>User</th><th>Config</th><th>Waiting</th><th>Running</th><th>Started</th><th>Last heartbeat</th></tr></thead><tbody>
+    : html`<table class="ueps"><thead><tr><th>UEP</th><th>User</th><th>Config</th><th>Engine</th><th>Workers (idle of total)</th><th>Blocks</th><th>Waiting</th><th>Running</th><th>Started</th><th>Last heartbeat</th></tr></thead><tbody>
 ${ueps.map(
   (u) => html`<tr><td><code>${u.id}</code></td><td>${u.username}</td><td><code>${JSON.stringify(u.config)}</code></td>
-<td>${u.waiting}</td><td>${u.running}</td><td>${time(u.createdAt)}</td><td>${time(u.lastSeen)}</td></tr>`,
+<td>${u.engine?.type ?? "not reported yet"}</td><td class="workers">${u.engine ? `${u.engine.idleWorkers} of ${u.engine.totalWorkers}` : ""}</td>
+<td>${u.engine?.blocks ?? ""}</td><td>${u.waiting}</td><td>${u.running}</td><td>${time(u.createdAt)}</td><td>${time(u.lastSeen)}</td></tr>`,
 )}</tbody></table>`
 }
 <h2>Tasks</h2>

@@ -5,7 +5,7 @@
  * scoped to the viewer the way the REST routes are: tasks, groups and
  * functions by their owner.
  */
-import type { TaskState } from "@conduit/protocol";
+import type { EngineStatusReport, TaskState } from "@conduit/protocol";
 import type { SqlExecutor, SqlParam } from "./sql-client.js";
 import { selectList } from "./sql-select.js";
 import type { TaskRecord } from "./store-types.js";
@@ -36,6 +36,8 @@ export interface UepSummary {
   config: Record<string, unknown>;
   createdAt: Date;
   lastSeen: Date | null;
+  /** Its engine (workers, blocks) as its last heartbeat reported it; null before one did. */
+  engine: EngineStatusReport | null;
   waiting: number;
   running: number;
 }
@@ -103,6 +105,7 @@ export async function listUeps(
     config: "u.config",
     createdAt: "u.created_at",
     lastSeen: "u.last_seen",
+    engine: "u.engine",
     waiting: `(SELECT count(*)::int FROM tasks t WHERE t.uep_id = u.id AND t.state IN ${NOT_STARTED_STATES})`,
     running: "(SELECT count(*)::int FROM tasks t WHERE t.uep_id = u.id AND t.state = 'running')",
   });

@@ -7,7 +7,7 @@
  * statements live in its own module, where each method's contract is
  * documented. A new aggregate is a new module and a few lines here.
  */
-import type { Payload, WireError } from "@conduit/protocol";
+import type { EngineStatusReport, Payload, WireError } from "@conduit/protocol";
 import * as consoleQueries from "./console-queries.js";
 import * as endpoints from "./endpoint-store.js";
 import * as functions from "./function-store.js";
@@ -168,8 +168,13 @@ export class Store {
     return ueps.getUep(this.sql, id);
   }
 
-  recordUepHeartbeat(endpointId: string, uepId: string, error?: WireError): Promise<boolean> {
-    return ueps.recordUepHeartbeat(this.sql, endpointId, uepId, error);
+  recordUepHeartbeat(
+    endpointId: string,
+    uepId: string,
+    error?: WireError,
+    engine?: EngineStatusReport,
+  ): Promise<boolean> {
+    return ueps.recordUepHeartbeat(this.sql, endpointId, uepId, error, engine);
   }
 
   uepHeartbeatAges(uepIds: readonly string[]): Promise<Map<string, number | null>> {
