@@ -1,6 +1,7 @@
 /**
- * The login routes under hostile input. They answer without a token and are
- * not in /openapi.json (the provider's own routes and the login pages), so
+ * The login routes and the web console's pages under hostile input. They
+ * answer without a token and are not in /openapi.json (the provider's own
+ * routes, the login pages, the console), so
  * they are listed here by hand: each gets random and hostile query strings,
  * form bodies, content types, cookies and Basic credentials. The service must
  * never answer 5xx and must keep answering /healthz.
@@ -37,6 +38,20 @@ const LOGIN_ROUTES = [
   "POST /login/{uid}",
 ] as const;
 
+/** The web console's pages: answered without a token too (a session cookie, when there is one). */
+const CONSOLE_ROUTES = [
+  "GET /",
+  "GET /console/",
+  "GET /console/sign-in",
+  "POST /console/sign-in",
+  "POST /console/sign-out",
+  "GET /console/oidc/start",
+  "GET /console/oidc/callback",
+  "GET /console/endpoints/{uid}",
+  "GET /console/tasks/{uid}",
+  "GET /console/static/{uid}",
+] as const;
+
 /** Parameter names the provider and the pages read, plus anything. */
 const PARAM_NAMES = [
   "client_id",
@@ -61,6 +76,7 @@ const PARAM_NAMES = [
   "token",
   "token_type_hint",
   "xsrf",
+  "csrf",
   "confirm",
   "username",
   "password",
@@ -171,7 +187,7 @@ describe("login routes under hostile input (listed by hand: they are not in /ope
     }
   });
 
-  it.each(LOGIN_ROUTES)("%s: never a 5xx", async (route) => {
+  it.each([...LOGIN_ROUTES, ...CONSOLE_ROUTES])("%s: never a 5xx", async (route) => {
     const [method, template] = route.split(" ") as ["GET" | "POST", string];
     const details = await fc.check(
       fc.asyncProperty(uid, params, params, headers, async (u, query, form, h) => {

@@ -16,6 +16,9 @@ describe("user endpoint process: lifecycle", () => {
   it("shuts down when its parent closes stdin (the MEP died)", async () => {
     const uep = h.start();
     await expect.poll(() => h.heartbeats.length, WAIT).toBeGreaterThan(0);
+    // Its periodic heartbeats report the engine (the console shows its workers).
+    expect(h.heartbeats[0].engine).toMatchObject({ type: "ThreadPoolEngine", totalWorkers: expect.any(Number) });
+    expect(h.heartbeats[0].engine!.totalWorkers).toBeGreaterThan(0);
     uep.child.stdin!.end();
     expect(await uep.exit).toEqual({ code: 0, signal: null });
     expect(h.log()).toContain(`Parent (${process.pid}) has gone away; initiating shut down`);

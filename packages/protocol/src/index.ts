@@ -93,6 +93,7 @@ export type {
   BrokerMessage,
   CancelTasksMessage,
   CommandMessage,
+  EngineStatusReport,
   HeartbeatMessage,
   IdentityInfo,
   MessageKind,
@@ -120,6 +121,7 @@ export {
   OAUTH_CLIENT_ID,
   OAUTH_SCOPES,
   OAuthError,
+  tokenRequest,
 } from "./oauth-client.js";
 export type { ConduitPaths, Credentials } from "./paths.js";
 export { paths } from "./paths.js";

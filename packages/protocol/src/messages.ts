@@ -177,6 +177,20 @@ const START_UEP_SCHEMA = {
   required: ["v", "kind", "endpointId", "uepId", "uepName", "identity", "userEndpointConfig", "userRuntime", "sentAt"],
 } as const satisfies Schema;
 
+/** A UEP's engine as its heartbeat reports it: workers (idle of total), tasks waiting for one, blocks. */
+const ENGINE_STATUS_SCHEMA = {
+  type: "object",
+  properties: {
+    type: text,
+    totalWorkers: { type: "number", minimum: 0 },
+    idleWorkers: { type: "number", minimum: 0 },
+    pendingTasks: { type: "number", minimum: 0 },
+    /** Providers with blocks (batch jobs, local blocks) only. */
+    blocks: { type: "number", minimum: 0 },
+  },
+  required: ["type", "totalWorkers", "idleWorkers", "pendingTasks"],
+} as const satisfies Schema;
+
 /**
  * MEP/UEP → service: liveness and state. `period` is the seconds until the
  * next heartbeat (0 means "shutting down"); `error` is set when the process
@@ -199,6 +213,8 @@ const HEARTBEAT_SCHEMA = {
      * ones it gave back, and those waiting), for the next UEP of that id.
      */
     tasksLeft: { type: "number", minimum: 0 },
+    /** A UEP's engine, in its periodic heartbeats (the console shows it). */
+    engine: ENGINE_STATUS_SCHEMA,
   },
   required: ["v", "kind", "role", "endpointId", "period", "sentAt"],
 } as const satisfies Schema;
@@ -226,6 +242,7 @@ export type TaskStatusMessage = Static<typeof TASK_STATUS_SCHEMA>;
 export type StartUepCommand = Static<typeof START_UEP_SCHEMA>;
 export type CommandMessage = StartUepCommand;
 export type HeartbeatMessage = Static<typeof HEARTBEAT_SCHEMA>;
+export type EngineStatusReport = Static<typeof ENGINE_STATUS_SCHEMA>;
 
 export type BrokerMessage =
   | TaskMessage

@@ -153,6 +153,11 @@ describe("fields inside fields", () => {
     ["heartbeat", (m) => ({ ...m, period: -1 }), "period is not a number >= 0"],
     ["heartbeat", (m) => ({ ...m, role: "sdk" }), 'role "sdk" is not one of mep, uep'],
     ["heartbeat", ({ uepId: _, ...m }) => m, "uepId is missing (a uep heartbeat names its UEP)"],
+    [
+      "heartbeat",
+      (m) => ({ ...m, engine: { type: "ThreadPoolEngine", totalWorkers: 2, idleWorkers: -1, pendingTasks: 0 } }),
+      "engine.idleWorkers is not a number >= 0",
+    ],
   ];
   it.each(cases)("a %s message: %#", (kind, change, problem) => {
     const body = change(VALID[kind] as unknown as Record<string, unknown>);
@@ -165,6 +170,11 @@ describe("fields inside fields", () => {
     );
     const { uepId: _, ...mep } = { ...VALID.heartbeat, role: "mep" };
     expect(decodeMessage(JSON.stringify(mep), "heartbeat").role).toBe("mep");
+  });
+
+  it("a uep heartbeat may report its engine's workers and blocks", () => {
+    const engine = { type: "HighThroughputEngine", totalWorkers: 4, idleWorkers: 1, pendingTasks: 3, blocks: 2 };
+    expect(decodeMessage(JSON.stringify({ ...VALID.heartbeat, engine }), "heartbeat").engine).toEqual(engine);
   });
 
   it("fields a schema does not name are left alone (a newer sender may add one)", () => {

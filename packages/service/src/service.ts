@@ -20,6 +20,8 @@ import { HeartbeatConsumer } from "./broker/heartbeat-consumer.js";
 import { ManagementApi, vhostOf } from "./broker/management-api.js";
 import { ResultConsumer } from "./broker/result-consumer.js";
 import { ServiceBroker } from "./broker/service-broker.js";
+import { consoleRoutes } from "./console/console-routes.js";
+import { SessionSealer } from "./console/console-session.js";
 import { ADMIN_USERNAME, ensureAdminCredentials } from "./credentials.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { sharedAccountOneIdentity, sharedAccountStoreHasIdentities } from "./errors.js";
@@ -67,6 +69,9 @@ const BROKER_SECRET = "broker-accounts";
 
 /** Name of the service secret the OpenID provider's cookies are signed with. */
 const COOKIE_SECRET = "oidc-cookies";
+
+/** Name of the service secret the web console's session cookies are sealed with. */
+const CONSOLE_SECRET = "console-sessions";
 
 /** How often expired provider rows and deny-list entries are deleted. */
 const SWEEP_EVERY_MS = 10 * 60_000;
@@ -182,6 +187,10 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
     );
     installRoutes(app, ctx, authenticator);
     loginRoutes(app, { store, authStore, oidc: () => oidc });
+    const consoleSecret = await store.serviceSecret(CONSOLE_SECRET, () => randomBytes(32).toString("base64url"));
+    // Secure cookies when the service is reached over https (a browser drops them on plain http).
+    const sealer = new SessionSealer(consoleSecret, config.publicUrl?.startsWith("https:") ?? false);
+    await app.register(async (scope) => consoleRoutes(scope, { store, authenticator, sealer, oidc: () => oidc }));
 
     try {
       await app.listen({ host: config.host, port: config.port });

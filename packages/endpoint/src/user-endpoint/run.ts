@@ -11,6 +11,7 @@ import { join } from "node:path";
 import {
   type BrokerLink,
   brokerUser,
+  type EngineStatusReport,
   HEARTBEATS_EXCHANGE,
   type HeartbeatMessage,
   heartbeatsRoutingKey,
@@ -333,10 +334,14 @@ class UserEndpoint {
         });
         log.info(`Consuming ${this.queue} (engine ${engine.type}, ${workers} workers, prefetch ${prefetch})`);
         const period = config.heartbeat_period;
-        this.heartbeat(link, period);
+        const engineStatus = (): EngineStatusReport => {
+          const { type, totalWorkers, idleWorkers, pendingTasks, blocks } = engine.status();
+          return { type, totalWorkers, idleWorkers, pendingTasks, ...(blocks === undefined ? {} : { blocks }) };
+        };
+        this.heartbeat(link, period, { engine: engineStatus() });
         timer = setInterval(
           () => {
-            this.heartbeat(link!, period);
+            this.heartbeat(link!, period, { engine: engineStatus() });
             const limit = idle.beat();
             if (limit) this.requestStop(limit === "hard" ? "idleHard" : "idle");
           },
@@ -385,7 +390,7 @@ class UserEndpoint {
       // manager starts this UEP again with the same URL (after a crash, from ueps.json).
       const waiting = await withTimeout(link.checkQueue(this.queue), BROKER_WAIT_MS).catch(() => undefined);
       tasksLeft += waiting?.messageCount ?? 0;
-      await withTimeout(this.heartbeat(link, 0, undefined, tasksLeft), BROKER_WAIT_MS);
+      await withTimeout(this.heartbeat(link, 0, { tasksLeft }), BROKER_WAIT_MS);
       // Bounded: the account's deletion (on that heartbeat) may close the connection under us.
       await withTimeout(link.close(), BROKER_WAIT_MS);
     }
@@ -426,7 +431,7 @@ class UserEndpoint {
         log.info(`Failed ${failed} queued task(s) with that reason`);
         // Order matters: on this last heartbeat the service deletes this UEP's broker account,
         // which closes the connection; sent before the queue is drained, it cut the drain short.
-        await withTimeout(this.heartbeat(link, 0, startError), BROKER_WAIT_MS);
+        await withTimeout(this.heartbeat(link, 0, { error: startError }), BROKER_WAIT_MS);
         // Bounded: the account's deletion (on that heartbeat) may close the connection under us.
         await withTimeout(link.close(), BROKER_WAIT_MS);
       }
@@ -439,7 +444,12 @@ class UserEndpoint {
   }
 
   /** Publishes a heartbeat; never throws (a lost heartbeat is only logged). */
-  private heartbeat(link: BrokerLink, period: number, error?: WireError, tasksLeft?: number): Promise<void> {
+  private heartbeat(
+    link: BrokerLink,
+    period: number,
+    extra: { error?: WireError; tasksLeft?: number; engine?: EngineStatusReport } = {},
+  ): Promise<void> {
+    const { error, tasksLeft, engine } = extra;
     const { endpointId, uepId } = this.bootstrap;
     const message: HeartbeatMessage = {
       v: 1,
@@ -452,6 +462,7 @@ class UserEndpoint {
     };
     if (error) message.error = error;
     if (tasksLeft) message.tasksLeft = tasksLeft;
+    if (engine) message.engine = engine;
     // The link stamps user-id (checked by RabbitMQ against this connection's user),
     // which proves to the service that a heartbeat comes from this UEP's own account.
     return link

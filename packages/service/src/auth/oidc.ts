@@ -10,10 +10,11 @@
  * - Signing keys are made at the first start and kept in the store; `keys
  *   rotate` adds a new one and retires the old, which is still published and
  *   verifies until its tokens have expired.
- * - One first-party public client, {@link CLI_CLIENT_ID}: authorization code
+ * - Two first-party public clients: {@link CLI_CLIENT_ID}, authorization code
  *   with PKCE whose redirect is the service's page `/login/code` (it shows the
- *   code to paste), the device grant and refresh tokens (rotated). Client
- *   identities (client credentials) come from the store.
+ *   code to paste), the device grant and refresh tokens (rotated); and the web
+ *   console, {@link CONSOLE_CLIENT_ID} (code with PKCE to its own callback).
+ *   Client identities (client credentials) come from the store.
  */
 import { generateKeyPairSync, randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -29,6 +30,13 @@ import { Federation } from "./federation.js";
  * page the code lands on: protocol's, the one definition both sides use.
  */
 export { API_SCOPE, CLI_CLIENT_ID, CODE_PAGE_PATH };
+
+/** The web console, a first-party public client (code with PKCE) whose redirect is its own callback. */
+export const CONSOLE_CLIENT_ID = "conduit-console";
+export const CONSOLE_CALLBACK_PATH = "/console/oidc/callback";
+
+/** The service's own clients: signing in to them needs no consent page. */
+export const FIRST_PARTY_CLIENT_IDS: ReadonlySet<string> = new Set([CLI_CLIENT_ID, CONSOLE_CLIENT_ID]);
 
 /** Where the provider's routes live (but discovery, at the issuer's `/.well-known/…`). */
 export const OIDC_PREFIX = "/oidc";
@@ -142,7 +150,7 @@ export class OidcService {
     const audience = apiAudience(issuer);
     const configuration: Configuration = {
       adapter: (name: string) => authStore.adapter(name),
-      clients: [cliClient(issuer)],
+      clients: [cliClient(issuer), consoleClient(issuer)],
       jwks: { keys: this.keys.map((k) => k.privateJwk) as never },
       cookies: { keys: [cookieKey] },
       async findAccount(_ctx, sub) {
@@ -314,6 +322,18 @@ function cliClient(issuer: string): ClientMetadata {
     grant_types: ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
     response_types: ["code"],
     redirect_uris: [`${issuer}${CODE_PAGE_PATH}`],
+  };
+}
+
+function consoleClient(issuer: string): ClientMetadata {
+  return {
+    client_id: CONSOLE_CLIENT_ID,
+    client_name: "Conduit web console",
+    application_type: "web",
+    token_endpoint_auth_method: "none",
+    grant_types: ["authorization_code"],
+    response_types: ["code"],
+    redirect_uris: [`${issuer}${CONSOLE_CALLBACK_PATH}`],
   };
 }
 

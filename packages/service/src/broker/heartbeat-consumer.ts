@@ -107,7 +107,7 @@ export class HeartbeatConsumer implements BrokerConsumer {
       const known =
         beat.role === "mep"
           ? await this.store.recordEndpointHeartbeat(beat.endpointId, beat.period, error)
-          : await this.store.recordUepHeartbeat(beat.endpointId, beat.uepId!, error);
+          : await this.store.recordUepHeartbeat(beat.endpointId, beat.uepId!, error, beat.engine);
       if (!known) this.logger.warn(`Heartbeat of unknown ${who} was dropped.`);
     } catch (err) {
       // A missed heartbeat only delays a status change; the next one comes within a period.

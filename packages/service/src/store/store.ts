@@ -7,7 +7,8 @@
  * statements live in its own module, where each method's contract is
  * documented. A new aggregate is a new module and a few lines here.
  */
-import type { Payload, WireError } from "@conduit/protocol";
+import type { EngineStatusReport, Payload, WireError } from "@conduit/protocol";
+import * as consoleQueries from "./console-queries.js";
 import * as endpoints from "./endpoint-store.js";
 import * as functions from "./function-store.js";
 import * as identities from "./identity-store.js";
@@ -167,8 +168,13 @@ export class Store {
     return ueps.getUep(this.sql, id);
   }
 
-  recordUepHeartbeat(endpointId: string, uepId: string, error?: WireError): Promise<boolean> {
-    return ueps.recordUepHeartbeat(this.sql, endpointId, uepId, error);
+  recordUepHeartbeat(
+    endpointId: string,
+    uepId: string,
+    error?: WireError,
+    engine?: EngineStatusReport,
+  ): Promise<boolean> {
+    return ueps.recordUepHeartbeat(this.sql, endpointId, uepId, error, engine);
   }
 
   uepHeartbeatAges(uepIds: readonly string[]): Promise<Map<string, number | null>> {
@@ -255,6 +261,28 @@ export class Store {
 
   recentTaskGroups(taskGroupIds: readonly string[], withinMs: number): Promise<Set<string>> {
     return taskGroups.recentTaskGroups(this.sql, taskGroupIds, withinMs);
+  }
+
+  // ---- the web console's reads (console-queries.ts) --------------------------
+
+  listTasks(filter: consoleQueries.TaskFilter): Promise<TaskRecord[]> {
+    return consoleQueries.listTasks(this.sql, filter);
+  }
+
+  taskTimeline(id: string): Promise<consoleQueries.TaskTimeline | undefined> {
+    return consoleQueries.taskTimeline(this.sql, id);
+  }
+
+  listUeps(endpointId: string, identityId?: string): Promise<consoleQueries.UepSummary[]> {
+    return consoleQueries.listUeps(this.sql, endpointId, identityId);
+  }
+
+  listFunctions(ownerId: string): Promise<consoleQueries.FunctionSummary[]> {
+    return consoleQueries.listFunctions(this.sql, ownerId);
+  }
+
+  liveFigures(ownerId: string, endpointId: string, windowSeconds: number): Promise<consoleQueries.LiveFigures> {
+    return consoleQueries.liveFigures(this.sql, ownerId, endpointId, windowSeconds);
   }
 
   // ---- service secrets (service-secret-store.ts) -----------------------------

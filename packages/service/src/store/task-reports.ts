@@ -58,7 +58,7 @@ export async function markTasksRunning(
        FROM input i JOIN tasks t ON t.id = i.id AND t.endpoint_id = i.endpoint_id
      ),
      updated AS (
-       UPDATE tasks t SET state = 'running'
+       UPDATE tasks t SET state = 'running', running_at = now()
        FROM checked c
        WHERE t.id = c.id AND c.allowed AND t.state IN ${NOT_STARTED_STATES}
        RETURNING t.id

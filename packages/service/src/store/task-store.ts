@@ -45,9 +45,10 @@ export async function getTasks(sql: SqlExecutor, ids: readonly string[]): Promis
 /** `received` → `waiting-for-endpoint` once the tasks are on the broker (one statement). */
 export async function markTasksWaiting(sql: SqlExecutor, taskIds: readonly string[]): Promise<void> {
   if (taskIds.length === 0) return;
-  await sql.query(`UPDATE tasks SET state = 'waiting-for-endpoint' WHERE id IN ${UUID_LIST} AND state = 'received'`, [
-    JSON.stringify(taskIds),
-  ]);
+  await sql.query(
+    `UPDATE tasks SET state = 'waiting-for-endpoint', waiting_at = now() WHERE id IN ${UUID_LIST} AND state = 'received'`,
+    [JSON.stringify(taskIds)],
+  );
 }
 
 /**

@@ -2,7 +2,7 @@
  * User endpoints (UEPs): created with the first tasks routed to them (see
  * insert-tasks.ts), then kept alive by their heartbeats.
  */
-import type { WireError } from "@conduit/protocol";
+import type { EngineStatusReport, WireError } from "@conduit/protocol";
 import type { SqlExecutor } from "./sql-client.js";
 import { selectList, UUID_LIST } from "./sql-select.js";
 import type { UepRecord } from "./store-types.js";
@@ -21,16 +21,21 @@ export async function getUep(sql: SqlExecutor, id: string): Promise<UepRecord | 
   return rows[0];
 }
 
-/** Records a UEP heartbeat (its last_seen); an `error` is kept as its endpoint's last error. */
+/**
+ * Records a UEP heartbeat (its last_seen, and its engine when reported); an
+ * `error` is kept as its endpoint's last error.
+ */
 export async function recordUepHeartbeat(
   sql: SqlExecutor,
   endpointId: string,
   uepId: string,
   error?: WireError,
+  engine?: EngineStatusReport,
 ): Promise<boolean> {
   const { rows } = await sql.query<{ id: string }>(
-    "UPDATE ueps SET last_seen = now() WHERE id = $1::uuid AND endpoint_id = $2::uuid RETURNING id",
-    [uepId, endpointId],
+    `UPDATE ueps SET last_seen = now(), engine = COALESCE($3::jsonb, engine)
+     WHERE id = $1::uuid AND endpoint_id = $2::uuid RETURNING id`,
+    [uepId, endpointId, engine ? JSON.stringify(engine) : null],
   );
   if (error) {
     await sql.query("UPDATE endpoints SET last_error = $2::jsonb WHERE id = $1::uuid", [

@@ -13,7 +13,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { FEDERATED_CALLBACK_PATH } from "../../auth/federation.js";
-import { CLI_CLIENT_ID, escapeHtml, type OidcService, page } from "../../auth/oidc.js";
+import { escapeHtml, FIRST_PARTY_CLIENT_IDS, type OidcService, page } from "../../auth/oidc.js";
 import { MAX_PASSWORD_LENGTH, verifyPassword } from "../../auth/passwords.js";
 import { FailureLimiter } from "../../auth/rate-limit.js";
 import { ServiceError } from "../../errors.js";
@@ -114,7 +114,7 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
         const details = await interaction(oidc, request, reply);
         if (!details) return;
         if (details.prompt.name === "consent") {
-          if (details.params.client_id !== CLI_CLIENT_ID) return deny(oidc, request, reply);
+          if (!FIRST_PARTY_CLIENT_IDS.has(String(details.params.client_id))) return deny(oidc, request, reply);
           // Signed in on this very page a moment ago: going on is what they asked for.
           if (details.lastSubmission?.login) return consent(oidc, details, request, reply);
           const identity = await deps.store.getIdentity(String(details.session?.accountId ?? ""));
@@ -157,7 +157,7 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
         if (!details) return;
         const { uid } = request.params;
         if (details.prompt.name === "consent") {
-          if (details.params.client_id !== CLI_CLIENT_ID || request.body?.consent !== "yes") {
+          if (!FIRST_PARTY_CLIENT_IDS.has(String(details.params.client_id)) || request.body?.consent !== "yes") {
             return deny(oidc, request, reply);
           }
           return consent(oidc, details, request, reply);
