@@ -65,7 +65,7 @@ export class EngineHarness {
     readonly runDir: string,
   ) {}
 
-  static start(config: EngineConfig, env: NodeJS.ProcessEnv = process.env): Promise<EngineHarness> {
+  static async start(config: EngineConfig, env: NodeJS.ProcessEnv = process.env): Promise<EngineHarness> {
     return EngineHarness.startEngine(createEngine(config), env);
   }
 
