@@ -30,8 +30,9 @@ import {
   UserRuntimeOrNull,
   Uuid,
 } from "./api-shapes.js";
+import { POLICY_ROUTES } from "./policy-routes.js";
 
-export type ApiMethod = "GET" | "POST" | "DELETE";
+export type ApiMethod = "GET" | "POST" | "PUT" | "DELETE";
 
 /** One route of the REST API. */
 export interface ApiRoute {
@@ -125,6 +126,12 @@ const registerEndpoint = {
     multi_user: Type.Optional(Type.Boolean()),
     allowed_functions: Type.Optional(Type.Unsafe<string[] | null>({ type: ["array", "null"], items: Uuid })),
     metadata: Type.Optional(JsonObject),
+    /** An authentication policy checked on every submit, task status and result fetch (see policy-routes.ts). */
+    authentication_policy: Type.Optional(Type.Unsafe<string | null>({ type: ["string", "null"], format: "uuid" })),
+    subscription_id: Type.Optional(Type.Unsafe<string | null>({ type: ["string", "null"], format: "uuid" })),
+    contact_email: Type.Optional(NullableString({ maxLength: 320 })),
+    /** Then the policy and the subscription must both be High-Assurance. @default false */
+    high_assurance: Type.Optional(Type.Boolean()),
   }),
   response: {
     200: Type.Object({
@@ -516,6 +523,7 @@ export const API_ROUTES = {
   listIdps,
   addIdp,
   removeIdp,
+  ...POLICY_ROUTES,
 } as const;
 
 type Defined<S> = S extends TSchema ? Static<S> : undefined;

@@ -20,7 +20,7 @@ import type { ApiErrorBody } from "./api.js";
 import { ConduitApiError, ConduitError } from "./errors.js";
 
 export interface RestRequest {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** The full URL, query included. */
   url: string;
   /** Sent as `Authorization: Bearer <token>`. */

@@ -71,6 +71,13 @@ export interface ServiceOptions {
    * @default the listen address, e.g. `http://127.0.0.1:8400`
    */
   publicUrl?: string;
+  /**
+   * Milliseconds since the epoch, read wherever the service judges time for
+   * policies (the age of logins, which it records with this clock too). For
+   * tests started in-process; there is no HTTP route or variable for it.
+   * @default Date.now
+   */
+  clock?: () => number;
 }
 
 export interface ServiceConfig {
@@ -88,6 +95,7 @@ export interface ServiceConfig {
   readonly writeCredentials: boolean;
   readonly logLevel: LogLevel;
   readonly publicUrl: string | undefined;
+  readonly clock: () => number;
 }
 
 function invalid(message: string): ConduitError {
@@ -204,5 +212,6 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
     writeCredentials: options.writeCredentials ?? true,
     logLevel,
     publicUrl,
+    clock: options.clock ?? Date.now,
   });
 }

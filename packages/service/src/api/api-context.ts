@@ -3,6 +3,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { OidcService } from "../auth/oidc.js";
+import type { PolicyGate } from "../auth/policy-gate.js";
 import type { BrokerAccounts } from "../broker/broker-accounts.js";
 import type { ServiceBroker } from "../broker/service-broker.js";
 import type { ServiceMetrics } from "../metrics.js";
@@ -42,6 +43,8 @@ export interface ApiContext {
   maxTaskBytes: number;
   version: string;
   metrics: ServiceMetrics;
+  /** Endpoints' authentication policies, checked on submit, task status and result fetch. */
+  policies: PolicyGate;
 }
 
 export type RouteRegistrar = (app: FastifyInstance, ctx: ApiContext) => void;

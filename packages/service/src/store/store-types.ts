@@ -84,6 +84,10 @@ export interface EndpointRecord {
   heartbeatPeriod: number;
   lastError: WireError | null;
   createdAt: Date;
+  /** The authentication policy checked on submit, task status and result fetch; null: none. */
+  authPolicyId: string | null;
+  subscriptionId: string | null;
+  contactEmail: string | null;
 }
 
 export interface EndpointRegistration {
@@ -95,6 +99,9 @@ export interface EndpointRegistration {
   /** null or absent: no restriction. */
   allowedFunctions?: string[] | null;
   metadata?: Record<string, unknown>;
+  authPolicyId?: string | null;
+  subscriptionId?: string | null;
+  contactEmail?: string | null;
 }
 
 /** What deleting an endpoint did. */
