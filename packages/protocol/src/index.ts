@@ -83,6 +83,7 @@ export type { ErrorCode, ErrorCodeInfo, HttpErrorCode } from "./error-codes.js";
 export { ERROR_CODES, httpStatus, isErrorCode } from "./error-codes.js";
 export type { WireError } from "./errors.js";
 export {
+  AuthPolicyUnmetError,
   BadMessageError,
   ConduitApiError,
   ConduitError,

@@ -86,7 +86,13 @@ function apiError(
     body = undefined;
   }
   if (typeof body?.message === "string" && typeof body.code === "string") {
-    return new ConduitApiError({ code: body.code, statusCode: response.status, message: body.message });
+    const parameters = body.authorization_parameters;
+    return new ConduitApiError({
+      code: body.code,
+      statusCode: response.status,
+      message: body.message,
+      ...(parameters && typeof parameters === "object" ? { authorization_parameters: parameters } : {}),
+    });
   }
   return new ConduitApiError({
     code: `HTTP_${response.status}`,

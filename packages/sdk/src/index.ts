@@ -54,6 +54,7 @@ export {
   type TaskStatus,
 } from "./client.js";
 export {
+  AuthPolicyUnmetError,
   CancelledError,
   type CancelReason,
   ConduitApiError,
