@@ -133,5 +133,7 @@ export type CreateAuthPolicyRequest = RouteBody<Routes["createAuthPolicy"]>;
 export type UpdateAuthPolicyRequest = RouteBody<Routes["updateAuthPolicy"]>;
 export type SubscriptionInfo = RouteReply<Routes["createSubscription"]>;
 export type CreateSubscriptionRequest = RouteBody<Routes["createSubscription"]>;
+/** A TOTP secret the administrator enrolled; shown once. */
+export type TotpEnrolment = RouteReply<Routes["enrolTotp"]>;
 
 export type { IdentityInfo };

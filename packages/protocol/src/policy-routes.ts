@@ -14,6 +14,7 @@
  * | PUT, DELETE | /v1/auth_policies/:policy_id | owner or admin |
  * | POST, GET | /v1/subscriptions | admin |
  * | GET | /v1/subscriptions/:subscription_id | anyone |
+ * | POST | /v1/admin/identities/:username/totp | admin: enrols a TOTP second factor |
  */
 import { Type } from "@sinclair/typebox";
 import type { ApiRoute } from "./api-routes.js";
@@ -169,5 +170,17 @@ export const POLICY_ROUTES = {
     tags: ["policies"],
     params: Type.Object({ subscription_id: Uuid }),
     response: { 200: SubscriptionSchema, ...errors },
+  },
+  enrolTotp: {
+    method: "POST",
+    url: "/v1/admin/identities/:username/totp",
+    summary:
+      "Give a local account a new TOTP secret, on at once (administrator only); the login then asks for its codes.",
+    tags: ["admin"],
+    params: Type.Object({ username: Type.String({ examples: ["alice@example.org"] }) }),
+    response: {
+      200: Type.Object({ username: Type.String(), secret: Type.String(), otpauth_uri: Type.String() }),
+      ...errors,
+    },
   },
 } as const satisfies Record<string, ApiRoute>;

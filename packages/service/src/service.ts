@@ -162,12 +162,13 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       version: SERVICE_VERSION,
       metrics,
       policies: new PolicyGate(store, authStore, config.clock),
+      clock: config.clock,
     };
     const authenticator = new Authenticator(store, (err) =>
       app.log.warn({ err }, "Could not record a token's last use."),
     );
     installRoutes(app, ctx, authenticator);
-    loginRoutes(app, { store, authStore, oidc: () => oidc });
+    loginRoutes(app, { store, authStore, oidc: () => oidc, clock: config.clock });
 
     try {
       await app.listen({ host: config.host, port: config.port });

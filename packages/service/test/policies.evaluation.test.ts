@@ -7,8 +7,20 @@
  */
 import type { ApiErrorBody, AuthPolicyInfo, ProjectInfo } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { totpCode, totpStep } from "../src/auth/totp.js";
 import type { RunningService } from "../src/index.js";
-import { codeLogin } from "./helpers/oidc-flows.js";
+import {
+  authorizeUrl,
+  Browser,
+  CLI_CLIENT,
+  codeLogin,
+  codeOnPage,
+  formAction,
+  hiddenInputs,
+  pkcePair,
+  signIn,
+  tokenRequest,
+} from "./helpers/oidc-flows.js";
 import { restHelpers, submitBody } from "./helpers/rest.js";
 import { startTestService } from "./helpers/service.js";
 
@@ -155,5 +167,109 @@ describe("authentication policies judged on submit, task status and result fetch
     const fn = await registerFunction(undefined, hal);
     const r = await call("POST", `/v1/endpoints/${open}/submit`, { token: hal, body: submitBody(fn) });
     expect(r.status).toBe(200);
+  });
+});
+
+describe("required_mfa: a one-time code (TOTP) at the login", () => {
+  let now = Date.now();
+  let service: RunningService;
+  let dispose: () => Promise<void>;
+  const { call, expectError, registerEndpoint, registerFunction } = restHelpers(() => ({
+    url: service.url,
+    token: service.adminToken,
+  }));
+  const PASSWORD = "ivy's long password";
+
+  beforeAll(async () => {
+    const started = await startTestService({ clock: () => now });
+    service = started.value;
+    dispose = started.dispose;
+  }, 120_000);
+
+  afterAll(async () => {
+    await dispose?.();
+  });
+
+  /** The link-and-code login with a one-time code after the password; returns the access token. */
+  async function loginWithCode(username: string, code: () => string): Promise<string> {
+    const browser = new Browser(service.url);
+    const { verifier, challenge } = pkcePair();
+    const asked = await signIn(browser, authorizeUrl(service.url, challenge), username, PASSWORD);
+    expect(asked.status, asked.text).toBe(200);
+    expect(asked.text).toContain('name="otp"');
+    const posted = await browser.request(formAction(asked.text), { form: { otp: code() } });
+    expect(posted.status, posted.text).toBe(303);
+    const landed = await browser.follow(posted.location ?? "", posted);
+    const r = await tokenRequest(service.url, {
+      grant_type: "authorization_code",
+      code: codeOnPage(landed.text),
+      redirect_uri: `${service.url}/login/code`,
+      client_id: CLI_CLIENT,
+      code_verifier: verifier,
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    return String(r.body.access_token);
+  }
+
+  it("refuses a password-only login, and admits one with a code enrolled on the login page", async () => {
+    const project = await call<ProjectInfo>("POST", "/v1/projects", { body: { display_name: "MFA" } });
+    const p = await call<AuthPolicyInfo>("POST", "/v1/auth_policies", {
+      body: { project_id: project.body.id, display_name: "MFA", high_assurance: true, required_mfa: true },
+    });
+    await call("POST", "/v1/admin/identities", { body: { username: "ivy@example.edu", password: PASSWORD } });
+    const plain = (await codeLogin(service.url, "ivy@example.edu", PASSWORD)).access_token;
+    const endpointId = await registerEndpoint({ authentication_policy: p.body.id }, plain);
+    const functionId = await registerFunction(undefined, plain);
+    const submit = (token: string) =>
+      call("POST", `/v1/endpoints/${endpointId}/submit`, { token, body: submitBody(functionId) });
+    const refused = expectError(await submit(plain), 403, "AUTH_POLICY_UNMET");
+    expect(refused.message).toBe(
+      `Authentication policy "MFA" (${p.body.id}) needs a login with a second factor (MFA), and the last login of ivy@example.edu had none; log in again with your one-time code.`,
+    );
+    expect((refused as ApiErrorBody).authorization_parameters?.session_required_mfa).toBe(true);
+
+    // Enrolment: password, then the secret shown, then its first code.
+    const browser = new Browser(service.url);
+    const form = await browser.request("/login/totp");
+    expect(form.text).toContain('action="/login/totp"');
+    const shown = await browser.request("/login/totp", { form: { username: "ivy@example.edu", password: PASSWORD } });
+    expect(shown.status, shown.text).toBe(200);
+    const secret = /<code class="big" id="secret">([A-Z2-7]+)<\/code>/.exec(shown.text)?.[1] ?? "";
+    expect(shown.text).toContain(`otpauth://totp/Conduit%3Aivy%40example.edu?secret=${secret}&amp;issuer=Conduit`);
+    const wrong = await browser.request("/login/totp/confirm", {
+      form: { ...hiddenInputs(shown.text), otp: "000000" === totpCode(secret, totpStep(now)) ? "111111" : "000000" },
+    });
+    expect(wrong.status).toBe(401);
+    const on = await browser.request("/login/totp/confirm", {
+      form: { ...hiddenInputs(shown.text), otp: totpCode(secret, totpStep(now)) },
+    });
+    expect(on.status, on.text).toBe(200);
+    expect(on.text).toContain("Two-factor sign-in is on");
+
+    // The next step's code (the enrolment used this one), accepted as the clock's next step.
+    now += 30_000;
+    const token = await loginWithCode("ivy@example.edu", () => totpCode(secret, totpStep(now)));
+    expect((await submit(token)).status).toBe(200);
+    const last = await service.authStore.lastLogin((await service.store.findIdentityByUsername("ivy@example.edu"))!.id);
+    expect(last).toMatchObject({ method: "password+totp", amr: ["pwd", "otp", "mfa"] });
+
+    // A code works once: the same step's code again is refused.
+    const browser2 = new Browser(service.url);
+    const { challenge } = pkcePair();
+    const asked = await signIn(browser2, authorizeUrl(service.url, challenge), "ivy@example.edu", PASSWORD);
+    const reused = await browser2.request(formAction(asked.text), { form: { otp: totpCode(secret, totpStep(now)) } });
+    expect(reused.status).toBe(401);
+    expect(reused.text).toContain("That code is wrong or was used already");
+  });
+
+  it("enrols a code through the administrator's route (403 for anyone else), and the login then asks for it", async () => {
+    await call("POST", "/v1/admin/identities", { body: { username: "jo@example.edu", password: PASSWORD } });
+    const r = await call<{ secret: string; otpauth_uri: string }>("POST", "/v1/admin/identities/jo@example.edu/totp");
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const bob = (await service.createIdentity("bob@example.org")).token;
+    expectError(await call("POST", "/v1/admin/identities/jo@example.edu/totp", { token: bob }), 403, "ADMIN_ONLY");
+    await loginWithCode("jo@example.edu", () => totpCode(r.body.secret, totpStep(now)));
+    const last = await service.authStore.lastLogin((await service.store.findIdentityByUsername("jo@example.edu"))!.id);
+    expect(last?.amr).toEqual(["pwd", "otp", "mfa"]);
   });
 });

@@ -45,6 +45,8 @@ export interface ApiContext {
   metrics: ServiceMetrics;
   /** Endpoints' authentication policies, checked on submit, task status and result fetch. */
   policies: PolicyGate;
+  /** The service's clock option (policies, one-time codes). */
+  clock: () => number;
 }
 
 export type RouteRegistrar = (app: FastifyInstance, ctx: ApiContext) => void;

@@ -200,12 +200,16 @@ export class AuthStore {
 
   // ---- TOTP (second factor of local accounts) -------------------------------
 
-  /** Starts (or restarts) an enrolment with a new secret, unconfirmed. */
-  async setTotpSecret(identityId: string, secret: string): Promise<void> {
+  /**
+   * Sets the identity's secret, replacing any: unconfirmed (the login does not
+   * ask for codes yet), or confirmed with a code of this step already taken.
+   */
+  async setTotpSecret(identityId: string, secret: string, confirmed?: { confirmedAtStep: number }): Promise<void> {
     await this.sql.query(
-      `INSERT INTO totp_secrets (identity_id, secret) VALUES ($1::uuid, $2)
-       ON CONFLICT (identity_id) DO UPDATE SET secret = EXCLUDED.secret, confirmed = false, last_step = 0`,
-      [identityId, secret],
+      `INSERT INTO totp_secrets (identity_id, secret, confirmed, last_step) VALUES ($1::uuid, $2, $3, $4)
+       ON CONFLICT (identity_id) DO UPDATE SET secret = EXCLUDED.secret, confirmed = EXCLUDED.confirmed,
+         last_step = EXCLUDED.last_step`,
+      [identityId, secret, confirmed !== undefined, confirmed?.confirmedAtStep ?? 0],
     );
   }
 

@@ -9,6 +9,8 @@ import type { AuthPolicyInfo, ProjectInfo, SubscriptionInfo, UpdateAuthPolicyReq
 import { API_ROUTES } from "@conduit/protocol";
 import type { FastifyRequest } from "fastify";
 import { POLICY_CACHE_MS } from "../../auth/policy-gate.js";
+import { newTotpSecret, otpauthUri, totpStep } from "../../auth/totp.js";
+import { checkUsername } from "../../auth/username.js";
 import { ADMIN_USERNAME } from "../../credentials.js";
 import {
   adminOnly,
@@ -16,6 +18,7 @@ import {
   authPolicyInvalid,
   authPolicyNotFound,
   authPolicyNotOwned,
+  identityNotFound,
   projectInUse,
   projectNotFound,
   projectNotOwned,
@@ -185,8 +188,8 @@ export const policyRoutes: RouteRegistrar = (app, ctx) => {
     return policyInfo(outcome.deleted);
   });
 
-  const subscriptionAdmin = { onRequest: requireSubscriptionAdmin };
-  addRoute(app, API_ROUTES.createSubscription, subscriptionAdmin, async (request, reply) => {
+  const adminOnlyHook = { onRequest: requireAdministrator };
+  addRoute(app, API_ROUTES.createSubscription, adminOnlyHook, async (request, reply) => {
     const subscription = await ctx.store.createSubscription(
       request.body.display_name ?? "",
       request.body.high_assurance ?? false,
@@ -195,9 +198,19 @@ export const policyRoutes: RouteRegistrar = (app, ctx) => {
     return subscriptionInfo(subscription);
   });
 
-  addRoute(app, API_ROUTES.listSubscriptions, subscriptionAdmin, async () => ({
+  addRoute(app, API_ROUTES.listSubscriptions, adminOnlyHook, async () => ({
     subscriptions: (await ctx.store.listSubscriptions()).map(subscriptionInfo),
   }));
+
+  // The administrator's way to turn on a second factor (tests compute codes from the secret).
+  addRoute(app, API_ROUTES.enrolTotp, adminOnlyHook, async (request) => {
+    const identity = await ctx.store.findIdentityByUsername(checkUsername(request.params.username));
+    if (!identity) throw identityNotFound(request.params.username);
+    const secret = newTotpSecret();
+    // No code of it has been used: any step before now's counts as taken.
+    await ctx.authStore.setTotpSecret(identity.id, secret, { confirmedAtStep: totpStep(ctx.clock()) - 2 });
+    return { username: identity.username, secret, otpauth_uri: otpauthUri(secret, identity.username, "Conduit") };
+  });
 
   addRoute(app, API_ROUTES.getSubscription, {}, async (request) => {
     const subscription = await ctx.store.getSubscription(request.params.subscription_id.toLowerCase());
@@ -206,6 +219,9 @@ export const policyRoutes: RouteRegistrar = (app, ctx) => {
   });
 };
 
-async function requireSubscriptionAdmin(request: FastifyRequest): Promise<void> {
-  if (!isAdmin(request.identity)) throw adminOnly(request.identity.username, "manage subscriptions");
+async function requireAdministrator(request: FastifyRequest): Promise<void> {
+  if (!isAdmin(request.identity)) {
+    const action = request.routeOptions.url?.endsWith("/totp") ? "enrol one-time codes" : "manage subscriptions";
+    throw adminOnly(request.identity.username, action);
+  }
 }
