@@ -53,6 +53,7 @@ export type {
   TaskGroupInfo,
   TaskStatusResponse,
   TokenInfo,
+  TotpEnrolment,
   UpdateAuthPolicyRequest,
 } from "./api.js";
 export {
