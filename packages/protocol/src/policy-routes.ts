@@ -151,7 +151,7 @@ export const POLICY_ROUTES = {
     summary: "Create a subscription (administrator only), optionally High-Assurance.",
     tags: ["policies"],
     body: Type.Object({
-      display_name: Type.Optional(Type.String({ maxLength: 256 })),
+      display_name: Type.String({ minLength: 1, maxLength: 256 }),
       high_assurance: Type.Optional(Type.Boolean()),
     }),
     response: { 201: SubscriptionSchema, ...errors },

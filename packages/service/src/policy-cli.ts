@@ -147,12 +147,12 @@ export function addPolicyCommands(program: Command, { admin, table, wholeNumber 
   subscription
     .command("create")
     .description("Create a subscription and print its id.")
-    .option("--name <name>", "its display name", "")
+    .requiredOption("--name <name>", "its display name")
     .option("--high-assurance", "a High-Assurance subscription")
     .action((flags: { name: string; highAssurance?: boolean }) =>
       admin(async (client) => {
         const s = await client.createSubscription({ display_name: flags.name, high_assurance: flags.highAssurance });
-        return `Created ${s.high_assurance ? "High-Assurance " : ""}subscription${s.display_name ? ` ${s.display_name}` : ""}.\n${s.id}\n`;
+        return `Created ${s.high_assurance ? "High-Assurance " : ""}subscription ${s.display_name}.\n${s.id}\n`;
       })(),
     );
   subscription
@@ -162,7 +162,7 @@ export function addPolicyCommands(program: Command, { admin, table, wholeNumber 
       admin(async (client) =>
         table(
           ["Name", "Subscription ID", "HA"],
-          (await client.listSubscriptions()).map((s) => [s.display_name || "-", s.id, s.high_assurance ? "yes" : "no"]),
+          (await client.listSubscriptions()).map((s) => [s.display_name, s.id, s.high_assurance ? "yes" : "no"]),
         ),
       ),
     );

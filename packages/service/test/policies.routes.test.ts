@@ -141,8 +141,11 @@ describe.each(TEST_STORES)("authentication policy routes on $name", ({ store }) 
     const p = await project(api.bobToken);
     const plain = (await policy(p.id, {}, api.bobToken)).body.id;
     const ha = (await policy(p.id, { high_assurance: true }, api.bobToken)).body.id;
-    const sub = (await call<SubscriptionInfo>("POST", "/v1/subscriptions", { body: { high_assurance: true } })).body.id;
-    const plainSub = (await call<SubscriptionInfo>("POST", "/v1/subscriptions", { body: {} })).body.id;
+    const sub = (
+      await call<SubscriptionInfo>("POST", "/v1/subscriptions", { body: { display_name: "HA", high_assurance: true } })
+    ).body.id;
+    const plainSub = (await call<SubscriptionInfo>("POST", "/v1/subscriptions", { body: { display_name: "plain" } }))
+      .body.id;
     const register = (body: Record<string, unknown>) =>
       call("POST", "/v1/endpoints", { token: api.bobToken, body: { name: "ep", ...body } });
     const missing = "00000000-0000-4000-8000-000000000000";

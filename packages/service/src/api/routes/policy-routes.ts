@@ -191,7 +191,7 @@ export const policyRoutes: RouteRegistrar = (app, ctx) => {
   const adminOnlyHook = { onRequest: requireAdministrator };
   addRoute(app, API_ROUTES.createSubscription, adminOnlyHook, async (request, reply) => {
     const subscription = await ctx.store.createSubscription(
-      request.body.display_name ?? "",
+      request.body.display_name,
       request.body.high_assurance ?? false,
     );
     reply.code(201);
