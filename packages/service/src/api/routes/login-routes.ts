@@ -14,12 +14,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { FEDERATED_CALLBACK_PATH } from "../../auth/federation.js";
 import { CLI_CLIENT_ID, escapeHtml, type OidcService, page } from "../../auth/oidc.js";
-import { MAX_PASSWORD_LENGTH, verifyPassword } from "../../auth/passwords.js";
 import { FailureLimiter } from "../../auth/rate-limit.js";
 import { ServiceError } from "../../errors.js";
 import type { AuthStore } from "../../store/auth-store.js";
 import type { Store } from "../../store/store.js";
 import {
+  checkPassword,
   codeForm,
   endCodeStep,
   OTP_AMR,
@@ -211,15 +211,8 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
             `Too many failed sign-ins for this account or from this address; wait ${Math.ceil(wait / 60_000)} minute(s) and try again.`,
           );
         }
-        const identity =
-          username.length > 0 && username.length <= 256 ? await deps.store.findIdentityByUsername(username) : undefined;
-        const stored = identity && (await deps.authStore.passwordHash(identity.id));
-        const ok =
-          stored !== undefined &&
-          password.length > 0 &&
-          password.length <= MAX_PASSWORD_LENGTH &&
-          (await verifyPassword(password, stored));
-        if (!identity || !ok) {
+        const identity = await checkPassword(deps, username, password);
+        if (!identity) {
           byAccount.fail(username);
           byAddress.fail(address);
           reply.code(401);

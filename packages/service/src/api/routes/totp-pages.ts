@@ -178,8 +178,12 @@ export function totpPages(scope: FastifyInstance, deps: TotpDeps): void {
   });
 }
 
-/** The identity when `password` is its local password. */
-async function checkPassword(deps: TotpDeps, username: string, password: string): Promise<Identity | undefined> {
+/** The identity when `password` is its local password (the sign-in form and the enrolment form). */
+export async function checkPassword(
+  deps: Pick<TotpDeps, "store" | "authStore">,
+  username: string,
+  password: string,
+): Promise<Identity | undefined> {
   const identity =
     username.length > 0 && username.length <= 256 ? await deps.store.findIdentityByUsername(username) : undefined;
   const stored = identity && (await deps.authStore.passwordHash(identity.id));
