@@ -30,8 +30,9 @@ import {
   UserRuntimeOrNull,
   Uuid,
 } from "./api-shapes.js";
+import { POLICY_ROUTES } from "./policy-routes.js";
 
-export type ApiMethod = "GET" | "POST" | "DELETE";
+export type ApiMethod = "GET" | "POST" | "PUT" | "DELETE";
 
 /** One route of the REST API. */
 export interface ApiRoute {
@@ -548,6 +549,7 @@ export const API_ROUTES = {
   listIdps,
   addIdp,
   removeIdp,
+  ...POLICY_ROUTES,
 } as const;
 
 type Defined<S> = S extends TSchema ? Static<S> : undefined;

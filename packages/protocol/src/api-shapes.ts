@@ -78,6 +78,18 @@ export const ApiErrorSchema = Type.Object(
     error: Type.String({ examples: ["Not Found"] }),
     /** One sentence naming the problem and the fix. */
     message: Type.String(),
+    /**
+     * With `AUTH_POLICY_UNMET` (403): what a new login must satisfy; the SDK
+     * logs in again with these and retries the call once.
+     */
+    authorization_parameters: Type.Optional(
+      Type.Object({
+        session_message: Type.String(),
+        session_required_policies: Type.Array(Type.String()),
+        session_required_single_domain: Type.Array(Type.String()),
+        session_required_mfa: Type.Boolean(),
+      }),
+    ),
   },
   {
     $id: "ApiError",

@@ -32,6 +32,7 @@
  * | DELETE | /v1/admin/clients/:client_id | → {@link RemoveClientResponse} (admin only) |
  * | GET, POST | /v1/admin/idps | → {@link IdpInfo}[]; {@link AddIdpRequest} → {@link IdpInfo} (admin only) |
  * | DELETE | /v1/admin/idps/:domain | → {@link IdpInfo} (admin only) |
+ * | … | /v1/projects, /v1/auth_policies, /v1/subscriptions | see policy-routes.ts |
  *
  * Every route but /healthz and /openapi.json needs `Authorization: Bearer <token>`.
  * Errors are {@link ApiErrorBody} with an HTTP status.
@@ -129,5 +130,16 @@ export type RemoveClientResponse = RouteReply<Routes["removeClient"]>;
 /** An upstream identity provider, as the admin routes show it (never its secret). */
 export type IdpInfo = RouteReply<Routes["listIdps"]>[number];
 export type AddIdpRequest = RouteBody<Routes["addIdp"]>;
+/** What a new login must satisfy, carried by a 403 `AUTH_POLICY_UNMET`. */
+export type AuthorizationParameters = NonNullable<ApiErrorBody["authorization_parameters"]>;
+export type ProjectInfo = RouteReply<Routes["createProject"]>;
+export type CreateProjectRequest = RouteBody<Routes["createProject"]>;
+export type AuthPolicyInfo = RouteReply<Routes["createAuthPolicy"]>;
+export type CreateAuthPolicyRequest = RouteBody<Routes["createAuthPolicy"]>;
+export type UpdateAuthPolicyRequest = RouteBody<Routes["updateAuthPolicy"]>;
+export type SubscriptionInfo = RouteReply<Routes["createSubscription"]>;
+export type CreateSubscriptionRequest = RouteBody<Routes["createSubscription"]>;
+/** A TOTP secret the administrator enrolled; shown once. */
+export type TotpEnrolment = RouteReply<Routes["enrolTotp"]>;
 
 export type { IdentityInfo };

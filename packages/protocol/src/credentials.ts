@@ -19,7 +19,8 @@
  * const me = await requestWithCredential<IdentityInfo>(credential, { method: "GET", url, urlSetting: "CONDUIT_SERVICE_URL", unreachable });
  * ```
  */
-import { ConduitApiError, ConduitError } from "./errors.js";
+import type { AuthorizationParameters } from "./api.js";
+import { AuthPolicyUnmetError, ConduitApiError, ConduitError } from "./errors.js";
 import { type LoginIo, loginWithCode } from "./login-flows.js";
 import { API_SCOPE, discover, OAUTH_CLIENT_ID, OAuthError, type TokenResponse, tokenRequest } from "./oauth-client.js";
 import { paths } from "./paths.js";
@@ -37,6 +38,13 @@ export interface Credential {
   accessToken(): Promise<string>;
   /** After the service refused `rejected` (401): a renewed token, or undefined when this credential cannot renew. */
   renew(rejected: string): Promise<string | undefined>;
+  /**
+   * After an endpoint's authentication policy refused `rejected` (403
+   * `AUTH_POLICY_UNMET`): the token of a new login made with `parameters`,
+   * or undefined when this credential cannot log in again by itself (a fixed
+   * token, a cached login without a person at the terminal).
+   */
+  reauthenticate?(rejected: string, parameters: AuthorizationParameters | undefined): Promise<string | undefined>;
 }
 
 export interface ResolveOptions {
@@ -157,12 +165,40 @@ function noCredentials(options: ResolveOptions): ConduitError {
  * The REST request with a credential's token; after a 401 the credential
  * renews once and the request is sent once more (the service checks the
  * token before it reads the body, so nothing ran). A second 401 fails with
- * the service's reason.
+ * the service's reason. After a 403 `AUTH_POLICY_UNMET` (the endpoint's
+ * authentication policy, checked before anything is done), the credential
+ * logs in again once with the answer's authorization parameters and the
+ * request is sent once more; a second refusal is an {@link AuthPolicyUnmetError}.
  */
 export async function requestWithCredential<T>(
   credential: Credential,
   request: Omit<RestRequest, "token">,
 ): Promise<T> {
+  try {
+    return await requestRenewing<T>(credential, request);
+  } catch (err) {
+    if (!(err instanceof ConduitApiError && err.code === "AUTH_POLICY_UNMET")) throw err;
+    const parameters = err.authorizationParameters;
+    const token = await credential.reauthenticate?.(await credential.accessToken(), parameters);
+    if (token === undefined) {
+      throw new AuthPolicyUnmetError(
+        `${err.message.replace(/\.$/, "")} (${credential.origin} cannot log in again by itself).`,
+        parameters,
+      );
+    }
+    try {
+      return await requestJson<T>({ ...request, token });
+    } catch (again) {
+      if (!(again instanceof ConduitApiError && again.code === "AUTH_POLICY_UNMET")) throw again;
+      throw new AuthPolicyUnmetError(
+        `The service still refused this call after a new login with ${credential.origin}: ${again.message}`,
+        again.authorizationParameters,
+      );
+    }
+  }
+}
+
+async function requestRenewing<T>(credential: Credential, request: Omit<RestRequest, "token">): Promise<T> {
   const token = await credential.accessToken();
   try {
     return await requestJson<T>({ ...request, token });
@@ -228,6 +264,11 @@ class ClientCredential implements Credential {
   renew(rejected: string): Promise<string> {
     if (this.current && this.current.token !== rejected) return Promise.resolve(this.current.token);
     return this.fetch();
+  }
+
+  /** A new client credentials grant is a new login (the service records it); a policy has nothing more to ask of it. */
+  reauthenticate(rejected: string): Promise<string> {
+    return this.renew(rejected);
   }
 
   private fetch(): Promise<string> {

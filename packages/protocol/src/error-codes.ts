@@ -77,6 +77,18 @@ export const ERROR_CODES = {
   IDP_DISCOVERY_FAILED: { status: 400 },
   IDP_NOT_FOUND: { status: 404 },
 
+  // REST API: authentication policies, projects, subscriptions (policy-routes.ts).
+  AUTH_POLICY_UNMET: { status: 403 },
+  AUTH_POLICY_NOT_FOUND: { status: 404 },
+  AUTH_POLICY_NOT_OWNED: { status: 403 },
+  AUTH_POLICY_IN_USE: { status: 409 },
+  AUTH_POLICY_INVALID: { status: 400 },
+  PROJECT_NOT_FOUND: { status: 404 },
+  PROJECT_NOT_OWNED: { status: 403 },
+  PROJECT_IN_USE: { status: 409 },
+  SUBSCRIPTION_NOT_FOUND: { status: 404 },
+  NOT_HIGH_ASSURANCE: { status: 400 },
+
   // A task's error (WireError in a result): what the function raised, or why it did not run.
   TASK_EXCEPTION: {},
   TASK_FAILED: {},

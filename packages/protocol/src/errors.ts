@@ -5,7 +5,7 @@
  * rebuilt on the other side with {@link fromWireError}, keeping the remote name
  * and stack.
  */
-import type { ApiErrorBody } from "./api.js";
+import type { ApiErrorBody, AuthorizationParameters } from "./api.js";
 import type { ErrorCode } from "./error-codes.js";
 
 /** An error as it crosses a process boundary (AMQP, IPC, HTTP body). */
@@ -70,11 +70,26 @@ export class ReportedError extends ConduitError {
  */
 export class ConduitApiError extends ConduitError {
   readonly statusCode: number;
+  /** With `AUTH_POLICY_UNMET`: what a new login must satisfy. */
+  readonly authorizationParameters?: AuthorizationParameters;
 
-  constructor(body: Pick<ApiErrorBody, "code" | "statusCode" | "message">) {
+  constructor(body: Pick<ApiErrorBody, "code" | "statusCode" | "message" | "authorization_parameters">) {
     super(body.code, body.message);
     this.name = "ConduitApiError";
     this.statusCode = body.statusCode;
+    if (body.authorization_parameters) this.authorizationParameters = body.authorization_parameters;
+  }
+}
+
+/**
+ * The endpoint's authentication policy still refuses the caller after the
+ * client logged in again once (or could not log in again by itself): the
+ * sentence names the constraint that failed.
+ */
+export class AuthPolicyUnmetError extends ConduitApiError {
+  constructor(message: string, authorizationParameters: AuthorizationParameters | undefined) {
+    super({ code: "AUTH_POLICY_UNMET", statusCode: 403, message, authorization_parameters: authorizationParameters });
+    this.name = "AuthPolicyUnmetError";
   }
 }
 

@@ -20,7 +20,7 @@ import type { ApiErrorBody } from "./api.js";
 import { ConduitApiError, ConduitError } from "./errors.js";
 
 export interface RestRequest {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** The full URL, query included. */
   url: string;
   /** Sent as `Authorization: Bearer <token>`. */
@@ -86,7 +86,13 @@ function apiError(
     body = undefined;
   }
   if (typeof body?.message === "string" && typeof body.code === "string") {
-    return new ConduitApiError({ code: body.code, statusCode: response.status, message: body.message });
+    const parameters = body.authorization_parameters;
+    return new ConduitApiError({
+      code: body.code,
+      statusCode: response.status,
+      message: body.message,
+      ...(parameters && typeof parameters === "object" ? { authorization_parameters: parameters } : {}),
+    });
   }
   return new ConduitApiError({
     code: `HTTP_${response.status}`,

@@ -6,7 +6,13 @@
 import { ConduitError } from "@conduit/protocol";
 
 /** The service answered with an HTTP error; `message` is the service's one sentence. */
-export { ConduitApiError } from "@conduit/protocol";
+/**
+ * An endpoint's authentication policy refused the call even after the SDK
+ * logged in again once (or its credential cannot log in again by itself);
+ * the sentence names the constraint, `authorizationParameters` what a login
+ * must satisfy.
+ */
+export { AuthPolicyUnmetError, ConduitApiError } from "@conduit/protocol";
 
 /** No connection to the service (refused, reset, DNS): worth retrying once it is up. */
 export class ServiceUnreachableError extends ConduitError {

@@ -56,6 +56,7 @@ export {
   type TaskStatus,
 } from "./client.js";
 export {
+  AuthPolicyUnmetError,
   CancelledError,
   type CancelReason,
   ConduitApiError,

@@ -16,7 +16,7 @@ import {
   type ResultMessage,
   resultsRoutingKey,
 } from "@conduit/protocol";
-import type { RunningService } from "@conduit/service";
+import type { RunningService, ServiceOptions } from "@conduit/service";
 import { createVhost, type LocalStack, startLocalStack } from "../../../scripts/local-stack.mjs";
 import { Client } from "../src/client.js";
 
@@ -57,8 +57,8 @@ export interface InProcessService {
   stop(): Promise<void>;
 }
 
-/** The service in this process (PGlite), with a RabbitMQ vhost and a data directory of its own. */
-export async function startInProcessService(): Promise<InProcessService> {
+/** The service in this process (PGlite), with a RabbitMQ vhost and a data directory of its own; `options` on top. */
+export async function startInProcessService(options: ServiceOptions = {}): Promise<InProcessService> {
   const { startService } = await import("@conduit/service");
   const disposers: Array<() => Promise<void>> = [];
   const stop = async () => {
@@ -75,6 +75,7 @@ export async function startInProcessService(): Promise<InProcessService> {
       amqpUrl: vhost.url,
       writeCredentials: false,
       logLevel: "silent",
+      ...options,
     });
     disposers.push(() => service.close());
     return { service, stop };

@@ -7,14 +7,19 @@
 import {
   type AddIdpRequest,
   type AdminIdentityInfo,
+  type AuthPolicyInfo,
   type ClientInfo,
   type ClientSecretResponse,
+  type CreateAuthPolicyRequest,
   type CreateClientRequest,
   type CreateIdentityRequest,
   type CreateIdentityResponse,
+  type CreateProjectRequest,
+  type CreateSubscriptionRequest,
   type Credential,
   type IdpInfo,
   type IssueTokenResponse,
+  type ProjectInfo,
   paths,
   type RemoveClientResponse,
   type RemoveIdentityResponse,
@@ -22,6 +27,8 @@ import {
   type RotateKeysResponse,
   requestWithCredential,
   requireCredential,
+  type SubscriptionInfo,
+  type TotpEnrolment,
 } from "@conduit/protocol";
 import { serviceUnreachable } from "./errors.js";
 
@@ -92,6 +99,48 @@ export class AdminClient {
 
   removeIdp(domain: string): Promise<IdpInfo> {
     return this.call("DELETE", `/v1/admin/idps/${encodeURIComponent(domain)}`);
+  }
+
+  // ---- projects, authentication policies, subscriptions (any identity; subscriptions: admin) ----
+
+  createProject(request: CreateProjectRequest): Promise<ProjectInfo> {
+    return this.call("POST", "/v1/projects", request);
+  }
+
+  async listProjects(): Promise<ProjectInfo[]> {
+    return (await this.call<{ projects: ProjectInfo[] }>("GET", "/v1/projects")).projects;
+  }
+
+  removeProject(id: string): Promise<ProjectInfo> {
+    return this.call("DELETE", `/v1/projects/${encodeURIComponent(id)}`);
+  }
+
+  createPolicy(request: CreateAuthPolicyRequest): Promise<AuthPolicyInfo> {
+    return this.call("POST", "/v1/auth_policies", request);
+  }
+
+  async listPolicies(): Promise<AuthPolicyInfo[]> {
+    return (await this.call<{ policies: AuthPolicyInfo[] }>("GET", "/v1/auth_policies")).policies;
+  }
+
+  getPolicy(id: string): Promise<AuthPolicyInfo> {
+    return this.call("GET", `/v1/auth_policies/${encodeURIComponent(id)}`);
+  }
+
+  removePolicy(id: string): Promise<AuthPolicyInfo> {
+    return this.call("DELETE", `/v1/auth_policies/${encodeURIComponent(id)}`);
+  }
+
+  createSubscription(request: CreateSubscriptionRequest): Promise<SubscriptionInfo> {
+    return this.call("POST", "/v1/subscriptions", request);
+  }
+
+  async listSubscriptions(): Promise<SubscriptionInfo[]> {
+    return (await this.call<{ subscriptions: SubscriptionInfo[] }>("GET", "/v1/subscriptions")).subscriptions;
+  }
+
+  enrolTotp(username: string): Promise<TotpEnrolment> {
+    return this.call("POST", `/v1/admin/identities/${encodeURIComponent(username)}/totp`);
   }
 
   private call<T>(method: RestRequest["method"], path: string, body?: unknown): Promise<T> {

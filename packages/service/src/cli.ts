@@ -13,6 +13,7 @@ import { ConduitError, DEFAULT_AMQP_URL, paths, redactUrl } from "@conduit/proto
 import { Command, InvalidArgumentError } from "commander";
 import { AdminClient } from "./admin-client.js";
 import { plural } from "./errors.js";
+import { addPolicyCommands, addTotpCommand } from "./policy-cli.js";
 import type { RunningService } from "./service.js";
 import { compileOptions, LOG_LEVELS, type LogLevel, parseDuration, type ServiceOptions } from "./service-options.js";
 import { SERVICE_VERSION } from "./version.js";
@@ -422,5 +423,8 @@ idp
       return `Users of ${r.domain} no longer sign in at ${r.issuer}.\n`;
     })(),
   );
+
+addPolicyCommands(program, { admin, table, wholeNumber });
+addTotpCommand(user, { admin });
 
 await program.parseAsync(process.argv);

@@ -7,6 +7,7 @@
  * which travels as the task's WireError.
  */
 import {
+  type AuthorizationParameters,
   ConduitError,
   type ErrorCode,
   type HttpErrorCode,
@@ -322,6 +323,84 @@ export function sharedAccountStoreHasIdentities(usernames: readonly string[]): C
   return new ConduitError(
     "SHARED_BROKER_ACCOUNT",
     `The store holds identities besides the local administrator (${shown}), but --shared-broker-account would hand each of them the service's own RabbitMQ account; start without --shared-broker-account (scoped broker accounts, the default).`,
+  );
+}
+
+// ---- authentication policies -------------------------------------------------
+
+/**
+ * A request whose identity does not satisfy the endpoint's authentication
+ * policy (403): the sentence names the failed constraint, and the
+ * parameters say what a new login must satisfy.
+ */
+export class AuthPolicyUnmetError extends ServiceError {
+  readonly authorizationParameters: AuthorizationParameters;
+
+  constructor(message: string, authorizationParameters: AuthorizationParameters) {
+    super("AUTH_POLICY_UNMET", message);
+    this.name = "AuthPolicyUnmetError";
+    this.authorizationParameters = authorizationParameters;
+  }
+}
+
+export function projectNotFound(projectId: string): ServiceError {
+  return new ServiceError(
+    "PROJECT_NOT_FOUND",
+    `There is no project ${projectId}; list yours with \`GET /v1/projects\` (conduit-service project list).`,
+  );
+}
+
+export function projectNotOwned(projectId: string): ServiceError {
+  return new ServiceError(
+    "PROJECT_NOT_OWNED",
+    `Project ${projectId} belongs to another identity; only its owner or the administrator may change it or add policies to it.`,
+  );
+}
+
+export function projectInUse(projectId: string): ServiceError {
+  return new ServiceError(
+    "PROJECT_IN_USE",
+    `Project ${projectId} still has authentication policies; delete them first (conduit-service policy remove ID).`,
+  );
+}
+
+export function authPolicyNotFound(policyId: string): ServiceError {
+  return new ServiceError(
+    "AUTH_POLICY_NOT_FOUND",
+    `There is no authentication policy ${policyId}; list yours with \`GET /v1/auth_policies\` (conduit-service policy list).`,
+  );
+}
+
+export function authPolicyNotOwned(policyId: string): ServiceError {
+  return new ServiceError(
+    "AUTH_POLICY_NOT_OWNED",
+    `Authentication policy ${policyId} belongs to another identity; only its owner or the administrator may change or delete it.`,
+  );
+}
+
+export function authPolicyInUse(policyId: string): ServiceError {
+  return new ServiceError(
+    "AUTH_POLICY_IN_USE",
+    `Authentication policy ${policyId} is named by registered endpoints; register them without it (or delete them) first.`,
+  );
+}
+
+export function authPolicyInvalid(message: string): ServiceError {
+  return new ServiceError("AUTH_POLICY_INVALID", message);
+}
+
+export function subscriptionNotFound(subscriptionId: string): ServiceError {
+  return new ServiceError(
+    "SUBSCRIPTION_NOT_FOUND",
+    `There is no subscription ${subscriptionId}; ask the service's administrator for one (conduit-service subscription create).`,
+  );
+}
+
+/** `why`: what is missing, e.g. `subscription X is not HA`. */
+export function notHighAssurance(why: string): ServiceError {
+  return new ServiceError(
+    "NOT_HIGH_ASSURANCE",
+    `High Assurance(HA) endpoints require both a HA policy and a HA subscription id, but ${why}; name an HA policy (authentication_policy) and an HA subscription (subscription_id), or register without high_assurance.`,
   );
 }
 

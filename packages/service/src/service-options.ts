@@ -79,7 +79,9 @@ export interface ServiceOptions {
   haFunctionRetentionDays?: number;
   /**
    * The service's clock, in milliseconds since the epoch: what time-judged
-   * decisions (such as the HA function retention) read. For tests in-process.
+   * decisions (the HA function retention, policies and the age of logins, which it
+   * records with this clock too) read. For tests in-process; there is no HTTP
+   * route or variable for it.
    * @default Date.now
    */
   clock?: () => number;

@@ -13,6 +13,7 @@ import { createApp, installRoutes } from "./api/server.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { JwtVerifier } from "./auth/jwt-verifier.js";
 import { OidcService } from "./auth/oidc.js";
+import { PolicyGate } from "./auth/policy-gate.js";
 import { checkUsername } from "./auth/username.js";
 import { BrokerAccountSweeper } from "./broker/broker-account-sweeper.js";
 import { BrokerAccounts } from "./broker/broker-accounts.js";
@@ -115,7 +116,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
     teardown.push(() => broker.close());
     // Scoped accounts or none: a service that cannot make them refuses to start rather than hand out its own.
     if (config.amqpManagementUrl) await new ManagementApi(config.amqpManagementUrl).check(vhostOf(config.amqpUrl));
-    const { store, authStore } = await openStores(config.store);
+    const { store, authStore } = await openStores(config.store, config.clock);
     teardown.push(() => store.close());
     if (config.sharedBrokerAccount) {
       const others = (await store.listIdentities()).filter((i) => i.username !== ADMIN_USERNAME);
@@ -180,13 +181,14 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       maxTaskBytes: config.maxTaskBytes,
       version: SERVICE_VERSION,
       metrics,
+      policies: new PolicyGate(store, authStore, config.clock),
       clock: config.clock,
     };
     const authenticator = new Authenticator(store, (err) =>
       app.log.warn({ err }, "Could not record a token's last use."),
     );
     installRoutes(app, ctx, authenticator);
-    loginRoutes(app, { store, authStore, oidc: () => oidc });
+    loginRoutes(app, { store, authStore, oidc: () => oidc, clock: config.clock });
     const consoleSecret = await store.serviceSecret(CONSOLE_SECRET, () => randomBytes(32).toString("base64url"));
     // Secure cookies when the service is reached over https (a browser drops them on plain http).
     const sealer = new SessionSealer(consoleSecret, config.publicUrl?.startsWith("https:") ?? false);

@@ -3,6 +3,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { OidcService } from "../auth/oidc.js";
+import type { PolicyGate } from "../auth/policy-gate.js";
 import type { BrokerAccounts } from "../broker/broker-accounts.js";
 import type { ServiceBroker } from "../broker/service-broker.js";
 import type { ServiceMetrics } from "../metrics.js";
@@ -42,7 +43,9 @@ export interface ApiContext {
   maxTaskBytes: number;
   version: string;
   metrics: ServiceMetrics;
-  /** The service's clock (ms since the epoch; ServiceOptions.clock). */
+  /** Endpoints' authentication policies, checked on submit, task status and result fetch. */
+  policies: PolicyGate;
+  /** The service's clock option (policies, one-time codes). */
   clock: () => number;
 }
 

@@ -9,7 +9,7 @@
 import { STATUS_CODES } from "node:http";
 import { type ApiErrorBody, type HttpErrorCode, httpStatus } from "@conduit/protocol";
 import type { FastifyError, FastifyRequest } from "fastify";
-import { requestTooLarge, ServiceError } from "../errors.js";
+import { AuthPolicyUnmetError, requestTooLarge, ServiceError } from "../errors.js";
 
 interface ValidationIssue {
   instancePath: string;
@@ -84,7 +84,14 @@ function body(code: HttpErrorCode, message: string): ApiErrorBody {
 }
 
 function reply(err: ServiceError): ApiErrorBody {
-  return { statusCode: err.statusCode, code: err.code, error: statusText(err.statusCode), message: err.message };
+  const body: ApiErrorBody = {
+    statusCode: err.statusCode,
+    code: err.code,
+    error: statusText(err.statusCode),
+    message: err.message,
+  };
+  if (err instanceof AuthPolicyUnmetError) body.authorization_parameters = err.authorizationParameters;
+  return body;
 }
 
 function statusText(statusCode: number): string {

@@ -17,6 +17,7 @@ import { clientRoutes } from "./routes/client-routes.js";
 import { endpointRoutes } from "./routes/endpoint-routes.js";
 import { functionRoutes } from "./routes/function-routes.js";
 import { identityRoutes } from "./routes/identity-routes.js";
+import { policyRoutes } from "./routes/policy-routes.js";
 import { serviceRoutes } from "./routes/service-routes.js";
 import { taskGroupRoutes } from "./routes/task-group-routes.js";
 import { taskRoutes } from "./routes/task-routes.js";
@@ -109,6 +110,7 @@ export function installRoutes(app: FastifyInstance, ctx: ApiContext, authenticat
     functionRoutes,
     taskRoutes,
     taskGroupRoutes,
+    policyRoutes,
   ])
     routes(app, ctx);
 }

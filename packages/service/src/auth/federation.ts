@@ -22,6 +22,8 @@ interface Pending {
   nonce: string;
   /** Set once the upstream provider vouched: the identity's username. */
   username?: string;
+  /** The provider's `amr` claim (how the person signed in there). */
+  amr?: string[];
 }
 
 /** Plain http is for a provider on this machine only (tests, development). */
@@ -100,18 +102,19 @@ export class Federation {
       ? await client.fetchUserInfo(config, tokens.access_token, idClaims.sub)
       : {};
     const username = usernameFrom({ ...userinfo, ...idClaims }, idp.domain);
-    await adapter.upsert(state, { ...pending, username }, PENDING_TTL_S);
+    const amr = Array.isArray(idClaims.amr) ? idClaims.amr.filter((v): v is string => typeof v === "string") : [];
+    await adapter.upsert(state, { ...pending, username, amr }, PENDING_TTL_S);
     return { uid: pending.uid, state };
   }
 
-  /** The username vouched for under `state` for interaction `uid` (once). */
-  async take(uid: string, state: string): Promise<{ username: string; issuer: string } | undefined> {
+  /** The username vouched for under `state` for interaction `uid` (once), and the provider's `amr`. */
+  async take(uid: string, state: string): Promise<{ username: string; issuer: string; amr: string[] } | undefined> {
     const adapter = this.authStore.adapter("FederatedLogin");
     const pending = (await adapter.find(state)) as Pending | undefined;
     if (!pending?.username || pending.uid !== uid) return undefined;
     await adapter.destroy(state);
     const idp = await this.authStore.idpForDomain(pending.domain);
-    return idp && { username: pending.username, issuer: idp.issuer };
+    return idp && { username: pending.username, issuer: idp.issuer, amr: pending.amr ?? [] };
   }
 }
 

@@ -38,6 +38,18 @@ export interface LoginRecord {
   method: string;
   authTime: Date;
   address: string | null;
+  /** OpenID `amr` values: `pwd`, `otp`, `mfa`, or what an upstream provider said. */
+  amr: string[];
+}
+
+/** A TOTP enrolment (RFC 6238) of a local account. */
+export interface TotpRecord {
+  /** Base32. */
+  secret: string;
+  /** False until a first code was accepted: the login asks for codes only once it is true. */
+  confirmed: boolean;
+  /** The time step of the last code accepted (each code works once). */
+  lastStep: number;
 }
 
 /** The SHA-256 a client secret is kept as (secrets are 32 random bytes: no slow hash needed). */
@@ -51,7 +63,11 @@ interface ModelRow {
 }
 
 export class AuthStore {
-  constructor(private readonly sql: SqlClient) {}
+  /** @param clock dates the logins it records (the service's clock option). */
+  constructor(
+    private readonly sql: SqlClient,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   /** oidc-provider's adapter for one model; `Client` reads the client identities. */
   adapter(model: string): Adapter {
@@ -147,31 +163,85 @@ export class AuthStore {
 
   // ---- logins ---------------------------------------------------------------
 
-  async recordLogin(identityId: string, method: string, address: string | null): Promise<void> {
-    await this.sql.query("INSERT INTO logins (identity_id, method, address) VALUES ($1::uuid, $2, $3)", [
-      identityId,
-      method,
-      address,
-    ]);
+  /** Records a login made now (the clock's now), with how it was made (`amr`). */
+  async recordLogin(identityId: string, method: string, address: string | null, amr: string[] = []): Promise<void> {
+    await this.sql.query(
+      "INSERT INTO logins (identity_id, method, address, auth_time, amr) VALUES ($1::uuid, $2, $3, $4, $5::jsonb)",
+      [identityId, method, address, new Date(this.clock()), JSON.stringify(amr)],
+    );
   }
 
-  /** An identity's logins, newest first. */
-  async logins(identityId: string): Promise<LoginRecord[]> {
+  /** The identity's newest login, if any. */
+  async lastLogin(identityId: string): Promise<LoginRecord | undefined> {
+    return (await this.logins(identityId, 1))[0];
+  }
+
+  /** An identity's logins, newest first (at most `limit`). */
+  async logins(identityId: string, limit = 1000): Promise<LoginRecord[]> {
     const { rows } = await this.sql.query<{
       identity_id: string;
       method: string;
       auth_time: Date;
       address: string | null;
+      amr: string[];
     }>(
-      "SELECT identity_id, method, auth_time, address FROM logins WHERE identity_id = $1::uuid ORDER BY auth_time DESC, id DESC",
-      [identityId],
+      `SELECT identity_id, method, auth_time, address, amr FROM logins WHERE identity_id = $1::uuid
+       ORDER BY auth_time DESC, id DESC LIMIT $2`,
+      [identityId, limit],
     );
     return rows.map((r) => ({
       identityId: r.identity_id,
       method: r.method,
       authTime: r.auth_time,
       address: r.address,
+      amr: r.amr,
     }));
+  }
+
+  // ---- TOTP (second factor of local accounts) -------------------------------
+
+  /**
+   * Sets the identity's secret, replacing any: unconfirmed (the login does not
+   * ask for codes yet), or confirmed with a code of this step already taken.
+   */
+  async setTotpSecret(identityId: string, secret: string, confirmed?: { confirmedAtStep: number }): Promise<void> {
+    await this.sql.query(
+      `INSERT INTO totp_secrets (identity_id, secret, confirmed, last_step) VALUES ($1::uuid, $2, $3, $4)
+       ON CONFLICT (identity_id) DO UPDATE SET secret = EXCLUDED.secret, confirmed = EXCLUDED.confirmed,
+         last_step = EXCLUDED.last_step`,
+      [identityId, secret, confirmed !== undefined, confirmed?.confirmedAtStep ?? 0],
+    );
+  }
+
+  async totp(identityId: string): Promise<TotpRecord | undefined> {
+    const { rows } = await this.sql.query<{ secret: string; confirmed: boolean; last_step: string | number }>(
+      "SELECT secret, confirmed, last_step FROM totp_secrets WHERE identity_id = $1::uuid",
+      [identityId],
+    );
+    const r = rows[0];
+    return r && { secret: r.secret, confirmed: r.confirmed, lastStep: Number(r.last_step) };
+  }
+
+  /**
+   * Takes a code's time step: true (and the enrolment confirmed) only when it
+   * is later than the last one taken, so a code is good once even when two
+   * sign-ins race.
+   */
+  async takeTotpStep(identityId: string, step: number): Promise<boolean> {
+    const { rows } = await this.sql.query(
+      `UPDATE totp_secrets SET last_step = $2, confirmed = true
+       WHERE identity_id = $1::uuid AND last_step < $2 RETURNING identity_id`,
+      [identityId, step],
+    );
+    return rows.length > 0;
+  }
+
+  async removeTotp(identityId: string): Promise<boolean> {
+    const { rows } = await this.sql.query(
+      "DELETE FROM totp_secrets WHERE identity_id = $1::uuid RETURNING identity_id",
+      [identityId],
+    );
+    return rows.length > 0;
   }
 
   // ---- upstream identity providers ----------------------------------------

@@ -31,6 +31,9 @@ const ENDPOINT_COLUMNS = selectList<EndpointRecord>({
   lastError: "e.last_error",
   highAssurance: "e.high_assurance",
   createdAt: "e.created_at",
+  authPolicyId: "e.auth_policy_id",
+  subscriptionId: "e.subscription_id",
+  contactEmail: "e.contact_email",
 });
 
 const FROM_ENDPOINTS = "FROM endpoints e JOIN identities i ON i.id = e.owner_id";
@@ -45,11 +48,14 @@ export async function registerEndpoint(
   reg: EndpointRegistration,
 ): Promise<EndpointRecord | undefined> {
   const { rows } = await sql.query<{ id: string }>(
-    `INSERT INTO endpoints (id, owner_id, name, display_name, multi_user, allowed_functions, metadata, high_assurance)
-     VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb, $7::jsonb, $8)
+    `INSERT INTO endpoints (id, owner_id, name, display_name, multi_user, allowed_functions, metadata,
+       auth_policy_id, subscription_id, contact_email, high_assurance)
+     VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb, $7::jsonb, $8::uuid, $9::uuid, $10, $11)
      ON CONFLICT (id) DO UPDATE SET
        name = EXCLUDED.name, display_name = EXCLUDED.display_name, multi_user = EXCLUDED.multi_user,
-       allowed_functions = EXCLUDED.allowed_functions, metadata = EXCLUDED.metadata, updated_at = now()
+       allowed_functions = EXCLUDED.allowed_functions, metadata = EXCLUDED.metadata,
+       auth_policy_id = EXCLUDED.auth_policy_id, subscription_id = EXCLUDED.subscription_id,
+       contact_email = EXCLUDED.contact_email, updated_at = now()
      WHERE endpoints.owner_id = EXCLUDED.owner_id AND endpoints.high_assurance = EXCLUDED.high_assurance
      RETURNING id`,
     [
@@ -60,6 +66,9 @@ export async function registerEndpoint(
       reg.multiUser ?? false,
       reg.allowedFunctions ? JSON.stringify(reg.allowedFunctions) : null,
       JSON.stringify(reg.metadata ?? {}),
+      reg.authPolicyId ?? null,
+      reg.subscriptionId ?? null,
+      reg.contactEmail ?? null,
       reg.highAssurance ?? false,
     ],
   );

@@ -15,8 +15,11 @@ export async function openStore(location: StoreLocation): Promise<Store> {
   return (await openStores(location)).store;
 }
 
-/** The domain store and the login store over one client (closed by `store.close()`). */
-export async function openStores(location: StoreLocation): Promise<{ store: Store; authStore: AuthStore }> {
+/** The domain store and the login store over one client (closed by `store.close()`); `clock` dates the logins. */
+export async function openStores(
+  location: StoreLocation,
+  clock: () => number = Date.now,
+): Promise<{ store: Store; authStore: AuthStore }> {
   const client: SqlClient =
     location.kind === "postgres" ? await openPostgres(location.url) : await openPGlite(location.dataDir);
   try {
@@ -25,5 +28,5 @@ export async function openStores(location: StoreLocation): Promise<{ store: Stor
     await client.close().catch(() => undefined);
     throw err;
   }
-  return { store: new Store(client), authStore: new AuthStore(client) };
+  return { store: new Store(client), authStore: new AuthStore(client, clock) };
 }

@@ -86,6 +86,10 @@ export interface EndpointRecord {
   /** High Assurance, fixed at the first registration. */
   highAssurance: boolean;
   createdAt: Date;
+  /** The authentication policy checked on submit, task status and result fetch; null: none. */
+  authPolicyId: string | null;
+  subscriptionId: string | null;
+  contactEmail: string | null;
 }
 
 export interface EndpointRegistration {
@@ -99,6 +103,9 @@ export interface EndpointRegistration {
   metadata?: Record<string, unknown>;
   /** Only at the first registration; a later one must say the same. @default false */
   highAssurance?: boolean;
+  authPolicyId?: string | null;
+  subscriptionId?: string | null;
+  contactEmail?: string | null;
 }
 
 /** What deleting an endpoint did. */

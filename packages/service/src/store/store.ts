@@ -14,6 +14,7 @@ import * as functions from "./function-store.js";
 import * as identities from "./identity-store.js";
 import { insertTasks } from "./insert-tasks.js";
 import * as metrics from "./metrics-queries.js";
+import * as policies from "./policy-store.js";
 import { serviceSecret } from "./service-secret-store.js";
 import type { SqlClient, SqlExecutor } from "./sql-client.js";
 import type {
@@ -43,6 +44,14 @@ import * as tasks from "./task-store.js";
 import * as tokens from "./token-store.js";
 import * as ueps from "./uep-store.js";
 
+export type {
+  AuthPolicyFields,
+  AuthPolicyRecord,
+  DeleteOutcome,
+  NewProject,
+  ProjectRecord,
+  SubscriptionRecord,
+} from "./policy-store.js";
 export type {
   EndpointDeletion,
   IdentityBrokerIds,
@@ -283,6 +292,61 @@ export class Store {
 
   liveFigures(ownerId: string, endpointId: string, windowSeconds: number): Promise<consoleQueries.LiveFigures> {
     return consoleQueries.liveFigures(this.sql, ownerId, endpointId, windowSeconds);
+  }
+
+  // ---- projects, authentication policies, subscriptions (policy-store.ts) ----
+
+  createProject(project: policies.NewProject): Promise<policies.ProjectRecord> {
+    return policies.createProject(this.sql, project);
+  }
+
+  getProject(id: string): Promise<policies.ProjectRecord | undefined> {
+    return policies.getProject(this.sql, id);
+  }
+
+  /** An owner's projects; null: everyone's. */
+  listProjects(ownerId: string | null): Promise<policies.ProjectRecord[]> {
+    return policies.listProjects(this.sql, ownerId);
+  }
+
+  deleteProject(id: string): Promise<policies.DeleteOutcome<policies.ProjectRecord>> {
+    return policies.deleteProject(this.sql, id);
+  }
+
+  createAuthPolicy(
+    project: Pick<policies.ProjectRecord, "id" | "ownerId">,
+    fields: policies.AuthPolicyFields,
+  ): Promise<policies.AuthPolicyRecord> {
+    return policies.createPolicy(this.sql, project, fields);
+  }
+
+  getAuthPolicy(id: string): Promise<policies.AuthPolicyRecord | undefined> {
+    return policies.getPolicy(this.sql, id);
+  }
+
+  /** An owner's policies; null: everyone's. */
+  listAuthPolicies(ownerId: string | null): Promise<policies.AuthPolicyRecord[]> {
+    return policies.listPolicies(this.sql, ownerId);
+  }
+
+  updateAuthPolicy(id: string, fields: policies.AuthPolicyFields): Promise<policies.AuthPolicyRecord | undefined> {
+    return policies.updatePolicy(this.sql, id, fields);
+  }
+
+  deleteAuthPolicy(id: string): Promise<policies.DeleteOutcome<policies.AuthPolicyRecord>> {
+    return policies.deletePolicy(this.sql, id);
+  }
+
+  createSubscription(displayName: string, highAssurance: boolean): Promise<policies.SubscriptionRecord> {
+    return policies.createSubscription(this.sql, displayName, highAssurance);
+  }
+
+  getSubscription(id: string): Promise<policies.SubscriptionRecord | undefined> {
+    return policies.getSubscription(this.sql, id);
+  }
+
+  listSubscriptions(): Promise<policies.SubscriptionRecord[]> {
+    return policies.listSubscriptions(this.sql);
   }
 
   // ---- service secrets (service-secret-store.ts) -----------------------------

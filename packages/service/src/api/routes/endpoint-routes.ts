@@ -2,17 +2,20 @@ import { randomUUID } from "node:crypto";
 import { API_ROUTES, commandQueue, type EndpointInfo, endpointBrokerUser, toWireError } from "@conduit/protocol";
 import { ADMIN_USERNAME } from "../../credentials.js";
 import {
+  authPolicyNotFound,
   endpointHasTasks,
   endpointIdTaken,
   endpointNotFound,
   endpointNotOwned,
   endpointNotPermitted,
   highAssuranceFixed,
+  notHighAssurance,
   sharedAccountMultiUser,
+  subscriptionNotFound,
   TaskEndedError,
 } from "../../errors.js";
 import type { EndpointRecord } from "../../store/store-types.js";
-import type { RouteRegistrar } from "../api-context.js";
+import type { ApiContext, RouteRegistrar } from "../api-context.js";
 import { addRoute } from "../api-route.js";
 import { publishOutcomes } from "./publish-outcomes.js";
 
@@ -21,6 +24,7 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
     const { body, identity } = request;
     // Every UEP of a multi-user endpoint would hold the one account that reads and forges everything.
     if (body.multi_user && !ctx.brokerAccounts) throw sharedAccountMultiUser();
+    const { authPolicyId, subscriptionId } = await checkRegistrationPolicy(ctx, body);
     const endpointId = body.endpoint_id?.toLowerCase() ?? randomUUID();
     const highAssurance = body.high_assurance ?? false;
     const endpoint = await ctx.store.registerEndpoint({
@@ -34,6 +38,9 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
       allowedFunctions: body.allowed_functions?.length ? body.allowed_functions.map((id) => id.toLowerCase()) : null,
       metadata: body.metadata ?? {},
       highAssurance,
+      authPolicyId,
+      subscriptionId,
+      contactEmail: body.contact_email ?? null,
     });
     if (!endpoint) {
       const existing = await ctx.store.getEndpoint(endpointId);
@@ -48,6 +55,7 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
       throw endpointIdTaken(endpointId, body.name, identity.username, owner);
     }
     ctx.submitter.forgetEndpoint(endpointId);
+    ctx.policies.forgetEndpoint(endpointId);
     // Declared and bound again at every registration (not from the cache): a
     // MEP with a scoped broker account may not bind, so it relies on this.
     await ctx.broker.ensureQueues([commandQueue(endpointId)], true);
@@ -112,6 +120,34 @@ export const endpointRoutes: RouteRegistrar = (app, ctx) => {
     };
   });
 };
+
+/**
+ * The policy and subscription a registration names, each checked to exist;
+ * with `high_assurance`, both must be there and be High-Assurance (upstream's rule).
+ */
+async function checkRegistrationPolicy(
+  ctx: ApiContext,
+  body: { authentication_policy?: string | null; subscription_id?: string | null; high_assurance?: boolean },
+): Promise<{ authPolicyId: string | null; subscriptionId: string | null }> {
+  const authPolicyId = body.authentication_policy?.toLowerCase() ?? null;
+  const subscriptionId = body.subscription_id?.toLowerCase() ?? null;
+  const policy = authPolicyId === null ? undefined : await ctx.store.getAuthPolicy(authPolicyId);
+  if (authPolicyId !== null && !policy) throw authPolicyNotFound(authPolicyId);
+  const subscription = subscriptionId === null ? undefined : await ctx.store.getSubscription(subscriptionId);
+  if (subscriptionId !== null && !subscription) throw subscriptionNotFound(subscriptionId);
+  if (body.high_assurance && !(policy?.highAssurance && subscription?.highAssurance)) {
+    const missing = [
+      ...(policy?.highAssurance
+        ? []
+        : [policy ? `policy ${policy.id} is not HA` : "no authentication_policy is given"]),
+      ...(subscription?.highAssurance
+        ? []
+        : [subscription ? `subscription ${subscription.id} is not HA` : "no subscription_id is given"]),
+    ];
+    throw notHighAssurance(missing.join(" and "));
+  }
+  return { authPolicyId, subscriptionId };
+}
 
 function toEndpointInfo(e: EndpointRecord): EndpointInfo {
   return {

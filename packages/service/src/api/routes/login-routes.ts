@@ -14,17 +14,29 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { FEDERATED_CALLBACK_PATH } from "../../auth/federation.js";
 import { escapeHtml, FIRST_PARTY_CLIENT_IDS, type OidcService, page } from "../../auth/oidc.js";
-import { MAX_PASSWORD_LENGTH, verifyPassword } from "../../auth/passwords.js";
 import { FailureLimiter } from "../../auth/rate-limit.js";
 import { ServiceError } from "../../errors.js";
 import type { AuthStore } from "../../store/auth-store.js";
 import type { Store } from "../../store/store.js";
+import {
+  checkPassword,
+  codeForm,
+  endCodeStep,
+  OTP_AMR,
+  pendingCodeStep,
+  startCodeStep,
+  type TotpDeps,
+  takeCode,
+  totpPages,
+} from "./totp-pages.js";
 
 export interface LoginDeps {
   store: Store;
   authStore: AuthStore;
   /** Set once the service listens (the issuer is its URL). */
   oidc(): OidcService | undefined;
+  /** Judges one-time codes (the service's clock option). */
+  clock: () => number;
 }
 
 /** Failed sign-ins allowed per account, and per address, in {@link FAILURE_WINDOW_MS}. */
@@ -39,6 +51,7 @@ function starting(): ServiceError {
 export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
   const byAccount = new FailureLimiter(FAILURES_PER_ACCOUNT, FAILURE_WINDOW_MS);
   const byAddress = new FailureLimiter(FAILURES_PER_ADDRESS, FAILURE_WINDOW_MS);
+  const totp: TotpDeps = { ...deps, byAccount, byAddress, issuer: "Conduit" };
 
   const forward = async (request: FastifyRequest, reply: FastifyReply) => {
     const oidc = deps.oidc();
@@ -104,6 +117,7 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
       { parseAs: "string", bodyLimit: 16_384 },
       (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))),
     );
+    totpPages(scope, totp);
 
     scope.get<{ Params: { uid: string } }>(
       "/login/:uid",
@@ -134,7 +148,8 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
             );
           }
           const identity = await deps.store.createIdentity(vouched.username, { identityProvider: vouched.issuer });
-          await deps.authStore.recordLogin(identity.id, `federated:${vouched.issuer}`, request.ip);
+          // The upstream provider's own `amr` (a second factor there counts for `required_mfa`).
+          await deps.authStore.recordLogin(identity.id, `federated:${vouched.issuer}`, request.ip, vouched.amr);
           const to = await oidc.current.interactionResult(
             request.raw,
             reply.raw,
@@ -163,6 +178,9 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
           return consent(oidc, details, request, reply);
         }
         if (details.prompt.name !== "login") return deny(oidc, request, reply);
+        if (request.body?.otp !== undefined && request.body.username === undefined) {
+          return codeStep(oidc, totp, request, reply);
+        }
         const username = String(request.body?.username ?? "")
           .trim()
           .toLowerCase();
@@ -193,15 +211,8 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
             `Too many failed sign-ins for this account or from this address; wait ${Math.ceil(wait / 60_000)} minute(s) and try again.`,
           );
         }
-        const identity =
-          username.length > 0 && username.length <= 256 ? await deps.store.findIdentityByUsername(username) : undefined;
-        const stored = identity && (await deps.authStore.passwordHash(identity.id));
-        const ok =
-          stored !== undefined &&
-          password.length > 0 &&
-          password.length <= MAX_PASSWORD_LENGTH &&
-          (await verifyPassword(password, stored));
-        if (!identity || !ok) {
+        const identity = await checkPassword(deps, username, password);
+        if (!identity) {
           byAccount.fail(username);
           byAddress.fail(address);
           reply.code(401);
@@ -213,7 +224,8 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
           );
         }
         byAccount.clear(username);
-        await deps.authStore.recordLogin(identity.id, "password", address);
+        if (await startCodeStep(totp, uid, identity)) return codeForm(reply, uid);
+        await deps.authStore.recordLogin(identity.id, "password", address, ["pwd"]);
         const to = await oidc.current.interactionResult(
           request.raw,
           reply.raw,
@@ -227,6 +239,44 @@ export function loginRoutes(app: FastifyInstance, deps: LoginDeps): void {
 }
 
 type Details = Awaited<ReturnType<OidcService["current"]["interactionDetails"]>>;
+
+/** The code step of a sign-in whose password was right: a good code ends the interaction signed in with `pwd otp mfa`. */
+async function codeStep(
+  oidc: OidcService,
+  deps: TotpDeps,
+  request: FastifyRequest<{ Params: { uid: string }; Body: Record<string, string | undefined> }>,
+  reply: FastifyReply,
+): Promise<FastifyReply | string> {
+  const { uid } = request.params;
+  const accountId = await pendingCodeStep(deps, uid);
+  if (!accountId) {
+    reply.code(400);
+    return loginForm(reply, uid, "", "This sign-in waited too long for its code; sign in again.");
+  }
+  const wait = Math.max(deps.byAccount.retryAfterMs(accountId), deps.byAddress.retryAfterMs(request.ip));
+  if (wait > 0 || !(await takeCode(deps, accountId, String(request.body.otp)))) {
+    deps.byAccount.fail(accountId);
+    deps.byAddress.fail(request.ip);
+    reply.code(wait > 0 ? 429 : 401);
+    return codeForm(
+      reply,
+      uid,
+      wait > 0
+        ? `Too many wrong codes; wait ${Math.ceil(wait / 60_000)} minute(s) and try again.`
+        : "That code is wrong or was used already; type the code your authenticator app shows now.",
+    );
+  }
+  deps.byAccount.clear(accountId);
+  await endCodeStep(deps, uid);
+  await deps.authStore.recordLogin(accountId, "password+totp", request.ip, OTP_AMR);
+  const to = await oidc.current.interactionResult(
+    request.raw,
+    reply.raw,
+    { login: { accountId, amr: OTP_AMR, remember: true } },
+    { mergeWithLastSubmission: false },
+  );
+  return reply.redirect(to, 303);
+}
 
 /** The interaction of this page, or undefined after answering that it expired. */
 async function interaction(
@@ -314,6 +364,7 @@ function loginForm(reply: FastifyReply, uid: string, username: string, error?: s
 <label>Username (user@domain)<input name="username" type="text" autocomplete="username" required value="${escapeHtml(username)}"></label>
 <label>Password<input name="password" type="password" autocomplete="current-password" required></label>
 <button type="submit">Sign in</button>
-</form>`,
+</form>
+<p><a href="/login/totp">Set up a one-time code (two-factor sign-in)</a></p>`,
   );
 }

@@ -7,14 +7,17 @@ import { addRoute } from "../api-route.js";
 import { publishOutcomes } from "./publish-outcomes.js";
 
 export const taskRoutes: RouteRegistrar = (app, ctx) => {
-  addRoute(app, API_ROUTES.submit, {}, (request) =>
-    ctx.submitter.submit(request.identity, request.params.endpoint_id, request.body),
-  );
+  // The endpoint's authentication policy is checked on submit, status and result fetch alike.
+  addRoute(app, API_ROUTES.submit, {}, async (request) => {
+    await ctx.policies.checkEndpoint(request.identity, request.params.endpoint_id);
+    return ctx.submitter.submit(request.identity, request.params.endpoint_id, request.body);
+  });
 
   // A user sees only their own tasks: another identity's task is "not found".
   addRoute(app, API_ROUTES.taskStatus, {}, async (request) => {
     const task = await ctx.store.getTask(request.params.task_id);
     if (!task || task.ownerId !== request.identity.id) throw taskNotFound(request.params.task_id);
+    await ctx.policies.checkEndpoint(request.identity, task.endpointId);
     return toTaskStatus(task);
   });
 
@@ -32,9 +35,12 @@ export const taskRoutes: RouteRegistrar = (app, ctx) => {
     },
     async (request) => {
       const tasks: Record<string, TaskStatusResponse> = {};
-      for (const task of await ctx.store.getTasks(request.body.task_ids)) {
-        if (task.ownerId === request.identity.id) tasks[task.id] = toTaskStatus(task);
-      }
+      const own = (await ctx.store.getTasks(request.body.task_ids)).filter((t) => t.ownerId === request.identity.id);
+      await ctx.policies.checkEndpoints(
+        request.identity,
+        own.map((t) => t.endpointId),
+      );
+      for (const task of own) tasks[task.id] = toTaskStatus(task);
       return { tasks };
     },
   );
