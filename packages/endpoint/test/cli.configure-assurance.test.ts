@@ -139,10 +139,10 @@ describe("configure writes the keys into config.yaml", () => {
       authentication_policy: policy,
       subscription_id: subscription,
     });
-    // Its template runs an HA-compliant engine, so the endpoint it wrote can run tasks.
+    // The default template's HighThroughputEngine encrypts (TLS) by default, so it is HA-compliant as written.
     const rendered = await runCli(["render", name], env);
     expect(rendered.stderr).toBe("");
-    expect(rendered.stdout).toContain("type: ProcessPoolEngine");
+    expect(rendered.stdout).toContain("type: GlobusComputeEngine");
   });
 
   it.each([
@@ -345,7 +345,7 @@ describe("a High-Assurance endpoint's user endpoints", () => {
     return name;
   }
 
-  it("refuse the HighThroughputEngine (GlobusComputeEngine)", async () => {
+  it("refuse the HighThroughputEngine (GlobusComputeEngine) with encrypted: false", async () => {
     const name = await haEndpoint("engine:\n  type: GlobusComputeEngine\n  encrypted: false\n");
     const result = await runCli(["render", name], env);
     expect(result.code).toBe(1);
@@ -353,7 +353,7 @@ describe("a High-Assurance endpoint's user endpoints", () => {
     expect(HA_ENGINE_REFUSAL).toBe("Engine configuration is not High Assurance compliant.  Endpoint will not start.");
   });
 
-  it("accept the ThreadPoolEngine (the ProcessPoolEngine: see configure --high-assurance above)", async () => {
+  it("accept the ThreadPoolEngine (the encrypted HighThroughputEngine: see configure --high-assurance above)", async () => {
     const name = await haEndpoint("engine:\n  type: ThreadPoolEngine\n");
     const result = await runCli(["render", name], env);
     expect(result.stderr).toBe("");

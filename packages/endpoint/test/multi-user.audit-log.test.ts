@@ -36,6 +36,26 @@ import {
 /** ISO 8601 local time with microseconds and offset, as in the seed. */
 const TS = String.raw`\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}[+-]\d{2}:\d{2}`;
 const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+
+/**
+ * config.yaml lines naming a High-Assurance policy and subscription, made by the
+ * service's administrator over REST (an HA endpoint's registration needs both).
+ */
+async function highAssuranceKeys(serviceUrl: string, adminToken: string): Promise<string> {
+  const post = async (path: string, body: object): Promise<{ id: string }> => {
+    const response = await fetch(`${serviceUrl}/v1/${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`POST /v1/${path}: ${response.status} ${await response.text()}`);
+    return (await response.json()) as { id: string };
+  };
+  const project = await post("projects", { display_name: "audit" });
+  const policy = await post("auth_policies", { project_id: project.id, display_name: "HA", high_assurance: true });
+  const subscription = await post("subscriptions", { display_name: "HA", high_assurance: true });
+  return `authentication_policy: ${policy.id}\nsubscription_id: ${subscription.id}\n`;
+}
 const MARKER = "FORGED-RECORD";
 
 type Node = typeof import("node:fs");
@@ -136,6 +156,7 @@ describe.skipIf(process.getuid?.() !== 0)("the audit log of a High-Assurance mul
   let bob: LocalTestUser;
   let mep: StartedMep;
   let auditPath: string;
+  let haKeys = "";
   const meps: ChildProcess[] = [];
   const executors: Executor[] = [];
   let aliceExecutor: Executor;
@@ -181,6 +202,7 @@ describe.skipIf(process.getuid?.() !== 0)("the audit log of a High-Assurance mul
     vhost = await createVhost();
     dataDir = mkdtempSync(join(tmpdir(), "conduit-svc-"));
     service = await startService({ port: 0, dataDir, writeCredentials: false, amqpUrl: vhost.url });
+    haKeys = await highAssuranceKeys(service.url, service.adminToken);
     userDir = mkdtempSync(join(tmpdir(), "conduit-mu-"));
     auditPath = join(userDir, "ha", "audit.log");
     mep = await startMultiUserMep({
@@ -192,7 +214,7 @@ describe.skipIf(process.getuid?.() !== 0)("the audit log of a High-Assurance mul
         { source: "{username}", match: "alice@example\\.org", output: alice.name },
         { source: "{username}", match: "bob@example\\.org", output: bob.name },
       ],
-      extraConfig: `high_assurance: true\naudit_log_path: ${auditPath}\n`,
+      extraConfig: `high_assurance: true\naudit_log_path: ${auditPath}\n${haKeys}`,
     });
     meps.push(mep.child);
     expect(mep.endpointId, mep.output()).not.toBe("");
@@ -334,7 +356,7 @@ describe.skipIf(process.getuid?.() !== 0)("the audit log of a High-Assurance mul
       userDir,
       name: "full",
       mappings: [],
-      extraConfig: "high_assurance: true\naudit_log_path: /dev/full\n",
+      extraConfig: `high_assurance: true\naudit_log_path: /dev/full\n${haKeys}`,
     });
     meps.push(full.child);
     const code = full.child.exitCode ?? (await new Promise((r) => full.child.once("exit", r)));

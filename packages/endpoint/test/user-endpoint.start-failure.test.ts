@@ -59,7 +59,7 @@ const cases: Array<{ name: string; start: StartOptions; reason: RegExp }> = [
   {
     name: "a High-Assurance endpoint's UEP given an engine that is not HA-compliant",
     start: {
-      template: "engine:\n  type: HighThroughputEngine\n",
+      template: "engine:\n  type: HighThroughputEngine\n  encrypted: false\n",
       parentConfig: { high_assurance: true },
     },
     reason: /^Engine configuration is not High Assurance compliant\. {2}Endpoint will not start\.$/,
@@ -153,14 +153,14 @@ describe("user endpoint process of a High-Assurance endpoint", () => {
     await h.close();
   });
 
-  it("logs why the HighThroughputEngine is not compliant", async () => {
+  it("logs why a HighThroughputEngine with encrypted: false is not compliant", async () => {
     const uep = h.start({
-      template: "engine:\n  type: HighThroughputEngine\n",
+      template: "engine:\n  type: HighThroughputEngine\n  encrypted: false\n",
       parentConfig: { high_assurance: true },
     });
     expect((await uep.exit).code).toBe(UEP_EXIT.startFailed);
     expect(h.log()).toContain(
-      "Engine configuration is not High Assurance compliant: High-Assurance HighThroughputEngines must enable the `encrypted` configuration value",
+      "Engine configuration is not High Assurance compliant: High-Assurance HighThroughputEngines must keep the `encrypted` configuration value true",
     );
   });
 

@@ -80,10 +80,7 @@ export function configureEndpoint(options: ConfigureOptions): ConfiguredEndpoint
     files.push([{ label: "Identity mapping configuration", path, readBy: "manager" }, EXAMPLE_IDENTITY_MAPPING_CONFIG]);
   }
   files.push(
-    [
-      { label: "User endpoint configuration template", path: ep.template, readBy: "user endpoint" },
-      options.assurance?.highAssurance ? highAssuranceTemplate(DEFAULT_TEMPLATE) : DEFAULT_TEMPLATE,
-    ],
+    [{ label: "User endpoint configuration template", path: ep.template, readBy: "user endpoint" }, DEFAULT_TEMPLATE],
     [{ label: "User endpoint configuration schema", path: ep.schema, readBy: "user endpoint" }, DEFAULT_SCHEMA],
     [
       { label: "User endpoint environment variables", path: ep.environment, readBy: "user endpoint" },
@@ -122,20 +119,6 @@ function configText(options: ConfigureOptions, ep: EndpointPaths): string {
     text = setKey(text, "audit_log_path", JSON.stringify(resolve(ep.dir, AUDIT_LOG_FILE)));
   }
   return text;
-}
-
-/**
- * The default template with its engine block replaced by a process pool: a
- * High-Assurance UEP refuses the HighThroughputEngine until it encrypts its
- * traffic (engines/high-assurance.ts).
- */
-export function highAssuranceTemplate(template: string): string {
-  const engine = /^engine:\n(?:[ \t]+.*\n|\n(?=[ \t]))*/m;
-  if (!engine.test(template)) throw new Error("The default template has no engine block to replace.");
-  return template.replace(
-    engine,
-    "# High-Assurance: an engine whose tasks never leave this host (the HighThroughputEngine is not HA-compliant yet).\nengine:\n   type: ProcessPoolEngine\n   max_workers: 1\n",
-  );
 }
 
 /** Replaces the top-level `key:` line, or appends one. JSON strings are valid YAML scalars. */

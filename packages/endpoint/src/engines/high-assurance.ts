@@ -1,8 +1,8 @@
 /**
  * Which engines a High-Assurance UEP may run. Tasks of an HA endpoint must not
  * cross the network in the clear: the thread and process pools never leave the
- * UEP's host, and a HighThroughputEngine qualifies only with `encrypted: true`
- * (TLS between its interchange and block managers).
+ * UEP's host, and a HighThroughputEngine qualifies unless it sets `encrypted: false`
+ * (its default is TLS between the interchange and block managers).
  */
 import type { EngineConfig } from "./engine-types.js";
 
@@ -17,9 +17,9 @@ const NETWORKED_ENGINES: ReadonlySet<string> = new Set(["HighThroughputEngine", 
 export function highAssuranceProblem(engine: EngineConfig): string | undefined {
   if (LOCAL_ENGINES.has(engine.type)) return undefined;
   if (NETWORKED_ENGINES.has(engine.type)) {
-    // `encrypted: true` is refused by the engine's option table until TLS lands, so today this always answers.
-    if (engine.encrypted === true) return undefined;
-    return `High-Assurance ${engine.type}s must enable the \`encrypted\` configuration value, which this version of Conduit does not implement yet; use a ThreadPoolEngine or ProcessPoolEngine`;
+    // TLS between the interchange and its block managers is the default (`encrypted: true`).
+    if (engine.encrypted !== false) return undefined;
+    return `High-Assurance ${engine.type}s must keep the \`encrypted\` configuration value true (TLS between the interchange and its blocks); remove \`encrypted: false\``;
   }
   return `${engine.type} is not known to be High-Assurance compliant; use a ThreadPoolEngine or ProcessPoolEngine`;
 }
