@@ -52,6 +52,8 @@ export interface ChaosStackOptions {
    * `serviceArgs`) and one broker, each on a port of its own. @default 1
    */
   replicas?: number;
+  /** More lines for the endpoint's config.yaml (e.g. `metrics_port: 9100`). */
+  endpointConfig?: string;
 }
 
 type RunningService = Awaited<ReturnType<typeof startService>>;
@@ -138,7 +140,10 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
     if (configured.code !== 0) throw new Error(`conduit-endpoint configure failed: ${configured.stderr.trim()}`);
     const dir = join(userDir, ENDPOINT_NAME);
     // Only the endpoint goes through the proxy; the service and the SDK reach the broker directly.
-    writeFileSync(join(dir, "config.yaml"), `amqp_port: ${proxy.port}\ndisplay_name: null\n`);
+    writeFileSync(
+      join(dir, "config.yaml"),
+      `amqp_port: ${proxy.port}\ndisplay_name: null\n${options.endpointConfig ?? ""}`,
+    );
     writeFileSync(join(dir, "user_config_template.yaml.j2"), TEMPLATE);
     const stack: ChaosStack = {
       userDir,

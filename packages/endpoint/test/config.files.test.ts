@@ -105,6 +105,7 @@ describe("parseManagerConfig", () => {
       allow_privileged_user_mapping: false,
       allow_default_broker_login: false,
       debug: false,
+      metrics_port: null,
     });
   });
 
@@ -121,6 +122,7 @@ describe("parseManagerConfig", () => {
         "identity_mapping_config_path: /etc/conduit/idmap.json",
         "debug: true",
         "allow_default_broker_login: true",
+        "metrics_port: 9100",
       ].join("\n"),
       SOURCE,
     );
@@ -134,12 +136,19 @@ describe("parseManagerConfig", () => {
       identity_mapping_config_path: "/etc/conduit/idmap.json",
       debug: true,
       allow_default_broker_login: true,
+      metrics_port: 9100,
     });
+  });
+
+  it("refuses a metrics_port that is not a port, saying what null means", () => {
+    expect(errorOf(() => parseManagerConfig("metrics_port: 70000\n", SOURCE))).toBe(
+      `${SOURCE}: \`metrics_port\` must be a port number from 1 to 65535 or null, not 70000; fix it, or set it to null for no metrics.`,
+    );
   });
 
   it("refuses an unknown key, naming the file, the nearest valid key and every valid one", () => {
     const valid =
-      "allow_default_broker_login, allow_privileged_user_mapping, allowed_functions, amqp_port, debug, display_name, heartbeat_period, identity_mapping_config_path, multi_user, user_config_schema_path, user_config_template_path, user_environment_path";
+      "allow_default_broker_login, allow_privileged_user_mapping, allowed_functions, amqp_port, debug, display_name, heartbeat_period, identity_mapping_config_path, metrics_port, multi_user, user_config_schema_path, user_config_template_path, user_environment_path";
     expect(errorOf(() => parseManagerConfig("display_nam: x\n", SOURCE))).toBe(
       `${SOURCE}: \`display_nam\` is not a valid config.yaml key (did you mean \`display_name\`?); valid config.yaml keys are: ${valid}.`,
     );
