@@ -35,6 +35,7 @@ const TEMPLATE = `engine:
     worker_init: {{ worker_init|default() }}
 idle_heartbeats_soft: 1000
 idle_heartbeats_hard: 5760
+debug: {{ debug|default(false) }}
 `;
 
 export interface ChaosStackOptions {

@@ -213,7 +213,7 @@ export class ManagerEndpoint {
     const shown = command.amqpUrl
       ? JSON.stringify({ ...command, amqpUrl: redactUrl(command.amqpUrl) })
       : msg.content.toString("utf8");
-    this.log.debug(`Received command: ${shown}`);
+    this.log.debug(`Received command (request_id=${msg.properties.correlationId ?? "-"}): ${shown}`);
     const now = Date.now();
     if (Math.abs(now - command.sentAt) > MAX_COMMAND_AGE_MS) {
       this.log.warn(

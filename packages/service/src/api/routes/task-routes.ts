@@ -7,9 +7,12 @@ import { addRoute } from "../api-route.js";
 import { publishOutcomes } from "./publish-outcomes.js";
 
 export const taskRoutes: RouteRegistrar = (app, ctx) => {
-  addRoute(app, API_ROUTES.submit, {}, (request) =>
-    ctx.submitter.submit(request.identity, request.params.endpoint_id, request.body),
-  );
+  addRoute(app, API_ROUTES.submit, {}, async (request) => {
+    const response = await ctx.submitter.submit(request.identity, request.params.endpoint_id, request.body, request.id);
+    // pino adds reqId: the same id the MEP and UEP log as request_id.
+    request.log.debug({ endpoint_id: request.params.endpoint_id, task_ids: response.task_ids }, "tasks submitted");
+    return response;
+  });
 
   // A user sees only their own tasks: another identity's task is "not found".
   addRoute(app, API_ROUTES.taskStatus, {}, async (request) => {
