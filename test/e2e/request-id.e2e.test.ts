@@ -62,3 +62,16 @@ it("one grep for a submit's request id finds the task in the service's, the MEP'
   const { stdout: uepLine } = await promisify(execFile)("grep", [`${requestId}`, uepLogs[0]]);
   expect(uepLine).toContain(`Task ${future.taskId} received (request_id=${requestId})`);
 });
+
+it("answers every request with its id: a load balancer's X-Request-Id is kept, one unfit for a log line replaced", async () => {
+  if (!stack) throw new Error("the stack did not start");
+  const idOf = async (given?: string) =>
+    (await fetch(`${stack?.service.url}/healthz`, { headers: given ? { "x-request-id": given } : {} })).headers.get(
+      "x-request-id",
+    );
+  expect(await idOf()).toMatch(/^[0-9a-f]{8}-[0-9a-f-]{27}$/);
+  expect(await idOf("lb-7f3a.1")).toBe("lb-7f3a.1");
+  const replaced = await idOf("two words");
+  expect(replaced).toMatch(/^[0-9a-f]{8}-[0-9a-f-]{27}$/);
+  expect(await idOf("x".repeat(101))).not.toBe("x".repeat(101));
+});
