@@ -35,6 +35,7 @@ const TEMPLATE = `engine:
     worker_init: {{ worker_init|default() }}
 idle_heartbeats_soft: 1000
 idle_heartbeats_hard: 5760
+debug: {{ debug|default(false) }}
 `;
 
 export interface ChaosStackOptions {
@@ -47,16 +48,34 @@ export interface ChaosStackOptions {
   heartbeat?: number;
   /** Extra `conduit-service start` arguments (e.g. --database-url). */
   serviceArgs?: string[];
+  /**
+   * `conduit-service` replicas, started together on one store (Postgres: pass --database-url in
+   * `serviceArgs`) and one broker, each on a port of its own. @default 1
+   */
+  replicas?: number;
+  /** More lines for the endpoint's config.yaml (e.g. `metrics_port: 9100`). */
+  endpointConfig?: string;
 }
+
+type RunningService = Awaited<ReturnType<typeof startService>>;
 
 export interface ChaosStack {
   userDir: string;
+  /** The service's broker URL (direct, not through the proxy). */
+  amqpUrl: string;
   env: NodeJS.ProcessEnv;
   endpointId: string;
   client: Client;
   proxy: TcpProxy;
   endpoint: Awaited<ReturnType<typeof startEndpoint>>;
-  service: Awaited<ReturnType<typeof startService>>;
+  /** The first replica: the endpoint and `client` talk to it. */
+  service: RunningService;
+  /** Every replica, the first one first. */
+  replicas: RunningService[];
+  /** A client of the last replica: the run reads the tasks' final states through it. */
+  statusClient: Client;
+  /** Starts replica `index` again on its port (after it was killed), as systemd's Restart=always would. */
+  restartReplica(index: number): Promise<void>;
   /** Starts the endpoint again (after its MEP was killed), as systemd's Restart=always would. */
   restartEndpoint(): Promise<void>;
   /** Pids of the endpoint's UEPs. */
@@ -95,32 +114,51 @@ export async function startChaosStack(options: ChaosStackOptions = {}): Promise<
     const env: NodeJS.ProcessEnv = { ...process.env, CONDUIT_USER_DIR: userDir };
     delete env.CONDUIT_SERVICE_URL;
     delete env.CONDUIT_TOKEN;
-    const service = await startService({
-      env,
-      port: await freePort(),
-      args: [
-        "--amqp-url",
-        amqpUrl,
-        "--amqp-public-url",
-        publicUrl.toString(),
-        ...managementArgs,
-        ...(options.serviceArgs ?? []),
-      ],
+    const replicaCount = options.replicas ?? 1;
+    if (replicaCount > 1 && !(options.serviceArgs ?? []).includes("--database-url")) {
+      throw new Error("Several service replicas need one Postgres store; pass --database-url in serviceArgs.");
+    }
+    const serviceArgs = [
+      "--amqp-url",
+      amqpUrl,
+      "--amqp-public-url",
+      publicUrl.toString(),
+      ...managementArgs,
+      ...(options.serviceArgs ?? []),
+    ];
+    const ports = await Promise.all(Array.from({ length: replicaCount }, () => freePort()));
+    // Started at once, as replicas behind a load balancer are: they migrate one store together.
+    const started = await Promise.allSettled(ports.map((port) => startService({ env, port, args: serviceArgs })));
+    const replicas: RunningService[] = [];
+    for (const s of started) if (s.status === "fulfilled") replicas.push(s.value);
+    cleanups.push(async () => {
+      await Promise.all(replicas.map((r) => r.stop()));
     });
-    cleanups.push(() => service.stop());
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
+    if (failed) throw failed.reason;
+    const [service] = replicas;
     const configured = await runEndpointCli(["configure", ENDPOINT_NAME], env);
     if (configured.code !== 0) throw new Error(`conduit-endpoint configure failed: ${configured.stderr.trim()}`);
     const dir = join(userDir, ENDPOINT_NAME);
     // Only the endpoint goes through the proxy; the service and the SDK reach the broker directly.
-    writeFileSync(join(dir, "config.yaml"), `amqp_port: ${proxy.port}\ndisplay_name: null\n`);
+    writeFileSync(
+      join(dir, "config.yaml"),
+      `amqp_port: ${proxy.port}\ndisplay_name: null\n${options.endpointConfig ?? ""}`,
+    );
     writeFileSync(join(dir, "user_config_template.yaml.j2"), TEMPLATE);
     const stack: ChaosStack = {
       userDir,
+      amqpUrl,
       env,
       endpointId: "",
       client: new Client({ serviceUrl: service.url, token: readToken(userDir) }),
+      statusClient: new Client({ serviceUrl: replicas[replicas.length - 1].url, token: readToken(userDir) }),
       proxy,
       service,
+      replicas,
+      async restartReplica(index) {
+        replicas[index] = await startService({ env, port: ports[index], args: serviceArgs });
+      },
       endpoint: await startEndpoint({ env, name: ENDPOINT_NAME }),
       async restartEndpoint() {
         stack.endpoint = await startEndpoint({ env, name: ENDPOINT_NAME });
@@ -282,7 +320,7 @@ export async function runFault(stack: ChaosStack, fault: Fault, options: RunOpti
     await struck;
     if (strikeError !== undefined) throw strikeError;
     const ids = futures.map((f) => f.taskId);
-    const status = await batchStatus(stack.client, ids);
+    const status = await batchStatus(stack.statusClient, ids);
     const report: FaultReport = {
       fault: fault.name,
       submitted: tasks,
@@ -416,6 +454,33 @@ export function mepKill(): Fault {
       killed !== undefined && stack.endpoint.child.pid !== killed && !alive(killed)
         ? undefined
         : "the MEP was not replaced",
+  };
+}
+
+/**
+ * kill -9 the last service replica (the one the run reads final states through; it consumes
+ * results beside the others), then start it again on its port. Results it held unacked go
+ * back to the queue for the other replicas: none may be lost or reach the SDK twice.
+ */
+export function replicaKill(): Fault {
+  let killed: number | undefined;
+  let index = 0;
+  return {
+    name: "service replica kill -9",
+    async strike({ stack }) {
+      index = stack.replicas.length - 1;
+      if (index < 1) throw new Error("replica kill -9 needs a stack of at least two replicas (replicas: 2)");
+      const { child } = stack.replicas[index];
+      killed = child.pid;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGKILL");
+      await exited;
+      await stack.restartReplica(index);
+    },
+    missed: ({ stack }) =>
+      killed !== undefined && !alive(killed) && stack.replicas[index].child.pid !== killed
+        ? undefined
+        : "the replica was not killed and started again",
   };
 }
 

@@ -6,9 +6,10 @@
  * result; exits 1 when a task was lost or delivered twice, a failure had no
  * cause, or a fault did not take effect.
  *
- *   npm run chaos [-- --tasks 1000 --only "UEP kill -9,broker restart"]
+ *   npm run chaos [-- --tasks 1000 --only "UEP kill -9,service replica kill -9"]
  */
 import { parseArgs } from "node:util";
+import { createPostgresDatabase } from "../../packages/service/test/helpers/databases.js";
 import {
   brokerRestart,
   type ChaosStack,
@@ -20,6 +21,7 @@ import {
   postgresRestart,
   proxyDrop,
   proxyReset,
+  replicaKill,
   runFault,
   startChaosStack,
   uepKill,
@@ -75,6 +77,15 @@ const groups: Group[] = [
     server: startThrowawayPostgres,
     options: (pg) => ({ serviceArgs: ["--database-url", pg?.url ?? ""], heartbeat: HEARTBEAT_S }),
     faults: (pg) => (pg ? [postgresRestart(pg)] : []),
+  },
+  {
+    title: "two service replicas on a new database of the local Postgres",
+    server: async () => {
+      const database = await createPostgresDatabase();
+      return { port: 5432, url: database.value, restart: async () => {}, stop: () => database.dispose() };
+    },
+    options: (db) => ({ replicas: 2, serviceArgs: ["--database-url", db?.url ?? ""], heartbeat: HEARTBEAT_S }),
+    faults: () => [replicaKill()],
   },
 ];
 

@@ -105,6 +105,7 @@ describe("parseManagerConfig", () => {
       allow_privileged_user_mapping: false,
       allow_default_broker_login: false,
       debug: false,
+      metrics_port: null,
       high_assurance: false,
       audit_log_path: null,
       authentication_policy: null,
@@ -126,6 +127,7 @@ describe("parseManagerConfig", () => {
         "identity_mapping_config_path: /etc/conduit/idmap.json",
         "debug: true",
         "allow_default_broker_login: true",
+        "metrics_port: 9100",
       ].join("\n"),
       SOURCE,
     );
@@ -139,12 +141,19 @@ describe("parseManagerConfig", () => {
       identity_mapping_config_path: "/etc/conduit/idmap.json",
       debug: true,
       allow_default_broker_login: true,
+      metrics_port: 9100,
     });
+  });
+
+  it("refuses a metrics_port that is not a port, saying what null means", () => {
+    expect(errorOf(() => parseManagerConfig("metrics_port: 70000\n", SOURCE))).toBe(
+      `${SOURCE}: \`metrics_port\` must be a port number from 1 to 65535 or null, not 70000; fix it, or set it to null for no metrics.`,
+    );
   });
 
   it("refuses an unknown key, naming the file, the nearest valid key and every valid one", () => {
     const valid =
-      "allow_default_broker_login, allow_privileged_user_mapping, allowed_functions, amqp_port, audit_log_path, authentication_policy, contact_email, debug, display_name, heartbeat_period, high_assurance, identity_mapping_config_path, multi_user, subscription_id, user_config_schema_path, user_config_template_path, user_environment_path";
+      "allow_default_broker_login, allow_privileged_user_mapping, allowed_functions, amqp_port, audit_log_path, authentication_policy, contact_email, debug, display_name, heartbeat_period, high_assurance, identity_mapping_config_path, metrics_port, multi_user, subscription_id, user_config_schema_path, user_config_template_path, user_environment_path";
     expect(errorOf(() => parseManagerConfig("display_nam: x\n", SOURCE))).toBe(
       `${SOURCE}: \`display_nam\` is not a valid config.yaml key (did you mean \`display_name\`?); valid config.yaml keys are: ${valid}.`,
     );

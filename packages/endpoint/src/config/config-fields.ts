@@ -85,7 +85,8 @@ export function heartbeatPeriodField(): Field<number> {
 }
 
 /** A TCP port, or null for "keep the port of the URL the service gave". */
-export function portField(): Field<number | null> {
+/** A port or null; `whenNull` says what null means (e.g. "to use the service's broker port"). */
+export function portField(whenNull = "to use the service's broker port"): Field<number | null> {
   return configField<number | null>({
     expected: "a port number from 1 to 65535 or null",
     schema: { type: "integer", minimum: 1, maximum: 65535 },
@@ -93,7 +94,7 @@ export function portField(): Field<number | null> {
     check: (value) =>
       typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= 65535
         ? { ok: value }
-        : { fix: "fix it, or set it to null to use the service's broker port" },
+        : { fix: `fix it, or set it to null ${whenNull}` },
   });
 }
 

@@ -65,6 +65,11 @@ export const MANAGER_FIELDS = {
     flagField(false),
   ),
   debug: doc("Log at DEBUG level.", flagField(false)),
+  metrics_port: doc(
+    "Serve Prometheus metrics (UEPs, workers, blocks, tasks running) on http://127.0.0.1:<port>/metrics.",
+    portField("for no metrics"),
+    "no metrics",
+  ),
   ...HIGH_ASSURANCE_MANAGER_FIELDS,
   ...NOT_IMPLEMENTED_MANAGER_FIELDS,
 };

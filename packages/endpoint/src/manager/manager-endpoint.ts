@@ -38,6 +38,7 @@ import {
   type WireError,
 } from "@conduit/protocol";
 import type { Logger } from "../logging.js";
+import { type MepMetricsServer, startMepMetricsServer } from "./mep-metrics.js";
 import { RESTART_CHECK_DELAY_MS, type UepLaunchOptions, UepSupervisor } from "./uep-supervisor.js";
 import { withTimeout } from "./with-timeout.js";
 
@@ -69,6 +70,7 @@ export class ManagerEndpoint {
   private readonly log: Logger;
   private readonly refused: RefusedSenders;
   private readonly ueps: UepSupervisor;
+  private metrics: MepMetricsServer | undefined;
 
   constructor(private readonly options: ManagerEndpointOptions) {
     this.log = options.log;
@@ -86,13 +88,24 @@ export class ManagerEndpoint {
   /** Connects, consumes the command queue and starts heartbeating. */
   async start(): Promise<void> {
     const { name, amqpUrl, config } = this.options;
+    if (config.metrics_port !== null) {
+      this.metrics = await startMepMetricsServer(config.metrics_port, {
+        runningUepDirs: () => this.ueps.runningDirs(),
+      });
+      this.log.info(`Serving metrics on http://127.0.0.1:${this.metrics.port}/metrics`);
+    }
     this.ueps.start();
-    this.broker = await connectBroker(amqpUrl, {
-      name: `MEP ${name}`,
-      // Fail `start` fast when RabbitMQ is not there; once running, reconnect forever.
-      initialMaxRetries: 3,
-      setup: (channel) => this.setup(channel),
-    });
+    try {
+      this.broker = await connectBroker(amqpUrl, {
+        name: `MEP ${name}`,
+        // Fail `start` fast when RabbitMQ is not there; once running, reconnect forever.
+        initialMaxRetries: 3,
+        setup: (channel) => this.setup(channel),
+      });
+    } catch (err) {
+      await this.metrics?.close();
+      throw err;
+    }
     this.broker.on("disconnect", (err: Error) =>
       this.log.warn(`Lost the connection to RabbitMQ (${err?.message ?? "closed"}); reconnecting`),
     );
@@ -200,7 +213,7 @@ export class ManagerEndpoint {
     const shown = command.amqpUrl
       ? JSON.stringify({ ...command, amqpUrl: redactUrl(command.amqpUrl) })
       : msg.content.toString("utf8");
-    this.log.debug(`Received command: ${shown}`);
+    this.log.debug(`Received command (request_id=${msg.properties.correlationId ?? "-"}): ${shown}`);
     const now = Date.now();
     if (Math.abs(now - command.sentAt) > MAX_COMMAND_AGE_MS) {
       this.log.warn(
@@ -336,6 +349,7 @@ export class ManagerEndpoint {
       this.log.warn(`Could not send the final heartbeat: ${err.message}`),
     );
     await this.broker?.close();
+    await this.metrics?.close();
     this.ueps.removeRecords();
   }
 

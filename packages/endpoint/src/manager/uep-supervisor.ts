@@ -102,6 +102,11 @@ export class UepSupervisor {
   }
 
   /** True while the UEP named `uepName` runs. */
+  /** Directories of the UEPs running now (their status.json is there). */
+  runningDirs(): string[] {
+    return [...this.ueps.values()].flatMap((e) => (e.process?.running ? [dirname(e.process.logFile)] : []));
+  }
+
   isRunning(uepName: string): boolean {
     return this.ueps.get(uepName)?.process?.running === true;
   }

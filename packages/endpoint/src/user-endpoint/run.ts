@@ -43,6 +43,7 @@ import { watchParent } from "./parent-watch.js";
 import { parseBootstrap, readBootstrapLine } from "./read-bootstrap.js";
 import { runShellHook } from "./shell-hook.js";
 import { clearStartFailure, writeStartFailure } from "./start-failure.js";
+import { STATUS_FILE, STATUS_FILE_PERIOD_MS, toUepStatus, writeUepStatus } from "./status-file.js";
 import { TaskAudit } from "./task-audit.js";
 import { TaskConsumer } from "./task-consumer.js";
 
@@ -307,6 +308,7 @@ class UserEndpoint {
     const { config, engine, consumer, idle } = started;
     let link: BrokerLink | undefined;
     let timer: NodeJS.Timeout | undefined;
+    let statusTimer: NodeJS.Timeout | undefined;
     let tasksLeft = 0;
     try {
       if (!stop.signal.aborted) {
@@ -347,10 +349,16 @@ class UserEndpoint {
           },
           Math.max(period * 1000, 100),
         );
+        // Only for a MEP that serves metrics: it reads this file when scraped.
+        if (typeof bootstrap.parentConfig.metrics_port === "number") {
+          statusTimer = setInterval(() => this.writeStatus(engine), STATUS_FILE_PERIOD_MS);
+          this.writeStatus(engine);
+        }
         await aborted(stop.signal);
       }
     } finally {
       if (timer) clearInterval(timer);
+      if (statusTimer) clearInterval(statusTimer);
       tasksLeft = await this.shutdown(engine, consumer, link);
     }
     if (this.stopReason === "account") return UEP_EXIT.accountRefused;
@@ -441,6 +449,15 @@ class UserEndpoint {
     await this.runTeardown();
     // Stopped before the queue was drained: the tasks are still there, so this is not a reported start failure.
     return this.stop.signal.aborted ? UEP_EXIT.ok : UEP_EXIT.startFailed;
+  }
+
+  /** Writes status.json for the MEP's metrics; never throws (a missed write only logs). */
+  private writeStatus(engine: Engine): void {
+    try {
+      writeUepStatus(this.dir, toUepStatus(engine.status()));
+    } catch (err) {
+      this.log.debug(`Could not write ${STATUS_FILE}: ${(err as Error).message}`);
+    }
   }
 
   /** Publishes a heartbeat; never throws (a lost heartbeat is only logged). */

@@ -284,6 +284,8 @@ export class TaskConsumer {
       void this.finish({ taskId, ok: false, error: task.malformed });
       return;
     }
+    // The submit's REST request id rides in correlation-id: one grep finds the task in every log.
+    log.debug(`Task ${taskId} received (request_id=${message.properties.correlationId ?? "-"})`);
     this.options.audit?.received(taskId, task.functionId);
     if (task.resourceSpecification !== undefined) {
       log.debug(`Task ${taskId} resource_specification: ${JSON.stringify(task.resourceSpecification)}`);

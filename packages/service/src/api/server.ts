@@ -4,6 +4,7 @@
  * read — so a request without a valid token gets 401 whatever its body.
  */
 
+import { randomUUID } from "node:crypto";
 import { API_SHARED_SCHEMAS } from "@conduit/protocol";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
@@ -29,6 +30,9 @@ export interface AppOptions {
   version: string;
 }
 
+/** A request id taken from X-Request-Id: short and plain, as it goes into log lines and broker messages. */
+const REQUEST_ID = /^[\w.:-]{1,100}$/;
+
 /** The application with its logger, error handling and OpenAPI; routes come with {@link installRoutes}. */
 export async function createApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -37,6 +41,11 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     // Per-request logs would cost more than the hot path itself; failures are logged below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit,
+    // Unique across replicas and restarts (Fastify's own are req-1, req-2, …); a load balancer's X-Request-Id is kept.
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    },
     forceCloseConnections: "idle",
     // Requests Node's HTTP parser refuses (headers over 16 KiB, a malformed
     // request line) never reach the error handler; answer them in the same shape.
@@ -53,6 +62,10 @@ export async function createApp(options: AppOptions): Promise<FastifyInstance> {
     },
   });
 
+  // Every answer names its request id, the one the service's, MEP's and UEP's log lines carry.
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
   for (const schema of API_SHARED_SCHEMAS) app.addSchema(schema);
   await app.register(swagger, {
     openapi: {

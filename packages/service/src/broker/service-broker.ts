@@ -27,6 +27,8 @@ export interface BrokerConsumer {
 export interface Outgoing {
   queue: string;
   message: BrokerMessage;
+  /** The REST request that caused it, sent as the message's correlation-id (the MEP and UEP log it). */
+  requestId?: string;
 }
 
 export interface ServiceBrokerOptions {
@@ -124,7 +126,11 @@ export class ServiceBroker {
   /** Publishes persistent messages and resolves once the broker confirmed all of them. */
   async publishAll(messages: readonly Outgoing[]): Promise<void> {
     const link = this.requireLink();
-    await Promise.all(messages.map((m) => link.publish(TASKS_EXCHANGE, m.queue, m.message)));
+    await Promise.all(
+      messages.map((m) =>
+        link.publish(TASKS_EXCHANGE, m.queue, m.message, m.requestId ? { correlationId: m.requestId } : {}),
+      ),
+    );
   }
 
   /** Stops the consumers (settling what they hold); publishing still works. */

@@ -116,7 +116,13 @@ export class TaskSubmitter {
     this.functions.delete(functionId);
   }
 
-  async submit(identity: Identity, anyCaseEndpointId: string, anyCaseRequest: SubmitRequest): Promise<SubmitResponse> {
+  /** `requestId`: the REST request's id, carried to the MEP and UEP as each message's correlation-id. */
+  async submit(
+    identity: Identity,
+    anyCaseEndpointId: string,
+    anyCaseRequest: SubmitRequest,
+    requestId?: string,
+  ): Promise<SubmitResponse> {
     // Ids become queue names and map keys: one spelling (the database's lowercase) for all.
     const endpointId = anyCaseEndpointId.toLowerCase();
     const request = lowercaseIds(anyCaseRequest);
@@ -202,7 +208,7 @@ export class TaskSubmitter {
       if (runtime?.node_version !== undefined && runtime.sdk_version !== undefined) {
         message.submitter = { nodeVersion: runtime.node_version, sdkVersion: runtime.sdk_version };
       }
-      outgoing.push({ queue, message });
+      outgoing.push({ queue, message, requestId });
     }
     const command: StartUepCommand = {
       v: 1,
@@ -219,7 +225,7 @@ export class TaskSubmitter {
     if (this.options.brokerAccounts) command.amqpUrl = await this.options.brokerAccounts.uepUrl(endpointId, uepId);
     // The MEP dedupes start commands, so one per submit is cheap; it also
     // restarts a UEP that stopped while its queue still holds tasks.
-    outgoing.push({ queue: commandQueue(endpointId), message: command });
+    outgoing.push({ queue: commandQueue(endpointId), message: command, requestId });
 
     // Before publishing: should the account fail, the tasks stay `received` and a retried submit publishes them.
     const amqp = taskGroupId === newGroupId ? await groupAmqp : await this.groupAmqp(taskGroupId);

@@ -10,7 +10,10 @@ export const taskRoutes: RouteRegistrar = (app, ctx) => {
   // The endpoint's authentication policy is checked on submit, status and result fetch alike.
   addRoute(app, API_ROUTES.submit, {}, async (request) => {
     await ctx.policies.checkEndpoint(request.identity, request.params.endpoint_id);
-    return ctx.submitter.submit(request.identity, request.params.endpoint_id, request.body);
+    const response = await ctx.submitter.submit(request.identity, request.params.endpoint_id, request.body, request.id);
+    // pino adds reqId: the same id the MEP and UEP log as request_id.
+    request.log.debug({ endpoint_id: request.params.endpoint_id, task_ids: response.task_ids }, "tasks submitted");
+    return response;
   });
 
   // A user sees only their own tasks: another identity's task is "not found".
