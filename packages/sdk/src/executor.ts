@@ -35,6 +35,7 @@ import {
 import type { AnyFunction } from "./function-source.js";
 import { ResultListener } from "./result-listener.js";
 import { decodeOutcome, serializeArguments, serializeFunction } from "./serialize.js";
+import { ShellFunction, type ShellResult } from "./shell-function.js";
 import { type FunctionRef, type ShippedCode, type Snapshot, SubmitBatcher } from "./submit-batcher.js";
 import { createFuture, type FutureSettlers, type TaskFuture } from "./task-future.js";
 
@@ -130,14 +131,15 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
   }
 
   /**
-   * Runs `fn(...args)` on the endpoint: a function (shipped as its source text)
-   * or a {@link BundledCode}. Returns at once; problems with this task (a
+   * Runs `fn(...args)` on the endpoint: a function (shipped as its source text),
+   * a {@link BundledCode}, or a {@link ShellFunction} with the values of its fields. Returns at once; problems with this task (a
    * function that cannot be shipped, arguments the serializer refuses, a task
    * over `maxTaskBytes`, a refused submit) reject the future, never this call.
    */
   submit<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): TaskFuture<Awaited<R>>;
   submit<R = unknown>(code: BundledCode, ...args: unknown[]): TaskFuture<R>;
-  submit(fn: AnyFunction | BundledCode, ...args: unknown[]): TaskFuture<unknown> {
+  submit(shell: ShellFunction, values?: Record<string, unknown>): TaskFuture<ShellResult>;
+  submit(fn: AnyFunction | BundledCode | ShellFunction, ...args: unknown[]): TaskFuture<unknown> {
     return this.enqueue(() => ({ code: this.shippedCode(fn) }), args);
   }
 
@@ -171,7 +173,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
    * Registers a function (or a BundledCode) and resolves its id; one payload is
    * registered once per Executor, however often it is registered or submitted.
    */
-  registerFunction(fn: AnyFunction | BundledCode): Promise<string> {
+  registerFunction(fn: AnyFunction | BundledCode | ShellFunction): Promise<string> {
     try {
       return this.functionId(this.shippedCode(fn));
     } catch (err) {
@@ -307,8 +309,8 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
     await this.results.close();
   }
 
-  private shippedCode(fn: AnyFunction | BundledCode): ShippedCode {
-    if (fn instanceof BundledCode) return shipped(fn.payload, fn.name);
+  private shippedCode(fn: AnyFunction | BundledCode | ShellFunction): ShippedCode {
+    if (fn instanceof BundledCode || fn instanceof ShellFunction) return shipped(fn.payload, fn.name);
     let code = this.functions.get(fn);
     if (!code) {
       code = shipped(serializeFunction(fn), typeof fn === "function" ? fn.name : "");
