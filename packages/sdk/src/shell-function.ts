@@ -98,3 +98,21 @@ function optionError(key: string, value: unknown, expected: string): ConduitErro
     `ShellFunction option ${key} must be ${expected}, got ${JSON.stringify(value) ?? String(value)}.`,
   );
 }
+
+/**
+ * `MPIFunction`: a ShellFunction whose command runs behind the MPI engine's
+ * launcher prefix (`$CONDUIT_MPI_PREFIX`, e.g. `mpiexec -n 2 …`), built from
+ * the task's `resourceSpecification` (`num_nodes`, `ranks_per_node`,
+ * `num_ranks`, `launcher_options`). It needs an endpoint whose engine is an
+ * MPIEngine.
+ *
+ * ```ts
+ * const ex = new Executor({ endpointId, resourceSpecification: { num_nodes: 1, num_ranks: 2 } });
+ * const r = await ex.submit(new MPIFunction("hostname")).result();
+ * ```
+ */
+export class MPIFunction extends ShellFunction {
+  protected override extraSpec(): Partial<ShellSpec> {
+    return { mpi: true };
+  }
+}

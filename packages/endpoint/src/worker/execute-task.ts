@@ -134,7 +134,7 @@ async function loadFunction(task: EngineTask): Promise<UserFunction> {
   }
   if (payload.strategy === SHELL_CODE) {
     const spec = parseShellSpec(payload.data, task.functionId);
-    return (...args: unknown[]) => runShellTask(spec, shellValues(args, task.taskId), task.taskId);
+    return (...args: unknown[]) => runShellTask(spec, shellValues(args, task.taskId), task);
   }
   if (payload.strategy !== SOURCE_CODE) {
     throw new TaskError(

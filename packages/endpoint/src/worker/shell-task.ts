@@ -17,7 +17,17 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { constants, tmpdir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { formatShellCommand, SHELL_CODE, type ShellResult, type ShellSpec } from "@conduit/protocol";
+import type { EngineTask } from "../engine-task.js";
 import { TaskError } from "../errors.js";
+import {
+  MPI_LAUNCHER_ENV,
+  MPI_LAUNCHERS,
+  type MpiLauncher,
+  mpiEnvironment,
+  mpiNodes,
+  mpiPrefix,
+  mpiResources,
+} from "./mpi-prefix.js";
 
 /** The directory the engine runs a task in, when it sandboxes tasks. */
 export const TASK_SANDBOX_ENV = "CONDUIT_TASK_SANDBOX_DIR";
@@ -70,8 +80,10 @@ export function shellValues(args: unknown[], taskId: string): Record<string, unk
 export async function runShellTask(
   spec: ShellSpec,
   values: Record<string, unknown>,
-  taskId: string,
+  task: Pick<EngineTask, "taskId" | "resourceSpecification">,
 ): Promise<ShellResult> {
+  const { taskId } = task;
+  const env = spec.mpi ? { ...process.env, ...mpiTaskEnvironment(task) } : process.env;
   let cmd: string;
   try {
     cmd = formatShellCommand(spec.cmd, values);
@@ -84,7 +96,7 @@ export async function runShellTask(
   try {
     const stdoutPath = inDir(dir, spec.stdout ?? `${taskId}.stdout`);
     const stderrPath = inDir(dir, spec.stderr ?? `${taskId}.stderr`);
-    const { returncode, timedOut } = await runBash(cmd, dir, stdoutPath, stderrPath, spec.walltime);
+    const { returncode, timedOut } = await runBash(cmd, { cwd: dir, env }, stdoutPath, stderrPath, spec.walltime);
     return {
       cmd,
       stdout: lastLines(stdoutPath, spec.snippetLines),
@@ -101,9 +113,23 @@ function inDir(dir: string, file: string): string {
   return isAbsolute(file) ? file : join(dir, file);
 }
 
+/** The launcher prefix and resources of an MPIFunction's task, as environment variables. */
+function mpiTaskEnvironment(task: Pick<EngineTask, "taskId" | "resourceSpecification">): Record<string, string> {
+  const launcher = process.env[MPI_LAUNCHER_ENV] as MpiLauncher | undefined;
+  if (!launcher || !(MPI_LAUNCHERS as readonly string[]).includes(launcher)) {
+    throw new TaskError(
+      "FUNCTION_INVALID",
+      `Task ${task.taskId} runs an MPIFunction, which needs an MPI engine; ask the endpoint's administrator for an engine of type MPIEngine with mpi_launcher set.`,
+    );
+  }
+  const nodes = mpiNodes();
+  const resources = mpiResources(task.resourceSpecification, task.taskId, nodes.length);
+  return mpiEnvironment(launcher, mpiPrefix(launcher, resources, nodes), resources);
+}
+
 function runBash(
   cmd: string,
-  cwd: string,
+  { cwd, env }: { cwd: string; env: NodeJS.ProcessEnv },
   stdoutPath: string,
   stderrPath: string,
   walltime: number | undefined,
@@ -114,7 +140,7 @@ function runBash(
   return new Promise((resolve) => {
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
-    const child = spawn("/bin/bash", ["-c", cmd], { cwd, stdio: ["ignore", out, err], detached: true });
+    const child = spawn("/bin/bash", ["-c", cmd], { cwd, env, stdio: ["ignore", out, err], detached: true });
     let settled = false;
     const done = (returncode: number) => {
       if (settled) return;
