@@ -3,13 +3,13 @@
  * worker processes) and Debian's Open MPI `mpiexec`: the launcher prefix is
  * built from each task's resource_specification, and bad ones are refused.
  */
-import { deserializeData, type ResultMessage, SHELL_CODE, type TaskMessage } from "@conduit/protocol";
+import { deserializeData, type TaskMessage } from "@conduit/protocol";
+import { MPIFunction } from "@conduit/sdk";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createEngine } from "../src/engines/registry.js";
 import { mpiPrefix, mpiResources } from "../src/worker/mpi-prefix.js";
 import { UepHarness } from "./user-endpoint.harness.js";
 
-const WAIT = { timeout: 30_000, interval: 50 };
 const ROOT_OK = { OMPI_ALLOW_RUN_AS_ROOT: "1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: "1" };
 
 const template = (engine: string) => `engine:
@@ -48,14 +48,11 @@ describe("user endpoint process: MPIFunction on an MPIEngine with mpiexec", () =
     await h.close();
   });
 
-  async function outcome(task: TaskMessage): Promise<ResultMessage> {
-    await expect.poll(() => h.resultOf(task.taskId), WAIT).toBeDefined();
-    return h.resultOf(task.taskId)!;
-  }
+  const outcome = (task: TaskMessage) => h.outcome(task, 30_000);
 
   const mpiTask = (cmd: string, resourceSpecification?: Record<string, unknown>): TaskMessage => ({
     ...h.task({ args: [] }),
-    function: { strategy: SHELL_CODE, data: JSON.stringify({ cmd, snippetLines: 100, mpi: true }) },
+    function: new MPIFunction(cmd).payload,
     ...(resourceSpecification ? { resourceSpecification } : {}),
   });
 

@@ -7,7 +7,6 @@ import { randomUUID } from "node:crypto";
 import {
   deserializeData,
   JSON_DATA,
-  type ResultMessage,
   SHELL_CODE,
   STRUCTURED_DATA,
   serializeCall,
@@ -36,10 +35,7 @@ describe("user endpoint process: serializers", () => {
     await h.close();
   });
 
-  async function outcome(task: TaskMessage): Promise<ResultMessage> {
-    await expect.poll(() => h.resultOf(task.taskId), WAIT).toBeDefined();
-    return h.resultOf(task.taskId)!;
-  }
+  const outcome = (task: TaskMessage) => h.outcome(task);
 
   it("does not start with a list lacking a data entry; queued tasks fail with Globus Compute's words", async () => {
     const tasks = [h.task(), h.task()];
