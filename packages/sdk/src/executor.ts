@@ -132,9 +132,10 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
 
   /**
    * Runs `fn(...args)` on the endpoint: a function (shipped as its source text),
-   * a {@link BundledCode}, or a {@link ShellFunction} with the values of its fields. Returns at once; problems with this task (a
-   * function that cannot be shipped, arguments the serializer refuses, a task
-   * over `maxTaskBytes`, a refused submit) reject the future, never this call.
+   * a {@link BundledCode}, or a {@link ShellFunction} with the values of its
+   * fields. Returns at once; problems with this task (a function that cannot
+   * be shipped, arguments the serializer refuses, a task over `maxTaskBytes`,
+   * a refused submit) reject the future, never this call.
    */
   submit<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): TaskFuture<Awaited<R>>;
   submit<R = unknown>(code: BundledCode, ...args: unknown[]): TaskFuture<R>;
