@@ -92,6 +92,7 @@ const TASK_ERROR_NAMES = {
   FUNCTION_NOT_ALLOWED: "FunctionNotAllowed",
   INVALID_RESOURCE_SPECIFICATION: "InvalidResourceSpecification",
   FUNCTION_INVALID: "FunctionError",
+  SHELL_TEMPLATE_INVALID: "ShellTemplateError",
   DESERIALIZATION_FAILED: "DeserializationError",
   SERIALIZATION_FAILED: "SerializationError",
   RESULT_TOO_LARGE: "MaxResultSizeExceeded",

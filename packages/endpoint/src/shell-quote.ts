@@ -5,12 +5,10 @@
  * config, identity mapping and the worker all use it.
  */
 
-/** Python's `shlex.quote`: safe text as is, anything else in single quotes. */
-export function shellQuote(text: string): string {
-  if (text === "") return "''";
-  if (!/[^\w@%+=:,./-]/.test(text)) return text;
-  return `'${text.replaceAll("'", `'"'"'`)}'`;
-}
+import { shellQuote } from "@conduit/protocol";
+
+/** Python's `shlex.quote` (shared with the worker's ShellFunction, in the protocol). */
+export { shellQuote };
 
 /** Python's `shlex.join`: one command line whose words are `argv`. */
 export function shellJoin(argv: readonly string[]): string {

@@ -24,7 +24,9 @@ describe("engine registry", () => {
   it("lists the valid engine types", () => {
     expect(ENGINE_TYPES).toEqual([
       "GlobusComputeEngine",
+      "GlobusMPIEngine",
       "HighThroughputEngine",
+      "MPIEngine",
       "ProcessPoolEngine",
       "ThreadPoolEngine",
     ]);
@@ -40,7 +42,7 @@ describe("engine registry", () => {
 
   it("names an unknown engine type and every valid one", () => {
     expect(configError({ type: "DaskEngine" })).toBe(
-      "'DaskEngine' is not a valid engine type. Valid options are: GlobusComputeEngine, HighThroughputEngine, ProcessPoolEngine, ThreadPoolEngine",
+      "'DaskEngine' is not a valid engine type. Valid options are: GlobusComputeEngine, GlobusMPIEngine, HighThroughputEngine, MPIEngine, ProcessPoolEngine, ThreadPoolEngine",
     );
     expect(configError({})).toMatch(/^engine\.type is missing; set it to one of: GlobusComputeEngine, /);
   });

@@ -50,7 +50,7 @@ describe("engine.allowed_serializers", () => {
       /globus_compute_sdk.\*Code, a Globus Compute serializer; write its Conduit equivalent conduit.\*Code instead\.$/,
     );
     expect(configError(["conduit.BundleCode", "conduit.*Data"])).toBe(
-      "engine.allowed_serializers names conduit.BundleCode, which is not a Conduit serializer; use conduit.SourceCode, conduit.BundledCode, conduit.JSONData, conduit.StructuredData, conduit.*Code, conduit.*Data.",
+      "engine.allowed_serializers names conduit.BundleCode, which is not a Conduit serializer; use conduit.SourceCode, conduit.BundledCode, conduit.ShellCode, conduit.JSONData, conduit.StructuredData, conduit.*Code, conduit.*Data.",
     );
     // Not globs: only the two special values are wildcards.
     expect(configError(["conduit.*", "conduit.*Data"])).toMatch(/names conduit\.\*, which is not a Conduit serializer/);

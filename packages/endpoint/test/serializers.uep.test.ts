@@ -2,10 +2,12 @@
  * allowed_serializers, the data strategies and the result limit through a
  * real user endpoint process (RabbitMQ, a ThreadPoolEngine's workers).
  */
+
+import { randomUUID } from "node:crypto";
 import {
   deserializeData,
   JSON_DATA,
-  type ResultMessage,
+  SHELL_CODE,
   STRUCTURED_DATA,
   serializeCall,
   type TaskMessage,
@@ -33,10 +35,7 @@ describe("user endpoint process: serializers", () => {
     await h.close();
   });
 
-  async function outcome(task: TaskMessage): Promise<ResultMessage> {
-    await expect.poll(() => h.resultOf(task.taskId), WAIT).toBeDefined();
-    return h.resultOf(task.taskId)!;
-  }
+  const outcome = (task: TaskMessage) => h.outcome(task);
 
   it("does not start with a list lacking a data entry; queued tasks fail with Globus Compute's words", async () => {
     const tasks = [h.task(), h.task()];
@@ -136,5 +135,54 @@ describe("user endpoint process: serializers", () => {
 
     uep.child.kill("SIGTERM");
     expect((await uep.exit).code).toBe(0);
+  });
+
+  it("allows shell commands and refuses JavaScript, or the reverse; allowed_functions applies to shell commands", async () => {
+    const shellTask = (cmd: string, functionId?: string) => ({
+      ...h.task({ args: [{ n: "a b" }], functionId }),
+      function: { strategy: SHELL_CODE, data: JSON.stringify({ cmd, snippetLines: 10 }) },
+    });
+    const refused = (kind: string, strategy: string, allowed: string) =>
+      [
+        "Deserialization failed:",
+        `  ${kind} serializer ${strategy} disabled by current configuration.`,
+        `  The current configuration requires the *function* to be serialized with one of the allowed ${kind} classes:`,
+        "",
+        `      Allowed serializers: ${allowed}`,
+      ].join("\n");
+
+    const allowedShell = randomUUID();
+    const shell = shellTask("printf '%s|' {n}", allowedShell);
+    const notAllowed = shellTask("echo no");
+    const js = h.task();
+    await h.publish(shell, notAllowed, js);
+    const shellOnly = h.start({
+      template: template("  allowed_serializers: [conduit.ShellCode, conduit.*Data]"),
+      allowedFunctions: [allowedShell, js.functionId],
+    });
+    expect(deserializeData((await outcome(shell)).result!)).toEqual({
+      cmd: "printf '%s|' 'a b'",
+      stdout: "a b|",
+      stderr: "",
+      returncode: 0,
+      exceptionName: null,
+    });
+    expect((await outcome(notAllowed)).error).toMatchObject({ code: "FUNCTION_NOT_ALLOWED" });
+    expect((await outcome(js)).error!.message).toBe(
+      refused("Code", "conduit.SourceCode", "conduit.ShellCode, conduit.*Data"),
+    );
+    shellOnly.child.kill("SIGTERM");
+    expect((await shellOnly.exit).code).toBe(0);
+
+    const shellAgain = shellTask("echo refused");
+    const jsAgain = h.task();
+    await h.publish(shellAgain, jsAgain);
+    const jsOnly = h.start({ template: template("  allowed_serializers: [conduit.SourceCode, conduit.*Data]") });
+    expect(deserializeData((await outcome(jsAgain)).result!)).toBe(42);
+    expect((await outcome(shellAgain)).error!.message).toBe(
+      refused("Code", "conduit.ShellCode", "conduit.SourceCode, conduit.*Data"),
+    );
+    jsOnly.child.kill("SIGTERM");
+    expect((await jsOnly.exit).code).toBe(0);
   });
 });

@@ -29,6 +29,7 @@ import {
   uepName,
   uepTaskQueue,
 } from "@conduit/protocol";
+import { expect } from "vitest";
 import type { UepBootstrap } from "../src/user-endpoint/bootstrap-types.js";
 
 export const UEP_MAIN = fileURLToPath(new URL("../dist/user-endpoint/uep-main.js", import.meta.url));
@@ -155,6 +156,12 @@ export class UepHarness {
 
   resultOf(taskId: string): ResultMessage | undefined {
     return this.results.find((r) => r.taskId === taskId);
+  }
+
+  /** The task's result, once the UEP has published it (polled, up to `timeout` ms). */
+  async outcome(task: TaskMessage, timeout = 20_000): Promise<ResultMessage> {
+    await expect.poll(() => this.resultOf(task.taskId), { timeout, interval: 50 }).toBeDefined();
+    return this.resultOf(task.taskId) as ResultMessage;
   }
 
   bootstrap(options: StartOptions = {}): UepBootstrap {

@@ -84,7 +84,7 @@ describe("executeTask", () => {
     expect(code).toMatchObject({ ok: false, error: { code: "DESERIALIZATION_FAILED" } });
     if (!code.ok)
       expect(code.error.message).toBe(
-        "Code strategy conduit.DillCode is not known here; known: conduit.SourceCode, conduit.BundledCode.",
+        "Code strategy conduit.DillCode is not known here; known: conduit.SourceCode, conduit.BundledCode, conduit.ShellCode.",
       );
     const data = await executeTask({ ...task("() => 1"), args: { strategy: "conduit.PickleData", data: "x" } });
     expect(data).toMatchObject({ ok: false, error: { code: "DESERIALIZATION_FAILED" } });

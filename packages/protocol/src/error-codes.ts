@@ -97,6 +97,8 @@ export const ERROR_CODES = {
   BAD_TASK: {},
   FUNCTION_NOT_ALLOWED: {},
   FUNCTION_INVALID: {},
+  /** A ShellFunction's command template is malformed, or a value for one of its fields is missing or not text. */
+  SHELL_TEMPLATE_INVALID: {},
   INVALID_RESOURCE_SPECIFICATION: {},
   SERIALIZATION_FAILED: {},
   DESERIALIZATION_FAILED: {},

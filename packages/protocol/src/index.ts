@@ -158,6 +158,14 @@ export {
   serializeJson,
   serializeStructured,
 } from "./serialization.js";
+export {
+  formatShellCommand,
+  SHELL_CODE,
+  type ShellResult,
+  type ShellSpec,
+  shellQuote,
+  shellTemplateFields,
+} from "./shell-code.js";
 export type { EndpointStatus, TaskState } from "./states.js";
 export { ENDPOINT_STATUSES, TASK_STATES, TERMINAL_TASK_STATES } from "./states.js";
 export type { CachedLogin } from "./token-store.js";

@@ -3,8 +3,9 @@
  * so the worker decodes it with the same one (and an endpoint can refuse a
  * strategy through `allowed_serializers`).
  *
- * Code: `conduit.SourceCode` (a function's source text) and
- * `conduit.BundledCode` (a module export bundled with its imports).
+ * Code: `conduit.SourceCode` (a function's source text),
+ * `conduit.BundledCode` (a module export bundled with its imports) and
+ * `conduit.ShellCode` (a shell command, see shell-code.ts).
  * Data: `conduit.JSONData` (plain JSON values only, refusing anything JSON
  * would coerce or drop) and `conduit.StructuredData` (the default: Node's v8
  * serializer, base64, so Map, Set, Date, BigInt, RegExp, typed arrays, Error
@@ -12,6 +13,7 @@
  */
 import v8 from "node:v8";
 import { ConduitError } from "./errors.js";
+import { SHELL_CODE } from "./shell-code.js";
 
 /** A serialized function, argument list or result. */
 export interface Payload {
@@ -29,7 +31,7 @@ export const JSON_DATA = "conduit.JSONData";
 /** Data strategy: Node's structured clone (v8 serializer), base64. The default. */
 export const STRUCTURED_DATA = "conduit.StructuredData";
 
-export const CODE_STRATEGIES = [SOURCE_CODE, BUNDLED_CODE] as const;
+export const CODE_STRATEGIES = [SOURCE_CODE, BUNDLED_CODE, SHELL_CODE] as const;
 export const DATA_STRATEGIES = [JSON_DATA, STRUCTURED_DATA] as const;
 export type CodeStrategy = (typeof CODE_STRATEGIES)[number];
 export type DataStrategy = (typeof DATA_STRATEGIES)[number];

@@ -37,6 +37,7 @@ import type { AnyFunction } from "./function-source.js";
 import { OnceOnStderr } from "./once-on-stderr.js";
 import { ResultListener } from "./result-listener.js";
 import { decodeOutcome, serializeArguments, serializeFunction } from "./serialize.js";
+import { ShellFunction, type ShellResult } from "./shell-function.js";
 import { type FunctionRef, type ShippedCode, type Snapshot, SubmitBatcher } from "./submit-batcher.js";
 import { createFuture, type FutureSettlers, type TaskFuture } from "./task-future.js";
 
@@ -135,14 +136,16 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
   }
 
   /**
-   * Runs `fn(...args)` on the endpoint: a function (shipped as its source text)
-   * or a {@link BundledCode}. Returns at once; problems with this task (a
-   * function that cannot be shipped, arguments the serializer refuses, a task
-   * over `maxTaskBytes`, a refused submit) reject the future, never this call.
+   * Runs `fn(...args)` on the endpoint: a function (shipped as its source text),
+   * a {@link BundledCode}, or a {@link ShellFunction} with the values of its
+   * fields. Returns at once; problems with this task (a function that cannot
+   * be shipped, arguments the serializer refuses, a task over `maxTaskBytes`,
+   * a refused submit) reject the future, never this call.
    */
   submit<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): TaskFuture<Awaited<R>>;
   submit<R = unknown>(code: BundledCode, ...args: unknown[]): TaskFuture<R>;
-  submit(fn: AnyFunction | BundledCode, ...args: unknown[]): TaskFuture<unknown> {
+  submit(shell: ShellFunction, values?: Record<string, unknown>): TaskFuture<ShellResult>;
+  submit(fn: AnyFunction | BundledCode | ShellFunction, ...args: unknown[]): TaskFuture<unknown> {
     return this.enqueue(() => ({ code: this.shippedCode(fn) }), args);
   }
 
@@ -179,7 +182,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
    * `Client.registerFunction`); submit it with {@link submitToRegisteredFunction}.
    */
   registerFunction(
-    fn: AnyFunction | BundledCode,
+    fn: AnyFunction | BundledCode | ShellFunction,
     options: Pick<RegisterFunctionOptions, "haEndpointId"> = {},
   ): Promise<string> {
     try {
@@ -317,8 +320,8 @@ export class Executor extends EventEmitter<ExecutorEvents> implements AsyncDispo
     await this.results.close();
   }
 
-  private shippedCode(fn: AnyFunction | BundledCode): ShippedCode {
-    if (fn instanceof BundledCode) return shipped(fn.payload, fn.name);
+  private shippedCode(fn: AnyFunction | BundledCode | ShellFunction): ShippedCode {
+    if (fn instanceof BundledCode || fn instanceof ShellFunction) return shipped(fn.payload, fn.name);
     let code = this.functions.get(fn);
     if (!code) {
       code = shipped(serializeFunction(fn), typeof fn === "function" ? fn.name : "");

@@ -73,5 +73,6 @@ export {
 export type { ExecutorOptions } from "./executor-options.js";
 export { type AnyFunction, functionSource } from "./function-source.js";
 export { serializeArguments, serializeFunction } from "./serialize.js";
+export { MPIFunction, ShellFunction, type ShellFunctionOptions, type ShellResult } from "./shell-function.js";
 export { TaskFuture } from "./task-future.js";
 export { SDK_VERSION } from "./user-runtime.js";

@@ -14,6 +14,7 @@ import {
   mappingField,
   notImplementedField,
   type Options,
+  refusedField,
   secondsField,
   show,
   stringField,
@@ -225,6 +226,14 @@ export const HIGH_THROUGHPUT_FIELDS = {
   container_type: notImplementedField("running tasks in containers; they would run on the host"),
   container_uri: notImplementedField("the image of a task container; tasks would run on the host"),
   container_cmd_options: notImplementedField("options of the container command; tasks would run on the host"),
+  // As upstream's GlobusComputeEngine: MPI tasks need the MPI engine.
+  mpi_launcher: doc(
+    "Refused: MPI tasks run on the MPIEngine.",
+    refusedField(
+      (path) =>
+        `\`${path}\` is not a HighThroughputEngine option; use \`type: MPIEngine\` (or GlobusMPIEngine) for MPI tasks, or remove it.`,
+    ),
+  ),
 };
 
 export type HighThroughputOptions = Options<typeof HIGH_THROUGHPUT_FIELDS>;

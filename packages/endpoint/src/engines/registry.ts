@@ -14,6 +14,7 @@ import { type TypeEntry, TypeRegistry } from "../type-registry.js";
 import type { Engine, EngineConfig } from "./engine-types.js";
 import { HighThroughputEngine } from "./high-throughput-engine.js";
 import { HIGH_THROUGHPUT_FIELDS } from "./high-throughput-options.js";
+import { MPI_ENGINE_FIELDS, MPIEngine } from "./mpi-engine.js";
 import { PROCESS_POOL_FIELDS, ProcessPoolEngine } from "./process-pool-engine.js";
 import { THREAD_POOL_FIELDS, ThreadPoolEngine } from "./thread-pool-engine.js";
 
@@ -22,10 +23,17 @@ const HIGH_THROUGHPUT: TypeEntry<Engine> = {
   create: (options, path, source) => HighThroughputEngine.parse(options, path, source),
 };
 
+const MPI: TypeEntry<Engine> = {
+  fields: MPI_ENGINE_FIELDS,
+  create: (options, path, source) => MPIEngine.parse(options, path, source),
+};
+
 const ENGINES = new TypeRegistry<Engine>("engine type", "ThreadPoolEngine", {
+  GlobusMPIEngine: MPI,
   // Globus's name for the same engine, so that Globus configs (and the default template) load unchanged.
   GlobusComputeEngine: HIGH_THROUGHPUT,
   HighThroughputEngine: HIGH_THROUGHPUT,
+  MPIEngine: MPI,
   ProcessPoolEngine: {
     fields: PROCESS_POOL_FIELDS,
     create: (options, path, source) => ProcessPoolEngine.parse(options, path, source),

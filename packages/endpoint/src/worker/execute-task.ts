@@ -5,7 +5,8 @@
  * this function never throws.
  *
  * Each payload names its strategy: code is `conduit.SourceCode` (compiled
- * here) or `conduit.BundledCode` (loaded by ./bundled-code.ts); arguments are
+ * here), `conduit.BundledCode` (loaded by ./bundled-code.ts) or
+ * `conduit.ShellCode` (a command run by ./shell-task.ts); arguments are
  * `conduit.JSONData` or `conduit.StructuredData` (refused when they come from
  * a newer Node major than this worker's), and the result goes back in the
  * arguments' strategy, failing the task when it is larger than the result
@@ -28,6 +29,7 @@ import {
   JSON_DATA,
   type Payload,
   payloadBytes,
+  SHELL_CODE,
   SOURCE_CODE,
   STRUCTURED_DATA,
   serializeData,
@@ -36,6 +38,7 @@ import {
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import { TaskError } from "../errors.js";
 import { loadBundledFunction, workerModulesDir } from "./bundled-code.js";
+import { parseShellSpec, runShellTask, shellValues } from "./shell-task.js";
 
 type UserFunction = (...args: unknown[]) => unknown;
 
@@ -157,6 +160,10 @@ async function loadFunction(task: EngineTask): Promise<UserFunction> {
         { cause: err },
       );
     }
+  }
+  if (payload.strategy === SHELL_CODE) {
+    const spec = parseShellSpec(payload.data, task.functionId);
+    return (...args: unknown[]) => runShellTask(spec, shellValues(args, task.taskId), task);
   }
   if (payload.strategy !== SOURCE_CODE) {
     throw new TaskError(
