@@ -11,6 +11,8 @@ export interface EngineTask {
   function: Payload;
   args: Payload;
   resourceSpecification?: Record<string, unknown>;
+  /** The nodes the MPI engine handed this MPI task; its launcher runs on these only. */
+  mpiNodes?: string[];
   /** Node and SDK versions of the submitter: a StructuredData payload from a newer Node major fails. */
   submitter?: { nodeVersion: string; sdkVersion: string };
 }

@@ -3,6 +3,9 @@
  * worker processes) and Debian's Open MPI `mpiexec`: the launcher prefix is
  * built from each task's resource_specification, and bad ones are refused.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { deserializeData, type TaskMessage } from "@conduit/protocol";
 import { MPIFunction } from "@conduit/sdk";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -50,8 +53,12 @@ describe("user endpoint process: MPIFunction on an MPIEngine with mpiexec", () =
 
   const outcome = (task: TaskMessage) => h.outcome(task, 30_000);
 
-  const mpiTask = (cmd: string, resourceSpecification?: Record<string, unknown>): TaskMessage => ({
-    ...h.task({ args: [] }),
+  const mpiTask = (
+    cmd: string,
+    resourceSpecification?: Record<string, unknown>,
+    values?: Record<string, string>,
+  ): TaskMessage => ({
+    ...h.task({ args: values ? [values] : [] }),
     function: new MPIFunction(cmd).payload,
     ...(resourceSpecification ? { resourceSpecification } : {}),
   });
@@ -101,6 +108,41 @@ describe("user endpoint process: MPIFunction on an MPIEngine with mpiexec", () =
       `Task ${notANumber.taskId}'s resource_specification has num_ranks "2"; give a whole number, 1 or more.`,
     );
 
+    uep.child.kill("SIGTERM");
+    expect((await uep.exit).code).toBe(0);
+  });
+
+  it("hands two concurrent tasks disjoint nodes of a 2-node list", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "conduit-mpi-nodes-"));
+    // Each task prints its nodes, then waits for the other: both finish only if they ran at the same time.
+    const script = join(dir, "meet.sh");
+    writeFileSync(
+      script,
+      `echo "$CONDUIT_MPI_NODELIST"; touch "${dir}/$1"
+for i in $(seq 300); do [ -e "${dir}/$2" ] && exit 0; sleep 0.1; done; exit 1\n`,
+    );
+    const meet = (me: string, other: string) =>
+      mpiTask("bash {script} {me} {other}", { num_nodes: 1, num_ranks: 1 }, { script, me, other });
+    const a = meet("a", "b");
+    const b = meet("b", "a");
+    await h.publish(a, b);
+    const uep = h.start({
+      template: template("  type: MPIEngine\n  mpi_launcher: mpiexec\n  max_workers: 2"),
+      env: { ...ROOT_OK, CONDUIT_MPI_NODES: "localhost,127.0.0.1" },
+    });
+    try {
+      const printed = async (task: TaskMessage) => {
+        const r = await outcome(task);
+        expect(r.error).toBeUndefined();
+        const result = deserializeData(r.result!) as { stdout: string; stderr: string; returncode: number };
+        expect(result, result.stderr).toMatchObject({ returncode: 0 });
+        return result.stdout;
+      };
+      const [nodesA, nodesB] = [await printed(a), await printed(b)];
+      expect([nodesA, nodesB].sort()).toEqual(["127.0.0.1", "localhost"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     uep.child.kill("SIGTERM");
     expect((await uep.exit).code).toBe(0);
   });

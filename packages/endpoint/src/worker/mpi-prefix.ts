@@ -139,8 +139,17 @@ export function mpiPrefix(
   }
 }
 
-/** The environment an MPIFunction's command gets: the prefix and each key, under Conduit's and Parsl's names. */
-export function mpiEnvironment(launcher: MpiLauncher, prefix: string, r: MpiResources): Record<string, string> {
+/**
+ * The environment an MPIFunction's command gets: the prefix, each key and
+ * the nodes it runs on (MPI_NODELIST, comma-separated), under Conduit's and
+ * Parsl's names.
+ */
+export function mpiEnvironment(
+  launcher: MpiLauncher,
+  prefix: string,
+  r: MpiResources,
+  nodes: readonly string[],
+): Record<string, string> {
   const values: Record<string, string> = {
     MPI_PREFIX: prefix,
     [`${launcher.toUpperCase()}_PREFIX`]: prefix,
@@ -148,6 +157,7 @@ export function mpiEnvironment(launcher: MpiLauncher, prefix: string, r: MpiReso
     RANKS_PER_NODE: String(r.ranksPerNode),
     NUM_RANKS: String(r.numRanks),
     LAUNCHER_OPTIONS: r.launcherOptions,
+    MPI_NODELIST: nodes.join(","),
   };
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(values)) {

@@ -80,7 +80,7 @@ export function shellValues(args: unknown[], taskId: string): Record<string, unk
 export async function runShellTask(
   spec: ShellSpec,
   values: Record<string, unknown>,
-  task: Pick<EngineTask, "taskId" | "resourceSpecification">,
+  task: Pick<EngineTask, "taskId" | "resourceSpecification" | "mpiNodes">,
 ): Promise<ShellResult> {
   const { taskId } = task;
   const env = spec.mpi ? { ...process.env, ...mpiTaskEnvironment(task) } : process.env;
@@ -114,7 +114,9 @@ function inDir(dir: string, file: string): string {
 }
 
 /** The launcher prefix and resources of an MPIFunction's task, as environment variables. */
-function mpiTaskEnvironment(task: Pick<EngineTask, "taskId" | "resourceSpecification">): Record<string, string> {
+function mpiTaskEnvironment(
+  task: Pick<EngineTask, "taskId" | "resourceSpecification" | "mpiNodes">,
+): Record<string, string> {
   const launcher = process.env[MPI_LAUNCHER_ENV] as MpiLauncher | undefined;
   if (!launcher || !(MPI_LAUNCHERS as readonly string[]).includes(launcher)) {
     throw new TaskError(
@@ -122,9 +124,11 @@ function mpiTaskEnvironment(task: Pick<EngineTask, "taskId" | "resourceSpecifica
       `Task ${task.taskId} runs an MPIFunction, which needs an MPI engine; ask the endpoint's administrator for an engine of type MPIEngine with mpi_launcher set.`,
     );
   }
-  const nodes = mpiNodes();
+  // The nodes the engine handed the task; a task from elsewhere may use all of the worker's.
+  const nodes = task.mpiNodes ?? mpiNodes();
   const resources = mpiResources(task.resourceSpecification, task.taskId, nodes.length);
-  return mpiEnvironment(launcher, mpiPrefix(launcher, resources, nodes), resources);
+  const used = nodes.slice(0, resources.numNodes);
+  return mpiEnvironment(launcher, mpiPrefix(launcher, resources, used), resources, used);
 }
 
 function runBash(
