@@ -41,12 +41,22 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-export async function startSlurm(): Promise<SlurmCluster> {
+/**
+ * `pmix`: slurm-up.sh installs libpmix-dev (when missing) before slurmd
+ * starts, so `srun --mpi=pmix` works; a slurmd started without it hangs there.
+ */
+export async function startSlurm(options: { pmix?: boolean } = {}): Promise<SlurmCluster> {
   const dir = mkdtempSync(join(tmpdir(), "conduit-slurm-"));
   // munged runs as the munge user and must reach its socket and key below this dir.
   chmodSync(dir, 0o755);
   const [ctld, slurmd] = await freePorts(2);
-  const upEnv = { ...process.env, SLURM_CTLD_PORT: String(ctld), SLURMD_PORT: String(slurmd), SLURM_UP_FRESH: "1" };
+  const upEnv = {
+    ...process.env,
+    SLURM_CTLD_PORT: String(ctld),
+    SLURMD_PORT: String(slurmd),
+    SLURM_UP_FRESH: "1",
+    ...(options.pmix ? { SLURM_WITH_PMIX: "1" } : {}),
+  };
   const down = async () => {
     await run("bash", [join(INFRA, "slurm-down.sh"), dir], { env: upEnv }).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
