@@ -6,7 +6,10 @@
  * it in; the endpoint starts, and the service records that account as its
  * owner (not admin@localhost). A later start uses the cached refresh token
  * without a terminal. The SDK's first call logs in the same way, and the
- * function it registers is that account's; client credentials are checked
+ * function it registers is that account's; refused later by an authentication
+ * policy's timeout (the service's clock moved ahead), it shows why, logs in
+ * again on the terminal (`prompt=login`) and its submit is retried and goes
+ * through; client credentials are checked
  * through both variable pairs; `login --device`, a refresh (the refresh
  * token rotated) and `logout` (the refresh token revoked) against the
  * provider itself.
@@ -32,6 +35,8 @@ const SERVICE_CLI = fileURLToPath(new URL("../../service/bin/conduit-service.js"
 const LINK = /Please authenticate with Conduit here:\r?\n-+\r?\n(\S+)\r?\n-+/;
 
 let service: RunningService;
+/** How far the service's clock is ahead of this machine's (an authentication policy's timeout is judged on it). */
+let clockAhead = 0;
 const disposers: Array<() => Promise<void>> = [];
 
 beforeAll(async () => {
@@ -40,7 +45,14 @@ beforeAll(async () => {
   disposers.push(() => vhost.dispose());
   const dataDir = mkdtempSync(join(tmpdir(), "conduit-svc-"));
   disposers.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-  service = await startService({ port: 0, dataDir, writeCredentials: false, amqpUrl: vhost.url, logLevel: "silent" });
+  service = await startService({
+    port: 0,
+    dataDir,
+    writeCredentials: false,
+    amqpUrl: vhost.url,
+    logLevel: "silent",
+    clock: () => Date.now() + clockAhead,
+  });
   disposers.push(() => service.close());
   for (const [username, password] of [
     [ALICE, ALICE_PASSWORD],
@@ -52,6 +64,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterEach(async () => {
+  clockAhead = 0;
   killPtys();
   await cleanupProcesses();
 });
@@ -140,6 +153,51 @@ describe("logging in to the real service", () => {
     const functionId = (await run.waitFor(/function: ([0-9a-f-]{36})/))[1] as string;
     expect(await run.exited).toBe(0);
     expect((await service.store.getFunction(functionId))?.ownerId).toBe(await aliceId());
+  });
+
+  it("an SDK script refused by a policy's timeout logs in again on the terminal, showing why, and its retried submit goes through", async () => {
+    const admin = async (path: string, body: unknown) => {
+      const r = await fetch(`${service.url}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${service.adminToken}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      expect(r.status).toBe(201);
+      return ((await r.json()) as { id: string }).id;
+    };
+    const projectId = await admin("/v1/projects", { display_name: "Relogin" });
+    const policyId = await admin("/v1/auth_policies", {
+      project_id: projectId,
+      display_name: "Fresh logins",
+      authentication_assurance_timeout: 120,
+    });
+    const userDir = mkdtempSync(join(tmpdir(), "conduit-sdk-relogin-"));
+    disposers.push(async () => rmSync(userDir, { recursive: true, force: true }));
+    const script = [
+      'import { Client } from "@conduit/sdk";',
+      "const c = new Client();",
+      `const { endpoint_id } = await c.registerEndpoint({ name: "guarded", authentication_policy: "${policyId}" });`,
+      'const fn = await c.registerFunction({ strategy: "conduit.SourceCode", data: "(x) => x" });',
+      'console.log("registered");',
+      // The login's readline paused stdin: resume it for the test's go-ahead, then leave it paused again.
+      'await new Promise((resolve) => process.stdin.resume().once("data", resolve)); process.stdin.pause();',
+      'const args = { strategy: "conduit.JSONData", data: "[1]" };',
+      "const done = await c.submit(endpoint_id, { tasks: [{ task_id: crypto.randomUUID(), function_id: fn, args }] });",
+      'console.log("submitted: " + done.task_ids.length);',
+    ].join(" ");
+    const run = inPty([process.execPath, "--input-type=module", "-e", script], bareEnv(userDir));
+    run.type(await codeFor((await run.waitFor(LINK))[1] as string, ALICE, ALICE_PASSWORD));
+    await run.waitFor(/registered/);
+    clockAhead += 181_000;
+    run.type("go");
+    const again = await run.waitFor(
+      /registered[\s\S]*?(Authentication policy "Fresh logins".*)\r?\nPlease authenticate with Conduit here:\r?\n-+\r?\n(\S+)\r?\n-+/,
+    );
+    expect(again[1]).toContain("needs a login within the last 120 seconds");
+    expect(new URL(again[2] as string).searchParams.get("prompt")).toBe("login");
+    run.type(await codeFor(again[2] as string, ALICE, ALICE_PASSWORD));
+    await run.waitFor(/submitted: 1/);
+    expect(await run.exited).toBe(0);
   });
 
   it("client credentials through either variable pair: the endpoint is the client identity's", async () => {

@@ -45,6 +45,8 @@ export interface Credential {
    * token, a cached login without a person at the terminal).
    */
   reauthenticate?(rejected: string, parameters: AuthorizationParameters | undefined): Promise<string | undefined>;
+  /** The command that makes a new login, named when this credential cannot run one here (no terminal). */
+  readonly loginCommand?: string;
 }
 
 export interface ResolveOptions {
@@ -54,6 +56,12 @@ export interface ResolveOptions {
   loginCommand: string;
   /** @default process.env */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The person at the terminal: a cached login then runs the code flow again
+   * when an endpoint's authentication policy asks for a new login. Without
+   * it, that refusal fails at once, naming `loginCommand`.
+   */
+  io?: LoginIo;
 }
 
 /** An access token renewed this close to its expiry is renewed before use. */
@@ -94,7 +102,7 @@ export function resolveCredential(options: ResolveOptions): Credential | undefin
   if (token !== undefined) return new StaticCredential("token", token, "CONDUIT_TOKEN");
 
   const login = readLogin(options.serviceUrl);
-  if (login !== undefined) return new LoginCredential(options.serviceUrl, options.loginCommand, login);
+  if (login !== undefined) return new LoginCredential(options.serviceUrl, options.loginCommand, login, options.io);
 
   const file = paths.readCredentials();
   if (file !== undefined && trimUrl(file.service_url) === options.serviceUrl && typeof file.token === "string") {
@@ -128,8 +136,8 @@ export interface ObtainOptions extends ResolveOptions {
  * unless `interactive`.
  */
 export async function obtainCredential(options: ObtainOptions): Promise<Credential> {
-  const found = resolveCredential(options);
   const io = options.interactive ? options.io : undefined;
+  const found = resolveCredential({ ...options, io });
   if (found !== undefined) {
     if (found.kind !== "login" || io === undefined) return found;
     try {
@@ -142,7 +150,7 @@ export async function obtainCredential(options: ObtainOptions): Promise<Credenti
   }
   if (io === undefined) throw noCredentials(options);
   await loginWithCode(options.serviceUrl, io);
-  return resolveCredential(options) ?? unreachableResolve();
+  return resolveCredential({ ...options, io }) ?? unreachableResolve();
 }
 
 function unreachableResolve(): never {
@@ -181,10 +189,11 @@ export async function requestWithCredential<T>(
     const parameters = err.authorizationParameters;
     const token = await credential.reauthenticate?.(await credential.accessToken(), parameters);
     if (token === undefined) {
-      throw new AuthPolicyUnmetError(
-        `${err.message.replace(/\.$/, "")} (${credential.origin} cannot log in again by itself).`,
-        parameters,
-      );
+      const why =
+        credential.loginCommand === undefined
+          ? `${credential.origin} cannot log in again by itself`
+          : `no terminal is here for a new login: run \`${credential.loginCommand}\` on one, then call again`;
+      throw new AuthPolicyUnmetError(`${err.message.replace(/\.$/, "")} (${why}).`, parameters);
     }
     try {
       return await requestJson<T>({ ...request, token });
@@ -300,18 +309,42 @@ class ClientCredential implements Credential {
   }
 }
 
-/** A cached login: its access token is renewed with the refresh token, under the tokens file's lock. */
+/**
+ * A cached login: its access token is renewed with the refresh token, under
+ * the tokens file's lock. When an authentication policy asks for a new login,
+ * it runs the code flow once with the person at the terminal, if there is one.
+ */
 class LoginCredential implements Credential {
   readonly kind = "login";
   readonly origin: string;
   private refreshing: Promise<string> | undefined;
+  private relogging: Promise<string> | undefined;
 
   constructor(
     private readonly serviceUrl: string,
-    private readonly loginCommand: string,
+    readonly loginCommand: string,
     private login: CachedLogin,
+    private readonly io?: LoginIo,
   ) {
     this.origin = `the login cached in ${tokensFile()}`;
+  }
+
+  /** A new login through the code flow (on the terminal), shared by the calls refused meanwhile. */
+  reauthenticate(rejected: string, parameters: AuthorizationParameters | undefined): Promise<string | undefined> {
+    const io = this.io;
+    if (io === undefined) return Promise.resolve(undefined);
+    if (this.login.access_token !== rejected && this.relogging === undefined) {
+      return Promise.resolve(this.login.access_token);
+    }
+    this.relogging ??= loginWithCode(this.serviceUrl, io, { message: parameters?.session_message, fresh: true })
+      .then((login) => {
+        this.login = login;
+        return login.access_token;
+      })
+      .finally(() => {
+        this.relogging = undefined;
+      });
+    return this.relogging;
   }
 
   accessToken(): Promise<string> {

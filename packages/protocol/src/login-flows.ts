@@ -57,8 +57,19 @@ export function terminalIo(output: NodeJS.WritableStream): LoginIo {
 
 const RULE = "-".repeat(37);
 
+export interface CodeLoginOptions {
+  /** Why a login is asked for (an authentication policy's `session_message`), printed before the link. */
+  message?: string;
+  /** Ask the service to authenticate the person again even when its login page remembers them. */
+  fresh?: boolean;
+}
+
 /** The code flow: prints the link, reads the code, exchanges it and caches the tokens. */
-export async function loginWithCode(serviceUrl: string, io: LoginIo): Promise<CachedLogin> {
+export async function loginWithCode(
+  serviceUrl: string,
+  io: LoginIo,
+  options: CodeLoginOptions = {},
+): Promise<CachedLogin> {
   const provider = await discover(serviceUrl);
   const verifier = base64url(randomBytes(32));
   const challenge = base64url(createHash("sha256").update(verifier).digest());
@@ -72,7 +83,9 @@ export async function loginWithCode(serviceUrl: string, io: LoginIo): Promise<Ca
     code_challenge: challenge,
     code_challenge_method: "S256",
     state: base64url(randomBytes(16)),
+    ...(options.fresh ? { prompt: "login" } : {}),
   }).toString();
+  if (options.message) io.print(options.message);
   io.print("Please authenticate with Conduit here:");
   io.print(RULE);
   io.print(url.toString());

@@ -21,6 +21,8 @@ export interface FakeRequest {
 interface Grant {
   username: string;
   expiresAt: number;
+  /** Issued for a login asked for with `prompt=login` (a fresh authentication). */
+  fresh: boolean;
 }
 
 export interface FakeOAuth {
@@ -36,6 +38,8 @@ export interface FakeOAuth {
   deviceScript: string[];
   /** Access tokens the API refuses from now on (401), as if revoked. */
   revokeAccessTokens(): void;
+  /** Whether `/v1/guarded` admits a fresh login (else it refuses every token). */
+  policyMet: boolean;
   /** Live refresh tokens. */
   refreshTokens: Map<string, string>;
   close(): Promise<void>;
@@ -43,14 +47,14 @@ export interface FakeOAuth {
 
 export async function startFakeOAuth(): Promise<FakeOAuth> {
   const accessTokens = new Map<string, Grant>();
-  const codes = new Map<string, { challenge: string; redirectUri: string; username: string }>();
+  const codes = new Map<string, { challenge: string; redirectUri: string; username: string; fresh: boolean }>();
   const refreshTokens = new Map<string, string>();
   let deviceCode: string | undefined;
   const requests: FakeRequest[] = [];
 
-  const issue = (username: string, withRefresh: boolean) => {
+  const issue = (username: string, withRefresh: boolean, fresh = false) => {
     const access = `at-${randomBytes(8).toString("hex")}`;
-    accessTokens.set(access, { username, expiresAt: Date.now() + fake.accessTokenLifetime * 1000 });
+    accessTokens.set(access, { username, expiresAt: Date.now() + fake.accessTokenLifetime * 1000, fresh });
     const body: Record<string, unknown> = {
       access_token: access,
       token_type: "Bearer",
@@ -94,6 +98,7 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
         challenge: q.get("code_challenge") ?? "",
         redirectUri: q.get("redirect_uri") ?? "",
         username: fake.loginAs,
+        fresh: q.get("prompt") === "login",
       });
       res.writeHead(200, { "content-type": "text/html" });
       return res.end(`<p>Your code: <code id="code">${code}</code></p>`);
@@ -131,7 +136,7 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
             .digest("base64url");
           if (challenge !== entry.challenge || form.redirect_uri !== entry.redirectUri)
             return oauthError("invalid_grant");
-          return json(200, issue(entry.username, true));
+          return json(200, issue(entry.username, true, entry.fresh));
         }
         case "refresh_token": {
           const username = refreshTokens.get(form.refresh_token ?? "");
@@ -158,6 +163,24 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
       }
       return json(200, { id: "00000000-0000-4000-8000-000000000001", username: grant.username });
     }
+    // An endpoint whose authentication policy wants a fresh login (of example.edu, with `policyMet`).
+    if (url.pathname === "/v1/guarded") {
+      const grant = accessTokens.get((req.headers.authorization ?? "").replace(/^Bearer /, ""));
+      if (grant === undefined)
+        return json(401, { code: "UNAUTHORIZED", statusCode: 401, message: "fake: token refused." });
+      if (grant.fresh && fake.policyMet) return json(200, { username: grant.username });
+      return json(403, {
+        code: "AUTH_POLICY_UNMET",
+        statusCode: 403,
+        message: "fake: the policy wants a login of the last 60 seconds.",
+        authorization_parameters: {
+          session_message: "fake: log in again for policy P.",
+          session_required_policies: ["p"],
+          session_required_single_domain: [],
+          session_required_mfa: false,
+        },
+      });
+    }
     json(404, { code: "ROUTE_NOT_FOUND", statusCode: 404, message: "fake: no such route." });
   };
 
@@ -174,6 +197,7 @@ export async function startFakeOAuth(): Promise<FakeOAuth> {
     accessTokenLifetime: 3600,
     loginAs: "alice@example.edu",
     deviceScript: [],
+    policyMet: true,
     refreshTokens,
     revokeAccessTokens: () => accessTokens.clear(),
     close: () =>

@@ -5,13 +5,15 @@
  * logs in again once (a new client credentials grant, recorded by the
  * service) and the call goes through; a policy no new login can meet fails
  * with one AuthPolicyUnmetError after exactly one new login; a fixed token
- * cannot log in again and says so.
+ * cannot log in again and says so; a cached login without a terminal fails at
+ * once, naming the login command.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JSON_DATA, SOURCE_CODE } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { codeLogin } from "../../service/test/helpers/oidc-flows.js";
 import { AuthPolicyUnmetError, Client } from "../src/index.js";
 import { type InProcessService, startInProcessService } from "./stack.helpers.js";
 
@@ -116,5 +118,43 @@ describe("the Client's new login and retry on a 403 AUTH_POLICY_UNMET", () => {
     expect((err as Error).message).toBe(
       `Authentication policy "P" (${policyId}) admits only identities of *.edu, and ivy@example.org is of example.org; log in with an identity of one of those domains (the Client's token option cannot log in again by itself).`,
     );
+  });
+
+  it("fails at once with a cached login and no terminal, naming the login command", async () => {
+    const password = "correct horse battery staple";
+    await admin("POST", "/v1/admin/identities", { username: "una@example.org", password });
+    const login = await codeLogin(running.service.url, "una@example.org", password);
+    writeFileSync(
+      join(userDir, "tokens.json"),
+      JSON.stringify({
+        version: 1,
+        logins: {
+          [running.service.url]: {
+            access_token: login.access_token,
+            refresh_token: login.refresh_token,
+            expires_at: Date.now() + 3_600_000,
+          },
+        },
+      }),
+      { mode: 0o600 },
+    );
+    const pair = [process.env.CONDUIT_CLIENT_ID, process.env.CONDUIT_CLIENT_SECRET];
+    delete process.env.CONDUIT_CLIENT_ID;
+    delete process.env.CONDUIT_CLIENT_SECRET;
+    try {
+      const client = new Client({ serviceUrl: running.service.url, retries: 0, interactiveLogin: false });
+      const policyId = await policy({ authentication_assurance_timeout: 120 });
+      const submit = await guarded(client, policyId);
+      await submit();
+      now += 181_000;
+      const err = await submit().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuthPolicyUnmetError);
+      expect((err as Error).message).toMatch(
+        /^Authentication policy "P" \(.+\) .+ \(no terminal is here for a new login: run `npx conduit login` on one, then call again\)\.$/,
+      );
+    } finally {
+      [process.env.CONDUIT_CLIENT_ID, process.env.CONDUIT_CLIENT_SECRET] = pair;
+      rmSync(join(userDir, "tokens.json"), { force: true });
+    }
   });
 });

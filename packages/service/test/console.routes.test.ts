@@ -2,7 +2,7 @@
  * The web console's pages over plain HTTP, in-process on both stores: the
  * security headers and cookies, CSRF, what each user may see (as the REST
  * API decides), filters, a task's timings and escaped error, the live
- * figures' stream. Chromium drives the whole thing in test/e2e/console.e2e.test.ts.
+ * figures' stream; the forms for projects, policies and subscriptions. Chromium drives the whole thing in test/e2e/console.e2e.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import { useApiService } from "./helpers/api-suite.js";
@@ -39,6 +39,11 @@ class Session {
 
   get(path: string) {
     return this.request("GET", path);
+  }
+
+  /** The CSRF token of the page at `path` (every signed-in page has the sign-out form). */
+  async csrf(path: string): Promise<string> {
+    return /name="csrf" value="([^"]+)"/.exec((await this.get(path)).text)?.[1] ?? "";
   }
 
   async signIn(token: string): Promise<Response> {
@@ -209,5 +214,117 @@ describe.each(TEST_STORES)("web console pages on $name", ({ store }) => {
     expect(shared.text).toContain("No user endpoint has started here yet.");
     expect(shared.text).toContain("No tasks match.");
     expect((await bob.get("/console/functions")).text).not.toContain(functionId);
+  });
+
+  it("creates projects and policies through forms with a CSRF token, and shows them only to their owner and the administrator", async () => {
+    const bob = new Session(base);
+    expect((await bob.signIn(api.bobToken)).status).toBe(303);
+    expect((await bob.get("/console/projects")).text).toContain("You have no projects yet");
+    const csrf = await bob.csrf("/console/projects");
+    const project = { display_name: `Lab ${HOSTILE}`, description: "Bob's lab" };
+
+    const forged = await bob.request("POST", "/console/projects", project);
+    expect(forged.response.status).toBe(403);
+    expect(forged.text).toContain("The form expired; reload the page and send it again.");
+    expect((await bob.request("POST", "/console/projects", { ...project, csrf: "wrong" })).response.status).toBe(403);
+    expect((await bob.get("/console/projects")).text).toContain("You have no projects yet");
+
+    const made = await bob.request("POST", "/console/projects", { ...project, csrf });
+    expect(made.response.status).toBe(303);
+    expect(made.response.headers.get("location")).toBe("/console/projects");
+    const projects = await bob.get("/console/projects");
+    expect(projects.text).toContain("<td>Lab &lt;script&gt;alert(1)&lt;/script&gt;</td>");
+    const projectId = /data-project="([^"]+)"/.exec(projects.text)?.[1] ?? "";
+    expect(projectId).toMatch(/^[0-9a-f-]{36}$/);
+
+    const policy = {
+      csrf,
+      project_id: projectId,
+      display_name: "Campus only",
+      domain_constraints_include: "*.example.org, example.edu",
+      domain_constraints_exclude: "guest.example.org",
+      authentication_assurance_timeout: "30",
+      high_assurance: "on",
+      required_mfa: "on",
+    };
+    expect((await bob.request("POST", "/console/policies", { ...policy, csrf: "" })).response.status).toBe(403);
+    const badTimeout = await bob.request("POST", "/console/policies", {
+      ...policy,
+      authentication_assurance_timeout: "soon",
+    });
+    expect(badTimeout.response.status).toBe(400);
+    expect(badTimeout.text).toContain("The login timeout soon is not a whole number of seconds");
+    const { high_assurance: _, ...notHa } = policy;
+    const mfaWithoutHa = await bob.request("POST", "/console/policies", notHa);
+    expect(mfaWithoutHa.response.status).toBe(400);
+    expect(mfaWithoutHa.text).toContain("MFA may only be enabled for High Assurance(HA) policies");
+    expect((await bob.get("/console/policies")).text).toContain("You have no authentication policies yet.");
+
+    const created = await bob.request("POST", "/console/policies", policy);
+    expect(created.response.status).toBe(303);
+    const policyPath = created.response.headers.get("location") ?? "";
+    const policyId = policyPath.split("/").at(-1) ?? "";
+    expect(policyPath).toMatch(/^\/console\/policies\/[0-9a-f-]{36}$/);
+    const detail = await bob.get(policyPath);
+    expect(detail.response.status).toBe(200);
+    expect(detail.text).toContain('<dd class="domain-include">*.example.org, example.edu</dd>');
+    expect(detail.text).toContain('<dd class="domain-exclude">guest.example.org</dd>');
+    expect(detail.text).toContain('<dd class="high-assurance">yes</dd>');
+    expect(detail.text).toContain('<dd class="timeout">30 s</dd>');
+    expect(detail.text).toContain('<dd class="mfa">yes</dd>');
+    expect(detail.text).toContain("under the 60 seconds for which the service caches policy lookups");
+    expect((await bob.get("/console/policies")).text).toContain(`data-policy="${policyId}"`);
+    // The REST API sees what the form made.
+    const rest = await fetch(`${base()}/v1/auth_policies/${policyId}`, {
+      headers: { authorization: `Bearer ${api.bobToken}` },
+    });
+    expect(await rest.json()).toMatchObject({ project_id: projectId, required_mfa: true, high_assurance: true });
+
+    // Another user sees neither, and cannot add a policy to Bob's project.
+    const carolToken = (await api.service.createIdentity("carol@example.org", { name: "Carol" })).token;
+    const carol = new Session(base);
+    expect((await carol.signIn(carolToken)).status).toBe(303);
+    expect((await carol.get("/console/projects")).text).not.toContain(projectId);
+    expect((await carol.get("/console/policies")).text).not.toContain(policyId);
+    const hidden = await carol.get(policyPath);
+    expect(hidden.response.status).toBe(404);
+    expect(hidden.text).toContain(`Authentication policy ${policyId} does not exist, or is not yours to see.`);
+    const intruding = await carol.request("POST", "/console/policies", {
+      ...policy,
+      csrf: await carol.csrf("/console/policies"),
+    });
+    expect(intruding.response.status).toBe(403);
+    expect(intruding.text).toContain(`Project ${projectId} belongs to another identity`);
+    const carolPolicies = (await carol.get("/console/policies")).text;
+    expect(carolPolicies).toContain("create a project</a> first");
+    expect(carolPolicies).not.toContain('href="/console/subscriptions"');
+
+    // Subscriptions are the administrator's.
+    const carolCsrf = await carol.csrf("/console/projects");
+    const notGranted = await carol.request("POST", "/console/subscriptions", { csrf: carolCsrf, display_name: "mine" });
+    expect(notGranted.response.status).toBe(403);
+    expect(notGranted.text).toContain("Only the local administrator (admin@localhost) may manage subscriptions");
+    const refusedPage = await carol.get("/console/subscriptions");
+    expect(refusedPage.response.status).toBe(403);
+    expect(refusedPage.text).toContain("Only the local administrator (admin@localhost) may manage subscriptions");
+    expect(refusedPage.text).not.toContain('href="/console/subscriptions"');
+
+    const admin = new Session(base);
+    await admin.signIn(api.token);
+    expect((await admin.get("/console/policies")).text).toContain(`data-policy="${policyId}"`);
+    expect((await admin.get(policyPath)).response.status).toBe(200);
+    const adminCsrf = await admin.csrf("/console/subscriptions");
+    expect((await admin.request("POST", "/console/subscriptions", { display_name: "HA grant" })).response.status).toBe(
+      403,
+    );
+    const granted = await admin.request("POST", "/console/subscriptions", {
+      csrf: adminCsrf,
+      display_name: "HA grant",
+      high_assurance: "on",
+    });
+    expect(granted.response.status).toBe(303);
+    const subscriptions = await admin.get("/console/subscriptions");
+    expect(subscriptions.text).toMatch(/<tr data-subscription="[0-9a-f-]{36}"><td>HA grant<\/td><td>yes<\/td>/);
+    expect(subscriptions.text).toContain('href="/console/subscriptions"');
   });
 });

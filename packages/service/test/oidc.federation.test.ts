@@ -4,7 +4,8 @@
  * that domain typed into the login page is sent there, signs in (its
  * development login pages), comes back, and is `username@domain` here, with
  * the same identity at every login; a provider vouching for a username of
- * another domain is refused.
+ * another domain is refused; the provider's `amr` claim is recorded with the
+ * login, and a second factor there meets a `required_mfa` policy here.
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -12,6 +13,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { ApiErrorBody, AuthPolicyInfo, ProjectInfo } from "@conduit/protocol";
 import Provider from "oidc-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningService, startService } from "../src/index.js";
@@ -27,10 +29,13 @@ import {
   type TokenSet,
   tokenRequest,
 } from "./helpers/oidc-flows.js";
+import { restHelpers, submitBody } from "./helpers/rest.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const UPSTREAM_CLIENT = "conduit-at-example";
 const UPSTREAM_SECRET = "upstream-client-secret-0123456789";
+/** Upstream logins that had a second factor there (a one-time code); the others a password only. */
+const SECOND_FACTOR_LOGINS = new Set(["frank"]);
 
 describe("sign-in through an upstream OpenID provider", () => {
   const disposers: Array<() => Promise<void>> = [];
@@ -74,9 +79,17 @@ describe("sign-in through an upstream OpenID provider", () => {
           claims: () => ({ sub: `upstream-${id}`, preferred_username: id, email: `${id}@example.edu` }),
         };
       },
-      claims: { openid: ["sub"], profile: ["preferred_username"], email: ["email"] },
+      // `amr` under `openid`: oidc-provider puts only claims of a granted scope in the ID token.
+      claims: { openid: ["sub", "amr"], profile: ["preferred_username"], email: ["email"] },
       features: { devInteractions: { enabled: true } },
     });
+    // The development login pages finish a login without `amr`; give it the one a real provider would.
+    const finished = provider.interactionFinished.bind(provider);
+    provider.interactionFinished = (req, res, result, options) => {
+      const login = result.login as { accountId: string } | undefined;
+      const amr = login && (SECOND_FACTOR_LOGINS.has(login.accountId) ? ["pwd", "otp"] : ["pwd"]);
+      return finished(req, res, login ? { ...result, login: { ...login, amr } } : result, options);
+    };
     handler = provider.callback();
 
     const child = spawn(
@@ -139,8 +152,9 @@ describe("sign-in through an upstream OpenID provider", () => {
     return { landed, verifier };
   }
 
-  it("sends example.edu's users upstream and makes them username@example.edu here, the same identity each time", async () => {
-    const { landed, verifier } = await federatedLogin("dora@example.edu", "dora");
+  /** A federated login's access token. */
+  async function federatedToken(username: string, upstreamLogin: string): Promise<string> {
+    const { landed, verifier } = await federatedLogin(username, upstreamLogin);
     expect(landed.status, landed.text).toBe(200);
     const r = await tokenRequest(service.url, {
       grant_type: "authorization_code",
@@ -150,19 +164,54 @@ describe("sign-in through an upstream OpenID provider", () => {
       code_verifier: verifier,
     });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
-    const tokens = r.body as unknown as TokenSet;
+    return (r.body as unknown as TokenSet).access_token;
+  }
+
+  it("sends example.edu's users upstream and makes them username@example.edu here, the same identity each time", async () => {
+    const token = await federatedToken("dora@example.edu", "dora");
     const who = await fetch(`${service.url}/v1/whoami`, {
-      headers: { authorization: `Bearer ${tokens.access_token}` },
+      headers: { authorization: `Bearer ${token}` },
     });
     const me = (await who.json()) as { id: string; username: string; identity_provider?: string };
     expect(me.username).toBe("dora@example.edu");
     expect(me.identity_provider).toBe(upstreamIssuer);
     const logins = await service.authStore.logins(me.id);
     expect(logins[0].method).toBe(`federated:${upstreamIssuer}`);
+    expect(logins[0].amr).toEqual(["pwd"]);
 
     const again = await federatedLogin("dora@example.edu", "dora");
     expect(again.landed.status).toBe(200);
     expect((await service.store.findIdentityByUsername("dora@example.edu"))?.id).toBe(me.id);
+  });
+
+  it("records the provider's amr, and a second factor there meets a required_mfa policy here", async () => {
+    const { call, expectError, registerEndpoint, registerFunction } = restHelpers(() => ({
+      url: service.url,
+      token: service.adminToken,
+    }));
+    const project = await call<ProjectInfo>("POST", "/v1/projects", { body: { display_name: "Federated MFA" } });
+    const policy = await call<AuthPolicyInfo>("POST", "/v1/auth_policies", {
+      body: { project_id: project.body.id, display_name: "MFA", high_assurance: true, required_mfa: true },
+    });
+    expect(policy.status, JSON.stringify(policy.body)).toBe(201);
+    const submitAs = async (token: string) => {
+      const endpointId = await registerEndpoint({ authentication_policy: policy.body.id }, token);
+      const functionId = await registerFunction(undefined, token);
+      return call<ApiErrorBody>("POST", `/v1/endpoints/${endpointId}/submit`, { token, body: submitBody(functionId) });
+    };
+
+    const frank = await federatedToken("frank@example.edu", "frank");
+    const frankId = (await service.store.findIdentityByUsername("frank@example.edu"))?.id ?? "";
+    const [login] = await service.authStore.logins(frankId);
+    expect(login.method).toBe(`federated:${upstreamIssuer}`);
+    expect(login.amr).toEqual(["pwd", "otp"]);
+    expect((await submitAs(frank)).status).toBe(200);
+
+    const gina = await federatedToken("gina@example.edu", "gina");
+    const refused = expectError(await submitAs(gina), 403, "AUTH_POLICY_UNMET");
+    expect(refused.message).toContain(
+      "needs a login with a second factor (MFA), and the last login of gina@example.edu had none",
+    );
   });
 
   it("refuses a username the provider vouches for outside its domain", async () => {

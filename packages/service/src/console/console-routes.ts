@@ -14,12 +14,14 @@
 import { readFile } from "node:fs/promises";
 import { TASK_STATES, type TaskState } from "@conduit/protocol";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { isAdmin } from "../api/routes/policy-routes.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import type { OidcService } from "../auth/oidc.js";
 import { ServiceError } from "../errors.js";
 import type { Store } from "../store/store.js";
 import type { EndpointRecord, Identity } from "../store/store-types.js";
 import { consoleOidcRoutes } from "./console-oidc.js";
+import { consolePolicyRoutes, type FormBody } from "./console-policy-routes.js";
 import {
   type ConsoleSession,
   PRE_SESSION_COOKIE,
@@ -75,12 +77,17 @@ const CSP = [
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Signed in: the session's identity and what its pages need. */
-interface SignedIn {
+export interface SignedIn {
   identity: Identity;
   viewer: Viewer;
 }
 
-type NotFoundCode = "ROUTE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "TASK_NOT_FOUND" | "TASK_GROUP_NOT_FOUND";
+type NotFoundCode =
+  | "ROUTE_NOT_FOUND"
+  | "ENDPOINT_NOT_FOUND"
+  | "TASK_NOT_FOUND"
+  | "TASK_GROUP_NOT_FOUND"
+  | "AUTH_POLICY_NOT_FOUND";
 
 function notFound(what: string, code: NotFoundCode): ServiceError {
   return new ServiceError(code, `${what} does not exist, or is not yours to see.`);
@@ -109,7 +116,7 @@ export async function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): Pr
     try {
       const identity = await authenticator.identify(`Bearer ${session.token}`);
       const csrf = sealer.csrfFor(readCookie(request, SESSION_COOKIE) ?? "");
-      return { ok: { identity, viewer: { username: identity.username, csrf } } };
+      return { ok: { identity, viewer: { username: identity.username, csrf, admin: isAdmin(identity) } } };
     } catch (err) {
       if (!(err instanceof ServiceError) || err.statusCode !== 401) throw err;
       sealer.clearCookie(reply, SESSION_COOKIE);
@@ -151,6 +158,22 @@ export async function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): Pr
         return send(reply, title, who.ok.viewer, body);
       },
     );
+  }
+
+  /** A form's target for the signed-in: its CSRF token checked, then `act` answers where to go next (303). */
+  function action(url: string, act: (who: SignedIn, body: FormBody) => Promise<string>) {
+    app.post<{ Body: FormBody }>(url, { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
+      const who = await signedIn(request, reply);
+      if (!("ok" in who)) {
+        if (who.problem) return showSignIn(reply, request, who.problem, 401);
+        return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
+      }
+      if (!sealer.csrfMatches(readCookie(request, SESSION_COOKIE), request.body?.csrf)) {
+        const message = messagePage("The form expired; reload the page and send it again.");
+        return send(reply, "Not saved", who.ok.viewer, message, 403);
+      }
+      return reply.redirect(await act(who.ok, request.body ?? {}), 303);
+    });
   }
 
   /** The endpoint if the identity may see it (its own, or a multi-user one), as GET /v1/endpoints/:id decides. */
@@ -282,6 +305,14 @@ export async function consoleRoutes(app: FastifyInstance, deps: ConsoleDeps): Pr
     const endpoint = await store.getEndpoint(task.endpointId);
     const visible = endpoint && (endpoint.multiUser || endpoint.ownerId === identity.id) ? endpoint : undefined;
     return [`Task ${task.id}`, taskPage(task, visible)];
+  });
+
+  consolePolicyRoutes({
+    store,
+    page: (url, render) =>
+      page<Record<string, string>, Record<string, never>>(url, (who, request) => render(who, request.params)),
+    action,
+    notFound: (what, id) => notFound(`${what} ${id}`, "AUTH_POLICY_NOT_FOUND"),
   });
 
   page(`${CONSOLE_PATH}/functions`, async ({ identity }) => [

@@ -14,12 +14,15 @@ export const CONSOLE_PATH = "/console";
 export interface Viewer {
   username: string;
   csrf: string;
+  /** The service's administrator, who also manages subscriptions. */
+  admin?: boolean;
 }
 
 export function layout(title: string, viewer: Viewer | undefined, body: Html): string {
   const nav = viewer
     ? html`<nav><a href="${CONSOLE_PATH}">Endpoints</a> <a href="${CONSOLE_PATH}/functions">Functions</a>
 <a href="${CONSOLE_PATH}/task-groups">Task groups</a>
+<a href="${CONSOLE_PATH}/projects">Projects</a> <a href="${CONSOLE_PATH}/policies">Policies</a>${viewer.admin ? html` <a href="${CONSOLE_PATH}/subscriptions">Subscriptions</a>` : ""}
 <span class="who">${viewer.username}</span>
 <form method="post" action="${CONSOLE_PATH}/sign-out" class="inline"><input type="hidden" name="csrf" value="${viewer.csrf}"><button type="submit">Sign out</button></form></nav>`
     : "";

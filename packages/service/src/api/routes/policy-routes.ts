@@ -24,7 +24,13 @@ import {
   projectNotOwned,
   subscriptionNotFound,
 } from "../../errors.js";
-import type { AuthPolicyFields, AuthPolicyRecord, ProjectRecord, SubscriptionRecord } from "../../store/store.js";
+import type {
+  AuthPolicyFields,
+  AuthPolicyRecord,
+  ProjectRecord,
+  Store,
+  SubscriptionRecord,
+} from "../../store/store.js";
 import type { Identity } from "../../store/store-types.js";
 import type { ApiContext, RouteRegistrar } from "../api-context.js";
 import { addRoute } from "../api-route.js";
@@ -35,7 +41,7 @@ const DOMAIN_PATTERN = /^[a-z0-9*]([a-z0-9*.-]*[a-z0-9*])?$/;
 const MFA_NEEDS_HA =
   "MFA may only be enabled for High Assurance(HA) policies; set high_assurance: true or leave required_mfa out.";
 
-function isAdmin(identity: Identity): boolean {
+export function isAdmin(identity: Identity): boolean {
   return identity.username === ADMIN_USERNAME;
 }
 
@@ -52,7 +58,7 @@ function domainPatterns(field: string, values: readonly string[] | undefined): s
 }
 
 /** A policy's fields from a body (create or replace), validated, with the warnings to answer. */
-function policyFields(body: UpdateAuthPolicyRequest): { fields: AuthPolicyFields; warnings: string[] } {
+export function policyFields(body: UpdateAuthPolicyRequest): { fields: AuthPolicyFields; warnings: string[] } {
   const fields: AuthPolicyFields = {
     displayName: body.display_name,
     description: body.description ?? "",
@@ -63,14 +69,16 @@ function policyFields(body: UpdateAuthPolicyRequest): { fields: AuthPolicyFields
     requiredMfa: body.required_mfa ?? false,
   };
   if (fields.requiredMfa && !fields.highAssurance) throw authPolicyInvalid(MFA_NEEDS_HA);
-  const warnings: string[] = [];
+  return { fields, warnings: policyWarnings(fields) };
+}
+
+/** Sentences about a policy's accepted but doubtful values: a timeout under the lookup cache. */
+export function policyWarnings(fields: Pick<AuthPolicyFields, "authTimeout">): string[] {
   const cacheSeconds = POLICY_CACHE_MS / 1000;
-  if (fields.authTimeout !== null && fields.authTimeout < cacheSeconds) {
-    warnings.push(
-      `authentication_assurance_timeout is ${fields.authTimeout} seconds, under the ${cacheSeconds} seconds for which the service caches policy lookups, so a login may pass for up to ${cacheSeconds} seconds longer; use ${cacheSeconds} or more.`,
-    );
-  }
-  return { fields, warnings };
+  if (fields.authTimeout === null || fields.authTimeout >= cacheSeconds) return [];
+  return [
+    `authentication_assurance_timeout is ${fields.authTimeout} seconds, under the ${cacheSeconds} seconds for which the service caches policy lookups, so a login may pass for up to ${cacheSeconds} seconds longer; use ${cacheSeconds} or more.`,
+  ];
 }
 
 function projectInfo(p: ProjectRecord): ProjectInfo {
@@ -111,8 +119,12 @@ function subscriptionInfo(s: SubscriptionRecord): SubscriptionInfo {
 }
 
 /** The project, when `identity` may change it (its owner, or the administrator). */
-async function ownedProject(ctx: ApiContext, identity: Identity, projectId: string): Promise<ProjectRecord> {
-  const project = await ctx.store.getProject(projectId.toLowerCase());
+export async function ownedProject(
+  store: Pick<Store, "getProject">,
+  identity: Identity,
+  projectId: string,
+): Promise<ProjectRecord> {
+  const project = await store.getProject(projectId.toLowerCase());
   if (!project) throw projectNotFound(projectId);
   if (project.ownerId !== identity.id && !isAdmin(identity)) throw projectNotOwned(projectId);
   return project;
@@ -144,7 +156,7 @@ export const policyRoutes: RouteRegistrar = (app, ctx) => {
   });
 
   addRoute(app, API_ROUTES.deleteProject, {}, async (request) => {
-    const project = await ownedProject(ctx, request.identity, request.params.project_id);
+    const project = await ownedProject(ctx.store, request.identity, request.params.project_id);
     const outcome = await ctx.store.deleteProject(project.id);
     if ("inUse" in outcome) throw projectInUse(project.id);
     if ("missing" in outcome) throw projectNotFound(project.id);
@@ -152,7 +164,7 @@ export const policyRoutes: RouteRegistrar = (app, ctx) => {
   });
 
   addRoute(app, API_ROUTES.createAuthPolicy, {}, async (request, reply) => {
-    const project = await ownedProject(ctx, request.identity, request.body.project_id);
+    const project = await ownedProject(ctx.store, request.identity, request.body.project_id);
     const { fields, warnings } = policyFields(request.body);
     const policy = await ctx.store.createAuthPolicy(project, fields);
     reply.code(201);
