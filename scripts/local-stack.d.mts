@@ -49,3 +49,10 @@ export function startLocalStack(options: {
   isolated?: boolean;
   log?: (line: string) => void;
 }): Promise<LocalStack>;
+
+export interface HighAssuranceKeys {
+  high_assurance: true;
+  authentication_policy: string;
+  subscription_id: string;
+}
+export function createHighAssuranceKeys(serviceUrl: string, adminToken: string): Promise<HighAssuranceKeys>;

@@ -331,3 +331,24 @@ export async function startLocalStack({
     throw err;
   }
 }
+
+/**
+ * An HA authentication policy (in a new project) and an HA subscription, made by
+ * the service's administrator over REST: the registration keys an endpoint with
+ * `high_assurance: true` must name.
+ */
+export async function createHighAssuranceKeys(serviceUrl, adminToken) {
+  const post = async (path, body) => {
+    const response = await fetch(`${serviceUrl}/v1/${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`POST /v1/${path}: ${response.status} ${await response.text()}`);
+    return response.json();
+  };
+  const project = await post("projects", { display_name: "High Assurance" });
+  const policy = await post("auth_policies", { project_id: project.id, display_name: "HA", high_assurance: true });
+  const subscription = await post("subscriptions", { display_name: "HA", high_assurance: true });
+  return { high_assurance: true, authentication_policy: policy.id, subscription_id: subscription.id };
+}

@@ -9,6 +9,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { createHighAssuranceKeys } from "../../../scripts/local-stack.mjs";
 import { cliEnv, listStates, runCli, tempUserDir, useTestService } from "./cli.helpers.js";
 
 const context = useTestService();
@@ -22,7 +23,7 @@ describe("conduit-endpoint start of an endpoint whose High Assurance would chang
     const registered = await fetch(`${url}/v1/endpoints`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify({ name: "phi", high_assurance: true }),
+      body: JSON.stringify({ name: "phi", ...(await createHighAssuranceKeys(url, token)) }),
     });
     expect(registered.status).toBe(200);
     const { endpoint_id: id } = (await registered.json()) as { endpoint_id: string };

@@ -20,7 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, Executor } from "@conduit/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createVhost } from "../../../scripts/local-stack.mjs";
+import { createHighAssuranceKeys, createVhost } from "../../../scripts/local-stack.mjs";
 import {
   createUser,
   installedCli,
@@ -37,25 +37,6 @@ import {
 const TS = String.raw`\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}[+-]\d{2}:\d{2}`;
 const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 
-/**
- * config.yaml lines naming a High-Assurance policy and subscription, made by the
- * service's administrator over REST (an HA endpoint's registration needs both).
- */
-async function highAssuranceKeys(serviceUrl: string, adminToken: string): Promise<string> {
-  const post = async (path: string, body: object): Promise<{ id: string }> => {
-    const response = await fetch(`${serviceUrl}/v1/${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    if (!response.ok) throw new Error(`POST /v1/${path}: ${response.status} ${await response.text()}`);
-    return (await response.json()) as { id: string };
-  };
-  const project = await post("projects", { display_name: "audit" });
-  const policy = await post("auth_policies", { project_id: project.id, display_name: "HA", high_assurance: true });
-  const subscription = await post("subscriptions", { display_name: "HA", high_assurance: true });
-  return `authentication_policy: ${policy.id}\nsubscription_id: ${subscription.id}\n`;
-}
 const MARKER = "FORGED-RECORD";
 
 type Node = typeof import("node:fs");
@@ -202,7 +183,8 @@ describe.skipIf(process.getuid?.() !== 0)("the audit log of a High-Assurance mul
     vhost = await createVhost();
     dataDir = mkdtempSync(join(tmpdir(), "conduit-svc-"));
     service = await startService({ port: 0, dataDir, writeCredentials: false, amqpUrl: vhost.url });
-    haKeys = await highAssuranceKeys(service.url, service.adminToken);
+    const keys = await createHighAssuranceKeys(service.url, service.adminToken);
+    haKeys = `authentication_policy: ${keys.authentication_policy}\nsubscription_id: ${keys.subscription_id}\n`;
     userDir = mkdtempSync(join(tmpdir(), "conduit-mu-"));
     auditPath = join(userDir, "ha", "audit.log");
     mep = await startMultiUserMep({

@@ -117,6 +117,12 @@ export const ERROR_CODES = {
   BLOCK_WALLTIME: {},
   BLOCK_CANCELLED: {},
   SCHEDULER_COMMAND_FAILED: {},
+  INTERCHANGE_TLS_FAILED: {},
+  MPI_NODES_UNKNOWN: {},
+  MPI_NODES_INVALID: {},
+  // The endpoint CLI's calls to the service (configure's policy options).
+  BAD_REPLY: {},
+  SERVICE_REFUSED: {},
   BUNDLE_EXPORT_INVALID: {},
   BUNDLE_EXTERNAL_MISSING: {},
 

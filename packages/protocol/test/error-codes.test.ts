@@ -25,6 +25,8 @@ const FOREIGN = [
   /^(MODULE_NOT_FOUND|DATA_TYPE)$/, // CommonJS's code; the identity mapper's JSON key
   /^PARSL_\w+$/, // environment variables of Parsl's job scripts
   /^(OUT_OF_MEMORY|TERM_\w+)$/, // batch schedulers' job states and exit reasons
+  /^(SLURM_\w+|CUDA_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES|ZE_AFFINITY_MASK)$/, // schedulers' and GPU runtimes' variables
+  /^EXEC_(START|END)$/, // audit log states
 ];
 /** Single words a code may be: told apart from SQL, signals, errno codes, log levels and methods by where they stand. */
 const SINGLE_WORD_CODE = /(?:code:\s*|Error\(\s*|\?\s*)"([A-Z]{4,})"/g;

@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { HA_DISCLAIMER, type RegisterEndpointResponse, type ResultMessage, serializeJson } from "@conduit/protocol";
 import type { RunningService } from "@conduit/service";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createHighAssuranceKeys, type HighAssuranceKeys } from "../../../scripts/local-stack.mjs";
 import { Client } from "../src/client.js";
 import { ConduitApiError } from "../src/errors.js";
 import { Executor } from "../src/executor.js";
@@ -31,6 +32,12 @@ afterAll(async () => {
   await running?.stop();
 });
 
+let keys: HighAssuranceKeys | undefined;
+/** An HA registration names an HA policy and an HA subscription. */
+const haKeys = async (): Promise<HighAssuranceKeys> => {
+  keys ??= await createHighAssuranceKeys(service.url, service.adminToken);
+  return keys;
+};
 const newClient = () => new Client({ serviceUrl: service.url, token: service.adminToken, retries: 0 });
 
 /**
@@ -68,7 +75,7 @@ async function disclaimersDuring(run: () => Promise<void>): Promise<number> {
 describe("High Assurance in the SDK", () => {
   it("fetches an HA endpoint's results over REST: the pushed message is a notice without payload", async () => {
     const client = newClient();
-    const endpoint = await client.registerEndpoint({ name: "phi", high_assurance: true });
+    const endpoint = await client.registerEndpoint({ name: "phi", ...(await haKeys()) });
     const executor = new Executor({ endpointId: endpoint.endpoint_id, client });
     const pushed: ResultMessage[] = [];
     // What the result queue delivers, as the Executor gets it.
@@ -104,7 +111,7 @@ describe("High Assurance in the SDK", () => {
 
   it("prints the disclaimer once per Executor and once per Client, and only for High Assurance", async () => {
     const client = newClient();
-    const ha = await client.registerEndpoint({ name: "phi", high_assurance: true });
+    const ha = await client.registerEndpoint({ name: "phi", ...(await haKeys()) });
     const plain = await client.registerEndpoint({ name: "lab" });
 
     const first = new Executor({ endpointId: ha.endpoint_id, client });
@@ -155,7 +162,7 @@ describe("High Assurance in the SDK", () => {
 
   it("runs an HA function only on its endpoint: elsewhere the future rejects with a 403 naming both", async () => {
     const client = newClient();
-    const ha = await client.registerEndpoint({ name: "phi", high_assurance: true });
+    const ha = await client.registerEndpoint({ name: "phi", ...(await haKeys()) });
     const plain = await client.registerEndpoint({ name: "lab" });
     const fnId = await client.registerFunction((x: number) => -x, { haEndpointId: ha.endpoint_id });
     const elsewhere = new Executor({ endpointId: plain.endpoint_id, client });

@@ -18,7 +18,8 @@ import {
   type TaskStatusResponse,
   taskGroupResultQueue,
 } from "@conduit/protocol";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createHighAssuranceKeys, type HighAssuranceKeys } from "../../../scripts/local-stack.mjs";
 import { useApiService } from "./helpers/api-suite.js";
 import { submitBody } from "./helpers/rest.js";
 
@@ -29,6 +30,11 @@ let now = Date.now();
 describe("High Assurance", () => {
   const api = useApiService("pglite", { clock: () => now });
   const { call, expectError, registerEndpoint, asEndpoint, takeResults } = api;
+  /** An HA registration names an HA policy and an HA subscription. */
+  let haKeys: HighAssuranceKeys;
+  beforeAll(async () => {
+    haKeys = await createHighAssuranceKeys(api.service.url, api.service.adminToken);
+  });
 
   async function registerHaFunction(haEndpointId: string, data = `(x) => x + ${Math.random()}`, token?: string) {
     return call<{ function_id: string; disclaimer?: string }>("POST", "/v1/functions", {
@@ -47,9 +53,9 @@ describe("High Assurance", () => {
     call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body: submitBody(functionId) });
 
   it("fixes high_assurance at the first registration: a change either way is refused, naming the way out", async () => {
-    const ha = await registerEndpoint({ name: "phi", high_assurance: true });
+    const ha = await registerEndpoint({ name: "phi", ...haKeys });
     // The MEP's restart says the same: accepted.
-    await registerEndpoint({ endpoint_id: ha, name: "phi", high_assurance: true });
+    await registerEndpoint({ endpoint_id: ha, name: "phi", ...haKeys });
     const downgrade = await call("POST", "/v1/endpoints", { body: { endpoint_id: ha, name: "phi" } });
     const down = expectError(downgrade, 409, "HIGH_ASSURANCE_FIXED").message;
     expect(down).toBe(
@@ -58,7 +64,7 @@ describe("High Assurance", () => {
 
     const plain = await registerEndpoint({ name: "lab" });
     const upgrade = await call("POST", "/v1/endpoints", {
-      body: { endpoint_id: plain, name: "lab", high_assurance: true },
+      body: { endpoint_id: plain, name: "lab", ...haKeys },
     });
     expect(expectError(upgrade, 409, "HIGH_ASSURANCE_FIXED").message).toContain(
       `Endpoint ${plain} (lab) was registered not High-Assurance at its first registration, which cannot change; to run with High Assurance, configure a new endpoint`,
@@ -74,7 +80,7 @@ describe("High Assurance", () => {
   });
 
   it("registers HA functions only for an HA endpoint the caller may use, with the disclaimer", async () => {
-    const ha = await registerEndpoint({ name: "phi", high_assurance: true });
+    const ha = await registerEndpoint({ name: "phi", ...haKeys });
     const plain = await registerEndpoint({ name: "lab" });
     const data = `(x) => x * ${Math.random()}`;
 
@@ -98,13 +104,13 @@ describe("High Assurance", () => {
     );
     expectError(await registerHaFunction(randomUUID()), 404, "ENDPOINT_NOT_FOUND");
     // Bob's single-user endpoint is not one the administrator may submit to.
-    const bobs = await registerEndpoint({ name: "bobs", high_assurance: true }, api.bobToken);
+    const bobs = await registerEndpoint({ name: "bobs", ...haKeys }, api.bobToken);
     expectError(await registerHaFunction(bobs), 403, "ENDPOINT_NOT_PERMITTED");
   });
 
   it("runs an HA function on its endpoint only (403 naming both), and answers submits to an HA endpoint with the disclaimer", async () => {
-    const ha = await registerEndpoint({ name: "phi", high_assurance: true });
-    const otherHa = await registerEndpoint({ name: "phi2", high_assurance: true });
+    const ha = await registerEndpoint({ name: "phi", ...haKeys });
+    const otherHa = await registerEndpoint({ name: "phi2", ...haKeys });
     const plain = await registerEndpoint({ name: "lab" });
     const fn = await haFunction(ha);
 
@@ -124,7 +130,7 @@ describe("High Assurance", () => {
   });
 
   it("purges an HA function unused for the retention period (90 days by default), on the service's clock", async () => {
-    const ha = await registerEndpoint({ name: "phi", high_assurance: true });
+    const ha = await registerEndpoint({ name: "phi", ...haKeys });
     const used = await haFunction(ha);
     const idle = await haFunction(ha);
     const kept = await api.registerFunction();
@@ -150,7 +156,7 @@ describe("High Assurance", () => {
   });
 
   it("stores an HA endpoint's result but forwards only a notice without the payload", async () => {
-    const ha = await registerEndpoint({ name: "phi", high_assurance: true });
+    const ha = await registerEndpoint({ name: "phi", ...haKeys });
     const fn = await haFunction(ha);
     const r = await submit(ha, fn);
     expect(r.status).toBe(200);

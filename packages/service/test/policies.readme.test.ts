@@ -19,8 +19,8 @@ const SECTION = "#### Authentication policies";
 /** The section's command lines (continuations joined), in order. */
 function readmeCommands(): string[] {
   const readme = readFileSync(`${ROOT}README.md`, "utf8");
-  const start = readme.indexOf(SECTION);
-  if (start < 0) throw new Error(`README.md has no "${SECTION}" section; this test runs its commands.`);
+  const start = readme.indexOf(`\n${SECTION}\n`) + 1;
+  if (start === 0) throw new Error(`README.md has no "${SECTION}" section; this test runs its commands.`);
   const end = readme.slice(start + SECTION.length).search(/\n##/);
   const section = readme.slice(start, end < 0 ? undefined : start + SECTION.length + end);
   const lines: string[] = [];
