@@ -64,6 +64,18 @@ describe.each(TEST_STORES)("API on $name", ({ store }) => {
         "POST /v1/tasks/{task_id}/cancel",
         "GET /v1/task_groups",
         "GET /v1/task_groups/{task_group_id}",
+        "POST /v1/projects",
+        "GET /v1/projects",
+        "DELETE /v1/projects/{project_id}",
+        "POST /v1/auth_policies",
+        "GET /v1/auth_policies",
+        "GET /v1/auth_policies/{policy_id}",
+        "PUT /v1/auth_policies/{policy_id}",
+        "DELETE /v1/auth_policies/{policy_id}",
+        "POST /v1/subscriptions",
+        "GET /v1/subscriptions",
+        "GET /v1/subscriptions/{subscription_id}",
+        "POST /v1/admin/identities/{username}/totp",
       ].sort(),
     );
   });
