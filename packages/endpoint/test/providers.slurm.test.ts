@@ -86,7 +86,8 @@ describe("SlurmProvider on a real Slurm", () => {
     expect(script).toContain("#SBATCH --time=10\n");
     expect(script).toContain("srun --ntasks 1 -l  bash $path_cmd/cmd_$SLURM_JOB_NAME.sh");
     await h.engine.shutdown();
-    expect(await slurm.client(["scontrol", "show", "job", "-o", jobId])).toMatch(/JobState=CANCELLED/);
+    // The job is gone either way: scancel'd, or its block manager left first when the interchange closed.
+    expect(await slurm.client(["scontrol", "show", "job", "-o", jobId])).toMatch(/JobState=(CANCELLED|COMPLETED) /);
     expect(h.logs.join("\n")).toContain("Starting block 0 with SlurmProvider.");
   });
 
