@@ -11,6 +11,7 @@ import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { loadMigrations } from "../../packages/service/src/store/migrate.js";
 import { createPostgresDatabase, type Throwaway } from "../../packages/service/test/helpers/databases.js";
+import { waitFor } from "../../scripts/local-stack.mjs";
 import { type ChaosStack, formatReports, replicaKill, runFault, startChaosStack } from "./harness.js";
 
 /** Consumers of `queue`, from the shared node's management API (guest, as the local stack uses). */
@@ -51,7 +52,13 @@ it("submitted through one replica, read through the other, which is killed with 
   if (!stack) throw new Error("the stack did not start");
   expect(stack.replicas.map((r) => r.url)).toHaveLength(2);
   // Both replicas consume the results queue, so the killed one holds some results when it dies.
-  expect(await consumersOf(stack.amqpUrl, RESULTS_QUEUE)).toBe(2);
+  // The management API's queue figures lag the broker by a few seconds: wait for both consumers to show.
+  const amqpUrl = stack.amqpUrl;
+  await waitFor(
+    "both replicas consuming the results queue",
+    async () => (await consumersOf(amqpUrl, RESULTS_QUEUE)) === 2,
+    30_000,
+  );
   const report = await runFault(stack, replicaKill(), { tasks: 200, faultAfter: 30, timeoutMs: 60_000 });
   console.log(formatReports([report]));
   expect(report.lost, formatReports([report])).toBe(0);
