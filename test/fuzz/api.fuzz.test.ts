@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { type RunningService, startService } from "@conduit/service";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { API_ROUTES } from "../../packages/service/test/helpers/api-route-list.js";
 import { createVhost } from "../../scripts/local-stack.mjs";
 import {
   type FuzzRequest,
@@ -31,55 +32,8 @@ import {
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 30);
 
-/**
- * The routes, listed here so each is a test of its own (the document is only
- * fetched in `beforeAll`); the first test fails when the document drifts.
- */
-const ROUTES = [
-  "GET /healthz",
-  "GET /openapi.json",
-  "GET /readyz",
-  "GET /metrics",
-  "GET /v1/whoami",
-  "GET /v1/admin/identities",
-  "POST /v1/admin/identities",
-  "POST /v1/admin/identities/{username}/tokens",
-  "DELETE /v1/admin/identities/{username}",
-  "POST /v1/admin/keys/rotate",
-  "GET /v1/admin/clients",
-  "POST /v1/admin/clients",
-  "POST /v1/admin/clients/{client_id}/secret",
-  "DELETE /v1/admin/clients/{client_id}",
-  "GET /v1/admin/idps",
-  "POST /v1/admin/idps",
-  "DELETE /v1/admin/idps/{domain}",
-  "POST /v1/endpoints",
-  "GET /v1/endpoints",
-  "GET /v1/endpoints/{endpoint_id}",
-  "DELETE /v1/endpoints/{endpoint_id}",
-  "GET /v1/endpoints/{endpoint_id}/status",
-  "POST /v1/functions",
-  "GET /v1/functions/{function_id}",
-  "DELETE /v1/functions/{function_id}",
-  "POST /v1/endpoints/{endpoint_id}/submit",
-  "GET /v1/tasks/{task_id}",
-  "POST /v1/tasks/batch_status",
-  "POST /v1/tasks/{task_id}/cancel",
-  "GET /v1/task_groups",
-  "GET /v1/task_groups/{task_group_id}",
-  "POST /v1/projects",
-  "GET /v1/projects",
-  "DELETE /v1/projects/{project_id}",
-  "POST /v1/auth_policies",
-  "GET /v1/auth_policies",
-  "GET /v1/auth_policies/{policy_id}",
-  "PUT /v1/auth_policies/{policy_id}",
-  "DELETE /v1/auth_policies/{policy_id}",
-  "POST /v1/subscriptions",
-  "GET /v1/subscriptions",
-  "GET /v1/subscriptions/{subscription_id}",
-  "POST /v1/admin/identities/{username}/totp",
-];
+/** Each route is a test of its own (the document is only fetched in `beforeAll`); the first test fails when the document drifts. */
+const ROUTES = API_ROUTES;
 
 let service: RunningService;
 let doc: OpenApiDocument;

@@ -86,6 +86,46 @@ const SUBSCRIPTION_COLUMNS = selectList<SubscriptionRecord>({
   createdAt: "created_at",
 });
 
+// ---- shared shapes ----------------------------------------------------------------
+
+type PolicyTable = "projects" | "auth_policies" | "subscriptions";
+
+/** One row by id; undefined when there is none. */
+async function rowById<T>(sql: SqlExecutor, table: PolicyTable, columns: string, id: string): Promise<T | undefined> {
+  const { rows } = await sql.query<T>(`SELECT ${columns} FROM ${table} WHERE id = $1::uuid`, [id]);
+  return rows[0];
+}
+
+/** An owner's rows (null: everyone's), oldest first. */
+async function rowsOwnedBy<T>(
+  sql: SqlExecutor,
+  table: PolicyTable,
+  columns: string,
+  ownerId: string | null,
+): Promise<T[]> {
+  const { rows } = await sql.query<T>(
+    `SELECT ${columns} FROM ${table} WHERE $1::uuid IS NULL OR owner_id = $1::uuid ORDER BY created_at, id`,
+    [ownerId],
+  );
+  return rows;
+}
+
+/** Deletes a row unless `inUseWhere` (a condition on `$1`, the id) holds, in one statement. */
+async function deleteUnlessUsed<T>(
+  sql: SqlExecutor,
+  table: PolicyTable,
+  columns: string,
+  id: string,
+  inUseWhere: string,
+): Promise<DeleteOutcome<T>> {
+  const { rows } = await sql.query<T>(
+    `DELETE FROM ${table} WHERE id = $1::uuid AND NOT EXISTS (${inUseWhere}) RETURNING ${columns}`,
+    [id],
+  );
+  if (rows[0]) return { deleted: rows[0] };
+  return (await rowById<T>(sql, table, columns, id)) ? { inUse: true } : { missing: true };
+}
+
 // ---- projects ----------------------------------------------------------------
 
 export async function createProject(sql: SqlExecutor, p: NewProject): Promise<ProjectRecord> {
@@ -97,30 +137,24 @@ export async function createProject(sql: SqlExecutor, p: NewProject): Promise<Pr
   return rows[0];
 }
 
-export async function getProject(sql: SqlExecutor, id: string): Promise<ProjectRecord | undefined> {
-  const { rows } = await sql.query<ProjectRecord>(`SELECT ${PROJECT_COLUMNS} FROM projects WHERE id = $1::uuid`, [id]);
-  return rows[0];
+export function getProject(sql: SqlExecutor, id: string): Promise<ProjectRecord | undefined> {
+  return rowById(sql, "projects", PROJECT_COLUMNS, id);
 }
 
 /** An owner's projects (null: everyone's), oldest first. */
-export async function listProjects(sql: SqlExecutor, ownerId: string | null): Promise<ProjectRecord[]> {
-  const { rows } = await sql.query<ProjectRecord>(
-    `SELECT ${PROJECT_COLUMNS} FROM projects WHERE $1::uuid IS NULL OR owner_id = $1::uuid ORDER BY created_at, id`,
-    [ownerId],
-  );
-  return rows;
+export function listProjects(sql: SqlExecutor, ownerId: string | null): Promise<ProjectRecord[]> {
+  return rowsOwnedBy(sql, "projects", PROJECT_COLUMNS, ownerId);
 }
 
 /** Deletes a project that no policy belongs to. */
-export async function deleteProject(sql: SqlExecutor, id: string): Promise<DeleteOutcome<ProjectRecord>> {
-  const { rows } = await sql.query<ProjectRecord>(
-    `DELETE FROM projects WHERE id = $1::uuid
-       AND NOT EXISTS (SELECT 1 FROM auth_policies WHERE project_id = $1::uuid)
-     RETURNING ${PROJECT_COLUMNS}`,
-    [id],
+export function deleteProject(sql: SqlExecutor, id: string): Promise<DeleteOutcome<ProjectRecord>> {
+  return deleteUnlessUsed(
+    sql,
+    "projects",
+    PROJECT_COLUMNS,
+    id,
+    "SELECT 1 FROM auth_policies WHERE project_id = $1::uuid",
   );
-  if (rows[0]) return { deleted: rows[0] };
-  return (await getProject(sql, id)) ? { inUse: true } : { missing: true };
 }
 
 // ---- authentication policies ------------------------------------------------
@@ -153,21 +187,13 @@ export async function createPolicy(
   return rows[0];
 }
 
-export async function getPolicy(sql: SqlExecutor, id: string): Promise<AuthPolicyRecord | undefined> {
-  const { rows } = await sql.query<AuthPolicyRecord>(
-    `SELECT ${POLICY_COLUMNS} FROM auth_policies WHERE id = $1::uuid`,
-    [id],
-  );
-  return rows[0];
+export function getPolicy(sql: SqlExecutor, id: string): Promise<AuthPolicyRecord | undefined> {
+  return rowById(sql, "auth_policies", POLICY_COLUMNS, id);
 }
 
 /** An owner's policies (null: everyone's), oldest first. */
-export async function listPolicies(sql: SqlExecutor, ownerId: string | null): Promise<AuthPolicyRecord[]> {
-  const { rows } = await sql.query<AuthPolicyRecord>(
-    `SELECT ${POLICY_COLUMNS} FROM auth_policies WHERE $1::uuid IS NULL OR owner_id = $1::uuid ORDER BY created_at, id`,
-    [ownerId],
-  );
-  return rows;
+export function listPolicies(sql: SqlExecutor, ownerId: string | null): Promise<AuthPolicyRecord[]> {
+  return rowsOwnedBy(sql, "auth_policies", POLICY_COLUMNS, ownerId);
 }
 
 /** Replaces a policy's fields; undefined when there is no such policy. */
@@ -186,15 +212,14 @@ export async function updatePolicy(
 }
 
 /** Deletes a policy that no endpoint names. */
-export async function deletePolicy(sql: SqlExecutor, id: string): Promise<DeleteOutcome<AuthPolicyRecord>> {
-  const { rows } = await sql.query<AuthPolicyRecord>(
-    `DELETE FROM auth_policies WHERE id = $1::uuid
-       AND NOT EXISTS (SELECT 1 FROM endpoints WHERE auth_policy_id = $1::uuid)
-     RETURNING ${POLICY_COLUMNS}`,
-    [id],
+export function deletePolicy(sql: SqlExecutor, id: string): Promise<DeleteOutcome<AuthPolicyRecord>> {
+  return deleteUnlessUsed(
+    sql,
+    "auth_policies",
+    POLICY_COLUMNS,
+    id,
+    "SELECT 1 FROM endpoints WHERE auth_policy_id = $1::uuid",
   );
-  if (rows[0]) return { deleted: rows[0] };
-  return (await getPolicy(sql, id)) ? { inUse: true } : { missing: true };
 }
 
 // ---- subscriptions -------------------------------------------------------------
@@ -212,12 +237,8 @@ export async function createSubscription(
   return rows[0];
 }
 
-export async function getSubscription(sql: SqlExecutor, id: string): Promise<SubscriptionRecord | undefined> {
-  const { rows } = await sql.query<SubscriptionRecord>(
-    `SELECT ${SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1::uuid`,
-    [id],
-  );
-  return rows[0];
+export function getSubscription(sql: SqlExecutor, id: string): Promise<SubscriptionRecord | undefined> {
+  return rowById(sql, "subscriptions", SUBSCRIPTION_COLUMNS, id);
 }
 
 export async function listSubscriptions(sql: SqlExecutor): Promise<SubscriptionRecord[]> {
