@@ -1,35 +1,86 @@
 /**
  * `configure`'s authentication policy and High-Assurance options, config.yaml's
- * keys for them, the registration body and the HA engine rule, through the
- * built CLI. Policy creation and the HA checks run against the contract stub
- * (contract-stub.helpers.ts): the service's routes are built on another branch.
+ * keys for them, the registration and the HA engine rule, through the built
+ * CLI against the real service (in process, PGlite, a vhost of its own): the
+ * projects and policies configure makes are read back over REST, and an
+ * endpoint's policy is seen in force by a submit it refuses.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { JSON_DATA, SOURCE_CODE } from "@conduit/protocol";
+import { AuthPolicyUnmetError, Client } from "@conduit/sdk";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createHighAssuranceKeys } from "../../../scripts/local-stack.mjs";
 import { HA_ENGINE_REFUSAL } from "../dist/engines/high-assurance.js";
 import { parseManagerConfig } from "../src/config/manager-config.js";
-import { CLI, cleanupProcesses, cliEnv, runCli, tempUserDir } from "./cli.helpers.js";
-import { type ContractStub, startContractStub } from "./contract-stub.helpers.js";
+import { CLI, cliEnv, runCli, startMep, tempUserDir, useTestService } from "./cli.helpers.js";
 import { inPty, killPtys } from "./pty.helpers.js";
 
 const POLICY = "498c6a5c-0a3d-4ab6-8a9b-6bcfb9f8a6bd";
 const SUBSCRIPTION = "2c94f030-d346-11e9-939f-02ff96a5aa76";
 const HA_MESSAGE = "High Assurance(HA) endpoints require both a HA policy and a HA subscription id";
 
-let stub: ContractStub;
+const context = useTestService();
 let userDir: string;
 let env: NodeJS.ProcessEnv;
+let userToken: string;
 let counter = 0;
+let users = 0;
+
+/** A REST call to the service; the administrator's unless `token` is given. Throws on an error answer. */
+async function rest<T>(method: string, path: string, body?: unknown, token = context.service.token): Promise<T> {
+  const response = await fetch(`${context.service.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
+/** A new identity of the service, with its API token. */
+async function newUser(): Promise<{ username: string; token: string }> {
+  const username = `ops${users++}@example.org`;
+  const { token } = await rest<{ token: string }>("POST", "/v1/admin/identities", { username });
+  return { username, token };
+}
+
+interface Policy {
+  id: string;
+  project_id: string;
+  [field: string]: unknown;
+}
+const policiesOf = async (token = userToken) =>
+  (await rest<{ policies: Policy[] }>("GET", "/v1/auth_policies", undefined, token)).policies;
+const projectsOf = async (token = userToken) =>
+  (
+    await rest<{ projects: Array<{ id: string; display_name: string; contact_email: string | null }> }>(
+      "GET",
+      "/v1/projects",
+      undefined,
+      token,
+    )
+  ).projects;
+/** What the service holds for the user: a refused configure must leave it as it was. */
+const serviceState = async () => JSON.stringify([await projectsOf(), await policiesOf()]);
+const newProject = (display_name: string, token = userToken) =>
+  rest<{ id: string }>("POST", "/v1/projects", { display_name }, token);
+/** A policy or subscription of the administrator's, HA or not. */
+async function adminPolicy(highAssurance: boolean): Promise<string> {
+  const project = await newProject("Admin's", context.service.token);
+  const body = { project_id: project.id, display_name: "P", high_assurance: highAssurance };
+  return (await rest<{ id: string }>("POST", "/v1/auth_policies", body)).id;
+}
+const subscription = async (highAssurance: boolean) =>
+  (await rest<{ id: string }>("POST", "/v1/subscriptions", { display_name: "S", high_assurance: highAssurance })).id;
 
 beforeAll(async () => {
-  stub = await startContractStub();
   userDir = tempUserDir();
-  env = cliEnv(userDir, { url: stub.url, token: stub.token });
-});
-afterAll(async () => {
-  await cleanupProcesses();
-  await stub.close();
+  userToken = (await newUser()).token;
+  env = cliEnv(userDir, { url: context.service.url, token: userToken });
 });
 afterEach(killPtys);
 
@@ -40,14 +91,14 @@ const parsed = (name: string) => parseManagerConfig(configYaml(name), "config.ya
 /** Runs a configure that must be refused: exit 1, one line, nothing written, nothing asked of the service. */
 async function refused(args: string[], sentence: string): Promise<void> {
   const name = fresh();
-  const before = stub.requests.length;
+  const before = await serviceState();
   const result = await runCli(["configure", name, ...args], env);
   expect(result.stderr).toContain(sentence);
   expect(result.stderr.startsWith("Error: ")).toBe(true);
   expect(result.stderr.trim().split("\n")).toHaveLength(1);
   expect(result.code).toBe(1);
   expect(existsSync(join(userDir, name))).toBe(false);
-  expect(stub.requests.length).toBe(before);
+  expect(await serviceState()).toBe(before);
 }
 
 describe("configure refuses upstream's contradictions before asking the service", () => {
@@ -87,18 +138,19 @@ describe("configure refuses upstream's contradictions before asking the service"
 
   it("creating a policy without a project and without a terminal names the option, before any policy exists", async () => {
     const name = fresh();
+    const before = await serviceState();
     const result = await runCli(["configure", name, "--allowed-domains", "example.edu"], env);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("pass --auth-policy-project-id with one of your projects' ids.");
     expect(existsSync(join(userDir, name))).toBe(false);
-    expect(stub.requests.some((r) => r.method === "POST")).toBe(false);
+    expect(await serviceState()).toBe(before);
   });
 });
 
 describe("configure writes the keys into config.yaml", () => {
   it("--auth-policy, --subscription-id and --contact-email need no service, and start's checks accept them", async () => {
     const name = fresh();
-    const before = stub.requests.length;
+    const before = await serviceState();
     const args = [
       "--auth-policy",
       POLICY.toUpperCase(),
@@ -110,7 +162,7 @@ describe("configure writes the keys into config.yaml", () => {
     const result = await runCli(["configure", name, ...args], env);
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
-    expect(stub.requests.length).toBe(before);
+    expect(await serviceState()).toBe(before);
     expect(configYaml(name)).toContain(`authentication_policy: ${POLICY}\n`);
     expect(parsed(name)).toMatchObject({
       authentication_policy: POLICY,
@@ -122,10 +174,9 @@ describe("configure writes the keys into config.yaml", () => {
   });
 
   it("--high-assurance checks that the policy and the subscription are HA, then writes high_assurance and audit_log_path", async () => {
-    const policy = "11111111-2222-4333-8444-555555555555";
-    const subscription = "66666666-7777-4888-8999-000000000000";
-    stub.policies.set(policy, { id: policy, project_id: policy, high_assurance: true });
-    stub.subscriptions.set(subscription, { id: subscription, display_name: "HA", high_assurance: true });
+    const keys = await createHighAssuranceKeys(context.service.url, context.service.token);
+    const policy = keys.authentication_policy;
+    const subscription = keys.subscription_id;
     const name = fresh();
     const result = await runCli(
       ["configure", name, "--high-assurance", "--auth-policy", policy, "--subscription-id", subscription],
@@ -149,13 +200,11 @@ describe("configure writes the keys into config.yaml", () => {
     ["policy", { policyHa: false, subscriptionHa: true }, "authentication policy"],
     ["subscription", { policyHa: true, subscriptionHa: false }, "subscription"],
   ])("--high-assurance refuses a %s that is not HA", async (_what, ha, named) => {
-    const policy = crypto.randomUUID();
-    const subscription = crypto.randomUUID();
-    stub.policies.set(policy, { id: policy, project_id: policy, high_assurance: ha.policyHa });
-    stub.subscriptions.set(subscription, { id: subscription, display_name: "s", high_assurance: ha.subscriptionHa });
+    const policy = await adminPolicy(ha.policyHa);
+    const subscriptionId = await subscription(ha.subscriptionHa);
     const name = fresh();
     const result = await runCli(
-      ["configure", name, "--high-assurance", "--auth-policy", policy, "--subscription-id", subscription],
+      ["configure", name, "--high-assurance", "--auth-policy", policy, "--subscription-id", subscriptionId],
       env,
     );
     expect(result.code).toBe(1);
@@ -165,11 +214,8 @@ describe("configure writes the keys into config.yaml", () => {
   });
 
   it("creates a policy in the given project with the options' constraints, prints the service's warnings and writes its id", async () => {
-    const project = { id: crypto.randomUUID(), display_name: "Lab" };
-    stub.projects.push(project);
-    const subscription = crypto.randomUUID();
-    stub.subscriptions.set(subscription, { id: subscription, display_name: "HA", high_assurance: true });
-    stub.policyWarnings = ["the service caches policy lookups for 60 s, so a 30 s timeout acts as 60 s"];
+    const project = await newProject("Lab");
+    const subscriptionId = await subscription(true);
     const name = fresh();
     const result = await runCli(
       [
@@ -177,7 +223,7 @@ describe("configure writes the keys into config.yaml", () => {
         name,
         "--high-assurance",
         "--subscription-id",
-        subscription,
+        subscriptionId,
         "--auth-policy-project-id",
         project.id,
         "--allowed-domains",
@@ -190,11 +236,12 @@ describe("configure writes the keys into config.yaml", () => {
       ],
       env,
     );
-    stub.policyWarnings = [];
     expect(result.code).toBe(0);
-    expect(result.stderr).toBe("Warning: the service caches policy lookups for 60 s, so a 30 s timeout acts as 60 s\n");
-    const created = stub.requests.filter((r) => r.method === "POST" && r.path === "/v1/auth_policies").at(-1);
-    expect(created?.body).toEqual({
+    expect(result.stderr).toBe(
+      "Warning: authentication_assurance_timeout is 30 seconds, under the 60 seconds for which the service caches policy lookups, so a login may pass for up to 60 seconds longer; use 60 or more.\n",
+    );
+    const created = (await policiesOf()).find((p) => p.project_id === project.id);
+    expect(created).toMatchObject({
       project_id: project.id,
       display_name: "Conduit Authentication Policy",
       description: "This policy was created automatically by Conduit.",
@@ -204,29 +251,30 @@ describe("configure writes the keys into config.yaml", () => {
       authentication_assurance_timeout: 30,
       required_mfa: true,
     });
-    const policyId = [...stub.policies.values()].find((p) => p.project_id === project.id)?.id;
-    expect(parsed(name)).toMatchObject({ authentication_policy: policyId, high_assurance: true });
+    expect(parsed(name)).toMatchObject({ authentication_policy: created?.id, high_assurance: true });
   });
 
   it("--auth-timeout alone makes the new policy High-Assurance (the endpoint stays non-HA)", async () => {
-    const project = { id: crypto.randomUUID(), display_name: "Timeouts" };
-    stub.projects.push(project);
+    const project = await newProject("Timeouts");
     const name = fresh();
     const args = ["--auth-policy-project-id", project.id, "--auth-timeout", "600", "--auth-policy-display-name", "T"];
     const result = await runCli(["configure", name, ...args], env);
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
-    const policy = [...stub.policies.values()].find((p) => p.project_id === project.id);
+    const policy = (await policiesOf()).find((p) => p.project_id === project.id);
     expect(policy).toMatchObject({ high_assurance: true, authentication_assurance_timeout: 600, display_name: "T" });
     expect(parsed(name)).toMatchObject({ authentication_policy: policy?.id, high_assurance: false });
   });
 
   it("on a terminal without --auth-policy-project-id, lists the user's projects, then creates one when none is picked", async () => {
-    stub.projects.length = 0;
-    stub.projects.push({ id: crypto.randomUUID(), display_name: "Existing" });
+    const user = await newUser();
+    await newProject("Existing", user.token);
     const name = fresh();
     const args = ["configure", name, "--allowed-domains", "example.org", "--contact-email", "ops@example.org"];
-    const run = inPty([process.execPath, CLI, ...args], env);
+    const run = inPty(
+      [process.execPath, CLI, ...args],
+      cliEnv(userDir, { url: context.service.url, token: user.token }),
+    );
     await run.waitFor(/1\. id: [0-9a-f-]+, name: Existing/);
     await run.waitFor(/Project number \(1-1, or blank\): $/);
     run.type("");
@@ -238,24 +286,24 @@ describe("configure writes the keys into config.yaml", () => {
     run.type("y");
     await run.waitFor(/Created project Fresh project \(([0-9a-f-]+)\)/);
     expect(await run.exited).toBe(0);
-    const created = stub.requests.filter((r) => r.method === "POST" && r.path === "/v1/projects").at(-1);
-    expect(created?.body).toEqual({ display_name: "Fresh project", contact_email: "ops@example.org" });
-    const project = stub.projects.find((p) => p.display_name === "Fresh project");
-    const policy = [...stub.policies.values()].find((p) => p.project_id === project?.id);
+    const project = (await projectsOf(user.token)).find((p) => p.display_name === "Fresh project");
+    expect(project?.contact_email).toBe("ops@example.org");
+    const policy = (await policiesOf(user.token)).find((p) => p.project_id === project?.id);
     expect(policy?.domain_constraints_include).toEqual(["example.org"]);
     expect(parsed(name).authentication_policy).toBe(policy?.id);
   });
 
   it("on a terminal, a picked project gets the policy", async () => {
-    stub.projects.length = 0;
-    const picked = { id: crypto.randomUUID(), display_name: "Picked" };
-    stub.projects.push({ id: crypto.randomUUID(), display_name: "Other" }, picked);
+    const user = await newUser();
+    await newProject("Other", user.token);
+    const picked = await newProject("Picked", user.token);
     const name = fresh();
-    const run = inPty([process.execPath, CLI, "configure", name, "--excluded-domains", "bad.org"], env);
+    const userEnv = cliEnv(userDir, { url: context.service.url, token: user.token });
+    const run = inPty([process.execPath, CLI, "configure", name, "--excluded-domains", "bad.org"], userEnv);
     await run.waitFor(/Project number \(1-2, or blank\): $/);
     run.type("2");
     expect(await run.exited).toBe(0);
-    const policy = [...stub.policies.values()].find((p) => p.project_id === picked.id);
+    const policy = (await policiesOf(user.token)).find((p) => p.project_id === picked.id);
     expect(policy?.domain_constraints_exclude).toEqual(["bad.org"]);
     expect(parsed(name).authentication_policy).toBe(policy?.id);
   });
@@ -296,41 +344,50 @@ describe("config.yaml's High-Assurance keys", () => {
     });
   });
 
-  it("sends the policy, subscription, contact and HA flag in the registration body", async () => {
+  it("registers an HA endpoint with its policy in force: the service keeps it HA and refuses a submit the policy does not admit", async () => {
     const name = fresh();
-    const policy = crypto.randomUUID();
-    const subscription = crypto.randomUUID();
-    stub.policies.set(policy, { id: policy, project_id: policy, high_assurance: true });
-    stub.subscriptions.set(subscription, { id: subscription, display_name: "HA", high_assurance: true });
-    const args = ["--high-assurance", "--auth-policy", policy, "--subscription-id", subscription];
-    expect((await runCli(["configure", name, ...args, "--contact-email", "ha@example.org"], env)).code).toBe(0);
-    // The contract stub records the body and refuses (409), so the start ends there.
-    const result = await runCli(["start", name], env);
-    expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain("Contract stub: registration recorded");
-    const registered = stub.requests.filter((r) => r.method === "POST" && r.path === "/v1/endpoints").at(-1);
-    expect(registered?.body).toMatchObject({
-      name,
-      authentication_policy: policy,
-      subscription_id: subscription,
-      contact_email: "ha@example.org",
-      high_assurance: true,
-    });
-  });
+    const project = await newProject("Registered");
+    const subscriptionId = await subscription(true);
+    const args = ["--high-assurance", "--subscription-id", subscriptionId, "--auth-policy-project-id", project.id];
+    const configured = await runCli(
+      ["configure", name, ...args, "--allowed-domains", "example.edu", "--contact-email", "ha@example.org"],
+      env,
+    );
+    expect(configured.stderr).toBe("");
+    const policyId = parsed(name).authentication_policy;
+    const mep = await startMep(name, env);
+    const endpoint = await rest<{ high_assurance: boolean }>(
+      "GET",
+      `/v1/endpoints/${mep.endpointId}`,
+      undefined,
+      userToken,
+    );
+    expect(endpoint.high_assurance).toBe(true);
 
-  it("a plain endpoint registers with high_assurance false and no policy", async () => {
+    const client = new Client({ serviceUrl: context.service.url, token: userToken, retries: 0 });
+    const functionId = await client.registerFunction({ strategy: SOURCE_CODE, data: "(x) => x" });
+    const task = { task_id: crypto.randomUUID(), function_id: functionId, args: { strategy: JSON_DATA, data: "[1]" } };
+    const refused = await client.submit(mep.endpointId, { tasks: [task] }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(AuthPolicyUnmetError);
+    expect((refused as Error).message).toContain(`(${policyId}) admits only identities of example.edu`);
+  }, 90_000);
+
+  it("a plain endpoint registers with high_assurance false and no policy: its owner's submit goes through", async () => {
     const name = fresh();
     expect((await runCli(["configure", name], env)).code).toBe(0);
-    await runCli(["start", name], env);
-    const registered = stub.requests.filter((r) => r.method === "POST" && r.path === "/v1/endpoints").at(-1);
-    expect(registered?.body).toMatchObject({
-      name,
-      authentication_policy: null,
-      subscription_id: null,
-      contact_email: null,
-      high_assurance: false,
-    });
-  });
+    const mep = await startMep(name, env);
+    const endpoint = await rest<{ high_assurance: boolean }>(
+      "GET",
+      `/v1/endpoints/${mep.endpointId}`,
+      undefined,
+      userToken,
+    );
+    expect(endpoint.high_assurance).toBe(false);
+    const client = new Client({ serviceUrl: context.service.url, token: userToken, retries: 0 });
+    const functionId = await client.registerFunction({ strategy: SOURCE_CODE, data: "(x) => x" });
+    const task = { task_id: crypto.randomUUID(), function_id: functionId, args: { strategy: JSON_DATA, data: "[1]" } };
+    expect((await client.submit(mep.endpointId, { tasks: [task] })).task_ids).toHaveLength(1);
+  }, 90_000);
 });
 
 describe("a High-Assurance endpoint's user endpoints", () => {
