@@ -8,6 +8,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { chownSync, closeSync, constants, fchownSync, lstatSync, mkdirSync, openSync } from "node:fs";
+import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import type { MappedIdentity } from "../config/render.js";
@@ -128,7 +129,7 @@ export class UepProcess {
     // The conduit-endpoint on its PATH, as its user sees it; a multi-user endpoint refuses an unsafe PATH here.
     const program = findUepProgram(
       env.PATH,
-      runAs ?? { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1, uname: "this endpoint's user" },
+      runAs ?? { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1, uname: ownUserName() },
       { strict: runAs !== undefined },
     );
     const logFile = join(dir, "endpoint.log");
@@ -204,6 +205,15 @@ export class UepProcess {
   /** Closes its stdin: the UEP reads that as "the MEP is gone" and shuts down. */
   closeStdin(): void {
     this.child.stdin?.end();
+  }
+}
+
+/** The MEP's own account name, for a single-user endpoint's PATH warnings. */
+function ownUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? "?"}`;
   }
 }
 
