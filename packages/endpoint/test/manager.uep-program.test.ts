@@ -35,7 +35,9 @@ import {
   uepTaskQueue,
 } from "@conduit/protocol";
 import { describe, expect, it } from "vitest";
+import { UepProcess } from "../src/manager/uep-process.js";
 import { findUepProgram, UnsafeUepPathError } from "../src/manager/uep-program.js";
+import type { UepBootstrap } from "../src/user-endpoint/bootstrap-types.js";
 import { readLog, runCli, startMep } from "./cli.helpers.js";
 import { configuredEndpoint, sendCommand, startUepCommand, useServiceAndBroker } from "./manager.helpers.js";
 
@@ -125,14 +127,38 @@ describe("the program a UEP starts through", () => {
     expect(log).toContain(`User endpoint ${uepName} runs ${wrapper} (the conduit-endpoint on its PATH)`);
   });
 
-  it("is the endpoint's own program when no conduit-endpoint is on that PATH", async () => {
-    const empty = safeDir();
+  it("is the endpoint's own program when no conduit-endpoint is on that PATH; a single-user endpoint warns of an open entry", async () => {
+    const open = safeDir();
+    // Anyone could put a program here; a single-user endpoint (its UEPs run as itself) warns and goes on.
+    chmodSync(open, 0o777);
     // Not executable: as for a shell, it does not count.
-    writeProgram(empty, "exit 99", 0o644);
-    const { log, uepName } = await runOneTask("fallback", `PATH: ${empty}:/usr/bin:/bin\n`);
+    writeProgram(open, "exit 99", 0o644);
+    const { log, uepName } = await runOneTask("fallback", `PATH: ${open}:/usr/bin:/bin\n`);
     expect(log).toContain(
       `User endpoint ${uepName} runs this endpoint's own program (${process.execPath} ${CLI_MAIN})`,
     );
+    expect(log).toMatch(
+      new RegExp(`WARNING \\d+ MEP The PATH entry ${open} is writable by every user, so another account`),
+    );
+  });
+
+  it("is refused, before anything starts, for a UEP run as a mapped user whose PATH has an entry others can write", () => {
+    const open = safeDir();
+    chmodSync(open, 0o777);
+    const home = safeDir();
+    const uepName = `uep.${randomUUID()}.${randomUUID()}`;
+    const user = { uname: "nobody", uid: 65_534, gid: 65_534, groups: [], gecos: "", shell: "/bin/sh", dir: home };
+    expect(() =>
+      UepProcess.spawn({
+        bootstrap: { uepName } as UepBootstrap,
+        userDir: home,
+        env: { PATH: `${open}:/usr/bin:/bin` },
+        runAs: user,
+      }),
+    ).toThrow(
+      `The PATH entry ${open} is writable by every user, so another account could put a conduit-endpoint there that runs as nobody;`,
+    );
+    expect(existsSync(join(home, ".conduit"))).toBe(false);
   });
 });
 

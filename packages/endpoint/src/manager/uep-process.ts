@@ -117,21 +117,22 @@ export class UepProcess {
     const userDir = runAs ? mappedUserDir(runAs) : options.userDir;
     const name = bootstrap.uepName;
     const dir = join(userDir, name);
+    const env: NodeJS.ProcessEnv = runAs
+      ? { ...userEnvironment(runAs), ...options.env, CONDUIT_USER_DIR: userDir }
+      : { ...process.env, ...options.env, CONDUIT_USER_DIR: userDir };
+    // The conduit-endpoint on its PATH, as its user sees it; a multi-user endpoint refuses an unsafe PATH here,
+    // before anything is created or started for it.
+    const program = findUepProgram(
+      env.PATH,
+      runAs ?? { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1, uname: ownUserName() },
+      { strict: runAs !== undefined },
+    );
     if (runAs) {
       userOwnedDir(dirname(dir), runAs);
       userOwnedDir(dir, runAs);
     } else {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     }
-    const env: NodeJS.ProcessEnv = runAs
-      ? { ...userEnvironment(runAs), ...options.env, CONDUIT_USER_DIR: userDir }
-      : { ...process.env, ...options.env, CONDUIT_USER_DIR: userDir };
-    // The conduit-endpoint on its PATH, as its user sees it; a multi-user endpoint refuses an unsafe PATH here.
-    const program = findUepProgram(
-      env.PATH,
-      runAs ?? { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1, uname: ownUserName() },
-      { strict: runAs !== undefined },
-    );
     const logFile = join(dir, "endpoint.log");
     // O_NOFOLLOW: as root, never write through a link the user planted.
     const logFd = openSync(

@@ -35,6 +35,8 @@ export interface ProgramUser {
   uid: number;
   gid: number;
   uname: string;
+  /** Supplementary groups (a mapped user's, from /etc/group). */
+  groups?: number[];
 }
 
 export interface UepProgram {
@@ -154,11 +156,11 @@ function statProblem(stat: Stats, user: ProgramUser, stickyOk: boolean): string 
   return undefined;
 }
 
-/** Whether `user` may execute the file (owner, primary group or other bits; root: any x bit). */
+/** Whether `user` may execute the file (owner, group or other bits, as the kernel picks them; root: any x bit). */
 function executableBy(stat: Stats, user: ProgramUser): boolean {
   if (user.uid === 0) return (stat.mode & 0o111) !== 0;
   if (stat.uid === user.uid) return (stat.mode & 0o100) !== 0;
-  if (stat.gid === user.gid) return (stat.mode & 0o010) !== 0;
+  if (stat.gid === user.gid || user.groups?.includes(stat.gid)) return (stat.mode & 0o010) !== 0;
   return (stat.mode & 0o001) !== 0;
 }
 
