@@ -269,6 +269,10 @@ if (submitRates) {
   for (const [batchSize, rate] of Object.entries(submitRates)) out(`| ${batchSize} | ${rate.toFixed(0)} |`);
 }
 
+// issue 19: the engines and one Slurm block (bench/engines.mjs; also `npm run bench:engines`), on a full run only.
+if (!process.env.BENCH_PEERS && process.env.BENCH_ENGINES !== "0")
+  for (const l of ["", ...(await (await import("./engines.mjs")).runEngineBench()).lines]) out(l);
+
 const file = join(
   process.env.BENCH_RESULTS_DIR ?? join(here, "results"),
   `${new Date().toISOString().slice(0, 10)}-${machine.host}.json`,

@@ -1,15 +1,16 @@
 /**
- * One UEP child of the MEP: `node <dist/cli/main.js> _start-user-endpoint
- * <uep name>`, in its own session and process group (so a signal reaches its
+ * One UEP child of the MEP: `conduit-endpoint _start-user-endpoint <uep name>`
+ * — the one on the UEP's PATH (an admin's wrapper; see uep-program.ts), else
+ * `node <dist/cli/main.js>` — in its own session and process group (so a signal reaches its
  * workers too), its stdout/stderr appended to its own `endpoint.log`, and the
  * bootstrap written as one JSON line on stdin. stdin then stays open: the UEP
  * exits when it closes, which is how UEPs die with their MEP, even on kill -9.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { chownSync, closeSync, constants, fchownSync, lstatSync, mkdirSync, openSync } from "node:fs";
+import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
-import { fileURLToPath } from "node:url";
 import type { MappedIdentity } from "../config/render.js";
 import type { UepBootstrap } from "../user-endpoint/bootstrap-types.js";
 import { endProcesses, findProcesses } from "../worker/process-tree.js";
@@ -17,9 +18,7 @@ import { UEP_CGROUP_ENV } from "../worker/worker-cgroups.js";
 import type { AuditLog } from "./audit-log.js";
 import type { UepCgroup, UepCgroups } from "./cgroups.js";
 import { signalGroup } from "./processes.js";
-
-/** The built CLI entry point (this file is dist/manager/uep-process.js). */
-const CLI_MAIN = fileURLToPath(new URL("../cli/main.js", import.meta.url));
+import { CLI_MAIN, findUepProgram, type UepProgram } from "./uep-program.js";
 
 export interface SpawnUepOptions {
   bootstrap: UepBootstrap;
@@ -58,7 +57,8 @@ const LEFTOVER_GRACE_MS = 2000;
 /**
  * Drops to the user before any Conduit code runs: no capabilities (bounding
  * set included), no way back (no_new_privs), the user's groups. `sh` only sets
- * the umask and `exec`s node, so node keeps setpriv's pid: the UEP stays a
+ * the umask and `exec`s the program (node, or a wrapper that ends by
+ * `exec`ing it), so node keeps setpriv's pid: the UEP stays a
  * direct child of the MEP (its parent-pid check and die-with-parent hold).
  */
 const SETPRIV = "setpriv";
@@ -78,6 +78,8 @@ export class UepProcess {
   readonly pgid: number;
   /** `<user dir>/<uep name>/endpoint.log`, where its stdout and stderr go. */
   readonly logFile: string;
+  /** The program it was started through (a wrapper found on its PATH, or the endpoint's own). */
+  readonly program: UepProgram;
   /** Resolves when the process has exited. */
   readonly exited: Promise<UepExit>;
   private exit: UepExit | undefined;
@@ -89,7 +91,9 @@ export class UepProcess {
     logFile: string,
     private readonly uid: number,
     private readonly cgroup: UepCgroup | undefined,
+    program: UepProgram,
   ) {
+    this.program = program;
     this.name = name;
     this.pid = pid;
     this.pgid = pid;
@@ -113,6 +117,16 @@ export class UepProcess {
     const userDir = runAs ? mappedUserDir(runAs) : options.userDir;
     const name = bootstrap.uepName;
     const dir = join(userDir, name);
+    const env: NodeJS.ProcessEnv = runAs
+      ? { ...userEnvironment(runAs), ...options.env, CONDUIT_USER_DIR: userDir }
+      : { ...process.env, ...options.env, CONDUIT_USER_DIR: userDir };
+    // The conduit-endpoint on its PATH, as its user sees it; a multi-user endpoint refuses an unsafe PATH here,
+    // before anything is created or started for it.
+    const program = findUepProgram(
+      env.PATH,
+      runAs ?? { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1, uname: ownUserName() },
+      { strict: runAs !== undefined },
+    );
     if (runAs) {
       userOwnedDir(dirname(dir), runAs);
       userOwnedDir(dir, runAs);
@@ -132,23 +146,14 @@ export class UepProcess {
     if (cgroup?.memoryDir) marks[UEP_CGROUP_ENV] = cgroup.memoryDir;
     try {
       if (runAs) fchownSync(logFd, runAs.uid, runAs.gid);
-      const [command, args, env] = runAs
-        ? [
-            SETPRIV,
-            setprivArgs(runAs, name),
-            { ...userEnvironment(runAs), ...options.env, CONDUIT_USER_DIR: userDir, ...marks },
-          ]
-        : [
-            process.execPath,
-            [CLI_MAIN, "_start-user-endpoint", name],
-            { ...process.env, ...options.env, CONDUIT_USER_DIR: userDir, ...marks },
-          ];
+      const run = [...programArgv(program), "_start-user-endpoint", name];
+      const [command, args] = runAs ? [SETPRIV, [...setprivArgs(runAs), ...run]] : [run[0] as string, run.slice(1)];
       child = spawn(command, args, {
         // Its own folder: it exists (HOME may not, for a service account), and run files land there.
         cwd: dir,
         detached: true,
         stdio: audit ? ["pipe", logFd, logFd, "pipe"] : ["pipe", logFd, logFd],
-        env,
+        env: { ...env, ...marks },
       });
     } finally {
       closeSync(logFd);
@@ -159,7 +164,7 @@ export class UepProcess {
       // spawn() reports failures asynchronously; swallow the event, the throw says it.
       child.once("error", () => {});
       throw new Error(
-        `Could not start a user endpoint process (${runAs ? `${SETPRIV} … ` : ""}${process.execPath} ${CLI_MAIN}).`,
+        `Could not start a user endpoint process (${runAs ? `${SETPRIV} … ` : ""}${programArgv(program).join(" ")}).`,
       );
     }
     const uid = runAs?.uid ?? process.getuid?.() ?? -1;
@@ -169,7 +174,7 @@ export class UepProcess {
     // A UEP that died before reading its stdin makes this write fail with EPIPE; its exit is logged instead.
     child.stdin?.on("error", () => {});
     child.stdin?.write(`${JSON.stringify(bootstrap)}\n`);
-    return new UepProcess(child, name, child.pid, logFile, uid, cgroup);
+    return new UepProcess(child, name, child.pid, logFile, uid, cgroup, program);
   }
 
   get running(): boolean {
@@ -204,7 +209,22 @@ export class UepProcess {
   }
 }
 
-function setprivArgs(user: MappedIdentity["local"], name: string): string[] {
+/** The MEP's own account name, for a single-user endpoint's PATH warnings. */
+function ownUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? "?"}`;
+  }
+}
+
+/** The wrapper found on PATH, or node and the endpoint's CLI. */
+function programArgv(program: UepProgram): string[] {
+  return program.wrapper ? [program.wrapper] : [process.execPath, CLI_MAIN];
+}
+
+/** setpriv's arguments up to the program: `sh -c` sets the umask, then execs what follows. */
+function setprivArgs(user: MappedIdentity["local"]): string[] {
   return [
     `--reuid=${user.uid}`,
     `--regid=${user.gid}`,
@@ -216,10 +236,6 @@ function setprivArgs(user: MappedIdentity["local"], name: string): string[] {
     "/bin/sh",
     "-c",
     UMASK_EXEC,
-    process.execPath,
-    CLI_MAIN,
-    "_start-user-endpoint",
-    name,
   ];
 }
 

@@ -187,7 +187,9 @@ export class UepSupervisor {
     }
     entry.process = proc;
     this.saveRecords();
+    for (const warning of proc.program.warnings) this.log.warn(warning);
     this.log.info(`Creating new user endpoint (pid: ${proc.pid}) ${describe}`);
+    this.log.info(`User endpoint ${command.uepName} runs ${proc.program.description}`);
     this.log.info(
       `Command process successfully forked for '${localUser}' (Conduit effective identity: ${command.identity.id}).`,
     );

@@ -117,7 +117,7 @@ function checkBootstrap(bootstrap: UepBootstrap, uepName: string): string | unde
     return `${uepName} is not a user endpoint name (uep.<endpoint id>.<uep id>); refusing to start.`;
   }
   if (process.ppid !== bootstrap.mepPid) {
-    return `Pid ${bootstrap.mepPid} not parent; refusing to start (this process's parent is pid ${process.ppid}; only the endpoint manager may start a user endpoint).`;
+    return `Pid ${bootstrap.mepPid} not parent; refusing to start (this process's parent is pid ${process.ppid}; only the endpoint manager may start a user endpoint; a conduit-endpoint wrapper script on the PATH must end with 'exec … "$@"' so that it keeps the manager's child pid).`;
   }
   return undefined;
 }
