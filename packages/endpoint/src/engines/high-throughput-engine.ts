@@ -561,7 +561,7 @@ export class HighThroughputEngine implements Engine {
     for (const block of partlyIdle) {
       if (surplus <= 0 || active <= this.provider.minBlocks) break;
       const record = this.blocks.get(block.blockId);
-      if (!record || record.state !== "connected") continue;
+      if (record?.state !== "connected") continue;
       record.state = "draining";
       surplus--;
       active--;
