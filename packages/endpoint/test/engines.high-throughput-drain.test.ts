@@ -95,7 +95,7 @@ describe("htex_auto_scale", () => {
     h = await EngineHarness.start(
       hte(
         { max_workers_per_node: 2 },
-        { init_blocks: 2, min_blocks: 0, max_blocks: 2 },
+        { init_blocks: 0, min_blocks: 0, max_blocks: 2 },
         { strategy: "htex_auto_scale", max_idletime: 0.5 },
       ),
     );
@@ -103,6 +103,7 @@ describe("htex_auto_scale", () => {
     const names = ["1", "2", "3", "4"];
     const marks = names.map((n) => join(run.runDir, `mark${n}`));
     const gates = names.map((n) => join(run.runDir, `gate${n}`));
+    // No block before the tasks (an idle one would be released at once): the 4 tasks start 2 blocks, 2 tasks each.
     const results = names.map((_, i) => run.submit(MARK_THEN_WAIT, [marks[i], gates[i]]));
     await expect.poll(() => run.engine.status(), { timeout: 20_000 }).toMatchObject({ blocks: 2, totalWorkers: 4 });
     await expect.poll(() => marks.every((m) => markOf(m) !== undefined), { timeout: 20_000 }).toBe(true);
