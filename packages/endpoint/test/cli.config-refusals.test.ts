@@ -108,7 +108,7 @@ describe("conduit-endpoint render", () => {
     ],
     [
       "engine:\n  type: HighThroughputEngine\n  provider:\n    type: LocalProvider\n    max_block: 2\n",
-      "`engine.provider.max_block` is not a valid LocalProvider option (did you mean `max_blocks`?); valid LocalProvider options are: init_blocks, max_blocks, min_blocks, nodes_per_block, worker_init.",
+      "`engine.provider.max_block` is not a valid LocalProvider option (did you mean `max_blocks`?); valid LocalProvider options are: init_blocks, max_blocks, min_blocks, nodes_per_block, parallelism, worker_init.",
     ],
     [
       "engine:\n  type: ThreadPoolEngine\nidle_heartbeat_soft: 10\n",

@@ -234,10 +234,10 @@ describe("engine registry", () => {
       "`engine.max_worker` is not a valid ThreadPoolEngine option (did you mean `max_workers`?); valid ThreadPoolEngine options are: allowed_serializers, max_retries_on_system_failure, max_workers, modules_dir, result_size_limit.",
     );
     expect(configError({ type: "HighThroughputEngine", max_workers: 2 })).toMatch(
-      /^`engine\.max_workers` is not a valid HighThroughputEngine option; valid HighThroughputEngine options are: address, allowed_serializers, available_accelerators, cores_per_worker, encrypted, heartbeat_period, heartbeat_threshold, job_status_kwargs, max_memory_per_worker, .*max_workers_per_node, .*prefetch_capacity, provider, result_size_limit, run_in_sandbox, worker_port, worker_port_range, working_dir\.$/,
+      /^`engine\.max_workers` is not a valid HighThroughputEngine option; valid HighThroughputEngine options are: address, allowed_serializers, available_accelerators, cores_per_worker, cpu_affinity, drain_period, encrypted, heartbeat_period, heartbeat_threshold, job_status_kwargs, max_memory_per_worker, .*max_workers_per_node, mem_per_worker, .*prefetch_capacity, provider, result_size_limit, run_in_sandbox, worker_port, worker_port_range, working_dir\.$/,
     );
     expect(configError({ type: "HighThroughputEngine", provider: { type: "LocalProvider", walltime: "1:00" } })).toBe(
-      "`engine.provider.walltime` is not a valid LocalProvider option; valid LocalProvider options are: init_blocks, max_blocks, min_blocks, nodes_per_block, worker_init.",
+      "`engine.provider.walltime` is not a valid LocalProvider option; valid LocalProvider options are: init_blocks, max_blocks, min_blocks, nodes_per_block, parallelism, worker_init.",
     );
     expect(configError({ type: "HighThroughputEngine", job_status_kwargs: { max_idle_time: 5 } })).toMatch(
       /^`engine\.job_status_kwargs\.max_idle_time` is not a valid job_status_kwargs option \(did you mean `max_idletime`\?\); /,
@@ -250,7 +250,7 @@ describe("engine registry", () => {
         "The rendered user_config_template.yaml.j2",
       ),
     ).toThrow(
-      "The rendered user_config_template.yaml.j2: `engine.provider.max_block` is not a valid LocalProvider option (did you mean `max_blocks`?); valid LocalProvider options are: init_blocks, max_blocks, min_blocks, nodes_per_block, worker_init.",
+      "The rendered user_config_template.yaml.j2: `engine.provider.max_block` is not a valid LocalProvider option (did you mean `max_blocks`?); valid LocalProvider options are: init_blocks, max_blocks, min_blocks, nodes_per_block, parallelism, worker_init.",
     );
   });
 

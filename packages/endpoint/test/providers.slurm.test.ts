@@ -2,9 +2,10 @@
  * The HighThroughputEngine on a real single-node Slurm: blocks are sbatch
  * jobs watched with squeue/scontrol and cancelled with scancel, and a job
  * that reaches its walltime, a job cancelled outside Conduit and a job whose
- * worker_init fails each fail the task with their named cause. The walltime
- * block starts first and runs beside the other tests (Slurm counts whole
- * minutes: it takes 60–90 s).
+ * worker_init fails each fail the task with their named cause. A task cut
+ * by a walltime runs once more (in a new block) before it fails naming the
+ * walltime: the walltime blocks start first and run beside the other tests
+ * (Slurm counts whole minutes: two blocks take 2–3 min).
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -18,6 +19,12 @@ import { type SlurmCluster, startSlurm } from "./slurm.helpers.js";
 /** Writes the job id to `marker`, then runs until its block ends. */
 const MARK_AND_HANG = `async (marker) => {
   process.getBuiltinModule("node:fs").writeFileSync(marker, process.env.SLURM_JOB_ID ?? "none");
+  await new Promise(() => setInterval(() => {}, 1000));
+}`;
+
+/** Adds the job id as a line of `marker`, then runs until its block ends. */
+const APPEND_AND_HANG = `async (marker) => {
+  process.getBuiltinModule("node:fs").appendFileSync(marker, (process.env.SLURM_JOB_ID ?? "none") + "\\n");
   await new Promise(() => setInterval(() => {}, 1000));
 }`;
 
@@ -50,7 +57,7 @@ async function waitForMarker(path: string): Promise<string> {
 beforeAll(async () => {
   slurm = await startSlurm();
   walltime = await engine(slurmEngine({ walltime: "00:01:00" }));
-  walltimeResult = walltime.submit(MARK_AND_HANG, [join(walltime.runDir, "walltime.marker")]);
+  walltimeResult = walltime.submit(APPEND_AND_HANG, [join(walltime.runDir, "walltime.marker")]);
 });
 
 afterAll(async () => {
@@ -130,16 +137,21 @@ describe("SlurmProvider on a real Slurm", () => {
     );
   });
 
-  it("fails the running task with BlockWalltime, naming the walltime, when its job reaches it", async () => {
+  it("runs a task cut by its job's walltime once more, then fails it with BlockWalltime naming the walltime", async () => {
     const failed = await walltimeResult;
     expect(failed).toMatchObject({ ok: false, error: { code: "BLOCK_WALLTIME", name: "BlockWalltime" } });
     if (failed.ok) return;
-    const jobId = readFileSync(join(walltime.runDir, "walltime.marker"), "utf8");
+    // max_retries_on_system_failure is 0: the second run did not use a retry.
+    const jobIds = readFileSync(join(walltime.runDir, "walltime.marker"), "utf8").trim().split("\n");
+    expect(jobIds).toHaveLength(2);
+    expect(jobIds[0]).not.toBe(jobIds[1]);
     expect(failed.error.message).toMatch(
       new RegExp(
-        `^Block 0 \\(block manager pid \\d+ on \\S+, job ${jobId}\\) was lost: its job reached its walltime \\(00:01:00\\), while running task`,
+        `^Block 1 \\(block manager pid \\d+ on \\S+, job ${jobIds[1]}\\) was lost: its job reached its walltime \\(00:01:00\\), while running task \\S+; the task was cut by a block's walltime 2 times and is not re-run again \\(raise the provider's walltime, or split the task into shorter ones\\)\\.$`,
       ),
     );
-    expect(await slurm.client(["scontrol", "show", "job", "-o", jobId])).toMatch(/JobState=TIMEOUT/);
-  }, 150_000);
+    for (const jobId of jobIds) {
+      expect(await slurm.client(["scontrol", "show", "job", "-o", jobId])).toMatch(/JobState=TIMEOUT/);
+    }
+  }, 300_000);
 });

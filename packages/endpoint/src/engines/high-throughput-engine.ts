@@ -30,6 +30,7 @@ import { describeJobEnd, describeJobOutput, type JobEndCause, jobEndCause } from
 import { type JobStatus, type Provider, TERMINAL_JOB_STATES } from "../providers/provider-types.js";
 import { CONDUIT_VERSION } from "../version.js";
 import { type BlockManagerLaunch, blockManagerCommand } from "../worker/block-manager-command.js";
+import { cpuAffinityText } from "../worker/cpu-affinity.js";
 import { INTERCHANGE_PROTOCOL_VERSION, type Registration } from "../worker/interchange-protocol.js";
 import { checkHardLimits } from "../worker/worker-limits.js";
 import type { Engine, EngineContext, EngineStatus } from "./engine-types.js";
@@ -55,7 +56,7 @@ type BlockState =
   | "pending"
   /** Its block manager is connected and takes tasks. */
   | "connected"
-  /** Told to shut down (idle too long); takes no tasks. */
+  /** Takes no tasks: told to shut down (idle too long), held until its tasks end (partly idle), or past its drain_period. */
   | "draining";
 
 interface BlockRecord {
@@ -93,6 +94,8 @@ export class HighThroughputEngine implements Engine {
   private startFailures = 0;
   private broken = false;
   private scaleQueued = false;
+  /** Since when worker slots have exceeded the tasks by a block or more (htex_auto_scale); undefined: they do not. */
+  private surplusSince: number | undefined;
   private polling = false;
   private stopping: Promise<void> | undefined;
 
@@ -143,6 +146,8 @@ export class HighThroughputEngine implements Engine {
           result: (result) => ledger.complete(result),
           lost: (task, reason) => this.onLost(task, reason),
           closed: (block, started, unstarted, why) => void this.onClosed(block, started, unstarted, why),
+          draining: (block) => this.onDraining(block),
+          emptied: (block) => this.onEmptied(block),
         },
         context.log,
       );
@@ -166,6 +171,9 @@ export class HighThroughputEngine implements Engine {
         sandboxDir: this.options.run_in_sandbox
           ? resolve(context.runDir, this.options.working_dir ?? "tasks_working_dir")
           : undefined,
+        memPerWorker: this.options.mem_per_worker,
+        cpuAffinity: cpuAffinityText(this.options.cpu_affinity),
+        drainPeriod: this.options.drain_period,
         limits: this.options,
       };
       // Fail now, not at the first block, when the package is not built.
@@ -314,6 +322,26 @@ export class HighThroughputEngine implements Engine {
     );
   }
 
+  /** Its manager reached drain_period: it finishes what it holds and exits; a new block replaces it if tasks wait. */
+  private onDraining(block: ConnectedBlock): void {
+    const record = this.blocks.get(block.blockId);
+    if (record) record.state = "draining";
+    this.running?.context.log.info(
+      `Block ${block.blockId} reached its drain_period (${this.options.drain_period} s): it takes no new tasks, finishes its ${block.inFlight.size} task(s) and exits.`,
+    );
+    this.scheduleScale();
+  }
+
+  /** A held (partly idle) block finished its last task: shut it down and cancel its job. */
+  private onEmptied(block: ConnectedBlock): void {
+    const running = this.running;
+    const record = this.blocks.get(block.blockId);
+    if (!running || this.stopping || !record) return;
+    running.context.log.info(`Block ${block.blockId} finished its last task after being drained; shutting it down.`);
+    running.interchange.drain(block.blockId);
+    if (record.jobId) void this.cancelJob(record.jobId);
+  }
+
   private onLost(task: EngineTask, reason: string, cause?: JobEndCause): void {
     const running = this.running;
     if (!running || this.stopping) return;
@@ -335,7 +363,12 @@ export class HighThroughputEngine implements Engine {
     this.blocks.delete(block.blockId);
     const running = this.running;
     if (!running || this.stopping) return;
-    if (record?.state === "draining" && started.length === 0 && unstarted.length === 0) return;
+    if (record?.state === "draining" && started.length === 0 && unstarted.length === 0) {
+      // A block that drained itself (drain_period) leaves its job to end; make sure it does.
+      if (record.jobId && this.liveJobs.has(record.jobId)) void this.cancelJob(record.jobId);
+      this.scheduleScale();
+      return;
+    }
     if (unstarted.length > 0) {
       // Never started, so nothing of them ran: they go first to another block, without using a retry.
       running.context.log.warn(
@@ -459,7 +492,11 @@ export class HighThroughputEngine implements Engine {
     return pending * this.workersPerBlock();
   }
 
-  /** Adds blocks while tasks wait for a worker that no block, running or starting, will have free. */
+  /**
+   * Adds blocks while tasks wait for a worker that no block, running or
+   * starting, will have free: enough for `parallelism` × the waiting tasks
+   * (as upstream), and at least one while tasks wait and no block runs.
+   */
   private scale(): void {
     const running = this.running;
     if (!running || this.stopping || this.broken) return;
@@ -468,20 +505,75 @@ export class HighThroughputEngine implements Engine {
     for (const block of this.blocks.values()) if (block.state !== "draining") active++;
     // Prefetched tasks count as waiting: behind a long task they need another block as much as queued ones.
     const waiting = running.interchange.waiting;
-    const free = running.interchange.freeSlots() + this.startingSlots();
+    // Upstream's target: parallelism × the tasks the serving blocks run or wait for, in worker slots.
+    let busy = 0;
+    let slots = this.startingSlots();
+    for (const block of running.interchange.blocks()) {
+      if (block.draining) continue;
+      busy += Math.min(block.inFlight.size, block.workers);
+      slots += block.workers;
+    }
     const strategy = this.options.job_status_kwargs.strategy;
-    let add = strategy !== "none" && waiting > free ? Math.ceil((waiting - free) / perBlock) : 0;
+    const wanted = Math.ceil((waiting + busy) * this.provider.parallelism);
+    let add = strategy !== "none" && waiting > 0 && wanted > slots ? Math.ceil((wanted - slots) / perBlock) : 0;
+    if (strategy !== "none" && waiting > 0 && active === 0) add = Math.max(add, 1);
     const floor =
       strategy === "none" ? Math.max(this.provider.initBlocks, waiting > 0 ? 1 : 0) : this.provider.minBlocks;
     add = Math.min(Math.max(add, floor - active), this.provider.maxBlocks - active);
     for (let i = 0; i < add; i++) this.launch();
   }
 
-  /** Removes blocks idle longer than max_idletime, longest idle first, down to min_blocks. */
+  /**
+   * Removes blocks idle longer than max_idletime, longest idle first, down to
+   * min_blocks; with htex_auto_scale, while the worker slots have exceeded
+   * the tasks (× parallelism) by a block or more for max_idletime, it also
+   * drains partly idle blocks, fewest tasks first: no new tasks, and once
+   * their tasks end they are shut down and their jobs cancelled.
+   */
   private scaleIn(): void {
     const running = this.running;
     const { strategy, max_idletime } = this.options.job_status_kwargs;
-    if (!running || this.stopping || strategy === "none" || running.interchange.waiting > 0) return;
+    if (!running || this.stopping || strategy === "none" || running.interchange.waiting > 0) {
+      this.surplusSince = undefined;
+      return;
+    }
+    this.releaseIdle(running, max_idletime);
+    if (strategy === "htex_auto_scale") this.drainSurplus(running, max_idletime);
+  }
+
+  private drainSurplus(running: Running, maxIdletime: number): void {
+    const perBlock = this.workersPerBlock();
+    const serving = [...running.interchange.blocks()].filter((b) => !b.draining);
+    const slots = serving.reduce((sum, b) => sum + b.workers, 0) + this.startingSlots();
+    const tasks = running.ledger.size;
+    let surplus = Math.floor((slots - tasks * this.provider.parallelism) / perBlock);
+    if (surplus <= 0) {
+      this.surplusSince = undefined;
+      return;
+    }
+    const now = Date.now();
+    this.surplusSince ??= now;
+    if (now - this.surplusSince < maxIdletime * 1000) return;
+    let active = [...this.blocks.values()].filter((b) => b.state !== "draining").length;
+    const partlyIdle = serving
+      .filter((b) => b.inFlight.size > 0 && b.inFlight.size < b.workers)
+      .sort((a, b) => a.inFlight.size - b.inFlight.size);
+    for (const block of partlyIdle) {
+      if (surplus <= 0 || active <= this.provider.minBlocks) break;
+      const record = this.blocks.get(block.blockId);
+      if (record?.state !== "connected") continue;
+      record.state = "draining";
+      surplus--;
+      active--;
+      running.context.log.info(
+        `Block ${block.blockId} is partly idle (${block.inFlight.size} of ${block.workers} worker(s) busy) while ${slots} worker slot(s) serve ${tasks} task(s); draining it (no new tasks), to cancel it once its tasks end.`,
+      );
+      running.interchange.hold(block.blockId);
+    }
+    this.surplusSince = undefined;
+  }
+
+  private releaseIdle(running: Running, max_idletime: number): void {
     const now = Date.now();
     const idle = [...running.interchange.blocks()]
       .filter((b) => !b.draining && b.inFlight.size === 0 && now - b.idleSince >= max_idletime * 1000)

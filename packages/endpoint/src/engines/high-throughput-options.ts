@@ -21,6 +21,7 @@ import {
 } from "../option-fields.js";
 import type { Provider } from "../providers/provider-types.js";
 import { createProvider, providerSchema } from "../providers/registry.js";
+import { CPU_AFFINITY_FORMS, type CpuAffinity, parseCpuAffinity } from "../worker/cpu-affinity.js";
 import { COMMON_ENGINE_FIELDS, WORKER_LIMIT_FIELDS } from "./engine-options.js";
 
 /** A DNS host name (RFC 1123 labels), as JSON Schema's `hostname` format. */
@@ -34,7 +35,7 @@ export const EVERY_ADDRESS: readonly string[] = ["0.0.0.0", "::"];
 export type ScalingStrategy =
   /** Add blocks while tasks wait for a worker; remove blocks idle longer than max_idletime, down to min_blocks. */
   | "simple"
-  /** The same as `simple` here (Globus adds partial scale-in; Conduit's `simple` already scales in per block). */
+  /** `simple`, and while worker slots exceed the tasks (× parallelism) for max_idletime, partly idle blocks are drained (no new tasks), then cancelled once empty. */
   | "htex_auto_scale"
   /** Keep init_blocks blocks (at least one while tasks wait); never scale in. */
   | "none";
@@ -46,7 +47,7 @@ export const JOB_STATUS_FIELDS = {
   ),
   strategy_period: doc("Seconds between scaling decisions.", secondsField({ positive: true, fallback: 5 })),
   strategy: doc(
-    "`simple` and `htex_auto_scale` add blocks while tasks wait and remove idle ones; `none` keeps `init_blocks`.",
+    "`simple` adds blocks while tasks wait and removes idle ones; `htex_auto_scale` also drains partly idle blocks while there are more worker slots than tasks; `none` keeps `init_blocks`.",
     choiceField<ScalingStrategy>(["simple", "htex_auto_scale", "none"], "simple"),
   ),
 };
@@ -139,6 +140,46 @@ function acceleratorsField(): Field<readonly string[]> {
   };
 }
 
+function cpuAffinityField(): Field<CpuAffinity> {
+  const expected = CPU_AFFINITY_FORMS;
+  return {
+    expected,
+    schema: () => ({
+      type: "string",
+      anyOf: [
+        { enum: ["none", "block", "block-reverse", "alternating"] },
+        { pattern: "^list:\\d+(-\\d+)?(,\\d+(-\\d+)?)*(:\\d+(-\\d+)?(,\\d+(-\\d+)?)*)*$" },
+      ],
+    }),
+    parse(value, path) {
+      try {
+        if (typeof value !== "string") throw new Error();
+        return Object.freeze(parseCpuAffinity(value));
+      } catch {
+        throw new ConfigError(`${path} must be ${expected} (got ${show(value)}).`);
+      }
+    },
+    fallback: () => Object.freeze({ kind: "none" }),
+    defaultText: "`none`",
+  };
+}
+
+/** `drain_period`: seconds, or none (never drain). */
+function optionalSecondsField(): Field<number | undefined> {
+  const expected = "a number of seconds > 0";
+  return {
+    expected,
+    schema: () => ({ type: "number", exclusiveMinimum: 0 }),
+    parse(value, path) {
+      if (typeof value !== "number" || !Number.isFinite(value) || !(value > 0)) {
+        throw new ConfigError(`${path} must be ${expected}, or left out to never drain (got ${show(value)}).`);
+      }
+      return value;
+    },
+    fallback: () => undefined,
+  };
+}
+
 function positiveNumberField(fallback: number): Field<number> {
   return {
     expected: "a number > 0",
@@ -176,6 +217,20 @@ export const HIGH_THROUGHPUT_FIELDS = {
     "Accelerators of each node (a count or device ids): one worker per accelerator (at most `max_workers_per_node`), each seeing only its own through `CUDA_VISIBLE_DEVICES`, `ROCR_VISIBLE_DEVICES` and `ZE_AFFINITY_MASK`.",
     acceleratorsField(),
   ),
+  mem_per_worker: doc(
+    "GB of memory each worker needs: a block runs at most (the node's available memory ÷ mem_per_worker) workers, at least one; only sizes the block (`max_memory_per_worker` is the enforced limit).",
+    { ...positiveNumberField(1), fallback: () => undefined } as Field<number | undefined>,
+    "none (memory does not limit the worker count)",
+  ),
+  cpu_affinity: doc(
+    "CPUs each worker may run on (`taskset -c`): `none`; `block` (adjacent CPUs per worker), `block-reverse` (the same from the last CPU), `alternating` (round robin), or `list:0,1:2-3` (one entry per worker).",
+    cpuAffinityField(),
+  ),
+  drain_period: doc(
+    "Seconds after which a block manager drains: it takes no new tasks, finishes the ones it holds and exits; scaling starts a new block if tasks wait.",
+    optionalSecondsField(),
+    "none (never drain)",
+  ),
   run_in_sandbox: doc(
     "Run each task in a folder of its own, `<working_dir>/<task id>`, named by `CONDUIT_TASK_SANDBOX_DIR`.",
     booleanField(false),
@@ -189,7 +244,7 @@ export const HIGH_THROUGHPUT_FIELDS = {
     integerField({ min: 0, fallback: 0 }),
   ),
   job_status_kwargs: doc(
-    "Scaling: `max_idletime`, `strategy_period`, `strategy`.",
+    "Scaling: `max_idletime`, `strategy_period`, `strategy` (with the provider's `parallelism`).",
     mappingField("job_status_kwargs", JOB_STATUS_FIELDS),
   ),
   provider: providerField(),
@@ -248,6 +303,12 @@ export function checkHighThroughputOptions(options: HighThroughputOptions, path:
   if (options.heartbeat_threshold < 2 * options.heartbeat_period) {
     throw new ConfigError(
       `${path}.heartbeat_threshold (${options.heartbeat_threshold} s) is less than twice ${path}.heartbeat_period (${options.heartbeat_period} s), so one late heartbeat would count a block as lost; raise heartbeat_threshold or lower heartbeat_period.`,
+    );
+  }
+  const affinity = options.cpu_affinity;
+  if (affinity.kind === "list" && affinity.workers.length !== options.max_workers_per_node) {
+    throw new ConfigError(
+      `${path}.cpu_affinity lists the CPUs of ${affinity.workers.length} worker(s) but ${path}.max_workers_per_node is ${options.max_workers_per_node}; give one \`:\`-separated entry per worker, or change max_workers_per_node.`,
     );
   }
 }

@@ -21,6 +21,11 @@
  * engine accepts. A registered block that sends nothing (not even a
  * heartbeat) for `heartbeatThresholdMs` is dropped as lost: its node may be
  * down or cut off without its connection ever closing.
+ *
+ * Draining: a block manager past its drain_period sends `drain`, and the
+ * engine may `hold` a partly idle block; either way the block gets no new
+ * tasks, and once it has answered every task it holds the interchange says
+ * `drained` to the one, and `emptied` to the engine for the other.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
@@ -96,6 +101,10 @@ export interface InterchangeEvents {
    * interchange dropped it itself (no heartbeat within the threshold).
    */
   closed(block: ConnectedBlock, started: EngineTask[], unstarted: EngineTask[], why?: string): void;
+  /** The block's manager reached its drain_period: it gets no new tasks and exits once it has answered the ones it holds. */
+  draining?(block: ConnectedBlock): void;
+  /** A block held with `hold` has answered every task it held. */
+  emptied?(block: ConnectedBlock): void;
 }
 
 interface Connection extends ConnectedBlock {
@@ -104,6 +113,10 @@ interface Connection extends ConnectedBlock {
   lastHeard: number;
   /** Why the interchange dropped it, if it did. */
   dropped?: string;
+  /** It sent `drain`: it is told `drained` once it holds no task. */
+  drainAsked?: boolean;
+  /** The engine held it: the engine is told once it holds no task. */
+  held?: boolean;
 }
 
 export class Interchange {
@@ -237,6 +250,33 @@ export class Interchange {
     if (!connection) return;
     connection.draining = true;
     write(connection.socket, { v: 1, cmd: "shutdown" });
+  }
+
+  /**
+   * Sends a block no more tasks, but lets it finish the ones it holds (a
+   * partly idle block being scaled in); `emptied` follows once it holds none
+   * (at once if it holds none now). False if no such block.
+   */
+  hold(blockId: string): boolean {
+    const connection = this.connections.get(blockId);
+    if (!connection) return false;
+    connection.draining = true;
+    connection.held = true;
+    this.whenEmpty(connection);
+    return true;
+  }
+
+  /** Tells a drained or held block that holds no task any more. */
+  private whenEmpty(connection: Connection): void {
+    if (connection.inFlight.size > 0) return;
+    if (connection.drainAsked) {
+      connection.drainAsked = false;
+      write(connection.socket, { v: 1, cmd: "drained" });
+    }
+    if (connection.held) {
+      connection.held = false;
+      queueMicrotask(() => this.events.emptied?.(connection));
+    }
   }
 
   /** Closes every connection and stops listening. */
@@ -376,6 +416,13 @@ export class Interchange {
       write(connection.socket, { v: 1, cmd: "heartbeat" });
       return;
     }
+    if (message.cmd === "drain") {
+      connection.draining = true;
+      connection.drainAsked = true;
+      this.events.draining?.(connection);
+      this.whenEmpty(connection);
+      return;
+    }
     if (message.cmd === "results") {
       const answered = message.results.filter((result) => this.answered(connection, result.taskId));
       // Refill the block before reporting, so its workers are not idle while the UEP publishes.
@@ -395,7 +442,10 @@ export class Interchange {
       this.log.warn(`Block ${connection.blockId} answered task ${taskId}, which it was not running.`);
       return false;
     }
-    if (connection.inFlight.size === 0) connection.idleSince = Date.now();
+    if (connection.inFlight.size === 0) {
+      connection.idleSince = Date.now();
+      if (connection.draining) this.whenEmpty(connection);
+    }
     return true;
   }
 }

@@ -5,6 +5,11 @@
  * with the block's cause when the scheduler named one: BlockWalltime (the
  * job reached its walltime), BlockCancelled (cancelled outside Conduit),
  * WorkerOutOfMemory (the scheduler killed the job for its memory).
+ *
+ * A task cut by a block's walltime is no fault of its own nor of the node's:
+ * it runs again once without using a retry, and a second walltime fails it
+ * (BlockWalltime) whatever `max_retries_on_system_failure` says, since it
+ * would most likely be cut again.
  */
 import { toWireError, type WireError } from "@conduit/protocol";
 import type { EngineResult, EngineTask } from "../engine-task.js";
@@ -12,8 +17,8 @@ import { EngineError, WorkerLostError } from "../errors.js";
 import type { JobEndCause } from "../providers/job-output.js";
 
 export class TaskLedger {
-  /** Outstanding task ids, with how many times each has lost its worker. */
-  private readonly outstanding = new Map<string, number>();
+  /** Outstanding task ids, with how many times each has lost its worker (retries used) and been cut by a walltime. */
+  private readonly outstanding = new Map<string, { failures: number; walltimes: number }>();
 
   constructor(
     private readonly maxRetries: number,
@@ -27,7 +32,7 @@ export class TaskLedger {
   /** Records a new task; false if a task with that id is already outstanding (it will get its one result). */
   add(task: EngineTask): boolean {
     if (this.outstanding.has(task.taskId)) return false;
-    this.outstanding.set(task.taskId, 0);
+    this.outstanding.set(task.taskId, { failures: 0, walltimes: 0 });
     return true;
   }
 
@@ -53,9 +58,23 @@ export class TaskLedger {
    * never re-run: it would be killed again.
    */
   lost(task: EngineTask, reason: string, cause?: JobEndCause): boolean {
-    const previous = this.outstanding.get(task.taskId);
-    if (previous === undefined) return false;
-    const failures = previous + 1;
+    const record = this.outstanding.get(task.taskId);
+    if (record === undefined) return false;
+    if (cause === "walltime") {
+      record.walltimes++;
+      if (record.walltimes === 1) return true;
+      this.fail(
+        task.taskId,
+        toWireError(
+          new EngineError(
+            "BLOCK_WALLTIME",
+            `${capitalize(reason)}; the task was cut by a block's walltime ${record.walltimes} times and is not re-run again (raise the provider's walltime, or split the task into shorter ones).`,
+          ),
+        ),
+      );
+      return false;
+    }
+    const failures = record.failures + 1;
     if (cause === "out-of-memory") {
       this.fail(
         task.taskId,
@@ -64,7 +83,7 @@ export class TaskLedger {
       return false;
     }
     if (failures <= this.maxRetries) {
-      this.outstanding.set(task.taskId, failures);
+      record.failures = failures;
       return true;
     }
     const advice =
@@ -72,12 +91,7 @@ export class TaskLedger {
         ? "it was not re-run (set max_retries_on_system_failure to re-run tasks whose worker dies)"
         : `it ran ${failures} times and max_retries_on_system_failure is ${this.maxRetries} (raise it to re-run such tasks more often)`;
     const message = `${capitalize(reason)}; ${advice}.`;
-    const error =
-      cause === "walltime"
-        ? new EngineError("BLOCK_WALLTIME", message)
-        : cause === "cancelled"
-          ? new EngineError("BLOCK_CANCELLED", message)
-          : new WorkerLostError(message);
+    const error = cause === "cancelled" ? new EngineError("BLOCK_CANCELLED", message) : new WorkerLostError(message);
     this.fail(task.taskId, toWireError(error));
     return false;
   }

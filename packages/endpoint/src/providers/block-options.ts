@@ -1,13 +1,17 @@
 /** Options every provider shares: how many blocks, and what runs before each one. */
 
 import { ConfigError } from "../errors.js";
-import { doc, integerField, stringField } from "../option-fields.js";
+import { doc, fractionField, integerField, stringField } from "../option-fields.js";
 
 export const BLOCK_FIELDS = {
   init_blocks: doc("Blocks started with the engine (at most `max_blocks`).", integerField({ min: 0, fallback: 1 })),
   min_blocks: doc("Blocks kept when idle (at most `max_blocks`).", integerField({ min: 0, fallback: 0 })),
   max_blocks: doc("Blocks never exceeded.", integerField({ min: 1, fallback: 1 })),
   nodes_per_block: doc("Nodes in each block (LocalProvider: 1).", integerField({ min: 1, fallback: 1 })),
+  parallelism: doc(
+    "Worker slots per waiting task that scaling aims for (0 to 1): 1 starts blocks for every waiting task, 0.5 for half of them, 0 only one block while tasks wait.",
+    fractionField(1),
+  ),
   worker_init: doc(
     "Shell text run before each block's workers start, in the same shell (its exports reach the workers).",
     stringField(""),
@@ -20,6 +24,7 @@ export interface BlockOptions {
   readonly min_blocks: number;
   readonly max_blocks: number;
   readonly nodes_per_block: number;
+  readonly parallelism: number;
   readonly worker_init: string;
 }
 
@@ -38,6 +43,9 @@ export abstract class BlockOptionsProvider<O extends BlockOptions> {
   }
   get nodesPerBlock(): number {
     return this.options.nodes_per_block;
+  }
+  get parallelism(): number {
+    return this.options.parallelism;
   }
   get workerInit(): string {
     return this.options.worker_init;

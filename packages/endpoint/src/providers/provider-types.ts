@@ -92,6 +92,8 @@ export interface Provider {
   /** Blocks never exceeded. */
   readonly maxBlocks: number;
   readonly nodesPerBlock: number;
+  /** Worker slots per waiting task that scaling aims for (0 to 1). */
+  readonly parallelism: number;
   /** Shell text run before each block's launch command, in the same shell (its exports reach the workers). */
   readonly workerInit: string;
   /** How often the engine asks for job states. */

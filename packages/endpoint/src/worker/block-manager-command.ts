@@ -27,6 +27,12 @@ export interface BlockManagerLaunch {
   workingDir?: string;
   /** The root of the tasks' own folders (run_in_sandbox); none: no sandbox. */
   sandboxDir?: string;
+  /** GB each worker needs (mem_per_worker): caps the worker count by the node's available memory. */
+  memPerWorker?: number;
+  /** cpu_affinity as its text ("none": workers are not pinned). */
+  cpuAffinity?: string;
+  /** Seconds after which the block drains (drain_period). */
+  drainPeriod?: number;
   /** The engine's max_memory_per_worker, max_open_files_per_worker and max_user_processes. */
   limits?: WorkerLimits;
 }
@@ -56,6 +62,9 @@ export function blockManagerCommand(launch: BlockManagerLaunch): string {
     ...(launch.accelerators.length > 0 ? ["--accelerators", launch.accelerators.join(",")] : []),
     ...(launch.workingDir ? ["--working-dir", launch.workingDir] : []),
     ...(launch.sandboxDir ? ["--sandbox-dir", launch.sandboxDir] : []),
+    ...(launch.memPerWorker !== undefined ? ["--mem-per-worker", String(launch.memPerWorker)] : []),
+    ...(launch.cpuAffinity && launch.cpuAffinity !== "none" ? ["--cpu-affinity", launch.cpuAffinity] : []),
+    ...(launch.drainPeriod !== undefined ? ["--drain-period", String(launch.drainPeriod)] : []),
     ...limitArgs(launch.limits),
   ]);
 }

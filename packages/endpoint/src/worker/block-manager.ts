@@ -16,18 +16,27 @@
  * have been written, so the interchange can tell, if this block dies, which
  * of its tasks never started (see interchange.ts).
  *
+ * With `--mem-per-worker GB` it runs no more workers than the node's
+ * available memory holds; with `--cpu-affinity` each worker starts under
+ * `taskset -c` (see cpu-affinity.ts); with `--drain-period S` it tells the
+ * interchange after S seconds that it drains: it gets no new tasks, finishes
+ * the ones it holds, and exits once the interchange answers that none is left.
+ *
  *   node block-manager.js --addresses 10.0.0.1,127.0.0.1 --port 41234 --block-id 0 --workers 2 \
  *     --secret-file <path> [--tls-dir <dir>] --heartbeat-period 30 --heartbeat-threshold 120
  */
+
+import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { connect, isIPv6, type Socket } from "node:net";
-import { availableParallelism, hostname } from "node:os";
+import { availableParallelism, freemem, hostname } from "node:os";
 import { join } from "node:path";
 import { connect as connectTls } from "node:tls";
 import { parseArgs } from "node:util";
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import { createLogger } from "../logging.js";
 import { CONDUIT_VERSION } from "../version.js";
+import { allowedCpus, cpuListText, parseCpuAffinity, workerCpuSets } from "./cpu-affinity.js";
 import { SANDBOX_ROOT_ENV } from "./execute-task.js";
 import { Fifo } from "./fifo.js";
 import { encodeFrame, FrameReader } from "./frames.js";
@@ -64,6 +73,9 @@ const { values } = parseArgs({
     accelerators: { type: "string" },
     "working-dir": { type: "string" },
     "sandbox-dir": { type: "string" },
+    "mem-per-worker": { type: "string" },
+    "cpu-affinity": { type: "string" },
+    "drain-period": { type: "string" },
     ...LIMIT_ARG_OPTIONS,
   },
 });
@@ -78,6 +90,8 @@ const secretFile = values["secret-file"] ?? "";
 const tlsDir = values["tls-dir"];
 const heartbeatMs = Number(values["heartbeat-period"] ?? "30") * 1000;
 const thresholdMs = Number(values["heartbeat-threshold"] ?? "120") * 1000;
+const memPerWorker = values["mem-per-worker"] === undefined ? undefined : Number(values["mem-per-worker"]);
+const drainMs = values["drain-period"] === undefined ? undefined : Number(values["drain-period"]) * 1000;
 if (
   addresses.length === 0 ||
   !Number.isInteger(port) ||
@@ -86,10 +100,12 @@ if (
   maxWorkers < 1 ||
   !(coresPerWorker > 0) ||
   secretFile === "" ||
-  !(heartbeatMs > 0 && thresholdMs > 0)
+  !(heartbeatMs > 0 && thresholdMs > 0) ||
+  (memPerWorker !== undefined && !(memPerWorker > 0)) ||
+  (drainMs !== undefined && !(drainMs > 0))
 ) {
   process.stderr.write(
-    "usage: block-manager.js --addresses A[,B…] --port PORT --block-id ID --workers N --secret-file PATH [--tls-dir DIR] --heartbeat-period S --heartbeat-threshold S [--cores-per-worker C] [--accelerators A,B…] [--working-dir DIR] [--sandbox-dir DIR] (started by a HighThroughputEngine, not by hand)\n",
+    "usage: block-manager.js --addresses A[,B…] --port PORT --block-id ID --workers N --secret-file PATH [--tls-dir DIR] --heartbeat-period S --heartbeat-threshold S [--cores-per-worker C] [--accelerators A,B…] [--working-dir DIR] [--sandbox-dir DIR] [--mem-per-worker GB] [--cpu-affinity A] [--drain-period S] (started by a HighThroughputEngine, not by hand)\n",
   );
   process.exit(2);
 }
@@ -97,15 +113,52 @@ if (
 // Its stderr is the block's stderr file in submit_scripts/: what went wrong is read there.
 const log = createLogger({ name: `block ${blockId}`, console: true });
 
-/** As Parsl's managers: as many workers as the node's cores and accelerators allow, up to max_workers_per_node. */
+/** Memory free for workers on this node (bytes): what the OS can give, within this job's cgroup limit if any. */
+function availableMemory(): number {
+  const limit = process.constrainedMemory();
+  return limit > 0 ? Math.min(freemem(), limit) : freemem();
+}
+
+/** As Parsl's managers: as many workers as the node's cores, memory and accelerators allow, up to max_workers_per_node. */
 const workers = Math.max(
   1,
   Math.min(
     maxWorkers,
     Math.floor(availableParallelism() / coresPerWorker),
+    memPerWorker === undefined ? Number.POSITIVE_INFINITY : Math.floor(availableMemory() / 2 ** 30 / memPerWorker),
     accelerators.length > 0 ? accelerators.length : Number.POSITIVE_INFINITY,
   ),
 );
+if (memPerWorker !== undefined && availableMemory() / 2 ** 30 < memPerWorker) {
+  log.warn(
+    `This node has ${(availableMemory() / 2 ** 30).toFixed(1)} GB available, less than mem_per_worker (${memPerWorker} GB); running one worker anyway.`,
+  );
+}
+
+/** Each worker's CPUs (cpu_affinity), set in main() before the workers start; none: not pinned. */
+let cpuSets: number[][] | undefined;
+
+/** Works out cpu_affinity for this node; throws one sentence when it cannot apply. */
+function planAffinity(): void {
+  const text = values["cpu-affinity"];
+  if (text === undefined) return;
+  let affinity: ReturnType<typeof parseCpuAffinity>;
+  try {
+    affinity = parseCpuAffinity(text);
+  } catch (err) {
+    throw new Error(`cpu_affinity ${JSON.stringify(text)} ${(err as Error).message}`);
+  }
+  cpuSets = workerCpuSets(affinity, workers, allowedCpus());
+  if (cpuSets && spawnSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" }).status !== 0) {
+    throw new Error(
+      `cpu_affinity needs the taskset command (util-linux) on ${hostname()}, which is not on the PATH; install it (or add it to the PATH in worker_init), or set cpu_affinity: none`,
+    );
+  }
+  if (cpuSets)
+    log.info(
+      `cpu_affinity ${text}: ${cpuSets.map((cpus, rank) => `worker ${rank} on CPUs ${cpuListText(cpus)}`).join(", ")}.`,
+    );
+}
 
 const workingDir = values["working-dir"];
 if (workingDir) {
@@ -122,6 +175,12 @@ function workerEnv(rank: number): NodeJS.ProcessEnv {
     CONDUIT_WORKER_COUNT: String(workers),
     CONDUIT_WORKER_RANK: String(rank),
   };
+  const cpus = cpuSets?.[rank];
+  if (cpus) {
+    // As upstream: OpenMP threads follow the worker's CPUs.
+    env.OMP_NUM_THREADS = String(cpus.length);
+    env.GOMP_CPU_AFFINITY = cpuListText(cpus);
+  }
   if (values["sandbox-dir"]) env[SANDBOX_ROOT_ENV] = values["sandbox-dir"];
   const device = accelerators[rank];
   if (device !== undefined) {
@@ -151,6 +210,10 @@ const pool = new WorkerPool({
     env: workerEnv,
     limits,
     cgroups: limits.max_memory_per_worker ? WorkerCgroups.open(limits.max_memory_per_worker, log) : undefined,
+    prefix: (rank) => {
+      const cpus = cpuSets?.[rank];
+      return cpus ? ["taskset", "-c", cpuListText(cpus)] : [];
+    },
   }),
   log,
   onResult: (result) => {
@@ -234,6 +297,7 @@ process.on("SIGINT", () => void stop(0));
 async function main(): Promise<void> {
   const secret = readFileSync(secretFile, "utf8").trim();
   const tls = tlsDir ? readTls(tlsDir) : undefined;
+  planAffinity();
   // Workers first: a block whose workers cannot start never registers, and the engine reports it as failed to start.
   await pool.start();
   if (stopping) return;
@@ -269,6 +333,19 @@ async function main(): Promise<void> {
       case "registered":
         registered = true;
         log.info(`Registered with the interchange at ${where} with ${workers} worker(s).`);
+        if (drainMs !== undefined) {
+          const timer = setTimeout(() => {
+            log.info(
+              `drain_period (${drainMs / 1000} s) has passed: draining (no new tasks; finishing the ones held).`,
+            );
+            send({ v: 1, cmd: "drain" });
+          }, drainMs);
+          timer.unref();
+        }
+        break;
+      case "drained":
+        log.info(`Drained: every task this block held is answered; exiting.`);
+        void stop(0);
         break;
       case "rejected":
         log.error(`The interchange at ${where} rejected block ${blockId}: ${message.reason}.`);

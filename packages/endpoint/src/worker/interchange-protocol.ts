@@ -57,7 +57,9 @@ export type BlockMessage =
   /** Results in the order the block got them; never empty. */
   | { v: 1; cmd: "results"; results: EngineResult[] }
   /** The worker running this task died; `reason` names it, how it died, and the task. */
-  | { v: 1; cmd: "lost"; taskId: string; reason: string };
+  | { v: 1; cmd: "lost"; taskId: string; reason: string }
+  /** drain_period has passed: send no more tasks; answer `drained` once every task sent is answered. */
+  | { v: 1; cmd: "drain" };
 
 /** interchange → block manager */
 export type InterchangeMessage =
@@ -68,7 +70,9 @@ export type InterchangeMessage =
   /** Tasks to run, in order; those beyond its idle workers wait in the block manager. Never empty. */
   | { v: 1; cmd: "run"; tasks: EngineTask[] }
   /** Stop the workers and exit (scale-in, or the engine shuts down). */
-  | { v: 1; cmd: "shutdown" };
+  | { v: 1; cmd: "shutdown" }
+  /** After a block's `drain`: it holds no task any more, and may exit. */
+  | { v: 1; cmd: "drained" };
 
 /**
  * A batch grows to about this many characters of payload, far below
@@ -123,6 +127,7 @@ export function decodeBlockMessage(raw: unknown): BlockMessage | Registration {
   if (msg?.v === INTERCHANGE_PROTOCOL_VERSION) {
     switch (msg.cmd) {
       case "heartbeat":
+      case "drain":
         return msg as BlockMessage;
       case "results":
         if (isListOfIdentified(msg.results)) return msg as BlockMessage;
@@ -142,6 +147,7 @@ export function decodeInterchangeMessage(raw: unknown): InterchangeMessage {
       case "registered":
       case "heartbeat":
       case "shutdown":
+      case "drained":
         return msg as InterchangeMessage;
       case "rejected":
         if (typeof msg.reason === "string") return msg as InterchangeMessage;

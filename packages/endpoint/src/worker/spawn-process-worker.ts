@@ -22,6 +22,8 @@ export interface ProcessWorkerOptions {
   limits?: WorkerLimits;
   /** Where each worker gets a memory cgroup of its own (max_memory_per_worker set and a delegated cgroup). */
   cgroups?: WorkerCgroups;
+  /** A command that execs the worker's own, per rank (e.g. `taskset -c 0,1` for cpu_affinity); none: run it directly. */
+  prefix?: (rank: number) => readonly string[];
 }
 
 /** What a dead worker's task processes get between SIGTERM and SIGKILL. */
@@ -35,7 +37,9 @@ export function processWorkerSpawner(options: ProcessWorkerOptions): SpawnWorker
   const entry = workerEntryPath("process-worker");
   const [command, args] = workerCommand(entry, options.limits);
   return (events, rank) => {
-    const child = spawn(command, args, {
+    const prefix = options.prefix?.(rank) ?? [];
+    const [file, ...fileArgs] = prefix.length > 0 ? [...prefix, command, ...args] : [command, ...args];
+    const child = spawn(file as string, fileArgs, {
       env: typeof options.env === "function" ? options.env(rank) : options.env,
       // stderr is read (and passed on) to tell an out-of-memory death from a crash.
       stdio: ["ignore", "inherit", "pipe", "ipc"],
