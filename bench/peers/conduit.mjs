@@ -39,7 +39,7 @@ async function postgresReachable() {
 }
 
 /** A fresh `conduit_bench_<random>` database; dispose drops it. */
-async function createDatabase() {
+export async function createDatabase() {
   const dbName = `conduit_bench_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
   const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
   await admin.connect();
