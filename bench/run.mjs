@@ -218,7 +218,11 @@ if (conduitPeer) {
       out(
         `- Conduit ${c.label}, idle, printed apart from (d): service ${fmt(c.summary.d_service.median, 1)} MiB PSS ` +
           `(${fmt(c.summary.d_service_rss?.median, 1)} MiB RSS); of (d), the MEP ${fmt(c.summary.d_mep?.median, 1)} MiB PSS ` +
-          `(${fmt(c.summary.d_mep_rss?.median, 1)} MiB RSS).`,
+          `(${fmt(c.summary.d_mep_rss?.median, 1)} MiB RSS)` +
+          (c.summary.d_service_restarted
+            ? `; the service after a restart on the same store ${fmt(c.summary.d_service_restarted.median, 1)} MiB PSS ` +
+              `(${fmt(c.summary.d_service_restarted_rss?.median, 1)} MiB RSS).`
+            : "."),
       );
   }
 }

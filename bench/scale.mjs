@@ -417,7 +417,7 @@ try {
 machine.loadAfter = load();
 const elapsedS = (performance.now() - runStart) / 1000;
 
-const f0 = (v) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(0) : "–");
+const f0 = (v) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(v < 10 ? 1 : 0) : "–");
 const f1 = (v) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(1) : "–");
 const lines = [];
 const out = (l = "") => lines.push(l);

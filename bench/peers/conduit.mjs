@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { portOpen, runEndpointCli, startLocalStack, waitFor } from "../../scripts/local-stack.mjs";
+import { portOpen, runEndpointCli, startLocalStack, startService, waitFor } from "../../scripts/local-stack.mjs";
 import { pssKiB, rssKiB, treeMem, treePids } from "../proc-tree.mjs";
 import { msSince, percentile } from "../stats.mjs";
 
@@ -108,6 +108,17 @@ export function spawnChainMs() {
   return msSince(t0);
 }
 
+/** Stops the stack's service and starts it again with the same arguments, store and port. */
+async function restartService(stack, ctx) {
+  const argv = readFileSync(`/proc/${stack.service.child.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+  const args = argv.slice(argv.indexOf("start") + 1);
+  const port = Number(args[args.indexOf("--port") + 1]);
+  const rest = args.filter((_, i) => i !== args.indexOf("--port") && i !== args.indexOf("--port") + 1);
+  ctx.log("restarting the service ...");
+  await stack.service.stop();
+  return startService({ env: stack.env, port, args: rest });
+}
+
 async function run(sizes, ctx, postgres) {
   const userDir = mkdtempSync(join(tmpdir(), "conduit-bench-"));
   const db = postgres ? await createDatabase() : undefined;
@@ -115,6 +126,7 @@ async function run(sizes, ctx, postgres) {
   process.env.CONDUIT_USER_DIR = userDir;
   let stack;
   let ex;
+  let restarted;
   try {
     const env = { ...process.env, CONDUIT_USER_DIR: userDir };
     const configured = await runEndpointCli(["configure", ENDPOINT], env);
@@ -174,9 +186,23 @@ async function run(sizes, ctx, postgres) {
     await ex.submit(noop).result();
     result.e = msSince(t0);
     result.e_chain = spawnChainMs();
+    await ex.shutdown().catch(() => {});
+    ex = undefined;
+    // The service again after a restart on the same store: PGlite's first start (initdb) leaves pages a restart does not.
+    restarted = await restartService(stack, ctx).catch((err) => {
+      ctx.log(`restarting the service for its memory failed: ${err.message}`);
+      return undefined;
+    });
+    if (restarted) {
+      await sleepFor(2000);
+      const mem = treeMem(restarted.child.pid);
+      result.d_service_restarted = mem.pss;
+      result.d_service_restarted_rss = mem.rss;
+    }
     return result;
   } finally {
     await ex?.shutdown().catch(() => {});
+    await restarted?.stop().catch(() => {});
     await stack?.stop();
     await db?.dispose().catch((err) => ctx.log(`dropping the bench database failed: ${err.message}`));
     if (previousUserDir === undefined) delete process.env.CONDUIT_USER_DIR;
