@@ -1,4 +1,9 @@
-/** Resident memory of process trees, from /proc (Linux only). */
+/**
+ * Memory of process trees, from /proc (Linux only): RSS (VmRSS) and PSS (the
+ * proportional set size from smaps_rollup: each shared page split among the
+ * processes that map it, so a tree's PSS does not count a shared library or a
+ * forked parent's pages once per process, as summed RSS does).
+ */
 import { readdirSync, readFileSync } from "node:fs";
 
 /** pid → parent pid of every process now. */
@@ -47,4 +52,24 @@ export function rssKiB(pid) {
 export function treeRss(pid) {
   const pids = treePids(pid);
   return { mib: pids.reduce((sum, p) => sum + rssKiB(p), 0) / 1024, processes: pids.length };
+}
+
+/** Pss of one process in KiB, from /proc/PID/smaps_rollup (0 when it is gone or unreadable). */
+export function pssKiB(pid) {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Summed PSS and RSS of a pid and its descendants, in MiB, and how many processes that was. */
+export function treeMem(pid) {
+  const pids = treePids(pid);
+  return {
+    pss: pids.reduce((sum, p) => sum + pssKiB(p), 0) / 1024,
+    rss: pids.reduce((sum, p) => sum + rssKiB(p), 0) / 1024,
+    processes: pids.length,
+  };
 }

@@ -9,8 +9,9 @@
  *   a_p50, a_p99 (ms)  (a) round trip of one no-op task at a time
  *   b (tasks/s)        (b) a burst of no-op tasks all in flight
  *   c (tasks/s)        (c) 10 ms sleep tasks, exactly 2 running at once
- *   d (MiB)            (d) idle RSS of the worker side's process tree
+ *   d, d_rss (MiB)     (d) idle PSS (smaps_rollup) and RSS of the worker side's process tree
  *   e (ms)             (e) cold start (Conduit only)
+ *   e_chain (ms)       (e') three `node -e 0` spawns in a row, right after (e): its floor
  * The runner repeats each configuration (medians of 3 with min and max),
  * prints Markdown tables (every result, then Conduit ÷ each peer's best
  * configuration per figure) and writes bench/results/<date>-<host>.json.
@@ -54,8 +55,10 @@ export const METRICS = [
     better: "higher",
     digits: 1,
   },
-  { key: "d", figure: "d", label: "(d) idle RSS, worker side", unit: "MiB", better: "lower", digits: 1 },
+  { key: "d", figure: "d", label: "(d) idle PSS, worker side", unit: "MiB", better: "lower", digits: 1 },
+  { key: "d_rss", figure: "d", label: "(d) idle RSS, worker side", unit: "MiB", better: "lower", digits: 1 },
   { key: "e", figure: "e", label: "(e) cold start of a new UEP", unit: "ms", better: "lower" },
+  { key: "e_chain", figure: "e", label: "(e') 3 × `node -e 0` in a row", unit: "ms", better: "lower" },
 ];
 
 const log = (line) => console.error(`[bench] ${line}`);
@@ -213,8 +216,13 @@ if (conduitPeer) {
   for (const c of conduitPeer.configs) {
     if (c.summary?.d_service)
       out(
-        `- Conduit ${c.label}, idle, printed apart from (d): service ${fmt(c.summary.d_service.median, 1)} MiB, ` +
-          `MEP ${fmt(c.summary.d_mep?.median, 1)} MiB.`,
+        `- Conduit ${c.label}, idle, printed apart from (d): service ${fmt(c.summary.d_service.median, 1)} MiB PSS ` +
+          `(${fmt(c.summary.d_service_rss?.median, 1)} MiB RSS); of (d), the MEP ${fmt(c.summary.d_mep?.median, 1)} MiB PSS ` +
+          `(${fmt(c.summary.d_mep_rss?.median, 1)} MiB RSS)` +
+          (c.summary.d_service_restarted
+            ? `; the service after a restart on the same store ${fmt(c.summary.d_service_restarted.median, 1)} MiB PSS ` +
+              `(${fmt(c.summary.d_service_restarted_rss?.median, 1)} MiB RSS).`
+            : "."),
       );
   }
 }
@@ -255,6 +263,26 @@ if (conduitPeer && others.length > 0) {
       if (row.every((r) => r === "–")) continue;
       out(`| ${label} (${m.better} is better) | ${c.label} | ${row.join(" | ")} |`);
     }
+  }
+}
+
+// (e) against its own floor, measured in the same repetition: the ratio of each repetition, then their median.
+if (conduitPeer) {
+  const rows = [];
+  for (const c of conduitPeer.configs) {
+    const per = c.repetitions.filter((r) => r.e > 0 && r.e_chain > 0).map((r) => r.e / r.e_chain);
+    if (per.length === 0) continue;
+    const s = summarize(per);
+    ratios.push({ metric: "e", conduit: c.id, peer: "node-spawn-chain", peerConfig: "3x", ratio: s.median });
+    rows.push(`| (e) ÷ (e') (lower is better) | ${c.label} | ${cell({ r: s }, { key: "r", digits: 2 })} |`);
+  }
+  if (rows.length > 0) {
+    out();
+    out("### Conduit ÷ its floor in the same repetition");
+    out();
+    out("| figure | Conduit | ratio, median of the repetitions' ratios (min–max) |");
+    out("|---|---|---|");
+    for (const r of rows) out(r);
   }
 }
 

@@ -3,8 +3,11 @@
  * `npm run load`: many Executors in several client processes against one local
  * stack (service + endpoint, HighThroughputEngine), checking that every
  * result arrives exactly once, and printing /healthz latency (p50, p99)
- * sampled during the load and the service's peak RSS. Nothing is asserted on
- * time.
+ * sampled during the load next to a bare `node:http` probe server (a process
+ * of its own, answering 200 at once, sampled at the same moments, so both
+ * see the same machine load), the load's throughput and the service's peak
+ * RSS. Nothing is asserted on time. The last line of stdout is a JSON
+ * summary (`LOAD_JSON {...}`) for the benches.
  *
  * Exactly once is checked twice: each future must settle once with its own
  * key (the SDK drops repeated results, so this finds lost and crossed ones),
@@ -101,6 +104,23 @@ function peakRssMiB(pid) {
   }
 }
 
+/** A bare node:http server answering 200 "ok" to everything, in its own process: the floor for /healthz. */
+const PROBE_SERVER = `const s = require("node:http").createServer((q, r) => r.end("ok"));
+s.listen(0, "127.0.0.1", () => process.stdout.write(s.address().port + "\\n"));`;
+
+async function startProbeServer() {
+  const child = spawn(process.execPath, ["-e", PROBE_SERVER], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d) => {
+      out += d;
+      if (out.includes("\n")) resolve(Number(out.trim()));
+    });
+    child.once("exit", (code) => reject(new Error(`the probe server exited with ${code}`)));
+  });
+  return { url: `http://127.0.0.1:${port}/healthz`, stop: () => child.kill("SIGTERM") };
+}
+
 function runClientProcess(spec) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [SELF, "client"], {
@@ -170,16 +190,25 @@ async function runDriver() {
         `HighThroughputEngine with ${workers} workers.`,
     );
 
+    const probe = await startProbeServer();
     const latencies = [];
+    const bareLatencies = [];
+    const timed = async (url, into) => {
+      const start = performance.now();
+      const ok = await fetch(url).then(
+        async (r) => {
+          await r.arrayBuffer();
+          return r.ok;
+        },
+        () => false,
+      );
+      into.push(ok ? performance.now() - start : Number.POSITIVE_INFINITY);
+    };
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const start = performance.now();
-        const ok = await fetch(`${stack.serviceUrl}/healthz`).then(
-          (r) => r.ok,
-          () => false,
-        );
-        latencies.push(ok ? performance.now() - start : Number.POSITIVE_INFINITY);
+        // Both at the same moment, so both see the same load.
+        await Promise.all([timed(`${stack.serviceUrl}/healthz`, latencies), timed(probe.url, bareLatencies)]);
         await new Promise((r) => setTimeout(r, sampleMs));
       }
     })();
@@ -202,6 +231,7 @@ async function runDriver() {
     const elapsedS = (performance.now() - started) / 1000;
     sampling = false;
     await sampler;
+    probe.stop();
 
     // ---- exactly once
     const problems = [];
@@ -236,15 +266,32 @@ async function runDriver() {
     // ---- report (measured, not asserted)
     const finite = latencies.filter(Number.isFinite).sort((a, b) => a - b);
     const unanswered = latencies.length - finite.length;
+    const bare = bareLatencies.filter(Number.isFinite).sort((a, b) => a - b);
+    const throughput = total / elapsedS;
     console.log(
       `Results: ${received} of ${total} arrived; ${runs.size} distinct tasks ran, ${twice.length} more than once.`,
     );
-    console.log(`Throughput: ${(total / elapsedS).toFixed(0)} tasks/s over ${elapsedS.toFixed(1)} s (not asserted).`);
+    console.log(`Throughput: ${throughput.toFixed(0)} tasks/s over ${elapsedS.toFixed(1)} s (not asserted).`);
     console.log(
       `/healthz during the load: p50 ${percentile(finite, 50).toFixed(1)} ms, p99 ${percentile(finite, 99).toFixed(1)} ms ` +
         `over ${latencies.length} samples${unanswered ? ` (${unanswered} unanswered)` : ""}.`,
     );
-    console.log(`Service peak RSS (VmHWM): ${peakRssMiB(stack.service.child.pid).toFixed(1)} MiB.`);
+    console.log(
+      `Bare node:http probe server, same moments: p50 ${percentile(bare, 50).toFixed(1)} ms, p99 ${percentile(bare, 99).toFixed(1)} ms; ` +
+        `/healthz p99 ÷ bare p99 = ${(percentile(finite, 99) / percentile(bare, 99)).toFixed(2)}.`,
+    );
+    const peakRss = peakRssMiB(stack.service.child.pid);
+    console.log(`Service peak RSS (VmHWM): ${peakRss.toFixed(1)} MiB.`);
+    console.log(
+      `LOAD_JSON ${JSON.stringify({
+        tasks: total,
+        throughput,
+        healthz: { p50: percentile(finite, 50), p99: percentile(finite, 99), samples: latencies.length, unanswered },
+        bare: { p50: percentile(bare, 50), p99: percentile(bare, 99), samples: bareLatencies.length },
+        servicePeakRssMiB: peakRss,
+        exactlyOnce: problems.length === 0,
+      })}`,
+    );
     if (problems.length > 0) {
       failed = true;
       console.error(`FAILED: ${problems.join("; ")}.`);

@@ -10,7 +10,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { portOpen, stopProcess, waitFor } from "../../scripts/local-stack.mjs";
-import { treeRss } from "../proc-tree.mjs";
+import { treeMem } from "../proc-tree.mjs";
 import { msSince, percentile } from "../stats.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -102,7 +102,8 @@ async function run(sizes, concurrency, bulk) {
   const worker = await startWorker(queueName, concurrency);
   try {
     await submit("noop", {}); // warms the worker
-    const result = { d: treeRss(worker.pid).mib };
+    const mem = treeMem(worker.pid);
+    const result = { d: mem.pss, d_rss: mem.rss };
     if (bulk) {
       const jobs = Array.from({ length: sizes.burst }, () => ({
         name: "noop",

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { stopProcess, waitFor } from "../../scripts/local-stack.mjs";
-import { treePids, treeRss } from "../proc-tree.mjs";
+import { treeMem, treePids } from "../proc-tree.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PYTHON = "/usr/bin/python3";
@@ -120,9 +120,9 @@ async function run(sizes, env, poolArgs, figures) {
       60_000,
     );
     await client(env, "warm", sizes, figures);
-    const d = treeRss(worker.pid).mib;
+    const mem = treeMem(worker.pid);
     const result = await client(env, "figures", sizes, figures);
-    return { ...result, ...(figures.includes("c") ? { d } : {}) };
+    return { ...result, ...(figures.includes("c") ? { d: mem.pss, d_rss: mem.rss } : {}) };
   } finally {
     const pids = treePids(worker.pid);
     await stopProcess(worker, 10_000);

@@ -6,13 +6,14 @@
  * scripts/local-stack.mjs) whose UEP runs exactly 2 workers
  * (max_workers_per_node: 2, one block).
  */
+import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { portOpen, runEndpointCli, startLocalStack, waitFor } from "../../scripts/local-stack.mjs";
-import { childPids, rssKiB, treePids, treeRss } from "../proc-tree.mjs";
+import { portOpen, runEndpointCli, startLocalStack, startService, waitFor } from "../../scripts/local-stack.mjs";
+import { pssKiB, rssKiB, treeMem, treePids } from "../proc-tree.mjs";
 import { msSince, percentile } from "../stats.mjs";
 
 const POSTGRES_ADMIN_URL = process.env.CONDUIT_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -20,7 +21,7 @@ const ENDPOINT = "bench";
 
 export const name = "Conduit";
 export const versionsNote =
-  "HighThroughputEngine, 2 workers in one block, durable; each repetition a fresh service and endpoint; (d) is the UEP, its block manager and 2 workers";
+  "HighThroughputEngine, 2 workers in one block, durable; each repetition a fresh service and endpoint; (d) is the endpoint tree: MEP, UEP, its block manager and 2 workers; (e') is three `node -e 0` spawns one after another, taken right after (e)";
 
 async function postgresReachable() {
   if (!(await portOpen(Number(new URL(POSTGRES_ADMIN_URL).port || 5432), new URL(POSTGRES_ADMIN_URL).hostname)))
@@ -38,7 +39,7 @@ async function postgresReachable() {
 }
 
 /** A fresh `conduit_bench_<random>` database; dispose drops it. */
-async function createDatabase() {
+export async function createDatabase() {
   const dbName = `conduit_bench_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
   const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
   await admin.connect();
@@ -78,11 +79,44 @@ export async function prepare(ctx) {
 const noop = () => null;
 const sleepFor = (ms) => new Promise((resolve) => setTimeout(() => resolve(null), ms));
 
-/** The endpoint's processes: the MEP (the started CLI) and, under it, the UEP with its workers. */
-function rssOf(stack) {
+/**
+ * The endpoint's processes: the MEP (the started CLI) and, under it, the UEP
+ * with its block manager and workers; PSS with RSS beside it, and the MEP and
+ * the service apart.
+ */
+function memoryOf(stack) {
   const mep = stack.endpoint.child.pid;
-  const d = childPids(mep).reduce((sum, pid) => sum + treeRss(pid).mib, 0);
-  return { d, d_mep: rssKiB(mep) / 1024, d_service: treeRss(stack.service.child.pid).mib };
+  const tree = treeMem(mep);
+  const service = treeMem(stack.service.child.pid);
+  return {
+    d: tree.pss,
+    d_rss: tree.rss,
+    d_mep: pssKiB(mep) / 1024,
+    d_mep_rss: rssKiB(mep) / 1024,
+    d_service: service.pss,
+    d_service_rss: service.rss,
+  };
+}
+
+/** (e'): three `node -e 0` spawns one after another, in ms: the process-start floor of (e). */
+export function spawnChainMs() {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < 3; i++) {
+    const r = spawnSync(process.execPath, ["-e", "0"], { stdio: "ignore" });
+    if (r.status !== 0) throw new Error(`node -e 0 exited with ${r.status}`);
+  }
+  return msSince(t0);
+}
+
+/** Stops the stack's service and starts it again with the same arguments, store and port. */
+async function restartService(stack, ctx) {
+  const argv = readFileSync(`/proc/${stack.service.child.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+  const args = argv.slice(argv.indexOf("start") + 1);
+  const port = Number(args[args.indexOf("--port") + 1]);
+  const rest = args.filter((_, i) => i !== args.indexOf("--port") && i !== args.indexOf("--port") + 1);
+  ctx.log("restarting the service ...");
+  await stack.service.stop();
+  return startService({ env: stack.env, port, args: rest });
 }
 
 async function run(sizes, ctx, postgres) {
@@ -92,6 +126,7 @@ async function run(sizes, ctx, postgres) {
   process.env.CONDUIT_USER_DIR = userDir;
   let stack;
   let ex;
+  let restarted;
   try {
     const env = { ...process.env, CONDUIT_USER_DIR: userDir };
     const configured = await runEndpointCli(["configure", ENDPOINT], env);
@@ -114,8 +149,10 @@ async function run(sizes, ctx, postgres) {
     await ex.submit(noop).result();
     const mep = stack.endpoint.child.pid;
     // MEP, UEP, the block manager and its 2 workers.
-    await waitFor("the UEP and its 2 workers running", () => treeRss(mep).processes >= 5, 30_000);
-    const result = rssOf(stack);
+    await waitFor("the UEP and its 2 workers running", () => treePids(mep).length >= 5, 30_000);
+    // Settled: the warm-up task's garbage and the start's transient pages are gone or shared.
+    await sleepFor(2000);
+    const result = memoryOf(stack);
     if (process.env.BENCH_DEBUG) {
       for (const pid of treePids(mep))
         ctx.log(
@@ -148,9 +185,24 @@ async function run(sizes, ctx, postgres) {
     t0 = process.hrtime.bigint();
     await ex.submit(noop).result();
     result.e = msSince(t0);
+    result.e_chain = spawnChainMs();
+    await ex.shutdown().catch(() => {});
+    ex = undefined;
+    // The service again after a restart on the same store: PGlite's first start (initdb) leaves pages a restart does not.
+    restarted = await restartService(stack, ctx).catch((err) => {
+      ctx.log(`restarting the service for its memory failed: ${err.message}`);
+      return undefined;
+    });
+    if (restarted) {
+      await sleepFor(2000);
+      const mem = treeMem(restarted.child.pid);
+      result.d_service_restarted = mem.pss;
+      result.d_service_restarted_rss = mem.rss;
+    }
     return result;
   } finally {
     await ex?.shutdown().catch(() => {});
+    await restarted?.stop().catch(() => {});
     await stack?.stop();
     await db?.dispose().catch((err) => ctx.log(`dropping the bench database failed: ${err.message}`));
     if (previousUserDir === undefined) delete process.env.CONDUIT_USER_DIR;

@@ -47,6 +47,20 @@ import { STATUS_FILE, STATUS_FILE_PERIOD_MS, toUepStatus, writeUepStatus } from 
 import { TaskAudit } from "./task-audit.js";
 import { TaskConsumer } from "./task-consumer.js";
 
+/**
+ * Cold-start timing marks, in ms since this process started (performance's
+ * time origin): where a new UEP spends its time before its first result.
+ * Logged at DEBUG once the first result is forwarded (or the start fails).
+ */
+const coldStart: [string, number][] = [["entry modules loaded", performance.now()]];
+function mark(what: string): void {
+  coldStart.push([what, performance.now()]);
+}
+function coldStartLine(): string {
+  const marks = coldStart.map(([what, at]) => `${what} ${at.toFixed(0)}`).join(", ");
+  return `${marks} (process start at epoch ms ${performance.timeOrigin.toFixed(0)})`;
+}
+
 export interface RunUserEndpointOptions {
   /** Carries the bootstrap line, then stays open for as long as the MEP lives. */
   stdin: NodeJS.ReadableStream;
@@ -95,6 +109,7 @@ export async function runUserEndpoint(options: RunUserEndpointOptions): Promise<
     const first = await readBootstrapLine(options.stdin);
     bootstrap = parseBootstrap(first.line);
     stdinEnded = first.ended;
+    mark("bootstrap read");
   } catch (err) {
     // No log file yet: the UEP's stderr is its log when the MEP started it.
     process.stderr.write(`${(err as Error).message}\n`);
@@ -237,6 +252,7 @@ class UserEndpoint {
     this.logConfig(rendered);
     const config = parseUserEndpointConfig(rendered);
     this.debug = config.debug === true;
+    mark("config rendered and validated");
     const haProblem = bootstrap.parentConfig.high_assurance === true ? highAssuranceProblem(config.engine) : undefined;
     if (haProblem !== undefined) {
       log.error(`Engine configuration is not High Assurance compliant: ${haProblem}`);
@@ -245,11 +261,15 @@ class UserEndpoint {
     // Every config error is found before endpoint_setup runs, so a bad config has no side effects.
     const engine = createEngine(config.engine, "engine", RENDERED_CONFIG_SOURCE);
     const serializers = SerializerAllowlist.fromEngineConfig(config.engine);
+    mark("engine created");
     if (config.endpoint_setup) {
       await runShellHook("endpoint_setup", config.endpoint_setup, { log, env: process.env, signal: this.stop.signal });
+      mark("endpoint_setup done");
     }
     this.teardown = config.endpoint_teardown ?? undefined;
     const allowedFunctions = bootstrap.allowedFunctions ?? config.allowed_functions ?? null;
+    let firstTask = true;
+    let firstResult = true;
     const idle = new IdleTracker({
       softLimit: config.idle_heartbeats_soft,
       hardLimit: config.idle_heartbeats_hard,
@@ -264,8 +284,21 @@ class UserEndpoint {
       policy: { engine, allowedFunctions, serializers },
       log,
       audit: this.audit,
-      onTask: () => idle.taskReceived(),
-      onResult: () => idle.resultForwarded(),
+      onTask: () => {
+        if (firstTask) {
+          firstTask = false;
+          mark("first task received");
+        }
+        idle.taskReceived();
+      },
+      onResult: () => {
+        if (firstResult) {
+          firstResult = false;
+          mark("first result forwarded");
+          log.debug(`Cold start, ms since this process started: ${coldStartLine()}`);
+        }
+        idle.resultForwarded();
+      },
       onCancelled: () => this.requestStop("queue"),
     });
     try {
@@ -283,6 +316,7 @@ class UserEndpoint {
       await engine.shutdown().catch(() => undefined);
       throw err;
     }
+    mark("engine started");
     return { config, engine, consumer, idle };
   }
 
@@ -317,6 +351,7 @@ class UserEndpoint {
         const prefetch = Math.min(Math.max(2 * workers, 32), 1000);
         try {
           link = await consumer.connect(bootstrap.amqpUrl, { name: bootstrap.uepName, prefetch });
+          mark("broker connected, consuming");
         } catch (err) {
           log.error((err as Error).message);
           this.stopReason = "broker";
@@ -414,6 +449,7 @@ class UserEndpoint {
     const { bootstrap, log } = this;
     const reason = err instanceof Error ? err.message : String(err);
     log.error(`User endpoint could not start: ${reason}`);
+    log.debug(`Start failed; ms since this process started: ${coldStartLine()}`);
     const startError = toWireError(new UepStartError(reason));
     if (!this.stop.signal.aborted) {
       let failed = 0;

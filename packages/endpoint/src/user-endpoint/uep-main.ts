@@ -3,13 +3,12 @@
  * `node dist/user-endpoint/uep-main.js <uep name>`, the bootstrap on stdin.
  * The CLI's hidden `_start-user-endpoint <uep name>` does the same.
  */
-import { paths } from "@conduit/protocol";
-import { runUserEndpoint } from "./run.js";
-
 const uepName = process.argv[2];
 if (!uepName) {
   process.stderr.write("Usage: uep-main <uep name> (the endpoint manager starts this; do not run it by hand).\n");
   process.exit(2);
 }
+// Loaded after the argument check: a usage error costs no module loading.
+const [{ paths }, { runUserEndpoint }] = await Promise.all([import("@conduit/protocol"), import("./run.js")]);
 const code = await runUserEndpoint({ stdin: process.stdin, uepName, userDir: paths.userDir() });
 process.exit(code);
