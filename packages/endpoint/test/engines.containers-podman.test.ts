@@ -11,7 +11,8 @@
  * Skipped only where podman is not installed outside CI (.ci/run installs it).
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -77,6 +78,22 @@ describe.skipIf(!HAVE_PODMAN)("HighThroughputEngine blocks in podman containers"
       `Starting block 0 with LocalProvider in a podman container; launch command: podman run --rm -v ${REPO}:${REPO}:ro -v ${h.runDir}:${h.runDir} -t ${FULL} sh -c `,
     );
     expect(logs).toMatch(/Block 0 connected: .* \(via unix:.*interchange\.[^ ]*\.sock\)/);
+    // The socket: only its owner may open it, and a registration without the secret is refused as over TCP.
+    const socketPath = join(h.runDir, readdirSync(h.runDir).find((f) => f.endsWith(".sock")) as string);
+    expect(statSync(socketPath).mode & 0o777).toBe(0o600);
+    const reply = await new Promise<string>((resolve) => {
+      let text = "";
+      const socket = connect({ path: socketPath }, () =>
+        socket.write(
+          `${JSON.stringify({ v: 1, cmd: "register", blockId: "0", secret: "guess", pid: 1, hostname: "x", workers: 1, nodeVersion: process.version, conduitVersion: "0.1.0", via: "x" })}\n`,
+        ),
+      );
+      socket.on("data", (chunk) => {
+        text += chunk;
+      });
+      socket.on("close", () => resolve(text));
+    });
+    expect(reply).toContain('"reason":"wrong secret"');
   }, 60_000);
 
   it("runs a task through a custom wrapper script, {EXECUTOR_RUNDIR} and {EXECUTOR_LAUNCH_CMD} replaced", async () => {
