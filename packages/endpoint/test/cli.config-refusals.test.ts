@@ -87,12 +87,12 @@ describe("conduit-endpoint render", () => {
   const RENDERED = "The rendered user_config_template.yaml.j2";
   const TEMPLATE_REFUSALS: Array<[string, string]> = [
     [
-      "engine:\n  type: GlobusComputeEngine\n  container_type: docker\n  container_uri: compute-worker:4.0.0\n",
-      "this version of Conduit does not implement `engine.container_type` (running tasks in containers; they would run on the host); remove it.",
+      "engine:\n  type: GlobusComputeEngine\n  container_type: docker\n",
+      "engine.container_type is docker but engine.container_uri is not set; set it to the image blocks run in (e.g. localhost/conduit-worker:latest).",
     ],
     [
       "engine:\n  type: HighThroughputEngine\n  container_cmd_options: -v /tmp:/tmp\n",
-      "this version of Conduit does not implement `engine.container_cmd_options` (options of the container command; tasks would run on the host); remove it.",
+      "engine.container_cmd_options is set but engine.container_type is not, so blocks would run on the host; set container_type (apptainer, docker, singularity, podman, podman-hpc, custom, None) or remove container_cmd_options.",
     ],
     [
       "engine:\n  type: ProcessPoolEngine\n  working_dir: tasks\n",

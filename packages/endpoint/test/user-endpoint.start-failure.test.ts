@@ -29,9 +29,9 @@ const cases: Array<{ name: string; start: StartOptions; reason: RegExp }> = [
   },
   {
     name: "an engine option this version of Conduit does not implement",
-    start: { template: "engine:\n  type: GlobusComputeEngine\n  container_type: docker\n" },
+    start: { template: "engine:\n  type: GlobusComputeEngine\n  label: htex\n" },
     reason:
-      /^The rendered user_config_template\.yaml\.j2: this version of Conduit does not implement `engine\.container_type` \(running tasks in containers; they would run on the host\); remove it\.$/,
+      /^The rendered user_config_template\.yaml\.j2: this version of Conduit does not implement `engine\.label` \(a name for the engine in logs\); remove it\.$/,
   },
   {
     name: "an unknown top-level key",

@@ -26,13 +26,20 @@ import { ConduitError, toWireError } from "@conduit/protocol";
 import type { EngineTask } from "../engine-task.js";
 import { EngineError } from "../errors.js";
 import { parseOptions } from "../option-fields.js";
-import { describeJobEnd, describeJobOutput, type JobEndCause, jobEndCause } from "../providers/job-output.js";
+import { describeJobEnd, describeJobOutput, type JobEndCause, jobEndCause, readTail } from "../providers/job-output.js";
 import { type JobStatus, type Provider, TERMINAL_JOB_STATES } from "../providers/provider-types.js";
 import { CONDUIT_VERSION } from "../version.js";
-import { type BlockManagerLaunch, blockManagerCommand } from "../worker/block-manager-command.js";
+import { type BlockManagerLaunch, blockManagerArgs, blockManagerCommand } from "../worker/block-manager-command.js";
 import { cpuAffinityText } from "../worker/cpu-affinity.js";
 import { INTERCHANGE_PROTOCOL_VERSION, type Registration } from "../worker/interchange-protocol.js";
 import { checkHardLimits } from "../worker/worker-limits.js";
+import {
+  type ContainerSettings,
+  containerFailure,
+  containerLaunchCommand,
+  containerSettings,
+  inContainerCommand,
+} from "./container-command.js";
 import type { Engine, EngineContext, EngineStatus } from "./engine-types.js";
 import {
   checkHighThroughputOptions,
@@ -73,8 +80,9 @@ interface Running {
   interchange: Interchange;
   /** How every block manager reaches the interchange; each launch adds its block id. */
   launch: Omit<BlockManagerLaunch, "blockId">;
-  /** Files to delete at shutdown: the secret, and the TLS folder. */
+  /** Files to delete at shutdown: the secret, the TLS folder, the Unix socket. */
   secretPath: string;
+  socketPath?: string;
   tlsDir?: string;
   timers: NodeJS.Timeout[];
 }
@@ -98,15 +106,18 @@ export class HighThroughputEngine implements Engine {
   private surplusSince: number | undefined;
   private polling = false;
   private stopping: Promise<void> | undefined;
+  /** The container blocks run in (container_type), if any. */
+  private readonly container: ContainerSettings | undefined;
 
   constructor(readonly options: HighThroughputOptions) {
     this.provider = options.provider;
+    this.container = containerSettings(options, "engine");
   }
 
   /** Checks the `engine:` options (without `type`) and builds the engine; nothing starts yet. */
   static parse(raw: Record<string, unknown>, path = "engine", source?: string): HighThroughputEngine {
     const options = parseOptions(raw, path, "HighThroughputEngine", HIGH_THROUGHPUT_FIELDS, source);
-    checkHighThroughputOptions(options, path);
+    checkHighThroughputOptions(options, path, source);
     return new HighThroughputEngine(options);
   }
 
@@ -119,6 +130,8 @@ export class HighThroughputEngine implements Engine {
     // The secret goes to blocks in a file only its owner can read, not on a command line anyone can see in `ps`.
     const secretPath = join(context.runDir, `interchange.${tag}.secret`);
     const tlsDir = this.options.encrypted ? join(context.runDir, `interchange.${tag}.tls`) : undefined;
+    // Containerized blocks reach the interchange through a Unix socket in the run folder they see (bind-mounted).
+    const socketPath = this.container ? join(context.runDir, `interchange.${tag}.sock`) : undefined;
     const { address, heartbeat_period, heartbeat_threshold } = this.options;
     let interchange: Interchange | undefined;
     let launch: Running["launch"];
@@ -156,9 +169,11 @@ export class HighThroughputEngine implements Engine {
         port: this.options.worker_port,
         range: this.options.worker_port_range,
       });
+      if (socketPath) await listenUnix(interchange, socketPath);
       launch = {
         addresses: blockAddresses(address),
         port,
+        socket: socketPath,
         workers: this.options.max_workers_per_node,
         secretFile: secretPath,
         tlsDir,
@@ -182,6 +197,7 @@ export class HighThroughputEngine implements Engine {
     } catch (err) {
       await interchange?.close();
       await rm(secretPath, { force: true });
+      if (socketPath) await rm(socketPath, { force: true });
       if (tlsDir) await rm(tlsDir, { recursive: true, force: true });
       throw new ConduitError("ENGINE_START_FAILED", `The ${this.type} could not start: ${(err as Error).message}`, {
         cause: err,
@@ -194,7 +210,7 @@ export class HighThroughputEngine implements Engine {
       setInterval(() => void this.pollPendingBlocks(), this.provider.pollingIntervalMs),
     ];
     for (const timer of timers) timer.unref();
-    this.running = { context, ledger, interchange, launch, secretPath, tlsDir, timers };
+    this.running = { context, ledger, interchange, launch, secretPath, socketPath, tlsDir, timers };
     context.log.info(
       `HighThroughputEngine: interchange on ${address ?? "127.0.0.1"}:${launch.port} (${tlsDir ? "TLS" : "plain TCP, encrypted: false"}; blocks try ${launch.addresses.join(", ")}); ${this.provider.type} blocks ` +
         `(init ${this.provider.initBlocks}, min ${this.provider.minBlocks}, max ${this.provider.maxBlocks}) ` +
@@ -269,6 +285,7 @@ export class HighThroughputEngine implements Engine {
     this.blocks.clear();
     await running.interchange.close();
     await rm(running.secretPath, { force: true });
+    if (running.socketPath) await rm(running.socketPath, { force: true });
     if (running.tlsDir) await rm(running.tlsDir, { recursive: true, force: true });
     running.context.log.info("HighThroughputEngine shut down.");
   }
@@ -279,8 +296,16 @@ export class HighThroughputEngine implements Engine {
     const id = String(this.nextBlockId++);
     const record: BlockRecord = { id, state: "pending", submittedAt: Date.now(), warnedSlow: false };
     this.blocks.set(id, record);
-    const command = blockManagerCommand({ ...running.launch, blockId: id });
-    running.context.log.info(`Starting block ${id} with ${this.provider.type}.`);
+    const launch = { ...running.launch, blockId: id };
+    const container = this.container;
+    const command = container
+      ? containerLaunchCommand(container, running.context.runDir, inContainerCommand(blockManagerArgs(launch)))
+      : blockManagerCommand(launch);
+    running.context.log.info(
+      container
+        ? `Starting block ${id} with ${this.provider.type} in a ${container.type} container; launch command: ${command}`
+        : `Starting block ${id} with ${this.provider.type}.`,
+    );
     const submission = this.provider.submit(command, `block-${id}`).then(
       (jobId) => {
         record.jobId = jobId;
@@ -304,7 +329,7 @@ export class HighThroughputEngine implements Engine {
   private admit(registration: Registration): string | undefined {
     const record = this.blocks.get(registration.blockId);
     if (record?.state !== "pending") return `block ${registration.blockId} is not one this engine is starting`;
-    const mismatch = versionMismatch(registration);
+    const mismatch = versionMismatch(registration, this.container);
     if (!mismatch) return undefined;
     this.blocks.delete(record.id);
     this.startFailed(record, mismatch, undefined, true);
@@ -421,6 +446,12 @@ export class HighThroughputEngine implements Engine {
       if (status && TERMINAL_JOB_STATES.has(status.state)) {
         this.blocks.delete(record.id);
         this.liveJobs.delete(record.jobId as string);
+        // A container's own failure (no runtime, no image, no Conduit in it) would be the same on every try.
+        const containerCause = this.container && containerFailure(this.container, status.exitCode, jobOutput(status));
+        if (containerCause) {
+          this.startFailed(record, containerCause, status, true);
+          continue;
+        }
         this.startFailed(
           record,
           `job ${record.jobId} ${describeJobEnd(status)} before its block manager registered`,
@@ -631,7 +662,7 @@ function blockAddresses(address: string | undefined): string[] {
  * interchange protocol and Conduit version, and Node of the same major
  * version (tasks and bundled code run in the workers' Node).
  */
-function versionMismatch(r: Registration): string | undefined {
+function versionMismatch(r: Registration, container?: ContainerSettings): string | undefined {
   const major = (v: string) => v.replace(/^v/, "").split(".")[0];
   if (
     r.v === INTERCHANGE_PROTOCOL_VERSION &&
@@ -639,9 +670,31 @@ function versionMismatch(r: Registration): string | undefined {
     major(r.nodeVersion) === major(process.version)
   )
     return undefined;
+  if (container) {
+    return (
+      `its block manager in the ${container.type} ${container.uri ? `image '${container.uri}'` : "container"} runs Conduit ${r.conduitVersion} on Node ${r.nodeVersion} (interchange protocol ${r.v}), ` +
+      `but the user endpoint runs Conduit ${CONDUIT_VERSION} on Node ${process.version} (interchange protocol ${INTERCHANGE_PROTOCOL_VERSION}); ` +
+      `rebuild the image with Node ${major(process.version)} and Conduit ${CONDUIT_VERSION}, as the endpoint has`
+    );
+  }
   return (
     `its block manager on ${r.hostname} runs Conduit ${r.conduitVersion} on Node ${r.nodeVersion} (interchange protocol ${r.v}), ` +
     `but the user endpoint runs Conduit ${CONDUIT_VERSION} on Node ${process.version} (interchange protocol ${INTERCHANGE_PROTOCOL_VERSION}); ` +
     `fix the provider's worker_init (or the install on the nodes) so that blocks run Node ${major(process.version)} and Conduit ${CONDUIT_VERSION}, as the endpoint does`
   );
+}
+
+/** The tails of a job's stdout and stderr, one text (a container's output may be in either). */
+function jobOutput(status: JobStatus): string {
+  return [status.stdoutPath, status.stderrPath].map((path) => (path ? readTail(path) : "")).join("\n");
+}
+
+/** Unix socket paths are at most 107 bytes (sun_path): a longer run folder is refused with the fix. */
+async function listenUnix(interchange: Interchange, path: string): Promise<void> {
+  if (Buffer.byteLength(path) > 107) {
+    throw new Error(
+      `the interchange's Unix socket for containerized blocks, ${path}, is ${Buffer.byteLength(path)} bytes long, more than the 107 a Unix socket path may have; use an endpoint folder with a shorter path`,
+    );
+  }
+  await interchange.listenUnix(path);
 }

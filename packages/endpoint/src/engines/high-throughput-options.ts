@@ -12,7 +12,6 @@ import {
   type Field,
   integerField,
   mappingField,
-  notImplementedField,
   type Options,
   refusedField,
   secondsField,
@@ -22,6 +21,7 @@ import {
 import type { Provider } from "../providers/provider-types.js";
 import { createProvider, providerSchema } from "../providers/registry.js";
 import { CPU_AFFINITY_FORMS, type CpuAffinity, parseCpuAffinity } from "../worker/cpu-affinity.js";
+import { CONTAINER_TYPES, type ContainerType, containerSettings } from "./container-command.js";
 import { COMMON_ENGINE_FIELDS, WORKER_LIMIT_FIELDS } from "./engine-options.js";
 
 /** A DNS host name (RFC 1123 labels), as JSON Schema's `hostname` format. */
@@ -278,9 +278,18 @@ export const HIGH_THROUGHPUT_FIELDS = {
     "Seconds without a heartbeat after which the interchange counts a block as lost (and the block manager, the interchange).",
     secondsField({ positive: true, fallback: 120 }),
   ),
-  container_type: notImplementedField("running tasks in containers; they would run on the host"),
-  container_uri: notImplementedField("the image of a task container; tasks would run on the host"),
-  container_cmd_options: notImplementedField("options of the container command; tasks would run on the host"),
+  container_type: doc(
+    "Runs each block in a container: `docker`, `podman`, `podman-hpc`, `apptainer`, `singularity`, `custom` (your own command, in `container_cmd_options`) or `None`.",
+    choiceField<ContainerType>(CONTAINER_TYPES, "None"),
+  ),
+  container_uri: doc(
+    "The image blocks run in (required with a container_type other than `custom`); it needs Node and Conduit's endpoint package.",
+    stringField(undefined),
+  ),
+  container_cmd_options: doc(
+    "Options of `<container_type> run`, as shell words; with `custom`, the whole command, where `{EXECUTOR_RUNDIR}` and `{EXECUTOR_LAUNCH_CMD}` are replaced.",
+    stringField(undefined),
+  ),
   // As upstream's GlobusComputeEngine: MPI tasks need the MPI engine.
   mpi_launcher: doc(
     "Refused: MPI tasks run on the MPIEngine.",
@@ -294,12 +303,13 @@ export const HIGH_THROUGHPUT_FIELDS = {
 export type HighThroughputOptions = Options<typeof HIGH_THROUGHPUT_FIELDS>;
 
 /** Checks the combinations one field alone cannot: throws a ConfigError naming both fields. */
-export function checkHighThroughputOptions(options: HighThroughputOptions, path: string): void {
+export function checkHighThroughputOptions(options: HighThroughputOptions, path: string, source?: string): void {
   if (options.worker_port !== undefined && options.worker_port_range !== undefined) {
     throw new ConfigError(
       `${path}.worker_port and ${path}.worker_port_range are both set; keep one (worker_port for one port, worker_port_range for any of several).`,
     );
   }
+  containerSettings(options, path, source);
   if (options.heartbeat_threshold < 2 * options.heartbeat_period) {
     throw new ConfigError(
       `${path}.heartbeat_threshold (${options.heartbeat_threshold} s) is less than twice ${path}.heartbeat_period (${options.heartbeat_period} s), so one late heartbeat would count a block as lost; raise heartbeat_threshold or lower heartbeat_period.`,

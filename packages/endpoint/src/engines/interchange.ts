@@ -28,6 +28,7 @@
  * `drained` to the one, and `emptied` to the engine for the other.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { chmod } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import type { EngineResult, EngineTask } from "../engine-task.js";
@@ -128,6 +129,8 @@ export class Interchange {
   private readonly prefetch: number;
   private readonly heartbeatTimer: NodeJS.Timeout;
   private dispatchQueued = false;
+  /** The Unix socket server (listenUnix), if any. */
+  private unixServer: Server | undefined;
 
   constructor(
     private readonly options: InterchangeOptions,
@@ -185,6 +188,27 @@ export class Interchange {
         resolve((this.server.address() as { port: number }).port);
       });
     });
+  }
+
+  /**
+   * Also listens on a Unix socket at `path`, for blocks in containers
+   * without a network that see the run folder (bind-mounted). Plain, not
+   * TLS: the socket file is made mode 0600 (only the engine's user, or a
+   * container running as that user, can open it), the same protection as
+   * the TLS client key, a 0600 file beside it; a registration still needs
+   * the secret. The same block protocol runs over it.
+   */
+  async listenUnix(path: string): Promise<void> {
+    const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    this.unixServer = server;
+    await chmod(path, 0o600);
   }
 
   /** Tasks in the queue, not yet sent to a block. */
@@ -284,6 +308,8 @@ export class Interchange {
     clearInterval(this.heartbeatTimer);
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const unix = this.unixServer;
+    if (unix) await new Promise<void>((resolve) => unix.close(() => resolve()));
   }
 
   private dispatch(): void {

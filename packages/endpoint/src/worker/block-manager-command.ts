@@ -10,6 +10,8 @@ export interface BlockManagerLaunch {
   /** Addresses the interchange may be reached at: the block manager tries each and uses the first that answers. */
   addresses: readonly string[];
   port: number;
+  /** The interchange's Unix socket (containerized blocks): tried first, before the addresses. */
+  socket?: string;
   blockId: string;
   /** Worker processes the block manager forks. */
   workers: number;
@@ -39,13 +41,17 @@ export interface BlockManagerLaunch {
 
 /** Throws WORKER_ENTRY_MISSING when the package is not built. */
 export function blockManagerCommand(launch: BlockManagerLaunch): string {
-  return shellJoin([
-    process.execPath,
-    workerEntryPath("block-manager"),
+  return shellJoin([process.execPath, workerEntryPath("block-manager"), ...blockManagerArgs(launch)]);
+}
+
+/** The block manager's arguments (a container runs them with the image's own block manager). */
+export function blockManagerArgs(launch: BlockManagerLaunch): string[] {
+  return [
     "--addresses",
     launch.addresses.join(","),
     "--port",
     String(launch.port),
+    ...(launch.socket ? ["--socket", launch.socket] : []),
     "--block-id",
     launch.blockId,
     "--workers",
@@ -66,5 +72,5 @@ export function blockManagerCommand(launch: BlockManagerLaunch): string {
     ...(launch.cpuAffinity && launch.cpuAffinity !== "none" ? ["--cpu-affinity", launch.cpuAffinity] : []),
     ...(launch.drainPeriod !== undefined ? ["--drain-period", String(launch.drainPeriod)] : []),
     ...limitArgs(launch.limits),
-  ]);
+  ];
 }

@@ -63,6 +63,7 @@ const { values } = parseArgs({
   options: {
     addresses: { type: "string" },
     port: { type: "string" },
+    socket: { type: "string" },
     "block-id": { type: "string" },
     workers: { type: "string" },
     "secret-file": { type: "string" },
@@ -301,15 +302,20 @@ async function main(): Promise<void> {
   // Workers first: a block whose workers cannot start never registers, and the engine reports it as failed to start.
   await pool.start();
   if (stopping) return;
-  const reached = await probe(addresses, port, Math.min(PROBE_TIMEOUT_MS, thresholdMs));
-  const where = hostPort(reached.address, port);
+  const unix = values.socket ? await connectUnix(values.socket) : undefined;
+  const reached = unix ?? (await probe(addresses, port, Math.min(PROBE_TIMEOUT_MS, thresholdMs)));
+  const where = unix ? unix.address : hostPort(reached.address, port);
   log.info(
-    `Reached the interchange at ${where}${addresses.length > 1 ? ` (tried ${addresses.map((a) => hostPort(a, port)).join(", ")})` : ""}${tls ? " (TLS)" : ""}.`,
+    unix
+      ? `Reached the interchange at its Unix socket ${where}.`
+      : `Reached the interchange at ${where}${addresses.length > 1 ? ` (tried ${addresses.map((a) => hostPort(a, port)).join(", ")})` : ""}${tls ? " (TLS)" : ""}.`,
   );
   // No host name check: the interchange's certificate is the only one its CA, made for this engine alone, ever issued.
-  const conn = tls
-    ? connectTls({ socket: reached.socket, ...tls, checkServerIdentity: () => undefined, minVersion: "TLSv1.3" })
-    : reached.socket;
+  // The Unix socket needs no TLS: only the engine's user can open it (mode 0600), and the secret is checked as on TCP.
+  const conn =
+    tls && !unix
+      ? connectTls({ socket: reached.socket, ...tls, checkServerIdentity: () => undefined, minVersion: "TLSv1.3" })
+      : reached.socket;
   socket = conn;
   conn.setKeepAlive(true, 10_000);
   let registered = false;
@@ -376,7 +382,7 @@ async function main(): Promise<void> {
       conduitVersion: CONDUIT_VERSION,
       via: where,
     });
-  if (tls) conn.once("secureConnect", register);
+  if (tls && !unix) conn.once("secureConnect", register);
   else register();
   conn.on("data", (chunk) => {
     lastHeard = Date.now();
@@ -409,6 +415,24 @@ function readTls(dir: string): { ca: Buffer; cert: Buffer; key: Buffer } {
       `cannot read the interchange's certificates in ${dir} (${(err as Error).message}); the node must see the user endpoint's folder (a shared file system), or set encrypted: false`,
     );
   }
+}
+
+/**
+ * The interchange's Unix socket (a block in a container without a network
+ * sees it in the bind-mounted run folder); undefined, and the addresses are
+ * tried, when it cannot be opened (a block on another node).
+ */
+function connectUnix(path: string): Promise<{ address: string; socket: Socket } | undefined> {
+  return new Promise((resolve) => {
+    const candidate = connect({ path });
+    candidate.once("connect", () => resolve({ address: `unix:${path}`, socket: candidate }));
+    candidate.once("error", (err: NodeJS.ErrnoException) => {
+      log.info(
+        `The interchange's Unix socket ${path} cannot be opened here (${err.code ?? err.message}); trying its addresses.`,
+      );
+      resolve(undefined);
+    });
+  });
 }
 
 function hostPort(address: string, port: number): string {
