@@ -42,8 +42,12 @@ class PGliteClient extends PGliteExecutor implements SqlClient {
 /** Postgres settings for PGlite, and whether commits are flushed to disk. */
 export interface PGliteSettings {
   /**
-   * Flush each commit to disk (Postgres's fsync). PGlite's default is off
-   * (`-F`); see README, "Embedded store", for the choice and its cost.
+   * Postgres's fsync. PGlite's default is off (`-F`), and Conduit keeps it:
+   * PGlite's Node file system (Emscripten's NODEFS) has no fsync, so with it
+   * on no flush reaches the disk either (strace shows no fsync or fdatasync
+   * call), only Postgres's own bookkeeping runs. A commit is written to the
+   * OS (pwrite) either way, so a killed service loses nothing committed; a
+   * power cut or OS crash may. README, "Embedded store", has the figures.
    */
   fsync: boolean;
   /** `-c name=value` settings added to PGlite's start parameters. */
@@ -54,7 +58,7 @@ export interface PGliteSettings {
  * PGlite's memory is the WebAssembly heap: it grows to its high-water mark and
  * is never returned to the OS, so these bound the service's resident size.
  * - shared_buffers: Postgres's buffer cache; its default, 128 MB, is resident
- *   once touched. 16 MB holds the hot rows (open tasks, tokens, endpoints); the
+ *   once touched. 8 MB holds the hot rows (open tasks, tokens, endpoints); the
  *   files stay in the OS's page cache, so a miss costs a copy, not a disk read.
  * - work_mem / maintenance_work_mem: per sort or hash, and per index build or
  *   vacuum. The service's queries sort and hash a few hundred rows at most.
@@ -62,9 +66,9 @@ export interface PGliteSettings {
  * Measured in README, "Embedded store".
  */
 export const PGLITE_DEFAULT_SETTINGS: PGliteSettings = {
-  fsync: true,
+  fsync: false,
   settings: {
-    shared_buffers: "16MB",
+    shared_buffers: "8MB",
     work_mem: "2MB",
     maintenance_work_mem: "16MB",
     temp_buffers: "1MB",
