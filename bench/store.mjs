@@ -120,7 +120,7 @@ async function loadRun(mode, fsync, template) {
     }
     serial.sort((a, b) => a - b);
 
-    const server = createServer((req, res) => res.end('{"status":"ok"}'));
+    const server = createServer((_req, res) => res.end('{"status":"ok"}'));
     await new Promise((r) => server.listen(0, "127.0.0.1", r));
     const probe = fork(SELF, ["probe", `http://127.0.0.1:${server.address().port}/healthz`]);
     const probed = new Promise((r) => probe.once("message", r));
