@@ -33,12 +33,21 @@ import { runningEndpoint, sendCommand, startUepCommand, useServiceAndBroker } fr
 
 const context = useServiceAndBroker("manager-test");
 
-/** Puts `n` tasks in the UEP's queue, as the service would before commanding the MEP. */
-async function queueTasks(cmd: StartUepCommand, n: number, source = "(a, b) => a + b"): Promise<string[]> {
+/**
+ * Puts `n` tasks in the UEP's queue, as the service would before commanding
+ * the MEP: one message each, or with `batch` all in one `tasks` message.
+ */
+async function queueTasks(
+  cmd: StartUepCommand,
+  n: number,
+  source = "(a, b) => a + b",
+  batch = false,
+): Promise<string[]> {
   const channel = await context.broker.ready();
   const queue = uepTaskQueue(cmd.endpointId, cmd.uepId);
   await channel.assertQueue(queue, QUEUE_OPTIONS);
   const ids: string[] = [];
+  const tasks: TaskMessage[] = [];
   for (let i = 0; i < n; i++) {
     const task: TaskMessage = {
       v: 1,
@@ -51,9 +60,11 @@ async function queueTasks(cmd: StartUepCommand, n: number, source = "(a, b) => a
       function: { strategy: SOURCE_CODE, data: source },
       args: { strategy: JSON_DATA, data: JSON.stringify({ args: [1, 2] }) },
     };
-    await context.broker.publish("", queue, task);
+    if (batch) tasks.push(task);
+    else await context.broker.publish("", queue, task);
     ids.push(task.taskId);
   }
+  if (batch) await context.broker.publish("", queue, { v: 1, kind: "tasks", tasks });
   return ids;
 }
 
@@ -284,10 +295,11 @@ describe("MEP start_uep commands", () => {
     badUrl.username = `nobody-${randomUUID()}`;
     badUrl.password = "wrong";
     const cmd = startUepCommand(mep, { amqpUrl: badUrl.toString() });
-    const taskIds = await queueTasks(cmd, 2);
+    // Two messages: a lone task and a batch of two (the MEP's figure counts messages).
+    const taskIds = [...(await queueTasks(cmd, 1)), ...(await queueTasks(cmd, 2, undefined, true))];
     await sendCommand(context.broker, cmd, mep.endpointId);
 
-    await expect.poll(() => results.length, { timeout: 60_000, interval: 200 }).toBe(2);
+    await expect.poll(() => results.length, { timeout: 60_000, interval: 200 }).toBe(3);
     expect(results.map((r) => r.taskId).sort()).toEqual([...taskIds].sort());
     for (const r of results) {
       expect(r).toMatchObject({ state: "failed", uepId: cmd.uepId, error: { code: "UEP_START_FAILED" } });

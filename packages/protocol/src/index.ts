@@ -110,6 +110,7 @@ export type {
   ResultBatchMessage,
   ResultMessage,
   StartUepCommand,
+  TaskBatchMessage,
   TaskMessage,
   TaskStatusMessage,
   UserRuntime,

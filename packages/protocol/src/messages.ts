@@ -77,6 +77,24 @@ const TASK_SCHEMA = {
 } as const satisfies Schema;
 
 /**
+ * service → UEP: several tasks in one persistent message (the task hop's
+ * batch, as `results` is the result hop's), so a submit of many tasks costs
+ * the broker one message per batch rather than one per task. Each item is a
+ * whole `task`; a UEP checks each on its own (a bad one is failed or dropped,
+ * the others run) and acks the message only once every task in it is settled.
+ * Receivers accept `task` and `tasks` alike.
+ */
+const TASKS_SCHEMA = {
+  type: "object",
+  properties: {
+    v: { const: 1 },
+    kind: { const: "tasks" },
+    tasks: { type: "array", items: TASK_SCHEMA },
+  },
+  required: ["v", "kind", "tasks"],
+} as const satisfies Schema;
+
+/**
  * service → UEP (on the UEP's task queue, after the tasks it names): these
  * tasks were cancelled before they started. A UEP that still holds one
  * (queued, not yet handed to its engine) drops it and reports nothing; the
@@ -222,6 +240,7 @@ const HEARTBEAT_SCHEMA = {
 /** The schema of each message kind: what {@link decodeMessage} checks. */
 export const MESSAGE_SCHEMAS = {
   task: TASK_SCHEMA,
+  tasks: TASKS_SCHEMA,
   cancel: CANCEL_SCHEMA,
   result: RESULT_SCHEMA,
   results: RESULTS_SCHEMA,
@@ -235,6 +254,7 @@ export type MessageKind = keyof typeof MESSAGE_SCHEMAS;
 export type IdentityInfo = Static<typeof IDENTITY_SCHEMA>;
 export type UserRuntime = Static<typeof USER_RUNTIME_SCHEMA>;
 export type TaskMessage = Static<typeof TASK_SCHEMA>;
+export type TaskBatchMessage = Static<typeof TASKS_SCHEMA>;
 export type CancelTasksMessage = Static<typeof CANCEL_SCHEMA>;
 export type ResultMessage = Static<typeof RESULT_SCHEMA>;
 export type ResultBatchMessage = Static<typeof RESULTS_SCHEMA>;
@@ -246,6 +266,7 @@ export type EngineStatusReport = Static<typeof ENGINE_STATUS_SCHEMA>;
 
 export type BrokerMessage =
   | TaskMessage
+  | TaskBatchMessage
   | CancelTasksMessage
   | ResultMessage
   | ResultBatchMessage
@@ -278,11 +299,18 @@ export function decodeMessage<K extends MessageKind>(
   return decode(content, kinds);
 }
 
+/** The batch kinds whose items are checked one by one when decoding keeps the good ones. */
+const BATCHES = {
+  results: { field: "results", item: RESULT_SCHEMA, outcome: "that result was dropped" },
+  tasks: { field: "tasks", item: TASK_SCHEMA, outcome: "that task was not run" },
+} as const;
+
 /**
- * As {@link decodeMessage}, except that a `results` message keeps its good
- * items: each malformed one is left out and handed to `onBadResult` (its
- * sentence names it, e.g. `results[3].taskId is not a UUID; that result was
- * dropped.`), so one bad result does not cost the others.
+ * As {@link decodeMessage}, except that a `results` or `tasks` message keeps
+ * its good items: each malformed one is left out and handed to `onBadResult`
+ * (its sentence names it, e.g. `results[3].taskId is not a UUID; that result
+ * was dropped.`, and its `details.taskId` when that id is sound), so one bad
+ * item does not cost the others.
  */
 export function decodeMessageKeepingGoodResults<K extends MessageKind>(
   content: Buffer | string,
@@ -318,14 +346,16 @@ function decode<K extends MessageKind>(
     throw new BadMessageError(`Broker message of kind ${String(kind)} is not one of ${kinds.join(", ")}.`);
   }
   const known = kind as K;
-  if (known === "results" && onBadResult && Array.isArray(record.results)) {
+  const batch = known === "results" ? BATCHES.results : known === "tasks" ? BATCHES.tasks : undefined;
+  const items = batch ? record[batch.field] : undefined;
+  if (batch && onBadResult && Array.isArray(items)) {
     const good: unknown[] = [];
-    for (const [index, item] of record.results.entries()) {
-      const problem = schemaProblem(RESULT_SCHEMA, item, `results[${index}]`);
+    for (const [index, item] of items.entries()) {
+      const problem = schemaProblem(batch.item, item, `${batch.field}[${index}]`);
       if (problem === undefined) good.push(item);
-      else onBadResult(badMessage(known, problem, "that result was dropped", item), index);
+      else onBadResult(badMessage(known, problem, batch.outcome, item), index);
     }
-    return { ...record, results: good } as Extract<BrokerMessage, { kind: K }>;
+    return { ...record, [batch.field]: good } as Extract<BrokerMessage, { kind: K }>;
   }
   const problem = schemaProblem(MESSAGE_SCHEMAS[known], parsed, "") ?? crossFieldProblem(parsed as BrokerMessage);
   if (problem !== undefined) throw badMessage(known, problem, "it was dropped", parsed);

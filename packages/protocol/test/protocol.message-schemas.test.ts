@@ -7,6 +7,7 @@ import {
   MESSAGE_SCHEMAS,
   type MessageKind,
   type ResultMessage,
+  type TaskMessage,
 } from "@conduit/protocol";
 import { describe, expect, it } from "vitest";
 
@@ -30,6 +31,22 @@ function result(): ResultMessage {
   };
 }
 
+function task(): TaskMessage {
+  return {
+    v: 1,
+    kind: "task",
+    taskId: id(),
+    functionId: id(),
+    endpointId: id(),
+    uepId: id(),
+    taskGroupId: id(),
+    function: { strategy: "conduit.SourceCode", data: "() => 1" },
+    args: payload,
+    resourceSpecification: { num_nodes: 1 },
+    submitter: { nodeVersion: "22.0.0", sdkVersion: "0.1.0" },
+  };
+}
+
 /** A valid message of each kind, with every optional field set, so each field is exercised. */
 const VALID: { [K in MessageKind]: Extract<BrokerMessage, { kind: K }> } = {
   task: {
@@ -45,6 +62,7 @@ const VALID: { [K in MessageKind]: Extract<BrokerMessage, { kind: K }> } = {
     resourceSpecification: { num_nodes: 1 },
     submitter: { nodeVersion: "22.0.0", sdkVersion: "0.1.0" },
   },
+  tasks: { v: 1, kind: "tasks", tasks: [task(), task()] },
   cancel: { v: 1, kind: "cancel", endpointId: id(), uepId: id(), taskIds: [id(), id()] },
   result: result(),
   results: { v: 1, kind: "results", results: [result(), result()] },
@@ -213,6 +231,22 @@ describe("decodeMessageKeepingGoodResults", () => {
       ["Broker message results: results[1].uepId is not a string; that result was dropped.", 1],
       ["Broker message results: results[3] is not an object; that result was dropped.", 3],
       ["Broker message results: results[4] is not an object; that result was dropped.", 4],
+    ]);
+  });
+
+  it("keeps the good tasks of a tasks message, naming each bad one with its task id when that is sound", () => {
+    const [a, b] = [task(), task()];
+    const broken = { ...task(), args: { strategy: "conduit.JSONData" } };
+    const bad: Array<[string, number, string | undefined]> = [];
+    const decoded = decodeMessageKeepingGoodResults(
+      JSON.stringify({ v: 1, kind: "tasks", tasks: [a, broken, b, { ...task(), taskId: "t" }] }),
+      ["task", "tasks"],
+      (err, index) => bad.push([err.message, index, err.details.taskId]),
+    );
+    expect(decoded).toEqual({ v: 1, kind: "tasks", tasks: [a, b] });
+    expect(bad).toEqual([
+      ["Broker message tasks: tasks[1].args.data is missing; that task was not run.", 1, broken.taskId],
+      ["Broker message tasks: tasks[3].taskId is not a UUID; that task was not run.", 3, undefined],
     ]);
   });
 

@@ -17,6 +17,7 @@ import {
   SOURCE_CODE,
   type StartUepCommand,
   type SubmitResponse,
+  type TaskBatchMessage,
   type TaskMessage,
   type TaskStatusResponse,
   taskGroupBrokerUser,
@@ -131,8 +132,11 @@ describe.each(TEST_STORES)("API submits on $name", ({ store }) => {
     });
 
     const taskQueue = uepTaskQueue(endpointId, uepId);
-    const first = await take<TaskMessage>(taskQueue);
-    const second = await take<TaskMessage>(taskQueue);
+    // The submit's tasks for one UEP travel as one batch message.
+    const sent = await take<TaskBatchMessage>(taskQueue);
+    expect(sent.kind).toBe("tasks");
+    expect(sent.tasks).toHaveLength(2);
+    const [first, second] = sent.tasks as [TaskMessage, TaskMessage];
     expect(first).toEqual({
       v: 1,
       kind: "task",
@@ -330,10 +334,11 @@ describe.each(TEST_STORES)("API submits on $name", ({ store }) => {
     const first = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
     expect(first.status).toBe(200);
     const queue = uepTaskQueue(endpointId, first.body.uep_id);
-    expect(await queueLength(queue)).toBe(3);
+    // Its 3 tasks in one batch message.
+    expect(await queueLength(queue)).toBe(1);
     const again = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
     expect(again).toEqual({ status: 200, body: first.body });
-    expect(await queueLength(queue)).toBe(3);
+    expect(await queueLength(queue)).toBe(1);
 
     const otherArgs = { ...body, tasks: [{ ...body.tasks[0], args: { strategy: JSON_DATA, data: "[42]" } }] };
     const conflict = await call("POST", `/v1/endpoints/${endpointId}/submit`, { body: otherArgs });
@@ -344,7 +349,7 @@ describe.each(TEST_STORES)("API submits on $name", ({ store }) => {
       body: { tasks: body.tasks },
     });
     expectError(stolen, 409, "TASK_ID_CONFLICT");
-    expect(await queueLength(queue)).toBe(3);
+    expect(await queueLength(queue)).toBe(1);
   });
 
   it("publishes a known task on retry if an earlier submit stored it but never published it", async () => {

@@ -261,12 +261,14 @@ describe("POST /v1/tasks/:id/cancel", () => {
       status: 200,
       body: { task_id: victim, cancelled: true, state: "cancelled" },
     });
-    const queued = await take<{ kind: string; taskId?: string; taskIds?: string[] }>(
+    const queued = await take<{ kind: string; tasks?: Array<{ taskId: string }>; taskIds?: string[] }>(
       uepTaskQueue(endpointId, s.uep_id),
-      3,
+      2,
     );
-    expect(queued.map((m) => m.kind)).toEqual(["task", "task", "cancel"]);
-    expect(queued[2]).toMatchObject({ kind: "cancel", endpointId, uepId: s.uep_id, taskIds: [victim] });
+    // The submit's two tasks in one batch message, then the cancel.
+    expect(queued.map((m) => m.kind)).toEqual(["tasks", "cancel"]);
+    expect(queued[0]?.tasks?.map((t) => t.taskId)).toEqual([victim, other]);
+    expect(queued[1]).toMatchObject({ kind: "cancel", endpointId, uepId: s.uep_id, taskIds: [victim] });
     const error = {
       code: "TASK_CANCELLED",
       name: "CancelledError",

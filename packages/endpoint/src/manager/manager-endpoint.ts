@@ -21,6 +21,7 @@ import {
   declareExchanges,
   declareQueue,
   decodeMessage,
+  decodeMessageKeepingGoodResults,
   endpointBrokerUser,
   HEARTBEATS_EXCHANGE,
   type HeartbeatMessage,
@@ -267,7 +268,6 @@ export class ManagerEndpoint {
       for (;;) {
         const msg = await channel.get(queue, { noAck: false });
         if (msg === false) break;
-        let taskId: string;
         // A task the service did not send is not failed in its name (this account may report every task here).
         const sender = senderOf(msg);
         if (sender !== this.options.serviceUser) {
@@ -275,31 +275,40 @@ export class ManagerEndpoint {
           channel.ack(msg);
           continue;
         }
+        // A malformed task whose id is sound is failed all the same: its submitter waits for it.
+        const taskIds: string[] = [];
         try {
-          taskId = decodeMessage(msg.content, "task").taskId;
+          const decoded = decodeMessageKeepingGoodResults(msg.content, ["task", "tasks"], (err) => {
+            if (err.details.taskId !== undefined) taskIds.push(err.details.taskId);
+          });
+          for (const task of decoded.kind === "tasks" ? decoded.tasks : [decoded]) taskIds.push(task.taskId);
         } catch (err) {
-          // A malformed task whose id is sound is failed all the same: its submitter waits for it.
           const id = err instanceof BadMessageError ? err.details.taskId : undefined;
-          if (id === undefined) {
-            this.log.error(`Dropped a message from ${queue}: ${(err as Error).message}`);
-            channel.ack(msg);
-            continue;
-          }
-          taskId = id;
+          if (id !== undefined) taskIds.push(id);
+          else this.log.error(`Dropped a message from ${queue}: ${(err as Error).message}`);
         }
-        const result: ResultMessage = {
-          v: 1,
-          kind: "result",
-          taskId,
-          endpointId,
-          uepId: command.uepId,
-          state: "failed",
-          error,
-          completedAt: Date.now(),
-        };
-        await this.broker?.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), result);
+        const results = taskIds.map(
+          (taskId): ResultMessage => ({
+            v: 1,
+            kind: "result",
+            taskId,
+            endpointId,
+            uepId: command.uepId,
+            state: "failed",
+            error,
+            completedAt: Date.now(),
+          }),
+        );
+        // One message for a batch's tasks, acked only after the broker confirmed their results.
+        if (results.length > 0) {
+          await this.broker?.publish(
+            RESULTS_EXCHANGE,
+            resultsRoutingKey(endpointId),
+            results.length === 1 ? (results[0] as ResultMessage) : { v: 1, kind: "results", results },
+          );
+        }
         channel.ack(msg);
-        failed++;
+        failed += results.length;
       }
     } catch (err) {
       this.log.error(`Could not fail the tasks of ${command.uepName}: ${(err as Error).message}`);

@@ -29,7 +29,7 @@ import {
   type ConsumeMessage,
   checkExchanges,
   connectBroker,
-  decodeMessage,
+  decodeMessageKeepingGoodResults,
   directQueueSpec,
   HEARTBEATS_EXCHANGE,
   RESULTS_EXCHANGE,
@@ -74,10 +74,16 @@ export interface TaskConsumerOptions {
   onCancelled?(): void;
 }
 
+/** One message from the queue: a `task`, or a `tasks` batch acked once every task in it is settled. */
 interface Delivery {
   channel: ConfirmChannel;
   message: ConsumeMessage;
+  /** Tasks of this message not yet settled (result confirmed, dropped, or given up on). */
+  unsettled: number;
 }
+
+/** A task as decoded from its message, or only its id when it was malformed (it is then failed, not run). */
+type Received = TaskMessage | { taskId: string; malformed: WireError };
 
 /** Finished task ids remembered to recognise redeliveries. */
 const RECENT_DONE = 10_000;
@@ -223,7 +229,6 @@ export class TaskConsumer {
     }
     this.lastActivity = Date.now();
     if (this.stopping) return;
-    const delivery: Delivery = { channel, message };
     // Tasks and cancels come only from the service: user-id is checked by RabbitMQ, the body by nobody.
     const sender = senderOf(message);
     if (sender !== this.options.serviceUser) {
@@ -231,36 +236,43 @@ export class TaskConsumer {
         sender,
         `a message in ${this.options.queue}: only ${this.options.serviceUser} may send tasks`,
       );
-      this.ack(delivery);
+      this.ackNow(channel, message);
       return;
     }
-    let task: TaskMessage | { taskId: string; malformed: WireError };
+    // Each task of a batch is checked on its own: a malformed one is failed (or dropped), the others run.
+    const tasks: Received[] = [];
     try {
-      const decoded = decodeMessage(message.content, "task", "cancel");
+      const decoded = decodeMessageKeepingGoodResults(message.content, ["task", "tasks", "cancel"], (err) => {
+        const taskId = err.details.taskId;
+        if (taskId === undefined) log.warn(`Dropped a malformed task: ${err.message}`);
+        else tasks.push(malformedTask(taskId, err));
+      });
       if (decoded.kind === "cancel") {
         this.cancel(decoded);
-        this.ack(delivery);
+        this.ackNow(channel, message);
         return;
       }
-      task = decoded;
+      if (decoded.kind === "tasks") tasks.push(...decoded.tasks);
+      else tasks.push(decoded);
     } catch (err) {
       const taskId = err instanceof BadMessageError && err.details.kind === "task" ? err.details.taskId : undefined;
       if (taskId === undefined) {
         log.warn(`Dropped a malformed task message: ${(err as Error).message}`);
-        this.ack(delivery);
+        this.ackNow(channel, message);
         return;
       }
       // Its submitter waits for a result: fail the task, naming the field, rather than drop it.
-      task = {
-        taskId,
-        malformed: toWireError(
-          new TaskError(
-            "BAD_TASK",
-            `Task ${taskId} is malformed: ${(err as BadMessageError).details.problem}; it was not run (resubmit it with a current SDK).`,
-          ),
-        ),
-      };
+      tasks.push(malformedTask(taskId, err as BadMessageError));
     }
+    // A batch naming one task twice settles it once per copy (each copy holds the message).
+    const delivery: Delivery = { channel, message, unsettled: tasks.length };
+    if (tasks.length === 0) this.ackNow(channel, message);
+    for (const task of tasks) this.receive(task, delivery);
+  }
+
+  /** One task of a delivery: run it, join the copy already running, or settle it at once. */
+  private receive(task: Received, delivery: Delivery): void {
+    const { log } = this.options;
     const { taskId } = task;
     const deliveries = this.running.get(taskId);
     if (deliveries) {
@@ -270,12 +282,12 @@ export class TaskConsumer {
     }
     if (this.done.has(taskId)) {
       log.debug(`Task ${taskId} redelivered after its result was sent; dropping the copy`);
-      this.ack(delivery);
+      this.settle(delivery);
       return;
     }
     if (this.cancelled.has(taskId)) {
       log.info(`Task ${taskId} was cancelled; dropping it without running it`);
-      this.ack(delivery);
+      this.settle(delivery);
       return;
     }
     this.running.set(taskId, [delivery]);
@@ -285,7 +297,7 @@ export class TaskConsumer {
       return;
     }
     // The submit's REST request id rides in correlation-id: one grep finds the task in every log.
-    log.debug(`Task ${taskId} received (request_id=${message.properties.correlationId ?? "-"})`);
+    log.debug(`Task ${taskId} received (request_id=${delivery.message.properties.correlationId ?? "-"})`);
     this.options.audit?.received(taskId, task.functionId);
     if (task.resourceSpecification !== undefined) {
       log.debug(`Task ${taskId} resource_specification: ${JSON.stringify(task.resourceSpecification)}`);
@@ -338,7 +350,7 @@ export class TaskConsumer {
       this.statuses.remove(taskId);
       const deliveries = this.running.get(taskId) ?? [];
       this.running.delete(taskId);
-      for (const delivery of deliveries) this.ack(delivery);
+      for (const delivery of deliveries) this.settle(delivery);
       this.lastActivity = Date.now();
       log.info(`Task ${taskId} was cancelled before it started; dropped it`);
     }
@@ -444,17 +456,28 @@ export class TaskConsumer {
     // Ack only after the broker confirmed the result: until then the task is safe in its queue.
     this.running.delete(taskId);
     this.remember(taskId);
-    for (const delivery of deliveries) this.ack(delivery);
+    for (const delivery of deliveries) this.settle(delivery);
     this.lastActivity = Date.now();
     this.options.onResult?.();
     log.debug(`Task ${taskId} ${message.state}`);
   }
 
-  private ack(delivery: Delivery): void {
+  /**
+   * One task of the delivery is settled; the message is acked once all of its
+   * tasks are (until then the broker keeps it, and a UEP that dies hands the
+   * whole batch to the next: what this one finished is run again there, and
+   * the service, which stores only a task's first result, forwards only that).
+   */
+  private settle(delivery: Delivery): void {
+    delivery.unsettled--;
+    if (delivery.unsettled === 0) this.ackNow(delivery.channel, delivery.message);
+  }
+
+  private ackNow(channel: ConfirmChannel, message: ConsumeMessage): void {
     // A closed channel's deliveries were already requeued by the broker; acking them would be an error.
-    if (this.closedChannels.has(delivery.channel)) return;
+    if (this.closedChannels.has(channel)) return;
     try {
-      delivery.channel.ack(delivery.message);
+      channel.ack(message);
     } catch (err) {
       this.options.log.debug(`Ack failed (${(err as Error).message}); the broker will redeliver`);
     }
@@ -464,6 +487,19 @@ export class TaskConsumer {
     this.done.add(taskId);
     if (this.done.size > RECENT_DONE) this.done.delete(this.done.values().next().value as string);
   }
+}
+
+/** A task whose message was malformed but whose id is sound: it is failed, naming the field, not run. */
+function malformedTask(taskId: string, err: BadMessageError): Received {
+  return {
+    taskId,
+    malformed: toWireError(
+      new TaskError(
+        "BAD_TASK",
+        `Task ${taskId} is malformed: ${err.details.problem}; it was not run (resubmit it with a current SDK).`,
+      ),
+    ),
+  };
 }
 
 /** A `resource_specification` key the local engines do not accept (decodeMessage made sure it is an object). */

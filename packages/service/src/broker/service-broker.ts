@@ -15,6 +15,7 @@ import {
 } from "@conduit/protocol";
 import type { FastifyBaseLogger } from "fastify";
 import { GroupQueueDeclarer } from "./group-queue-declarer.js";
+import { batchTaskMessages, type TaskBatchLimits } from "./task-batches.js";
 
 /** Something that consumes on the service's channel; attached again after each reconnect. */
 export interface BrokerConsumer {
@@ -40,6 +41,8 @@ export interface ServiceBrokerOptions {
   initialMaxRetries: number;
   /** How long an unused task group result queue is kept (its `x-expires`), in ms. */
   resultRetentionMs: number;
+  /** How the tasks of one publish are grouped per UEP queue (see {@link batchTaskMessages}). */
+  taskBatch?: TaskBatchLimits;
 }
 
 /** Names made by `taskGroupResultQueue()`: declared by a {@link GroupQueueDeclarer}. */
@@ -51,10 +54,16 @@ export class ServiceBroker {
   /** Queues declared and bound on the current connection (cleared on reconnect). */
   private declared = new Map<string, Promise<void>>();
 
-  private constructor(private readonly groupQueues: GroupQueueDeclarer) {}
+  private constructor(
+    private readonly groupQueues: GroupQueueDeclarer,
+    private readonly taskBatch: TaskBatchLimits,
+  ) {}
 
   static async connect(options: ServiceBrokerOptions): Promise<ServiceBroker> {
-    const broker = new ServiceBroker(new GroupQueueDeclarer(options.url, options.resultRetentionMs, options.logger));
+    const broker = new ServiceBroker(
+      new GroupQueueDeclarer(options.url, options.resultRetentionMs, options.logger),
+      options.taskBatch ?? {},
+    );
     const { logger } = options;
     broker.link = await connectBroker(options.url, {
       name: "conduit-service",
@@ -123,11 +132,15 @@ export class ServiceBroker {
     await declareQueue(await this.requireLink().ready(), directQueueSpec(queue));
   }
 
-  /** Publishes persistent messages and resolves once the broker confirmed all of them. */
+  /**
+   * Publishes persistent messages and resolves once the broker confirmed all
+   * of them. The task messages among them travel in batches, one `tasks`
+   * message per UEP queue and batch (see {@link batchTaskMessages}).
+   */
   async publishAll(messages: readonly Outgoing[]): Promise<void> {
     const link = this.requireLink();
     await Promise.all(
-      messages.map((m) =>
+      batchTaskMessages(messages, this.taskBatch).map((m) =>
         link.publish(TASKS_EXCHANGE, m.queue, m.message, m.requestId ? { correlationId: m.requestId } : {}),
       ),
     );
