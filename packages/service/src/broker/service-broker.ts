@@ -11,6 +11,8 @@ import {
   declareQueue,
   declareTopology,
   directQueueSpec,
+  type QueueType,
+  queueOptions,
   TASKS_EXCHANGE,
 } from "@conduit/protocol";
 import type { FastifyBaseLogger } from "fastify";
@@ -40,6 +42,8 @@ export interface ServiceBrokerOptions {
   initialMaxRetries: number;
   /** How long an unused task group result queue is kept (its `x-expires`), in ms. */
   resultRetentionMs: number;
+  /** Type of every queue the service declares (`--amqp-queue-type`). @default "classic" */
+  queueType?: QueueType;
 }
 
 /** Names made by `taskGroupResultQueue()`: declared by a {@link GroupQueueDeclarer}. */
@@ -51,10 +55,17 @@ export class ServiceBroker {
   /** Queues declared and bound on the current connection (cleared on reconnect). */
   private declared = new Map<string, Promise<void>>();
 
-  private constructor(private readonly groupQueues: GroupQueueDeclarer) {}
+  private constructor(
+    private readonly groupQueues: GroupQueueDeclarer,
+    private readonly queueType: QueueType,
+  ) {}
 
   static async connect(options: ServiceBrokerOptions): Promise<ServiceBroker> {
-    const broker = new ServiceBroker(new GroupQueueDeclarer(options.url, options.resultRetentionMs, options.logger));
+    const queueType = options.queueType ?? "classic";
+    const broker = new ServiceBroker(
+      new GroupQueueDeclarer(options.url, options.resultRetentionMs, options.logger, queueType),
+      queueType,
+    );
     const { logger } = options;
     broker.link = await connectBroker(options.url, {
       name: "conduit-service",
@@ -62,7 +73,7 @@ export class ServiceBroker {
       initialMaxRetries: options.initialMaxRetries,
       setup: async (channel) => {
         // Every exchange and shared queue of the protocol's topology table.
-        await declareTopology(channel);
+        await declareTopology(channel, queueType);
         broker.declared = new Map();
         for (const consumer of broker.consumers) await consumer.attach(channel);
       },
@@ -120,7 +131,7 @@ export class ServiceBroker {
   private async declareQueue(queue: string): Promise<void> {
     // Only the service declares group queues (SDKs check them passively), with the retention as x-expires.
     if (TASK_GROUP_QUEUE.test(queue)) return this.groupQueues.declare(queue);
-    await declareQueue(await this.requireLink().ready(), directQueueSpec(queue));
+    await declareQueue(await this.requireLink().ready(), directQueueSpec(queue, queueOptions(this.queueType)));
   }
 
   /** Publishes persistent messages and resolves once the broker confirmed all of them. */
