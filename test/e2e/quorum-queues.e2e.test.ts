@@ -8,15 +8,20 @@
  */
 import { Executor } from "@conduit/sdk";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { createPostgresDatabase, type Throwaway } from "../../packages/service/test/helpers/databases.js";
 import { freePort, startService } from "../../scripts/local-stack.mjs";
 import { type ChaosStack, startChaosStack } from "../chaos/harness.js";
 
 let stack: ChaosStack | undefined;
+let database: Throwaway<string> | undefined;
 beforeAll(async () => {
-  stack = await startChaosStack({ serviceArgs: ["--amqp-queue-type", "quorum"] });
+  // Postgres, as a production layout has (and quicker to start than a new PGlite store).
+  database = await createPostgresDatabase();
+  stack = await startChaosStack({ serviceArgs: ["--amqp-queue-type", "quorum", "--database-url", database.value] });
 }, 120_000);
 afterAll(async () => {
   await stack?.dispose();
+  await database?.dispose();
 });
 
 interface ManagedQueue {

@@ -15,14 +15,22 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { Executor } from "@conduit/sdk";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { createPostgresDatabase, type Throwaway } from "../../packages/service/test/helpers/databases.js";
 import { type ChaosStack, ENDPOINT_NAME, startChaosStack } from "../chaos/harness.js";
 
 let stack: ChaosStack | undefined;
+let database: Throwaway<string> | undefined;
 beforeAll(async () => {
-  stack = await startChaosStack({ serviceArgs: ["--log-level", "debug"], endpointConfig: "debug: true\n" });
+  // Postgres: quicker to start than a new PGlite store on a busy machine.
+  database = await createPostgresDatabase();
+  stack = await startChaosStack({
+    serviceArgs: ["--log-level", "debug", "--database-url", database.value],
+    endpointConfig: "debug: true\n",
+  });
 }, 120_000);
 afterAll(async () => {
   await stack?.dispose();
+  await database?.dispose();
 });
 
 /** Every endpoint.log under `dir`. */
