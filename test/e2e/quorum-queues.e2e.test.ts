@@ -6,8 +6,10 @@
  * A service started with the default, classic, on those queues refuses to
  * start with one sentence naming --amqp-queue-type.
  */
+import type { QueueType } from "@conduit/protocol";
 import { Executor } from "@conduit/sdk";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { compileOptions } from "../../packages/service/src/service-options.js";
 import { createPostgresDatabase, type Throwaway } from "../../packages/service/test/helpers/databases.js";
 import { freePort, startService } from "../../scripts/local-stack.mjs";
 import { type ChaosStack, startChaosStack } from "../chaos/harness.js";
@@ -73,5 +75,11 @@ it("refuses to start a classic service on the quorum queues, naming --amqp-queue
   });
   await expect(started).rejects.toThrow(
     /The broker's queue conduit\.results is a quorum queue, but this service declares classic queues \(--amqp-queue-type classic\); start the service with the --amqp-queue-type the queues were made with/,
+  );
+});
+
+it("refuses a queue type it does not know in one sentence", () => {
+  expect(() => compileOptions({ dataDir: "/tmp/unused", amqpQueueType: "stream" as QueueType })).toThrow(
+    'amqpQueueType "stream" is not one of classic, quorum (--amqp-queue-type).',
   );
 });
