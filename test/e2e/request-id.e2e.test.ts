@@ -1,25 +1,36 @@
 /**
  * One task, followed by its REST request id: the service's JSON log line of
  * the submit (pino's reqId, with the task ids), the MEP's line of the
- * start_uep command and the UEP's line of the task (each `request_id=`, from
- * the messages' correlation-id) are all found by one `grep` for that id.
+ * start_uep command, the UEP's line of the task, the block manager's line
+ * handing it to a worker and the worker's line starting it (each
+ * `request_id`, from the messages' correlation-id, carried with the task
+ * through the interchange) are all found by one `grep` for that id, each one
+ * JSON object in pino's shape.
  * Per-task lines are DEBUG: the service runs with --log-level debug, the MEP and
- * UEP with `debug: true`.
+ * UEP with `debug: true` (which the UEP hands on to its blocks and workers).
  */
 import { execFile } from "node:child_process";
 import { readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { Executor } from "@conduit/sdk";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { createPostgresDatabase, type Throwaway } from "../../packages/service/test/helpers/databases.js";
 import { type ChaosStack, ENDPOINT_NAME, startChaosStack } from "../chaos/harness.js";
 
 let stack: ChaosStack | undefined;
+let database: Throwaway<string> | undefined;
 beforeAll(async () => {
-  stack = await startChaosStack({ serviceArgs: ["--log-level", "debug"], endpointConfig: "debug: true\n" });
+  // Postgres: quicker to start than a new PGlite store on a busy machine.
+  database = await createPostgresDatabase();
+  stack = await startChaosStack({
+    serviceArgs: ["--log-level", "debug", "--database-url", database.value],
+    endpointConfig: "debug: true\n",
+  });
 }, 120_000);
 afterAll(async () => {
   await stack?.dispose();
+  await database?.dispose();
 });
 
 /** Every endpoint.log under `dir`. */
@@ -29,7 +40,20 @@ function endpointLogs(dir: string): string[] {
     .map((path) => join(dir, path));
 }
 
-it("one grep for a submit's request id finds the task in the service's, the MEP's and the UEP's logs", {
+/** One JSON log line: pino's shape, the service's and the endpoint's alike. */
+interface LogEntry {
+  level: number;
+  time: number;
+  pid: number;
+  name?: string;
+  msg: string;
+  reqId?: string;
+  request_id?: string;
+  task_id?: string;
+  task_ids?: string[];
+}
+
+it("one grep for a submit's request id finds the task in the service's, the MEP's, the UEP's, the block's and the worker's logs", {
   timeout: 90_000,
 }, async () => {
   if (!stack) throw new Error("the stack did not start");
@@ -48,7 +72,7 @@ it("one grep for a submit's request id finds the task in the service's, the MEP'
   const submitted = stack.service.output.stderr
     .split("\n")
     .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as { msg?: string; reqId?: string; task_ids?: string[] })
+    .map((line) => JSON.parse(line) as LogEntry)
     .find((entry) => entry.msg === "tasks submitted" && entry.task_ids?.includes(future.taskId));
   const requestId = submitted?.reqId;
   expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
@@ -56,11 +80,38 @@ it("one grep for a submit's request id finds the task in the service's, the MEP'
   const mepLog = join(stack.userDir, ENDPOINT_NAME, "endpoint.log");
   const uepLogs = endpointLogs(stack.userDir).filter((file) => file !== mepLog);
   expect(uepLogs).toHaveLength(1);
-  const { stdout } = await promisify(execFile)("grep", ["-l", `${requestId}`, serviceLog, mepLog, uepLogs[0]]);
-  expect(stdout.trim().split("\n")).toEqual([serviceLog, mepLog, uepLogs[0]]);
-  // The UEP's line names the task too.
-  const { stdout: uepLine } = await promisify(execFile)("grep", [`${requestId}`, uepLogs[0]]);
-  expect(uepLine).toContain(`Task ${future.taskId} received (request_id=${requestId})`);
+  // The block's stderr (its manager's and its workers' lines) is kept beside the UEP's log.
+  const blockLogs = readdirSync(join(dirname(uepLogs[0]), "submit_scripts"))
+    .filter((name) => name.endsWith(".stderr"))
+    .map((name) => join(dirname(uepLogs[0]), "submit_scripts", name));
+  expect(blockLogs).toHaveLength(1);
+  const files = [serviceLog, mepLog, uepLogs[0], blockLogs[0]];
+  // One grep, every line that names the request id, each with the file it is in.
+  const { stdout } = await promisify(execFile)("grep", ["-H", "-F", `${requestId}`, ...files]);
+  const found = stdout
+    .trim()
+    .split("\n")
+    .map((hit) => {
+      const file = files.find((f) => hit.startsWith(`${f}:`)) as string;
+      return { file, entry: JSON.parse(hit.slice(file.length + 1)) as LogEntry };
+    });
+  expect(new Set(found.map((f) => f.file))).toEqual(new Set(files));
+  for (const { entry } of found) {
+    expect(entry).toMatchObject({ level: expect.any(Number), time: expect.any(Number), msg: expect.any(String) });
+  }
+  const inFile = (file: string) => found.filter((f) => f.file === file).map((f) => f.entry);
+  // The service names the tasks of the request; the MEP the UEP it starts for it (a start_uep names no task).
+  expect(inFile(serviceLog).some((e) => e.reqId === requestId && e.task_ids?.includes(future.taskId))).toBe(true);
+  expect(inFile(mepLog).some((e) => e.name === "MEP" && e.request_id === requestId && /start_uep/.test(e.msg))).toBe(
+    true,
+  );
+  const withTask = (file: string, name: RegExp) =>
+    inFile(file).some(
+      (e) => name.test(e.name ?? "") && e.level === 20 && e.task_id === future.taskId && e.request_id === requestId,
+    );
+  expect(withTask(uepLogs[0], /^UEP uep\./)).toBe(true);
+  expect(withTask(blockLogs[0], /^block /)).toBe(true);
+  expect(withTask(blockLogs[0], /^worker /)).toBe(true);
 });
 
 it("answers every request with its id: a load balancer's X-Request-Id is kept, one unfit for a log line replaced", async () => {

@@ -15,6 +15,8 @@ export interface EngineTask {
   mpiNodes?: string[];
   /** Node and SDK versions of the submitter: a StructuredData payload from a newer Node major fails. */
   submitter?: { nodeVersion: string; sdkVersion: string };
+  /** The submit's REST request id (its message's correlation-id): the worker's DEBUG line names it. */
+  requestId?: string;
 }
 
 /** The outcome of one task; exactly one per submitted task, whatever happens. */

@@ -86,7 +86,7 @@ describe("endpoint log rotation", () => {
     expect(files.map((f) => f.name)).toEqual(["endpoint.log.2", "endpoint.log.1", "endpoint.log"]);
     const longest = Math.max(...files.flatMap((f) => f.text.split("\n").map((l) => l.length + 1)));
     for (const f of files) expect(f.size, f.name).toBeLessThan(4096 + longest);
-    const numbers = files.flatMap((f) => [...f.text.matchAll(/ line (\d{4}) /g)].map((m) => Number(m[1])));
+    const numbers = files.flatMap((f) => [...f.text.matchAll(/"msg":"line (\d{4}) /g)].map((m) => Number(m[1])));
     expect(numbers.at(-1)).toBe(499);
     expect(numbers).toEqual(numbers.map((_, i) => numbers[0] + i));
     expect(statSync(join(dir, "endpoint.log.1")).mode & 0o777).toBe(0o600);
@@ -136,9 +136,13 @@ describe("endpoint log rotation", () => {
     }
     // 100 KiB against a limit of 8: only the last 8 KiB are kept, after a line saying so.
     const copy = readFileSync(`${file}.1`, "utf8");
-    expect(copy).toMatch(
-      /^\[.*\] WARNING \d+ log rotation: \d+ bytes written since the last check were dropped \(over 8192\)\n/,
-    );
+    const [first] = copy.split("\n");
+    expect(JSON.parse(first)).toMatchObject({
+      level: 40,
+      pid: process.pid,
+      name: "log rotation",
+      msg: expect.stringMatching(/^\d+ bytes written since the last check were dropped \(over 8192\)$/),
+    });
     expect(copy.endsWith("big\n")).toBe(true);
     expect(statSync(`${file}.1`).size).toBeLessThanOrEqual(8192 + 200);
     child.send("exit");

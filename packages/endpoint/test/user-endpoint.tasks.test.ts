@@ -238,8 +238,15 @@ ${THREAD_POOL_TEMPLATE}`;
     uep.child.kill("SIGINT");
     expect((await uep.exit).code).toBe(0);
     const log = h.log();
-    expect(log).toMatch(/DEBUG .*Begin Conduit endpoint configuration \(6 lines\):\ndebug: true\n/);
-    expect(log).toContain("heartbeat_period: 1\nEnd Conduit endpoint configuration");
+    // One JSON log line (DEBUG is level 20) holding the whole configuration.
+    const config = log
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+      .find((entry) => entry.msg.startsWith("Begin Conduit endpoint configuration"));
+    expect(config?.level).toBe(20);
+    expect(config?.msg).toMatch(/^Begin Conduit endpoint configuration \(6 lines\):\ndebug: true\n/);
+    expect(config?.msg).toContain("heartbeat_period: 1\nEnd Conduit endpoint configuration");
     expect(log).toContain("[endpoint_setup] setting up alice");
     expect(existsSync(marker)).toBe(true);
   });

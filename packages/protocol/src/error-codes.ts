@@ -188,6 +188,8 @@ export const ERROR_CODES = {
 
   // Service: start-up.
   INVALID_OPTIONS: {},
+  /** A broker queue exists with other arguments than this service declares (another --amqp-queue-type). */
+  QUEUE_ARGUMENTS_DIFFER: {},
   LISTEN_FAILED: {},
   DATA_DIR_LOCKED: {},
 } as const satisfies Record<string, ErrorCodeInfo>;

@@ -171,7 +171,7 @@ export type { EndpointStatus, TaskState } from "./states.js";
 export { ENDPOINT_STATUSES, TASK_STATES, TERMINAL_TASK_STATES } from "./states.js";
 export type { CachedLogin } from "./token-store.js";
 export { readLogin, tokensFile } from "./token-store.js";
-export type { ExchangeSpec, QueueSpec, TopologyChannel } from "./topology.js";
+export type { ExchangeSpec, QueueChecker, QueueSpec, QueueType, TopologyChannel } from "./topology.js";
 export {
   checkExchanges,
   commandQueue,
@@ -181,10 +181,14 @@ export {
   declareTopology,
   directQueueSpec,
   endpointBrokerUser,
+  ensureQueue,
   HEARTBEATS_EXCHANGE,
   HEARTBEATS_QUEUE,
   heartbeatsRoutingKey,
   QUEUE_OPTIONS,
+  QUEUE_TYPES,
+  queueMismatchError,
+  queueOptions,
   RESULTS_EXCHANGE,
   RESULTS_QUEUE,
   resultsRoutingKey,

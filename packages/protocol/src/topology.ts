@@ -17,6 +17,7 @@
  * (`--shared-broker-account`) declares.
  */
 import type { Options } from "amqplib";
+import { ConduitError } from "./errors.js";
 
 /** Direct exchange: routing key = destination queue name (tasks, commands, SDK results). */
 export const TASKS_EXCHANGE = "conduit.tasks";
@@ -78,8 +79,23 @@ export function taskGroupBrokerUser(taskGroupId: string): string {
   return `conduit-tg-${taskGroupId}`;
 }
 
-/** Arguments every Conduit queue is declared with (all sides must agree). */
+/**
+ * The type of every Conduit queue, as the service's `--amqp-queue-type` says:
+ * `classic` (the default; declared without `x-queue-type`, as before the
+ * option existed) or `quorum` (replicated over a RabbitMQ cluster; durable,
+ * never exclusive or auto-delete, no priorities: Conduit uses none of those).
+ */
+export type QueueType = "classic" | "quorum";
+
+export const QUEUE_TYPES: readonly QueueType[] = ["classic", "quorum"];
+
+/** Arguments every Conduit queue is declared with (all sides must agree): classic ones. */
 export const QUEUE_OPTIONS = { durable: true } as const;
+
+/** Arguments of a Conduit queue of this type. */
+export function queueOptions(type: QueueType = "classic"): Options.AssertQueue {
+  return type === "quorum" ? { durable: true, arguments: { "x-queue-type": "quorum" } } : QUEUE_OPTIONS;
+}
 
 /**
  * Arguments of a task group's result queue ({@link taskGroupResultQueue}):
@@ -87,8 +103,9 @@ export const QUEUE_OPTIONS = { durable: true } as const;
  * declared it for `retentionMs`. Only the service declares it (redeclaring
  * with other arguments fails); SDKs check it passively.
  */
-export function taskGroupQueueOptions(retentionMs: number) {
-  return { durable: true, arguments: { "x-expires": retentionMs } } as const;
+export function taskGroupQueueOptions(retentionMs: number, type: QueueType = "classic"): Options.AssertQueue {
+  const { arguments: typeArguments } = queueOptions(type);
+  return { durable: true, arguments: { ...typeArguments, "x-expires": retentionMs } };
 }
 
 export interface ExchangeSpec {
@@ -147,9 +164,9 @@ export interface TopologyChannel {
 }
 
 /** Declares every exchange and shared queue of {@link TOPOLOGY}, with its bindings (the service's job). */
-export async function declareTopology(channel: TopologyChannel): Promise<void> {
+export async function declareTopology(channel: TopologyChannel, type: QueueType = "classic"): Promise<void> {
   await declareExchanges(channel);
-  for (const queue of TOPOLOGY.queues) await declareQueue(channel, queue);
+  for (const queue of TOPOLOGY.queues) await declareQueue(channel, { ...queue, options: queueOptions(type) });
 }
 
 /** Declares every exchange of {@link TOPOLOGY}: for an endpoint only on the shared broker account. */
@@ -172,8 +189,65 @@ export async function checkExchanges(
   }
 }
 
-/** Declares a queue with its arguments and binds it as its spec says. */
+/**
+ * Declares a queue with its arguments and binds it as its spec says. A queue
+ * that exists with other arguments (another queue type) fails with
+ * QUEUE_ARGUMENTS_DIFFER, in one sentence naming `--amqp-queue-type`.
+ */
 export async function declareQueue(channel: TopologyChannel, queue: QueueSpec): Promise<void> {
-  await channel.assertQueue(queue.name, queue.options);
+  try {
+    await channel.assertQueue(queue.name, queue.options);
+  } catch (err) {
+    throw queueMismatchError(err, queue) ?? err;
+  }
   for (const { exchange, pattern } of queue.bindings) await channel.bindQueue(queue.name, exchange, pattern);
+}
+
+/** What {@link ensureQueue} needs to check a queue passively without risking a channel (a BrokerLink). */
+export interface QueueChecker {
+  /** Undefined when the queue does not exist. */
+  checkQueue(queue: string): Promise<{ messageCount: number; consumerCount: number } | undefined>;
+}
+
+/**
+ * An endpoint's side of a queue the service declares: when it exists it is
+ * only checked (passively, on a throwaway channel), so the service's arguments
+ * stand whatever its `--amqp-queue-type`; only a missing one is declared, with
+ * `queue`'s arguments, and bound when `bind` (the shared broker account may).
+ * Returns the queue's ready messages.
+ */
+export async function ensureQueue(
+  channel: TopologyChannel,
+  checker: QueueChecker,
+  queue: QueueSpec,
+  bind = false,
+): Promise<number> {
+  const found = await checker.checkQueue(queue.name);
+  let messages = found?.messageCount ?? 0;
+  if (!found) {
+    const declared = (await channel.assertQueue(queue.name, queue.options)) as { messageCount?: number } | undefined;
+    messages = declared?.messageCount ?? 0;
+  }
+  if (bind) for (const { exchange, pattern } of queue.bindings) await channel.bindQueue(queue.name, exchange, pattern);
+  return messages;
+}
+
+/**
+ * The sentence for a declaration the broker refused because the queue exists
+ * with other arguments (406 PRECONDITION_FAILED, "inequivalent arg"), else undefined.
+ */
+export function queueMismatchError(err: unknown, queue: Pick<QueueSpec, "name" | "options">): ConduitError | undefined {
+  const message = err instanceof Error ? err.message : "";
+  const inequivalent = /inequivalent arg '([^']+)'[^:]*: received (.*?) but current is (.*?)"?$/.exec(message);
+  if ((err as { code?: number } | null)?.code !== 406 || !inequivalent) return undefined;
+  const type = (queue.options.arguments?.["x-queue-type"] as QueueType | undefined) ?? "classic";
+  const [, arg, received, current] = inequivalent;
+  const what =
+    arg === "x-queue-type"
+      ? `is a ${/quorum/.test(current) ? "quorum" : /classic|none/.test(current) ? "classic" : current} queue`
+      : `has ${arg} ${current.replace(/^the value /, "")} (this service asks for ${received.replace(/^the value /, "")})`;
+  return new ConduitError(
+    "QUEUE_ARGUMENTS_DIFFER",
+    `The broker's queue ${queue.name} ${what}, but this service declares ${type} queues (--amqp-queue-type ${type}); start the service with the --amqp-queue-type the queues were made with, or delete them (they hold undelivered messages) to make them anew.`,
+  );
 }

@@ -13,7 +13,10 @@ import {
   declareExchanges,
   declareQueue,
   declareTopology,
+  directQueueSpec,
+  ensureQueue,
   HEARTBEATS_EXCHANGE,
+  queueOptions,
   RESULTS_EXCHANGE,
   TASKS_EXCHANGE,
   TOPOLOGY,
@@ -92,5 +95,42 @@ describe("the topology table", () => {
       await empty.dispose();
     }
     await expect(checkExchanges(await channel(), ["amq.topic"])).rejects.toThrow("amq.topic is not a Conduit exchange");
+  });
+
+  it("declares quorum queues on request; a queue of the other type is refused in one sentence naming --amqp-queue-type", async () => {
+    const quorum = await createVhost();
+    try {
+      await declareTopology(await channel(quorum.url), "quorum");
+      // Again with the same type: a no-op.
+      await declareTopology(await channel(quorum.url), "quorum");
+      await expect(declareTopology(await channel(quorum.url))).rejects.toThrow(
+        "The broker's queue conduit.results is a quorum queue, but this service declares classic queues (--amqp-queue-type classic); start the service with the --amqp-queue-type the queues were made with, or delete them (they hold undelivered messages) to make them anew.",
+      );
+    } finally {
+      await quorum.dispose();
+    }
+    // The shared vhost's queues are classic (declared above without a type).
+    await expect(declareTopology(await channel(), "quorum")).rejects.toThrow(
+      /^The broker's queue conduit\.results is a classic queue, but this service declares quorum queues \(--amqp-queue-type quorum\);/,
+    );
+  });
+
+  it("ensureQueue checks an existing queue of either type and declares only a missing one", async () => {
+    const ch = await channel();
+    const name = `ep.${randomUUID()}.commands`;
+    await declareQueue(ch, directQueueSpec(name, queueOptions("quorum")));
+    const checker = {
+      async checkQueue(queue: string) {
+        const own = await (await channel()).checkQueue(queue).catch(() => undefined);
+        return own && { messageCount: own.messageCount, consumerCount: own.consumerCount };
+      },
+    };
+    // Classic arguments against a quorum queue: no 406, the queue is only checked.
+    expect(await ensureQueue(ch, checker, directQueueSpec(name), true)).toBe(0);
+    const missing = `ep.${randomUUID()}.commands`;
+    expect(await ensureQueue(ch, checker, directQueueSpec(missing))).toBe(0);
+    expect((await ch.checkQueue(missing)).messageCount).toBe(0);
+    await ch.deleteQueue(name);
+    await ch.deleteQueue(missing);
   });
 });

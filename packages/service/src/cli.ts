@@ -9,7 +9,7 @@
  * calls the RUNNING service's admin routes with the local admin credentials
  * (PGlite admits one process, so it cannot open the store beside the service).
  */
-import { ConduitError, DEFAULT_AMQP_URL, paths, redactUrl } from "@conduit/protocol";
+import { ConduitError, DEFAULT_AMQP_URL, paths, QUEUE_TYPES, type QueueType, redactUrl } from "@conduit/protocol";
 import { Command, InvalidArgumentError } from "commander";
 import { AdminClient } from "./admin-client.js";
 import { plural } from "./errors.js";
@@ -28,6 +28,7 @@ interface StartFlags {
   amqpManagementUrl?: string;
   sharedBrokerAccount?: boolean;
   resultRetention?: string;
+  amqpQueueType?: QueueType;
   maxTaskBytes?: number;
   maxRequestBytes?: number;
   logLevel: LogLevel;
@@ -41,6 +42,13 @@ function wholeNumber(value: string): number {
     throw new InvalidArgumentError(`${JSON.stringify(value)} is not a whole number.`);
   }
   return n;
+}
+
+function queueType(value: string): QueueType {
+  if (!(QUEUE_TYPES as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`Choose one of ${QUEUE_TYPES.join(", ")}.`);
+  }
+  return value as QueueType;
 }
 
 function logLevel(value: string): LogLevel {
@@ -61,6 +69,7 @@ async function start(flags: StartFlags): Promise<void> {
     amqpManagementUrl: flags.amqpManagementUrl,
     sharedBrokerAccount: flags.sharedBrokerAccount,
     resultRetention: flags.resultRetention,
+    amqpQueueType: flags.amqpQueueType,
     maxTaskBytes: flags.maxTaskBytes,
     maxRequestBytes: flags.maxRequestBytes,
     logLevel: flags.logLevel,
@@ -129,6 +138,11 @@ program
   .option(
     "--result-retention <duration>",
     "how long a task group's results wait on the broker unused, e.g. 7d, 12h, 30m, 90s (default: 7d)",
+  )
+  .option(
+    "--amqp-queue-type <type>",
+    "type of the queues the service declares: classic, or quorum (replicated over a RabbitMQ cluster); every replica must use the same (default: classic)",
+    queueType,
   )
   .option("--max-task-bytes <n>", "largest task (function + arguments) in bytes (default: 10 MiB)", wholeNumber)
   .option("--max-request-bytes <n>", "largest request body in bytes (default: 32 MiB)", wholeNumber)

@@ -9,6 +9,8 @@ import {
   DEFAULT_MAX_REQUEST_BYTES,
   DEFAULT_MAX_TASK_BYTES,
   paths,
+  QUEUE_TYPES,
+  type QueueType,
 } from "@conduit/protocol";
 import { managementUrlFor, vhostOf } from "./broker/management-api.js";
 import type { StoreLocation } from "./store/open-store.js";
@@ -55,6 +57,14 @@ export interface ServiceOptions {
    * @default "7d"
    */
   resultRetention?: string | number;
+  /**
+   * Type of the queues the service declares (tasks, commands, results,
+   * heartbeats, task group results): `quorum` replicates them over a RabbitMQ
+   * cluster. Every replica must use the same; a queue that exists with another
+   * type stops the service with a sentence naming `--amqp-queue-type`.
+   * @default "classic"
+   */
+  amqpQueueType?: QueueType;
   /** Largest task (function payload + arguments), in bytes. @default DEFAULT_MAX_TASK_BYTES (10 MiB) */
   maxTaskBytes?: number;
   /** Largest request body, in bytes. @default DEFAULT_MAX_REQUEST_BYTES (32 MiB) */
@@ -97,6 +107,7 @@ export interface ServiceConfig {
   readonly amqpManagementUrl: string | undefined;
   readonly sharedBrokerAccount: boolean;
   readonly resultRetentionMs: number;
+  readonly amqpQueueType: QueueType;
   readonly maxTaskBytes: number;
   readonly maxRequestBytes: number;
   readonly writeCredentials: boolean;
@@ -181,6 +192,12 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
     }
   }
   const resultRetentionMs = parseDuration("resultRetention", options.resultRetention ?? "7d");
+  const amqpQueueType = options.amqpQueueType ?? "classic";
+  if (!QUEUE_TYPES.includes(amqpQueueType)) {
+    throw invalid(
+      `amqpQueueType ${JSON.stringify(amqpQueueType)} is not one of ${QUEUE_TYPES.join(", ")} (--amqp-queue-type).`,
+    );
+  }
   const maxTaskBytes = positiveInteger("maxTaskBytes", options.maxTaskBytes, DEFAULT_MAX_TASK_BYTES);
   const maxRequestBytes = positiveInteger("maxRequestBytes", options.maxRequestBytes, DEFAULT_MAX_REQUEST_BYTES);
   if (maxRequestBytes < maxTaskBytes) {
@@ -224,6 +241,7 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
     amqpManagementUrl,
     sharedBrokerAccount,
     resultRetentionMs,
+    amqpQueueType,
     maxTaskBytes,
     maxRequestBytes,
     writeCredentials: options.writeCredentials ?? true,

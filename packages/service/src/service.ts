@@ -112,6 +112,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       // A few quick attempts: an unreachable broker at start is a setup error to report, not to wait out.
       initialMaxRetries: 3,
       resultRetentionMs: config.resultRetentionMs,
+      queueType: config.amqpQueueType,
     });
     teardown.push(() => broker.close());
     // Scoped accounts or none: a service that cannot make them refuses to start rather than hand out its own.

@@ -127,6 +127,7 @@ async function startAttached(options: StartOptions, ep: EndpointPaths, failure: 
     console: options.logToConsole,
     debug: options.debug || config.debug === true,
     name: "MEP",
+    fields: { endpoint: name },
   });
 
   const previous = readPidFile(ep);

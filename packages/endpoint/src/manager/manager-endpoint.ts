@@ -19,10 +19,10 @@ import {
   commandQueueSpec,
   connectBroker,
   declareExchanges,
-  declareQueue,
   decodeMessage,
   decodeMessageKeepingGoodResults,
   endpointBrokerUser,
+  ensureQueue,
   HEARTBEATS_EXCHANGE,
   type HeartbeatMessage,
   heartbeatsRoutingKey,
@@ -101,7 +101,7 @@ export class ManagerEndpoint {
         name: `MEP ${name}`,
         // Fail `start` fast when RabbitMQ is not there; once running, reconnect forever.
         initialMaxRetries: 3,
-        setup: (channel) => this.setup(channel),
+        setup: (channel, link) => this.setup(channel, link),
       });
     } catch (err) {
       await this.metrics?.close();
@@ -153,7 +153,7 @@ export class ManagerEndpoint {
   }
 
   /** Runs on every (re)connection: topology, then the command consumer. */
-  private async setup(channel: ConfirmChannel): Promise<void> {
+  private async setup(channel: ConfirmChannel, link: BrokerLink): Promise<void> {
     const own = commandQueueSpec(this.options.endpointId);
     const queue = own.name;
     // From the protocol's topology table, with the service's arguments, so that
@@ -162,12 +162,13 @@ export class ManagerEndpoint {
       // A scoped account may not configure shared names or bind to conduit.tasks
       // (that would let it route other endpoints' commands to itself): it only
       // checks the exchanges; the service declared and bound the queue at registration.
+      // An existing queue is only checked: its type is the service's --amqp-queue-type.
       await checkExchanges(channel);
-      await channel.assertQueue(queue, own.options);
+      await ensureQueue(channel, link, own);
     } else {
-      // --shared-broker-account: the only case where an endpoint declares.
+      // --shared-broker-account: the only case where an endpoint declares (a queue the service made is kept as it is).
       await declareExchanges(channel);
-      await declareQueue(channel, own);
+      await ensureQueue(channel, link, own, true);
     }
     if (this.stopping) return;
     const { consumerTag } = await channel.consume(queue, (msg) => this.onCommand(channel, msg));
@@ -214,7 +215,12 @@ export class ManagerEndpoint {
     const shown = command.amqpUrl
       ? JSON.stringify({ ...command, amqpUrl: redactUrl(command.amqpUrl) })
       : msg.content.toString("utf8");
-    this.log.debug(`Received command (request_id=${msg.properties.correlationId ?? "-"}): ${shown}`);
+    const requestId = typeof msg.properties.correlationId === "string" ? msg.properties.correlationId : undefined;
+    this.log.debug(`Received command: ${shown}`, {
+      request_id: requestId,
+      endpoint_id: command.endpointId,
+      uep: command.uepName,
+    });
     const now = Date.now();
     if (Math.abs(now - command.sentAt) > MAX_COMMAND_AGE_MS) {
       this.log.warn(
@@ -243,10 +249,8 @@ export class ManagerEndpoint {
   private async queuedTasks(command: StartUepCommand): Promise<number> {
     try {
       const channel = await this.readyChannel();
-      // assertQueue, not checkQueue: a missing queue must not close the shared channel with a 404.
-      const queue = uepTaskQueueSpec(command.endpointId, command.uepId);
-      const { messageCount } = await channel.assertQueue(queue.name, queue.options);
-      return messageCount;
+      // Checked on a throwaway channel (a missing queue must not close the shared one with a 404), whatever its type.
+      return await ensureQueue(channel, this.broker as BrokerLink, uepTaskQueueSpec(command.endpointId, command.uepId));
     } catch (err) {
       this.log.warn(`Could not check the task queue of ${command.uepName}: ${(err as Error).message}`);
       return 0;
@@ -264,7 +268,7 @@ export class ManagerEndpoint {
     let failed = 0;
     try {
       const channel = await this.readyChannel();
-      await channel.assertQueue(queue, spec.options);
+      await ensureQueue(channel, this.broker as BrokerLink, spec);
       for (;;) {
         const msg = await channel.get(queue, { noAck: false });
         if (msg === false) break;

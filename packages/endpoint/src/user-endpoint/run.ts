@@ -34,7 +34,7 @@ import { HA_ENGINE_REFUSAL, highAssuranceProblem } from "../engines/high-assuran
 import { createEngine } from "../engines/registry.js";
 import { SerializerAllowlist } from "../engines/serializer-allowlist.js";
 import { UepStartError } from "../errors.js";
-import { createLogger, type Logger } from "../logging.js";
+import { createLogger, type Logger, withLogDebug } from "../logging.js";
 import { withModulesDir } from "../worker/bundled-code.js";
 import { withResultSizeLimit } from "../worker/execute-task.js";
 import { UEP_EXIT, type UepBootstrap } from "./bootstrap-types.js";
@@ -168,10 +168,11 @@ class UserEndpoint {
     const file = createLogger({
       file: join(dir, "endpoint.log"),
       name: `UEP ${bootstrap.uepName}`,
+      fields: { uep: bootstrap.uepName, endpoint_id: bootstrap.endpointId },
       debug: true,
       checkEveryMs: 1000,
     });
-    this.log = { ...file, debug: (m) => this.debug && file.debug(m) };
+    this.log = { ...file, debug: (m, fields) => this.debug && file.debug(m, fields) };
     this.queue = uepTaskQueue(bootstrap.endpointId, bootstrap.uepId);
   }
 
@@ -305,9 +306,9 @@ class UserEndpoint {
       await engine.start({
         runDir: this.dir,
         log,
-        env: withResultSizeLimit(
-          withModulesDir(process.env, config.engine.modules_dir),
-          config.engine.result_size_limit,
+        env: withLogDebug(
+          withResultSizeLimit(withModulesDir(process.env, config.engine.modules_dir), config.engine.result_size_limit),
+          this.debug,
         ),
         onResult: (r) => consumer.onEngineResult(r),
         onStarted: (taskIds, placement) => consumer.onEngineStarted(taskIds, placement),

@@ -31,6 +31,7 @@ import {
   connectBroker,
   decodeMessageKeepingGoodResults,
   directQueueSpec,
+  ensureQueue,
   HEARTBEATS_EXCHANGE,
   RESULTS_EXCHANGE,
   RefusedSenders,
@@ -98,6 +99,9 @@ const RESOURCE_SPECIFICATION_KEYS: readonly string[] = Object.freeze([
   "launcher_options",
 ]);
 
+/** The REST request id each task came with (its message's correlation-id), handed to the engine with the task. */
+const requestIds = new WeakMap<TaskMessage, string>();
+
 export class TaskConsumer {
   private linkPromise: Promise<BrokerLink> | undefined;
   private consumer: { channel: ConfirmChannel; tag: string } | undefined;
@@ -157,7 +161,7 @@ export class TaskConsumer {
       prefetch: broker.prefetch,
       // A UEP that cannot reach the broker at start has nobody to tell; give up soon and exit.
       initialMaxRetries: 5,
-      setup: (channel) => this.setup(channel),
+      setup: (channel, link) => this.setup(channel, link),
     });
     return this.linkPromise;
   }
@@ -207,14 +211,14 @@ export class TaskConsumer {
     }
   }
 
-  private async setup(channel: ConfirmChannel): Promise<void> {
+  private async setup(channel: ConfirmChannel, link: BrokerLink): Promise<void> {
     channel.once("close", () => this.closedChannels.add(channel));
     // From the protocol's topology table: the exchanges it publishes to are
     // checked passively (a UEP never declares them), and its own queue is
     // asserted with the service's arguments (the service declared and bound it).
     await checkExchanges(channel, [RESULTS_EXCHANGE, HEARTBEATS_EXCHANGE]);
-    const { options } = directQueueSpec(this.options.queue);
-    await channel.assertQueue(this.options.queue, options);
+    // Only checked when it exists: its type is the service's --amqp-queue-type.
+    await ensureQueue(channel, link, directQueueSpec(this.options.queue));
     if (this.stopping) return;
     const { consumerTag } = await channel.consume(this.options.queue, (message) => this.onDelivery(channel, message));
     this.consumer = { channel, tag: consumerTag };
@@ -297,7 +301,12 @@ export class TaskConsumer {
       return;
     }
     // The submit's REST request id rides in correlation-id: one grep finds the task in every log.
-    log.debug(`Task ${taskId} received (request_id=${delivery.message.properties.correlationId ?? "-"})`);
+    const requestId =
+      typeof delivery.message.properties.correlationId === "string"
+        ? delivery.message.properties.correlationId
+        : undefined;
+    if (requestId !== undefined) requestIds.set(task, requestId);
+    log.debug(`Task ${taskId} received`, { task_id: taskId, request_id: requestId });
     this.options.audit?.received(taskId, task.functionId);
     if (task.resourceSpecification !== undefined) {
       log.debug(`Task ${taskId} resource_specification: ${JSON.stringify(task.resourceSpecification)}`);
@@ -383,6 +392,7 @@ export class TaskConsumer {
         args: task.args,
         resourceSpecification: task.resourceSpecification,
         submitter: task.submitter,
+        requestId: requestIds.get(task),
       });
     } catch (err) {
       log.error(`Failed to submit task ${taskId} to the engine: ${(err as Error).message}`);

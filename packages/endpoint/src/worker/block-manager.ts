@@ -34,7 +34,7 @@ import { join } from "node:path";
 import { connect as connectTls } from "node:tls";
 import { parseArgs } from "node:util";
 import type { EngineResult, EngineTask } from "../engine-task.js";
-import { createLogger } from "../logging.js";
+import { createLogger, logDebugFromEnv } from "../logging.js";
 import { CONDUIT_VERSION } from "../version.js";
 import { allowedCpus, cpuListText, parseCpuAffinity, workerCpuSets } from "./cpu-affinity.js";
 import { SANDBOX_ROOT_ENV } from "./execute-task.js";
@@ -112,7 +112,13 @@ if (
 }
 
 // Its stderr is the block's stderr file in submit_scripts/: what went wrong is read there.
-const log = createLogger({ name: `block ${blockId}`, console: true });
+// DEBUG lines when the UEP runs with `debug: true` (it sets CONDUIT_LOG_DEBUG for its blocks).
+const log = createLogger({
+  name: `block ${blockId}`,
+  console: true,
+  debug: logDebugFromEnv(),
+  fields: { block_id: blockId },
+});
 
 /** Memory free for workers on this node (bytes): what the OS can give, within this job's cgroup limit if any. */
 function availableMemory(): number {
@@ -261,7 +267,9 @@ function pump(): void {
   flush();
   while (!stopping && inPool < workers && prefetched.length > 0) {
     inPool++;
-    pool.submit(prefetched.shift() as EngineTask);
+    const task = prefetched.shift() as EngineTask;
+    log.debug(`Task ${task.taskId} given to a worker`, { task_id: task.taskId, request_id: task.requestId });
+    pool.submit(task);
   }
 }
 

@@ -3,6 +3,7 @@
  * thread's port or a child process's IPC channel): announce readiness, then
  * run each task it is given and send back the result.
  */
+import { formatLogLine, logDebugFromEnv, logFormatFromEnv } from "../logging.js";
 import { executeTask } from "./execute-task.js";
 import { decodeToWorker, type FromWorker } from "./worker-protocol.js";
 
@@ -27,8 +28,21 @@ export function runWorkerLoop(channel: WorkerChannel): void {
     process.stderr.write(`conduit worker ${process.pid}: unhandled rejection outside a task: ${text}\n`);
   });
 
+  // Its stderr is its UEP's endpoint.log (or its block's stderr file): with `debug: true` each task is named there.
+  const debug = logDebugFromEnv();
+  const format = debug ? logFormatFromEnv() : "json";
+  const name = `worker ${process.env.CONDUIT_WORKER_RANK ?? process.pid}`;
   channel.onMessage((raw) => {
     const { task } = decodeToWorker(raw);
+    if (debug) {
+      process.stderr.write(
+        formatLogLine(format, "DEBUG", name, `Task ${task.taskId} started`, {
+          task_id: task.taskId,
+          request_id: task.requestId,
+          block_id: process.env.CONDUIT_BLOCK_ID,
+        }),
+      );
+    }
     channel.beforeTask?.(task.taskId);
     void executeTask(task).then((result) => {
       channel.send({ v: 1, cmd: "result", result });

@@ -6,7 +6,14 @@
  * stall every consumer and publisher, so each declaration gets a throwaway
  * channel here, and such a queue is kept as it is (its own expiry applies).
  */
-import { ConduitError, directQueueSpec, redactUrl, taskGroupQueueOptions } from "@conduit/protocol";
+import {
+  ConduitError,
+  directQueueSpec,
+  type QueueType,
+  queueMismatchError,
+  redactUrl,
+  taskGroupQueueOptions,
+} from "@conduit/protocol";
 import amqp, { type Channel, type ChannelModel } from "amqplib";
 import type { FastifyBaseLogger } from "fastify";
 
@@ -21,17 +28,21 @@ export class GroupQueueDeclarer {
     private readonly url: string,
     private readonly retentionMs: number,
     private readonly logger: FastifyBaseLogger,
+    private readonly queueType: QueueType = "classic",
   ) {}
 
   /** Declares the queue (or finds it declared with another retention) and binds it, as the topology table says. */
   async declare(queue: string): Promise<void> {
-    const spec = directQueueSpec(queue, taskGroupQueueOptions(this.retentionMs));
+    const spec = directQueueSpec(queue, taskGroupQueueOptions(this.retentionMs, this.queueType));
     let channel = await this.channel();
     try {
       try {
         await channel.assertQueue(queue, spec.options);
       } catch (err) {
         if ((err as { code?: number }).code !== PRECONDITION_FAILED) throw err;
+        // Another queue type is not kept: that is a service started with another --amqp-queue-type.
+        const mismatch = queueMismatchError(err, spec);
+        if (mismatch && /x-queue-type/.test((err as Error).message)) throw mismatch;
         // The refusal closed that channel; the queue exists, so a passive check on a new one passes.
         channel = await this.channel();
         await channel.checkQueue(queue);

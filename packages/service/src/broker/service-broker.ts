@@ -11,6 +11,8 @@ import {
   declareQueue,
   declareTopology,
   directQueueSpec,
+  type QueueType,
+  queueOptions,
   TASKS_EXCHANGE,
 } from "@conduit/protocol";
 import type { FastifyBaseLogger } from "fastify";
@@ -43,6 +45,8 @@ export interface ServiceBrokerOptions {
   resultRetentionMs: number;
   /** How the tasks of one publish are grouped per UEP queue (see {@link batchTaskMessages}). */
   taskBatch?: TaskBatchLimits;
+  /** Type of every queue the service declares (`--amqp-queue-type`). @default "classic" */
+  queueType?: QueueType;
 }
 
 /** Names made by `taskGroupResultQueue()`: declared by a {@link GroupQueueDeclarer}. */
@@ -57,12 +61,15 @@ export class ServiceBroker {
   private constructor(
     private readonly groupQueues: GroupQueueDeclarer,
     private readonly taskBatch: TaskBatchLimits,
+    private readonly queueType: QueueType,
   ) {}
 
   static async connect(options: ServiceBrokerOptions): Promise<ServiceBroker> {
+    const queueType = options.queueType ?? "classic";
     const broker = new ServiceBroker(
-      new GroupQueueDeclarer(options.url, options.resultRetentionMs, options.logger),
+      new GroupQueueDeclarer(options.url, options.resultRetentionMs, options.logger, queueType),
       options.taskBatch ?? {},
+      queueType,
     );
     const { logger } = options;
     broker.link = await connectBroker(options.url, {
@@ -71,7 +78,7 @@ export class ServiceBroker {
       initialMaxRetries: options.initialMaxRetries,
       setup: async (channel) => {
         // Every exchange and shared queue of the protocol's topology table.
-        await declareTopology(channel);
+        await declareTopology(channel, queueType);
         broker.declared = new Map();
         for (const consumer of broker.consumers) await consumer.attach(channel);
       },
@@ -129,7 +136,7 @@ export class ServiceBroker {
   private async declareQueue(queue: string): Promise<void> {
     // Only the service declares group queues (SDKs check them passively), with the retention as x-expires.
     if (TASK_GROUP_QUEUE.test(queue)) return this.groupQueues.declare(queue);
-    await declareQueue(await this.requireLink().ready(), directQueueSpec(queue));
+    await declareQueue(await this.requireLink().ready(), directQueueSpec(queue, queueOptions(this.queueType)));
   }
 
   /**
