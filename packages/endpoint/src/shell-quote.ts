@@ -5,7 +5,7 @@
  * config, identity mapping and the worker all use it.
  */
 
-import { shellQuote } from "@conduit/protocol";
+import { shellQuote } from "@conduit/protocol/wire";
 
 /** Python's `shlex.quote` (shared with the worker's ShellFunction, in the protocol). */
 export { shellQuote };

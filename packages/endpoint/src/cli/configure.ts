@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import { DEFAULT_CONFIG_YAML, DEFAULT_SCHEMA, DEFAULT_TEMPLATE, DEFAULT_USER_ENVIRONMENT } from "../config/defaults.js";
 import { EXAMPLE_IDENTITY_MAPPING_CONFIG, exampleIdentityMappingPath } from "../config/example-identity-mapping.js";
 import { parseManagerConfig } from "../config/manager-config.js";

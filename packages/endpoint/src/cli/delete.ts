@@ -6,7 +6,7 @@
 import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import { configuredEndpoint, readEndpointId, readPidFile, UEP_DIR_PREFIX } from "../manager/endpoint-dir.js";
 import { killLeftoverUeps } from "../manager/uep-records.js";
 

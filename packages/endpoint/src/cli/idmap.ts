@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import { parseManagerConfig } from "../config/manager-config.js";
 import { IdentityMapper } from "../identity-mapping/identity-mapper.js";
 import { lookupLocalUser } from "../identity-mapping/local-user.js";

@@ -7,7 +7,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { ConduitError, type UserRuntime } from "@conduit/protocol";
+import { ConduitError, type UserRuntime } from "@conduit/protocol/wire";
 import { parseManagerConfig } from "../config/manager-config.js";
 import type { MappedIdentity } from "../config/render.js";
 import { renderTemplateFile } from "../config/render-template-file.js";

@@ -6,7 +6,7 @@
  * `daemon.pid`.
  */
 import { readFileSync } from "node:fs";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import { configuredEndpoint, readPidFile } from "../manager/endpoint-dir.js";
 import { type StartOptions, startEndpoint } from "./start.js";
 import { stopEndpoint } from "./stop.js";

@@ -2,7 +2,7 @@
  * `conduit-endpoint _start-user-endpoint <uep name>` (hidden): the UEP. Only
  * the MEP runs it, with the bootstrap on stdin (see bootstrap-types.ts).
  */
-import { paths } from "@conduit/protocol";
+import { paths } from "@conduit/protocol/wire";
 import { runUserEndpoint } from "../user-endpoint/run.js";
 
 /** Runs the UEP until it stops; resolves with its exit code (see UEP_EXIT). */

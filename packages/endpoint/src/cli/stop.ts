@@ -5,7 +5,7 @@
  * leftovers killed and its pid file removed.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import { configuredEndpoint, isMepProcess, readPidFile, removePidFile } from "../manager/endpoint-dir.js";
 import { waitUntil } from "../manager/processes.js";
 import { killLeftoverUeps } from "../manager/uep-records.js";

@@ -5,7 +5,7 @@
  * pipeline (render.ts). Behind `conduit-endpoint render`.
  */
 import { dirname, join } from "node:path";
-import type { UserRuntime } from "@conduit/protocol";
+import type { UserRuntime } from "@conduit/protocol/wire";
 import { ConfigError } from "../errors.js";
 import { ENDPOINT_FILES } from "./defaults.js";
 import { type MappedIdentity, renderUserConfigTemplate } from "./render.js";

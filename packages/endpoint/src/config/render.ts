@@ -17,7 +17,7 @@
  * This runs in the UEP, after privileges were dropped, never in the MEP (and
  * in the admin's own dry run, render-template-file.ts).
  */
-import type { UserRuntime } from "@conduit/protocol";
+import type { UserRuntime } from "@conduit/protocol/wire";
 import { Environment } from "minijinja-js";
 import { ConfigError, type RenderErrorKind } from "../errors.js";
 import { jinjaFloatText, jinjaIntText, pythonStr } from "./python-text.js";

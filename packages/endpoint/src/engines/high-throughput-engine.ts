@@ -22,7 +22,7 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ConduitError, toWireError } from "@conduit/protocol";
+import { ConduitError, toWireError } from "@conduit/protocol/wire";
 import type { EngineTask } from "../engine-task.js";
 import { EngineError } from "../errors.js";
 import { parseOptions } from "../option-fields.js";

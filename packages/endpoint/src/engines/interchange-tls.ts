@@ -14,7 +14,7 @@ import { execFile } from "node:child_process";
 import { chmod, mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import { TLS_FILES } from "../worker/interchange-protocol.js";
 
 const run = promisify(execFile);

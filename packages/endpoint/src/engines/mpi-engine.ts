@@ -8,7 +8,7 @@
  * and waits in the engine until that many are free, so concurrent MPI tasks
  * never share a node; its worker runs it on those nodes only.
  */
-import { SHELL_CODE, toWireError } from "@conduit/protocol";
+import { SHELL_CODE, toWireError } from "@conduit/protocol/wire";
 import type { EngineTask } from "../engine-task.js";
 import { choiceField, doc, type Options, parseOptions } from "../option-fields.js";
 import { MPI_LAUNCHER_ENV, MPI_LAUNCHERS, mpiResources } from "../worker/mpi-prefix.js";

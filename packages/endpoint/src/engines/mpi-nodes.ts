@@ -8,7 +8,7 @@
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import { MPI_NODES_ENV } from "../worker/mpi-prefix.js";
 
 const run = promisify(execFile);

@@ -4,7 +4,7 @@
  * worker died. The two differ only in how a worker is spawned.
  */
 import { availableParallelism } from "node:os";
-import { ConduitError, toWireError } from "@conduit/protocol";
+import { ConduitError, toWireError } from "@conduit/protocol/wire";
 import type { EngineTask } from "../engine-task.js";
 import { EngineError } from "../errors.js";
 import { doc, type Fields, integerField } from "../option-fields.js";

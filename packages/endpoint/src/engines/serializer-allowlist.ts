@@ -17,7 +17,7 @@ import {
   STRUCTURED_DATA,
   toWireError,
   type WireError,
-} from "@conduit/protocol";
+} from "@conduit/protocol/wire";
 import { ConfigError, TaskError } from "../errors.js";
 import type { Field } from "../option-fields.js";
 

@@ -11,7 +11,7 @@
  * (BlockWalltime) whatever `max_retries_on_system_failure` says, since it
  * would most likely be cut again.
  */
-import { toWireError, type WireError } from "@conduit/protocol";
+import { toWireError, type WireError } from "@conduit/protocol/wire";
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import { EngineError, WorkerLostError } from "../errors.js";
 import type { JobEndCause } from "../providers/job-output.js";

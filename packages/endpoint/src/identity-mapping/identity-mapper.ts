@@ -12,7 +12,7 @@
  * ```
  */
 import { type BigIntStats, readFileSync, statSync } from "node:fs";
-import type { IdentityInfo } from "@conduit/protocol";
+import type { IdentityInfo } from "@conduit/protocol/wire";
 import type { Logger } from "../logging.js";
 import { ExternalIdentityMapping } from "./external-mapping.js";
 import { type LoadedMapper, loadMappers } from "./load-mappers.js";

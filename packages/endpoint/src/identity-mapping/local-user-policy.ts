@@ -11,7 +11,7 @@
  * else launchAs(decision.user); // decision.mappedBy: "identity mapper 1 (expression_identity_mapping_v1, rule 2)"
  * ```
  */
-import type { IdentityInfo } from "@conduit/protocol";
+import type { IdentityInfo } from "@conduit/protocol/wire";
 import type { IdentityMapper, IdentityMapResult } from "./identity-mapper.js";
 import { type LocalUser, lookupLocalUser } from "./local-user.js";
 

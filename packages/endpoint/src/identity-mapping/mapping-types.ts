@@ -4,7 +4,7 @@
  * `globus-identity-mapping` library so an admin's Globus rules and scripts
  * behave (and fail) the same way here.
  */
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 
 /**
  * An identity as mapping rules see it: Conduit's `IdentityInfo` fields, plus

@@ -8,7 +8,7 @@
  */
 import http from "node:http";
 import https from "node:https";
-import { DEFAULT_MANAGEMENT_PORT } from "@conduit/protocol";
+import { DEFAULT_MANAGEMENT_PORT } from "@conduit/protocol/wire";
 import amqp from "amqplib";
 
 /** Each attempt gives up after this long: a host that does not answer does not accept the login. */

@@ -6,7 +6,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import { ENDPOINT_FILES } from "../config/defaults.js";
 import { isOurProcess } from "./processes.js";
 

@@ -37,7 +37,7 @@ import {
   uepName,
   uepTaskQueueSpec,
   type WireError,
-} from "@conduit/protocol";
+} from "@conduit/protocol/wire";
 import type { Logger } from "../logging.js";
 import { type MepMetricsServer, startMepMetricsServer } from "./mep-metrics.js";
 import { RESTART_CHECK_DELAY_MS, type UepLaunchOptions, UepSupervisor } from "./uep-supervisor.js";

@@ -6,7 +6,7 @@
  * privileges are dropped (multi-user), never with the MEP's rights.
  */
 import { readFileSync } from "node:fs";
-import type { StartUepCommand } from "@conduit/protocol";
+import type { StartUepCommand } from "@conduit/protocol/wire";
 import type { ManagerConfig } from "../config/manager-config.js";
 import type { MappedIdentity } from "../config/render.js";
 import {

@@ -6,7 +6,7 @@
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { StartUepCommand } from "@conduit/protocol";
+import type { StartUepCommand } from "@conduit/protocol/wire";
 import type { Logger } from "../logging.js";
 import { groupExists, isOurProcess, pidExists, signalGroup } from "./processes.js";
 

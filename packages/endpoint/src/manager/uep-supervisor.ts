@@ -10,7 +10,7 @@
  */
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { brokerUser, type StartUepCommand, toWireError, type WireError } from "@conduit/protocol";
+import { brokerUser, type StartUepCommand, toWireError, type WireError } from "@conduit/protocol/wire";
 import type { ManagerConfig } from "../config/manager-config.js";
 import type { MappedIdentity } from "../config/render.js";
 import { UepError, UepStartError } from "../errors.js";

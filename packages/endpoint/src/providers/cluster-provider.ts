@@ -10,7 +10,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import type { Launcher } from "../launchers/launchers.js";
 import { type BlockOptions, BlockOptionsProvider, workerInitLines } from "./block-options.js";
 import { type CommandResult, type CommandRunner, execCommand, SchedulerCommandError } from "./command-runner.js";

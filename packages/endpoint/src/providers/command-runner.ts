@@ -6,7 +6,7 @@
  * cannot become a second command.
  */
 import { spawn } from "node:child_process";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import { shellJoin } from "../shell-quote.js";
 
 export interface CommandResult {

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import { ConfigError } from "../errors.js";
 import { type Options, parseOptions } from "../option-fields.js";
 import { BLOCK_FIELDS, BlockOptionsProvider, checkBlockCounts, workerInitLines } from "./block-options.js";

@@ -4,7 +4,7 @@
  * unprivileged, validates and renders them. When stdin closes, the MEP is gone
  * and the UEP shuts down (it dies with its parent however the MEP died).
  */
-import type { IdentityInfo, UserRuntime } from "@conduit/protocol";
+import type { IdentityInfo, UserRuntime } from "@conduit/protocol/wire";
 import type { MappedIdentity } from "../config/render.js";
 import type { TemplateFiles } from "../config/template-files.js";
 

@@ -3,7 +3,7 @@
  * The stream is left flowing afterwards (its further bytes are discarded) so
  * that its end can tell the UEP that the MEP is gone.
  */
-import { ConduitError } from "@conduit/protocol";
+import { ConduitError } from "@conduit/protocol/wire";
 import type { UepBootstrap } from "./bootstrap-types.js";
 
 export const MISSING_BOOTSTRAP_MESSAGE =

@@ -7,7 +7,7 @@
  * the broker sees one persistent, confirmed message per round trip instead of
  * one per task.
  */
-import type { ResultMessage } from "@conduit/protocol";
+import type { ResultMessage } from "@conduit/protocol/wire";
 
 export interface ResultBatcherOptions {
   /**

@@ -21,7 +21,7 @@ import {
   uepName as uepNameOf,
   uepTaskQueue,
   type WireError,
-} from "@conduit/protocol";
+} from "@conduit/protocol/wire";
 import { parse as parseYaml } from "yaml";
 import { renderUserConfigTemplate } from "../config/render.js";
 import {

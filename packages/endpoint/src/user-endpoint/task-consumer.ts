@@ -41,7 +41,7 @@ import {
   type TaskMessage,
   toWireError,
   type WireError,
-} from "@conduit/protocol";
+} from "@conduit/protocol/wire";
 import type { EngineResult } from "../engine-task.js";
 import type { Engine, TaskPlacement } from "../engines/engine-types.js";
 import type { SerializerAllowlist } from "../engines/serializer-allowlist.js";

@@ -34,7 +34,7 @@ import {
   STRUCTURED_DATA,
   serializeData,
   toWireError,
-} from "@conduit/protocol";
+} from "@conduit/protocol/wire";
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import { TaskError } from "../errors.js";
 import { loadBundledFunction, workerModulesDir } from "./bundled-code.js";
