@@ -13,6 +13,14 @@
  * results of a High-Assurance endpoint's tasks are stored as any, but only a
  * notice of each is forwarded (no result, no error): the SDK fetches them.
  *
+ * A result can beat its task's row: the submit publishes its tasks while it
+ * stores them. Such a delivery is held, unacked, and flushed again (5 ms,
+ * doubling to 1 s) until the row exists; it is then stored under the same
+ * sender checks as any other. One whose row does not come within
+ * `unknownTaskHoldMs` (30 s) is dropped with a log line and acked; at most
+ * 100 deliveries are held at once (beyond that the oldest is given up), so
+ * held results never take the prefetch from the others.
+ *
  * Who sent a message is its `user-id` (RabbitMQ checks it against the
  * publishing connection's user), never the ids in its body: a message without
  * one, or whose body names another endpoint than its routing key, is refused
