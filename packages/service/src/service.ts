@@ -162,6 +162,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       metrics,
       clock: config.clock,
       haFunctionRetentionMs: config.haFunctionRetentionMs,
+      log: (line) => app.log.warn(line),
     });
     const retention = new HaFunctionRetention(store, submitter, app.log, {
       retentionMs: config.haFunctionRetentionMs,

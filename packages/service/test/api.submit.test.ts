@@ -327,7 +327,7 @@ describe.each(TEST_STORES)("API submits on $name", ({ store }) => {
     expect(stored.body.tasks[c]).toMatchObject({ state: "failed", error: { message: "boom" } });
   });
 
-  it("accepts the same submit again without publishing it twice, and refuses a conflicting reuse", async () => {
+  it("accepts the same submit again, refuses a conflicting reuse, and cancels a task published for a UEP whose insert failed", async () => {
     const endpointId = await registerEndpoint();
     const functionId = await registerFunction();
     const body = submitBody(functionId, 3, { task_group_id: randomUUID() });
@@ -338,18 +338,31 @@ describe.each(TEST_STORES)("API submits on $name", ({ store }) => {
     expect(await queueLength(queue)).toBe(1);
     const again = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
     expect(again).toEqual({ status: 200, body: first.body });
-    expect(await queueLength(queue)).toBe(1);
+    // The insert and the publish overlap, so a retry publishes its tasks again (a second batch): a UEP
+    // drops a copy of a task it holds or finished, and a second result is never forwarded.
+    expect(await queueLength(queue)).toBe(2);
 
     const otherArgs = { ...body, tasks: [{ ...body.tasks[0], args: { strategy: JSON_DATA, data: "[42]" } }] };
     const conflict = await call("POST", `/v1/endpoints/${endpointId}/submit`, { body: otherArgs });
     expect(expectError(conflict, 409, "TASK_ID_CONFLICT").message).toContain(body.tasks[0].task_id);
+    // Same identity, endpoint and configuration: the copy went to the same UEP, which owns that id.
+    expect(await queueLength(queue)).toBe(7);
+
+    // Race 2, an insert that fails after the publish: Bob's copy reached his own UEP's
+    // queue, and a cancel follows it there, so his UEP drops it unrun.
     const bobEndpoint = await registerEndpoint({}, api.bobToken);
     const stolen = await call("POST", `/v1/endpoints/${bobEndpoint}/submit`, {
       token: api.bobToken,
       body: { tasks: body.tasks },
     });
     expectError(stolen, 409, "TASK_ID_CONFLICT");
-    expect(await queueLength(queue)).toBe(1);
+    // The lone conflicting task of the 409 above was published before its insert failed.
+    expect(await queueLength(queue)).toBe(3);
+    const bob = await api.service.store.findIdentityByUsername("bob@example.org");
+    const bobQueue = uepTaskQueue(bobEndpoint, computeUepId(bobEndpoint, bob!.id, {}, null));
+    const copies = await take<TaskBatchMessage>(bobQueue);
+    expect(copies.tasks.map((m) => (m as TaskMessage).taskId)).toEqual(body.tasks.map((t) => t.task_id));
+    expect(await take(bobQueue)).toMatchObject({ kind: "cancel", taskIds: body.tasks.map((t) => t.task_id) });
   });
 
   it("publishes a known task on retry if an earlier submit stored it but never published it", async () => {

@@ -99,7 +99,9 @@ export function taskGroupPermissions(taskGroupId: string): BrokerPermissions {
 
 /**
  * A derived account another replica may have deleted (a UEP that ended, a
- * swept task group) is made again by the first hand-out after this long.
+ * swept task group) is looked at again by the first hand-out after this long:
+ * in the background (the hand-out does not wait), with one GET of its
+ * permissions, and made again only when they are gone.
  */
 const RECHECK_MS = 60_000;
 
@@ -108,7 +110,10 @@ const DELETE_CONCURRENCY = 8;
 
 interface DerivedAccount {
   url: Promise<string>;
-  madeAt: number;
+  /** When this process last made the account or saw that it exists (ms since the epoch). */
+  checkedAt: number;
+  /** A background look (and remake) in flight. */
+  checking?: Promise<void>;
 }
 
 export class BrokerAccounts {
@@ -121,16 +126,25 @@ export class BrokerAccounts {
   /** Deletions in flight, by user name: making the same user again waits for them. */
   private readonly deleting = new Map<string, Promise<void>>();
 
+  /** Accounts written (a user, its topic permissions and its permissions, PUT) by this process. */
+  accountWrites = 0;
+  /** Background looks at derived accounts done by this process. */
+  rechecks = 0;
+  private readonly recheckMs: number;
+
   /**
    * @param managementUrl `http://user:pass@host:15672` of an administrator.
    * @param publicAmqpUrl host, port and vhost of the URLs handed out.
    * @param secret key of the derived passwords, the same on every replica.
+   * @param options.recheckMs how often a derived account is looked at again (see {@link RECHECK_MS}).
    */
   constructor(
     managementUrl: string,
     private readonly publicAmqpUrl: string,
     private readonly secret: string,
+    options: { recheckMs?: number } = {},
   ) {
+    this.recheckMs = options.recheckMs ?? RECHECK_MS;
     this.api = new ManagementApi(managementUrl);
     this.vhost = vhostOf(publicAmqpUrl);
   }
@@ -221,20 +235,59 @@ export class BrokerAccounts {
       .filter((u): u is string => typeof u === "string" && u.startsWith(prefix));
   }
 
+  /**
+   * The derived account's URL. Only the first hand-out in this process waits
+   * for the account to be made; later ones answer at once, and one every
+   * {@link RECHECK_MS} starts a background look that remakes the account only
+   * if another replica deleted it (the PUTs are not re-sent while it exists).
+   */
   private derivedUrl(user: string, permissions: BrokerPermissions, topics: TopicPermission[]): Promise<string> {
     const now = Date.now();
     this.handedOut.set(user, now);
-    let entry = this.derived.get(user);
-    if (!entry || now - entry.madeAt > RECHECK_MS) {
-      const made: DerivedAccount = { url: this.account(user, permissions, topics, this.password(user)), madeAt: now };
-      entry = made;
-      this.derived.set(user, made);
-      // A failed attempt is retried by the next hand-out.
-      made.url.catch(() => {
-        if (this.derived.get(user) === made) this.derived.delete(user);
-      });
+    const entry = this.derived.get(user);
+    if (!entry) return this.makeDerived(user, permissions, topics, now).url;
+    if (now - entry.checkedAt >= this.recheckMs && !entry.checking) {
+      const checking = this.recheck(user, permissions, topics, entry)
+        .catch(() => undefined)
+        .finally(() => {
+          if (entry.checking === checking) entry.checking = undefined;
+        });
+      entry.checking = checking;
     }
     return entry.url;
+  }
+
+  private makeDerived(user: string, permissions: BrokerPermissions, topics: TopicPermission[], now: number) {
+    const made: DerivedAccount = { url: this.account(user, permissions, topics, this.password(user)), checkedAt: now };
+    this.derived.set(user, made);
+    // A failed attempt is retried by the next hand-out.
+    made.url.catch(() => {
+      if (this.derived.get(user) === made) this.derived.delete(user);
+    });
+    return made;
+  }
+
+  /** Off the hand-out: the account's permissions on the vhost still there, or the account made again. */
+  private async recheck(
+    user: string,
+    permissions: BrokerPermissions,
+    topics: TopicPermission[],
+    entry: DerivedAccount,
+  ): Promise<void> {
+    const found = await this.api.request(
+      "GET",
+      `/api/permissions/${encodeURIComponent(this.vhost)}/${encodeURIComponent(user)}`,
+      undefined,
+      [404],
+    );
+    this.rechecks++;
+    if (this.derived.get(user) !== entry) return;
+    if (found !== undefined) {
+      entry.checkedAt = Date.now();
+      return;
+    }
+    // Deleted elsewhere: later hand-outs wait for the new one.
+    await this.makeDerived(user, permissions, topics, Date.now()).url;
   }
 
   private async deleteDerived(user: string): Promise<void> {
@@ -262,6 +315,7 @@ export class BrokerAccounts {
     await this.deleting.get(user)?.catch(() => undefined);
     const name = encodeURIComponent(user);
     const vhost = encodeURIComponent(this.vhost);
+    this.accountWrites++;
     await this.api.request("PUT", `/api/users/${name}`, { password, tags: "" });
     // Topic permissions before the others: until it has permissions on the vhost, the account cannot publish at all.
     for (const topic of topics) await this.api.request("PUT", `/api/topic-permissions/${vhost}/${name}`, topic);

@@ -13,6 +13,14 @@
  * results of a High-Assurance endpoint's tasks are stored as any, but only a
  * notice of each is forwarded (no result, no error): the SDK fetches them.
  *
+ * A result can beat its task's row: the submit publishes its tasks while it
+ * stores them. Such a delivery is held, unacked, and flushed again (5 ms,
+ * doubling to 1 s) until the row exists; it is then stored under the same
+ * sender checks as any other. One whose row does not come within
+ * `unknownTaskHoldMs` (30 s) is dropped with a log line and acked; at most
+ * 100 deliveries are held at once (beyond that the oldest is given up), so
+ * held results never take the prefetch from the others.
+ *
  * Who sent a message is its `user-id` (RabbitMQ checks it against the
  * publishing connection's user), never the ids in its body: a message without
  * one, or whose body names another endpoint than its routing key, is refused
@@ -55,7 +63,20 @@ export interface ResultConsumerOptions {
   sharedAccounts?: ReadonlySet<string>;
   /** Told of every result stored. */
   metrics?: Pick<ServiceMetrics, "resultStored">;
+  /**
+   * How long a result whose task is not stored yet is held (unacked, tried
+   * again) before it is dropped with a log line, in ms: the submit publishes
+   * its tasks while it stores them, so a fast result can beat its task's row.
+   * @default 30_000
+   */
+  unknownTaskHoldMs?: number;
 }
+
+/** Deliveries held for their tasks' rows at most, so held ones never eat the prefetch: beyond it the oldest is dropped. */
+const MAX_HELD = 100;
+/** First wait before a held delivery is tried again (doubling, up to {@link MAX_HOLD_RETRY_MS}). */
+const FIRST_HOLD_RETRY_MS = 5;
+const MAX_HOLD_RETRY_MS = 1000;
 
 /**
  * Batches in flight at once. Each delivery is acked on its own, so batches may
@@ -70,6 +91,8 @@ interface Delivery {
   sender: string;
   /** A `results` delivery's valid results, or the one result or running report. */
   messages: Array<ResultMessage | TaskStatusMessage>;
+  /** Set once it was held for a task not stored yet: when it first was, and how often. */
+  held?: { since: number; tries: number; timer?: NodeJS.Timeout };
 }
 
 export class ResultConsumer implements BrokerConsumer {
@@ -83,6 +106,9 @@ export class ResultConsumer implements BrokerConsumer {
   private readonly sharedAccounts: ReadonlySet<string> | undefined;
   private readonly refused: RefusedSenders;
   private readonly metrics: ResultConsumerOptions["metrics"];
+  private readonly holdMs: number;
+  /** Deliveries waiting for their tasks' rows, oldest first. */
+  private readonly held: Delivery[] = [];
 
   constructor(
     private readonly store: Store,
@@ -93,6 +119,7 @@ export class ResultConsumer implements BrokerConsumer {
     this.maxBatch = options.maxBatch ?? 500;
     this.sharedAccounts = options.sharedAccounts;
     this.metrics = options.metrics;
+    this.holdMs = options.unknownTaskHoldMs ?? 30_000;
     this.refused = new RefusedSenders((line) => logger.warn(line));
   }
 
@@ -100,6 +127,7 @@ export class ResultConsumer implements BrokerConsumer {
     if (this.stopped) return;
     // Deliveries of a dead channel cannot be acked; the broker redelivers them.
     this.pending = this.pending.filter((d) => d.channel === channel);
+    for (const d of this.held.filter((h) => h.channel !== channel)) this.unhold(d);
     const { consumerTag } = await channel.consume(RESULTS_QUEUE, (raw) => {
       if (raw) this.receive(channel, raw);
     });
@@ -108,6 +136,8 @@ export class ResultConsumer implements BrokerConsumer {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // Held deliveries stay unacked: the broker gives them back, to this process or another.
+    for (const d of this.held.splice(0)) clearTimeout(d.held?.timer);
     const consumer = this.consumer;
     this.consumer = undefined;
     if (consumer) await consumer.channel.cancel(consumer.tag).catch(() => undefined);
@@ -157,7 +187,11 @@ export class ResultConsumer implements BrokerConsumer {
       settle(channel, raw);
       return;
     }
-    this.pending.push({ channel, raw, sender, messages });
+    this.enqueue({ channel, raw, sender, messages });
+  }
+
+  private enqueue(delivery: Delivery): void {
+    this.pending.push(delivery);
     // Busy loops take the pending deliveries when they finish their batch; a
     // free one is started after this tick's other deliveries have arrived.
     if (this.flushers.size < MAX_FLUSHERS && !this.scheduled) {
@@ -228,7 +262,8 @@ export class ResultConsumer implements BrokerConsumer {
   private async flush(batch: Delivery[]): Promise<void> {
     const running: Array<{ taskId: string; endpointId: string } & ReportSender> = [];
     const results: StoredInput[] = [];
-    for (const { messages, raw, sender } of batch) {
+    for (const delivery of batch) {
+      const { messages, raw, sender } = delivery;
       const from: ReportSender = { sender, sharedAccount: this.sharedAccounts?.has(sender) ?? false };
       for (const message of messages) {
         if (message.kind === "task_status") {
@@ -236,19 +271,24 @@ export class ResultConsumer implements BrokerConsumer {
         } else if (message.state !== "cancelled") {
           results.push({
             ...toResultInput(message as ResultMessage & { state: "success" | "failed" }, from),
-            redelivered: raw.fields.redelivered,
+            // A held delivery flushed again forwards only what it stores now.
+            redelivered: raw.fields.redelivered && delivery.held === undefined,
+            delivery,
           });
         }
       }
     }
-    // Running first: it never overrides a terminal state, so a result in the same batch wins.
-    if (running.length > 0) {
-      const { refused } = await this.store.markTasksRunning(running);
-      for (const r of refused) {
-        this.refused.refuse(r.sender, `a running report for task ${r.taskId}, which it may not report`);
-      }
+    // Both statements at once: a running report never overrides a terminal state, so
+    // whichever lands first, a result in the same batch wins.
+    const [marked, stored] = await Promise.all([
+      running.length > 0 ? this.store.markTasksRunning(running) : undefined,
+      this.store.storeResults(results),
+    ]);
+    for (const r of marked?.refused ?? []) {
+      this.refused.refuse(r.sender, `a running report for task ${r.taskId}, which it may not report`);
     }
-    const stored = await this.store.storeResults(results);
+    /** Deliveries with a result whose task has no row yet: held, not acked. */
+    const waiting = new Set<Delivery>();
     const byReport = new Map(stored.map((s) => [reportKey(s.taskId, s.sender), s]));
     /** Results to forward, grouped by task group queue: one `results` message per queue. */
     const forward = new Map<string, ResultMessage[]>();
@@ -258,7 +298,13 @@ export class ResultConsumer implements BrokerConsumer {
       if (forwarded.has(result.taskId)) continue;
       const s = byReport.get(reportKey(result.taskId, result.sender));
       if (!s) {
-        this.logger.warn(`Result for unknown task ${result.taskId} from endpoint ${result.endpointId} was dropped.`);
+        // Its submit may still be storing it (the insert and the publish overlap).
+        if (this.mayHold(result.delivery)) waiting.add(result.delivery);
+        else {
+          this.logger.warn(
+            `Result for unknown task ${result.taskId} from endpoint ${result.endpointId} was dropped: no such task was stored within ${this.holdMs} ms of its arrival.`,
+          );
+        }
       } else if (s.refused) {
         this.refused.refuse(result.sender, `a result for task ${result.taskId}, which it may not report`);
       } else if (s.updated || result.redelivered) {
@@ -300,7 +346,55 @@ export class ResultConsumer implements BrokerConsumer {
       await this.broker.publishAll(outgoing);
     }
     // Ack only after the result is stored and forwarded.
-    for (const d of batch) settle(d.channel, d.raw);
+    for (const d of batch) {
+      if (waiting.has(d)) {
+        this.hold(d);
+        continue;
+      }
+      if (d.held) this.unhold(d);
+      settle(d.channel, d.raw);
+    }
+  }
+
+  /** Whether a delivery with a result for a task not stored (yet) may wait longer for its row. */
+  private mayHold(d: Delivery): boolean {
+    return !this.stopped && (d.held === undefined || Date.now() - d.held.since < this.holdMs);
+  }
+
+  /**
+   * Keeps a delivery unacked and flushes it again a little later: the results
+   * already stored change nothing then (their tasks are terminal, so they are
+   * not forwarded twice), and the held one is stored, checked like any other,
+   * once its task's row exists.
+   */
+  private hold(d: Delivery): void {
+    const held = d.held ?? { since: Date.now(), tries: 0 };
+    d.held = held;
+    if (held.tries === 0) {
+      this.held.push(d);
+      if (this.held.length > MAX_HELD) this.dropOldestHeld();
+    }
+    const delay = Math.min(FIRST_HOLD_RETRY_MS * 2 ** held.tries, MAX_HOLD_RETRY_MS);
+    held.tries++;
+    held.timer = setTimeout(() => {
+      if (this.stopped || !this.held.includes(d)) return;
+      // Past the bound, the next flush drops what still has no row, and acks.
+      this.enqueue(d);
+    }, delay);
+  }
+
+  private unhold(d: Delivery): void {
+    clearTimeout(d.held?.timer);
+    const index = this.held.indexOf(d);
+    if (index >= 0) this.held.splice(index, 1);
+  }
+
+  /** Too many held: the oldest is given up now (its unknown results dropped, logged) rather than at its bound. */
+  private dropOldestHeld(): void {
+    const oldest = this.held.shift() as Delivery;
+    clearTimeout(oldest.held?.timer);
+    if (oldest.held) oldest.held.since = Number.NEGATIVE_INFINITY;
+    this.enqueue(oldest);
   }
 }
 
@@ -312,14 +406,17 @@ function fromEndpoint(m: ResultMessage): m is ResultMessage & { state: "success"
   return m.state !== "cancelled";
 }
 
-type StoredInput = TaskResultInput & { uepId: string; redelivered?: boolean };
+type StoredInput = TaskResultInput & { uepId: string; redelivered?: boolean; delivery: Delivery };
 
 function reportKey(taskId: string, sender: string): string {
   return `${taskId.toLowerCase()} ${sender}`;
 }
 
-function toResultInput(m: ResultMessage & { state: "success" | "failed" }, from: ReportSender): StoredInput {
-  const input: StoredInput = {
+function toResultInput(
+  m: ResultMessage & { state: "success" | "failed" },
+  from: ReportSender,
+): Omit<StoredInput, "delivery"> {
+  const input: Omit<StoredInput, "delivery"> = {
     ...from,
     taskId: m.taskId,
     endpointId: m.endpointId,

@@ -5,6 +5,10 @@
  * named one) task group, or the task group belongs to another owner, nothing is
  * stored and the conflict is returned. A task id already stored by the same
  * submit is an idempotent retry: reported in `existing`, stored once.
+ * A batch being published while it is stored (`published`) is stored
+ * `waiting-for-endpoint` directly, and so are its known tasks still
+ * `received` (a submit that stored them but never published them): the
+ * submit needs no second statement.
  */
 import type { TaskState } from "@conduit/protocol";
 import type { SqlExecutor } from "./sql-client.js";
@@ -62,9 +66,17 @@ new_uep AS (
   SELECT $4::uuid, $3::uuid, $2::uuid, $7::jsonb, $8::jsonb WHERE EXISTS (SELECT 1 FROM new_tasks)
   ON CONFLICT (id) DO NOTHING
 ),
+republished AS (
+  UPDATE tasks SET state = 'waiting-for-endpoint', waiting_at = now()
+  WHERE $9::boolean AND id IN (SELECT id FROM existing WHERE state = 'received')
+    AND NOT EXISTS (SELECT 1 FROM group_conflict) AND NOT EXISTS (SELECT 1 FROM task_conflict)
+),
 inserted AS (
-  INSERT INTO tasks (id, owner_id, endpoint_id, uep_id, function_id, task_group_id, state, args_bytes, args_sha256)
-  SELECT id, $2::uuid, $3::uuid, $4::uuid, function_id, $5::uuid, 'received', args_bytes, args_sha256
+  INSERT INTO tasks (id, owner_id, endpoint_id, uep_id, function_id, task_group_id, state, waiting_at, args_bytes,
+    args_sha256)
+  SELECT id, $2::uuid, $3::uuid, $4::uuid, function_id, $5::uuid,
+    CASE WHEN $9::boolean THEN 'waiting-for-endpoint' ELSE 'received' END, CASE WHEN $9::boolean THEN now() END,
+    args_bytes, args_sha256
   FROM new_tasks
   ON CONFLICT (id) DO NOTHING
   RETURNING id
@@ -94,12 +106,19 @@ export async function insertTasks(sql: SqlExecutor, batch: TaskBatch): Promise<I
     batch.taskGroupGiven,
     JSON.stringify(batch.uepConfig),
     batch.uepRuntime ? JSON.stringify(batch.uepRuntime) : null,
+    batch.published === true,
   ]);
   if (rows.some((r) => r.group_conflict)) return { ok: false, taskGroupConflict: true };
 
   for (const row of rows) {
     const reason = row.existing && conflictReason(batch, row, row.existing);
-    if (reason) return { ok: false, taskGroupConflict: false, conflict: { taskId: row.id, reason } };
+    if (reason)
+      return {
+        ok: false,
+        taskGroupConflict: false,
+        conflict: { taskId: row.id, reason },
+        otherUeps: otherUeps(batch, rows),
+      };
   }
 
   // No conflict, so every task was inserted or seen, unless a concurrent
@@ -115,7 +134,14 @@ export async function insertTasks(sql: SqlExecutor, batch: TaskBatch): Promise<I
     for (const row of raced) {
       row.existing = byId.get(row.id) ?? null;
       const reason = row.existing ? conflictReason(batch, row, row.existing) : "by a submit that did not complete";
-      if (reason) return { ok: false, taskGroupConflict: false, conflict: { taskId: row.id, reason } };
+      if (reason) {
+        return {
+          ok: false,
+          taskGroupConflict: false,
+          conflict: { taskId: row.id, reason },
+          otherUeps: otherUeps(batch, rows),
+        };
+      }
     }
   }
 
@@ -126,6 +152,11 @@ export async function insertTasks(sql: SqlExecutor, batch: TaskBatch): Promise<I
     else existing.push({ taskId: row.id, state: row.existing!.state, taskGroupId: row.existing!.task_group_id });
   }
   return { ok: true, inserted, existing };
+}
+
+/** The batch's task ids already stored for another UEP. */
+function otherUeps(batch: TaskBatch, rows: Row[]): string[] {
+  return rows.filter((r) => r.existing !== null && r.existing.uep_id !== batch.uepId).map((r) => r.id);
 }
 
 /** Why a stored task is not the one submitted now (completes "Task id X is already used …"), or undefined. */

@@ -158,6 +158,12 @@ export interface TaskBatch {
   uepConfig: Record<string, unknown>;
   uepRuntime: UserRuntime | null;
   tasks: NewTask[];
+  /**
+   * True when the tasks are being published while they are stored (the
+   * submit's overlap): they are stored `waiting-for-endpoint` at once, with no
+   * second statement. Unset: `received`, marked waiting after the publish.
+   */
+  published?: boolean;
 }
 
 /** Why a task id of a batch cannot be accepted. */
@@ -176,7 +182,13 @@ export type InsertTasksResult =
       existing: Array<{ taskId: string; state: TaskState; taskGroupId: string }>;
     }
   | { ok: false; taskGroupConflict: true }
-  | { ok: false; taskGroupConflict: false; conflict: TaskConflict };
+  | {
+      ok: false;
+      taskGroupConflict: false;
+      conflict: TaskConflict;
+      /** The batch's task ids stored for another UEP (another identity, endpoint or configuration). */
+      otherUeps?: string[];
+    };
 
 export interface TaskRecord {
   id: string;

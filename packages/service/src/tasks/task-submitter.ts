@@ -1,15 +1,16 @@
 /**
  * The hot path: a submit of N tasks to one endpoint. Checks everything first
- * (endpoint, permission, functions, sizes), stores the N tasks in one
- * statement, publishes them with their function payloads to the UEP's queue
- * and one start command to the MEP, awaits all confirms together, then marks
- * them waiting in one statement. Tasks sent while the endpoint is offline wait
- * in their durable queue.
+ * (endpoint, permission, functions, sizes), then stores the N tasks in one
+ * statement (already `waiting-for-endpoint`) while it publishes them with
+ * their function payloads to the UEP's queue and one start command to the MEP;
+ * it answers once the statement committed and every confirm came. Tasks sent
+ * while the endpoint is offline wait in their durable queue.
  */
 
 import { randomUUID } from "node:crypto";
 import {
   type AmqpInfo,
+  type CancelTasksMessage,
   commandQueue,
   computeUepId,
   HA_DISCLAIMER,
@@ -57,6 +58,8 @@ export interface TaskSubmitterOptions {
   clock?: () => number;
   /** An HA function unused for longer than this is gone, whether or not the retention job deleted it yet. @default 90 days */
   haFunctionRetentionMs?: number;
+  /** Where a task published but not stored is reported (a warning). @default console.warn */
+  log?: (line: string) => void;
 }
 
 /**
@@ -155,43 +158,18 @@ export class TaskSubmitter {
     const uepId = computeUepId(endpointId, identity.id, config, runtime);
     const newGroupId = request.task_group_id ?? randomUUID();
     const queue = uepTaskQueue(endpointId, uepId);
-    // Declared before anything is published (a task or a result must never find
-    // its queue missing), while the tasks are being stored.
+    const accounts = this.options.brokerAccounts;
+    // Declared before anything is published (a task or a result must never find its queue missing).
     const declaring = this.broker.ensureQueues([queue, commandQueue(endpointId), taskGroupResultQueue(newGroupId)]);
-    declaring.catch(() => undefined);
-    // The group's broker account, likewise made while the tasks are being stored.
+    declaring.catch(noop);
+    // The group's broker account and the UEP's: made (the first time only) while the tasks are stored.
     const groupAmqp = this.groupAmqp(newGroupId);
-    groupAmqp.catch(() => undefined);
-    const stored = await this.store.insertTasks({
-      ownerId: identity.id,
-      endpointId,
-      uepId,
-      taskGroupId: newGroupId,
-      taskGroupGiven: request.task_group_id !== undefined,
-      uepConfig: config,
-      uepRuntime: runtime,
-      tasks: request.tasks.map((t) => ({
-        id: t.task_id,
-        functionId: t.function_id,
-        argsBytes: payloadBytes(t.args),
-        argsSha256: sha256Hex(t.args.strategy, t.args.data),
-      })),
-    });
-    if (!stored.ok) {
-      if (stored.taskGroupConflict) throw taskGroupConflict(newGroupId);
-      throw taskIdConflict(stored.conflict.taskId, stored.conflict.reason);
-    }
-    // A pure retry without a named group answers with the group the tasks are in.
-    const taskGroupId =
-      stored.inserted.length === 0 && stored.existing.length > 0 ? stored.existing[0].taskGroupId : newGroupId;
+    groupAmqp.catch(noop);
+    const uepUrl = accounts?.uepUrl(endpointId, uepId);
+    uepUrl?.catch(noop);
 
-    // New tasks, and known ones a failed earlier submit stored but never published.
-    const groupOf = new Map<string, string>(stored.inserted.map((id) => [id, newGroupId]));
-    for (const e of stored.existing) if (e.state === "received") groupOf.set(e.taskId, e.taskGroupId);
-    const outgoing: Outgoing[] = [];
-    for (const task of request.tasks) {
-      const group = groupOf.get(task.task_id);
-      if (!group) continue;
+    const taskIds = request.tasks.map((t) => t.task_id);
+    const outgoing: Outgoing[] = request.tasks.map((task) => {
       const message: TaskMessage = {
         v: 1,
         kind: "task",
@@ -199,7 +177,7 @@ export class TaskSubmitter {
         functionId: task.function_id,
         endpointId,
         uepId,
-        taskGroupId: group,
+        taskGroupId: newGroupId,
         function: functions.get(task.function_id)!.payload,
         args: task.args,
       };
@@ -208,8 +186,8 @@ export class TaskSubmitter {
       if (runtime?.node_version !== undefined && runtime.sdk_version !== undefined) {
         message.submitter = { nodeVersion: runtime.node_version, sdkVersion: runtime.sdk_version };
       }
-      outgoing.push({ queue, message, requestId });
-    }
+      return { queue, message, requestId };
+    });
     const command: StartUepCommand = {
       v: 1,
       kind: "start_uep",
@@ -221,21 +199,93 @@ export class TaskSubmitter {
       userRuntime: runtime,
       sentAt: Date.now(),
     };
-    // The UEP's own account, made by the first submit that needs it; the MEP hands it to the UEP.
-    if (this.options.brokerAccounts) command.amqpUrl = await this.options.brokerAccounts.uepUrl(endpointId, uepId);
-    // The MEP dedupes start commands, so one per submit is cheap; it also
-    // restarts a UEP that stopped while its queue still holds tasks.
-    outgoing.push({ queue: commandQueue(endpointId), message: command, requestId });
 
-    // Before publishing: should the account fail, the tasks stay `received` and a retried submit publishes them.
-    const amqp = taskGroupId === newGroupId ? await groupAmqp : await this.groupAmqp(taskGroupId);
-    await declaring;
-    await this.broker.ensureQueues(new Set([taskGroupId, ...groupOf.values()].map(taskGroupResultQueue)));
-    const published = [...groupOf.keys()];
-    this.options.metrics?.tasksPublishing(published);
-    await this.broker.publishAll(outgoing);
-    await this.store.markTasksWaiting(published);
-    this.options.metrics?.tasksSubmitted(endpointId, groupOf.size);
+    // Overlap, don't serialise: the insert and the publish proceed together,
+    // and the submit is answered only once both are durable (the insert
+    // committed, every message confirmed). The tasks are stored
+    // `waiting-for-endpoint` at once: no second statement. A task published
+    // before its row exists is safe: a result that beats the row is held by
+    // the result consumer until the row exists (then checked as any), and the
+    // tasks of an insert that fails are discarded (see `discardPublished`).
+    this.options.metrics?.tasksPublishing(taskIds);
+    const storing = this.store.insertTasks({
+      ownerId: identity.id,
+      endpointId,
+      uepId,
+      taskGroupId: newGroupId,
+      taskGroupGiven: request.task_group_id !== undefined,
+      uepConfig: config,
+      uepRuntime: runtime,
+      published: true,
+      tasks: request.tasks.map((t) => ({
+        id: t.task_id,
+        functionId: t.function_id,
+        argsBytes: payloadBytes(t.args),
+        argsSha256: sha256Hex(t.args.strategy, t.args.data),
+      })),
+    });
+    storing.catch(noop);
+    const publishing = declaring.then(() =>
+      Promise.all([
+        this.broker.publishAll(outgoing),
+        // Only the start command waits for the UEP's account (made once per UEP, then
+        // refreshed off this path): tasks in a durable queue wait for their UEP anyway.
+        // The MEP dedupes start commands, so one per submit is cheap; it also restarts
+        // a UEP that stopped while its queue still holds tasks.
+        (uepUrl ?? Promise.resolve(undefined)).then((url) => {
+          if (url !== undefined) command.amqpUrl = url;
+          return this.broker.publishAll([{ queue: commandQueue(endpointId), message: command, requestId }]);
+        }),
+      ]),
+    );
+    publishing.catch(noop);
+
+    let stored: Awaited<typeof storing>;
+    try {
+      stored = await storing;
+    } catch (err) {
+      await this.discardPublished(
+        publishing,
+        endpointId,
+        uepId,
+        taskIds,
+        [],
+        `they could not be stored (${(err as Error).message})`,
+      );
+      throw err;
+    }
+    if (!stored.ok) {
+      const conflict = stored.taskGroupConflict ? undefined : stored.conflict;
+      // Tasks stored under the same id for another UEP can never be this UEP's: cancel them on its queue.
+      const foreign = stored.taskGroupConflict ? [] : (stored.otherUeps ?? []);
+      await this.discardPublished(
+        publishing,
+        endpointId,
+        uepId,
+        taskIds,
+        foreign,
+        conflict
+          ? `task id ${conflict.taskId} is already used ${conflict.reason}`
+          : `task group ${newGroupId} is another identity's`,
+      );
+      if (!conflict) throw taskGroupConflict(newGroupId);
+      throw taskIdConflict(conflict.taskId, conflict.reason);
+    }
+    // A pure retry without a named group answers with the group the tasks are in.
+    const taskGroupId =
+      stored.inserted.length === 0 && stored.existing.length > 0 ? stored.existing[0].taskGroupId : newGroupId;
+    // Results go to each task's stored group: known tasks of a retry may be in an older one.
+    const olderGroups = new Set(stored.existing.map((e) => e.taskGroupId).filter((g) => g !== newGroupId));
+
+    const [amqp] = await Promise.all([
+      taskGroupId === newGroupId ? groupAmqp : this.groupAmqp(taskGroupId),
+      olderGroups.size > 0 ? this.broker.ensureQueues([...olderGroups].map(taskGroupResultQueue)) : undefined,
+      publishing,
+    ]);
+    this.options.metrics?.tasksSubmitted(
+      endpointId,
+      stored.inserted.length + stored.existing.filter((e) => e.state === "received").length,
+    );
 
     return {
       task_group_id: taskGroupId,
@@ -245,6 +295,51 @@ export class TaskSubmitter {
       result_queue: taskGroupResultQueue(taskGroupId),
       ...(endpoint.highAssurance ? { disclaimer: HA_DISCLAIMER } : {}),
     };
+  }
+
+  /**
+   * The insert failed (or found a conflict) while, or after, the tasks were
+   * published: they must not stand as this submit's. Logged, once the publish
+   * settled. Task ids stored for another UEP (`foreign`) are cancelled on this
+   * UEP's queue (it drops them unrun; should one run anyway, its result is
+   * refused, since its sender is not the stored task's UEP). The others are not
+   * cancelled (the UEP would then drop a retried submit of the same task too):
+   * with no row, their results are held and then dropped by the result consumer
+   * unless a retried submit stores the task; a task id stored for this same UEP
+   * (the same identity, endpoint and configuration) was published as that
+   * task's, and its first result is the task's.
+   */
+  private async discardPublished(
+    publishing: Promise<unknown>,
+    endpointId: string,
+    uepId: string,
+    taskIds: readonly string[],
+    foreign: readonly string[],
+    why: string,
+  ): Promise<void> {
+    const published = await publishing.then(
+      () => true,
+      () => false,
+    );
+    if (!published) return;
+    this.log(
+      `Submit to endpoint ${endpointId}: ${taskIds.length} task(s) were published to UEP ${uepId} but not stored, because ${why}; ${
+        foreign.length > 0
+          ? `cancelled ${foreign.join(", ")} on its queue, and any other result is dropped unless a retried submit stores the task.`
+          : "their results are dropped unless a retried submit stores the task."
+      }`,
+    );
+    if (foreign.length === 0) return;
+    const cancel: CancelTasksMessage = { v: 1, kind: "cancel", endpointId, uepId, taskIds: [...foreign] };
+    await this.broker
+      .publishAll([{ queue: uepTaskQueue(endpointId, uepId), message: cancel }])
+      .catch((err: unknown) =>
+        this.log(`Could not cancel ${foreign.join(", ")} on UEP ${uepId}: ${(err as Error).message}`),
+      );
+  }
+
+  private log(line: string): void {
+    (this.options.log ?? ((l: string) => console.warn(l)))(line);
   }
 
   /**
@@ -296,6 +391,8 @@ export class TaskSubmitter {
     return found;
   }
 }
+
+function noop(): void {}
 
 function lowercaseIds(request: SubmitRequest): SubmitRequest {
   return {
