@@ -47,7 +47,15 @@ describe("conduit-endpoint start / stop / list", () => {
     expect(stopped.stdout).toBe("> Endpoint <lab> is now stopped\n");
     expect(await mep.exited).toEqual({ code: 0, signal: null });
     expect(existsSync(pidFile)).toBe(false);
-    expect(readLog(log)).toMatch(/Shutdown complete\.\n.*---------- Endpoint Manager ends: [0-9a-f-]{36}\n$/);
+    // The log is JSON lines; its last two say the MEP ended cleanly.
+    const messages = readLog(log)
+      .trim()
+      .split("\n")
+      .map((line) => (JSON.parse(line) as { msg: string }).msg);
+    expect(messages.slice(-2)).toEqual([
+      "Shutdown complete.",
+      expect.stringMatching(/^---------- Endpoint Manager ends: [0-9a-f-]{36}$/),
+    ]);
     expect((await listStates(env)).get("lab")).toEqual({ id: mep.endpointId, status: "Stopped" });
 
     const again = await startMep("lab", env);

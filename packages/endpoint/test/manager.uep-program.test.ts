@@ -138,7 +138,9 @@ describe("the program a UEP starts through", () => {
       `User endpoint ${uepName} runs this endpoint's own program (${process.execPath} ${CLI_MAIN})`,
     );
     expect(log).toMatch(
-      new RegExp(`WARNING \\d+ MEP The PATH entry ${open} is writable by every user, so another account`),
+      new RegExp(
+        `"level":40,.*"name":"MEP","msg":"The PATH entry ${open} is writable by every user, so another account`,
+      ),
     );
   });
 
