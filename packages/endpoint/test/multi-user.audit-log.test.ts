@@ -73,10 +73,18 @@ async function forge(endpointId: string, marker: string): Promise<number> {
   ];
   const text = `\n${lines.join("\n")}\n${lines.map((l) => JSON.stringify(l)).join("\n")}\n`;
   let written = 0;
+  const done = `${process.env.HOME}/forged.done`;
+  // Atomically, so the test never reads a truncated count.
+  const say = () => {
+    fs.writeFileSync(`${done}.tmp`, String(written));
+    fs.renameSync(`${done}.tmp`, done);
+  };
   const tryWrite = (fd: number) => {
     try {
       fs.writeSync(fd, text);
       written++;
+      // Said at once: garbage on the worker's own channel may get it ended before it returns.
+      say();
     } catch {
       // not writable
     }
@@ -106,7 +114,7 @@ async function forge(endpointId: string, marker: string): Promise<number> {
     }
   }
   for (const fd of fs.readdirSync("/proc/self/fd")) tryWrite(Number(fd));
-  fs.writeFileSync(`${process.env.HOME}/forged.done`, String(written));
+  say();
   return written;
 }
 
