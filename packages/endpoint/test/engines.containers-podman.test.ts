@@ -34,6 +34,12 @@ const NO_CONDUIT = `localhost/conduit-test-no-conduit-${process.pid}:latest`;
 const MISSING = `localhost/conduit-test-missing-${process.pid}:latest`;
 /** The checkout, read-only at the same path: the image's conduit-block-manager runs its built package. */
 const MOUNT = `--rm -v '${REPO}:${REPO}:ro'`;
+/** The containers, running or not, made from `images`: "name state" lines. */
+function containersOf(images: readonly string[]): string[] {
+  const filters = images.flatMap((image) => ["--filter", `ancestor=${image}`]);
+  const out = execFileSync("podman", ["ps", "-a", ...filters, "--format", "{{.Names}} {{.State}}"], { env });
+  return out.toString().split("\n").filter(Boolean);
+}
 const READ_MARKER = `() => process.getBuiltinModule("node:fs").readFileSync("/conduit-marker", "utf8").trim()`;
 
 let dir: string;
@@ -59,11 +65,20 @@ describe.skipIf(!HAVE_PODMAN)("HighThroughputEngine blocks in podman containers"
   afterEach(async () => {
     await h?.close();
     h = undefined;
-  });
+    // No container outlives its block: the engine's shutdown stops what it started (--rm then removes it).
+    await expect.poll(() => containersOf([FULL, NO_CONDUIT]), { timeout: 30_000, interval: 250 }).toEqual([]);
+  }, 60_000);
 
   afterAll(() => {
     if (!dir) return;
-    execFileSync("podman", ["rmi", "-f", FULL, NO_CONDUIT], { env, stdio: "ignore" });
+    try {
+      execFileSync("podman", ["rmi", "-f", FULL, NO_CONDUIT], { env, stdio: "pipe" });
+    } catch (err) {
+      // Clean-up only (the names are this run's own): say why, fail nothing.
+      console.warn(
+        `podman rmi left this run's test images: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`,
+      );
+    }
     rmSync(dir, { recursive: true, force: true });
   });
 
