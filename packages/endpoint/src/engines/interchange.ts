@@ -102,6 +102,8 @@ export interface InterchangeOptions {
   heartbeatPeriodMs: number;
   /** A registered block silent for this long is dropped as lost. */
   heartbeatThresholdMs: number;
+  /** The clock blocks' rates are measured with (ms); tests pass their own. Default performance.now. */
+  now?: () => number;
 }
 
 /** Where to listen: one port, or the first free one of a range (inclusive); neither: any free port. */
@@ -161,6 +163,7 @@ export class Interchange {
   private readonly prefetch: number;
   private readonly heartbeatTimer: NodeJS.Timeout;
   private dispatchQueued = false;
+  private readonly now: () => number;
   /** The Unix socket server (listenUnix), if any. */
   private unixServer: Server | undefined;
 
@@ -171,6 +174,7 @@ export class Interchange {
   ) {
     this.secretDigest = digest(options.secret);
     this.prefetch = options.prefetch;
+    this.now = options.now ?? (() => performance.now());
     const tls = options.tls;
     if (tls) {
       // Both sides verified: a peer without a certificate of this engine's CA never gets to send a frame.
@@ -463,7 +467,7 @@ export class Interchange {
       lastHeard: Date.now(),
       extra: this.prefetch,
       windowResults: 0,
-      windowStart: performance.now(),
+      windowStart: this.now(),
     };
     this.connections.set(message.blockId, connection);
     write(socket, { v: 1, cmd: "registered" });
@@ -502,7 +506,7 @@ export class Interchange {
   /** Counts a block's answers and, once a window is over, sizes its prefetch by its rate in that window. */
   private measure(connection: Connection, answered: number): void {
     connection.windowResults += answered;
-    const now = performance.now();
+    const now = this.now();
     const elapsed = now - connection.windowStart;
     if (elapsed < RATE_WINDOW_MS) return;
     connection.extra = prefetchDepth(this.prefetch, connection.workers, (connection.windowResults * 1000) / elapsed);
