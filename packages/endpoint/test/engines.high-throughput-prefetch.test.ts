@@ -8,6 +8,7 @@ import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EngineResult } from "../src/engine-task.js";
+import { MAX_PREFETCH_PER_WORKER, PREFETCH_WINDOW_MS, prefetchDepth } from "../src/engines/interchange.js";
 import { BATCH_CHARS, intoBatches } from "../src/worker/interchange-protocol.js";
 import { EngineHarness, expectGone, hteConfig, jsonArgs, resultValue, sourceCode } from "./engines.harness.js";
 
@@ -133,6 +134,26 @@ describe("HighThroughputEngine prefetch", () => {
     process.kill(first.pid, "SIGKILL");
     expect((await Promise.all(shorts)).map(resultValue)).toEqual([first.ppid, first.ppid, first.ppid]);
     expect(readFileSync(order, "utf8")).toBe("a\nb\nc\n");
+  });
+});
+
+describe("prefetchDepth", () => {
+  it("keeps prefetch_capacity for a block answering few tasks a second (long tasks)", () => {
+    expect(prefetchDepth(2, 2, 0)).toBe(2);
+    expect(prefetchDepth(2, 2, 40)).toBe(2);
+    expect(prefetchDepth(5, 1, 100)).toBe(5);
+  });
+
+  it("lets a fast block hold what it answers in PREFETCH_WINDOW_MS, up to MAX_PREFETCH_PER_WORKER per worker", () => {
+    const rate = (tasks: number) => (tasks * 1000) / PREFETCH_WINDOW_MS;
+    expect(prefetchDepth(2, 2, rate(10))).toBe(10);
+    expect(prefetchDepth(2, 2, rate(10) + 1)).toBe(11);
+    expect(prefetchDepth(2, 2, rate(1000))).toBe(2 * MAX_PREFETCH_PER_WORKER);
+    expect(prefetchDepth(2, 8, rate(1000))).toBe(8 * MAX_PREFETCH_PER_WORKER);
+  });
+
+  it("never prefetches with prefetch_capacity 0, however fast the block", () => {
+    expect(prefetchDepth(0, 2, 1e6)).toBe(0);
   });
 });
 

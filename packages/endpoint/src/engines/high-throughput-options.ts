@@ -208,6 +208,9 @@ export const HIGH_THROUGHPUT_FIELDS = {
    * free for the task, and by counting prefetched tasks as waiting when it
    * decides to add blocks; a small number bounds how many tasks one long task
    * can hold up. Set 0 for long, uneven tasks, where that matters more.
+   * Above 0 it is a floor: a block running short tasks may hold what it
+   * answers in about 20 ms (interchange.ts, prefetchDepth), since there the
+   * round trip, not fairness, is what costs.
    */
   cores_per_worker: doc(
     "CPU cores each worker takes: a block runs at most (the node's CPUs ÷ cores_per_worker) workers, at least one.",
@@ -236,7 +239,7 @@ export const HIGH_THROUGHPUT_FIELDS = {
     booleanField(false),
   ),
   prefetch_capacity: doc(
-    "Tasks a block holds beyond one per worker, handed to its workers as they free up; 0 for long, uneven tasks.",
+    "Tasks a block holds beyond one per worker, handed to its workers as they free up (a block that answers faster than it can be refilled holds more: what it answers in about 20 ms, at most 32 per worker); 0 for long, uneven tasks (then never more).",
     integerField({ min: 0, fallback: 2 }),
   ),
   max_retries_on_system_failure: doc(

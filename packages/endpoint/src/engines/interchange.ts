@@ -5,12 +5,21 @@
  * tasks and sends them to blocks with idle workers first; only when no block
  * has one does it send a block up to `prefetch` more, which its block manager
  * queues and starts as its workers free up. So a block busy with long tasks
- * holds up at most `prefetch` short ones that another block could run.
+ * holds up at most `prefetch` short ones that another block could run (or,
+ * right after a run of short tasks, about PREFETCH_WINDOW_MS of them: below).
  *
  * A block starts its tasks in the order they were sent, and gives a task to a
  * worker only after it has written the answers of the tasks before it. So of
  * the tasks a block has not answered, only the first `workers` can have
  * started: when a block is lost, the others are known never to have run.
+ *
+ * A block that runs through its tasks faster than they can be refilled (short
+ * tasks: the refill's round trip, manager → interchange → manager, is then as
+ * long as several tasks) may hold more than `prefetch`: as many as it answers
+ * in about PREFETCH_WINDOW_MS at its recent rate, at most MAX_PREFETCH_PER_WORKER
+ * per worker (see prefetchDepth). A block running long tasks answers a few a
+ * second and so holds `prefetch` beyond its workers, as configured; with
+ * `prefetch` 0 a block only ever gets tasks for its idle workers.
  *
  * A task counts as started once it is sent to a block (prefetched ones
  * too); until then `remove` can still take it out of the queue (a cancel).
@@ -47,6 +56,24 @@ import {
 
 /** A connection that has not registered within this time is closed. */
 const REGISTRATION_TIMEOUT_MS = 10_000;
+/** A fast block may hold about this much of its work (at its recent rate) beyond its workers. */
+export const PREFETCH_WINDOW_MS = 20;
+/** …but never more than this many tasks per worker beyond them. */
+export const MAX_PREFETCH_PER_WORKER = 32;
+/** A block's rate is measured over windows at least this long. */
+const RATE_WINDOW_MS = 10;
+
+/**
+ * Tasks a block may hold beyond its workers: `prefetch` (prefetch_capacity),
+ * or, for a block answering `ratePerSecond` tasks, what it answers in
+ * PREFETCH_WINDOW_MS, up to MAX_PREFETCH_PER_WORKER per worker. With
+ * `prefetch` 0, always 0.
+ */
+export function prefetchDepth(prefetch: number, workers: number, ratePerSecond: number): number {
+  if (prefetch === 0) return 0;
+  const byRate = Math.ceil((ratePerSecond * PREFETCH_WINDOW_MS) / 1000);
+  return Math.max(prefetch, Math.min(byRate, MAX_PREFETCH_PER_WORKER * workers));
+}
 
 /** A registered block manager. */
 export interface ConnectedBlock {
@@ -75,6 +102,8 @@ export interface InterchangeOptions {
   heartbeatPeriodMs: number;
   /** A registered block silent for this long is dropped as lost. */
   heartbeatThresholdMs: number;
+  /** The clock blocks' rates are measured with (ms); tests pass their own. Default performance.now. */
+  now?: () => number;
 }
 
 /** Where to listen: one port, or the first free one of a range (inclusive); neither: any free port. */
@@ -118,6 +147,11 @@ interface Connection extends ConnectedBlock {
   drainAsked?: boolean;
   /** The engine held it: the engine is told once it holds no task. */
   held?: boolean;
+  /** Tasks it may hold beyond its workers now (prefetchDepth). */
+  extra: number;
+  /** Results since `windowStart` (performance.now()), to measure its rate. */
+  windowResults: number;
+  windowStart: number;
 }
 
 export class Interchange {
@@ -129,6 +163,7 @@ export class Interchange {
   private readonly prefetch: number;
   private readonly heartbeatTimer: NodeJS.Timeout;
   private dispatchQueued = false;
+  private readonly now: () => number;
   /** The Unix socket server (listenUnix), if any. */
   private unixServer: Server | undefined;
 
@@ -139,6 +174,7 @@ export class Interchange {
   ) {
     this.secretDigest = digest(options.secret);
     this.prefetch = options.prefetch;
+    this.now = options.now ?? (() => performance.now());
     const tls = options.tls;
     if (tls) {
       // Both sides verified: a peer without a certificate of this engine's CA never gets to send a frame.
@@ -317,10 +353,11 @@ export class Interchange {
     const batches = new Map<Connection, EngineTask[]>();
     // Idle workers on every block first; prefetch slots only after, so a task
     // waits behind another only when no block, connected or starting, has a worker free.
-    for (const extra of this.prefetch > 0 ? [0, this.prefetch] : [0]) {
-      const keep = extra > 0 ? this.events.reserved() : 0;
+    for (const prefetching of this.prefetch > 0 ? [false, true] : [false]) {
+      const keep = prefetching ? this.events.reserved() : 0;
       for (const c of this.connections.values()) {
         if (c.draining) continue;
+        const extra = prefetching ? c.extra : 0;
         let free = c.workers + extra - c.inFlight.size;
         // Prefetch slots are refilled once half of them are free, so a steady stream travels several tasks a frame.
         if (free <= 0 || (extra > 0 && free < Math.ceil(extra / 2))) continue;
@@ -428,6 +465,9 @@ export class Interchange {
       draining: false,
       socket,
       lastHeard: Date.now(),
+      extra: this.prefetch,
+      windowResults: 0,
+      windowStart: this.now(),
     };
     this.connections.set(message.blockId, connection);
     write(socket, { v: 1, cmd: "registered" });
@@ -451,6 +491,7 @@ export class Interchange {
     }
     if (message.cmd === "results") {
       const answered = message.results.filter((result) => this.answered(connection, result.taskId));
+      this.measure(connection, answered.length);
       // Refill the block before reporting, so its workers are not idle while the UEP publishes.
       this.dispatch();
       for (const result of answered) this.events.result(result);
@@ -460,6 +501,17 @@ export class Interchange {
     if (!this.answered(connection, message.taskId) || !task) return;
     this.dispatch();
     this.events.lost(task, message.reason);
+  }
+
+  /** Counts a block's answers and, once a window is over, sizes its prefetch by its rate in that window. */
+  private measure(connection: Connection, answered: number): void {
+    connection.windowResults += answered;
+    const now = this.now();
+    const elapsed = now - connection.windowStart;
+    if (elapsed < RATE_WINDOW_MS) return;
+    connection.extra = prefetchDepth(this.prefetch, connection.workers, (connection.windowResults * 1000) / elapsed);
+    connection.windowResults = 0;
+    connection.windowStart = now;
   }
 
   /** Takes an answered task off its block; false (with a warning) if the block was not holding it. */
