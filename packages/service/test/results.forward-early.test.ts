@@ -5,13 +5,15 @@
  * the submit. Proven with the store's result statement held open: the result
  * reaches the Executor's queue while the task is still unfinished in the
  * store, and is stored once the statement goes on. A sender the trust rules
- * refuse, a second result and a High-Assurance task keep their rules. A real
+ * refuse, a second result and a task without a route (a High-Assurance one)
+ * take the stored path. A real
  * RabbitMQ vhost, a real PGlite store.
  */
 import { randomUUID } from "node:crypto";
 import {
   JSON_DATA,
   RESULTS_EXCHANGE,
+  RESULTS_QUEUE,
   type ResultMessage,
   resultsRoutingKey,
   taskGroupResultQueue,
@@ -71,7 +73,7 @@ describe("a result forwarded while it is stored", () => {
   });
 
   /** A stored task of a new endpoint, its route recorded as the submit records it. */
-  async function storedTask(highAssurance = false) {
+  async function storedTask() {
     const owner = await store.createIdentity(`owner-${randomUUID()}@example.org`);
     const endpoint = await store.registerEndpoint({
       id: randomUUID(),
@@ -97,7 +99,7 @@ describe("a result forwarded while it is stored", () => {
     });
     expect(stored.ok).toBe(true);
     await broker.ensureQueues([taskGroupResultQueue(taskGroupId)]);
-    routes.add(taskIds, { endpointId, uepId, taskGroupId, highAssurance });
+    routes.add(taskIds, { endpointId, uepId, taskGroupId });
     return { endpointId, uepId, taskGroupId, taskIds };
   }
 
@@ -185,11 +187,21 @@ describe("a result forwarded while it is stored", () => {
     });
   });
 
-  it("forwards a High-Assurance task's result early as a notice only", async () => {
-    const t = await storedTask(true);
-    publish(t.endpointId, result(t.endpointId, t.uepId, t.taskIds[0]!, "secret"));
-    const [notice] = await nextForwarded(t.taskGroupId);
-    expect(notice).toMatchObject({ taskId: t.taskIds[0], highAssurance: true });
-    expect(notice).not.toHaveProperty("result");
+  it("gives a High-Assurance task no route: its notice is forwarded only once its result is stored", async () => {
+    const t = await storedTask();
+    routes.forget(t.taskIds[0]!); // as the submit does for an HA endpoint's tasks
+    let release = () => {};
+    gate = new Promise((r) => (release = r));
+    try {
+      publish(t.endpointId, result(t.endpointId, t.uepId, t.taskIds[0]!, "7"));
+      await until(async () => (await channel.channel.checkQueue(RESULTS_QUEUE)).messageCount === 0);
+      // Taken, held by the statement: nothing forwarded yet.
+      expect((await channel.channel.checkQueue(taskGroupResultQueue(t.taskGroupId))).messageCount).toBe(0);
+    } finally {
+      release();
+      gate = undefined;
+    }
+    expect(await nextForwarded(t.taskGroupId)).toMatchObject([{ taskId: t.taskIds[0], result: { data: "7" } }]);
+    expect(await store.getTasks([t.taskIds[0]!])).toMatchObject([{ state: "success" }]);
   });
 });

@@ -368,7 +368,7 @@ export class ResultConsumer implements BrokerConsumer {
         if (route) (delivery.early ??= new Map()).set(taskId, route);
       }
       if (!route) continue;
-      addForward(forward, result, route);
+      addForward(forward, result, { taskGroupId: route.taskGroupId, highAssurance: false });
       forwarded.add(result.taskId);
     }
     await this.publishForwards(forward);

@@ -5,7 +5,8 @@
  * critical path). An entry is written once the task's row is committed and
  * taken by its first result; a cancel, a full map (oldest first) or another
  * replica's submit simply mean no entry, and the result takes the stored path:
- * stored first, then forwarded as the store says.
+ * stored first, then forwarded as the store says. High-Assurance tasks get no
+ * entry: their notice sends the SDK to fetch the result, which must be stored.
  */
 import { endpointBrokerUser, uepBrokerUser } from "@conduit/protocol";
 
@@ -13,8 +14,6 @@ export interface SubmittedRoute {
   endpointId: string;
   uepId: string;
   taskGroupId: string;
-  /** A High-Assurance endpoint's task: only a notice of its result is forwarded. */
-  highAssurance: boolean;
 }
 
 /** Entries kept at most (about 200 bytes each): tasks beyond it take the stored path. */

@@ -274,13 +274,11 @@ export class TaskSubmitter {
       if (!conflict) throw taskGroupConflict(newGroupId);
       throw taskIdConflict(conflict.taskId, conflict.reason);
     }
-    // Committed: the first result of each new task may be forwarded while it is stored.
-    this.options.routes?.add(stored.inserted, {
-      endpointId,
-      uepId: uepId.toLowerCase(),
-      taskGroupId: newGroupId,
-      highAssurance: endpoint.highAssurance,
-    });
+    // Committed: the first result of each new task may be forwarded while it is stored; not a
+    // High-Assurance one, whose notice makes the SDK fetch the result over REST (it must be stored by then).
+    if (!endpoint.highAssurance) {
+      this.options.routes?.add(stored.inserted, { endpointId, uepId: uepId.toLowerCase(), taskGroupId: newGroupId });
+    }
     // A pure retry without a named group answers with the group the tasks are in.
     const taskGroupId =
       stored.inserted.length === 0 && stored.existing.length > 0 ? stored.existing[0].taskGroupId : newGroupId;
