@@ -33,6 +33,7 @@ import { openStores } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import type { Identity, IdentityFields } from "./store/store-types.js";
 import { HaFunctionRetention } from "./tasks/ha-function-retention.js";
+import { SubmittedRoutes } from "./tasks/submitted-routes.js";
 import { TaskSubmitter } from "./tasks/task-submitter.js";
 import { SERVICE_VERSION } from "./version.js";
 
@@ -137,6 +138,8 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       });
     }
     // Without scoped accounts, endpoints and UEPs publish as the service's user or the public URL's.
+    // The routes of tasks this replica stored: their first results are forwarded while stored.
+    const routes = new SubmittedRoutes();
     const sharedAccounts = brokerAccounts
       ? undefined
       : new Set([brokerUser(config.amqpUrl), brokerUser(config.amqpPublicUrl)]);
@@ -146,7 +149,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       vhost: vhostOf(config.amqpUrl),
     });
     await broker.addConsumer(
-      new ResultConsumer(store, broker, app.log, { maxBatch: RESULT_BATCH, sharedAccounts, metrics }),
+      new ResultConsumer(store, broker, app.log, { maxBatch: RESULT_BATCH, sharedAccounts, metrics, routes }),
     );
     await broker.addConsumer(new HeartbeatConsumer(store, app.log, sweeper, sharedAccounts));
     // Stop consuming before anything else closes: a half-handled result stays unacked and comes back.
@@ -162,6 +165,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       metrics,
       clock: config.clock,
       haFunctionRetentionMs: config.haFunctionRetentionMs,
+      routes,
       log: (line) => app.log.warn(line),
     });
     const retention = new HaFunctionRetention(store, submitter, app.log, {

@@ -8,6 +8,9 @@
  * running reports of a batch and one its results; the results are then
  * forwarded, one `results` message per task group queue, and only after that
  * are the originals acked. While one batch is forwarded the next is stored.
+ * The first result of a task this replica stored (its route in
+ * {@link SubmittedRoutes}) is forwarded while it is stored, not after: it is
+ * acked once both are done.
  * A crash anywhere before the ack means a redelivery, which the store ignores
  * (the task is terminal) and forwards again: the SDK dedupes by task id. The
  * results of a High-Assurance endpoint's tasks are stored as any, but only a
@@ -48,6 +51,7 @@ import { TaskEndedError } from "../errors.js";
 import type { ServiceMetrics } from "../metrics.js";
 import type { Store } from "../store/store.js";
 import type { ReportSender, TaskResultInput } from "../store/store-types.js";
+import type { SubmittedRoute, SubmittedRoutes } from "../tasks/submitted-routes.js";
 import { hasNul, withoutNul } from "./message-checks.js";
 import type { BrokerConsumer, Outgoing, ServiceBroker } from "./service-broker.js";
 
@@ -70,6 +74,11 @@ export interface ResultConsumerOptions {
    * @default 30_000
    */
   unknownTaskHoldMs?: number;
+  /**
+   * The routes of tasks this replica stored: a result found there is
+   * forwarded while it is stored, not after (see {@link SubmittedRoutes}).
+   */
+  routes?: SubmittedRoutes;
 }
 
 /** Deliveries held for their tasks' rows at most, so held ones never eat the prefetch: beyond it the oldest is dropped. */
@@ -93,6 +102,8 @@ interface Delivery {
   messages: Array<ResultMessage | TaskStatusMessage>;
   /** Set once it was held for a task not stored yet: when it first was, and how often. */
   held?: { since: number; tries: number; timer?: NodeJS.Timeout };
+  /** Its results forwarded while being stored (by task id): forwarded again if the batch is tried again. */
+  early?: Map<string, SubmittedRoute>;
 }
 
 export class ResultConsumer implements BrokerConsumer {
@@ -109,6 +120,7 @@ export class ResultConsumer implements BrokerConsumer {
   private readonly holdMs: number;
   /** Deliveries waiting for their tasks' rows, oldest first. */
   private readonly held: Delivery[] = [];
+  private readonly routes: SubmittedRoutes | undefined;
 
   constructor(
     private readonly store: Store,
@@ -120,6 +132,7 @@ export class ResultConsumer implements BrokerConsumer {
     this.sharedAccounts = options.sharedAccounts;
     this.metrics = options.metrics;
     this.holdMs = options.unknownTaskHoldMs ?? 30_000;
+    this.routes = options.routes;
     this.refused = new RefusedSenders((line) => logger.warn(line));
   }
 
@@ -278,11 +291,16 @@ export class ResultConsumer implements BrokerConsumer {
         }
       }
     }
+    // The first result of a task this replica stored goes to its Executor while it is
+    // stored: its route is known, and so is its sender's right to report it.
+    const forwarded = new Set<string>();
+    const early = this.forwardEarly(results, forwarded);
     // Both statements at once: a running report never overrides a terminal state, so
     // whichever lands first, a result in the same batch wins.
     const [marked, stored] = await Promise.all([
       running.length > 0 ? this.store.markTasksRunning(running) : undefined,
       this.store.storeResults(results),
+      early,
     ]);
     for (const r of marked?.refused ?? []) {
       this.refused.refuse(r.sender, `a running report for task ${r.taskId}, which it may not report`);
@@ -292,11 +310,14 @@ export class ResultConsumer implements BrokerConsumer {
     const byReport = new Map(stored.map((s) => [reportKey(s.taskId, s.sender), s]));
     /** Results to forward, grouped by task group queue: one `results` message per queue. */
     const forward = new Map<string, ResultMessage[]>();
-    const forwarded = new Set<string>();
     for (const result of results) {
+      const s = byReport.get(reportKey(result.taskId, result.sender));
+      if (result.delivery.early?.has(result.taskId.toLowerCase())) {
+        if (s?.updated) this.metrics?.resultStored(result.endpointId, result.taskId, result.state);
+        continue;
+      }
       // Two copies in one batch are forwarded once.
       if (forwarded.has(result.taskId)) continue;
-      const s = byReport.get(reportKey(result.taskId, result.sender));
       if (!s) {
         // Its submit may still be storing it (the insert and the publish overlap).
         if (this.mayHold(result.delivery)) waiting.add(result.delivery);
@@ -312,39 +333,11 @@ export class ResultConsumer implements BrokerConsumer {
         // Stored now, or possibly stored by a delivery that died before it was
         // forwarded. A second result of a terminal task (a re-run, a UEP's
         // re-send) is not forwarded: the SDK has the first.
-        const queue = taskGroupResultQueue(s.taskGroupId);
-        let group = forward.get(queue);
-        if (!group) {
-          group = [];
-          forward.set(queue, group);
-        }
-        const message: ResultMessage = {
-          v: 1,
-          kind: "result",
-          taskId: result.taskId,
-          endpointId: result.endpointId,
-          uepId: result.uepId,
-          taskGroupId: s.taskGroupId,
-          state: result.state,
-          completedAt: result.completedAt,
-        };
-        // A High-Assurance result is never pushed: the SDK fetches it over REST, where the policy is checked.
-        if (s.highAssurance) message.highAssurance = true;
-        else {
-          if (result.result) message.result = result.result;
-          if (result.error) message.error = result.error;
-        }
-        group.push(message);
+        addForward(forward, result, s);
         forwarded.add(result.taskId);
       }
     }
-    if (forward.size > 0) {
-      await this.broker.ensureQueues(forward.keys());
-      const outgoing: Outgoing[] = [...forward].flatMap(([queue, group]) =>
-        chunkBySize(group).map((chunk): Outgoing => ({ queue, message: { v: 1, kind: "results", results: chunk } })),
-      );
-      await this.broker.publishAll(outgoing);
-    }
+    await this.publishForwards(forward);
     // Ack only after the result is stored and forwarded.
     for (const d of batch) {
       if (waiting.has(d)) {
@@ -354,6 +347,41 @@ export class ResultConsumer implements BrokerConsumer {
       if (d.held) this.unhold(d);
       settle(d.channel, d.raw);
     }
+  }
+
+  /**
+   * Publishes, at once, the results whose tasks this replica stored (their
+   * routes taken, so only a task's first result is sent this way), and adds
+   * their ids to `forwarded`. A batch tried again sends them again: the SDK
+   * dedupes by task id.
+   */
+  private async forwardEarly(results: StoredInput[], forwarded: Set<string>): Promise<void> {
+    if (!this.routes) return;
+    const forward = new Map<string, ResultMessage[]>();
+    for (const result of results) {
+      const { delivery } = result;
+      const taskId = result.taskId.toLowerCase();
+      if (forwarded.has(result.taskId)) continue;
+      let route = delivery.early?.get(taskId);
+      if (!route && !result.redelivered && delivery.held === undefined) {
+        route = this.routes.take(taskId, result.endpointId, result.sender, result.sharedAccount === true);
+        if (route) (delivery.early ??= new Map()).set(taskId, route);
+      }
+      if (!route) continue;
+      addForward(forward, result, { taskGroupId: route.taskGroupId, highAssurance: false });
+      forwarded.add(result.taskId);
+    }
+    await this.publishForwards(forward);
+  }
+
+  /** One `results` message per task group queue (split by size), published together. */
+  private async publishForwards(forward: Map<string, ResultMessage[]>): Promise<void> {
+    if (forward.size === 0) return;
+    await this.broker.ensureQueues(forward.keys());
+    const outgoing: Outgoing[] = [...forward].flatMap(([queue, group]) =>
+      chunkBySize(group).map((chunk): Outgoing => ({ queue, message: { v: 1, kind: "results", results: chunk } })),
+    );
+    await this.broker.publishAll(outgoing);
   }
 
   /** Whether a delivery with a result for a task not stored (yet) may wait longer for its row. */
@@ -407,6 +435,37 @@ function fromEndpoint(m: ResultMessage): m is ResultMessage & { state: "success"
 }
 
 type StoredInput = TaskResultInput & { uepId: string; redelivered?: boolean; delivery: Delivery };
+
+/** Adds `result`, as forwarded to its task group `to`, to the messages for that group's queue. */
+function addForward(
+  forward: Map<string, ResultMessage[]>,
+  result: StoredInput,
+  to: { taskGroupId: string; highAssurance: boolean },
+): void {
+  const queue = taskGroupResultQueue(to.taskGroupId);
+  let group = forward.get(queue);
+  if (!group) {
+    group = [];
+    forward.set(queue, group);
+  }
+  const message: ResultMessage = {
+    v: 1,
+    kind: "result",
+    taskId: result.taskId,
+    endpointId: result.endpointId,
+    uepId: result.uepId,
+    taskGroupId: to.taskGroupId,
+    state: result.state,
+    completedAt: result.completedAt,
+  };
+  // A High-Assurance result is never pushed: the SDK fetches it over REST, where the policy is checked.
+  if (to.highAssurance) message.highAssurance = true;
+  else {
+    if (result.result) message.result = result.result;
+    if (result.error) message.error = result.error;
+  }
+  group.push(message);
+}
 
 function reportKey(taskId: string, sender: string): string {
   return `${taskId.toLowerCase()} ${sender}`;
