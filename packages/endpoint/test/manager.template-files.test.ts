@@ -12,7 +12,6 @@ import { randomUUID } from "node:crypto";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type StartUepCommand, uepName } from "@conduit/protocol";
 import { afterAll, describe, expect, it } from "vitest";
 import { EXAMPLE_IDENTITY_MAPPING_CONFIG } from "../src/config/example-identity-mapping.js";
 import { parseManagerConfig } from "../src/config/manager-config.js";
@@ -21,6 +20,7 @@ import { templateReferences } from "../src/config/strict-undefined.js";
 import type { TemplateFiles } from "../src/config/template-files.js";
 import { endpointPaths } from "../src/manager/endpoint-dir.js";
 import { buildBootstrap } from "../src/manager/uep-bootstrap.js";
+import { startUepCommand } from "./manager.helpers.js";
 import { createUser, removeUsersAndGroups } from "./multi-user.helpers.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -48,18 +48,7 @@ function endpoint(files: Record<string, string>, configYaml = "") {
   writeFileSync(join(ep.dir, "admin-notes.txt"), SECRET_ADMIN, { mode: 0o600 });
   for (const [name, text] of Object.entries(files)) writeFileSync(join(ep.dir, name), text);
   const endpointId = randomUUID();
-  const uepId = randomUUID();
-  const command: StartUepCommand = {
-    v: 1,
-    kind: "start_uep",
-    endpointId,
-    uepId,
-    uepName: uepName(endpointId, uepId),
-    identity: { id: randomUUID(), username: "ada@localhost" },
-    userEndpointConfig: {},
-    userRuntime: null,
-    sentAt: Date.now(),
-  };
+  const command = startUepCommand({ endpointId });
   const build = () =>
     buildBootstrap(
       {
