@@ -1,3 +1,8 @@
+/**
+ * HighThroughputEngine with LocalProvider blocks: worker_init reaching the
+ * workers, a worker or a whole block dying mid-task, and blocks going away
+ * with their UEP (the network side: engines.high-throughput-network.test.ts).
+ */
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { EngineHarness, expectGone, hteConfig, PIDS, withUepFixture } from "./engines.harness.js";
