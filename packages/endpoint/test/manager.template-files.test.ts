@@ -70,6 +70,18 @@ function startError(build: () => ReturnType<typeof buildBootstrap>): string {
   return template.error;
 }
 
+/** What a UEP renders from `template` with no schema, user config, runtime, parent config or mapped identity. */
+function renderAlone(template: TemplateFiles): string {
+  return renderUserConfigTemplate({
+    template,
+    schema: null,
+    userConfig: {},
+    userRuntime: null,
+    parentConfig: {},
+    mappedIdentity: null,
+  });
+}
+
 describe("the files a template sends with it", () => {
   it("are the template and the files it names, transitively; never the identity mapping or another file", () => {
     const { ep, build } = endpoint({
@@ -90,14 +102,7 @@ describe("the files a template sends with it", () => {
     expect(everything).not.toContain("example.com");
     expect(everything).not.toContain("not named");
     // And the UEP renders from exactly that.
-    const rendered = renderUserConfigTemplate({
-      template,
-      schema: null,
-      userConfig: {},
-      userRuntime: null,
-      parentConfig: {},
-      mappedIdentity: null,
-    });
+    const rendered = renderAlone(template);
     expect(rendered).toBe("engine:\n  type: ThreadPoolEngine");
     expect(ep.dir).toBeTruthy();
   });
@@ -116,14 +121,7 @@ describe("the files a template sends with it", () => {
     });
     const template = build().template as TemplateFiles;
     expect(template.siblings).toEqual({ "part.j2": "a: 1\n", "other.j2": "b: 2\n" });
-    const rendered = renderUserConfigTemplate({
-      template,
-      schema: null,
-      userConfig: {},
-      userRuntime: null,
-      parentConfig: {},
-      mappedIdentity: null,
-    });
+    const rendered = renderAlone(template);
     // The comment renders nothing and the raw block its text: neither named a file.
     expect(rendered).toBe("\n{% include 'idmap.json' %}a: 1b: 2");
   });
@@ -214,16 +212,9 @@ describe("the files a template sends with it", () => {
     });
     const template = build().template as TemplateFiles;
     expect(Object.keys(template.siblings)).toEqual(["loop.j2"]);
-    expect(() =>
-      renderUserConfigTemplate({
-        template,
-        schema: null,
-        userConfig: {},
-        userRuntime: null,
-        parentConfig: {},
-        mappedIdentity: null,
-      }),
-    ).toThrow(/includes itself, directly or through other files, so rendering it never ends; break the loop/);
+    expect(() => renderAlone(template)).toThrow(
+      /includes itself, directly or through other files, so rendering it never ends; break the loop/,
+    );
     expect(ep.dir).toBeTruthy();
   });
 
