@@ -112,6 +112,40 @@ async function settleBy(futures, deadline) {
 const noop = () => null;
 const payloadOf = (bytes) => "x".repeat(bytes);
 
+/**
+ * One row of the executors or endpoints curve: `total` no-op tasks spread over
+ * `executors`, measured until they settle or the deadline passes, with the
+ * service's memory meanwhile; the executors are shut down after.
+ */
+async function measureNoops(stack, curve, executors, total, deadline) {
+  try {
+    // Starts each endpoint's UEP and opens the result streams, outside the clock.
+    await Promise.all(executors.map((ex) => ex.submit(noop).result()));
+    const mem = memorySampler(stack.service.child.pid);
+    const per = Math.ceil(total / executors.length);
+    const t0 = performance.now();
+    const futures = executors.flatMap((ex) => Array.from({ length: per }, () => ex.submit(noop)));
+    const { settled, lastAt, complete } = await settleBy(futures, deadline);
+    const m = mem.stop();
+    const row = {
+      curve,
+      x: executors.length,
+      tasks: settled,
+      ofTasks: futures.length,
+      rate: settled / ((lastAt - t0) / 1000),
+      serviceRss: m.rss,
+      servicePeakRss: m.peakRss,
+      servicePss: m.pss,
+      load: load(),
+      note: complete ? "" : "stopped at the phase budget",
+    };
+    log(`${curve} ${executors.length}: ${JSON.stringify(row)}`);
+    return row;
+  } finally {
+    await Promise.all(executors.map((ex) => ex.shutdown({ wait: false, cancelFutures: true }).catch(() => {})));
+  }
+}
+
 async function phaseExecutors(stack, deadline) {
   const { Executor } = await import("@conduit/sdk");
   const rows = [];
@@ -122,30 +156,7 @@ async function phaseExecutors(stack, deadline) {
       continue;
     }
     const executors = Array.from({ length: count }, () => new Executor({ endpointId: stack.endpointId }));
-    try {
-      await Promise.all(executors.map((ex) => ex.submit(noop).result())); // result streams open, outside the clock
-      const mem = memorySampler(stack.service.child.pid);
-      const per = Math.ceil(total / count);
-      const t0 = performance.now();
-      const futures = executors.flatMap((ex) => Array.from({ length: per }, () => ex.submit(noop)));
-      const { settled, lastAt, complete } = await settleBy(futures, deadline);
-      const m = mem.stop();
-      rows.push({
-        curve: "executors",
-        x: count,
-        tasks: settled,
-        ofTasks: futures.length,
-        rate: settled / ((lastAt - t0) / 1000),
-        serviceRss: m.rss,
-        servicePeakRss: m.peakRss,
-        servicePss: m.pss,
-        load: load(),
-        note: complete ? "" : "stopped at the phase budget",
-      });
-      log(`executors ${count}: ${JSON.stringify(rows.at(-1))}`);
-    } finally {
-      await Promise.all(executors.map((ex) => ex.shutdown({ wait: false, cancelFutures: true }).catch(() => {})));
-    }
+    rows.push(await measureNoops(stack, "executors", executors, total, deadline));
   }
   return rows;
 }
@@ -182,31 +193,7 @@ async function phaseEndpoints(stack, userDir, deadline) {
         break;
       }
       const executors = ids.slice(0, count).map((endpointId) => new Executor({ endpointId }));
-      try {
-        // Starts each endpoint's UEP and opens the result streams, outside the clock.
-        await Promise.all(executors.map((ex) => ex.submit(noop).result()));
-        const mem = memorySampler(stack.service.child.pid);
-        const per = Math.ceil(total / count);
-        const t0 = performance.now();
-        const futures = executors.flatMap((ex) => Array.from({ length: per }, () => ex.submit(noop)));
-        const { settled, lastAt, complete } = await settleBy(futures, deadline);
-        const m = mem.stop();
-        rows.push({
-          curve: "endpoints",
-          x: count,
-          tasks: settled,
-          ofTasks: futures.length,
-          rate: settled / ((lastAt - t0) / 1000),
-          serviceRss: m.rss,
-          servicePeakRss: m.peakRss,
-          servicePss: m.pss,
-          load: load(),
-          note: complete ? "" : "stopped at the phase budget",
-        });
-        log(`endpoints ${count}: ${JSON.stringify(rows.at(-1))}`);
-      } finally {
-        await Promise.all(executors.map((ex) => ex.shutdown({ wait: false, cancelFutures: true }).catch(() => {})));
-      }
+      rows.push(await measureNoops(stack, "endpoints", executors, total, deadline));
     }
   } finally {
     await Promise.all(started.map((ep) => ep.stop().catch(() => {})));

@@ -2,10 +2,10 @@
  * One task, followed by its REST request id: the service's JSON log line of
  * the submit (pino's reqId, with the task ids), the MEP's line of the
  * start_uep command, the UEP's line of the task, the block manager's line
- * handing it to a worker and the worker's line starting it (each
- * `request_id`, from the messages' correlation-id, carried with the task
- * through the interchange) are all found by one `grep` for that id, each one
- * JSON object in pino's shape.
+ * handing it to a worker and the worker's line starting it (each `reqId`
+ * too, from the messages' correlation-id, carried with the task through the
+ * interchange) are all found by one `grep` for that id, each one JSON object
+ * in pino's shape naming the id in the same field, `reqId`.
  * Per-task lines are DEBUG: the service runs with --log-level debug, the MEP and
  * UEP with `debug: true` (which the UEP hands on to its blocks and workers).
  */
@@ -48,7 +48,6 @@ interface LogEntry {
   name?: string;
   msg: string;
   reqId?: string;
-  request_id?: string;
   task_id?: string;
   task_ids?: string[];
 }
@@ -97,17 +96,21 @@ it("one grep for a submit's request id finds the task in the service's, the MEP'
     });
   expect(new Set(found.map((f) => f.file))).toEqual(new Set(files));
   for (const { entry } of found) {
-    expect(entry).toMatchObject({ level: expect.any(Number), time: expect.any(Number), msg: expect.any(String) });
+    // One field name across the service and the endpoint: an operator joins the logs on `reqId`.
+    expect(entry).toMatchObject({
+      level: expect.any(Number),
+      time: expect.any(Number),
+      msg: expect.any(String),
+      reqId: requestId,
+    });
   }
   const inFile = (file: string) => found.filter((f) => f.file === file).map((f) => f.entry);
   // The service names the tasks of the request; the MEP the UEP it starts for it (a start_uep names no task).
   expect(inFile(serviceLog).some((e) => e.reqId === requestId && e.task_ids?.includes(future.taskId))).toBe(true);
-  expect(inFile(mepLog).some((e) => e.name === "MEP" && e.request_id === requestId && /start_uep/.test(e.msg))).toBe(
-    true,
-  );
+  expect(inFile(mepLog).some((e) => e.name === "MEP" && e.reqId === requestId && /start_uep/.test(e.msg))).toBe(true);
   const withTask = (file: string, name: RegExp) =>
     inFile(file).some(
-      (e) => name.test(e.name ?? "") && e.level === 20 && e.task_id === future.taskId && e.request_id === requestId,
+      (e) => name.test(e.name ?? "") && e.level === 20 && e.task_id === future.taskId && e.reqId === requestId,
     );
   expect(withTask(uepLogs[0], /^UEP uep\./)).toBe(true);
   expect(withTask(blockLogs[0], /^block /)).toBe(true);

@@ -7,7 +7,8 @@
  * filter reads the service's, the MEP's, the UEPs' and the workers' logs:
  * `{"level":30,"time":<ms since the epoch>,"pid":…,"hostname":…,"name":"MEP","msg":…}`
  * (levels 20 DEBUG, 30 INFO, 40 WARNING, 50 ERROR), plus the line's fields
- * (`task_id`, `request_id`, `uep`, `endpoint_id`, …). `CONDUIT_LOG_FORMAT=text`
+ * (`task_id`, `reqId`, `uep`, `endpoint_id`, …; `reqId` is the service's name
+ * for a request id, so one filter joins both). `CONDUIT_LOG_FORMAT=text`
  * writes the former human-readable lines instead:
  * `[<ISO time>] <LEVEL> <pid> <name> <message>`.
  *
@@ -36,7 +37,7 @@ import { dirname } from "node:path";
 import { formatWithOptions } from "node:util";
 import { ConduitError } from "@conduit/protocol/wire";
 
-/** Fields of one log line beside its message: `task_id`, `request_id`, … (undefined ones are left out). */
+/** Fields of one log line beside its message: `task_id`, `reqId`, … (undefined ones are left out). */
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
 
 /** Where a component's log lines go (a file logger, a test's collector). */

@@ -53,6 +53,25 @@ interface Policy {
   project_id: string;
   [field: string]: unknown;
 }
+/**
+ * Starts `name`'s MEP as the user: its endpoint's high_assurance as the
+ * service registered it, the user's client, and a task of a function it
+ * registered, ready to submit.
+ */
+async function startWithTask(name: string) {
+  const mep = await startMep(name, env);
+  const endpoint = await rest<{ high_assurance: boolean }>(
+    "GET",
+    `/v1/endpoints/${mep.endpointId}`,
+    undefined,
+    userToken,
+  );
+  const client = new Client({ serviceUrl: context.service.url, token: userToken, retries: 0 });
+  const functionId = await client.registerFunction({ strategy: SOURCE_CODE, data: "(x) => x" });
+  const task = { task_id: crypto.randomUUID(), function_id: functionId, args: { strategy: JSON_DATA, data: "[1]" } };
+  return { mep, highAssurance: endpoint.high_assurance, client, task };
+}
+
 const policiesOf = async (token = userToken) =>
   (await rest<{ policies: Policy[] }>("GET", "/v1/auth_policies", undefined, token)).policies;
 const projectsOf = async (token = userToken) =>
@@ -355,18 +374,8 @@ describe("config.yaml's High-Assurance keys", () => {
     );
     expect(configured.stderr).toBe("");
     const policyId = parsed(name).authentication_policy;
-    const mep = await startMep(name, env);
-    const endpoint = await rest<{ high_assurance: boolean }>(
-      "GET",
-      `/v1/endpoints/${mep.endpointId}`,
-      undefined,
-      userToken,
-    );
-    expect(endpoint.high_assurance).toBe(true);
-
-    const client = new Client({ serviceUrl: context.service.url, token: userToken, retries: 0 });
-    const functionId = await client.registerFunction({ strategy: SOURCE_CODE, data: "(x) => x" });
-    const task = { task_id: crypto.randomUUID(), function_id: functionId, args: { strategy: JSON_DATA, data: "[1]" } };
+    const { mep, highAssurance, client, task } = await startWithTask(name);
+    expect(highAssurance).toBe(true);
     const refused = await client.submit(mep.endpointId, { tasks: [task] }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(AuthPolicyUnmetError);
     expect((refused as Error).message).toContain(`(${policyId}) admits only identities of example.edu`);
@@ -375,17 +384,8 @@ describe("config.yaml's High-Assurance keys", () => {
   it("a plain endpoint registers with high_assurance false and no policy: its owner's submit goes through", async () => {
     const name = fresh();
     expect((await runCli(["configure", name], env)).code).toBe(0);
-    const mep = await startMep(name, env);
-    const endpoint = await rest<{ high_assurance: boolean }>(
-      "GET",
-      `/v1/endpoints/${mep.endpointId}`,
-      undefined,
-      userToken,
-    );
-    expect(endpoint.high_assurance).toBe(false);
-    const client = new Client({ serviceUrl: context.service.url, token: userToken, retries: 0 });
-    const functionId = await client.registerFunction({ strategy: SOURCE_CODE, data: "(x) => x" });
-    const task = { task_id: crypto.randomUUID(), function_id: functionId, args: { strategy: JSON_DATA, data: "[1]" } };
+    const { mep, highAssurance, client, task } = await startWithTask(name);
+    expect(highAssurance).toBe(false);
     expect((await client.submit(mep.endpointId, { tasks: [task] })).task_ids).toHaveLength(1);
   }, 90_000);
 });

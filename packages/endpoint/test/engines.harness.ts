@@ -179,3 +179,33 @@ export async function startUepFixture(
   await expect.poll(() => output.includes("\n"), { timeout: 20_000 }).toBe(true);
   return { child, pids: JSON.parse(output) };
 }
+
+/**
+ * Runs `body` with a {@link startUepFixture} in a temp run dir of its own,
+ * then kills the stand-in UEP (if `body` has not) and removes the run dir.
+ */
+export async function withUepFixture(
+  config: EngineConfig,
+  tasks: number,
+  body: (uep: { child: ChildProcess; pids: { pid: number; ppid: number }[] }) => Promise<void>,
+): Promise<void> {
+  const runDir = mkdtempSync(join(tmpdir(), "conduit-uep-"));
+  let child: ChildProcess | undefined;
+  try {
+    const uep = await startUepFixture(config, runDir, tasks);
+    child = uep.child;
+    await body(uep);
+  } finally {
+    if (child?.pid !== undefined) killQuietly(child.pid);
+    rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
+/** The file's text, or "" while it does not exist (for polling). */
+export function readOr(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}

@@ -8,10 +8,9 @@ import { writeFileSync } from "node:fs";
 import { freemem } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EngineConfig } from "../src/engines/engine-types.js";
-import { HighThroughputEngine } from "../src/engines/high-throughput-engine.js";
 import { allowedCpus, parseCpuAffinity, workerCpuSets } from "../src/worker/cpu-affinity.js";
 import { EngineHarness, resultValue } from "./engines.harness.js";
+import { configError, unprefetchedBlocks as hte } from "./engines.high-throughput.helpers.js";
 
 /** The worker's rank, its CPUs as the kernel says, and OMP_NUM_THREADS, once both workers are busy. */
 const WORKER_CPUS = `async (gate) => {
@@ -21,35 +20,11 @@ const WORKER_CPUS = `async (gate) => {
   return [process.env.CONDUIT_WORKER_RANK, cpus, process.env.OMP_NUM_THREADS];
 }`;
 
-function hte(
-  engine: Record<string, unknown>,
-  provider: Record<string, unknown> = {},
-  jobStatus: Record<string, unknown> = {},
-): EngineConfig {
-  return {
-    type: "HighThroughputEngine",
-    max_workers_per_node: 1,
-    prefetch_capacity: 0,
-    ...engine,
-    job_status_kwargs: { strategy_period: 0.2, ...jobStatus },
-    provider: { type: "LocalProvider", ...provider },
-  };
-}
-
 let h: EngineHarness | undefined;
 afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-function configError(config: Record<string, unknown>): string {
-  try {
-    HighThroughputEngine.parse(config);
-  } catch (err) {
-    return (err as Error).message;
-  }
-  return "no error";
-}
 
 describe("cpu_affinity", () => {
   const cpus = allowedCpus();

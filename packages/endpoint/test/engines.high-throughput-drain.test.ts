@@ -8,9 +8,8 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { EngineConfig } from "../src/engines/engine-types.js";
-import { HighThroughputEngine } from "../src/engines/high-throughput-engine.js";
 import { EngineHarness, expectGone, resultValue } from "./engines.harness.js";
+import { configError, unprefetchedBlocks as hte } from "./engines.high-throughput.helpers.js";
 
 /** Writes its block manager's pid to `mark`, waits for `gate`, then returns that pid. */
 const MARK_THEN_WAIT = `async (mark, gate) => {
@@ -20,21 +19,6 @@ const MARK_THEN_WAIT = `async (mark, gate) => {
   return process.ppid;
 }`;
 
-function hte(
-  engine: Record<string, unknown>,
-  provider: Record<string, unknown> = {},
-  jobStatus: Record<string, unknown> = {},
-): EngineConfig {
-  return {
-    type: "HighThroughputEngine",
-    max_workers_per_node: 1,
-    prefetch_capacity: 0,
-    ...engine,
-    job_status_kwargs: { strategy_period: 0.2, ...jobStatus },
-    provider: { type: "LocalProvider", ...provider },
-  };
-}
-
 let h: EngineHarness | undefined;
 afterEach(async () => {
   await h?.close();
@@ -43,15 +27,6 @@ afterEach(async () => {
 
 function markOf(path: string): number | undefined {
   return existsSync(path) ? Number(readFileSync(path, "utf8")) : undefined;
-}
-
-function configError(config: Record<string, unknown>): string {
-  try {
-    HighThroughputEngine.parse(config);
-  } catch (err) {
-    return (err as Error).message;
-  }
-  return "no error";
 }
 
 describe("drain_period", () => {

@@ -11,16 +11,7 @@ import type { EngineResult } from "../src/engine-task.js";
 import { MAX_PREFETCH_PER_WORKER, PREFETCH_WINDOW_MS, prefetchDepth } from "../src/engines/interchange.js";
 import { BATCH_CHARS, intoBatches } from "../src/worker/interchange-protocol.js";
 import { EngineHarness, expectGone, hteConfig, jsonArgs, resultValue, sourceCode } from "./engines.harness.js";
-
-/** Writes "<pid> <ppid>" to `marker` the first time it runs, then never finishes; later runs return their pids. */
-const HANG_FIRST_TIME = `async (marker) => {
-  const fs = process.getBuiltinModule("node:fs");
-  if (!fs.existsSync(marker)) {
-    fs.writeFileSync(marker, process.pid + " " + process.ppid);
-    await new Promise(() => {});
-  }
-  return { pid: process.pid, ppid: process.ppid };
-}`;
+import { HANG_FIRST_TIME, markerPids } from "./engines.high-throughput.helpers.js";
 
 /** Appends `name` to `log` (so the order tasks ran in can be read back) and returns its block manager's pid. */
 const RECORD = `(log, name) => {
@@ -33,12 +24,6 @@ afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-async function markerPids(marker: string): Promise<{ pid: number; ppid: number }> {
-  await expect.poll(() => readOr(marker), { timeout: 20_000 }).toMatch(/^\d+ \d+$/);
-  const [pid, ppid] = readFileSync(marker, "utf8").split(" ").map(Number);
-  return { pid, ppid };
-}
 
 /** A long task on the only worker, then three short ones: two are prefetched by the block, one stays queued. */
 async function longThenShorts(harness: EngineHarness): Promise<{
@@ -181,11 +166,3 @@ describe("intoBatches", () => {
     expect(intoBatches([])).toEqual([]);
   });
 });
-
-function readOr(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
-  }
-}

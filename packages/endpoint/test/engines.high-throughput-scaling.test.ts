@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EngineConfig } from "../src/engines/engine-types.js";
 import { EngineHarness, expectGone, resultValue } from "./engines.harness.js";
+import { localBlocks } from "./engines.high-throughput.helpers.js";
 
 /** Waits for `gate`, then returns the pid of its block manager. */
 const BLOCK_OF_TASK = `async (gate) => {
@@ -17,13 +18,8 @@ const BLOCK_OF_TASK = `async (gate) => {
   return process.ppid;
 }`;
 
-function hte(provider: Record<string, unknown>, jobStatus: Record<string, unknown> = {}): EngineConfig {
-  return {
-    type: "HighThroughputEngine",
-    max_workers_per_node: 1,
-    job_status_kwargs: { strategy_period: 0.2, ...jobStatus },
-    provider: { type: "LocalProvider", ...provider },
-  };
+function hte(provider: Record<string, unknown>, jobStatus?: Record<string, unknown>): EngineConfig {
+  return localBlocks({}, provider, jobStatus);
 }
 
 let h: EngineHarness | undefined;

@@ -3,33 +3,16 @@
  * workers, a worker or a whole block dying mid-task, and blocks going away
  * with their UEP (the network side: engines.high-throughput-network.test.ts).
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { EngineHarness, expectGone, hteConfig, killQuietly, PIDS, startUepFixture } from "./engines.harness.js";
-
-/** Writes "<pid> <ppid>" to `marker` the first time it runs, then never finishes; later runs return their pids. */
-const HANG_FIRST_TIME = `async (marker) => {
-  const fs = process.getBuiltinModule("node:fs");
-  if (!fs.existsSync(marker)) {
-    fs.writeFileSync(marker, process.pid + " " + process.ppid);
-    await new Promise(() => {});
-  }
-  return { pid: process.pid, ppid: process.ppid };
-}`;
+import { EngineHarness, expectGone, hteConfig, PIDS, withUepFixture } from "./engines.harness.js";
+import { HANG_FIRST_TIME, markerPids } from "./engines.high-throughput.helpers.js";
 
 let h: EngineHarness | undefined;
 afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-async function markerPids(marker: string): Promise<{ pid: number; ppid: number }> {
-  await expect.poll(() => readOr(marker), { timeout: 20_000 }).toMatch(/^\d+ \d+$/);
-  const [pid, ppid] = readFileSync(marker, "utf8").split(" ").map(Number);
-  return { pid, ppid };
-}
 
 type Pids = { pid: number; ppid: number };
 
@@ -95,24 +78,11 @@ describe("HighThroughputEngine", () => {
 
 describe("HighThroughputEngine and its UEP", () => {
   it("its block managers and workers exit when the UEP is killed", async () => {
-    const runDir = mkdtempSync(join(tmpdir(), "conduit-uep-"));
-    const { child, pids } = await startUepFixture(hteConfig({ max_workers_per_node: 2 }), runDir, 2);
-    try {
+    await withUepFixture(hteConfig({ max_workers_per_node: 2 }), 2, async ({ child, pids }) => {
       const processes = [...new Set(pids.flatMap((p) => [p.pid, p.ppid]))];
       expect(processes).toHaveLength(3);
       child.kill("SIGKILL");
       await expectGone(processes);
-    } finally {
-      killQuietly(child.pid as number);
-      rmSync(runDir, { recursive: true, force: true });
-    }
+    });
   });
 });
-
-function readOr(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
-  }
-}

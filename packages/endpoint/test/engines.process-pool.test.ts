@@ -1,9 +1,8 @@
 /** ProcessPoolEngine: what happens when a worker process dies, and when the UEP does. */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { EngineHarness, expectGone, killQuietly, startUepFixture } from "./engines.harness.js";
+import { EngineHarness, expectGone, readOr, withUepFixture } from "./engines.harness.js";
 
 /** Writes its pid to `marker` the first time it runs and then never finishes; later runs return their pid. */
 const HANG_FIRST_TIME = `async (marker) => {
@@ -74,25 +73,12 @@ describe("ProcessPoolEngine worker loss", () => {
 
 describe("ProcessPoolEngine and its UEP", () => {
   it("its workers exit when the UEP is killed", async () => {
-    const runDir = mkdtempSync(join(tmpdir(), "conduit-uep-"));
-    const { child, pids } = await startUepFixture({ type: "ProcessPoolEngine", max_workers: 2 }, runDir, 2);
-    try {
+    await withUepFixture({ type: "ProcessPoolEngine", max_workers: 2 }, 2, async ({ child, pids }) => {
       const workers = [...new Set(pids.map((p) => p.pid))];
       expect(workers).toHaveLength(2);
       expect(pids.every((p) => p.ppid === child.pid)).toBe(true);
       child.kill("SIGKILL");
       await expectGone(workers);
-    } finally {
-      killQuietly(child.pid as number);
-      rmSync(runDir, { recursive: true, force: true });
-    }
+    });
   });
 });
-
-function readOr(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return "";
-  }
-}

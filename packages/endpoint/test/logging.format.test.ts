@@ -18,7 +18,7 @@ describe("endpoint log format", () => {
     const file = join(logDir(), "endpoint.log");
     const log = createLogger({ file, name: "UEP uep.a.b", debug: true, fields: { uep: "uep.a.b", endpoint_id: "a" } });
     const before = Date.now();
-    log.debug('Task t1 received "quoted"\nsecond line', { task_id: "t1", request_id: "r1", absent: undefined });
+    log.debug('Task t1 received "quoted"\nsecond line', { task_id: "t1", reqId: "r1", absent: undefined });
     log.info("started");
     log.warn("careful", { uep: "uep.a.c" });
     log.error("failed");
@@ -36,7 +36,7 @@ describe("endpoint log format", () => {
       uep: "uep.a.b",
       endpoint_id: "a",
       task_id: "t1",
-      request_id: "r1",
+      reqId: "r1",
     });
     expect(entries[0].time as number).toBeGreaterThanOrEqual(before);
     expect(entries.map((e) => e.level)).toEqual([20, 30, 40, 50]);

@@ -20,10 +20,8 @@ import {
   HEARTBEATS_EXCHANGE,
   QUEUE_OPTIONS,
   RESULTS_EXCHANGE,
-  type StartUepCommand,
   TASKS_EXCHANGE,
   uepBrokerUser,
-  uepName,
   uepTaskQueue,
 } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,6 +31,7 @@ import { createLogger } from "../dist/logging.js";
 import { endpointPaths } from "../dist/manager/endpoint-dir.js";
 import { ManagerEndpoint } from "../dist/manager/manager-endpoint.js";
 import { cleanupProcesses, cliEnv, listStates, readLog, runCli, startMep, tempUserDir } from "./cli.helpers.js";
+import { startUepCommand } from "./manager.helpers.js";
 
 // From dist: the MEP spawns its UEPs through the built CLI next to its own module.
 
@@ -146,18 +145,7 @@ describe("a deleted broker account", () => {
     });
     try {
       await manager.start();
-      const command: StartUepCommand = {
-        v: 1,
-        kind: "start_uep",
-        endpointId,
-        uepId,
-        uepName: uepName(endpointId, uepId),
-        identity: { id: randomUUID(), username: "ada@localhost" },
-        userEndpointConfig: {},
-        userRuntime: null,
-        sentAt: Date.now(),
-        amqpUrl: uepUrl,
-      };
+      const command = startUepCommand({ endpointId }, { uepId, amqpUrl: uepUrl });
       await admin.publish(TASKS_EXCHANGE, commandQueue(endpointId), command);
       const uepLog = join(userDir, command.uepName, "endpoint.log");
       await eventually(() => readLog(uepLog).includes("Consuming"), "the UEP to consume");

@@ -8,11 +8,11 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type StartUepCommand, uepName } from "@conduit/protocol";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseManagerConfig } from "../src/config/manager-config.js";
 import { endpointPaths } from "../src/manager/endpoint-dir.js";
 import { buildBootstrap } from "../src/manager/uep-bootstrap.js";
+import { startUepCommand } from "./manager.helpers.js";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -26,18 +26,7 @@ function setup(configYaml = "amqp_port: null\n") {
   mkdirSync(ep.dir);
   writeFileSync(ep.config, configYaml);
   const endpointId = randomUUID();
-  const uepId = randomUUID();
-  const command: StartUepCommand = {
-    v: 1,
-    kind: "start_uep",
-    endpointId,
-    uepId,
-    uepName: uepName(endpointId, uepId),
-    identity: { id: randomUUID(), username: "ada@localhost" },
-    userEndpointConfig: { worker_init: "source x" },
-    userRuntime: null,
-    sentAt: Date.now(),
-  };
+  const command = startUepCommand({ endpointId }, { userEndpointConfig: { worker_init: "source x" } });
   const build = () =>
     buildBootstrap(
       {

@@ -9,83 +9,22 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  commandQueue,
-  connectBroker,
-  decodeMessage,
-  encodeMessage,
-  JSON_DATA,
-  QUEUE_OPTIONS,
-  RESULTS_EXCHANGE,
-  type ResultMessage,
-  resultsRoutingKey,
-  SOURCE_CODE,
-  type StartUepCommand,
-  type TaskMessage,
-  uepTaskQueue,
-} from "@conduit/protocol";
+import { commandQueue, connectBroker, encodeMessage } from "@conduit/protocol";
 import amqp from "amqplib";
 import { describe, expect, it } from "vitest";
 import { createBrokerUser } from "../../../scripts/local-stack.mjs";
 import { pidAlive, readLog, runCli } from "./cli.helpers.js";
 import { alive } from "./engines.as-user.helpers.js";
-import { runningEndpoint, sendCommand, startUepCommand, useServiceAndBroker } from "./manager.helpers.js";
+import {
+  queueTasks,
+  runningEndpoint,
+  sendCommand,
+  startUepCommand,
+  tapResults,
+  useServiceAndBroker,
+} from "./manager.helpers.js";
 
 const context = useServiceAndBroker("manager-test");
-
-/**
- * Puts `n` tasks in the UEP's queue, as the service would before commanding
- * the MEP: one message each, or with `batch` all in one `tasks` message.
- */
-async function queueTasks(
-  cmd: StartUepCommand,
-  n: number,
-  source = "(a, b) => a + b",
-  batch = false,
-): Promise<string[]> {
-  const channel = await context.broker.ready();
-  const queue = uepTaskQueue(cmd.endpointId, cmd.uepId);
-  await channel.assertQueue(queue, QUEUE_OPTIONS);
-  const ids: string[] = [];
-  const tasks: TaskMessage[] = [];
-  for (let i = 0; i < n; i++) {
-    const task: TaskMessage = {
-      v: 1,
-      kind: "task",
-      taskId: randomUUID(),
-      functionId: randomUUID(),
-      endpointId: cmd.endpointId,
-      uepId: cmd.uepId,
-      taskGroupId: randomUUID(),
-      function: { strategy: SOURCE_CODE, data: source },
-      args: { strategy: JSON_DATA, data: JSON.stringify({ args: [1, 2] }) },
-    };
-    if (batch) tasks.push(task);
-    else await context.broker.publish("", queue, task);
-    ids.push(task.taskId);
-  }
-  if (batch) await context.broker.publish("", queue, { v: 1, kind: "tasks", tasks });
-  return ids;
-}
-
-/** Copies of every result published for this endpoint (beside the service's own consumer). */
-async function tapResults(endpointId: string): Promise<ResultMessage[]> {
-  const channel = await context.broker.ready();
-  const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
-  await channel.bindQueue(queue, RESULTS_EXCHANGE, resultsRoutingKey(endpointId));
-  const results: ResultMessage[] = [];
-  await channel.consume(
-    queue,
-    (msg) => {
-      if (!msg) return;
-      const m = decodeMessage(msg.content, "result", "results", "task_status");
-      if (m.kind === "result") results.push(m);
-      else if (m.kind === "results") results.push(...m.results);
-    },
-    { noAck: true },
-  );
-  return results;
-}
 
 function count(text: string, needle: string): number {
   return text.split(needle).length - 1;
@@ -209,9 +148,9 @@ describe("MEP start_uep commands", () => {
     // Written after start: the MEP reads user_environment.yaml afresh for each UEP.
     // This one makes node itself fail before any UEP code runs (exit code 1).
     writeFileSync(join(dir, "user_environment.yaml"), `NODE_OPTIONS: --require=/nonexistent/${randomUUID()}.cjs\n`);
-    const results = await tapResults(mep.endpointId);
+    const results = await tapResults(context.broker, mep.endpointId);
     const cmd = startUepCommand(mep);
-    const taskIds = await queueTasks(cmd, 2);
+    const taskIds = await queueTasks(context.broker, cmd, 2);
     await sendCommand(context.broker, cmd, mep.endpointId);
 
     await expect.poll(() => results.length, { timeout: 40_000, interval: 200 }).toBe(2);
@@ -242,9 +181,9 @@ describe("MEP start_uep commands", () => {
       join(dir, "user_config_template.yaml.j2"),
       "engine:\n  type: ThreadPoolEngine\n  max_workers: 1\nheartbeat_period: 1\nidle_heartbeats_soft: 1\nidle_heartbeats_hard: 2\n",
     );
-    const results = await tapResults(mep.endpointId);
+    const results = await tapResults(context.broker, mep.endpointId);
     const cmd = startUepCommand(mep);
-    const [taskId] = await queueTasks(cmd, 1, "() => new Promise(() => {})");
+    const [taskId] = await queueTasks(context.broker, cmd, 1, { source: "() => new Promise(() => {})" });
     await sendCommand(context.broker, cmd, mep.endpointId);
 
     await expect.poll(() => results.length, { timeout: 30_000, interval: 200 }).toBe(1);
@@ -270,9 +209,9 @@ describe("MEP start_uep commands", () => {
       "broken",
       `user_config_template_path: ${missing}\n`,
     );
-    const results = await tapResults(mep.endpointId);
+    const results = await tapResults(context.broker, mep.endpointId);
     const cmd = startUepCommand(mep);
-    const [taskId] = await queueTasks(cmd, 1);
+    const [taskId] = await queueTasks(context.broker, cmd, 1);
     await sendCommand(context.broker, cmd, mep.endpointId);
 
     await expect.poll(() => results.length, { timeout: 30_000, interval: 200 }).toBe(1);
@@ -294,14 +233,17 @@ describe("MEP start_uep commands", () => {
       "unreachable",
       `user_config_template_path: ${missing}\n`,
     );
-    const results = await tapResults(mep.endpointId);
+    const results = await tapResults(context.broker, mep.endpointId);
     // A broker account that does not exist: the UEP cannot fail its tasks itself (as when the service deleted it).
     const badUrl = new URL(context.service.amqpUrl);
     badUrl.username = `nobody-${randomUUID()}`;
     badUrl.password = "wrong";
     const cmd = startUepCommand(mep, { amqpUrl: badUrl.toString() });
     // Two messages: a lone task and a batch of two (the MEP's figure counts messages).
-    const taskIds = [...(await queueTasks(cmd, 1)), ...(await queueTasks(cmd, 2, undefined, true))];
+    const taskIds = [
+      ...(await queueTasks(context.broker, cmd, 1)),
+      ...(await queueTasks(context.broker, cmd, 2, { batch: true })),
+    ];
     await sendCommand(context.broker, cmd, mep.endpointId);
 
     await expect.poll(() => results.length, { timeout: 60_000, interval: 200 }).toBe(3);

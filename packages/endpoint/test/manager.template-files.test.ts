@@ -12,7 +12,6 @@ import { randomUUID } from "node:crypto";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type StartUepCommand, uepName } from "@conduit/protocol";
 import { afterAll, describe, expect, it } from "vitest";
 import { EXAMPLE_IDENTITY_MAPPING_CONFIG } from "../src/config/example-identity-mapping.js";
 import { parseManagerConfig } from "../src/config/manager-config.js";
@@ -21,6 +20,7 @@ import { templateReferences } from "../src/config/strict-undefined.js";
 import type { TemplateFiles } from "../src/config/template-files.js";
 import { endpointPaths } from "../src/manager/endpoint-dir.js";
 import { buildBootstrap } from "../src/manager/uep-bootstrap.js";
+import { startUepCommand } from "./manager.helpers.js";
 import { createUser, removeUsersAndGroups } from "./multi-user.helpers.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -48,18 +48,7 @@ function endpoint(files: Record<string, string>, configYaml = "") {
   writeFileSync(join(ep.dir, "admin-notes.txt"), SECRET_ADMIN, { mode: 0o600 });
   for (const [name, text] of Object.entries(files)) writeFileSync(join(ep.dir, name), text);
   const endpointId = randomUUID();
-  const uepId = randomUUID();
-  const command: StartUepCommand = {
-    v: 1,
-    kind: "start_uep",
-    endpointId,
-    uepId,
-    uepName: uepName(endpointId, uepId),
-    identity: { id: randomUUID(), username: "ada@localhost" },
-    userEndpointConfig: {},
-    userRuntime: null,
-    sentAt: Date.now(),
-  };
+  const command = startUepCommand({ endpointId });
   const build = () =>
     buildBootstrap(
       {
@@ -79,6 +68,18 @@ function startError(build: () => ReturnType<typeof buildBootstrap>): string {
   const { template } = build();
   if (!("error" in template)) throw new Error(`expected a start failure, got ${JSON.stringify(template)}`);
   return template.error;
+}
+
+/** What a UEP renders from `template` with no schema, user config, runtime, parent config or mapped identity. */
+function renderAlone(template: TemplateFiles): string {
+  return renderUserConfigTemplate({
+    template,
+    schema: null,
+    userConfig: {},
+    userRuntime: null,
+    parentConfig: {},
+    mappedIdentity: null,
+  });
 }
 
 describe("the files a template sends with it", () => {
@@ -101,14 +102,7 @@ describe("the files a template sends with it", () => {
     expect(everything).not.toContain("example.com");
     expect(everything).not.toContain("not named");
     // And the UEP renders from exactly that.
-    const rendered = renderUserConfigTemplate({
-      template,
-      schema: null,
-      userConfig: {},
-      userRuntime: null,
-      parentConfig: {},
-      mappedIdentity: null,
-    });
+    const rendered = renderAlone(template);
     expect(rendered).toBe("engine:\n  type: ThreadPoolEngine");
     expect(ep.dir).toBeTruthy();
   });
@@ -127,14 +121,7 @@ describe("the files a template sends with it", () => {
     });
     const template = build().template as TemplateFiles;
     expect(template.siblings).toEqual({ "part.j2": "a: 1\n", "other.j2": "b: 2\n" });
-    const rendered = renderUserConfigTemplate({
-      template,
-      schema: null,
-      userConfig: {},
-      userRuntime: null,
-      parentConfig: {},
-      mappedIdentity: null,
-    });
+    const rendered = renderAlone(template);
     // The comment renders nothing and the raw block its text: neither named a file.
     expect(rendered).toBe("\n{% include 'idmap.json' %}a: 1b: 2");
   });
@@ -225,16 +212,9 @@ describe("the files a template sends with it", () => {
     });
     const template = build().template as TemplateFiles;
     expect(Object.keys(template.siblings)).toEqual(["loop.j2"]);
-    expect(() =>
-      renderUserConfigTemplate({
-        template,
-        schema: null,
-        userConfig: {},
-        userRuntime: null,
-        parentConfig: {},
-        mappedIdentity: null,
-      }),
-    ).toThrow(/includes itself, directly or through other files, so rendering it never ends; break the loop/);
+    expect(() => renderAlone(template)).toThrow(
+      /includes itself, directly or through other files, so rendering it never ends; break the loop/,
+    );
     expect(ep.dir).toBeTruthy();
   });
 

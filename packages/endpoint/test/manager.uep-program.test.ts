@@ -22,24 +22,19 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  decodeMessage,
-  JSON_DATA,
-  QUEUE_OPTIONS,
-  RESULTS_EXCHANGE,
-  type ResultMessage,
-  resultsRoutingKey,
-  SOURCE_CODE,
-  type StartUepCommand,
-  type TaskMessage,
-  uepTaskQueue,
-} from "@conduit/protocol";
 import { describe, expect, it } from "vitest";
 import { UepProcess } from "../src/manager/uep-process.js";
 import { findUepProgram, UnsafeUepPathError } from "../src/manager/uep-program.js";
 import type { UepBootstrap } from "../src/user-endpoint/bootstrap-types.js";
 import { readLog, runCli, startMep } from "./cli.helpers.js";
-import { configuredEndpoint, sendCommand, startUepCommand, useServiceAndBroker } from "./manager.helpers.js";
+import {
+  configuredEndpoint,
+  queueTasks,
+  sendCommand,
+  startUepCommand,
+  tapResults,
+  useServiceAndBroker,
+} from "./manager.helpers.js";
 
 const context = useServiceAndBroker("uep-program-test");
 const OWN_BIN = fileURLToPath(new URL("../bin/conduit-endpoint.js", import.meta.url));
@@ -47,43 +42,6 @@ const OWN_BIN = fileURLToPath(new URL("../bin/conduit-endpoint.js", import.meta.
 const CLI_MAIN = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const ME = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, uname: "tester" };
 const OTHER_UID = 54_321;
-
-async function queueTask(cmd: StartUepCommand): Promise<string> {
-  const channel = await context.broker.ready();
-  const queue = uepTaskQueue(cmd.endpointId, cmd.uepId);
-  await channel.assertQueue(queue, QUEUE_OPTIONS);
-  const task: TaskMessage = {
-    v: 1,
-    kind: "task",
-    taskId: randomUUID(),
-    functionId: randomUUID(),
-    endpointId: cmd.endpointId,
-    uepId: cmd.uepId,
-    taskGroupId: randomUUID(),
-    function: { strategy: SOURCE_CODE, data: "(a, b) => a + b" },
-    args: { strategy: JSON_DATA, data: JSON.stringify({ args: [2, 3] }) },
-  };
-  await context.broker.publish("", queue, task);
-  return task.taskId;
-}
-
-async function tapResults(endpointId: string): Promise<ResultMessage[]> {
-  const channel = await context.broker.ready();
-  const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
-  await channel.bindQueue(queue, RESULTS_EXCHANGE, resultsRoutingKey(endpointId));
-  const results: ResultMessage[] = [];
-  await channel.consume(
-    queue,
-    (msg) => {
-      if (!msg) return;
-      const m = decodeMessage(msg.content, "result", "results", "task_status");
-      if (m.kind === "result") results.push(m);
-      else if (m.kind === "results") results.push(...m.results);
-    },
-    { noAck: true },
-  );
-  return results;
-}
 
 /** A new 0700 directory (safe: only its owner writes it) under the system temp dir. */
 function safeDir(): string {
@@ -103,9 +61,9 @@ async function runOneTask(name: string, userEnvironment?: string): Promise<{ log
   const endpoint = await configuredEndpoint(context.service, name);
   if (userEnvironment) writeFileSync(join(endpoint.dir, "user_environment.yaml"), userEnvironment);
   const mep = await startMep(name, endpoint.env);
-  const results = await tapResults(mep.endpointId);
+  const results = await tapResults(context.broker, mep.endpointId);
   const cmd = startUepCommand(mep);
-  const taskId = await queueTask(cmd);
+  const [taskId] = await queueTasks(context.broker, cmd, 1);
   await sendCommand(context.broker, cmd, mep.endpointId);
   await expect.poll(() => results.length, { timeout: 30_000, interval: 200 }).toBe(1);
   expect(results[0]).toMatchObject({ taskId, state: "success" });

@@ -49,19 +49,7 @@ function task(): TaskMessage {
 
 /** A valid message of each kind, with every optional field set, so each field is exercised. */
 const VALID: { [K in MessageKind]: Extract<BrokerMessage, { kind: K }> } = {
-  task: {
-    v: 1,
-    kind: "task",
-    taskId: id(),
-    functionId: id(),
-    endpointId: id(),
-    uepId: id(),
-    taskGroupId: id(),
-    function: { strategy: "conduit.SourceCode", data: "() => 1" },
-    args: payload,
-    resourceSpecification: { num_nodes: 1 },
-    submitter: { nodeVersion: "22.0.0", sdkVersion: "0.1.0" },
-  },
+  task: task(),
   tasks: { v: 1, kind: "tasks", tasks: [task(), task()] },
   cancel: { v: 1, kind: "cancel", endpointId: id(), uepId: id(), taskIds: [id(), id()] },
   result: result(),

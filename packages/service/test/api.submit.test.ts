@@ -31,6 +31,21 @@ import { MAX_REQUEST_BYTES, MAX_TASK_BYTES, useApiService } from "./helpers/api-
 import { submitBody } from "./helpers/rest.js";
 import { TEST_STORES } from "./helpers/service.js";
 
+/** Success results (`taskId`, `data`) from a submit's UEP as its endpoint publishes them, all completed now. */
+function successResults(endpointId: string, uepId: string) {
+  const completedAt = Date.now();
+  return (taskId: string, data: string) => ({
+    v: 1,
+    kind: "result",
+    taskId,
+    endpointId,
+    uepId,
+    state: "success",
+    result: { strategy: JSON_DATA, data },
+    completedAt,
+  });
+}
+
 describe.each(TEST_STORES)("API submits on $name", ({ store }) => {
   const api = useApiService(store);
   const {
@@ -251,16 +266,7 @@ describe.each(TEST_STORES)("API submits on $name", ({ store }) => {
       ep.publish(RESULTS_EXCHANGE, key, Buffer.from(garbage));
     }
     ep.publish(HEARTBEATS_EXCHANGE, heartbeatsRoutingKey(endpointId), Buffer.from("[1, 2"));
-    const result = (taskId: string, data: string) => ({
-      v: 1,
-      kind: "result",
-      taskId,
-      endpointId,
-      uepId: submitted.uep_id,
-      state: "success",
-      result: { strategy: JSON_DATA, data },
-      completedAt: Date.now(),
-    });
+    const result = successResults(endpointId, submitted.uep_id);
     const resultQueue = taskGroupResultQueue(submitted.task_group_id);
     ep.publish(RESULTS_EXCHANGE, key, Buffer.from(JSON.stringify(result(a, "1"))));
     expect((await takeResults(resultQueue, 1)).results).toMatchObject([{ taskId: a, result: { data: "1" } }]);
@@ -282,17 +288,7 @@ describe.each(TEST_STORES)("API submits on $name", ({ store }) => {
     const body = submitBody(functionId, 3);
     const { body: submitted } = await call<SubmitResponse>("POST", `/v1/endpoints/${endpointId}/submit`, { body });
     const [a, b, c] = body.tasks.map((t) => t.task_id);
-    const completedAt = Date.now();
-    const result = (taskId: string, data: string) => ({
-      v: 1,
-      kind: "result",
-      taskId,
-      endpointId,
-      uepId: submitted.uep_id,
-      state: "success",
-      result: { strategy: JSON_DATA, data },
-      completedAt,
-    });
+    const result = successResults(endpointId, submitted.uep_id);
     const failed = {
       ...result(c, ""),
       state: "failed",

@@ -11,25 +11,14 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ApiErrorBody, AuthPolicyInfo, ProjectInfo } from "@conduit/protocol";
 import Provider from "oidc-provider";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningService, startService } from "../src/index.js";
-import { createVhost } from "./helpers/broker.js";
-import { createTempDir } from "./helpers/databases.js";
-import {
-  authorizeUrl,
-  Browser,
-  CLI_CLIENT,
-  codeOnPage,
-  formAction,
-  pkcePair,
-  type TokenSet,
-  tokenRequest,
-} from "./helpers/oidc-flows.js";
+import type { RunningService } from "../src/index.js";
+import { authorizeUrl, Browser, formAction, pkcePair, tokensForCodePage } from "./helpers/oidc-flows.js";
 import { restHelpers, submitBody } from "./helpers/rest.js";
+import { startTestService } from "./helpers/service.js";
 
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const UPSTREAM_CLIENT = "conduit-at-example";
@@ -44,18 +33,9 @@ describe("sign-in through an upstream OpenID provider", () => {
   let upstreamIssuer: string;
 
   beforeAll(async () => {
-    const vhost = await createVhost();
-    disposers.push(() => vhost.dispose());
-    const dir = await createTempDir();
-    disposers.push(() => dir.dispose());
-    service = await startService({
-      port: 0,
-      dataDir: join(dir.value, "service"),
-      amqpUrl: vhost.value,
-      writeCredentials: false,
-      logLevel: "silent",
-    });
-    disposers.push(() => service.close());
+    const started = await startTestService();
+    disposers.push(started.dispose);
+    service = started.value;
 
     // The upstream: another host name than the service's, so that the browser keeps their cookies apart.
     let handler: ReturnType<Provider["callback"]> | undefined;
@@ -156,15 +136,7 @@ describe("sign-in through an upstream OpenID provider", () => {
   async function federatedToken(username: string, upstreamLogin: string): Promise<string> {
     const { landed, verifier } = await federatedLogin(username, upstreamLogin);
     expect(landed.status, landed.text).toBe(200);
-    const r = await tokenRequest(service.url, {
-      grant_type: "authorization_code",
-      code: codeOnPage(landed.text),
-      redirect_uri: `${service.url}/login/code`,
-      client_id: CLI_CLIENT,
-      code_verifier: verifier,
-    });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    return (r.body as unknown as TokenSet).access_token;
+    return (await tokensForCodePage(service.url, landed.text, verifier)).access_token;
   }
 
   it("sends example.edu's users upstream and makes them username@example.edu here, the same identity each time", async () => {

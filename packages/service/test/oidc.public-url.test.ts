@@ -4,14 +4,12 @@
  * redirect use that origin, and a login through it works. A URL with a path,
  * or not http(s), is refused with a sentence.
  */
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../../scripts/local-stack.mjs";
-import { type RunningService, startService } from "../src/index.js";
+import type { RunningService } from "../src/index.js";
 import { compileOptions } from "../src/service-options.js";
-import { createVhost } from "./helpers/broker.js";
-import { createTempDir } from "./helpers/databases.js";
 import { codeLogin, jwtPayload } from "./helpers/oidc-flows.js";
+import { startTestService } from "./helpers/service.js";
 
 describe("--public-url", () => {
   const disposers: Array<() => Promise<void>> = [];
@@ -19,22 +17,12 @@ describe("--public-url", () => {
   let publicUrl: string;
 
   beforeAll(async () => {
-    const vhost = await createVhost();
-    disposers.push(() => vhost.dispose());
-    const dir = await createTempDir();
-    disposers.push(() => dir.dispose());
     const port = await freePort();
     // "localhost" stands for the proxy's name: another origin than the listen address 127.0.0.1.
     publicUrl = `http://localhost:${port}`;
-    service = await startService({
-      port,
-      dataDir: join(dir.value, "service"),
-      amqpUrl: vhost.value,
-      writeCredentials: false,
-      logLevel: "silent",
-      publicUrl: `${publicUrl}/`,
-    });
-    disposers.push(() => service.close());
+    const started = await startTestService({ port, publicUrl: `${publicUrl}/` });
+    disposers.push(started.dispose);
+    service = started.value;
   }, 60_000);
 
   afterAll(async () => {

@@ -12,14 +12,12 @@ import type { RunningService } from "../src/index.js";
 import {
   authorizeUrl,
   Browser,
-  CLI_CLIENT,
   codeLogin,
-  codeOnPage,
   formAction,
   hiddenInputs,
   pkcePair,
   signIn,
-  tokenRequest,
+  tokensForCodePage,
 } from "./helpers/oidc-flows.js";
 import { restHelpers, submitBody } from "./helpers/rest.js";
 import { startTestService } from "./helpers/service.js";
@@ -200,15 +198,7 @@ describe("required_mfa: a one-time code (TOTP) at the login", () => {
     const posted = await browser.request(formAction(asked.text), { form: { otp: code() } });
     expect(posted.status, posted.text).toBe(303);
     const landed = await browser.follow(posted.location ?? "", posted);
-    const r = await tokenRequest(service.url, {
-      grant_type: "authorization_code",
-      code: codeOnPage(landed.text),
-      redirect_uri: `${service.url}/login/code`,
-      client_id: CLI_CLIENT,
-      code_verifier: verifier,
-    });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    return String(r.body.access_token);
+    return (await tokensForCodePage(service.url, landed.text, verifier)).access_token;
   }
 
   it("refuses a password-only login, and admits one with a code enrolled on the login page", async () => {

@@ -78,6 +78,21 @@ describe("a result that arrives before its task's row", () => {
     return { owner, endpointId: endpoint!.id, functionId: fn.id };
   }
 
+  /** What the submit stores for one task of `f`'s endpoint, as it commits it. */
+  function insertTask(f: Awaited<ReturnType<typeof fixture>>, uepId: string, groupId: string, taskId: string) {
+    return store.insertTasks({
+      ownerId: f.owner.id,
+      endpointId: f.endpointId,
+      uepId,
+      taskGroupId: groupId,
+      taskGroupGiven: true,
+      uepConfig: {},
+      uepRuntime: null,
+      published: true,
+      tasks: [{ id: taskId, functionId: f.functionId, argsBytes: 2, argsSha256: sha256Hex(JSON_DATA, "[]") }],
+    });
+  }
+
   function publishResult(endpointId: string, uepId: string, taskId: string, data: string): void {
     const result: ResultMessage = {
       v: 1,
@@ -123,17 +138,7 @@ describe("a result that arrives before its task's row", () => {
     expect((await channel.channel.checkQueue(resultQueue)).messageCount).toBe(0);
 
     // The submit's insert commits now, after the result arrived.
-    const stored = await store.insertTasks({
-      ownerId: f.owner.id,
-      endpointId: f.endpointId,
-      uepId,
-      taskGroupId: groupId,
-      taskGroupGiven: true,
-      uepConfig: {},
-      uepRuntime: null,
-      published: true,
-      tasks: [{ id: taskId, functionId: f.functionId, argsBytes: 2, argsSha256: sha256Hex(JSON_DATA, "[]") }],
-    });
+    const stored = await insertTask(f, uepId, groupId, taskId);
     expect(stored.ok).toBe(true);
 
     const forwarded = await until(async () => {
@@ -156,17 +161,7 @@ describe("a result that arrives before its task's row", () => {
     try {
       publishResult(f.endpointId, uepId, taskId, "666");
       await until(async () => (await resultsQueueDepth()).messages === 0);
-      await store.insertTasks({
-        ownerId: f.owner.id,
-        endpointId: f.endpointId,
-        uepId,
-        taskGroupId: groupId,
-        taskGroupGiven: true,
-        uepConfig: {},
-        uepRuntime: null,
-        published: true,
-        tasks: [{ id: taskId, functionId: f.functionId, argsBytes: 2, argsSha256: sha256Hex(JSON_DATA, "[]") }],
-      });
+      await insertTask(f, uepId, groupId, taskId);
       const line = await until(async () => lines.find((l) => l.includes(taskId)));
       expect(line).toContain(`a result for task ${taskId}, which it may not report`);
       expect(await store.getTasks([taskId])).toMatchObject([{ state: "waiting-for-endpoint", result: null }]);

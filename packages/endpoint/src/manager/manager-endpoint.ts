@@ -217,7 +217,7 @@ export class ManagerEndpoint {
       : msg.content.toString("utf8");
     const requestId = typeof msg.properties.correlationId === "string" ? msg.properties.correlationId : undefined;
     this.log.debug(`Received command: ${shown}`, {
-      request_id: requestId,
+      reqId: requestId,
       endpoint_id: command.endpointId,
       uep: command.uepName,
     });

@@ -306,7 +306,7 @@ export class TaskConsumer {
         ? delivery.message.properties.correlationId
         : undefined;
     if (requestId !== undefined) requestIds.set(task, requestId);
-    log.debug(`Task ${taskId} received`, { task_id: taskId, request_id: requestId });
+    log.debug(`Task ${taskId} received`, { task_id: taskId, reqId: requestId });
     this.options.audit?.received(taskId, task.functionId);
     if (task.resourceSpecification !== undefined) {
       log.debug(`Task ${taskId} resource_specification: ${JSON.stringify(task.resourceSpecification)}`);

@@ -268,7 +268,7 @@ function pump(): void {
   while (!stopping && inPool < workers && prefetched.length > 0) {
     inPool++;
     const task = prefetched.shift() as EngineTask;
-    log.debug(`Task ${task.taskId} given to a worker`, { task_id: task.taskId, request_id: task.requestId });
+    log.debug(`Task ${task.taskId} given to a worker`, { task_id: task.taskId, reqId: task.requestId });
     pool.submit(task);
   }
 }

@@ -38,7 +38,7 @@ export function runWorkerLoop(channel: WorkerChannel): void {
       process.stderr.write(
         formatLogLine(format, "DEBUG", name, `Task ${task.taskId} started`, {
           task_id: task.taskId,
-          request_id: task.requestId,
+          reqId: task.requestId,
           block_id: process.env.CONDUIT_BLOCK_ID,
         }),
       );

@@ -164,22 +164,26 @@ export async function tokenRequest(
   return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
-/** The whole link-and-code login; returns the tokens. */
-export async function codeLogin(base: string, username: string, password: string): Promise<TokenSet> {
-  const browser = new Browser(base);
-  const { verifier, challenge } = pkcePair();
-  const landed = await signIn(browser, authorizeUrl(base, challenge), username, password);
-  expect(landed.status, landed.text).toBe(200);
-  const code = codeOnPage(landed.text);
+/** The CLI's tokens for the code on a /login/code page (`html`), with the PKCE `verifier` its login began with. */
+export async function tokensForCodePage(base: string, html: string, verifier: string): Promise<TokenSet> {
   const r = await tokenRequest(base, {
     grant_type: "authorization_code",
-    code,
+    code: codeOnPage(html),
     redirect_uri: `${base}/login/code`,
     client_id: CLI_CLIENT,
     code_verifier: verifier,
   });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   return r.body as unknown as TokenSet;
+}
+
+/** The whole link-and-code login; returns the tokens. */
+export async function codeLogin(base: string, username: string, password: string): Promise<TokenSet> {
+  const browser = new Browser(base);
+  const { verifier, challenge } = pkcePair();
+  const landed = await signIn(browser, authorizeUrl(base, challenge), username, password);
+  expect(landed.status, landed.text).toBe(200);
+  return tokensForCodePage(base, landed.text, verifier);
 }
 
 /** Reads a JWT's payload without verifying it. */

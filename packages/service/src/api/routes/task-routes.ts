@@ -11,7 +11,7 @@ export const taskRoutes: RouteRegistrar = (app, ctx) => {
   addRoute(app, API_ROUTES.submit, {}, async (request) => {
     await ctx.policies.checkEndpoint(request.identity, request.params.endpoint_id);
     const response = await ctx.submitter.submit(request.identity, request.params.endpoint_id, request.body, request.id);
-    // pino adds reqId: the same id the MEP and UEP log as request_id.
+    // pino adds reqId: the same id, in the same field, as the MEP's, UEP's, block's and worker's lines.
     request.log.debug({ endpoint_id: request.params.endpoint_id, task_ids: response.task_ids }, "tasks submitted");
     return response;
   });
