@@ -59,6 +59,26 @@ function measure(pids) {
   }));
 }
 
+/** MEM_SMAPS=1: the 8 mappings of a process with the most PSS (KiB, permissions, name). */
+function largestMappings(pid) {
+  const maps = [];
+  let current;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      current = { perms: head[1], name: head[2] || "[anon]", pss: 0 };
+      maps.push(current);
+    } else if (current && line.startsWith("Pss:")) current.pss = Number(line.split(/\s+/)[1]);
+  }
+  const merged = new Map();
+  for (const m of maps) merged.set(`${m.perms} ${m.name}`, (merged.get(`${m.perms} ${m.name}`) ?? 0) + m.pss);
+  return [...merged]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([k, v]) => `${v} ${k}`)
+    .join("; ");
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function endpointTree() {
@@ -94,6 +114,7 @@ async function endpointTree() {
       if (i > 0) await sleep(1000);
       samples.push(measure(treePids(mep)));
     }
+    if (process.env.MEM_SMAPS) for (const pid of treePids(mep)) log(`${role(pid)} ${pid}: ${largestMappings(pid)}`);
     return samples;
   } finally {
     await ex?.shutdown().catch(() => {});
