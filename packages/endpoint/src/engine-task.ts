@@ -2,7 +2,7 @@
  * One task as an engine receives it, and its outcome: what the UEP hands its
  * engine, the engine its workers, and a worker sends back.
  */
-import type { Payload, WireError } from "@conduit/protocol/wire";
+import type { Payload, WireError } from "@conduit/protocol/task";
 
 /** One task as the engine receives it (already checked against allowed_functions). */
 export interface EngineTask {

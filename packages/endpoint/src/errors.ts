@@ -5,7 +5,7 @@
  * and never by hand. The families that fail a task extend ReportedError: the
  * submitter gets the sentence, not the endpoint's stack.
  */
-import { ConduitError, type ErrorCode, ReportedError } from "@conduit/protocol/wire";
+import { ConduitError, type ErrorCode, ReportedError } from "@conduit/protocol/task";
 
 /**
  * Which step of rendering a user config template failed (see config/render.ts):

@@ -35,7 +35,7 @@ import {
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { formatWithOptions } from "node:util";
-import { ConduitError } from "@conduit/protocol/wire";
+import { ConduitError } from "@conduit/protocol/task";
 
 /** Fields of one log line beside its message: `task_id`, `reqId`, … (undefined ones are left out). */
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;

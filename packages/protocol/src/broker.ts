@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import amqp, { type ChannelModel, type ConfirmChannel, type Options, type RecoveringChannelModel } from "amqplib";
+import type { ChannelModel, ConfirmChannel, Options, RecoveringChannelModel } from "amqplib";
 import { ConduitError } from "./errors.js";
 import { type BrokerMessage, encodeMessage } from "./messages.js";
 
@@ -106,6 +106,9 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
     const connectOptions: Options.Connect | string =
       heartbeat === undefined ? this.url : withHeartbeat(this.url, heartbeat);
     try {
+      // Loaded at the first connect, not with this module: a block manager and its workers import the wire
+      // entry (errors, serialization) but never connect, and a new UEP starts its engine before it connects.
+      const { default: amqp } = await import("amqplib");
       this.model = await amqp.connect(connectOptions, {
         noDelay: true,
         clientProperties: { connection_name: name },

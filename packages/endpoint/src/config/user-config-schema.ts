@@ -5,21 +5,43 @@
  * the newest (2020-12) applies, as Python's `jsonschema.validate` does. Unknown
  * keywords are ignored as there; `format` is checked (Python's is not).
  */
+import { createRequire } from "node:module";
 import type { AnySchema, ErrorObject, ValidateFunction } from "ajv";
-import { Ajv2019 } from "ajv/dist/2019.js";
-import { Ajv2020 } from "ajv/dist/2020.js";
-import { Ajv } from "ajv/dist/ajv.js";
-import addFormats from "ajv-formats";
+import type { Ajv2019 } from "ajv/dist/2019.js";
+import type { Ajv2020 } from "ajv/dist/2020.js";
+import type { Ajv } from "ajv/dist/ajv.js";
+import type addFormats from "ajv-formats";
 import { ConfigError } from "../errors.js";
 import { ENDPOINT_FILES } from "./defaults.js";
 
 type AjvClass = typeof Ajv | typeof Ajv2019 | typeof Ajv2020;
 
+/**
+ * Ajv is loaded when a schema is compiled, and only the draft that schema
+ * uses (each draft's class brings its own vocabularies and meta-schemas):
+ * a new UEP renders its config before it starts its engine, so what it loads
+ * here delays its first task.
+ */
+const require = createRequire(import.meta.url);
+const loadDraft = {
+  "2020-12": (): AjvClass => (require("ajv/dist/2020.js") as { Ajv2020: typeof Ajv2020 }).Ajv2020,
+  "2019-09": (): AjvClass => (require("ajv/dist/2019.js") as { Ajv2019: typeof Ajv2019 }).Ajv2019,
+  "draft-07": (): AjvClass => (require("ajv/dist/ajv.js") as { Ajv: typeof Ajv }).Ajv,
+};
+
 /** `$schema` patterns → the validator for that draft and the id it knows the draft by. */
-const DRAFTS: { pattern: RegExp; Validator: AjvClass; id: string }[] = [
-  { pattern: /\/draft\/2020-12\/schema#?$/, Validator: Ajv2020, id: "https://json-schema.org/draft/2020-12/schema" },
-  { pattern: /\/draft\/2019-09\/schema#?$/, Validator: Ajv2019, id: "https://json-schema.org/draft/2019-09/schema" },
-  { pattern: /\/draft-07\/schema#?$/, Validator: Ajv, id: "http://json-schema.org/draft-07/schema#" },
+const DRAFTS: { pattern: RegExp; load: () => AjvClass; id: string }[] = [
+  {
+    pattern: /\/draft\/2020-12\/schema#?$/,
+    load: loadDraft["2020-12"],
+    id: "https://json-schema.org/draft/2020-12/schema",
+  },
+  {
+    pattern: /\/draft\/2019-09\/schema#?$/,
+    load: loadDraft["2019-09"],
+    id: "https://json-schema.org/draft/2019-09/schema",
+  },
+  { pattern: /\/draft-07\/schema#?$/, load: loadDraft["draft-07"], id: "http://json-schema.org/draft-07/schema#" },
 ];
 
 const FILE = ENDPOINT_FILES.schema;
@@ -66,7 +88,7 @@ function compile(schema: unknown): ValidateFunction {
     );
   }
   let chosen = schema as AnySchema;
-  let Validator: AjvClass = Ajv2020;
+  let load = loadDraft["2020-12"];
   const declared =
     typeof schema === "object" && schema !== null ? (schema as { $schema?: unknown }).$schema : undefined;
   if (declared !== undefined) {
@@ -77,12 +99,13 @@ function compile(schema: unknown): ValidateFunction {
         { kind: "schema" },
       );
     }
-    Validator = draft.Validator;
+    load = draft.load;
     // http/https and a trailing "#" are spelling variants of one draft; Ajv knows each by one id.
     chosen = { ...(schema as object), $schema: draft.id };
   }
+  const Validator = load();
   const ajv = new Validator({ allErrors: true, strict: false, logger: false });
-  addFormats.default(ajv);
+  (require("ajv-formats") as typeof addFormats).default(ajv);
   try {
     return ajv.compile(chosen);
   } catch (err) {

@@ -31,13 +31,11 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { connect, isIPv6, type Socket } from "node:net";
 import { availableParallelism, freemem, hostname } from "node:os";
 import { join } from "node:path";
-import { connect as connectTls } from "node:tls";
 import { parseArgs } from "node:util";
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import { createLogger, logDebugFromEnv } from "../logging.js";
 import { CONDUIT_VERSION } from "../version.js";
 import { allowedCpus, cpuListText, parseCpuAffinity, workerCpuSets } from "./cpu-affinity.js";
-import { SANDBOX_ROOT_ENV } from "./execute-task.js";
 import { Fifo } from "./fifo.js";
 import { encodeFrame, FrameReader } from "./frames.js";
 import {
@@ -49,6 +47,7 @@ import {
   MAX_FRAME_CHARS,
   TLS_FILES,
 } from "./interchange-protocol.js";
+import { SANDBOX_ROOT_ENV } from "./sandbox-root.js";
 import { processWorkerSpawner } from "./spawn-process-worker.js";
 import { WorkerCgroups } from "./worker-cgroups.js";
 import { LIMIT_ARG_OPTIONS, limitsFromArgs } from "./worker-limits.js";
@@ -58,6 +57,12 @@ import { WorkerPool } from "./worker-pool.js";
 const WORKER_GRACE_MS = 2000;
 /** An address that has not answered within this time (or the heartbeat threshold, if shorter) counts as unreachable. */
 const PROBE_TIMEOUT_MS = 10_000;
+/**
+ * A connection made while the workers started is used for the registration
+ * only if younger than this: the interchange closes one that has not
+ * registered within 10 s.
+ */
+const FRESH_CONNECTION_MS = 5000;
 
 const { values } = parseArgs({
   options: {
@@ -308,22 +313,30 @@ async function main(): Promise<void> {
   const tls = tlsDir ? readTls(tlsDir) : undefined;
   planAffinity();
   // Workers first: a block whose workers cannot start never registers, and the engine reports it as failed to start.
-  await pool.start();
-  if (stopping) return;
-  const unix = values.socket ? await connectUnix(values.socket) : undefined;
-  const reached = unix ?? (await probe(addresses, port, Math.min(PROBE_TIMEOUT_MS, thresholdMs)));
-  const where = unix ? unix.address : hostPort(reached.address, port);
+  const workersReady = pool.start();
+  // Meanwhile the interchange is reached and the TLS handshake made (not the registration: that waits for the workers).
+  const early = reachInterchange(tls);
+  early.catch(() => undefined); // awaited below, once the workers are ready
+  await workersReady;
+  if (stopping) {
+    void early.then(
+      ({ conn }) => conn.destroy(),
+      () => undefined,
+    );
+    return;
+  }
+  let reached = await early;
+  // Closed meanwhile, or old enough that the interchange may close it unregistered: reach it once more.
+  if (reached.conn.destroyed || Date.now() - reached.at > FRESH_CONNECTION_MS) {
+    reached.conn.destroy();
+    reached = await reachInterchange(tls);
+  }
+  const { conn, where, unix, secured } = reached;
   log.info(
     unix
       ? `Reached the interchange at its Unix socket ${where}.`
       : `Reached the interchange at ${where}${addresses.length > 1 ? ` (tried ${addresses.map((a) => hostPort(a, port)).join(", ")})` : ""}${tls ? " (TLS)" : ""}.`,
   );
-  // No host name check: the interchange's certificate is the only one its CA, made for this engine alone, ever issued.
-  // The Unix socket needs no TLS: only the engine's user can open it (mode 0600), and the secret is checked as on TCP.
-  const conn =
-    tls && !unix
-      ? connectTls({ socket: reached.socket, ...tls, checkServerIdentity: () => undefined, minVersion: "TLSv1.3" })
-      : reached.socket;
   socket = conn;
   conn.setKeepAlive(true, 10_000);
   let registered = false;
@@ -390,7 +403,7 @@ async function main(): Promise<void> {
       conduitVersion: CONDUIT_VERSION,
       via: where,
     });
-  if (tls && !unix) conn.once("secureConnect", register);
+  if (secured) void secured.then(register);
   else register();
   conn.on("data", (chunk) => {
     lastHeard = Date.now();
@@ -409,6 +422,46 @@ async function main(): Promise<void> {
     else log.info("The interchange closed the connection (the user endpoint stopped); stopping.");
     void stop(registered ? 0 : 1);
   });
+}
+
+/** What reachInterchange found: the connection (TLS over TCP when encrypted), and when it was made. */
+interface Reached {
+  conn: Socket;
+  where: string;
+  unix: boolean;
+  /** TLS: resolves at the end of the handshake (it may fail: the connection then errors and closes). */
+  secured: Promise<void> | undefined;
+  at: number;
+}
+
+/**
+ * The interchange's Unix socket when there is one, else the first of its
+ * addresses that answers, with the TLS handshake started over TCP when the
+ * engine is encrypted. Errors and a close before main() listens are kept for
+ * it: a connection that died while the workers started is seen as destroyed.
+ */
+async function reachInterchange(tls: ReturnType<typeof readTls> | undefined): Promise<Reached> {
+  const unix = values.socket ? await connectUnix(values.socket) : undefined;
+  const found = unix ?? (await probe(addresses, port, Math.min(PROBE_TIMEOUT_MS, thresholdMs)));
+  const where = unix ? unix.address : hostPort(found.address, port);
+  let conn: Socket = found.socket;
+  let secured: Promise<void> | undefined;
+  // No host name check: the interchange's certificate is the only one its CA, made for this engine alone, ever issued.
+  // The Unix socket needs no TLS: only the engine's user can open it (mode 0600), and the secret is checked as on TCP.
+  if (tls && !unix) {
+    const { connect: connectTls } = await import("node:tls");
+    const secure = connectTls({
+      socket: found.socket,
+      ...tls,
+      checkServerIdentity: () => undefined,
+      minVersion: "TLSv1.3",
+    });
+    secured = new Promise((resolve) => secure.once("secureConnect", () => resolve()));
+    conn = secure;
+  }
+  // Until main() adds its own listener: an error here must not end the process (main() sees the connection destroyed).
+  conn.on("error", () => undefined);
+  return { conn, where, unix: unix !== undefined, secured, at: Date.now() };
 }
 
 function readTls(dir: string): { ca: Buffer; cert: Buffer; key: Buffer } {

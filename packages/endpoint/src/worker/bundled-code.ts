@@ -20,7 +20,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type BundledCodeData, checkBundleHash, decodeBundledCode, paths } from "@conduit/protocol/wire";
+import { type BundledCodeData, checkBundleHash, decodeBundledCode, paths } from "@conduit/protocol/task";
 import { TaskError } from "../errors.js";
 
 export type BundledFunction = (...args: unknown[]) => unknown;

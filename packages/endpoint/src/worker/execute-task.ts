@@ -34,11 +34,10 @@ import {
   STRUCTURED_DATA,
   serializeData,
   toWireError,
-} from "@conduit/protocol/wire";
+} from "@conduit/protocol/task";
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import { TaskError } from "../errors.js";
-import { loadBundledFunction, workerModulesDir } from "./bundled-code.js";
-import { parseShellSpec, runShellTask, shellValues } from "./shell-task.js";
+import { SANDBOX_ROOT_ENV } from "./sandbox-root.js";
 
 type UserFunction = (...args: unknown[]) => unknown;
 
@@ -68,7 +67,7 @@ export function resultSizeLimit(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /** Set by a block manager when its engine has `run_in_sandbox`: each task runs in a folder of its own below it. */
-export const SANDBOX_ROOT_ENV = "CONDUIT_SANDBOX_ROOT";
+export { SANDBOX_ROOT_ENV };
 /** The task's own folder (its working directory), while it runs in a sandbox. */
 export const TASK_SANDBOX_ENV = "CONDUIT_TASK_SANDBOX_DIR";
 
@@ -149,7 +148,10 @@ export async function executeTask(task: EngineTask): Promise<EngineResult> {
 
 async function loadFunction(task: EngineTask): Promise<UserFunction> {
   const payload: Payload = task.function;
+  // Bundles and shell functions load their runner at their first task: a worker's start pays only for what
+  // every task needs (a new UEP's first task waits for its workers to start).
   if (payload.strategy === BUNDLED_CODE) {
+    const { loadBundledFunction, workerModulesDir } = await import("./bundled-code.js");
     try {
       return await loadBundledFunction(payload.data, { modulesDir: workerModulesDir() });
     } catch (err) {
@@ -162,6 +164,7 @@ async function loadFunction(task: EngineTask): Promise<UserFunction> {
     }
   }
   if (payload.strategy === SHELL_CODE) {
+    const { parseShellSpec, runShellTask, shellValues } = await import("./shell-task.js");
     const spec = parseShellSpec(payload.data, task.functionId);
     return (...args: unknown[]) => runShellTask(spec, shellValues(args, task.taskId), task);
   }

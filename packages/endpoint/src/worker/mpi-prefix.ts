@@ -8,7 +8,7 @@
  * and under upstream's Parsl names (PARSL_MPI_PREFIX, PARSL_NUM_RANKS, …).
  */
 import { execFileSync } from "node:child_process";
-import { shellQuote } from "@conduit/protocol/wire";
+import { shellQuote } from "@conduit/protocol/task";
 import { TaskError } from "../errors.js";
 
 export const MPI_LAUNCHERS = ["mpiexec", "srun", "aprun"] as const;

@@ -16,7 +16,7 @@ import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { constants, tmpdir } from "node:os";
 import { isAbsolute, join } from "node:path";
-import { formatShellCommand, SHELL_CODE, type ShellResult, type ShellSpec } from "@conduit/protocol/wire";
+import { formatShellCommand, SHELL_CODE, type ShellResult, type ShellSpec } from "@conduit/protocol/task";
 import type { EngineTask } from "../engine-task.js";
 import { TaskError } from "../errors.js";
 import {

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConduitError } from "@conduit/protocol/wire";
+import { ConduitError } from "@conduit/protocol/task";
 
 export type WorkerEntry = "thread-worker" | "process-worker" | "block-manager";
 

@@ -8,7 +8,7 @@
  * far beyond what it uses, and fails under it.
  */
 import { readFileSync } from "node:fs";
-import { toWireError, type WireError } from "@conduit/protocol/wire";
+import { toWireError, type WireError } from "@conduit/protocol/task";
 import { ConfigError, EngineError } from "../errors.js";
 
 /** The three options of a ProcessPoolEngine or HighThroughputEngine; 0 means none. */

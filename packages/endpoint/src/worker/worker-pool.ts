@@ -8,7 +8,7 @@
  * manager (in each block of a HighThroughputEngine) all run their workers
  * through this one class.
  */
-import type { WireError } from "@conduit/protocol/wire";
+import type { WireError } from "@conduit/protocol/task";
 import type { EngineResult, EngineTask } from "../engine-task.js";
 import type { Logger } from "../logging.js";
 import { Fifo } from "./fifo.js";
