@@ -365,7 +365,10 @@ export class ResultConsumer implements BrokerConsumer {
       let route = delivery.early?.get(taskId);
       if (!route && !result.redelivered && delivery.held === undefined) {
         route = this.routes.take(taskId, result.endpointId, result.sender, result.sharedAccount === true);
-        if (route) (delivery.early ??= new Map()).set(taskId, route);
+        if (route) {
+          delivery.early ??= new Map();
+          delivery.early.set(taskId, route);
+        }
       }
       if (!route) continue;
       addForward(forward, result, { taskGroupId: route.taskGroupId, highAssurance: false });
