@@ -1,10 +1,14 @@
+import { randomBytes, randomUUID } from "node:crypto";
 import {
+  type BrokerMessage,
   canonicalJson,
   computeUepId,
   decodeMessage,
   encodeMessage,
   fromWireError,
   PayloadTooLargeError,
+  type ResultBatchMessage,
+  type ResultMessage,
   serializeJson,
   toWireError,
   uuidV5,
@@ -44,6 +48,51 @@ describe("broker messages", () => {
     const body = encodeMessage({ v: 1, kind: "heartbeat", role: "mep", endpointId, period: 30, sentAt: 1 });
     expect(decodeMessage(body, "heartbeat").period).toBe(30);
     expect(() => decodeMessage(body, "task")).toThrow(/kind heartbeat is not one of task/);
+  });
+  it("carry big payloads byte for byte, whether copied in as they are or JSON-escaped", () => {
+    const ids = { endpointId: randomUUID(), uepId: randomUUID(), completedAt: 1 };
+    const base64 = randomBytes(300 * 1024).toString("base64");
+    const escaped = `"quoted" \\ é ✓ 😀 \u0000 ${"z".repeat(100 * 1024)}`;
+    const mark = "\ue000conduit-payload-data-0\ue000";
+    const results: ResultMessage[] = [
+      { v: 1, kind: "result", taskId: randomUUID(), ...ids, state: "success", result: { strategy: "s", data: base64 } },
+      { v: 1, kind: "result", taskId: randomUUID(), ...ids, state: "success", result: { strategy: "s", data: "tiny" } },
+      {
+        v: 1,
+        kind: "result",
+        taskId: randomUUID(),
+        ...ids,
+        state: "success",
+        result: { strategy: "j", data: escaped },
+      },
+      {
+        v: 1,
+        kind: "result",
+        taskId: randomUUID(),
+        ...ids,
+        state: "success",
+        result: { strategy: "s", data: `${base64}AB` },
+      },
+    ];
+    const message: ResultBatchMessage = { v: 1, kind: "results", results };
+    const body = encodeMessage(message);
+    expect(body.equals(Buffer.from(JSON.stringify(message)))).toBe(true);
+    expect(decodeMessage(body, "results")).toEqual(message);
+    // A field of the message's own that holds a mark cannot misplace the data.
+    const failed: ResultMessage = {
+      ...(results[0] as ResultMessage),
+      error: { code: "X", name: "Error", message: mark },
+    };
+    const tricky: ResultBatchMessage = { v: 1, kind: "results", results: [failed, results[3] as ResultMessage] };
+    expect(decodeMessage(encodeMessage(tricky), "results")).toEqual(tricky);
+    // A task's arguments and function, whatever the order of their keys.
+    const task = {
+      v: 1,
+      kind: "task",
+      args: { strategy: "a", data: `${base64}==` },
+      function: { strategy: "f", data: base64.slice(1) },
+    };
+    expect(encodeMessage(task as unknown as BrokerMessage).equals(Buffer.from(JSON.stringify(task)))).toBe(true);
   });
   it("refuse another protocol version and non-JSON", () => {
     expect(() => decodeMessage('{"v":2,"kind":"task"}', "task")).toThrow(/protocol version 2/);

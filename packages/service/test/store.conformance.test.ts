@@ -2,7 +2,7 @@
  * Every Store behaviour, run against both backends: PGlite in a temp folder and
  * a fresh Postgres database on the shared server.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { endpointBrokerUser, TASK_STATES, uepBrokerUser } from "@conduit/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadMigrations, migrate } from "../src/store/migrate.js";
@@ -11,6 +11,7 @@ import { openPostgres } from "../src/store/postgres-client.js";
 import type { SqlClient, SqlExecutor, SqlParam, SqlResult } from "../src/store/sql-client.js";
 import { Store } from "../src/store/store.js";
 import type { TaskBatch } from "../src/store/store-types.js";
+import { INLINE_RESULT_MAX } from "../src/store/task-reports.js";
 import { createPostgresDatabase, createTempDir, type Throwaway } from "./helpers/databases.js";
 
 /** Counts statements, to prove that batch operations are one round trip. */
@@ -493,6 +494,42 @@ describe.each(backends)("Store on $name", (backend) => {
     await store.markTasksWaiting([t1]);
     expect((await store.getTask(t1))?.state).toBe("success");
     expect(await store.getTask(randomUUID())).toBeUndefined();
+  });
+
+  it("stores big results (bound apart from the batch's JSON) beside small ones in one statement, byte for byte", async () => {
+    const f = await fixture();
+    const b = batch(f, [{}, {}, {}, {}]);
+    const [t1, t2, t3, t4] = b.tasks.map((t) => t.id);
+    await store.insertTasks(b);
+    const uep = { sender: uepBrokerUser(b.uepId) };
+    // Every byte value a StructuredData result carries, base64; JSON text with quotes, escapes and non-ASCII.
+    const big = randomBytes(3 * INLINE_RESULT_MAX).toString("base64");
+    const json = JSON.stringify({ s: `"quoted" \\ back\nslash é ✓ 😀 ${"y".repeat(INLINE_RESULT_MAX)}` });
+    const outcome = (taskId: string, data: string, strategy = "conduit.StructuredData") => ({
+      taskId,
+      endpointId: f.endpoint.id,
+      ...uep,
+      state: "success" as const,
+      result: { strategy, data },
+      completedAt: Date.now(),
+    });
+    const before = sql.statements;
+    const stored = await store.storeResults([
+      outcome(t1, big),
+      outcome(t2, "small"),
+      outcome(t3, json, "conduit.JSONData"),
+      // The same big result twice in one batch (a redelivery beside its first copy): stored once.
+      outcome(t1, big),
+      outcome(t4, `${big}!`),
+    ]);
+    expect(sql.statements - before).toBe(1);
+    expect(new Set(stored.filter((s) => s.updated).map((s) => s.taskId))).toEqual(new Set([t1, t2, t3, t4]));
+    const [r1, r2, r3, r4] = await Promise.all([t1, t2, t3, t4].map((id) => store.getTask(id)));
+    expect(r1?.result?.data === big).toBe(true);
+    expect(r2?.result).toEqual({ strategy: "conduit.StructuredData", data: "small" });
+    expect(r3?.result?.data === json).toBe(true);
+    expect(r3?.result?.strategy).toBe("conduit.JSONData");
+    expect(r4?.result?.data === `${big}!`).toBe(true);
   });
 
   it("takes a report only from the task's UEP account, its endpoint's account or the shared account", async () => {

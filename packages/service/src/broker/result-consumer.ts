@@ -87,6 +87,9 @@ const MAX_HELD = 100;
 const FIRST_HOLD_RETRY_MS = 5;
 const MAX_HOLD_RETRY_MS = 1000;
 
+/** Message bytes per stored batch, beyond its first delivery. */
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+
 /**
  * Batches in flight at once. Each delivery is acked on its own, so batches may
  * finish in any order; a task's second result only ever finds it terminal.
@@ -242,12 +245,21 @@ export class ResultConsumer implements BrokerConsumer {
     await Promise.all(this.flushers);
   }
 
-  /** Deliveries up to {@link maxBatch} messages in all (at least one delivery, however big). */
+  /**
+   * Deliveries up to {@link maxBatch} messages and {@link MAX_BATCH_BYTES} in
+   * all (at least one delivery, however big): big results go a few at a time,
+   * so one is stored while the one before it is forwarded, rather than all in
+   * one statement and then all forwarded.
+   */
   private takeBatch(): Delivery[] {
     let count = 0;
     let size = 0;
+    let bytes = 0;
     while (count < this.pending.length) {
-      size += (this.pending[count] as Delivery).messages.length;
+      const next = this.pending[count] as Delivery;
+      if (count > 0 && bytes + next.raw.content.length > MAX_BATCH_BYTES) break;
+      size += next.messages.length;
+      bytes += next.raw.content.length;
       count++;
       if (size >= this.maxBatch) break;
     }

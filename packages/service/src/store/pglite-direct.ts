@@ -6,14 +6,28 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { PGlite, type Transaction } from "@electric-sql/pglite";
+import { PGlite, type QueryOptions, type Transaction } from "@electric-sql/pglite";
 import type { SqlClient, SqlExecutor, SqlParam, SqlResult } from "./sql-client.js";
+
+/** Postgres's `text` type. */
+const TEXT_OID = 25;
+
+/**
+ * PGlite's `text` serializer, except that UTF-8 bytes pass as they are: PGlite
+ * binds them in binary format, which Postgres reads for `text` as the same text
+ * (and checks as UTF-8). Its typings promise serializers return strings only.
+ */
+const BYTES_AS_TEXT = {
+  [TEXT_OID]: (v: unknown) => (v instanceof Uint8Array ? v : v instanceof Date ? v.toISOString() : String(v)),
+} as unknown as NonNullable<QueryOptions["serializers"]>;
 
 class PGliteExecutor implements SqlExecutor {
   constructor(protected readonly db: PGlite | Transaction) {}
 
-  async query<T>(sql: string, params: readonly SqlParam[] = []): Promise<SqlResult<T>> {
-    const result = await this.db.query<T>(sql, params as SqlParam[]);
+  /** Parameters may be UTF-8 bytes (pglite-client.ts hands big texts over so) for `text` placeholders. */
+  async query<T>(sql: string, params: readonly (SqlParam | Uint8Array)[] = []): Promise<SqlResult<T>> {
+    const bytes = params.some((p) => p instanceof Uint8Array);
+    const result = await this.db.query<T>(sql, params as unknown[], bytes ? { serializers: BYTES_AS_TEXT } : undefined);
     return { rows: result.rows };
   }
 

@@ -11,8 +11,17 @@ export interface PGliteWorkerData {
   settings: PGliteSettings;
 }
 
+/**
+ * A statement's parameter as it crosses to the worker: a big text arrives as
+ * its UTF-8 bytes, moved (not copied) across the threads.
+ */
+export type ThreadParam = SqlParam | Uint8Array;
+
+/** Text parameters at least this long, written `$n::text` in their statement, cross as UTF-8 bytes (see {@link ThreadParam}). */
+export const BYTES_PARAM_MIN = 64 * 1024;
+
 export type ToPGliteWorker =
-  | { id: number; op: "query"; sql: string; params: readonly SqlParam[]; tx?: number }
+  | { id: number; op: "query"; sql: string; params: readonly ThreadParam[]; tx?: number }
   | { id: number; op: "exec"; sql: string; tx?: number }
   | { id: number; op: "begin" }
   | { id: number; op: "end"; tx: number; commit: boolean }

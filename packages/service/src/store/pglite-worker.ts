@@ -7,7 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { openPGliteInThread } from "./pglite-direct.js";
 import { type FromPGliteWorker, type PGliteWorkerData, sendError, type ToPGliteWorker } from "./pglite-protocol.js";
-import type { SqlClient, SqlExecutor } from "./sql-client.js";
+import type { SqlClient, SqlExecutor, SqlParam } from "./sql-client.js";
 
 const port = parentPort;
 if (!port) throw new Error("pglite-worker.js runs as a worker thread; open the store with openPGlite().");
@@ -70,7 +70,8 @@ function executor(client: SqlClient, tx: number | undefined): SqlExecutor {
 async function handle(client: SqlClient, message: ToPGliteWorker): Promise<unknown> {
   switch (message.op) {
     case "query":
-      return (await executor(client, message.tx).query(message.sql, message.params)).rows;
+      // The executors are pglite-direct.ts's, which bind a UTF-8 bytes parameter as text.
+      return (await executor(client, message.tx).query(message.sql, message.params as readonly SqlParam[])).rows;
     case "exec":
       await executor(client, message.tx).exec(message.sql);
       return null;
