@@ -233,6 +233,14 @@ export class UepHarness {
     }
   }
 
+  /** The UEP's endpoint.log as its JSON lines (`msg` is the message; the log's own fields beside it). */
+  logLines(): Array<{ msg: string; level: number; [field: string]: unknown }> {
+    return this.log()
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { msg: string; level: number; [field: string]: unknown });
+  }
+
   private async deleteAccount(): Promise<void> {
     const user = this.account;
     this.account = undefined;

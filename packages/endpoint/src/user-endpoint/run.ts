@@ -284,6 +284,7 @@ class UserEndpoint {
       serviceUser: bootstrap.serviceUser,
       policy: { engine, allowedFunctions, serializers },
       log,
+      dir: this.dir,
       audit: this.audit,
       onTask: () => {
         if (firstTask) {
@@ -434,6 +435,8 @@ class UserEndpoint {
       // manager starts this UEP again with the same URL (after a crash, from ueps.json).
       const waiting = await withTimeout(link.checkQueue(this.queue), BROKER_WAIT_MS).catch(() => undefined);
       tasksLeft += waiting?.messageCount ?? 0;
+      // Every batch this UEP held was acked and none waits: no record of finished tasks is needed any more.
+      if (waiting !== undefined && tasksLeft === 0) consumer.clearJournal();
       await withTimeout(this.heartbeat(link, 0, { tasksLeft }), BROKER_WAIT_MS);
       // Bounded: the account's deletion (on that heartbeat) may close the connection under us.
       await withTimeout(link.close(), BROKER_WAIT_MS);
@@ -461,6 +464,7 @@ class UserEndpoint {
         serviceUser: bootstrap.serviceUser,
         policy: { startError },
         log,
+        dir: this.dir,
         audit: this.audit,
         onResult: () => failed++,
       });

@@ -47,6 +47,7 @@ import type { Engine, TaskPlacement } from "../engines/engine-types.js";
 import type { SerializerAllowlist } from "../engines/serializer-allowlist.js";
 import { TaskError } from "../errors.js";
 import type { Logger } from "../logging.js";
+import { BatchJournal, batchKey } from "./batch-journal.js";
 import { ResultBatcher } from "./result-batcher.js";
 import { StatusBatcher } from "./status-batcher.js";
 import type { TaskAudit } from "./task-audit.js";
@@ -65,6 +66,8 @@ export interface TaskConsumerOptions {
   serviceUser: string;
   policy: TaskPolicy;
   log: Logger;
+  /** The UEP's directory: the finished tasks of the batches it holds are recorded there (see {@link BatchJournal}). */
+  dir?: string;
   /** High-Assurance with an audit log: each task's states are recorded here. */
   audit?: TaskAudit;
   /** A new task arrived (for idle counting). */
@@ -81,6 +84,8 @@ interface Delivery {
   message: ConsumeMessage;
   /** Tasks of this message not yet settled (result confirmed, dropped, or given up on). */
   unsettled: number;
+  /** A batch's key in the journal, where its settled tasks are recorded until it is acked. */
+  key?: string;
 }
 
 /** A task as decoded from its message, or only its id when it was malformed (it is then failed, not run). */
@@ -121,8 +126,10 @@ export class TaskConsumer {
   private droppingResults = false;
   private lastActivity = Date.now();
   private readonly refused: RefusedSenders;
+  private readonly journal: BatchJournal | undefined;
 
   constructor(private readonly options: TaskConsumerOptions) {
+    this.journal = options.dir === undefined ? undefined : new BatchJournal(options.dir, options.log);
     this.refused = new RefusedSenders((line) => options.log.warn(line));
     this.statuses = new StatusBatcher({
       send: async (taskIds) => {
@@ -271,7 +278,26 @@ export class TaskConsumer {
     // A batch naming one task twice settles it once per copy (each copy holds the message).
     const delivery: Delivery = { channel, message, unsettled: tasks.length };
     if (tasks.length === 0) this.ackNow(channel, message);
-    for (const task of tasks) this.receive(task, delivery);
+    let finishedEarlier: Set<string> | undefined;
+    if (tasks.length > 1 && this.journal) {
+      delivery.key = batchKey(tasks.map((t) => t.taskId));
+      // Given back by a UEP that died holding it: what that UEP finished is not run again.
+      if (message.fields.redelivered) finishedEarlier = this.journal.finished(delivery.key);
+    }
+    if (finishedEarlier !== undefined && finishedEarlier.size > 0) {
+      log.info(
+        `A batch of ${tasks.length} tasks came back from an earlier user endpoint of this queue, which had finished ${finishedEarlier.size} of them; running only the rest`,
+        { batch: delivery.key, finished: finishedEarlier.size },
+      );
+    }
+    for (const task of tasks) {
+      if (finishedEarlier?.has(task.taskId) && !this.running.has(task.taskId)) {
+        this.remember(task.taskId);
+        this.settle(delivery, task.taskId, false);
+      } else {
+        this.receive(task, delivery);
+      }
+    }
   }
 
   /** One task of a delivery: run it, join the copy already running, or settle it at once. */
@@ -286,12 +312,12 @@ export class TaskConsumer {
     }
     if (this.done.has(taskId)) {
       log.debug(`Task ${taskId} redelivered after its result was sent; dropping the copy`);
-      this.settle(delivery);
+      this.settle(delivery, taskId);
       return;
     }
     if (this.cancelled.has(taskId)) {
       log.info(`Task ${taskId} was cancelled; dropping it without running it`);
-      this.settle(delivery);
+      this.settle(delivery, taskId);
       return;
     }
     this.running.set(taskId, [delivery]);
@@ -359,7 +385,7 @@ export class TaskConsumer {
       this.statuses.remove(taskId);
       const deliveries = this.running.get(taskId) ?? [];
       this.running.delete(taskId);
-      for (const delivery of deliveries) this.settle(delivery);
+      for (const delivery of deliveries) this.settle(delivery, taskId);
       this.lastActivity = Date.now();
       log.info(`Task ${taskId} was cancelled before it started; dropped it`);
     }
@@ -466,7 +492,7 @@ export class TaskConsumer {
     // Ack only after the broker confirmed the result: until then the task is safe in its queue.
     this.running.delete(taskId);
     this.remember(taskId);
-    for (const delivery of deliveries) this.settle(delivery);
+    for (const delivery of deliveries) this.settle(delivery, taskId);
     this.lastActivity = Date.now();
     this.options.onResult?.();
     log.debug(`Task ${taskId} ${message.state}`);
@@ -474,13 +500,23 @@ export class TaskConsumer {
 
   /**
    * One task of the delivery is settled; the message is acked once all of its
-   * tasks are (until then the broker keeps it, and a UEP that dies hands the
-   * whole batch to the next: what this one finished is run again there, and
-   * the service, which stores only a task's first result, forwards only that).
+   * tasks are. Until then the broker keeps it, and a UEP that dies hands the
+   * whole batch to the next; the settled tasks are recorded in the journal
+   * (`record`, unless they came from it), so the next UEP does not run them again.
    */
-  private settle(delivery: Delivery): void {
+  private settle(delivery: Delivery, taskId: string, record = true): void {
     delivery.unsettled--;
-    if (delivery.unsettled === 0) this.ackNow(delivery.channel, delivery.message);
+    if (delivery.unsettled === 0) {
+      this.ackNow(delivery.channel, delivery.message);
+      if (delivery.key !== undefined) this.journal?.forget(delivery.key);
+    } else if (record && delivery.key !== undefined) {
+      this.journal?.record(delivery.key, taskId);
+    }
+  }
+
+  /** Every batch was acked (nothing left in the queue or held here): drops whatever the journal still holds. */
+  clearJournal(): void {
+    this.journal?.clear();
   }
 
   private ackNow(channel: ConfirmChannel, message: ConsumeMessage): void {
