@@ -4,7 +4,7 @@
  * batching"): `BENCH_HOP_TASKS` (default 10,000) no-op task messages as the
  * service builds them, published persistent with publisher confirms to one
  * durable queue (all in flight at once, as one publishAll does) and consumed
- * on a second connection (prefetch 32, as a UEP with 2 workers) that decodes
+ * on a second connection (prefetch 32, a UEP's constant prefetch before it followed its engine's capacity) that decodes
  * every task and acks each message once all of its tasks are counted. One
  * row per batch size: 1 (one message per task, as before) and the service's
  * bounds. Runs on a vhost of its own; medians of 3.

@@ -29,5 +29,5 @@ it("a MEP killed with tasks still queued: the restarted endpoint runs them all, 
   expect(report.missed).toBeUndefined();
   // Nothing was submitted after the kill: the new MEP started the UEP from what the dead one recorded.
   const log = readFileSync(join(stack.userDir, ENDPOINT_NAME, "endpoint.log"), "utf8");
-  expect(log).toMatch(/was left with \d+ task\(s\) in its queue by the previous instance; starting it again/);
+  expect(log).toMatch(/was left with \d+ message\(s\) in its queue by the previous instance; starting it again/);
 });

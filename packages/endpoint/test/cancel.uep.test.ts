@@ -4,76 +4,32 @@
  * dropped and never reported, not even as running; a task whose cancel arrived
  * first is dropped when it comes. The service is played by the harness.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  type BrokerLink,
-  type CancelTasksMessage,
-  connectBroker,
-  DEFAULT_AMQP_URL,
-  type TaskMessage,
-} from "@conduit/protocol";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { UepHarness } from "./user-endpoint.harness.js";
+import { ONE_WORKER, TaskQueueFixture } from "./user-endpoint.harness.js";
 
-const ONE_WORKER = `engine:
-  type: ThreadPoolEngine
-  max_workers: 1
-heartbeat_period: 1
-`;
-
-/** Writes `marker`, then waits until `release` exists (when given). */
-const MARK_AND_WAIT = `async (marker, release) => {
-  const fs = await import("node:fs");
-  fs.writeFileSync(marker, "ran");
-  while (release && !fs.existsSync(release)) await new Promise((r) => setTimeout(r, 20));
-  return "done";
-}`;
-
-let h: UepHarness;
-let scratch: string;
-/** The service's part: publishes cancel messages to the UEP's queue. */
-let service: BrokerLink;
+let f: TaskQueueFixture;
 beforeEach(async () => {
-  h = await new UepHarness().open();
-  service = await connectBroker(DEFAULT_AMQP_URL, { name: "cancel-uep-test" });
-  scratch = mkdtempSync(join(tmpdir(), "conduit-cancel-uep-"));
+  f = await new TaskQueueFixture().open();
 });
 afterEach(async () => {
-  await service.close();
-  await h.close();
-  rmSync(scratch, { recursive: true, force: true });
+  await f.close();
 });
-
-async function cancel(...tasks: TaskMessage[]): Promise<void> {
-  const message: CancelTasksMessage = {
-    v: 1,
-    kind: "cancel",
-    endpointId: h.endpointId,
-    uepId: h.uepId,
-    taskIds: tasks.map((t) => t.taskId),
-  };
-  await service.publish("", h.queue, message);
-}
-
-function marking(name: string, release: string | null = null): { task: TaskMessage; marker: string } {
-  const marker = join(scratch, `${name}.ran`);
-  return { task: h.task({ source: MARK_AND_WAIT, args: [marker, release] }), marker };
-}
 
 describe("UEP cancel messages", () => {
   it("drops a held task named by a cancel: never run, never reported; the running one finishes", async () => {
-    const release = join(scratch, "release");
-    const long = marking("long", release);
-    const queued = marking("queued");
-    const after = marking("after");
+    const { h } = f;
+    const release = join(f.scratch, "release");
+    const long = f.marking("long", release);
+    const queued = f.marking("queued");
+    const after = f.marking("after");
     h.start({ template: ONE_WORKER });
     await h.publish(long.task, queued.task);
     await expect.poll(() => existsSync(long.marker), { timeout: 30_000, interval: 50 }).toBe(true);
-    await cancel(queued.task);
+    await f.cancel(queued.task);
     await expect
-      .poll(() => h.log(), { timeout: 10_000 })
+      .poll(() => h.logLines().map((l) => l.msg), { timeout: 10_000 })
       .toContain(`Task ${queued.task.taskId} was cancelled before it started; dropped it`);
 
     writeFileSync(release, "");
@@ -90,13 +46,16 @@ describe("UEP cancel messages", () => {
   });
 
   it("drops a task whose cancel arrived before it", async () => {
-    const early = marking("early");
-    const plain = marking("plain");
+    const { h } = f;
+    const early = f.marking("early");
+    const plain = f.marking("plain");
     h.start({ template: ONE_WORKER });
-    await cancel(early.task);
+    await f.cancel(early.task);
     await h.publish(early.task, plain.task);
     await expect.poll(() => h.resultOf(plain.task.taskId)?.state, { timeout: 30_000 }).toBe("success");
-    expect(h.log()).toContain(`Task ${early.task.taskId} was cancelled; dropping it without running it`);
+    expect(h.logLines().map((l) => l.msg)).toContain(
+      `Task ${early.task.taskId} was cancelled; dropping it without running it`,
+    );
     expect(existsSync(early.marker)).toBe(false);
     expect(h.resultOf(early.task.taskId)).toBeUndefined();
     expect(h.arrivals).not.toContain(`running ${early.task.taskId}`);

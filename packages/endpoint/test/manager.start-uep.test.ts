@@ -158,7 +158,10 @@ describe("MEP start_uep commands", () => {
     expect(count(text, `Creating new user endpoint`)).toBe(6);
     expect(count(text, `Command return code: 1`)).toBe(6);
     expect(
-      count(text, `User endpoint ${cmd.uepName} stopped (exit code 1) with 2 task(s) in its queue; starting it again`),
+      count(
+        text,
+        `User endpoint ${cmd.uepName} stopped (exit code 1) with 2 message(s) in its queue; starting it again`,
+      ),
     ).toBe(5);
     expect(text).toContain(`User endpoint ${cmd.uepName} stopped (exit code 1) 6 times within a minute; failing`);
     const uepLog = join(userDir, cmd.uepName, "endpoint.log");
@@ -253,8 +256,10 @@ describe("MEP start_uep commands", () => {
       expect(r.error?.message).toContain(`cannot read its user config template ${missing} (ENOENT)`);
     }
     expect(readLog(log)).toContain(
-      `User endpoint ${cmd.uepName} could not start and left 2 task(s) in its queue; failing them`,
+      `User endpoint ${cmd.uepName} could not start and left 2 message(s) in its queue; failing their tasks`,
     );
+    // The messages held 3 tasks, and the MEP counts those once it has taken them out.
+    expect(readLog(log)).toContain(`Failed 3 task(s) of ${cmd.uepName} (UEP_START_FAILED)`);
     expect(count(readLog(log), "Creating new user endpoint")).toBe(1);
     expect((await runCli(["stop", "unreachable"], env)).code).toBe(0);
   });

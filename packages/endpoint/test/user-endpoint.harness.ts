@@ -6,12 +6,13 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   type BrokerLink,
+  type CancelTasksMessage,
   connectBroker,
   DEFAULT_AMQP_URL,
   decodeMessage,
@@ -24,6 +25,7 @@ import {
   type ResultMessage,
   resultsRoutingKey,
   SOURCE_CODE,
+  type TaskBatchMessage,
   type TaskMessage,
   type TaskStatusMessage,
   uepName,
@@ -233,6 +235,14 @@ export class UepHarness {
     }
   }
 
+  /** The UEP's endpoint.log as its JSON lines (`msg` is the message; the log's own fields beside it). */
+  logLines(): Array<{ msg: string; level: number; [field: string]: unknown }> {
+    return this.log()
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { msg: string; level: number; [field: string]: unknown });
+  }
+
   private async deleteAccount(): Promise<void> {
     const user = this.account;
     this.account = undefined;
@@ -263,5 +273,86 @@ async function management(method: string, path: string, body?: unknown): Promise
   });
   if (!response.ok && response.status !== 404) {
     throw new Error(`RabbitMQ management ${method} ${path}: HTTP ${response.status} ${await response.text()}`);
+  }
+}
+
+/** A ThreadPoolEngine UEP with one worker, so tasks of a batch wait their turn in the UEP. */
+export const ONE_WORKER = `engine:
+  type: ThreadPoolEngine
+  max_workers: 1
+heartbeat_period: 1
+`;
+
+/** Appends a line to `marker` (one per run), then waits until `release` exists (when given). */
+const MARK_AND_WAIT = `async (marker, release) => {
+  const fs = await import("node:fs");
+  fs.appendFileSync(marker, "ran\\n");
+  while (release && !fs.existsSync(release)) await new Promise((r) => setTimeout(r, 20));
+  return "done";
+}`;
+
+/**
+ * A UEP harness with the service's part played by a link of its own (batches
+ * and cancels published to the UEP's queue), and a scratch folder where tasks
+ * made by `marking` leave a line each time they run. Open in `beforeEach`,
+ * close in `afterEach`.
+ */
+export class TaskQueueFixture {
+  readonly h = new UepHarness();
+  readonly scratch = mkdtempSync(join(tmpdir(), "conduit-uep-queue-"));
+  /** The service's part: publishes batches and cancels to the UEP's queue. */
+  service!: BrokerLink;
+
+  async open(): Promise<this> {
+    await this.h.open();
+    this.service = await connectBroker(DEFAULT_AMQP_URL, { name: "uep-queue-fixture" });
+    return this;
+  }
+
+  async close(): Promise<void> {
+    await this.service.close();
+    await this.h.close();
+    rmSync(this.scratch, { recursive: true, force: true });
+  }
+
+  /** A task that marks `<scratch>/<name>.ran` each time it runs, then waits for `release` (a path, when given). */
+  marking(name: string, release: string | null = null): { task: TaskMessage; marker: string } {
+    const marker = join(this.scratch, `${name}.ran`);
+    return { task: this.h.task({ source: MARK_AND_WAIT, args: [marker, release] }), marker };
+  }
+
+  /** How many times the task of this marker ran. */
+  runs(marker: string): number {
+    return existsSync(marker) ? readFileSync(marker, "utf8").split("\n").length - 1 : 0;
+  }
+
+  /** Publishes one `tasks` message (the tasks may be malformed on purpose). */
+  async publishBatch(tasks: unknown[]): Promise<void> {
+    await this.service.publish("", this.h.queue, { v: 1, kind: "tasks", tasks } as TaskBatchMessage);
+  }
+
+  /** Publishes a `cancel` naming these tasks, as the service does. */
+  async cancel(...tasks: TaskMessage[]): Promise<void> {
+    const message: CancelTasksMessage = {
+      v: 1,
+      kind: "cancel",
+      endpointId: this.h.endpointId,
+      uepId: this.h.uepId,
+      taskIds: tasks.map((t) => t.taskId),
+    };
+    await this.service.publish("", this.h.queue, message);
+  }
+
+  /** Consumers of the UEP's queue, as the broker counts them. */
+  async consumers(): Promise<number> {
+    const channel = await this.service.ready();
+    return (await channel.checkQueue(this.h.queue)).consumerCount;
+  }
+
+  /** Kills the UEP and waits until the broker has seen its connection go (its unacked messages are back in the queue). */
+  async kill(uep: UepChild): Promise<void> {
+    uep.child.kill("SIGKILL");
+    await uep.exit;
+    await expect.poll(() => this.consumers(), { timeout: 15_000 }).toBe(0);
   }
 }

@@ -31,6 +31,8 @@ interface StartFlags {
   amqpQueueType?: QueueType;
   maxTaskBytes?: number;
   maxRequestBytes?: number;
+  taskBatchCount?: number;
+  taskBatchBytes?: number;
   logLevel: LogLevel;
   publicUrl?: string;
   haFunctionRetentionDays?: number;
@@ -72,6 +74,8 @@ async function start(flags: StartFlags): Promise<void> {
     amqpQueueType: flags.amqpQueueType,
     maxTaskBytes: flags.maxTaskBytes,
     maxRequestBytes: flags.maxRequestBytes,
+    taskBatchCount: flags.taskBatchCount,
+    taskBatchBytes: flags.taskBatchBytes,
     logLevel: flags.logLevel,
     publicUrl: flags.publicUrl,
     haFunctionRetentionDays: flags.haFunctionRetentionDays,
@@ -146,6 +150,16 @@ program
   )
   .option("--max-task-bytes <n>", "largest task (function + arguments) in bytes (default: 10 MiB)", wholeNumber)
   .option("--max-request-bytes <n>", "largest request body in bytes (default: 32 MiB)", wholeNumber)
+  .option(
+    "--task-batch-count <n>",
+    "most tasks per message to a user endpoint, from one submit (default: 128; 1 sends one message per task)",
+    wholeNumber,
+  )
+  .option(
+    "--task-batch-bytes <n>",
+    "most function + argument bytes per message to a user endpoint, 1024 to 16 MiB; a bigger task goes alone (default: 1 MiB)",
+    wholeNumber,
+  )
   .option("--log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, logLevel, "info")
   .option(
     "--public-url <url>",

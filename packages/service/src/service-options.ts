@@ -13,6 +13,7 @@ import {
   type QueueType,
 } from "@conduit/protocol";
 import { managementUrlFor, vhostOf } from "./broker/management-api.js";
+import { DEFAULT_TASK_BATCH_BYTES, DEFAULT_TASK_BATCH_COUNT } from "./broker/task-batches.js";
 import type { StoreLocation } from "./store/open-store.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -69,6 +70,18 @@ export interface ServiceOptions {
   maxTaskBytes?: number;
   /** Largest request body, in bytes. @default DEFAULT_MAX_REQUEST_BYTES (32 MiB) */
   maxRequestBytes?: number;
+  /**
+   * Most tasks per message on the task hop (the tasks of one submit that go
+   * to the same UEP travel together); 1 sends one message per task.
+   * @default DEFAULT_TASK_BATCH_COUNT (128)
+   */
+  taskBatchCount?: number;
+  /**
+   * Most function + argument bytes per message on the task hop; a bigger task
+   * goes alone. At most 16 MiB, RabbitMQ 4's default largest message.
+   * @default DEFAULT_TASK_BATCH_BYTES (1 MiB)
+   */
+  taskBatchBytes?: number;
   /** Write `paths.credentialsFile()` (service URL and admin token, mode 0600) when missing or stale. @default true */
   writeCredentials?: boolean;
   /** @default "info" */
@@ -110,6 +123,8 @@ export interface ServiceConfig {
   readonly amqpQueueType: QueueType;
   readonly maxTaskBytes: number;
   readonly maxRequestBytes: number;
+  /** The task hop's batch bounds. */
+  readonly taskBatch: Readonly<{ maxCount: number; maxBytes: number }>;
   readonly writeCredentials: boolean;
   readonly logLevel: LogLevel;
   readonly publicUrl: string | undefined;
@@ -142,6 +157,27 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
   const n = value ?? fallback;
   if (!Number.isSafeInteger(n) || n <= 0)
     throw invalid(`${name} must be a positive whole number of bytes; got ${value}.`);
+  return n;
+}
+
+/** Most tasks per task-hop message: past a few thousand a batch only delays its first task's ack. */
+const MAX_TASK_BATCH_COUNT = 10_000;
+/** RabbitMQ 4 refuses messages over 16 MiB by default (`max_message_size`). */
+const MAX_TASK_BATCH_BYTES = 16 * 1024 * 1024;
+
+/** A whole number from `range[0]` to `range[1]`, or `fallback`; throws one sentence naming the option and its flag. */
+function boundedWholeNumber(
+  name: string,
+  flag: string,
+  value: number | undefined,
+  fallback: number,
+  [min, max]: [number, number],
+  unit: string,
+): number {
+  const n = value ?? fallback;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw invalid(`${name} must be a whole number of ${unit} from ${min} to ${max} (${flag}); got ${value}.`);
+  }
   return n;
 }
 
@@ -205,6 +241,24 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
       `maxRequestBytes (${maxRequestBytes}) is below maxTaskBytes (${maxTaskBytes}), so a task at the limit could never be sent; raise maxRequestBytes or lower maxTaskBytes.`,
     );
   }
+  const taskBatch = Object.freeze({
+    maxCount: boundedWholeNumber(
+      "taskBatchCount",
+      "--task-batch-count",
+      options.taskBatchCount,
+      DEFAULT_TASK_BATCH_COUNT,
+      [1, MAX_TASK_BATCH_COUNT],
+      "tasks",
+    ),
+    maxBytes: boundedWholeNumber(
+      "taskBatchBytes",
+      "--task-batch-bytes",
+      options.taskBatchBytes,
+      DEFAULT_TASK_BATCH_BYTES,
+      [1024, MAX_TASK_BATCH_BYTES],
+      "bytes",
+    ),
+  });
   let publicUrl: string | undefined;
   if (options.publicUrl !== undefined) {
     const u = URL.canParse(options.publicUrl) ? new URL(options.publicUrl) : undefined;
@@ -244,6 +298,7 @@ export function compileOptions(options: ServiceOptions = {}): ServiceConfig {
     amqpQueueType,
     maxTaskBytes,
     maxRequestBytes,
+    taskBatch,
     writeCredentials: options.writeCredentials ?? true,
     logLevel,
     publicUrl,

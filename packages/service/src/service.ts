@@ -114,6 +114,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       initialMaxRetries: 3,
       resultRetentionMs: config.resultRetentionMs,
       queueType: config.amqpQueueType,
+      taskBatch: config.taskBatch,
     });
     teardown.push(() => broker.close());
     // Scoped accounts or none: a service that cannot make them refuses to start rather than hand out its own.

@@ -176,6 +176,19 @@ describe("conduit-service start", () => {
     expect(r.stderr).toContain("is not a whole number");
   });
 
+  it("exits 1 naming --task-batch-count or --task-batch-bytes when out of range", async () => {
+    const count = run(["start", "--task-batch-count", "0"], userDir);
+    expect(await count.exit).toBe(1);
+    expect(count.stderr.trim()).toBe(
+      "conduit-service: taskBatchCount must be a whole number of tasks from 1 to 10000 (--task-batch-count); got 0.",
+    );
+    const bytes = run(["start", "--task-batch-bytes", "10"], userDir);
+    expect(await bytes.exit).toBe(1);
+    expect(bytes.stderr.trim()).toBe(
+      "conduit-service: taskBatchBytes must be a whole number of bytes from 1024 to 16777216 (--task-batch-bytes); got 10.",
+    );
+  });
+
   it("exits 1 naming --ha-function-retention-days when it is not 1 to 3650 days", async () => {
     const r = run(["start", "--ha-function-retention-days", "0"], userDir);
     expect(await r.exit).toBe(1);

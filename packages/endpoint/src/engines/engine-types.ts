@@ -37,6 +37,8 @@ export interface EngineStatus {
   pendingTasks: number;
   /** Submitted and not yet finished (pending + running). */
   outstandingTasks: number;
+  /** Tasks its blocks may hold beyond one per worker (a high-throughput engine's prefetch_capacity, summed over its blocks). */
+  prefetchCapacity?: number;
   blocks?: number;
 }
 

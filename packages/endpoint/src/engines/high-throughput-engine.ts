@@ -252,8 +252,10 @@ export class HighThroughputEngine implements Engine {
   status(): EngineStatus {
     let totalWorkers = 0;
     let idleWorkers = 0;
+    let prefetchCapacity = 0;
     for (const block of this.running?.interchange.blocks() ?? []) {
       totalWorkers += block.workers;
+      prefetchCapacity += this.options.prefetch_capacity;
       if (!block.draining) idleWorkers += Math.max(0, block.workers - block.inFlight.size);
     }
     return {
@@ -262,6 +264,7 @@ export class HighThroughputEngine implements Engine {
       idleWorkers,
       pendingTasks: this.running?.interchange.waiting ?? 0,
       outstandingTasks: this.running?.ledger.size ?? 0,
+      prefetchCapacity,
       blocks: [...this.blocks.values()].filter((b) => b.state !== "draining").length,
     };
   }

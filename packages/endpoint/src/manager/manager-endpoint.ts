@@ -79,7 +79,7 @@ export class ManagerEndpoint {
     this.ueps = new UepSupervisor({
       ...options,
       queues: {
-        queuedTasks: (command) => this.queuedTasks(command),
+        queuedMessages: (command) => this.queuedMessages(command),
         failQueuedTasks: (command, error) => this.failQueuedTasks(command, error),
       },
       stopping: () => this.stopping,
@@ -143,10 +143,10 @@ export class ManagerEndpoint {
         continue;
       }
       if (this.ueps.isRunning(command.uepName)) continue;
-      const waiting = await this.queuedTasks(command);
+      const waiting = await this.queuedMessages(command);
       if (!waiting) continue;
       this.log.info(
-        `User endpoint ${command.uepName} was left with ${waiting} task(s) in its queue by the previous instance; starting it again`,
+        `User endpoint ${command.uepName} was left with ${waiting} message(s) in its queue by the previous instance; starting it again`,
       );
       this.ueps.startUep(command);
     }
@@ -246,7 +246,7 @@ export class ManagerEndpoint {
   }
 
   /** Ready messages in the UEP's task queue, or 0 when the broker cannot tell right now. */
-  private async queuedTasks(command: StartUepCommand): Promise<number> {
+  private async queuedMessages(command: StartUepCommand): Promise<number> {
     try {
       const channel = await this.readyChannel();
       // Checked on a throwaway channel (a missing queue must not close the shared one with a 404), whatever its type.

@@ -38,8 +38,12 @@ const UEP_STOP_GRACE_MS = 10_000;
 
 /** What the supervisor needs of a UEP's task queue. */
 export interface UepQueues {
-  /** Ready messages in the UEP's task queue, or 0 when the broker cannot tell right now. */
-  queuedTasks(command: StartUepCommand): Promise<number>;
+  /**
+   * Ready messages in the UEP's task queue, or 0 when the broker cannot tell
+   * right now. Messages, not tasks: one holds a task or a batch of them, and
+   * the broker cannot count what is inside without handing the messages out.
+   */
+  queuedMessages(command: StartUepCommand): Promise<number>;
   /** Takes every task out of the UEP's queue and publishes a failed result with `error` for it. */
   failQueuedTasks(command: StartUepCommand, error: WireError): Promise<void>;
 }
@@ -242,7 +246,7 @@ export class UepSupervisor {
 
     await sleep(RESTART_CHECK_DELAY_MS);
     if (this.options.stopping() || entry.process?.running || this.ueps.get(proc.name) !== entry) return;
-    const waiting = await this.options.queues.queuedTasks(entry.command);
+    const waiting = await this.options.queues.queuedMessages(entry.command);
     if (!waiting) {
       this.forget(entry);
       return;
@@ -252,7 +256,7 @@ export class UepSupervisor {
     entry.restarts = entry.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
     if (entry.restarts.length >= MAX_RESTARTS) {
       this.log.error(
-        `User endpoint ${proc.name} stopped (${how}) ${MAX_RESTARTS + 1} times within a minute; failing the ${waiting} task(s) in its queue instead of restarting it (see ${proc.logFile})`,
+        `User endpoint ${proc.name} stopped (${how}) ${MAX_RESTARTS + 1} times within a minute; failing the tasks of the ${waiting} message(s) in its queue instead of restarting it (see ${proc.logFile})`,
       );
       const error = new UepError(
         "UEP_CRASHED",
@@ -264,7 +268,7 @@ export class UepSupervisor {
     }
     entry.restarts.push(now);
     this.log.info(
-      `User endpoint ${proc.name} stopped (${how}) with ${waiting} task(s) in its queue; starting it again`,
+      `User endpoint ${proc.name} stopped (${how}) with ${waiting} message(s) in its queue; starting it again`,
     );
     this.launch(entry.command, entry.restarts, entry.user);
   }
@@ -281,13 +285,15 @@ export class UepSupervisor {
     how: { stopped: string; error: (reason: string) => Error },
   ): Promise<void> {
     if (this.isRunning(proc.name)) return;
-    const waiting = await this.options.queues.queuedTasks(entry.command);
+    const waiting = await this.options.queues.queuedMessages(entry.command);
     if (!waiting || this.options.stopping() || this.isRunning(proc.name)) return;
     const uid = entry.user?.uid ?? process.getuid?.() ?? -1;
     const reason =
       readStartFailure(dirname(proc.logFile), uid) ??
       `The user endpoint ${how.stopped} and left no reason; its log is ${proc.logFile} on the endpoint host.`;
-    this.log.warn(`User endpoint ${proc.name} ${how.stopped} and left ${waiting} task(s) in its queue; failing them`);
+    this.log.warn(
+      `User endpoint ${proc.name} ${how.stopped} and left ${waiting} message(s) in its queue; failing their tasks`,
+    );
     await this.options.queues.failQueuedTasks(entry.command, toWireError(how.error(reason)));
   }
 

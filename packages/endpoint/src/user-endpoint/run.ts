@@ -284,6 +284,8 @@ class UserEndpoint {
       serviceUser: bootstrap.serviceUser,
       policy: { engine, allowedFunctions, serializers },
       log,
+      dir: this.dir,
+      capacity: () => engineCapacity(engine),
       audit: this.audit,
       onTask: () => {
         if (firstTask) {
@@ -348,8 +350,8 @@ class UserEndpoint {
     try {
       if (!stop.signal.aborted) {
         const workers = engine.status().totalWorkers;
-        // Bounds the tasks held here: each unacked delivery is a task this UEP owns until its result is sent.
-        const prefetch = Math.min(Math.max(2 * workers, 32), 1000);
+        // The first consumer's prefetch; it follows the engine's capacity from then on (TaskConsumer.pace).
+        const prefetch = engineCapacity(engine);
         try {
           link = await consumer.connect(bootstrap.amqpUrl, { name: bootstrap.uepName, prefetch });
           mark("broker connected, consuming");
@@ -434,6 +436,8 @@ class UserEndpoint {
       // manager starts this UEP again with the same URL (after a crash, from ueps.json).
       const waiting = await withTimeout(link.checkQueue(this.queue), BROKER_WAIT_MS).catch(() => undefined);
       tasksLeft += waiting?.messageCount ?? 0;
+      // Every batch this UEP held was acked and none waits: no record of finished tasks is needed any more.
+      if (waiting !== undefined && tasksLeft === 0) consumer.clearJournal();
       await withTimeout(this.heartbeat(link, 0, { tasksLeft }), BROKER_WAIT_MS);
       // Bounded: the account's deletion (on that heartbeat) may close the connection under us.
       await withTimeout(link.close(), BROKER_WAIT_MS);
@@ -461,6 +465,7 @@ class UserEndpoint {
         serviceUser: bootstrap.serviceUser,
         policy: { startError },
         log,
+        dir: this.dir,
         audit: this.audit,
         onResult: () => failed++,
       });
@@ -532,6 +537,20 @@ class UserEndpoint {
       this.log.error((err as Error).message);
     }
   }
+}
+
+/**
+ * How many tasks the engine can take now, which sizes the UEP's prefetch: one
+ * per worker running, one more per worker waiting for it (held here, where a
+ * `cancel` still drops it), and what the engine's blocks prefetch beyond that
+ * (`prefetch_capacity` each); at most 1000, and at least 4: a high-throughput
+ * engine with no block yet must see tasks to start one, and a UEP of one worker
+ * holding its running and its waiting task must still take the `cancel` behind
+ * them (a cancel reaches a UEP only while it takes messages).
+ */
+function engineCapacity(engine: Engine): number {
+  const { totalWorkers, prefetchCapacity = 0 } = engine.status();
+  return Math.min(Math.max(2 * totalWorkers + prefetchCapacity, 4), 1000);
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

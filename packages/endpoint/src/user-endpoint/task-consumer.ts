@@ -47,6 +47,7 @@ import type { Engine, TaskPlacement } from "../engines/engine-types.js";
 import type { SerializerAllowlist } from "../engines/serializer-allowlist.js";
 import { TaskError } from "../errors.js";
 import type { Logger } from "../logging.js";
+import { BatchJournal, batchKey } from "./batch-journal.js";
 import { ResultBatcher } from "./result-batcher.js";
 import { StatusBatcher } from "./status-batcher.js";
 import type { TaskAudit } from "./task-audit.js";
@@ -65,6 +66,15 @@ export interface TaskConsumerOptions {
   serviceUser: string;
   policy: TaskPolicy;
   log: Logger;
+  /**
+   * How many tasks the engine can take now: the UEP asks the broker for no
+   * more messages than this (its prefetch, set again at every new consume), and
+   * stops consuming while it holds this many tasks (a batch holds many in one
+   * message), until it holds fewer. Without it, the connection's fixed prefetch.
+   */
+  capacity?(): number;
+  /** The UEP's directory: the finished tasks of the batches it holds are recorded there (see {@link BatchJournal}). */
+  dir?: string;
   /** High-Assurance with an audit log: each task's states are recorded here. */
   audit?: TaskAudit;
   /** A new task arrived (for idle counting). */
@@ -81,6 +91,8 @@ interface Delivery {
   message: ConsumeMessage;
   /** Tasks of this message not yet settled (result confirmed, dropped, or given up on). */
   unsettled: number;
+  /** A batch's key in the journal, where its settled tasks are recorded until it is acked. */
+  key?: string;
 }
 
 /** A task as decoded from its message, or only its id when it was malformed (it is then failed, not run). */
@@ -121,8 +133,18 @@ export class TaskConsumer {
   private droppingResults = false;
   private lastActivity = Date.now();
   private readonly refused: RefusedSenders;
+  private readonly journal: BatchJournal | undefined;
+  /** Deliveries holding unsettled tasks (not yet acked). */
+  private readonly heldDeliveries = new Set<Delivery>();
+  /** The prefetch of the current consumer. */
+  private prefetch = 0;
+  /** Consuming stopped because this UEP holds as many tasks as its engine can take. */
+  private paused = false;
+  /** Pauses and resumes, in order. */
+  private flow: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: TaskConsumerOptions) {
+    this.journal = options.dir === undefined ? undefined : new BatchJournal(options.dir, options.log);
     this.refused = new RefusedSenders((line) => options.log.warn(line));
     this.statuses = new StatusBatcher({
       send: async (taskIds) => {
@@ -156,6 +178,7 @@ export class TaskConsumer {
 
   /** Connects and starts consuming; `setup` runs again on every reconnect. */
   connect(url: string, broker: { name: string; prefetch: number }): Promise<BrokerLink> {
+    this.prefetch = broker.prefetch;
     this.linkPromise ??= connectBroker(url, {
       name: broker.name,
       prefetch: broker.prefetch,
@@ -212,7 +235,12 @@ export class TaskConsumer {
   }
 
   private async setup(channel: ConfirmChannel, link: BrokerLink): Promise<void> {
-    channel.once("close", () => this.closedChannels.add(channel));
+    channel.once("close", () => {
+      this.closedChannels.add(channel);
+      // The broker took these back; they no longer count against the prefetch.
+      for (const delivery of this.heldDeliveries)
+        if (delivery.channel === channel) this.heldDeliveries.delete(delivery);
+    });
     // From the protocol's topology table: the exchanges it publishes to are
     // checked passively (a UEP never declares them), and its own queue is
     // asserted with the service's arguments (the service declared and bound it).
@@ -220,8 +248,76 @@ export class TaskConsumer {
     // Only checked when it exists: its type is the service's --amqp-queue-type.
     await ensureQueue(channel, link, directQueueSpec(this.options.queue));
     if (this.stopping) return;
+    this.paused = false;
+    await this.consume(channel);
+  }
+
+  /** Starts a consumer on `channel`, with the prefetch the engine's capacity calls for now. */
+  private async consume(channel: ConfirmChannel): Promise<void> {
+    const { capacity } = this.options;
+    if (capacity) {
+      this.prefetch = capacity();
+      // Per consumer (RabbitMQ's basic.qos with global=false): it applies to the consumer started next.
+      await channel.prefetch(this.prefetch);
+    }
     const { consumerTag } = await channel.consume(this.options.queue, (message) => this.onDelivery(channel, message));
+    if (this.stopping) {
+      await channel.cancel(consumerTag).catch(() => undefined);
+      return;
+    }
     this.consumer = { channel, tag: consumerTag };
+  }
+
+  /**
+   * Keeps the tasks held here near the engine's capacity: stops consuming while
+   * this UEP holds as many tasks as the engine can take and the broker would
+   * still send more (its prefetch counts messages, and a batch holds many
+   * tasks); consumes again, with the prefetch set to the capacity of the moment,
+   * once it holds fewer, or when the capacity grew past the prefetch (blocks
+   * joined). The messages left in the queue go to any other consumer meanwhile.
+   */
+  private pace(): void {
+    const { capacity } = this.options;
+    if (!capacity || this.stopping) return;
+    const room = capacity();
+    if (!this.paused) {
+      const full = this.running.size >= room && this.heldDeliveries.size < this.prefetch;
+      if (full || (room > this.prefetch && this.running.size < room)) {
+        this.paused = true;
+        this.flow = this.flow.then(() => this.pauseNow(full));
+      }
+    } else if (this.running.size < room) {
+      this.paused = false;
+      this.flow = this.flow.then(() => this.resumeNow());
+    }
+  }
+
+  private async pauseNow(full: boolean): Promise<void> {
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    if (consumer && !this.closedChannels.has(consumer.channel)) {
+      await consumer.channel.cancel(consumer.tag).catch(() => undefined);
+    }
+    if (full) {
+      this.options.log.debug(`Holding ${this.running.size} task(s), the engine's capacity; paused consuming`);
+    } else {
+      // Only to take the new prefetch: consume again at once.
+      this.paused = false;
+      await this.resumeNow();
+    }
+  }
+
+  private async resumeNow(): Promise<void> {
+    if (this.paused || this.stopping || this.consumer) return;
+    try {
+      const channel = await (await this.link()).ready();
+      if (this.closedChannels.has(channel)) return;
+      await this.consume(channel);
+      this.options.log.debug(`Holding ${this.running.size} task(s); consuming again (prefetch ${this.prefetch})`);
+    } catch (err) {
+      // The channel closed under us: the reconnect's setup consumes again.
+      this.options.log.debug(`Could not consume again (${(err as Error).message}); the reconnect will`);
+    }
   }
 
   private onDelivery(channel: ConfirmChannel, message: ConsumeMessage | null): void {
@@ -271,7 +367,28 @@ export class TaskConsumer {
     // A batch naming one task twice settles it once per copy (each copy holds the message).
     const delivery: Delivery = { channel, message, unsettled: tasks.length };
     if (tasks.length === 0) this.ackNow(channel, message);
-    for (const task of tasks) this.receive(task, delivery);
+    else this.heldDeliveries.add(delivery);
+    let finishedEarlier: Set<string> | undefined;
+    if (tasks.length > 1 && this.journal) {
+      delivery.key = batchKey(tasks.map((t) => t.taskId));
+      // Given back by a UEP that died holding it: what that UEP finished is not run again.
+      if (message.fields.redelivered) finishedEarlier = this.journal.finished(delivery.key);
+    }
+    if (finishedEarlier !== undefined && finishedEarlier.size > 0) {
+      log.info(
+        `A batch of ${tasks.length} tasks came back from an earlier user endpoint of this queue, which had finished ${finishedEarlier.size} of them; running only the rest`,
+        { batch: delivery.key, finished: finishedEarlier.size },
+      );
+    }
+    for (const task of tasks) {
+      if (finishedEarlier?.has(task.taskId) && !this.running.has(task.taskId)) {
+        this.remember(task.taskId);
+        this.settle(delivery, task.taskId, false);
+      } else {
+        this.receive(task, delivery);
+      }
+    }
+    this.pace();
   }
 
   /** One task of a delivery: run it, join the copy already running, or settle it at once. */
@@ -286,12 +403,12 @@ export class TaskConsumer {
     }
     if (this.done.has(taskId)) {
       log.debug(`Task ${taskId} redelivered after its result was sent; dropping the copy`);
-      this.settle(delivery);
+      this.settle(delivery, taskId);
       return;
     }
     if (this.cancelled.has(taskId)) {
       log.info(`Task ${taskId} was cancelled; dropping it without running it`);
-      this.settle(delivery);
+      this.settle(delivery, taskId);
       return;
     }
     this.running.set(taskId, [delivery]);
@@ -359,7 +476,7 @@ export class TaskConsumer {
       this.statuses.remove(taskId);
       const deliveries = this.running.get(taskId) ?? [];
       this.running.delete(taskId);
-      for (const delivery of deliveries) this.settle(delivery);
+      for (const delivery of deliveries) this.settle(delivery, taskId);
       this.lastActivity = Date.now();
       log.info(`Task ${taskId} was cancelled before it started; dropped it`);
     }
@@ -466,7 +583,7 @@ export class TaskConsumer {
     // Ack only after the broker confirmed the result: until then the task is safe in its queue.
     this.running.delete(taskId);
     this.remember(taskId);
-    for (const delivery of deliveries) this.settle(delivery);
+    for (const delivery of deliveries) this.settle(delivery, taskId);
     this.lastActivity = Date.now();
     this.options.onResult?.();
     log.debug(`Task ${taskId} ${message.state}`);
@@ -474,13 +591,25 @@ export class TaskConsumer {
 
   /**
    * One task of the delivery is settled; the message is acked once all of its
-   * tasks are (until then the broker keeps it, and a UEP that dies hands the
-   * whole batch to the next: what this one finished is run again there, and
-   * the service, which stores only a task's first result, forwards only that).
+   * tasks are. Until then the broker keeps it, and a UEP that dies hands the
+   * whole batch to the next; the settled tasks are recorded in the journal
+   * (`record`, unless they came from it), so the next UEP does not run them again.
    */
-  private settle(delivery: Delivery): void {
+  private settle(delivery: Delivery, taskId: string, record = true): void {
     delivery.unsettled--;
-    if (delivery.unsettled === 0) this.ackNow(delivery.channel, delivery.message);
+    if (delivery.unsettled === 0) {
+      this.heldDeliveries.delete(delivery);
+      this.ackNow(delivery.channel, delivery.message);
+      if (delivery.key !== undefined) this.journal?.forget(delivery.key);
+    } else if (record && delivery.key !== undefined) {
+      this.journal?.record(delivery.key, taskId);
+    }
+    this.pace();
+  }
+
+  /** Every batch was acked (nothing left in the queue or held here): drops whatever the journal still holds. */
+  clearJournal(): void {
+    this.journal?.clear();
   }
 
   private ackNow(channel: ConfirmChannel, message: ConsumeMessage): void {
