@@ -22,9 +22,11 @@
  * Conduit's path for one task, in order on the critical path: the submit's
  * HTTP request, the task's hop to the UEP (the insert and the confirm run
  * beside it), the engine's TLS and IPC round trips, the result's hop to the
- * service, its commit, its hop to the Executor. The sum of those medians is
- * the floor of the design: durable at every hop and stored before it is
- * forwarded. Nothing is asserted; it prints a table and the sum ÷ the echo.
+ * service, its hop to the Executor (its commit runs beside that hop). The
+ * sum of those medians is the floor of the design: durable at every hop.
+ * Nothing is asserted; it prints a table and the sum ÷ the echo, and the sum
+ * with the result's commit added (what it was before results were forwarded
+ * while stored).
  */
 import { fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -284,19 +286,22 @@ async function main() {
       `| ${key} | ${what} | ${part?.skipped ? `skipped: ${part.skipped}` : fmt(part?.p50)} | ${fmt(part?.p99)} |`,
     );
   }
-  const path = (commit) => {
-    const keys = ["http", "hop", "tls", "ipc", "hop", "hop"];
-    const parts50 = keys.map((k) => parts[k]?.p50 ?? Number.NaN);
-    return parts50.reduce((a, b) => a + b, 0) + (commit?.p50 ?? Number.NaN);
-  };
+  const p50 = (keys) => keys.reduce((sum, k) => sum + (parts[k]?.p50 ?? Number.NaN), 0);
+  const echo = parts.echo.p50;
+  // The result is forwarded while it is stored (the replica that stored the task knows its route):
+  // its commit is off the critical path, and so is the submit's insert (it overlaps the task's hop).
+  const floor = p50(["http", "hop", "tls", "ipc", "hop", "hop"]);
   console.log("");
+  console.log(
+    `Conduit's design floor (http + 3 × hop + tls + ipc, p50s; the commits overlap a hop): ${fmt(floor)} ms = ${(floor / echo).toFixed(2)} × the two-hop durable echo's p50 (${fmt(echo)} ms)`,
+  );
   for (const [store, commit] of [
     ["PGlite", parts.commitPGlite],
     ["Postgres", parts.commitPostgres],
   ]) {
-    const sum = path(commit);
+    const sum = floor + (commit?.p50 ?? Number.NaN);
     console.log(
-      `Conduit's design floor on ${store} (http + 3 × hop + tls + ipc + commit, p50s): ${fmt(sum)} ms = ${(sum / parts.echo.p50).toFixed(2)} × the two-hop durable echo's p50 (${fmt(parts.echo.p50)} ms)`,
+      `  with the result's commit on the path as well (${store}): ${fmt(sum)} ms = ${(sum / echo).toFixed(2)} × the echo`,
     );
   }
   console.log(`FLOOR_JSON ${JSON.stringify({ loadBefore, parts })}`);
