@@ -29,21 +29,13 @@ import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../src/auth/tokens.js";
 import { MAX_REQUEST_BYTES, MAX_TASK_BYTES, useApiService } from "./helpers/api-suite.js";
 import { submitBody } from "./helpers/rest.js";
+import { successResult } from "./helpers/result-consumer.js";
 import { TEST_STORES } from "./helpers/service.js";
 
 /** Success results (`taskId`, `data`) from a submit's UEP as its endpoint publishes them, all completed now. */
 function successResults(endpointId: string, uepId: string) {
   const completedAt = Date.now();
-  return (taskId: string, data: string) => ({
-    v: 1,
-    kind: "result",
-    taskId,
-    endpointId,
-    uepId,
-    state: "success",
-    result: { strategy: JSON_DATA, data },
-    completedAt,
-  });
+  return (taskId: string, data: string) => successResult(endpointId, uepId, taskId, data, completedAt);
 }
 
 describe.each(TEST_STORES)("API submits on $name", ({ store }) => {

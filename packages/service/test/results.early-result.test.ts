@@ -7,111 +7,24 @@
  * bound, with a log line. A real RabbitMQ vhost, a real PGlite store.
  */
 import { randomUUID } from "node:crypto";
-import {
-  JSON_DATA,
-  RESULTS_EXCHANGE,
-  RESULTS_QUEUE,
-  type ResultMessage,
-  resultsRoutingKey,
-  taskGroupResultQueue,
-} from "@conduit/protocol";
-import type { FastifyBaseLogger } from "fastify";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sha256Hex } from "../src/auth/tokens.js";
-import { ResultConsumer } from "../src/broker/result-consumer.js";
-import { ServiceBroker } from "../src/broker/service-broker.js";
-import { openStore } from "../src/store/open-store.js";
-import type { Store } from "../src/store/store.js";
-import { createVhost, openChannel } from "./helpers/broker.js";
-import { createTempDir, type Throwaway } from "./helpers/databases.js";
+import { RESULTS_QUEUE, type ResultMessage, taskGroupResultQueue } from "@conduit/protocol";
+import { describe, expect, it } from "vitest";
+import { successResult, useResultConsumer } from "./helpers/result-consumer.js";
 
 const HOLD_MS = 1500;
 
 describe("a result that arrives before its task's row", () => {
-  const disposers: Array<Throwaway<unknown>> = [];
-  const lines: string[] = [];
-  let store: Store;
-  let broker: ServiceBroker;
-  let vhost: string;
-  let channel: Awaited<ReturnType<typeof openChannel>>;
+  // Endpoints publish as guest here: the shared account, allowed to report any task.
   const shared = new Set(["guest"]);
-
-  beforeAll(async () => {
-    const dir = await createTempDir();
-    disposers.push(dir);
-    store = await openStore({ kind: "pglite", dataDir: dir.value });
-    const host = await createVhost();
-    disposers.push(host);
-    vhost = host.value;
-    const note = (...args: unknown[]) => lines.push(String(args.find((a) => typeof a === "string") ?? ""));
-    const logger = { warn: note, info: note, error: note, debug: note } as unknown as FastifyBaseLogger;
-    broker = await ServiceBroker.connect({
-      url: vhost,
-      logger,
-      prefetch: 100,
-      initialMaxRetries: 3,
-      resultRetentionMs: 600_000,
-    });
-    // Endpoints publish as guest here: the shared account, allowed to report any task.
-    await broker.addConsumer(
-      new ResultConsumer(store, broker, logger, { unknownTaskHoldMs: HOLD_MS, sharedAccounts: shared }),
-    );
-    channel = await openChannel(vhost);
-  }, 300_000);
-
-  afterAll(async () => {
-    await channel?.close();
-    await broker?.stopConsumers();
-    await store?.close();
-    for (const d of disposers.reverse()) await d.dispose();
-  });
-
-  async function fixture() {
-    const owner = await store.createIdentity(`owner-${randomUUID()}@example.org`);
-    const endpoint = await store.registerEndpoint({
-      id: randomUUID(),
-      ownerId: owner.id,
-      name: "ep",
-      multiUser: false,
-    });
-    const fn = await store.registerFunction(owner.id, { strategy: "conduit.SourceCode", data: "() => 1" });
-    return { owner, endpointId: endpoint!.id, functionId: fn.id };
-  }
-
-  /** What the submit stores for one task of `f`'s endpoint, as it commits it. */
-  function insertTask(f: Awaited<ReturnType<typeof fixture>>, uepId: string, groupId: string, taskId: string) {
-    return store.insertTasks({
-      ownerId: f.owner.id,
-      endpointId: f.endpointId,
-      uepId,
-      taskGroupId: groupId,
-      taskGroupGiven: true,
-      uepConfig: {},
-      uepRuntime: null,
-      published: true,
-      tasks: [{ id: taskId, functionId: f.functionId, argsBytes: 2, argsSha256: sha256Hex(JSON_DATA, "[]") }],
-    });
-  }
+  const suite = useResultConsumer(() => ({ unknownTaskHoldMs: HOLD_MS, sharedAccounts: shared }));
+  const { lines } = suite;
 
   function publishResult(endpointId: string, uepId: string, taskId: string, data: string): void {
-    const result: ResultMessage = {
-      v: 1,
-      kind: "result",
-      taskId,
-      endpointId,
-      uepId,
-      state: "success",
-      result: { strategy: JSON_DATA, data },
-      completedAt: Date.now(),
-    };
-    channel.channel.publish(RESULTS_EXCHANGE, resultsRoutingKey(endpointId), Buffer.from(JSON.stringify(result)), {
-      persistent: true,
-      userId: "guest",
-    });
+    suite.publish(endpointId, successResult(endpointId, uepId, taskId, data));
   }
 
   async function resultsQueueDepth(): Promise<{ messages: number }> {
-    const { messageCount } = await channel.channel.checkQueue(RESULTS_QUEUE);
+    const { messageCount } = await suite.channel.channel.checkQueue(RESULTS_QUEUE);
     return { messages: messageCount };
   }
 
@@ -125,7 +38,8 @@ describe("a result that arrives before its task's row", () => {
   }
 
   it("holds the result unstored until the row exists, then stores and forwards it", async () => {
-    const f = await fixture();
+    const { store, broker, channel } = suite;
+    const f = await suite.endpoint();
     const uepId = randomUUID();
     const taskId = randomUUID();
     const groupId = randomUUID();
@@ -138,7 +52,7 @@ describe("a result that arrives before its task's row", () => {
     expect((await channel.channel.checkQueue(resultQueue)).messageCount).toBe(0);
 
     // The submit's insert commits now, after the result arrived.
-    const stored = await insertTask(f, uepId, groupId, taskId);
+    const stored = await suite.insertTasks(f, uepId, groupId, [taskId]);
     expect(stored.ok).toBe(true);
 
     const forwarded = await until(async () => {
@@ -151,7 +65,8 @@ describe("a result that arrives before its task's row", () => {
   });
 
   it("checks a held result's sender once the row exists: one the trust rules refuse is not stored", async () => {
-    const f = await fixture();
+    const { store, broker, channel } = suite;
+    const f = await suite.endpoint();
     const uepId = randomUUID();
     const taskId = randomUUID();
     const groupId = randomUUID();
@@ -161,7 +76,7 @@ describe("a result that arrives before its task's row", () => {
     try {
       publishResult(f.endpointId, uepId, taskId, "666");
       await until(async () => (await resultsQueueDepth()).messages === 0);
-      await insertTask(f, uepId, groupId, taskId);
+      await suite.insertTasks(f, uepId, groupId, [taskId]);
       const line = await until(async () => lines.find((l) => l.includes(taskId)));
       expect(line).toContain(`a result for task ${taskId}, which it may not report`);
       expect(await store.getTasks([taskId])).toMatchObject([{ state: "waiting-for-endpoint", result: null }]);
@@ -172,7 +87,7 @@ describe("a result that arrives before its task's row", () => {
   });
 
   it("drops a result whose task never comes within the bound, with a log line, and acks it", async () => {
-    const f = await fixture();
+    const f = await suite.endpoint();
     const taskId = randomUUID();
     publishResult(f.endpointId, randomUUID(), taskId, "1");
     const line = await until(async () => lines.find((l) => l.includes(taskId)));
@@ -180,9 +95,8 @@ describe("a result that arrives before its task's row", () => {
       `Result for unknown task ${taskId} from endpoint ${f.endpointId} was dropped: no such task was stored within ${HOLD_MS} ms of its arrival.`,
     );
     // Acked: nothing left for a redelivery, and a later row does not bring it back.
-    await channel.close();
-    channel = await openChannel(vhost);
+    await suite.reopenChannel();
     expect((await resultsQueueDepth()).messages).toBe(0);
-    expect(await store.getTasks([taskId])).toEqual([]);
+    expect(await suite.store.getTasks([taskId])).toEqual([]);
   });
 });
