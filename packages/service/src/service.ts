@@ -33,7 +33,7 @@ import { openStores } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import type { Identity, IdentityFields } from "./store/store-types.js";
 import { HaFunctionRetention } from "./tasks/ha-function-retention.js";
-import { SubmittedRoutes } from "./tasks/submitted-routes.js";
+import type { SubmittedRoutes } from "./tasks/submitted-routes.js";
 import { TaskSubmitter } from "./tasks/task-submitter.js";
 import { SERVICE_VERSION } from "./version.js";
 
@@ -139,8 +139,11 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       });
     }
     // Without scoped accounts, endpoints and UEPs publish as the service's user or the public URL's.
-    // The routes of tasks this replica stored: their first results are forwarded while stored.
-    const routes = new SubmittedRoutes();
+    // Forwarding a result while it is stored (SubmittedRoutes) is off: the Executor then
+    // has a result whose task a REST status read may still show unfinished, for one commit
+    // (test/e2e/postgres.e2e.test.ts read its tasks' states right after their results and saw
+    // it). The mechanism stays, tested on its own, for an opt-in that says so.
+    const routes: SubmittedRoutes | undefined = undefined;
     const sharedAccounts = brokerAccounts
       ? undefined
       : new Set([brokerUser(config.amqpUrl), brokerUser(config.amqpPublicUrl)]);

@@ -56,7 +56,7 @@ export const BLOCK_START_ATTEMPTS = 3;
 /** A block still not connected after this long gets a warning in the log (it may be queued, or stuck in worker_init). */
 const SLOW_START_WARNING_MS = 60_000;
 /** How long to wait for a lost block's job to report how it ended, for the error message. */
-const LOST_BLOCK_STATUS_WAIT_MS = 2000;
+const LOST_BLOCK_STATUS_WAIT_MS = 10_000;
 
 type BlockState =
   /** Submitted to the provider; its block manager has not connected yet. */
