@@ -12,14 +12,11 @@
  * fewer run per route so the file stays well under a minute.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type RunningService, startService } from "@conduit/service";
+import type { RunningService } from "@conduit/service";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_ROUTES } from "../../packages/service/test/helpers/api-route-list.js";
-import { createVhost } from "../../scripts/local-stack.mjs";
+import { type FuzzService, startFuzzService } from "./fuzz-service.js";
 import {
   type FuzzRequest,
   hostileBodyText,
@@ -38,30 +35,17 @@ const ROUTES = API_ROUTES;
 let service: RunningService;
 let doc: OpenApiDocument;
 let userToken: string;
-const disposers: Array<() => Promise<void>> = [];
+let fuzzService: FuzzService;
 
 beforeAll(async () => {
-  const vhost = await createVhost();
-  disposers.push(() => vhost.dispose());
-  const dataDir = mkdtempSync(join(tmpdir(), "conduit-fuzz-"));
-  disposers.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-  service = await startService({
-    port: 0,
-    dataDir,
-    amqpUrl: vhost.url,
-    writeCredentials: false,
-    // Only failures are logged: a 5xx found here prints its cause.
-    logLevel: "error",
-    maxRequestBytes: 1_000_000,
-    maxTaskBytes: 100_000,
-  });
-  disposers.push(() => service.close());
+  fuzzService = await startFuzzService("fuzz", { maxRequestBytes: 1_000_000, maxTaskBytes: 100_000 });
+  service = fuzzService.service;
   userToken = (await service.createIdentity("fuzz@example.org", { name: "Fuzz" })).token;
   doc = (await (await fetch(`${service.url}/openapi.json`)).json()) as OpenApiDocument;
 });
 
 afterAll(async () => {
-  for (const dispose of disposers.reverse()) await dispose();
+  await fuzzService?.dispose();
 });
 
 interface Answer {

@@ -9,13 +9,10 @@
  * `npm run fuzz` sets FUZZ_RUNS=1000 (cases per route); inside `npm test`
  * fewer run per route.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type RunningService, startService } from "@conduit/service";
+import type { RunningService } from "@conduit/service";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createVhost } from "../../scripts/local-stack.mjs";
+import { type FuzzService, startFuzzService } from "./fuzz-service.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 30);
 
@@ -138,25 +135,15 @@ const headers = fc.record(
 const uid = fc.oneof(fc.string({ minLength: 1, maxLength: 30 }), fc.constantFrom("code", "x".repeat(300), "%2e%2e"));
 
 let service: RunningService;
-const disposers: Array<() => Promise<void>> = [];
+let fuzzService: FuzzService;
 
 beforeAll(async () => {
-  const vhost = await createVhost();
-  disposers.push(() => vhost.dispose());
-  const dataDir = mkdtempSync(join(tmpdir(), "conduit-oidc-fuzz-"));
-  disposers.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-  service = await startService({
-    port: 0,
-    dataDir,
-    amqpUrl: vhost.url,
-    writeCredentials: false,
-    logLevel: "error",
-  });
-  disposers.push(() => service.close());
+  fuzzService = await startFuzzService("oidc-fuzz");
+  service = fuzzService.service;
 });
 
 afterAll(async () => {
-  for (const dispose of disposers.reverse()) await dispose();
+  await fuzzService?.dispose();
 });
 
 async function healthy(): Promise<boolean> {
