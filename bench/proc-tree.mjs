@@ -73,3 +73,30 @@ export function treeMem(pid) {
     processes: pids.length,
   };
 }
+
+/** CPU time (user + system, all threads) a process has used, in ms; 0 when it is gone. */
+export function cpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime (fields 14 and 15 of stat(5)) in clock ticks, 100 a second on Linux.
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** What a process of the endpoint tree is, from its command line. */
+export function endpointRole(pid) {
+  let cmd = "";
+  try {
+    cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+  } catch {
+    return "gone";
+  }
+  if (cmd.includes("block-manager")) return "block manager";
+  if (cmd.includes("process-worker")) return "worker";
+  if (cmd.includes("_start-user-endpoint") || cmd.startsWith("conduit UEP")) return "UEP";
+  if (cmd.includes(" start ")) return "MEP";
+  return cmd.slice(0, 60);
+}

@@ -72,12 +72,18 @@ async function startWorker(queueName, concurrency) {
   return child;
 }
 
-async function run(sizes, concurrency, bulk) {
+/**
+ * A fresh queue with its QueueEvents (room for `burst` jobs' events) and one
+ * worker process of `concurrency`;
+ * `submit(name, data)` resolves when the job completed, `done(jobId)` waits for
+ * a job added otherwise. `close` stops the worker and removes the queue.
+ */
+export async function openBullmq(concurrency, burst) {
   const { Queue, QueueEvents } = await import("bullmq");
   const queueName = `bench-${randomUUID()}`;
   const queue = new Queue(queueName, {
     connection,
-    streams: { events: { maxLen: Math.max(100_000, sizes.burst * 4) } },
+    streams: { events: { maxLen: Math.max(100_000, burst * 4) } },
     defaultJobOptions: { removeOnComplete: true, removeOnFail: true },
   });
   const events = new QueueEvents(queueName, { connection });
@@ -94,12 +100,35 @@ async function run(sizes, concurrency, bulk) {
   let n = 0;
   // Job ids of our own: the waiter is in place before the job exists.
   const done = (jobId) => new Promise((resolve) => waiting.set(jobId, resolve));
+  const nextId = () => `j${++n}`;
   const submit = (jobName, data) => {
-    const jobId = `j${++n}`;
+    const jobId = nextId();
     const finished = done(jobId);
     return queue.add(jobName, data, { jobId }).then(() => finished);
   };
-  const worker = await startWorker(queueName, concurrency);
+  const worker = await startWorker(queueName, concurrency).catch(async (error) => {
+    await events.close();
+    await queue.close();
+    throw error;
+  });
+  return {
+    queue,
+    worker,
+    submit,
+    done,
+    nextId,
+    async close() {
+      await stopProcess(worker);
+      await events.close();
+      await queue.obliterate({ force: true }).catch(() => {});
+      await queue.close();
+    },
+  };
+}
+
+async function run(sizes, concurrency, bulk) {
+  const bull = await openBullmq(concurrency, sizes.burst);
+  const { queue, worker, submit, done, nextId } = bull;
   try {
     await submit("noop", {}); // warms the worker
     const mem = treeMem(worker.pid);
@@ -108,7 +137,7 @@ async function run(sizes, concurrency, bulk) {
       const jobs = Array.from({ length: sizes.burst }, () => ({
         name: "noop",
         data: {},
-        opts: { jobId: `j${++n}` },
+        opts: { jobId: nextId() },
       }));
       const finished = jobs.map((j) => done(j.opts.jobId));
       const t0 = process.hrtime.bigint();
@@ -136,9 +165,6 @@ async function run(sizes, concurrency, bulk) {
     }
     return result;
   } finally {
-    await stopProcess(worker);
-    await events.close();
-    await queue.obliterate({ force: true }).catch(() => {});
-    await queue.close();
+    await bull.close();
   }
 }

@@ -119,14 +119,29 @@ async function restartService(stack, ctx) {
   return startService({ env: stack.env, port, args: rest });
 }
 
-async function run(sizes, ctx, postgres) {
+/**
+ * A fresh service (PGlite, or a throwaway Postgres database) and endpoint whose
+ * UEP runs exactly 2 workers, with an Executor that has run one no-op task (the
+ * function registered, the result stream open, the UEP started, a worker warm).
+ * `dispose` undoes all of it.
+ */
+export async function startConduitBench(ctx, postgres) {
   const userDir = mkdtempSync(join(tmpdir(), "conduit-bench-"));
   const db = postgres ? await createDatabase() : undefined;
   const previousUserDir = process.env.CONDUIT_USER_DIR;
   process.env.CONDUIT_USER_DIR = userDir;
-  let stack;
-  let ex;
-  let restarted;
+  const bench = {
+    stack: undefined,
+    ex: undefined,
+    async dispose() {
+      await bench.ex?.shutdown().catch(() => {});
+      await bench.stack?.stop();
+      await db?.dispose().catch((err) => ctx.log(`dropping the bench database failed: ${err.message}`));
+      if (previousUserDir === undefined) delete process.env.CONDUIT_USER_DIR;
+      else process.env.CONDUIT_USER_DIR = previousUserDir;
+      rmSync(userDir, { recursive: true, force: true });
+    },
+  };
   try {
     const env = { ...process.env, CONDUIT_USER_DIR: userDir };
     const configured = await runEndpointCli(["configure", ENDPOINT], env);
@@ -136,7 +151,7 @@ async function run(sizes, ctx, postgres) {
     if (!/max_workers_per_node: 1\b/.test(template))
       throw new Error("the default template changed; update bench/peers/conduit.mjs");
     writeFileSync(templatePath, template.replace(/max_workers_per_node: 1\b/, "max_workers_per_node: 2"));
-    stack = await startLocalStack({
+    bench.stack = await startLocalStack({
       userDir,
       endpointName: ENDPOINT,
       isolated: true,
@@ -144,9 +159,21 @@ async function run(sizes, ctx, postgres) {
       log: ctx.log,
     });
     const { Executor } = await import("@conduit/sdk");
-    ex = new Executor({ endpointId: stack.endpointId, userEndpointConfig: { worker_init: "" } });
-    // Registers the function, opens the result stream, starts the UEP and warms a worker.
-    await ex.submit(noop).result();
+    bench.ex = new Executor({ endpointId: bench.stack.endpointId, userEndpointConfig: { worker_init: "" } });
+    await bench.ex.submit(noop).result();
+    return bench;
+  } catch (error) {
+    await bench.dispose();
+    throw error;
+  }
+}
+
+async function run(sizes, ctx, postgres) {
+  const bench = await startConduitBench(ctx, postgres);
+  const { stack } = bench;
+  let ex = bench.ex;
+  let restarted;
+  try {
     const mep = stack.endpoint.child.pid;
     // MEP, UEP, the block manager and its 2 workers.
     await waitFor("the UEP and its 2 workers running", () => treePids(mep).length >= 5, 30_000);
@@ -188,6 +215,7 @@ async function run(sizes, ctx, postgres) {
     result.e_chain = spawnChainMs();
     await ex.shutdown().catch(() => {});
     ex = undefined;
+    bench.ex = undefined;
     // The service again after a restart on the same store: PGlite's first start (initdb) leaves pages a restart does not.
     restarted = await restartService(stack, ctx).catch((err) => {
       ctx.log(`restarting the service for its memory failed: ${err.message}`);
@@ -203,10 +231,7 @@ async function run(sizes, ctx, postgres) {
   } finally {
     await ex?.shutdown().catch(() => {});
     await restarted?.stop().catch(() => {});
-    await stack?.stop();
-    await db?.dispose().catch((err) => ctx.log(`dropping the bench database failed: ${err.message}`));
-    if (previousUserDir === undefined) delete process.env.CONDUIT_USER_DIR;
-    else process.env.CONDUIT_USER_DIR = previousUserDir;
-    rmSync(userDir, { recursive: true, force: true });
+    bench.ex = undefined;
+    await bench.dispose();
   }
 }

@@ -23,7 +23,8 @@ export async function prepare(ctx) {
   };
 }
 
-async function echo(url, durable, sizes) {
+/** The echo over `url`: (a) from `sizes.roundTrips` calls one at a time, (b) from `sizes.burst` at once. */
+export async function echo(url, durable, sizes) {
   const id = randomUUID();
   const requests = `bench.${id}.requests`;
   const replies = `bench.${id}.replies`;

@@ -1,0 +1,156 @@
+/**
+ * Figure (b)'s budget: the CPU time each process spends per task while a burst
+ * of no-op tasks is in flight, for Conduit (SDK, service, RabbitMQ, MEP, UEP,
+ * block manager, workers), BullMQ (client, Redis, worker) and the durable
+ * two-hop RabbitMQ echo. On a machine with C cores nothing can run faster than
+ * C s of CPU a second allow: the sum per task gives each system's CPU ceiling,
+ * and the µs per task a goal leaves.
+ *
+ *   node bench/cpu-budget.mjs          # CPU_TASKS (10,000), CPU_STORE (pglite|postgres), CPU_PEERS
+ *
+ * CPU is read from /proc/PID/stat (all threads, 10 ms ticks) before and after
+ * the burst, after 500 warm-up tasks. The broker and Redis are this machine's
+ * shared servers: anything else they serve meanwhile counts too, so run it on
+ * a quiet machine.
+ */
+import { execFileSync } from "node:child_process";
+import { availableParallelism } from "node:os";
+import { createVhost } from "../scripts/local-stack.mjs";
+import { openBullmq } from "./peers/bullmq.mjs";
+import { startConduitBench } from "./peers/conduit.mjs";
+import { echo } from "./peers/floor.mjs";
+import { cpuMs, endpointRole, treePids } from "./proc-tree.mjs";
+import { msSince } from "./stats.mjs";
+
+const TASKS = Number(process.env.CPU_TASKS ?? 10_000);
+const WARMUP = 500;
+const STORE = process.env.CPU_STORE ?? "pglite";
+const PEERS = (process.env.CPU_PEERS ?? "conduit,bullmq,floor").split(",");
+const CORES = availableParallelism();
+const log = (line) => console.error(`[cpu-budget] ${line}`);
+const ctx = { log };
+
+function pidsOf(name) {
+  try {
+    return execFileSync("pgrep", ["-x", name], { encoding: "utf8" }).trim().split("\n").map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** CPU ms of each named group of processes, and of this process as `own`. */
+function snapshot(groups, own) {
+  const out = { [own]: process.cpuUsage() };
+  for (const [name, pids] of Object.entries(groups())) out[name] = pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  return out;
+}
+
+function spent(before, after, own) {
+  const rows = {};
+  for (const name of Object.keys(after)) {
+    if (name === own) {
+      const d = process.cpuUsage(before[own]);
+      rows[name] = (d.user + d.system) / 1000;
+    } else rows[name] = after[name] - (before[name] ?? 0);
+  }
+  return rows;
+}
+
+/** Runs `burst` between two CPU snapshots of `groups` (re-read each time: pids may change). */
+async function measure(system, own, groups, burst) {
+  const before = snapshot(groups, own);
+  const t0 = process.hrtime.bigint();
+  await burst();
+  const wallMs = msSince(t0);
+  const rows = spent(before, snapshot(groups, own), own);
+  return { system, rows, wallMs };
+}
+
+async function conduit() {
+  const bench = await startConduitBench(ctx, STORE === "postgres");
+  try {
+    const { ex, stack } = bench;
+    const noop = () => null;
+    for (let i = 0; i < WARMUP; i++) await ex.submit(noop).result();
+    const mep = stack.endpoint.child.pid;
+    const groups = () => {
+      const tree = treePids(mep);
+      const byRole = (role) => tree.filter((pid) => endpointRole(pid) === role);
+      return {
+        service: treePids(stack.service.child.pid),
+        RabbitMQ: pidsOf("beam.smp"),
+        MEP: byRole("MEP"),
+        UEP: byRole("UEP"),
+        "block manager": byRole("block manager"),
+        workers: byRole("worker"),
+      };
+    };
+    return await measure(`Conduit (${STORE})`, "SDK (Executor)", groups, () =>
+      Promise.all(Array.from({ length: TASKS }, () => ex.submit(noop).result())),
+    );
+  } finally {
+    await bench.dispose();
+  }
+}
+
+async function bullmq() {
+  const bull = await openBullmq(50, TASKS);
+  try {
+    for (let i = 0; i < WARMUP; i++) await bull.submit("noop", {});
+    const groups = () => ({ Redis: pidsOf("redis-server"), worker: treePids(bull.worker.pid) });
+    return await measure("BullMQ (add(), concurrency 50)", "client (Queue, QueueEvents)", groups, () =>
+      Promise.all(Array.from({ length: TASKS }, () => bull.submit("noop", {}))),
+    );
+  } finally {
+    await bull.close();
+  }
+}
+
+async function floor() {
+  const vhost = await createVhost();
+  try {
+    await echo(vhost.url, true, { warmup: WARMUP, roundTrips: 0, burst: 0 });
+    const groups = () => ({ RabbitMQ: pidsOf("beam.smp") });
+    return await measure("durable floor (two-hop echo)", "client and echo server", groups, () =>
+      echo(vhost.url, true, { warmup: 0, roundTrips: 0, burst: TASKS }),
+    );
+  } finally {
+    await vhost.dispose();
+  }
+}
+
+const load = () => execFileSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).split(" ").slice(0, 3).join(" ");
+const fmt = (n, digits = 0) =>
+  n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+const runners = { conduit, bullmq, floor };
+const results = [];
+const loadBefore = load();
+for (const peer of PEERS) {
+  if (!runners[peer]) throw new Error(`CPU_PEERS names ${peer}; choose from ${Object.keys(runners).join(", ")}.`);
+  log(`${peer}: ${WARMUP} warm-up tasks, then ${TASKS} at once ...`);
+  results.push(await runners[peer]());
+}
+
+console.log(`\n${TASKS} no-op tasks in flight, ${CORES} cores, load average ${loadBefore} before, ${load()} after\n`);
+console.log("| system | process | CPU ms | µs per task | share |");
+console.log("| --- | --- | --- | --- | --- |");
+const summary = [];
+for (const { system, rows, wallMs } of results) {
+  const total = Object.values(rows).reduce((a, b) => a + b, 0);
+  for (const [name, ms] of Object.entries(rows))
+    console.log(`| ${system} | ${name} | ${fmt(ms)} | ${fmt((ms * 1000) / TASKS)} | ${fmt((100 * ms) / total)} % |`);
+  const perTask = (total * 1000) / TASKS;
+  summary.push({ system, perTask, measured: TASKS / (wallMs / 1000), ceiling: (CORES * 1e6) / perTask });
+}
+console.log("\n| system | CPU µs per task | CPU ceiling on these cores (tasks/s) | measured (tasks/s) |");
+console.log("| --- | --- | --- | --- |");
+for (const s of summary) console.log(`| ${s.system} | ${fmt(s.perTask)} | ${fmt(s.ceiling)} | ${fmt(s.measured)} |`);
+const bull = summary.find((s) => s.system.startsWith("BullMQ"));
+if (bull) {
+  const goal = 1.5 * bull.measured;
+  console.log(
+    `\nIssue 23's (b) goal, 1.5 × BullMQ's ${fmt(bull.measured)} tasks/s = ${fmt(goal)} tasks/s, leaves ${fmt((CORES * 1e6) / goal)} µs of CPU per task for the whole path on ${CORES} cores.`,
+  );
+}
+console.log(`CPU_JSON ${JSON.stringify({ tasks: TASKS, cores: CORES, store: STORE, results })}`);
