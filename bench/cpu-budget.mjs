@@ -9,13 +9,16 @@
  *   node bench/cpu-budget.mjs          # CPU_TASKS (10,000), CPU_STORE (pglite|postgres), CPU_PEERS
  *
  * CPU is read from /proc/PID/stat (all threads, 10 ms ticks) before and after
- * the burst, after 500 warm-up tasks. The broker and Redis are this machine's
+ * the burst, after 500 warm-up tasks. Beside it, what the broker counted on the
+ * system's own vhost over the burst (its statistics lag up to 5 s, so they are
+ * read 11 s after the warm-up and after the burst): messages published,
+ * delivered, acked and confirmed per task. The broker and Redis are this machine's
  * shared servers: anything else they serve meanwhile counts too, so run it on
  * a quiet machine.
  */
 import { execFileSync } from "node:child_process";
 import { availableParallelism } from "node:os";
-import { createVhost } from "../scripts/local-stack.mjs";
+import { createVhost, vhostMessageStats } from "../scripts/local-stack.mjs";
 import { openBullmq } from "./peers/bullmq.mjs";
 import { startConduitBench } from "./peers/conduit.mjs";
 import { echo } from "./peers/floor.mjs";
@@ -56,14 +59,29 @@ function spent(before, after, own) {
   return rows;
 }
 
-/** Runs `burst` between two CPU snapshots of `groups` (re-read each time: pids may change). */
-async function measure(system, own, groups, burst) {
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The management API's statistics interval (5 s by default) and a margin. */
+const STATS_SETTLE_MS = 11_000;
+
+/**
+ * Runs `burst` between two CPU snapshots of `groups` (re-read each time: pids
+ * may change) and, with `amqpUrl`, two readings of the vhost's message counts.
+ */
+async function measure(system, own, groups, burst, amqpUrl) {
+  if (amqpUrl) await sleep(STATS_SETTLE_MS);
+  const messagesBefore = amqpUrl ? await vhostMessageStats(amqpUrl) : undefined;
   const before = snapshot(groups, own);
   const t0 = process.hrtime.bigint();
   await burst();
   const wallMs = msSince(t0);
   const rows = spent(before, snapshot(groups, own), own);
-  return { system, rows, wallMs };
+  let messages;
+  if (messagesBefore) {
+    await sleep(STATS_SETTLE_MS);
+    const after = await vhostMessageStats(amqpUrl);
+    messages = Object.fromEntries(Object.keys(after).map((k) => [k, (after[k] - messagesBefore[k]) / TASKS]));
+  }
+  return { system, rows, wallMs, messages };
 }
 
 async function conduit() {
@@ -85,8 +103,12 @@ async function conduit() {
         workers: byRole("worker"),
       };
     };
-    return await measure(`Conduit (${STORE})`, "SDK (Executor)", groups, () =>
-      Promise.all(Array.from({ length: TASKS }, () => ex.submit(noop).result())),
+    return await measure(
+      `Conduit (${STORE})`,
+      "SDK (Executor)",
+      groups,
+      () => Promise.all(Array.from({ length: TASKS }, () => ex.submit(noop).result())),
+      stack.amqpUrl,
     );
   } finally {
     await bench.dispose();
@@ -111,8 +133,12 @@ async function floor() {
   try {
     await echo(vhost.url, true, { warmup: WARMUP, roundTrips: 0, burst: 0 });
     const groups = () => ({ RabbitMQ: pidsOf("beam.smp") });
-    return await measure("durable floor (two-hop echo)", "client and echo server", groups, () =>
-      echo(vhost.url, true, { warmup: 0, roundTrips: 0, burst: TASKS }),
+    return await measure(
+      "durable floor (two-hop echo)",
+      "client and echo server",
+      groups,
+      () => echo(vhost.url, true, { warmup: 0, roundTrips: 0, burst: TASKS }),
+      vhost.url,
     );
   } finally {
     await vhost.dispose();
@@ -146,6 +172,13 @@ for (const { system, rows, wallMs } of results) {
 console.log("\n| system | CPU µs per task | CPU ceiling on these cores (tasks/s) | measured (tasks/s) |");
 console.log("| --- | --- | --- | --- |");
 for (const s of summary) console.log(`| ${s.system} | ${fmt(s.perTask)} | ${fmt(s.ceiling)} | ${fmt(s.measured)} |`);
+console.log("\n| system | messages published per task | delivered | acked | confirmed |");
+console.log("| --- | --- | --- | --- | --- |");
+for (const { system, messages } of results) {
+  if (!messages) continue;
+  const m = (k) => fmt(messages[k], 3);
+  console.log(`| ${system} | ${m("publish")} | ${m("deliver")} | ${m("ack")} | ${m("confirm")} |`);
+}
 const bull = summary.find((s) => s.system.startsWith("BullMQ"));
 if (bull) {
   const goal = 1.5 * bull.measured;

@@ -139,6 +139,22 @@ async function deleteScopedAccounts(vhost) {
   }
 }
 
+/** What the broker counted on a vhost so far: messages published, delivered (or got), acked, confirmed. */
+export async function vhostMessageStats(vhostUrl) {
+  const name = decodeURIComponent(new URL(vhostUrl).pathname.slice(1)) || "/";
+  const res = await fetch(`http://127.0.0.1:${MANAGEMENT_PORT}/api/vhosts/${encodeURIComponent(name)}`, {
+    headers: { authorization: `Basic ${Buffer.from("guest:guest").toString("base64")}` },
+  });
+  if (!res.ok) throw new Error(`the management API answered ${res.status} for vhost ${name}`);
+  const stats = (await res.json()).message_stats ?? {};
+  return {
+    publish: stats.publish ?? 0,
+    deliver: stats.deliver_get ?? 0,
+    ack: stats.ack ?? 0,
+    confirm: stats.confirm ?? 0,
+  };
+}
+
 /**
  * A RabbitMQ virtual host of its own, for a test's service. A Conduit
  * deployment owns its vhost: two services with different stores on one vhost
@@ -315,6 +331,8 @@ export async function startLocalStack({
     const endpoint = await startEndpoint({ env, name: endpointName });
     return {
       env,
+      /** The stack's own vhost's URL, when `isolated`. */
+      amqpUrl: vhost?.url,
       serviceUrl: service.url,
       endpointId: endpoint.endpointId,
       service,
