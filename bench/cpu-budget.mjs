@@ -9,7 +9,8 @@
  *   node bench/cpu-budget.mjs          # CPU_TASKS (10,000), CPU_STORE (pglite|postgres), CPU_PEERS
  *
  * CPU is read from /proc/PID/stat (all threads, 10 ms ticks) before and after
- * the burst, after 500 warm-up tasks. Beside it, what the broker counted on the
+ * the burst, after a warm-up: 200 tasks one at a time, then a burst of a fifth
+ * as many (a first burst costs more than the next). Beside it, what the broker counted on the
  * system's own vhost over the burst (its statistics lag up to 5 s, so they are
  * read 11 s after the warm-up and after the burst): messages published,
  * delivered, acked and confirmed per task. The broker and Redis are this machine's
@@ -26,7 +27,9 @@ import { cpuMs, endpointRole, treePids } from "./proc-tree.mjs";
 import { msSince } from "./stats.mjs";
 
 const TASKS = Number(process.env.CPU_TASKS ?? 10_000);
-const WARMUP = 500;
+const WARMUP = 200;
+/** A first burst costs more than the next ones (JIT, the engine's prefetch and batches settling): one is run first. */
+const WARMUP_BURST = Math.max(500, Math.round(TASKS / 5));
 const STORE = process.env.CPU_STORE ?? "pglite";
 const PEERS = (process.env.CPU_PEERS ?? "conduit,bullmq,floor").split(",");
 const CORES = availableParallelism();
@@ -90,6 +93,7 @@ async function conduit() {
     const { ex, stack } = bench;
     const noop = () => null;
     for (let i = 0; i < WARMUP; i++) await ex.submit(noop).result();
+    await Promise.all(Array.from({ length: WARMUP_BURST }, () => ex.submit(noop).result()));
     const mep = stack.endpoint.child.pid;
     const groups = () => {
       const tree = treePids(mep);
@@ -119,6 +123,7 @@ async function bullmq() {
   const bull = await openBullmq(50, TASKS);
   try {
     for (let i = 0; i < WARMUP; i++) await bull.submit("noop", {});
+    await Promise.all(Array.from({ length: WARMUP_BURST }, () => bull.submit("noop", {})));
     const groups = () => ({ Redis: pidsOf("redis-server"), worker: treePids(bull.worker.pid) });
     return await measure("BullMQ (add(), concurrency 50)", "client (Queue, QueueEvents)", groups, () =>
       Promise.all(Array.from({ length: TASKS }, () => bull.submit("noop", {}))),
@@ -131,7 +136,7 @@ async function bullmq() {
 async function floor() {
   const vhost = await createVhost();
   try {
-    await echo(vhost.url, true, { warmup: WARMUP, roundTrips: 0, burst: 0 });
+    await echo(vhost.url, true, { warmup: WARMUP, roundTrips: 0, burst: WARMUP_BURST });
     const groups = () => ({ RabbitMQ: pidsOf("beam.smp") });
     return await measure(
       "durable floor (two-hop echo)",
@@ -154,7 +159,7 @@ const results = [];
 const loadBefore = load();
 for (const peer of PEERS) {
   if (!runners[peer]) throw new Error(`CPU_PEERS names ${peer}; choose from ${Object.keys(runners).join(", ")}.`);
-  log(`${peer}: ${WARMUP} warm-up tasks, then ${TASKS} at once ...`);
+  log(`${peer}: ${WARMUP} warm-up tasks one at a time and ${WARMUP_BURST} at once, then ${TASKS} at once ...`);
   results.push(await runners[peer]());
 }
 
