@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { closeSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { endProcesses, findProcesses, lastPid, ticksNow } from "../src/worker/process-tree.js";
 import { alive } from "./engines.as-user.helpers.js";
@@ -53,6 +53,21 @@ describe("process-tree", () => {
     // Pids wrap around at pid_max; either way the counter moved on to the child (or past it).
     expect(after).not.toBe(before);
     if (after > (before as number)) expect(after).toBeGreaterThanOrEqual(childPid);
+  });
+
+  it("lastPid opens its file again when a task closed it", () => {
+    expect(lastPid()).toBeGreaterThan(0);
+    const fds = readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        return /ns_last_pid|loadavg/.test(readlinkSync(`/proc/self/fd/${fd}`));
+      } catch {
+        return false;
+      }
+    });
+    expect(fds.length).toBeGreaterThan(0);
+    for (const fd of fds) closeSync(Number(fd));
+    lastPid();
+    expect(lastPid()).toBeGreaterThan(0);
   });
 
   it("finds a double-forked, setsid'd process by its marker, and a plain child by the tree", async () => {

@@ -82,15 +82,17 @@ function openLastPidSource(): { fd: number; field: number } | null {
 export function lastPid(): number | undefined {
   lastPidSource ??= openLastPidSource();
   if (lastPidSource === null) return undefined;
-  let text: string;
+  let last = Number.NaN;
   try {
     const n = readSync(lastPidSource.fd, buffer, 0, 256, 0);
-    text = buffer.toString("latin1", 0, n);
+    last = Number(buffer.toString("latin1", 0, n).trim().split(" ")[lastPidSource.field]);
   } catch {
-    return undefined;
+    // Handled below.
   }
-  const last = Number(text.trim().split(" ")[lastPidSource.field]);
-  return Number.isInteger(last) && last > 0 ? last : undefined;
+  if (Number.isInteger(last) && last > 0) return last;
+  // A task closed the descriptor (and the number may now be another file's): open it again next time.
+  lastPidSource = undefined;
+  return undefined;
 }
 
 /** Now, in the clock ticks of /proc's start times (one tick early, so a process started this instant counts). */
