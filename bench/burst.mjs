@@ -78,6 +78,8 @@ function descendants() {
 
 /** CPU ms (user + system) of each process below this one, by a short role name, and of this one (the Executor). */
 function cpuByRole() {
+  // This process's own first: finding the others spawns `ps`, which is not the Executor's work.
+  const self = process.cpuUsage();
   const roles = {};
   for (const pid of descendants()) {
     let stat;
@@ -103,7 +105,6 @@ function cpuByRole() {
               : undefined;
     if (role) roles[role] = (roles[role] ?? 0) + ms;
   }
-  const self = process.cpuUsage();
   roles.Executor = (self.user + self.system) / 1000;
   return roles;
 }
