@@ -76,10 +76,8 @@ function descendants() {
   return pids;
 }
 
-/** CPU ms (user + system) of each process below this one, by a short role name, and of this one (the Executor). */
+/** CPU ms (user + system) of each process below this one, by a short role name. */
 function cpuByRole() {
-  // This process's own first: finding the others spawns `ps`, which is not the Executor's work.
-  const self = process.cpuUsage();
   const roles = {};
   for (const pid of descendants()) {
     let stat;
@@ -105,7 +103,6 @@ function cpuByRole() {
               : undefined;
     if (role) roles[role] = (roles[role] ?? 0) + ms;
   }
-  roles.Executor = (self.user + self.system) / 1000;
   return roles;
 }
 
@@ -124,10 +121,15 @@ try {
     const load = loadavg()[0];
     signalTree();
     const cpu0 = cpuByRole();
+    // This process (the Executor) is read apart, right around the burst: finding the others spawns `ps`.
+    const self0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     await Promise.all(Array.from({ length: burst }, () => ex.submit(noop).result()));
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    const self = process.cpuUsage(self0);
     const cpu1 = cpuByRole();
+    cpu0.Executor = 0;
+    cpu1.Executor = (self.user + self.system) / 1000;
     signalTree();
     const cpuUsPerTask = {};
     for (const [role, ms] of Object.entries(cpu1))
