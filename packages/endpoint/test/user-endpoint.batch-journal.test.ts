@@ -1,7 +1,9 @@
 /**
  * The UEP's batch journal on its own: what it records reaches the file at the
  * end of the event loop's turn, a torn last line (a crash mid-write) is not
- * read as a task id, and forget/clear remove the records.
+ * read as a task id, forget/clear remove the records, and a batch's later
+ * turns append to what its earlier ones wrote, also for more batches than it
+ * keeps files open.
  */
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -37,6 +39,17 @@ describe("BatchJournal", () => {
     await nextTurn();
     expect([...new BatchJournal(dir, log).finished(key)]).toEqual(["t1", "t2"]);
     expect(new BatchJournal(dir, log).finished(batchKey(["other"])).size).toBe(0);
+  });
+
+  it("appends each turn's records to the batch's file, for more batches than it keeps open", async () => {
+    const journal = new BatchJournal(dir, log);
+    const keys = Array.from({ length: 100 }, (_, i) => batchKey([`batch-${i}`]));
+    for (const turn of [1, 2, 3]) {
+      for (const key of keys) journal.record(key, `${key}-${turn}`);
+      await nextTurn();
+    }
+    const reader = new BatchJournal(dir, log);
+    for (const key of keys) expect([...reader.finished(key)]).toEqual([`${key}-1`, `${key}-2`, `${key}-3`]);
   });
 
   it("ignores a torn last line", async () => {

@@ -4,11 +4,11 @@
  * left the tree (setsid, double fork); the owner filter a root MEP relies on;
  * and the end: SIGTERM, then SIGKILL for a process that ignores it.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { closeSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { endProcesses, findProcesses, ticksNow } from "../src/worker/process-tree.js";
+import { endProcesses, findProcesses, lastPid, ticksNow } from "../src/worker/process-tree.js";
 import { alive } from "./engines.as-user.helpers.js";
 
 const started: number[] = [];
@@ -44,6 +44,32 @@ async function shell(script: string, marker: string, lines: number): Promise<{ s
 }
 
 describe("process-tree", () => {
+  it("lastPid reads the newest pid again at every call (its file stays open), so it sees a process just started", () => {
+    const before = lastPid();
+    expect(before).toBeGreaterThan(0);
+    const child = spawnSync("/bin/sh", ["-c", "echo $$"], { encoding: "utf8" });
+    const childPid = Number(child.stdout.trim());
+    const after = lastPid() as number;
+    // Pids wrap around at pid_max; either way the counter moved on to the child (or past it).
+    expect(after).not.toBe(before);
+    if (after > (before as number)) expect(after).toBeGreaterThanOrEqual(childPid);
+  });
+
+  it("lastPid opens its file again when a task closed it", () => {
+    expect(lastPid()).toBeGreaterThan(0);
+    const fds = readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        return /ns_last_pid|loadavg/.test(readlinkSync(`/proc/self/fd/${fd}`));
+      } catch {
+        return false;
+      }
+    });
+    expect(fds.length).toBeGreaterThan(0);
+    for (const fd of fds) closeSync(Number(fd));
+    lastPid();
+    expect(lastPid()).toBeGreaterThan(0);
+  });
+
   it("finds a double-forked, setsid'd process by its marker, and a plain child by the tree", async () => {
     const marker = `CONDUIT_TASK_ID=${randomUUID()}`;
     const since = ticksNow();

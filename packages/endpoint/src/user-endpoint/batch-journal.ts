@@ -16,15 +16,21 @@
  * service stores and forwards only a task's first result). A torn last line
  * is not a task id and is ignored. Appends are coalesced: the ids settled in
  * one turn of the event loop go to each batch's file in one write, and the
- * last task of a batch is never written (the batch is acked instead).
+ * last task of a batch is never written (the batch is acked instead). A
+ * batch's file stays open while the batch is held (at most {@link MAX_OPEN_FILES}
+ * at once, the least recently opened closed first), so a write is one system
+ * call, not an open, a write and a close: a burst of short tasks writes about
+ * once per task.
  */
 import { createHash } from "node:crypto";
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../logging.js";
 
 /** The journal's directory inside the UEP's directory. */
 export const BATCH_JOURNAL_DIR = "batch-journal";
+/** Batch files kept open at once (a UEP holds as many batches as its prefetch, up to 1,000). */
+const MAX_OPEN_FILES = 64;
 
 /** The journal key of a batch: a hash of its task ids, in order. */
 export function batchKey(taskIds: readonly string[]): string {
@@ -37,6 +43,8 @@ export class BatchJournal {
   /** Ids waiting to be appended, by batch key. */
   private readonly pending = new Map<string, string[]>();
   private flushScheduled = false;
+  /** Open files of held batches, by key, the oldest first. */
+  private readonly files = new Map<string, number>();
 
   constructor(
     uepDir: string,
@@ -72,6 +80,7 @@ export class BatchJournal {
   /** The batch was acked: its record is no longer needed. */
   forget(key: string): void {
     this.pending.delete(key);
+    this.close(key);
     try {
       unlinkSync(join(this.dir, key));
     } catch {
@@ -82,6 +91,7 @@ export class BatchJournal {
   /** Removes every record: called when nothing is left in the queue or held here (every batch was acked). */
   clear(): void {
     this.pending.clear();
+    for (const key of [...this.files.keys()]) this.close(key);
     let names: string[];
     try {
       names = readdirSync(this.dir);
@@ -99,7 +109,7 @@ export class BatchJournal {
           mkdirSync(this.dir, { recursive: true, mode: 0o700 });
           this.made = true;
         }
-        appendFileSync(join(this.dir, key), `${ids.join("\n")}\n`, { mode: 0o600 });
+        writeSync(this.file(key), `${ids.join("\n")}\n`);
       } catch (err) {
         // Only an optimisation: without the record, these tasks run again after a crash.
         this.log.warn(
@@ -108,5 +118,26 @@ export class BatchJournal {
       }
     }
     this.pending.clear();
+  }
+
+  /** The batch's file, opened for appending (O_APPEND: every write lands at its end) on first use. */
+  private file(key: string): number {
+    const open = this.files.get(key);
+    if (open !== undefined) return open;
+    if (this.files.size >= MAX_OPEN_FILES) this.close(this.files.keys().next().value as string);
+    const fd = openSync(join(this.dir, key), "a", 0o600);
+    this.files.set(key, fd);
+    return fd;
+  }
+
+  private close(key: string): void {
+    const fd = this.files.get(key);
+    if (fd === undefined) return;
+    this.files.delete(key);
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed.
+    }
   }
 }

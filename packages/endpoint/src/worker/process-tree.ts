@@ -55,10 +55,44 @@ const bootClock = (() => {
   return Number.isFinite(uptime) ? { uptime, at: performance.now() } : undefined;
 })();
 
-/** The pid most recently handed out in this pid namespace (field 5 of /proc/loadavg); undefined without /proc. */
+/**
+ * Where lastPid reads: /proc/sys/kernel/ns_last_pid (the number alone), else
+ * field 5 of /proc/loadavg (the same counter). Opened once and read again at
+ * offset 0, which makes the kernel render it anew: a worker reads it twice per
+ * task, and one pread costs a fifth of an open, read and close of
+ * /proc/loadavg (2.4 against 11.4 µs here).
+ */
+let lastPidSource: { fd: number; field: number } | null | undefined;
+
+function openLastPidSource(): { fd: number; field: number } | null {
+  for (const [path, field] of [
+    ["/proc/sys/kernel/ns_last_pid", 0],
+    ["/proc/loadavg", 4],
+  ] as const) {
+    try {
+      return { fd: openSync(path, "r"), field };
+    } catch {
+      // Not there (no /proc, or a kernel without it): try the next.
+    }
+  }
+  return null;
+}
+
+/** The pid most recently handed out in this pid namespace; undefined without /proc. */
 export function lastPid(): number | undefined {
-  const last = Number((readProc("/proc/loadavg") ?? "").trim().split(" ")[4]);
-  return Number.isInteger(last) && last > 0 ? last : undefined;
+  lastPidSource ??= openLastPidSource();
+  if (lastPidSource === null) return undefined;
+  let last = Number.NaN;
+  try {
+    const n = readSync(lastPidSource.fd, buffer, 0, 256, 0);
+    last = Number(buffer.toString("latin1", 0, n).trim().split(" ")[lastPidSource.field]);
+  } catch {
+    // Handled below.
+  }
+  if (Number.isInteger(last) && last > 0) return last;
+  // A task closed the descriptor (and the number may now be another file's): open it again next time.
+  lastPidSource = undefined;
+  return undefined;
 }
 
 /** Now, in the clock ticks of /proc's start times (one tick early, so a process started this instant counts). */
