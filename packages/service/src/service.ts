@@ -33,7 +33,6 @@ import { openStores } from "./store/open-store.js";
 import type { Store } from "./store/store.js";
 import type { Identity, IdentityFields } from "./store/store-types.js";
 import { HaFunctionRetention } from "./tasks/ha-function-retention.js";
-import type { SubmittedRoutes } from "./tasks/submitted-routes.js";
 import { TaskSubmitter } from "./tasks/task-submitter.js";
 import { SERVICE_VERSION } from "./version.js";
 
@@ -139,11 +138,6 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       });
     }
     // Without scoped accounts, endpoints and UEPs publish as the service's user or the public URL's.
-    // Forwarding a result while it is stored (SubmittedRoutes) is off: the Executor then
-    // has a result whose task a REST status read may still show unfinished, for one commit
-    // (test/e2e/postgres.e2e.test.ts read its tasks' states right after their results and saw
-    // it). The mechanism stays, tested on its own, for an opt-in that says so.
-    const routes: SubmittedRoutes | undefined = undefined;
     const sharedAccounts = brokerAccounts
       ? undefined
       : new Set([brokerUser(config.amqpUrl), brokerUser(config.amqpPublicUrl)]);
@@ -153,7 +147,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       vhost: vhostOf(config.amqpUrl),
     });
     await broker.addConsumer(
-      new ResultConsumer(store, broker, app.log, { maxBatch: RESULT_BATCH, sharedAccounts, metrics, routes }),
+      new ResultConsumer(store, broker, app.log, { maxBatch: RESULT_BATCH, sharedAccounts, metrics }),
     );
     await broker.addConsumer(new HeartbeatConsumer(store, app.log, sweeper, sharedAccounts));
     // Stop consuming before anything else closes: a half-handled result stays unacked and comes back.
@@ -169,7 +163,6 @@ export async function startService(options: ServiceOptions = {}): Promise<Runnin
       metrics,
       clock: config.clock,
       haFunctionRetentionMs: config.haFunctionRetentionMs,
-      routes,
       log: (line) => app.log.warn(line),
     });
     const retention = new HaFunctionRetention(store, submitter, app.log, {

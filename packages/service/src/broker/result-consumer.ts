@@ -8,9 +8,8 @@
  * running reports of a batch and one its results; the results are then
  * forwarded, one `results` message per task group queue, and only after that
  * are the originals acked. While one batch is forwarded the next is stored.
- * The first result of a task this replica stored (its route in
- * {@link SubmittedRoutes}) is forwarded while it is stored, not after: it is
- * acked once both are done.
+ * A result is forwarded only once it is stored, so an Executor never holds a
+ * result whose task a status read still shows unfinished.
  * A crash anywhere before the ack means a redelivery, which the store ignores
  * (the task is terminal) and forwards again: the SDK dedupes by task id. The
  * results of a High-Assurance endpoint's tasks are stored as any, but only a
@@ -51,7 +50,6 @@ import { TaskEndedError } from "../errors.js";
 import type { ServiceMetrics } from "../metrics.js";
 import type { Store } from "../store/store.js";
 import type { ReportSender, TaskResultInput } from "../store/store-types.js";
-import type { SubmittedRoute, SubmittedRoutes } from "../tasks/submitted-routes.js";
 import { hasNul, withoutNul } from "./message-checks.js";
 import type { BrokerConsumer, Outgoing, ServiceBroker } from "./service-broker.js";
 
@@ -74,11 +72,6 @@ export interface ResultConsumerOptions {
    * @default 30_000
    */
   unknownTaskHoldMs?: number;
-  /**
-   * The routes of tasks this replica stored: a result found there is
-   * forwarded while it is stored, not after (see {@link SubmittedRoutes}).
-   */
-  routes?: SubmittedRoutes;
 }
 
 /** Deliveries held for their tasks' rows at most, so held ones never eat the prefetch: beyond it the oldest is dropped. */
@@ -105,8 +98,6 @@ interface Delivery {
   messages: Array<ResultMessage | TaskStatusMessage>;
   /** Set once it was held for a task not stored yet: when it first was, and how often. */
   held?: { since: number; tries: number; timer?: NodeJS.Timeout };
-  /** Its results forwarded while being stored (by task id): forwarded again if the batch is tried again. */
-  early?: Map<string, SubmittedRoute>;
 }
 
 export class ResultConsumer implements BrokerConsumer {
@@ -123,7 +114,6 @@ export class ResultConsumer implements BrokerConsumer {
   private readonly holdMs: number;
   /** Deliveries waiting for their tasks' rows, oldest first. */
   private readonly held: Delivery[] = [];
-  private readonly routes: SubmittedRoutes | undefined;
 
   constructor(
     private readonly store: Store,
@@ -135,7 +125,6 @@ export class ResultConsumer implements BrokerConsumer {
     this.sharedAccounts = options.sharedAccounts;
     this.metrics = options.metrics;
     this.holdMs = options.unknownTaskHoldMs ?? 30_000;
-    this.routes = options.routes;
     this.refused = new RefusedSenders((line) => logger.warn(line));
   }
 
@@ -303,16 +292,11 @@ export class ResultConsumer implements BrokerConsumer {
         }
       }
     }
-    // The first result of a task this replica stored goes to its Executor while it is
-    // stored: its route is known, and so is its sender's right to report it.
-    const forwarded = new Set<string>();
-    const early = this.forwardEarly(results, forwarded);
     // Both statements at once: a running report never overrides a terminal state, so
     // whichever lands first, a result in the same batch wins.
     const [marked, stored] = await Promise.all([
       running.length > 0 ? this.store.markTasksRunning(running) : undefined,
       this.store.storeResults(results),
-      early,
     ]);
     for (const r of marked?.refused ?? []) {
       this.refused.refuse(r.sender, `a running report for task ${r.taskId}, which it may not report`);
@@ -322,12 +306,9 @@ export class ResultConsumer implements BrokerConsumer {
     const byReport = new Map(stored.map((s) => [reportKey(s.taskId, s.sender), s]));
     /** Results to forward, grouped by task group queue: one `results` message per queue. */
     const forward = new Map<string, ResultMessage[]>();
+    const forwarded = new Set<string>();
     for (const result of results) {
       const s = byReport.get(reportKey(result.taskId, result.sender));
-      if (result.delivery.early?.has(result.taskId.toLowerCase())) {
-        if (s?.updated) this.metrics?.resultStored(result.endpointId, result.taskId, result.state);
-        continue;
-      }
       // Two copies in one batch are forwarded once.
       if (forwarded.has(result.taskId)) continue;
       if (!s) {
@@ -359,34 +340,6 @@ export class ResultConsumer implements BrokerConsumer {
       if (d.held) this.unhold(d);
       settle(d.channel, d.raw);
     }
-  }
-
-  /**
-   * Publishes, at once, the results whose tasks this replica stored (their
-   * routes taken, so only a task's first result is sent this way), and adds
-   * their ids to `forwarded`. A batch tried again sends them again: the SDK
-   * dedupes by task id.
-   */
-  private async forwardEarly(results: StoredInput[], forwarded: Set<string>): Promise<void> {
-    if (!this.routes) return;
-    const forward = new Map<string, ResultMessage[]>();
-    for (const result of results) {
-      const { delivery } = result;
-      const taskId = result.taskId.toLowerCase();
-      if (forwarded.has(result.taskId)) continue;
-      let route = delivery.early?.get(taskId);
-      if (!route && !result.redelivered && delivery.held === undefined) {
-        route = this.routes.take(taskId, result.endpointId, result.sender, result.sharedAccount === true);
-        if (route) {
-          delivery.early ??= new Map();
-          delivery.early.set(taskId, route);
-        }
-      }
-      if (!route) continue;
-      addForward(forward, result, { taskGroupId: route.taskGroupId, highAssurance: false });
-      forwarded.add(result.taskId);
-    }
-    await this.publishForwards(forward);
   }
 
   /** One `results` message per task group queue (split by size), published together. */

@@ -42,7 +42,6 @@ import type { ServiceMetrics } from "../metrics.js";
 import type { Store } from "../store/store.js";
 import type { EndpointRecord, FunctionRecord, Identity } from "../store/store-types.js";
 import { SizedLruCache, TtlCache } from "./memory-caches.js";
-import type { SubmittedRoutes } from "./submitted-routes.js";
 
 export interface TaskSubmitterOptions {
   maxTaskBytes: number;
@@ -61,8 +60,6 @@ export interface TaskSubmitterOptions {
   haFunctionRetentionMs?: number;
   /** Where a task published but not stored is reported (a warning). @default console.warn */
   log?: (line: string) => void;
-  /** Where this replica records the routes of the tasks it stored, for their first results. */
-  routes?: SubmittedRoutes;
 }
 
 /**
@@ -274,11 +271,6 @@ export class TaskSubmitter {
       if (!conflict) throw taskGroupConflict(newGroupId);
       throw taskIdConflict(conflict.taskId, conflict.reason);
     }
-    // Committed: the first result of each new task may be forwarded while it is stored; not a
-    // High-Assurance one, whose notice makes the SDK fetch the result over REST (it must be stored by then).
-    if (!endpoint.highAssurance) {
-      this.options.routes?.add(stored.inserted, { endpointId, uepId: uepId.toLowerCase(), taskGroupId: newGroupId });
-    }
     // A pure retry without a named group answers with the group the tasks are in.
     const taskGroupId =
       stored.inserted.length === 0 && stored.existing.length > 0 ? stored.existing[0].taskGroupId : newGroupId;
@@ -344,11 +336,6 @@ export class TaskSubmitter {
       .catch((err: unknown) =>
         this.log(`Could not cancel ${foreign.join(", ")} on UEP ${uepId}: ${(err as Error).message}`),
       );
-  }
-
-  /** A task being cancelled: a result that still comes takes the stored path (stored, then forwarded only if it won). */
-  forgetRoute(taskId: string): void {
-    this.options.routes?.forget(taskId);
   }
 
   private log(line: string): void {

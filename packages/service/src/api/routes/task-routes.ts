@@ -51,7 +51,6 @@ export const taskRoutes: RouteRegistrar = (app, ctx) => {
   addRoute(app, API_ROUTES.cancelTask, {}, async (request) => {
     const taskId = request.params.task_id.toLowerCase();
     const reason = new TaskEndedError("TASK_CANCELLED", `Task ${taskId} was cancelled before it started.`);
-    ctx.submitter.forgetRoute(taskId);
     const outcome = await ctx.store.cancelTask(taskId, request.identity.id, toWireError(reason));
     if (!outcome || outcome.task.ownerId !== request.identity.id) throw taskNotFound(taskId);
     const { task, cancelled } = outcome;
