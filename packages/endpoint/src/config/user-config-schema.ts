@@ -4,8 +4,14 @@
  * `_validate_user_opts`). The schema's `$schema` picks the draft; without one
  * the newest (2020-12) applies, as Python's `jsonschema.validate` does. Unknown
  * keywords are ignored as there; `format` is checked (Python's is not).
+ *
+ * A 2020-12 schema (the default draft) is checked against the meta-schema by
+ * a validator generated at build time (scripts/gen-validators.mjs), and the
+ * default user_config_schema.json is not compiled at all: its validator is
+ * generated too. Only another schema loads Ajv and compiles it.
  */
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import type { AnySchema, ErrorObject, ValidateFunction } from "ajv";
 import type { Ajv2019 } from "ajv/dist/2019.js";
 import type { Ajv2020 } from "ajv/dist/2020.js";
@@ -16,6 +22,16 @@ import { ENDPOINT_FILES } from "./defaults.js";
 
 type AjvClass = typeof Ajv | typeof Ajv2019 | typeof Ajv2020;
 
+/** dist/config/user-config-validators.cjs, written by scripts/gen-validators.mjs. */
+interface PrecompiledValidators {
+  /** The JSON Schema 2020-12 meta-schema. */
+  meta2020: ValidateFunction;
+  /** The default user_config_schema.json (templates/). */
+  defaultSchema: ValidateFunction;
+  /** What `compile` keys the default schema by: JSON.stringify of it, `$schema` as Ajv spells the draft. */
+  defaultSchemaSource: string;
+}
+
 /**
  * Ajv is loaded when a schema is compiled, and only the draft that schema
  * uses (each draft's class brings its own vocabularies and meta-schemas):
@@ -23,6 +39,13 @@ type AjvClass = typeof Ajv | typeof Ajv2019 | typeof Ajv2020;
  * here delays its first task.
  */
 const require = createRequire(import.meta.url);
+// src/config/ and dist/config/ are both two levels below the package root; the file is in dist only.
+const PRECOMPILED = new URL("../../dist/config/user-config-validators.cjs", import.meta.url);
+let precompiled: PrecompiledValidators | undefined;
+function loadPrecompiled(): PrecompiledValidators {
+  precompiled ??= require(fileURLToPath(PRECOMPILED)) as PrecompiledValidators;
+  return precompiled;
+}
 const loadDraft = {
   "2020-12": (): AjvClass => (require("ajv/dist/2020.js") as { Ajv2020: typeof Ajv2020 }).Ajv2020,
   "2019-09": (): AjvClass => (require("ajv/dist/2019.js") as { Ajv2019: typeof Ajv2019 }).Ajv2019,
@@ -103,17 +126,32 @@ function compile(schema: unknown): ValidateFunction {
     // http/https and a trailing "#" are spelling variants of one draft; Ajv knows each by one id.
     chosen = { ...(schema as object), $schema: draft.id };
   }
+  const is2020 = load === loadDraft["2020-12"];
+  if (is2020) {
+    const { meta2020, defaultSchema, defaultSchemaSource } = loadPrecompiled();
+    if (!meta2020(chosen)) {
+      // The text Ajv's own meta-schema check throws (Ajv.errorsText).
+      const errors = (meta2020.errors ?? []).map((e) => `data${e.instancePath} ${e.message}`).join(", ");
+      throw notASchema(new Error(`schema is invalid: ${errors}`));
+    }
+    if (JSON.stringify(chosen) === defaultSchemaSource) return defaultSchema;
+  }
   const Validator = load();
-  const ajv = new Validator({ allErrors: true, strict: false, logger: false });
+  // A 2020-12 schema passed the generated meta-schema check above: Ajv need not compile the meta-schema again.
+  const ajv = new Validator({ allErrors: true, strict: false, logger: false, validateSchema: !is2020 });
   (require("ajv-formats") as typeof addFormats).default(ajv);
   try {
     return ajv.compile(chosen);
   } catch (err) {
-    throw new ConfigError(
-      `${FILE} is not a valid JSON schema (${(err as Error).message}); ask the endpoint administrator to fix it.`,
-      { cause: err, kind: "schema" },
-    );
+    throw notASchema(err);
   }
+}
+
+function notASchema(err: unknown): ConfigError {
+  return new ConfigError(
+    `${FILE} is not a valid JSON schema (${(err as Error).message}); ask the endpoint administrator to fix it.`,
+    { cause: err, kind: "schema" },
+  );
 }
 
 interface Problem {
