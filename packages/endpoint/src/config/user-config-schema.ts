@@ -41,9 +41,17 @@ interface PrecompiledValidators {
 const require = createRequire(import.meta.url);
 // src/config/ and dist/config/ are both two levels below the package root; the file is in dist only.
 const PRECOMPILED = new URL("../../dist/config/user-config-validators.cjs", import.meta.url);
-let precompiled: PrecompiledValidators | undefined;
-function loadPrecompiled(): PrecompiledValidators {
-  precompiled ??= require(fileURLToPath(PRECOMPILED)) as PrecompiledValidators;
+let precompiled: PrecompiledValidators | null | undefined;
+/** The generated validators, or null in a tree built by `tsc -b` alone (then Ajv compiles, as before). */
+function loadPrecompiled(): PrecompiledValidators | null {
+  if (precompiled === undefined) {
+    try {
+      precompiled = require(fileURLToPath(PRECOMPILED)) as PrecompiledValidators;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND") throw err;
+      precompiled = null;
+    }
+  }
   return precompiled;
 }
 const loadDraft = {
@@ -126,9 +134,9 @@ function compile(schema: unknown): ValidateFunction {
     // http/https and a trailing "#" are spelling variants of one draft; Ajv knows each by one id.
     chosen = { ...(schema as object), $schema: draft.id };
   }
-  const is2020 = load === loadDraft["2020-12"];
-  if (is2020) {
-    const { meta2020, defaultSchema, defaultSchemaSource } = loadPrecompiled();
+  const generated = load === loadDraft["2020-12"] ? loadPrecompiled() : null;
+  if (generated) {
+    const { meta2020, defaultSchema, defaultSchemaSource } = generated;
     if (!meta2020(chosen)) {
       // The text Ajv's own meta-schema check throws (Ajv.errorsText).
       const errors = (meta2020.errors ?? []).map((e) => `data${e.instancePath} ${e.message}`).join(", ");
@@ -138,7 +146,7 @@ function compile(schema: unknown): ValidateFunction {
   }
   const Validator = load();
   // A 2020-12 schema passed the generated meta-schema check above: Ajv need not compile the meta-schema again.
-  const ajv = new Validator({ allErrors: true, strict: false, logger: false, validateSchema: !is2020 });
+  const ajv = new Validator({ allErrors: true, strict: false, logger: false, validateSchema: !generated });
   (require("ajv-formats") as typeof addFormats).default(ajv);
   try {
     return ajv.compile(chosen);
