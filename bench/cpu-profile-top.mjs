@@ -3,6 +3,9 @@
  * `node bench/cpu-profile-top.mjs FILE [--last SECONDS] [--tasks N] [--top K]`:
  * only samples of the profile's last SECONDS (skips start-up) count; with --tasks,
  * each line also prints µs per task. Prints total sampled CPU, idle excluded.
+ * With --interval US (the sampling interval), each sample counts US rather
+ * than the wall time to the next sample, which on a loaded machine also holds
+ * the time the process was not running.
  */
 import { readFileSync } from "node:fs";
 
@@ -15,6 +18,7 @@ const opt = (name, dflt) => {
 const last = opt("--last", Number.POSITIVE_INFINITY);
 const tasks = opt("--tasks", 0);
 const top = opt("--top", 25);
+const interval = opt("--interval", 0);
 const profile = JSON.parse(readFileSync(file, "utf8"));
 const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
 const times = [];
@@ -29,7 +33,7 @@ let busy = 0;
 let idle = 0;
 for (let i = 0; i < profile.samples.length; i++) {
   if (times[i] < from) continue;
-  const dt = (times[i + 1] ?? profile.endTime) - times[i];
+  const dt = interval || (times[i + 1] ?? profile.endTime) - times[i];
   const n = nodes.get(profile.samples[i]);
   const { functionName, url, lineNumber } = n.callFrame;
   if (functionName === "(idle)" || functionName === "(program)") {

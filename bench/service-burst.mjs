@@ -4,7 +4,8 @@
  * (3) times, against a local stack on `pglite` or `postgres` (2 workers, as in
  * `npm run bench`). Prints, per burst, tasks/s, the service's CPU time per task
  * (user + system, from /proc: less noisy than wall time on a shared machine)
- * and its write system calls per task (a count, which load does not blur),
+ * and its write system calls and (on Postgres) committed transactions per task
+ * (counts, which load does not blur),
  * and the load average. With bench/service-cpu-prof.cjs preloaded, the service
  * is profiled over the bursts only (it gets SIGUSR2 before the first).
  * `node bench/service-burst.mjs [pglite|postgres]`
@@ -32,6 +33,17 @@ async function database() {
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
+    /** Transactions committed in the database so far (the stats collector lags by up to a second). */
+    async commits() {
+      const c = new pg.Client({ connectionString: ADMIN });
+      await c.connect();
+      const { rows } = await c.query("SELECT pg_stat_force_next_flush()").then(
+        () => c.query("SELECT xact_commit FROM pg_stat_database WHERE datname = $1", [name]),
+        () => c.query("SELECT xact_commit FROM pg_stat_database WHERE datname = $1", [name]),
+      );
+      await c.end();
+      return Number(rows[0].xact_commit);
+    },
     async dispose() {
       const c = new pg.Client({ connectionString: ADMIN });
       await c.connect();
@@ -82,11 +94,14 @@ try {
     const load = loadavg()[0].toFixed(1);
     const cpu0 = cpuMs(pid);
     const writes0 = writeCalls(pid);
+    const commits0 = await db?.commits();
     const t0 = process.hrtime.bigint();
     await Promise.all(Array.from({ length: burst }, () => ex.submit(noop).result()));
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = cpuMs(pid) - cpu0;
     const writes = writeCalls(pid) - writes0;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const commits = db ? (await db.commits()) - commits0 : undefined;
     console.log(
       JSON.stringify({
         store,
@@ -94,6 +109,7 @@ try {
         tasksPerS: Math.round(burst / s),
         serviceCpuUsPerTask: Math.round((cpu * 1000) / burst),
         serviceWritesPerTask: Number((writes / burst).toFixed(2)),
+        ...(commits === undefined ? {} : { commitsPerTask: Number((commits / burst).toFixed(3)) }),
         load: `${load} → ${loadavg()[0].toFixed(1)}`,
       }),
     );
