@@ -13,17 +13,22 @@
  * as many (a first burst costs more than the next). Beside it, what the broker counted on the
  * system's own vhost over the burst (its statistics lag up to 5 s, so they are
  * read 11 s after the warm-up and after the burst): messages published,
- * delivered, acked and confirmed per task. The broker and Redis are this machine's
+ * delivered, acked and confirmed per task; each process's write system calls
+ * (/proc/PID/io) and, on Postgres, the commits per task. With bench/service-cpu-prof.cjs
+ * preloaded (NODE_OPTIONS="--require ./bench/service-cpu-prof.cjs" and
+ * CONDUIT_SERVICE_CPU_PROF=DIR), the service is CPU-profiled over the burst;
+ * `node bench/cpu-profile-top.mjs` summarises the profile. The broker and Redis are this machine's
  * shared servers: anything else they serve meanwhile counts too, so run it on
  * a quiet machine.
  */
 import { execFileSync } from "node:child_process";
 import { availableParallelism } from "node:os";
+import pg from "pg";
 import { createVhost, vhostMessageStats } from "../scripts/local-stack.mjs";
 import { openBullmq } from "./peers/bullmq.mjs";
 import { startConduitBench } from "./peers/conduit.mjs";
 import { echo } from "./peers/floor.mjs";
-import { cpuMs, endpointRole, treePids } from "./proc-tree.mjs";
+import { cpuMs, endpointRole, treePids, writeCalls } from "./proc-tree.mjs";
 import { msSince } from "./stats.mjs";
 
 const TASKS = Number(process.env.CPU_TASKS ?? 10_000);
@@ -44,22 +49,45 @@ function pidsOf(name) {
   }
 }
 
-/** CPU ms of each named group of processes, and of this process as `own`. */
+/**
+ * CPU ms and write system calls of each named group of processes, and of this
+ * process as `own` (its CPU from process.cpuUsage(), read first: finding the
+ * others spawns pgrep).
+ */
 function snapshot(groups, own) {
-  const out = { [own]: process.cpuUsage() };
-  for (const [name, pids] of Object.entries(groups())) out[name] = pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const out = { [own]: { cpu: process.cpuUsage(), writes: writeCalls(process.pid) } };
+  for (const [name, pids] of Object.entries(groups())) {
+    out[name] = {
+      cpu: pids.reduce((sum, pid) => sum + cpuMs(pid), 0),
+      writes: pids.reduce((sum, pid) => sum + writeCalls(pid), 0),
+    };
+  }
   return out;
 }
 
 function spent(before, after, own) {
   const rows = {};
   for (const name of Object.keys(after)) {
+    const writes = after[name].writes - (before[name]?.writes ?? 0);
     if (name === own) {
-      const d = process.cpuUsage(before[own]);
-      rows[name] = (d.user + d.system) / 1000;
-    } else rows[name] = after[name] - (before[name] ?? 0);
+      const d = process.cpuUsage(before[own].cpu);
+      rows[name] = { cpu: (d.user + d.system) / 1000, writes };
+    } else rows[name] = { cpu: after[name].cpu - (before[name]?.cpu ?? 0), writes };
   }
   return rows;
+}
+
+/** Transactions committed in a Postgres database so far (its statistics are flushed within a second). */
+async function commits(databaseUrl) {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const name = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+    const { rows } = await client.query("SELECT xact_commit FROM pg_stat_database WHERE datname = $1", [name]);
+    return Number(rows[0]?.xact_commit ?? 0);
+  } finally {
+    await client.end();
+  }
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -67,12 +95,16 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const STATS_SETTLE_MS = 11_000;
 
 /**
- * Runs `burst` between two CPU snapshots of `groups` (re-read each time: pids
- * may change) and, with `amqpUrl`, two readings of the vhost's message counts.
+ * Runs `burst` between two snapshots of `groups` (re-read each time: pids may
+ * change); with `amqpUrl`, two readings of the vhost's message counts, with
+ * `databaseUrl` of the database's commits; `profiled` pids get SIGUSR2 before
+ * the burst (CONDUIT_SERVICE_CPU_PROF: bench/service-cpu-prof.cjs is preloaded).
  */
-async function measure(system, own, groups, burst, amqpUrl) {
+async function measure(system, own, groups, burst, { amqpUrl, databaseUrl, profiled = [] } = {}) {
   if (amqpUrl) await sleep(STATS_SETTLE_MS);
   const messagesBefore = amqpUrl ? await vhostMessageStats(amqpUrl) : undefined;
+  const commitsBefore = databaseUrl ? await commits(databaseUrl) : undefined;
+  if (process.env.CONDUIT_SERVICE_CPU_PROF) for (const pid of profiled) process.kill(pid, "SIGUSR2");
   const before = snapshot(groups, own);
   const t0 = process.hrtime.bigint();
   await burst();
@@ -84,7 +116,8 @@ async function measure(system, own, groups, burst, amqpUrl) {
     const after = await vhostMessageStats(amqpUrl);
     messages = Object.fromEntries(Object.keys(after).map((k) => [k, (after[k] - messagesBefore[k]) / TASKS]));
   }
-  return { system, rows, wallMs, messages };
+  const commitsPerTask = databaseUrl ? ((await commits(databaseUrl)) - commitsBefore) / TASKS : undefined;
+  return { system, rows, wallMs, messages, commitsPerTask };
 }
 
 async function conduit() {
@@ -112,7 +145,7 @@ async function conduit() {
       "SDK (Executor)",
       groups,
       () => Promise.all(Array.from({ length: TASKS }, () => ex.submit(noop).result())),
-      stack.amqpUrl,
+      { amqpUrl: stack.amqpUrl, databaseUrl: bench.databaseUrl, profiled: [stack.service.child.pid] },
     );
   } finally {
     await bench.dispose();
@@ -143,7 +176,7 @@ async function floor() {
       "client and echo server",
       groups,
       () => echo(vhost.url, true, { warmup: 0, roundTrips: 0, burst: TASKS }),
-      vhost.url,
+      { amqpUrl: vhost.url },
     );
   } finally {
     await vhost.dispose();
@@ -164,13 +197,15 @@ for (const peer of PEERS) {
 }
 
 console.log(`\n${TASKS} no-op tasks in flight, ${CORES} cores, load average ${loadBefore} before, ${load()} after\n`);
-console.log("| system | process | CPU ms | µs per task | share |");
-console.log("| --- | --- | --- | --- | --- |");
+console.log("| system | process | CPU ms | µs per task | share | write calls per task |");
+console.log("| --- | --- | --- | --- | --- | --- |");
 const summary = [];
 for (const { system, rows, wallMs } of results) {
-  const total = Object.values(rows).reduce((a, b) => a + b, 0);
-  for (const [name, ms] of Object.entries(rows))
-    console.log(`| ${system} | ${name} | ${fmt(ms)} | ${fmt((ms * 1000) / TASKS)} | ${fmt((100 * ms) / total)} % |`);
+  const total = Object.values(rows).reduce((a, b) => a + b.cpu, 0);
+  for (const [name, { cpu: ms, writes }] of Object.entries(rows))
+    console.log(
+      `| ${system} | ${name} | ${fmt(ms)} | ${fmt((ms * 1000) / TASKS)} | ${fmt((100 * ms) / total)} % | ${fmt(writes / TASKS, 3)} |`,
+    );
   const perTask = (total * 1000) / TASKS;
   summary.push({ system, perTask, measured: TASKS / (wallMs / 1000), ceiling: (CORES * 1e6) / perTask });
 }
@@ -183,6 +218,12 @@ for (const { system, messages } of results) {
   if (!messages) continue;
   const m = (k) => fmt(messages[k], 3);
   console.log(`| ${system} | ${m("publish")} | ${m("deliver")} | ${m("ack")} | ${m("confirm")} |`);
+}
+for (const { system, commitsPerTask } of results) {
+  if (commitsPerTask !== undefined)
+    console.log(
+      `\n${system}: ${fmt(commitsPerTask, 3)} Postgres commits per task (${fmt(1 / commitsPerTask, 1)} tasks per commit).`,
+    );
 }
 const bull = summary.find((s) => s.system.startsWith("BullMQ"));
 if (bull) {

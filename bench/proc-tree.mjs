@@ -86,6 +86,15 @@ export function cpuMs(pid) {
   }
 }
 
+/** Write system calls a process has made (`syscw` of /proc/PID/io); 0 when it is gone or unreadable. */
+export function writeCalls(pid) {
+  try {
+    return Number(/^syscw:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** What a process of the endpoint tree is, from its command line. */
 export function endpointRole(pid) {
   let cmd = "";

@@ -2,7 +2,7 @@
  * Preload that CPU-profiles only the conduit-service process, from its first
  * SIGUSR2 to its exit (start-up excluded): Node refuses --cpu-prof in
  * NODE_OPTIONS, and the service is started by scripts/local-stack.mjs.
- * `NODE_OPTIONS="--require ./bench/service-cpu-prof.cjs" CONDUIT_SERVICE_CPU_PROF=DIR node bench/service-burst.mjs`
+ * `NODE_OPTIONS="--require ./bench/service-cpu-prof.cjs" CONDUIT_SERVICE_CPU_PROF=DIR CPU_PEERS=conduit node bench/cpu-budget.mjs`
  * writes DIR/service-<pid>.cpuprofile; `node bench/cpu-profile-top.mjs` summarises it.
  */
 const dir = process.env.CONDUIT_SERVICE_CPU_PROF;

@@ -133,6 +133,8 @@ export async function startConduitBench(ctx, postgres) {
   const bench = {
     stack: undefined,
     ex: undefined,
+    /** The throwaway Postgres database's URL, on Postgres. */
+    databaseUrl: db?.url,
     async dispose() {
       await bench.ex?.shutdown().catch(() => {});
       await bench.stack?.stop();

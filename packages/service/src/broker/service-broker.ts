@@ -16,7 +16,6 @@ import {
   TASKS_EXCHANGE,
 } from "@conduit/protocol";
 import type { FastifyBaseLogger } from "fastify";
-import { coalesceWrites } from "./coalesced-writes.js";
 import { GroupQueueDeclarer } from "./group-queue-declarer.js";
 import { batchTaskMessages, type TaskBatchLimits } from "./task-batches.js";
 
@@ -78,7 +77,6 @@ export class ServiceBroker {
       prefetch: options.prefetch,
       initialMaxRetries: options.initialMaxRetries,
       setup: async (channel) => {
-        coalesceWrites(channel);
         // Every exchange and shared queue of the protocol's topology table.
         await declareTopology(channel, queueType);
         broker.declared = new Map();

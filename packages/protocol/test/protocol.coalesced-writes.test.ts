@@ -6,12 +6,12 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
-import type { ConfirmChannel } from "@conduit/protocol";
+import type { ConfirmChannel } from "amqplib";
 import { describe, expect, it } from "vitest";
-import { coalesceWrites } from "../src/broker/coalesced-writes.js";
+import { coalesceWrites } from "../src/coalesced-writes.js";
 
 const require = createRequire(import.meta.url);
-// The real muxer of the amqplib the service runs with, not a stand-in (amqplib does not export it).
+// The real muxer of the amqplib Conduit runs with, not a stand-in (amqplib does not export it).
 const { Mux } = require(join(dirname(require.resolve("amqplib")), "lib/mux.js")) as {
   Mux: new (out: Writable) => { pipeFrom(readable: PassThrough): void };
 };

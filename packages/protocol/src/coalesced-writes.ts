@@ -3,11 +3,12 @@
  * amqplib's Mux writes every queued chunk (a publish, an ack, a method frame)
  * to the socket with its own `write()`, and a Node socket sends each at once:
  * under a burst the service made one `write` system call per ack and per
- * publish, the largest share of its CPU per task (issue 23). Corking the
+ * publish, the largest share of its CPU per task (issue 23). Every Conduit
+ * process's broker link (service, MEP, UEP, SDK) is coalesced. Corking the
  * socket around the muxer's read loop hands the same bytes, in the same order,
  * to one `writev` when the loop ends; nothing waits for a later tick.
  */
-import type { ConfirmChannel } from "@conduit/protocol";
+import type { ConfirmChannel } from "amqplib";
 
 /** The amqplib internals this relies on; when a version lacks them, nothing is changed. */
 interface MuxInternals {
