@@ -6,6 +6,13 @@
  * bigger result goes alone). One batch is in flight at a time, so under load
  * the broker sees one persistent, confirmed message per round trip instead of
  * one per task.
+ *
+ * A confirm comes back in well under a millisecond, faster than a busy engine
+ * hands over its next results, so that alone left batches of 1–2 results (the
+ * broker counted 0.72 result messages per task in a 10,000-task burst). While
+ * results stream in (the previous one came less than `streamGapMs` ago), a
+ * batch therefore waits `lingerMs` for company; a result after a pause goes at
+ * once, so a lone task's round trip never waits.
  */
 import type { ResultMessage } from "@conduit/protocol/wire";
 
@@ -19,6 +26,10 @@ export interface ResultBatcherOptions {
   maxBatch?: number;
   /** Payload bytes (result data and error text) per batch. @default 1 MiB */
   maxBytes?: number;
+  /** Results closer together than this (ms) are a stream, whose batches linger. @default 2 */
+  streamGapMs?: number;
+  /** How long a streaming batch waits for more results before it goes (ms). @default 2 */
+  lingerMs?: number;
 }
 
 interface Entry {
@@ -32,27 +43,58 @@ export class ResultBatcher {
   private queue: Entry[] = [];
   private sending = false;
   private scheduled = false;
+  private lingering: NodeJS.Timeout | undefined;
+  /** When the last result arrived (performance.now()), to tell a stream from a lone result. */
+  private lastArrival = Number.NEGATIVE_INFINITY;
   private readonly maxBatch: number;
   private readonly maxBytes: number;
+  private readonly streamGapMs: number;
+  private readonly lingerMs: number;
 
   constructor(private readonly options: ResultBatcherOptions) {
     this.maxBatch = options.maxBatch ?? 500;
     this.maxBytes = options.maxBytes ?? 1024 * 1024;
+    this.streamGapMs = options.streamGapMs ?? 2;
+    this.lingerMs = options.lingerMs ?? 2;
   }
 
   /** Queues one result; resolves once the broker confirmed the batch that carried it. */
   add(result: ResultMessage): Promise<void> {
+    const now = performance.now();
+    const streaming = now - this.lastArrival < this.streamGapMs;
+    this.lastArrival = now;
     return new Promise((resolve, reject) => {
       this.queue.push({ result, bytes: payloadSize(result), resolve, reject });
-      if (!this.sending && !this.scheduled) {
-        // Wait for the rest of this tick: results the engine hands over together go together.
-        this.scheduled = true;
-        setImmediate(() => {
-          this.scheduled = false;
-          void this.drain();
-        });
-      }
+      if (this.sending) return;
+      if (this.queue.length >= this.maxBatch) {
+        // Full: no reason to wait any longer.
+        this.cancelLinger();
+        this.schedule(false);
+      } else if (!this.scheduled) this.schedule(streaming);
     });
+  }
+
+  /**
+   * Drains soon: after this tick (results the engine hands over together go
+   * together), or after the linger while results stream in.
+   */
+  private schedule(linger: boolean): void {
+    if (this.scheduled && !linger && this.lingering === undefined) return;
+    this.scheduled = true;
+    const fire = () => {
+      this.lingering = undefined;
+      this.scheduled = false;
+      void this.drain();
+    };
+    if (linger) this.lingering = setTimeout(fire, this.lingerMs);
+    else setImmediate(fire);
+  }
+
+  private cancelLinger(): void {
+    if (this.lingering === undefined) return;
+    clearTimeout(this.lingering);
+    this.lingering = undefined;
+    this.scheduled = false;
   }
 
   private async drain(): Promise<void> {
