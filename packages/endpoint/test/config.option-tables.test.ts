@@ -9,13 +9,10 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { describe, expect, it } from "vitest";
 import { managerConfigSchema, schemaFiles, userEndpointConfigSchema } from "../src/config/config-schema.js";
+import { RENDERED_CONFIG_SOURCE } from "../src/config/defaults.js";
 import { MANAGER_FIELDS, parseManagerConfig } from "../src/config/manager-config.js";
 import { OPTION_TABLES_BEGIN, OPTION_TABLES_END, optionTablesMarkdown } from "../src/config/option-tables.js";
-import {
-  parseUserEndpointConfig,
-  RENDERED_CONFIG_SOURCE,
-  USER_ENDPOINT_FIELDS,
-} from "../src/config/user-endpoint-config.js";
+import { parseUserEndpointConfig, USER_ENDPOINT_FIELDS } from "../src/config/user-endpoint-config.js";
 import { HIGH_THROUGHPUT_FIELDS, JOB_STATUS_FIELDS } from "../src/engines/high-throughput-options.js";
 import { PROCESS_POOL_FIELDS } from "../src/engines/process-pool-engine.js";
 import { createEngine } from "../src/engines/registry.js";

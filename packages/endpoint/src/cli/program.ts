@@ -18,7 +18,6 @@ import {
 import { deleteEndpoint } from "./delete.js";
 import { testIdentityMapping } from "./idmap.js";
 import { renderEndpointTable } from "./list.js";
-import { renderCommand } from "./render.js";
 import { restartEndpoint } from "./restart.js";
 import { startEndpoint } from "./start.js";
 import { stopEndpoint } from "./stop.js";
@@ -209,6 +208,8 @@ Quickstart:
     .action(async (name: string, opts: { vars: string; user?: string; runtime?: string }) => {
       const printError = (line: string) => process.stderr.write(`${line}\n`);
       const printText = (text: string) => process.stdout.write(text);
+      // Loaded here only: the renderer (WebAssembly) and the engines would otherwise load into every command, the MEP included.
+      const { renderCommand } = await import("./render.js");
       setExitCode(await renderCommand({ userDir: paths.userDir(), name, ...opts, print: printText, printError }));
     });
 

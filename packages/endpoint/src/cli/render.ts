@@ -8,11 +8,12 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { ConduitError, type UserRuntime } from "@conduit/protocol/wire";
+import { RENDERED_CONFIG_SOURCE } from "../config/defaults.js";
 import { parseManagerConfig } from "../config/manager-config.js";
 import type { MappedIdentity } from "../config/render.js";
 import { renderTemplateFile } from "../config/render-template-file.js";
 import { identityMappingFiles } from "../config/template-files.js";
-import { parseUserEndpointConfig, RENDERED_CONFIG_SOURCE } from "../config/user-endpoint-config.js";
+import { parseUserEndpointConfig } from "../config/user-endpoint-config.js";
 import { HA_ENGINE_REFUSAL, isHighAssuranceCompliant } from "../engines/high-assurance.js";
 import { createEngine } from "../engines/registry.js";
 import { SerializerAllowlist } from "../engines/serializer-allowlist.js";

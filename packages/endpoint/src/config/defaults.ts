@@ -13,6 +13,9 @@ export const ENDPOINT_FILES = {
   environment: "user_environment.yaml",
 } as const;
 
+/** How errors name the rendered user config template (it has no file of its own). */
+export const RENDERED_CONFIG_SOURCE = `The rendered ${ENDPOINT_FILES.template}`;
+
 // src/config/ and dist/config/ are both two levels below the package root.
 const TEMPLATES_DIR = new URL("../../templates/", import.meta.url);
 

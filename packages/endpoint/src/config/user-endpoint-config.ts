@@ -11,11 +11,9 @@ import { engineSchema } from "../engines/registry.js";
 import { ConfigError } from "../errors.js";
 import { doc, type Field, type Options, parseOptions, refusedField } from "../option-fields.js";
 import { countField, flagField, functionIdsField, heartbeatPeriodField, textField } from "./config-fields.js";
-import { ENDPOINT_FILES } from "./defaults.js";
+import { ENDPOINT_FILES, RENDERED_CONFIG_SOURCE } from "./defaults.js";
 import { asMapping, describeValue, parseYamlText } from "./yaml-text.js";
 
-/** How errors name the rendered text (it has no file of its own). */
-export const RENDERED_CONFIG_SOURCE = `The rendered ${ENDPOINT_FILES.template}`;
 const SOURCE = RENDERED_CONFIG_SOURCE;
 
 function engineField(): Field<EngineConfig> {

@@ -39,7 +39,7 @@ import {
   type WireError,
 } from "@conduit/protocol/wire";
 import type { Logger } from "../logging.js";
-import { type MepMetricsServer, startMepMetricsServer } from "./mep-metrics.js";
+import type { MepMetricsServer } from "./mep-metrics.js";
 import { RESTART_CHECK_DELAY_MS, type UepLaunchOptions, UepSupervisor } from "./uep-supervisor.js";
 import { withTimeout } from "./with-timeout.js";
 
@@ -90,6 +90,8 @@ export class ManagerEndpoint {
   async start(): Promise<void> {
     const { name, amqpUrl, config } = this.options;
     if (config.metrics_port !== null) {
+      // Loaded only here: prom-client would cost every MEP without metrics ~3 MiB for its whole life.
+      const { startMepMetricsServer } = await import("./mep-metrics.js");
       this.metrics = await startMepMetricsServer(config.metrics_port, {
         runningUepDirs: () => this.ueps.runningDirs(),
       });

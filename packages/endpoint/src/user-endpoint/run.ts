@@ -1,7 +1,8 @@
 /**
  * The user endpoint process (UEP): started by the MEP as
  * `conduit-endpoint _start-user-endpoint <uep name>` with the bootstrap on
- * stdin. It renders and validates its config, runs `endpoint_setup`, starts
+ * stdin. It renders and validates its config (in a short-lived child, see
+ * config-child.ts), runs `endpoint_setup`, starts
  * its engine, consumes its task queue until idle, signalled or orphaned, and
  * shuts down cleanly. A UEP that cannot start still connects to the broker and
  * fails every queued task with the reason, so no submitter waits forever.
@@ -22,22 +23,18 @@ import {
   uepTaskQueue,
   type WireError,
 } from "@conduit/protocol/wire";
-import { parse as parseYaml } from "yaml";
-import { renderUserConfigTemplate } from "../config/render.js";
-import {
-  parseUserEndpointConfig,
-  RENDERED_CONFIG_SOURCE,
-  type UserEndpointConfig,
-} from "../config/user-endpoint-config.js";
+import { RENDERED_CONFIG_SOURCE } from "../config/defaults.js";
+import type { UserEndpointConfig } from "../config/user-endpoint-config.js";
 import type { Engine } from "../engines/engine-types.js";
 import { HA_ENGINE_REFUSAL, highAssuranceProblem } from "../engines/high-assurance.js";
 import { createEngine } from "../engines/registry.js";
 import { SerializerAllowlist } from "../engines/serializer-allowlist.js";
-import { UepStartError } from "../errors.js";
+import { ConfigError, UepStartError } from "../errors.js";
 import { createLogger, type Logger, withLogDebug } from "../logging.js";
 import { withModulesDir } from "../worker/bundled-code.js";
 import { withResultSizeLimit } from "../worker/execute-task.js";
 import { UEP_EXIT, type UepBootstrap } from "./bootstrap-types.js";
+import { renderConfigInChild } from "./config-child.js";
 import { IdleTracker } from "./idle-tracker.js";
 import { watchParent } from "./parent-watch.js";
 import { parseBootstrap, readBootstrapLine } from "./read-bootstrap.js";
@@ -241,8 +238,8 @@ class UserEndpoint {
       );
     }
     // Security: this is the first use of the template and the user's variables, and it happens here,
-    // in the UEP (unprivileged in multi-user mode), never in the MEP.
-    const rendered = renderUserConfigTemplate({
+    // in the UEP's own child (unprivileged in multi-user mode), never in the MEP.
+    const reply = await renderConfigInChild({
       template,
       schema: bootstrap.schema,
       userConfig: bootstrap.userConfig,
@@ -250,8 +247,9 @@ class UserEndpoint {
       parentConfig: bootstrap.parentConfig,
       mappedIdentity: bootstrap.mappedIdentity,
     });
-    this.logConfig(rendered);
-    const config = parseUserEndpointConfig(rendered);
+    if (reply.rendered !== undefined && reply.debug) this.logConfig(reply.rendered);
+    if (reply.config === undefined) throw new ConfigError(reply.error ?? "The user config template did not render.");
+    const { config } = reply;
     this.debug = config.debug === true;
     mark("config rendered and validated");
     const haProblem = bootstrap.parentConfig.high_assurance === true ? highAssuranceProblem(config.engine) : undefined;
@@ -325,14 +323,6 @@ class UserEndpoint {
 
   /** With `debug: true`, the rendered config goes to the log between the seed's sentinel lines. */
   private logConfig(rendered: string): void {
-    let debug = false;
-    try {
-      // Read leniently before validation, so a config that fails validation is logged too.
-      debug = (parseYaml(rendered) as { debug?: unknown } | null)?.debug === true;
-    } catch {
-      // Not YAML: parseUserEndpointConfig says so.
-    }
-    if (!debug) return;
     const text = rendered.replace(/\n$/, "");
     this.debug = true;
     this.log.debug(
