@@ -11,6 +11,7 @@ const result = (n: number): ResultMessage => ({
   kind: "result",
   taskId: `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`,
   endpointId: "00000000-0000-4000-8000-000000000000",
+  uepId: "00000000-0000-4000-8000-000000000001",
   state: "success",
   completedAt: 0,
 });
