@@ -13,11 +13,9 @@
  * or ThreadPoolEngine), COLD_STORE (pglite, the default, or postgres).
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { runEndpointCli, startLocalStack } from "../scripts/local-stack.mjs";
-import { createDatabase, spawnChainMs } from "./peers/conduit.mjs";
+import { spawnChainMs, startConduitBench } from "./peers/conduit.mjs";
 import { summarize } from "./stats.mjs";
 
 const runs = Number(process.env.COLD_RUNS ?? 3);
@@ -53,30 +51,14 @@ function marksIn(userDir, known) {
 }
 
 export async function coldStartProfile({ runs: n = runs } = {}) {
-  const userDir = mkdtempSync(join(tmpdir(), "conduit-cold-"));
-  const previous = process.env.CONDUIT_USER_DIR;
-  process.env.CONDUIT_USER_DIR = userDir;
-  const env = { ...process.env, CONDUIT_USER_DIR: userDir };
   const rows = [];
-  let stack;
-  let ex;
-  let db;
+  const bench = await startConduitBench({ log }, process.env.COLD_STORE === "postgres", {
+    template: TEMPLATE,
+    userEndpointConfig: { warm: "yes" },
+  });
   try {
-    const configured = await runEndpointCli(["configure", "cold"], env);
-    if (configured.code !== 0) throw new Error(`conduit-endpoint configure failed: ${configured.stderr.trim()}`);
-    writeFileSync(join(userDir, "cold", "user_config_template.yaml.j2"), TEMPLATE);
-    db = process.env.COLD_STORE === "postgres" ? await createDatabase() : undefined;
-    stack = await startLocalStack({
-      userDir,
-      endpointName: "cold",
-      isolated: true,
-      serviceArgs: db ? ["--database-url", db.url] : [],
-      log,
-    });
-    const { Executor } = await import("@conduit/sdk");
+    const { ex, userDir } = bench;
     const noop = () => null;
-    ex = new Executor({ endpointId: stack.endpointId, userEndpointConfig: { warm: "yes" } });
-    await ex.submit(noop).result(); // registers the function, opens the result stream
     const known = new Set(readdirSync(userDir).filter((e) => e.startsWith("uep.")));
     for (let i = 0; i < n; i++) {
       ex.userEndpointConfig = { cold: randomUUID() };
@@ -95,12 +77,7 @@ export async function coldStartProfile({ runs: n = runs } = {}) {
       log(`run ${i + 1}: ${total.toFixed(0)} ms (chain ${chain.toFixed(0)} ms) ${JSON.stringify(row.marks)}`);
     }
   } finally {
-    await ex?.shutdown().catch(() => {});
-    await stack?.stop();
-    await db?.dispose().catch(() => {});
-    if (previous === undefined) delete process.env.CONDUIT_USER_DIR;
-    else process.env.CONDUIT_USER_DIR = previous;
-    rmSync(userDir, { recursive: true, force: true });
+    await bench.dispose();
   }
   return rows;
 }

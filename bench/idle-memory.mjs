@@ -14,31 +14,15 @@
  * MEM_RUNS (default 3: the tree is measured that many times, 1 s apart).
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
-import { runEndpointCli, startLocalStack } from "../scripts/local-stack.mjs";
-import { createDatabase } from "./peers/conduit.mjs";
-import { pssKiB, rssKiB, treePids } from "./proc-tree.mjs";
+import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { startConduitBench } from "./peers/conduit.mjs";
+import { endpointRole, pssKiB, rssKiB, treePids } from "./proc-tree.mjs";
 
 const runs = Number(process.env.MEM_RUNS ?? 3);
 const log = (line) => console.error(`[idle-memory] ${line}`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const mib = (kib) => kib / 1024;
-
-function role(pid) {
-  let cmd = "";
-  try {
-    cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
-  } catch {
-    return "gone";
-  }
-  if (cmd.includes("block-manager")) return "block manager";
-  if (cmd.includes("process-worker")) return "worker";
-  if (cmd.includes("_start-user-endpoint") || cmd.startsWith("conduit UEP")) return "UEP";
-  if (cmd.includes(" start ")) return "MEP";
-  return cmd.slice(0, 60);
-}
 
 /** Pss_Anon of one process in KiB: its own heap and stacks, as opposed to mapped files (node's code, shared). */
 function pssAnonKiB(pid) {
@@ -52,7 +36,7 @@ function pssAnonKiB(pid) {
 function measure(pids) {
   return pids.map((pid) => ({
     pid,
-    role: role(pid),
+    role: endpointRole(pid),
     pss: mib(pssKiB(pid)),
     anon: mib(pssAnonKiB(pid)),
     rss: mib(rssKiB(pid)),
@@ -82,31 +66,9 @@ function largestMappings(pid) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function endpointTree() {
-  const userDir = mkdtempSync(join(tmpdir(), "conduit-mem-"));
-  const previous = process.env.CONDUIT_USER_DIR;
-  process.env.CONDUIT_USER_DIR = userDir;
-  const env = { ...process.env, CONDUIT_USER_DIR: userDir };
-  let stack;
-  let ex;
-  let db;
+  const bench = await startConduitBench({ log }, process.env.MEM_STORE !== "pglite");
   try {
-    const configured = await runEndpointCli(["configure", "mem"], env);
-    if (configured.code !== 0) throw new Error(`conduit-endpoint configure failed: ${configured.stderr.trim()}`);
-    const templatePath = join(userDir, "mem", "user_config_template.yaml.j2");
-    const template = readFileSync(templatePath, "utf8");
-    writeFileSync(templatePath, template.replace(/max_workers_per_node: 1\b/, "max_workers_per_node: 2"));
-    db = process.env.MEM_STORE === "pglite" ? undefined : await createDatabase();
-    stack = await startLocalStack({
-      userDir,
-      endpointName: "mem",
-      isolated: true,
-      serviceArgs: db ? ["--database-url", db.url] : [],
-      log,
-    });
-    const { Executor } = await import("@conduit/sdk");
-    ex = new Executor({ endpointId: stack.endpointId, userEndpointConfig: { worker_init: "" } });
-    await ex.submit(() => null).result();
-    const mep = stack.endpoint.child.pid;
+    const mep = bench.stack.endpoint.child.pid;
     for (let i = 0; i < 300 && treePids(mep).length < 5; i++) await sleep(100);
     await sleep(2000);
     const samples = [];
@@ -114,15 +76,11 @@ async function endpointTree() {
       if (i > 0) await sleep(1000);
       samples.push(measure(treePids(mep)));
     }
-    if (process.env.MEM_SMAPS) for (const pid of treePids(mep)) log(`${role(pid)} ${pid}: ${largestMappings(pid)}`);
+    if (process.env.MEM_SMAPS)
+      for (const pid of treePids(mep)) log(`${endpointRole(pid)} ${pid}: ${largestMappings(pid)}`);
     return samples;
   } finally {
-    await ex?.shutdown().catch(() => {});
-    await stack?.stop();
-    await db?.dispose().catch(() => {});
-    if (previous === undefined) delete process.env.CONDUIT_USER_DIR;
-    else process.env.CONDUIT_USER_DIR = previous;
-    rmSync(userDir, { recursive: true, force: true });
+    await bench.dispose();
   }
 }
 

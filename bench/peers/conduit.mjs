@@ -121,16 +121,18 @@ async function restartService(stack, ctx) {
 
 /**
  * A fresh service (PGlite, or a throwaway Postgres database) and endpoint whose
- * UEP runs exactly 2 workers, with an Executor that has run one no-op task (the
- * function registered, the result stream open, the UEP started, a worker warm).
- * `dispose` undoes all of it.
+ * UEP runs exactly 2 workers (or renders `options.template` instead of the
+ * default template), with an Executor (`options.userEndpointConfig`) that has
+ * run one no-op task (the function registered, the result stream open, the UEP
+ * started, a worker warm). `dispose` undoes all of it.
  */
-export async function startConduitBench(ctx, postgres) {
+export async function startConduitBench(ctx, postgres, options = {}) {
   const userDir = mkdtempSync(join(tmpdir(), "conduit-bench-"));
   const db = postgres ? await createDatabase() : undefined;
   const previousUserDir = process.env.CONDUIT_USER_DIR;
   process.env.CONDUIT_USER_DIR = userDir;
   const bench = {
+    userDir,
     stack: undefined,
     ex: undefined,
     /** The throwaway Postgres database's URL, on Postgres. */
@@ -152,7 +154,10 @@ export async function startConduitBench(ctx, postgres) {
     const template = readFileSync(templatePath, "utf8");
     if (!/max_workers_per_node: 1\b/.test(template))
       throw new Error("the default template changed; update bench/peers/conduit.mjs");
-    writeFileSync(templatePath, template.replace(/max_workers_per_node: 1\b/, "max_workers_per_node: 2"));
+    writeFileSync(
+      templatePath,
+      options.template ?? template.replace(/max_workers_per_node: 1\b/, "max_workers_per_node: 2"),
+    );
     bench.stack = await startLocalStack({
       userDir,
       endpointName: ENDPOINT,
@@ -161,7 +166,10 @@ export async function startConduitBench(ctx, postgres) {
       log: ctx.log,
     });
     const { Executor } = await import("@conduit/sdk");
-    bench.ex = new Executor({ endpointId: bench.stack.endpointId, userEndpointConfig: { worker_init: "" } });
+    bench.ex = new Executor({
+      endpointId: bench.stack.endpointId,
+      userEndpointConfig: options.userEndpointConfig ?? { worker_init: "" },
+    });
     await bench.ex.submit(noop).result();
     return bench;
   } catch (error) {
