@@ -8,7 +8,7 @@ import { addRoute } from "../api-route.js";
 import { publishOutcomes } from "./publish-outcomes.js";
 
 /** Submits handled at once (see {@link AdmissionGate}); the insert and the publish of one overlap the parse of the next. */
-const SUBMITS_AT_ONCE = 4;
+const SUBMITS_AT_ONCE = 8;
 
 export const taskRoutes: RouteRegistrar = (app, ctx) => {
   const submits = new AdmissionGate(SUBMITS_AT_ONCE);
