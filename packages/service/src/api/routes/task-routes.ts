@@ -2,13 +2,18 @@ import type { BatchStatusRequest, CancelTasksMessage, TaskStatusResponse } from 
 import { API_ROUTES, MAX_BATCH_STATUS_IDS, toWireError, uepTaskQueue } from "@conduit/protocol";
 import { batchTooLarge, TaskEndedError, taskNotFound } from "../../errors.js";
 import type { TaskRecord } from "../../store/store-types.js";
+import { AdmissionGate } from "../admission-gate.js";
 import type { RouteRegistrar } from "../api-context.js";
 import { addRoute } from "../api-route.js";
 import { publishOutcomes } from "./publish-outcomes.js";
 
+/** Submits handled at once (see {@link AdmissionGate}); the insert and the publish of one overlap the parse of the next. */
+const SUBMITS_AT_ONCE = 8;
+
 export const taskRoutes: RouteRegistrar = (app, ctx) => {
+  const submits = new AdmissionGate(SUBMITS_AT_ONCE);
   // The endpoint's authentication policy is checked on submit, status and result fetch alike.
-  addRoute(app, API_ROUTES.submit, {}, async (request) => {
+  addRoute(app, API_ROUTES.submit, { onRequest: submits.onRequest }, async (request) => {
     await ctx.policies.checkEndpoint(request.identity, request.params.endpoint_id);
     const response = await ctx.submitter.submit(request.identity, request.params.endpoint_id, request.body, request.id);
     // pino adds reqId: the same id, in the same field, as the MEP's, UEP's, block's and worker's lines.
