@@ -10,8 +10,11 @@ import { setFlagsFromString } from "node:v8";
 
 const [, , command, uepName, ...rest] = process.argv;
 if (command === "_start-user-endpoint" && uepName !== undefined && !uepName.startsWith("-") && rest.length === 0) {
+  // The config child starts first: its start and module loading overlap the UEP's (figure (e)).
+  const { startConfigChild } = await import("../user-endpoint/config-child.js");
+  const configChild = startConfigChild();
   const { startUserEndpoint } = await import("./start-user-endpoint.js");
-  process.exit(await startUserEndpoint(uepName));
+  process.exit(await startUserEndpoint(uepName, configChild));
 }
 if (command === "start" || command === "restart") keepYoungGenerationSmall();
 const { runCli } = await import("./program.js");

@@ -27,19 +27,32 @@ export interface ConfigChildReply {
   error?: string;
 }
 
+/** A config child started ahead of its input: it loads its modules while the UEP loads its own. */
+export interface ConfigChild {
+  /**
+   * Sends the input; resolves with the child's answer, rejects only when the
+   * child could not answer (it could not start, or was killed, e.g. by the
+   * UEP's stop signal). Once per child.
+   */
+  render(input: RenderInput): Promise<ConfigChildReply>;
+}
+
 /**
- * Resolves with the child's answer; rejects only when the child could not
- * answer (it could not start, or was killed, e.g. by the UEP's stop signal).
+ * Forks the config child now. The UEP's entry does this before it loads its
+ * own modules, so the child's start and module loading (renderer, YAML, the
+ * validators) overlap the UEP's instead of following its bootstrap (figure
+ * (e)). A child never given its input exits when the UEP does (its IPC channel
+ * closes).
  */
-export function renderConfigInChild(input: RenderInput): Promise<ConfigChildReply> {
-  return new Promise((resolve, reject) => {
-    // "advanced": the structured clone keeps what JSON would not (Infinity, NaN, undefined) as the in-process config did.
-    const child = fork(builtEntryPath(new URL("./config-child-main.js", import.meta.url)), [], {
-      execArgv: [],
-      serialization: "advanced",
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
-    let reply: ConfigChildReply | undefined;
+export function startConfigChild(): ConfigChild {
+  // "advanced": the structured clone keeps what JSON would not (Infinity, NaN, undefined) as the in-process config did.
+  const child = fork(builtEntryPath(new URL("./config-child-main.js", import.meta.url)), [], {
+    execArgv: [],
+    serialization: "advanced",
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  let reply: ConfigChildReply | undefined;
+  const answered = new Promise<ConfigChildReply>((resolve, reject) => {
     child.once("message", (message: ConfigChildReply) => {
       reply = message;
     });
@@ -54,6 +67,13 @@ export function renderConfigInChild(input: RenderInput): Promise<ConfigChildRepl
         );
       }
     });
-    child.send(input);
   });
+  // Not awaited until render(): an early failure must not be an unhandled rejection meanwhile.
+  answered.catch(() => undefined);
+  return {
+    render(input) {
+      if (child.connected) child.send(input);
+      return answered;
+    },
+  };
 }

@@ -34,7 +34,7 @@ import { createLogger, type Logger, withLogDebug } from "../logging.js";
 import { withModulesDir } from "../worker/bundled-code.js";
 import { withResultSizeLimit } from "../worker/execute-task.js";
 import { UEP_EXIT, type UepBootstrap } from "./bootstrap-types.js";
-import { renderConfigInChild } from "./config-child.js";
+import { type ConfigChild, startConfigChild } from "./config-child.js";
 import { IdleTracker } from "./idle-tracker.js";
 import { watchParent } from "./parent-watch.js";
 import { parseBootstrap, readBootstrapLine } from "./read-bootstrap.js";
@@ -65,6 +65,8 @@ export interface RunUserEndpointOptions {
   uepName: string;
   /** `CONDUIT_USER_DIR`; the UEP's directory is `<userDir>/<uepName>`. */
   userDir: string;
+  /** A config child the entry started before loading this module; one is started at render otherwise. */
+  configChild?: ConfigChild;
 }
 
 /** Exit code for a UEP that refused its bootstrap (nothing else happened). */
@@ -117,7 +119,7 @@ export async function runUserEndpoint(options: RunUserEndpointOptions): Promise<
     process.stderr.write(`${refusal}\n`);
     return EXIT_REFUSED;
   }
-  const uep = new UserEndpoint(bootstrap, join(options.userDir, bootstrap.uepName));
+  const uep = new UserEndpoint(bootstrap, join(options.userDir, bootstrap.uepName), options.configChild);
   return uep.run(options.stdin, stdinEnded);
 }
 
@@ -156,6 +158,7 @@ class UserEndpoint {
   constructor(
     private readonly bootstrap: UepBootstrap,
     private readonly dir: string,
+    private readonly configChild?: ConfigChild,
   ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     // A reason left by an earlier run of this UEP must not be read as this run's.
@@ -239,7 +242,7 @@ class UserEndpoint {
     }
     // Security: this is the first use of the template and the user's variables, and it happens here,
     // in the UEP's own child (unprivileged in multi-user mode), never in the MEP.
-    const reply = await renderConfigInChild({
+    const reply = await (this.configChild ?? startConfigChild()).render({
       template,
       schema: bootstrap.schema,
       userConfig: bootstrap.userConfig,
