@@ -55,8 +55,16 @@ import { shutdownError, TaskLedger } from "./task-ledger.js";
 export const BLOCK_START_ATTEMPTS = 3;
 /** A block still not connected after this long gets a warning in the log (it may be queued, or stuck in worker_init). */
 const SLOW_START_WARNING_MS = 60_000;
-/** How long to wait for a lost block's job to report how it ended, for the error message. */
-const LOST_BLOCK_STATUS_WAIT_MS = 10_000;
+/**
+ * How long to wait for a lost block's job to report how it ended, which names
+ * the tasks' error (BlockWalltime, BlockCancelled, …). Only the lost block's
+ * own tasks wait; a loaded scheduler answered `squeue` after its 10 s command
+ * timeout, or kept a job completing, for longer than 2 s and then 10 s (CI
+ * saw BlockWalltime come out as WorkerLost twice).
+ */
+const LOST_BLOCK_STATUS_WAIT_MS = 60_000;
+/** Between two status queries of a lost block's job. */
+const LOST_BLOCK_STATUS_POLL_MS = 250;
 
 type BlockState =
   /** Submitted to the provider; its block manager has not connected yet. */
@@ -418,13 +426,13 @@ export class HighThroughputEngine implements Engine {
   private async describeLostBlock(record: BlockRecord | undefined): Promise<{ how: string; cause?: JobEndCause }> {
     const jobId = record?.jobId;
     const deadline = Date.now() + LOST_BLOCK_STATUS_WAIT_MS;
-    while (jobId && Date.now() < deadline) {
+    while (jobId && !this.stopping && Date.now() < deadline) {
       const status = (await this.provider.status([jobId]).catch(() => undefined))?.get(jobId);
       if (status && TERMINAL_JOB_STATES.has(status.state)) {
         const cause = jobEndCause(status);
         return { how: `its ${cause ? "job" : "block manager"} ${describeJobEnd(status)}`, cause };
       }
-      await sleep(100);
+      await sleep(LOST_BLOCK_STATUS_POLL_MS);
     }
     return { how: "its connection to the interchange closed" };
   }
