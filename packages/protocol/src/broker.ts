@@ -9,7 +9,6 @@
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ChannelModel, ConfirmChannel, Options, RecoveringChannelModel } from "amqplib";
-import { coalesceWrites } from "./coalesced-writes.js";
 import { ConduitError } from "./errors.js";
 import { type BrokerMessage, encodeMessage } from "./messages.js";
 
@@ -121,7 +120,6 @@ class RecoveringBroker extends EventEmitter implements BrokerLink {
           setup: async (model: ChannelModel) => {
             this.liveModel = model;
             const channel = await model.createConfirmChannel();
-            coalesceWrites(channel);
             channel.on("error", (err: Error) => this.emit("channel-error", err));
             channel.on("close", () => {
               if (this.channel === channel) this.channel = undefined;

@@ -3,8 +3,8 @@
  * amqplib's Mux writes every queued chunk (a publish, an ack, a method frame)
  * to the socket with its own `write()`, and a Node socket sends each at once:
  * under a burst the service made one `write` system call per ack and per
- * publish, the largest share of its CPU per task (issue 23). Every Conduit
- * process's broker link (service, MEP, UEP, SDK) is coalesced. Corking the
+ * publish, the largest share of its CPU per task (issue 23). The service's
+ * broker link is coalesced. Corking the
  * socket around the muxer's read loop hands the same bytes, in the same order,
  * to one `writev` when the loop ends; nothing waits for a later tick.
  */

@@ -14,6 +14,7 @@
 export type { ApiMethod, ApiRoute, RouteBody, RouteParams, RouteQuery, RouteReply } from "./api-routes.js";
 export { API_ROUTES } from "./api-routes.js";
 export { API_SHARED_SCHEMAS } from "./api-shapes.js";
+export { coalesceWrites } from "./coalesced-writes.js";
 export type { Credential, CredentialKind, ObtainOptions, ResolveOptions } from "./credentials.js";
 export {
   obtainCredential,

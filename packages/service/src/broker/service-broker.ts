@@ -7,6 +7,7 @@ import {
   type BrokerLink,
   type BrokerMessage,
   type ConfirmChannel,
+  coalesceWrites,
   connectBroker,
   declareQueue,
   declareTopology,
@@ -77,6 +78,7 @@ export class ServiceBroker {
       prefetch: options.prefetch,
       initialMaxRetries: options.initialMaxRetries,
       setup: async (channel) => {
+        coalesceWrites(channel);
         // Every exchange and shared queue of the protocol's topology table.
         await declareTopology(channel, queueType);
         broker.declared = new Map();
